@@ -1,0 +1,56 @@
+package config
+
+import (
+	kubeproxyv1alpha1 "k8s.io/kube-proxy/config/v1alpha1"
+	kubeletv1beta1 "k8s.io/kubelet/config/v1beta1"
+)
+
+// Built-in versions: kubeboot never looks up "stable" on the internet, it defaults to the release it was built for.
+const (
+	DefaultKubernetesVersion = "v1.34.4"
+	DefaultEtcdVersion       = "3.6.5-0"
+	DefaultCoreDNSVersion    = "v1.12.1"
+	DefaultPauseVersion      = "3.10.1"
+)
+
+// Well-known defaults, identical to kubeadm's.
+const (
+	DefaultImageRepository  = "registry.k8s.io"
+	DefaultCertificatesDir  = "/etc/kubernetes/pki"
+	DefaultServiceSubnet    = "10.96.0.0/12"
+	DefaultDNSDomain        = "cluster.local"
+	DefaultClusterName      = "kubernetes"
+	DefaultEtcdDataDir      = "/var/lib/etcd"
+	DefaultAPIBindPort      = 6443
+	DefaultCRISocket        = "unix:///var/run/containerd/containerd.sock"
+	DefaultCACertPath       = "/etc/kubernetes/pki/ca.crt"
+	KubernetesDir           = "/etc/kubernetes"
+	ManifestsDir            = "/etc/kubernetes/manifests"
+	KubeletDir              = "/var/lib/kubelet"
+	KubeletConfigFile       = "/var/lib/kubelet/config.yaml"
+	KubeletFlagsEnvFile     = "/var/lib/kubelet/kubeadm-flags.env"
+	BootstrapKubeletConf    = "/etc/kubernetes/bootstrap-kubelet.conf"
+	KubeletKubeconfigFile   = "/etc/kubernetes/kubelet.conf"
+	AdminKubeconfigFile     = "/etc/kubernetes/admin.conf"
+	SuperAdminKubeconfig    = "/etc/kubernetes/super-admin.conf"
+	ControllerManagerConfig = "/etc/kubernetes/controller-manager.conf"
+	SchedulerConfig         = "/etc/kubernetes/scheduler.conf"
+)
+
+// Init is the complete configuration of `kubeboot init` after loading, flag merging, defaulting and validation.
+// Renderers may rely on every defaulted field being set: NodeRegistration.Name, CRISocket, Taints,
+// LocalAPIEndpoint (AdvertiseAddress is an IP, BindPort > 0), Cluster.KubernetesVersion ("vX.Y.Z"),
+// Networking.ServiceSubnet/DNSDomain, CertificatesDir, ImageRepository, ClusterName, EncryptionAlgorithm,
+// both validity periods, Timeouts (every field), Etcd.Local (unless Etcd.External is set), Kubelet and Proxy
+// (defaulted documents, never nil).
+type Init struct {
+	Init    InitConfiguration
+	Cluster ClusterConfiguration
+	Kubelet *kubeletv1beta1.KubeletConfiguration
+	Proxy   *kubeproxyv1alpha1.KubeProxyConfiguration
+}
+
+// Join is the complete configuration of `kubeboot join` after loading, flag merging, defaulting and validation.
+type Join struct {
+	Join JoinConfiguration
+}

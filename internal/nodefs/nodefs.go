@@ -1,0 +1,109 @@
+// Package nodefs is the node's filesystem seen through a root directory, so that rendering a node into a
+// temporary directory (tests, --dry-run, the lab) uses exactly the code that writes the real /etc/kubernetes.
+package nodefs
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+)
+
+// FS maps absolute node paths ("/etc/kubernetes/pki/ca.crt") under Root. Root "" or "/" is the real filesystem.
+type FS struct {
+	Root string
+}
+
+// Host is the real root filesystem.
+var Host = FS{Root: "/"}
+
+// Path returns where the node path p lives on the machine.
+func (f FS) Path(p string) string {
+	if !filepath.IsAbs(p) {
+		// Relative paths are the caller's own (e.g. a --config file); they are not re-rooted.
+		return p
+	}
+	if f.Root == "" || f.Root == "/" {
+		return filepath.Clean(p)
+	}
+	return filepath.Join(f.Root, p)
+}
+
+// ReadFile reads the node path p.
+func (f FS) ReadFile(p string) ([]byte, error) { return os.ReadFile(f.Path(p)) }
+
+// Exists reports whether the node path p exists.
+func (f FS) Exists(p string) bool {
+	_, err := os.Lstat(f.Path(p))
+	return err == nil
+}
+
+// MkdirAll creates the node directory p and its parents.
+func (f FS) MkdirAll(p string, perm os.FileMode) error { return os.MkdirAll(f.Path(p), perm) }
+
+// WriteFile writes data to the node path p atomically (temporary file + rename in the same directory), creating
+// parent directories 0755, so a crash never leaves a half-written certificate or manifest behind.
+func (f FS) WriteFile(p string, data []byte, perm os.FileMode) error {
+	target := f.Path(p)
+	dir := filepath.Dir(target)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("create directory %s: %w", dir, err)
+	}
+	tmp, err := os.CreateTemp(dir, "."+filepath.Base(target)+".tmp-*")
+	if err != nil {
+		return fmt.Errorf("write %s: %w", target, err)
+	}
+	defer os.Remove(tmp.Name()) // no-op after a successful rename
+	if err := tmp.Chmod(perm); err != nil {
+		tmp.Close()
+		return fmt.Errorf("write %s: %w", target, err)
+	}
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return fmt.Errorf("write %s: %w", target, err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("write %s: %w", target, err)
+	}
+	if err := os.Rename(tmp.Name(), target); err != nil {
+		return fmt.Errorf("write %s: %w", target, err)
+	}
+	return nil
+}
+
+// Remove removes the node path p; a missing path is not an error.
+func (f FS) Remove(p string) error {
+	if err := os.Remove(f.Path(p)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	return nil
+}
+
+// RemoveAll removes the node path p and everything below it.
+func (f FS) RemoveAll(p string) error { return os.RemoveAll(f.Path(p)) }
+
+// List returns the node paths of all regular files under the node directory p, sorted.
+func (f FS) List(p string) ([]string, error) {
+	base := f.Path(p)
+	var out []string
+	err := filepath.WalkDir(base, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.Type().IsRegular() {
+			rel, err := filepath.Rel(base, path)
+			if err != nil {
+				return err
+			}
+			out = append(out, filepath.Join(p, rel))
+		}
+		return nil
+	})
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	sort.Strings(out)
+	return out, err
+}
