@@ -1,0 +1,238 @@
+// Package waiter waits for the kubelet and the control-plane components to report healthy, polling their health
+// endpoints quickly (no fixed sleeps) and, on timeout, explaining which component is unhealthy and why.
+package waiter
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+)
+
+// Endpoint is one health endpoint that must answer 200.
+type Endpoint struct {
+	Component string // kubelet, kube-apiserver, kube-controller-manager, kube-scheduler, etcd
+	URL       string
+}
+
+// Diagnoser explains why a component is not healthy (e.g. its container's state and last log lines from the CRI).
+type Diagnoser interface {
+	Diagnose(ctx context.Context, component string) string
+}
+
+// Waiter polls endpoints.
+type Waiter struct {
+	Client   *http.Client  // nil: a client that skips TLS verification (health endpoints only, as kubeadm does)
+	Interval time.Duration // between polls of one endpoint; 0 means 100ms
+	Out      io.Writer     // one line per component when it becomes healthy
+	Diagnose Diagnoser     // optional
+	Now      func() time.Time
+}
+
+// UnhealthyError lists the components that did not become healthy in time, with the last error seen for each and
+// the diagnosis, if any.
+type UnhealthyError struct {
+	Timeout    time.Duration
+	Components []ComponentState
+}
+
+// ComponentState is the last known state of one component that never became healthy.
+type ComponentState struct {
+	Endpoint  Endpoint
+	LastError string
+	Diagnosis string
+}
+
+func (e *UnhealthyError) Error() string {
+	var b strings.Builder
+	names := make([]string, 0, len(e.Components))
+	for _, c := range e.Components {
+		names = append(names, c.Endpoint.Component)
+	}
+	fmt.Fprintf(&b, "not healthy after %s: %s", e.Timeout, strings.Join(names, ", "))
+	for _, c := range e.Components {
+		fmt.Fprintf(&b, "\n  %s (%s): %s", c.Endpoint.Component, c.Endpoint.URL, c.LastError)
+		if c.Diagnosis != "" {
+			for _, line := range strings.Split(strings.TrimRight(c.Diagnosis, "\n"), "\n") {
+				fmt.Fprintf(&b, "\n    %s", line)
+			}
+		}
+	}
+	return b.String()
+}
+
+// Wait polls every endpoint concurrently until all answer 200 or timeout passes.
+func (w *Waiter) Wait(ctx context.Context, timeout time.Duration, endpoints ...Endpoint) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	client := w.Client
+	if client == nil {
+		client = insecureClient()
+	}
+	interval := w.Interval
+	if interval <= 0 {
+		interval = 100 * time.Millisecond
+	}
+	now := w.Now
+	if now == nil {
+		now = time.Now
+	}
+	start := now()
+
+	var mu sync.Mutex
+	var failed []ComponentState
+	var wg sync.WaitGroup
+	for _, ep := range endpoints {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			last := poll(ctx, client, ep.URL, interval)
+			mu.Lock()
+			defer mu.Unlock()
+			if last == nil {
+				if w.Out != nil {
+					fmt.Fprintf(w.Out, "  %s healthy after %s\n", ep.Component, now().Sub(start).Round(10*time.Millisecond))
+				}
+				return
+			}
+			failed = append(failed, ComponentState{Endpoint: ep, LastError: last.Error()})
+		}()
+	}
+	wg.Wait()
+	if len(failed) == 0 {
+		return nil
+	}
+	if parent := context.Cause(ctx); parent != nil && !errors.Is(parent, context.DeadlineExceeded) {
+		return parent
+	}
+	sort.Slice(failed, func(i, j int) bool { return failed[i].Endpoint.Component < failed[j].Endpoint.Component })
+	if w.Diagnose != nil {
+		// The wait's context is spent; give the diagnosis a short budget of its own.
+		dctx, dcancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer dcancel()
+		for i := range failed {
+			failed[i].Diagnosis = w.Diagnose.Diagnose(dctx, failed[i].Endpoint.Component)
+		}
+	}
+	return &UnhealthyError{Timeout: timeout, Components: failed}
+}
+
+// poll returns nil once url answers 200, or the last error when ctx ends.
+func poll(ctx context.Context, client *http.Client, url string, interval time.Duration) error {
+	var last error = errors.New("not checked yet")
+	ticker := time.NewTicker(interval)
+	defer ticker.Stop()
+	for {
+		err := probe(ctx, client, url)
+		if err == nil {
+			return nil
+		}
+		// A probe cut short by the end of the wait says nothing about the component: keep the previous answer.
+		if ctx.Err() == nil || last.Error() == "not checked yet" {
+			last = err
+		}
+		select {
+		case <-ctx.Done():
+			return last
+		case <-ticker.C:
+		}
+	}
+}
+
+func probe(ctx context.Context, client *http.Client, url string) error {
+	rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(rctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		var uerr interface{ Unwrap() error }
+		if errors.As(err, &uerr) {
+			return uerr.Unwrap()
+		}
+		return err
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 2048))
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("HTTP %d: %s", resp.StatusCode, strings.TrimSpace(string(body)))
+	}
+	return nil
+}
+
+func insecureClient() *http.Client {
+	return &http.Client{
+		Transport: &http.Transport{
+			// Health endpoints are probed before any trust is set up, exactly like the kubelet's own probes.
+			TLSClientConfig:   &tls.Config{InsecureSkipVerify: true}, //nolint:gosec
+			DialContext:       (&net.Dialer{Timeout: time.Second}).DialContext,
+			DisableKeepAlives: true,
+			Proxy:             nil, // never send health checks through a proxy
+		},
+	}
+}
+
+// Kubelet is the kubelet's healthz endpoint.
+func Kubelet(address string, port int32) Endpoint {
+	return Endpoint{Component: "kubelet", URL: fmt.Sprintf("http://%s/healthz", net.JoinHostPort(address, fmt.Sprint(port)))}
+}
+
+// ControlPlane derives the health endpoints of kube-apiserver (/livez), kube-controller-manager (/healthz) and
+// kube-scheduler (/livez) from their static Pods, so user extraArgs that move an address or port are honoured.
+func ControlPlane(pods map[string]*corev1.Pod) ([]Endpoint, error) {
+	type comp struct {
+		name, addrFlag, defAddr, defPort, path string
+	}
+	comps := []comp{
+		{"kube-apiserver", "advertise-address", "", "6443", "livez"},
+		{"kube-controller-manager", "bind-address", "127.0.0.1", "10257", "healthz"},
+		{"kube-scheduler", "bind-address", "127.0.0.1", "10259", "livez"},
+	}
+	var out []Endpoint
+	for _, c := range comps {
+		pod, ok := pods[c.name]
+		if !ok {
+			continue
+		}
+		if len(pod.Spec.Containers) == 0 {
+			return nil, fmt.Errorf("static Pod %s has no containers", c.name)
+		}
+		args := flagValues(pod.Spec.Containers[0].Command)
+		addr := args[c.addrFlag]
+		if addr == "" || addr == "0.0.0.0" || addr == "::" {
+			addr = c.defAddr
+		}
+		if addr == "" || addr == "0.0.0.0" || addr == "::" {
+			addr = "127.0.0.1"
+		}
+		port := args["secure-port"]
+		if port == "" {
+			port = c.defPort
+		}
+		out = append(out, Endpoint{Component: c.name, URL: fmt.Sprintf("https://%s/%s", net.JoinHostPort(addr, port), c.path)})
+	}
+	return out, nil
+}
+
+func flagValues(command []string) map[string]string {
+	out := map[string]string{}
+	for _, a := range command {
+		if !strings.HasPrefix(a, "--") {
+			continue
+		}
+		k, v, _ := strings.Cut(strings.TrimPrefix(a, "--"), "=")
+		out[k] = v
+	}
+	return out
+}
