@@ -20,6 +20,9 @@ type Phase[D any] struct {
 	Run    func(ctx context.Context, d D) error
 	RunIf  func(d D) bool // optional: the phase is skipped (and says so) when it returns false
 	Phases []Phase[D]
+	// RunAll, when set, replaces running the sub-phases one by one whenever all of them are selected: it lets a
+	// parent do its children's work concurrently (e.g. generate every certificate at once).
+	RunAll func(ctx context.Context, d D) error
 	// Hidden phases run as part of the workflow but are not offered as `phase` subcommands.
 	Hidden bool
 }
@@ -131,6 +134,14 @@ func (r *Runner[D]) run(ctx context.Context, d D, prefix string, phases []Phase[
 			}
 			r.printf("[%s] done in %s\n", path, round(r.now().Sub(start)))
 		}
+		if p.RunAll != nil && selected && !anySkipped(path, skip) {
+			start := r.now()
+			if err := p.RunAll(ctx, d); err != nil {
+				return &PhaseError{Phase: path, Err: err}
+			}
+			r.printf("[%s] all done in %s\n", path, round(r.now().Sub(start)))
+			continue
+		}
 		if len(p.Phases) > 0 {
 			if err := r.run(ctx, d, path, p.Phases, skip, only); err != nil {
 				return err
@@ -138,6 +149,15 @@ func (r *Runner[D]) run(ctx context.Context, d D, prefix string, phases []Phase[
 		}
 	}
 	return nil
+}
+
+func anySkipped(path string, skip map[string]bool) bool {
+	for s := range skip {
+		if strings.HasPrefix(s, path+"/") {
+			return true
+		}
+	}
+	return false
 }
 
 func (r *Runner[D]) now() time.Time {

@@ -127,3 +127,36 @@ func TestCanceledContext(t *testing.T) {
 		t.Fatalf("ran %v", r.ran)
 	}
 }
+
+func TestRunAllReplacesChildrenOnlyWhenAllSelected(t *testing.T) {
+	phases := func() []Phase[*record] {
+		ps := tree()
+		ps[1].RunAll = func(_ context.Context, r *record) error {
+			r.ran = append(r.ran, "certs-all")
+			return nil
+		}
+		return ps
+	}
+	tests := []struct {
+		name string
+		opts Options
+		want string
+	}{
+		{"whole workflow", Options{Skip: []string{"kubeconfig", "preflight", "show-join-command"}}, "certs-all"},
+		{"only parent", Options{Only: "certs"}, "certs-all"},
+		{"only child", Options{Only: "certs/ca"}, "ca"},
+		{"a child skipped", Options{Only: "certs", Skip: []string{"certs/sa"}}, "ca,apiserver"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := &record{}
+			run := Runner[*record]{Phases: phases()}
+			if err := run.Run(t.Context(), r, tt.opts); err != nil {
+				t.Fatal(err)
+			}
+			if got := strings.Join(r.ran, ","); got != tt.want {
+				t.Fatalf("ran %s, want %s", got, tt.want)
+			}
+		})
+	}
+}

@@ -1,0 +1,25 @@
+#!/bin/sh
+# Regenerates what upstream kubeadm v1.34.4 writes to /var/lib/kubelet for each */kubeadm.yaml here
+# (`kubeadm init phase kubelet-start`). kubeadm runs in private mount and UTS namespaces: /var and /etc are
+# overlays whose upper layers are temporary directories, the hostname is kb-ref-host, and PATH is empty so
+# kubeadm finds no init system and restarts nothing. The machine's files and services are never touched.
+# Usage: KUBEADM=/var/lib/kubeboot-lab/bin/kubeadm ./generate.sh   (as root)
+set -eu
+KUBEADM=${KUBEADM:-/var/lib/kubeboot-lab/bin/kubeadm}
+here=$(cd "$(dirname "$0")" && pwd)
+for dir in "$here"/*/; do
+	case=$(basename "$dir")
+	tmp=$(mktemp -d)
+	mkdir "$tmp/etc" "$tmp/etcw" "$tmp/var" "$tmp/varw"
+	unshare -m -u --propagation private sh -c "
+		hostname kb-ref-host &&
+		mount -t overlay overlay -o lowerdir=/etc,upperdir=$tmp/etc,workdir=$tmp/etcw /etc &&
+		mount -t overlay overlay -o lowerdir=/var,upperdir=$tmp/var,workdir=$tmp/varw /var &&
+		PATH=/nonexistent $KUBEADM init phase kubelet-start --config $dir/kubeadm.yaml >/dev/null 2>&1"
+	rm -f "$dir"/*.ref
+	for f in "$tmp"/var/lib/kubelet/*; do
+		cp "$f" "$dir/$(basename "$f").ref"
+	done
+	rm -rf "$tmp"
+	echo "$case: $(ls "$dir" | grep '\.ref$' | tr '\n' ' ')"
+done

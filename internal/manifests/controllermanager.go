@@ -1,0 +1,86 @@
+package manifests
+
+import (
+	"path"
+
+	corev1 "k8s.io/api/core/v1"
+
+	"kubeboot.dev/kubeboot/internal/config"
+)
+
+// defaultFlexVolumeDir is where the controller-manager looks for FlexVolume drivers unless told otherwise; it is
+// mounted read-write because drivers talk to their storage backends through sockets there.
+const defaultFlexVolumeDir = "/usr/libexec/kubernetes/kubelet-plugins/volume/exec"
+
+// ControllerManager renders the kube-controller-manager static Pod.
+func ControllerManager(cfg *config.Init, host Host) *corev1.Pod {
+	extra := cfg.Cluster.ControllerManager.ExtraArgs
+	hp := newHostPaths()
+	hp.add("k8s-certs", cfg.Cluster.CertificatesDir, cfg.Cluster.CertificatesDir, true, corev1.HostPathDirectoryOrCreate)
+	hp.addCACerts(host)
+	hp.add("kubeconfig", config.ControllerManagerConfig, config.ControllerManagerConfig, true, corev1.HostPathFileOrCreate)
+	flexDir, ok := argValue(extra, "flex-volume-plugin-dir")
+	if !ok {
+		flexDir = defaultFlexVolumeDir
+	}
+	hp.add("flexvolume-dir", flexDir, flexDir, false, corev1.HostPathDirectoryOrCreate)
+	hp.addExtra(cfg.Cluster.ControllerManager.ExtraVolumes)
+
+	probe := "127.0.0.1"
+	if addr, ok := argValue(extra, "bind-address"); ok {
+		probe = probeHost(addr)
+	}
+	timeout := healthCheckTimeout(cfg)
+	c := corev1.Container{
+		Name:            ControllerManagerName,
+		Image:           kubernetesImage(cfg, ControllerManagerName),
+		ImagePullPolicy: pullPolicy(cfg),
+		Command:         commandLine(ControllerManagerName, controllerManagerArgs(cfg, host), extra),
+		VolumeMounts:    hp.volumeMounts(),
+		LivenessProbe:   livenessProbe(probe, "/healthz", corev1.URISchemeHTTPS),
+		StartupProbe:    startupProbe(probe, "/healthz", corev1.URISchemeHTTPS, timeout),
+		Resources:       cpuRequest("200m"),
+		Env:             mergeEnv(host.ProxyEnv, extraEnv(cfg.Cluster.ControllerManager.ExtraEnvs)),
+		Ports:           probePort(controllerManagerPort),
+	}
+	return componentPod(c, hp.volumes, nil)
+}
+
+func controllerManagerArgs(cfg *config.Init, host Host) []config.Arg {
+	pki := cfg.Cluster.CertificatesDir
+	kubeconfig := config.ControllerManagerConfig
+	caFile := path.Join(pki, "ca.crt")
+	args := []config.Arg{
+		{Name: "bind-address", Value: "127.0.0.1"},
+		{Name: "leader-elect", Value: "true"},
+		{Name: "kubeconfig", Value: kubeconfig},
+		{Name: "authentication-kubeconfig", Value: kubeconfig},
+		{Name: "authorization-kubeconfig", Value: kubeconfig},
+		{Name: "client-ca-file", Value: caFile},
+		{Name: "requestheader-client-ca-file", Value: path.Join(pki, "front-proxy-ca.crt")},
+		{Name: "root-ca-file", Value: caFile},
+		{Name: "service-account-private-key-file", Value: path.Join(pki, "sa.key")},
+		{Name: "cluster-signing-cert-file", Value: caFile},
+		{Name: "cluster-signing-key-file", Value: path.Join(pki, "ca.key")},
+		{Name: "use-service-account-credentials", Value: "true"},
+		// bootstrapsigner signs cluster-info for discovery and tokencleaner removes expired tokens: without
+		// them no node can join.
+		{Name: "controllers", Value: "*,bootstrapsigner,tokencleaner"},
+	}
+	if host.ExternalCA {
+		// Without the CA key the csrsigning controller must not start rather than fail on a missing file.
+		args = setArg(args, "cluster-signing-key-file", "")
+		args = setArg(args, "cluster-signing-cert-file", "")
+	}
+	if n := cfg.Cluster.Networking; n.PodSubnet != "" {
+		args = setArg(args, "allocate-node-cidrs", "true")
+		args = setArg(args, "cluster-cidr", n.PodSubnet)
+		if n.ServiceSubnet != "" {
+			args = setArg(args, "service-cluster-ip-range", n.ServiceSubnet)
+		}
+	}
+	if cfg.Cluster.ClusterName != "" {
+		args = setArg(args, "cluster-name", cfg.Cluster.ClusterName)
+	}
+	return args
+}

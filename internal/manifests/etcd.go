@@ -1,0 +1,167 @@
+package manifests
+
+import (
+	"errors"
+	"net"
+	"net/url"
+	"path"
+	"strconv"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	"k8s.io/apimachinery/pkg/util/version"
+
+	"kubeboot.dev/kubeboot/internal/config"
+)
+
+// ErrExternalEtcd is returned when a local etcd Pod is asked for while the cluster uses an external etcd.
+var ErrExternalEtcd = errors.New("etcd.external is set in ClusterConfiguration: kubeboot runs no etcd Pod for an external etcd")
+
+// EtcdMember is one member of the etcd cluster a new member joins.
+type EtcdMember struct {
+	Name    string
+	PeerURL string
+}
+
+// etcd36 is the first etcd whose experimental flags became feature gates and plain flags.
+var etcd36 = version.MustParseSemantic("3.6.0")
+
+// EtcdClientURL is where the etcd member of the node advertised at endpoint serves clients.
+func EtcdClientURL(endpoint config.APIEndpoint) string {
+	return "https://" + net.JoinHostPort(endpoint.AdvertiseAddress, strconv.Itoa(etcdClientPort))
+}
+
+// EtcdPeerURL is where the etcd member of the node advertised at endpoint talks to its peers.
+func EtcdPeerURL(endpoint config.APIEndpoint) string {
+	return "https://" + net.JoinHostPort(endpoint.AdvertiseAddress, strconv.Itoa(etcdPeerPort))
+}
+
+// Etcd renders the local etcd member's static Pod for the node advertised at endpoint. An empty initialCluster
+// starts a new single-member cluster; otherwise the member joins the listed members (which must include itself)
+// with initial-cluster-state=existing.
+func Etcd(cfg *config.Init, endpoint config.APIEndpoint, initialCluster []EtcdMember) (*corev1.Pod, error) {
+	local := cfg.Cluster.Etcd.Local
+	if local == nil {
+		return nil, ErrExternalEtcd
+	}
+	pki := path.Join(cfg.Cluster.CertificatesDir, "etcd")
+	volumes := map[string]corev1.Volume{
+		"etcd-data":  hostPathVolume("etcd-data", local.DataDir, corev1.HostPathDirectoryOrCreate),
+		"etcd-certs": hostPathVolume("etcd-certs", pki, corev1.HostPathDirectoryOrCreate),
+	}
+	host, port, scheme := etcdProbeEndpoint(local, loopback(endpoint.AdvertiseAddress))
+	timeout := healthCheckTimeout(cfg)
+	c := corev1.Container{
+		Name:            EtcdName,
+		Command:         commandLine(EtcdName, etcdArgs(cfg, endpoint, initialCluster), local.ExtraArgs),
+		Image:           etcdImage(cfg),
+		ImagePullPolicy: pullPolicy(cfg),
+		// Read-write: etcd writes its data, and the certificates are rotated in place.
+		VolumeMounts: []corev1.VolumeMount{
+			{Name: "etcd-data", MountPath: local.DataDir},
+			{Name: "etcd-certs", MountPath: pki},
+		},
+		Resources: corev1.ResourceRequirements{Requests: corev1.ResourceList{
+			corev1.ResourceCPU:    resource.MustParse("100m"),
+			corev1.ResourceMemory: resource.MustParse("100Mi"),
+		}},
+		// /livez and /readyz on the metrics listener (plain HTTP on loopback) need no client certificate.
+		LivenessProbe:  livenessProbe(host, "/livez", scheme),
+		ReadinessProbe: readinessProbe(host, "/readyz", scheme),
+		StartupProbe:   startupProbe(host, "/readyz", scheme, timeout),
+		Env:            mergeEnv(extraEnv(local.ExtraEnvs)),
+		Ports:          probePort(port),
+	}
+	annotations := map[string]string{EtcdAdvertiseClientURLsAnnotation: EtcdClientURL(endpoint)}
+	return componentPod(c, volumes, annotations), nil
+}
+
+func etcdImage(cfg *config.Init) string {
+	repo := cfg.Cluster.ImageRepository
+	if r := cfg.Cluster.Etcd.Local.ImageRepository; r != "" {
+		repo = r
+	}
+	return repo + "/etcd:" + etcdImageTag(cfg)
+}
+
+func etcdImageTag(cfg *config.Init) string {
+	if t := cfg.Cluster.Etcd.Local.ImageTag; t != "" {
+		return t
+	}
+	return config.DefaultEtcdVersion
+}
+
+func etcdArgs(cfg *config.Init, endpoint config.APIEndpoint, initialCluster []EtcdMember) []config.Arg {
+	pki := cfg.Cluster.CertificatesDir
+	lo := loopback(endpoint.AdvertiseAddress)
+	name := cfg.Init.NodeRegistration.Name
+	clientURL, peerURL := EtcdClientURL(endpoint), EtcdPeerURL(endpoint)
+	args := []config.Arg{
+		{Name: "name", Value: name},
+		{Name: "listen-client-urls", Value: "https://" + net.JoinHostPort(lo, strconv.Itoa(etcdClientPort)) + "," + clientURL},
+		{Name: "advertise-client-urls", Value: clientURL},
+		{Name: "listen-peer-urls", Value: peerURL},
+		{Name: "initial-advertise-peer-urls", Value: peerURL},
+		{Name: "data-dir", Value: cfg.Cluster.Etcd.Local.DataDir},
+		{Name: "cert-file", Value: path.Join(pki, "etcd", "server.crt")},
+		{Name: "key-file", Value: path.Join(pki, "etcd", "server.key")},
+		{Name: "trusted-ca-file", Value: path.Join(pki, "etcd", "ca.crt")},
+		{Name: "client-cert-auth", Value: "true"},
+		{Name: "peer-cert-file", Value: path.Join(pki, "etcd", "peer.crt")},
+		{Name: "peer-key-file", Value: path.Join(pki, "etcd", "peer.key")},
+		{Name: "peer-trusted-ca-file", Value: path.Join(pki, "etcd", "ca.crt")},
+		{Name: "peer-client-cert-auth", Value: "true"},
+		{Name: "snapshot-count", Value: "10000"},
+		{Name: "listen-metrics-urls", Value: "http://" + net.JoinHostPort(lo, strconv.Itoa(etcdMetricsPort))},
+	}
+	// etcd 3.6 turned the experimental flags kubeadm relies on into a feature gate and a plain flag; an
+	// unparsable tag is treated as older, as kubeadm does.
+	if v, err := version.ParseSemantic(etcdImageTag(cfg)); err == nil && v.AtLeast(etcd36) {
+		args = append(args,
+			config.Arg{Name: "feature-gates", Value: "InitialCorruptCheck=true"},
+			config.Arg{Name: "watch-progress-notify-interval", Value: "5s"},
+		)
+	} else {
+		args = append(args,
+			config.Arg{Name: "experimental-initial-corrupt-check", Value: "true"},
+			config.Arg{Name: "experimental-watch-progress-notify-interval", Value: "5s"},
+		)
+	}
+	if len(initialCluster) == 0 {
+		args = setArg(args, "initial-cluster", name+"="+peerURL)
+	} else {
+		members := make([]string, 0, len(initialCluster))
+		for _, m := range initialCluster {
+			members = append(members, m.Name+"="+m.PeerURL)
+		}
+		args = setArg(args, "initial-cluster", strings.Join(members, ","))
+		args = setArg(args, "initial-cluster-state", "existing")
+	}
+	return args
+}
+
+// etcdProbeEndpoint follows a user's listen-metrics-urls (its first URL) so the probes hit a listener that exists.
+func etcdProbeEndpoint(local *config.LocalEtcd, lo string) (string, int32, corev1.URIScheme) {
+	v, ok := argValue(local.ExtraArgs, "listen-metrics-urls")
+	if !ok {
+		return lo, etcdMetricsPort, corev1.URISchemeHTTP
+	}
+	u, err := url.Parse(strings.Split(v, ",")[0])
+	if err != nil {
+		return lo, etcdMetricsPort, corev1.URISchemeHTTP
+	}
+	scheme := corev1.URISchemeHTTP
+	if u.Scheme == "https" {
+		scheme = corev1.URISchemeHTTPS
+	}
+	host := u.Hostname()
+	if host == "" {
+		host = lo
+	}
+	port := int32(etcdMetricsPort)
+	if p, err := strconv.Atoi(u.Port()); err == nil && p > 0 && p < 65536 {
+		port = int32(p)
+	}
+	return host, port, scheme
+}

@@ -1,0 +1,27 @@
+#!/bin/sh
+# Regenerates the reference manifests rendered by upstream kubeadm v1.34.4 for each */kubeadm.yaml here.
+# kubeadm writes /etc/kubernetes/manifests and creates etcd's data directory, so it runs in a private mount
+# namespace with /etc and /var under overlays whose upper layers are temporary directories: the machine's files
+# are never touched. Every dataDir in the configurations must therefore lie under /var.
+# The references depend on which CA directories exist here (Debian 12: /etc/ca-certificates,
+# /usr/share/ca-certificates, /usr/local/share/ca-certificates; debianHost in the tests).
+# Usage: KUBEADM=/var/lib/kubeboot-lab/bin/kubeadm ./generate.sh   (as root, with no *_proxy variables set)
+set -eu
+KUBEADM=${KUBEADM:-/var/lib/kubeboot-lab/bin/kubeadm}
+here=$(cd "$(dirname "$0")" && pwd)
+for dir in "$here"/*/; do
+	case=$(basename "$dir")
+	tmp=$(mktemp -d)
+	mkdir "$tmp/upper" "$tmp/work" "$tmp/var" "$tmp/varw"
+	unshare -m --propagation private sh -c "
+		mount -t overlay overlay -o lowerdir=/etc,upperdir=$tmp/upper,workdir=$tmp/work /etc &&
+		mount -t overlay overlay -o lowerdir=/var,upperdir=$tmp/var,workdir=$tmp/varw /var &&
+		$KUBEADM init phase control-plane all --config $dir/kubeadm.yaml >/dev/null &&
+		$KUBEADM init phase etcd local --config $dir/kubeadm.yaml >/dev/null"
+	rm -f "$dir"/*.yaml.ref
+	for f in "$tmp"/upper/kubernetes/manifests/*.yaml; do
+		[ -e "$f" ] && cp "$f" "$dir/$(basename "$f").ref"
+	done
+	rm -rf "$tmp"
+	echo "$case: $(ls "$dir" | grep -c '\.ref$') manifests"
+done
