@@ -75,6 +75,8 @@ so clusters, scripts and nodes made with either tool work with the other.`,
 	root.SetErr(stderr)
 	root.AddCommand(
 		newVersionCmd(stdout),
+		newInitCmd(stdout),
+		newConfigCmd(stdout),
 	)
 	return root
 }

@@ -1,0 +1,89 @@
+package addons
+
+import (
+	"bytes"
+	"flag"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"k8s.io/apimachinery/pkg/runtime"
+	componentbasev1alpha1 "k8s.io/component-base/config/v1alpha1"
+	kubeproxyv1alpha1 "k8s.io/kube-proxy/config/v1alpha1"
+
+	"kubeboot.dev/kubeboot/internal/config"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files in testdata/ from the current output")
+
+// testInit is a configuration as the loader leaves it after defaulting, for a cluster with a pod subnet.
+func testInit() *config.Init {
+	return &config.Init{
+		Cluster: config.ClusterConfiguration{
+			KubernetesVersion: config.DefaultKubernetesVersion,
+			ImageRepository:   config.DefaultImageRepository,
+			ClusterName:       config.DefaultClusterName,
+			CertificatesDir:   config.DefaultCertificatesDir,
+			Networking: config.Networking{
+				ServiceSubnet: config.DefaultServiceSubnet,
+				PodSubnet:     "10.244.0.0/16",
+				DNSDomain:     config.DefaultDNSDomain,
+			},
+		},
+		Proxy: &kubeproxyv1alpha1.KubeProxyConfiguration{
+			BindAddress:      "0.0.0.0",
+			ClusterCIDR:      "10.244.0.0/16",
+			ClientConnection: componentbasev1alpha1.ClientConnectionConfiguration{Kubeconfig: "/var/lib/kube-proxy/kubeconfig.conf"},
+		},
+	}
+}
+
+// checkGolden compares the YAML of objs with testdata/name, or rewrites it under -update.
+func checkGolden(t *testing.T, name string, objs []runtime.Object) {
+	t.Helper()
+	got, err := MarshalYAML(objs...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join("testdata", name)
+	if *update {
+		if err := os.MkdirAll("testdata", 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test ./internal/addons -update to create it)", err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("rendered objects differ from %s (rerun with -update if the change is intended):\n%s", path, got)
+	}
+}
+
+func TestDisabled(t *testing.T) {
+	for _, tc := range []struct {
+		name               string
+		dns, proxy         bool
+		wantDNS, wantProxy bool
+	}{
+		{name: "both on"},
+		{name: "dns off", dns: true, wantDNS: true},
+		{name: "proxy off", proxy: true, wantProxy: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := testInit()
+			cfg.Cluster.DNS.Disabled = tc.dns
+			cfg.Cluster.Proxy.Disabled = tc.proxy
+			if got := CoreDNSDisabled(cfg); got != tc.wantDNS {
+				t.Errorf("CoreDNSDisabled = %v, want %v", got, tc.wantDNS)
+			}
+			if got := KubeProxyDisabled(cfg); got != tc.wantProxy {
+				t.Errorf("KubeProxyDisabled = %v, want %v", got, tc.wantProxy)
+			}
+		})
+	}
+}

@@ -1,0 +1,320 @@
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"kubeboot.dev/kubeboot/internal/config"
+	"kubeboot.dev/kubeboot/internal/initflow"
+	"kubeboot.dev/kubeboot/internal/kubelet"
+	"kubeboot.dev/kubeboot/internal/nodefs"
+	"kubeboot.dev/kubeboot/internal/pki"
+	"kubeboot.dev/kubeboot/internal/preflight"
+	"kubeboot.dev/kubeboot/internal/workflow"
+)
+
+// initOptions are init's flags before they become configuration.
+type initOptions struct {
+	configFile string
+	rootfs     string
+	flags      config.InitFlags
+	fs         *pflag.FlagSet
+	// raw values behind the pointer fields of flags; only flags the user set are copied into flags.
+	advertise, endpoint, podCIDR, svcCIDR, dnsDomain, version, nodeName, certDir, criSocket, imageRepo, token, certKey string
+	bindPort                                                                                                           int32
+	tokenTTL                                                                                                           time.Duration
+	uploadCerts, dryRun                                                                                                bool
+}
+
+func (o *initOptions) register(fs *pflag.FlagSet, withSkipPhases bool) {
+	o.fs = fs
+	fs.StringVar(&o.configFile, "config", "", "path to a kubeadm configuration file (kubeadm.k8s.io/v1beta4 or v1beta3)")
+	fs.StringVar(&o.rootfs, "rootfs", "", "render the node under this directory instead of / (for tests, image builds and labs)")
+	fs.StringVar(&o.advertise, "apiserver-advertise-address", "", "the IP address the API server advertises; default: the address of the default route's interface")
+	fs.Int32Var(&o.bindPort, "apiserver-bind-port", config.DefaultAPIBindPort, "port the API server binds to")
+	fs.StringVar(&o.endpoint, "control-plane-endpoint", "", "a stable IP or DNS name (with optional port) for the control plane, e.g. a load balancer")
+	fs.StringVar(&o.podCIDR, "pod-network-cidr", "", "the range of IP addresses for the pod network; the controller-manager allocates a subnet of it to every node")
+	fs.StringVar(&o.svcCIDR, "service-cidr", config.DefaultServiceSubnet, "the range of IP addresses for Services")
+	fs.StringVar(&o.dnsDomain, "service-dns-domain", config.DefaultDNSDomain, "the DNS domain of Services")
+	fs.StringVar(&o.version, "kubernetes-version", config.DefaultKubernetesVersion, "the Kubernetes version of the control plane")
+	fs.StringVar(&o.nodeName, "node-name", "", "the node's name; default: the hostname")
+	fs.StringVar(&o.certDir, "cert-dir", config.DefaultCertificatesDir, "where certificates are stored")
+	fs.StringVar(&o.criSocket, "cri-socket", "", "the container runtime's CRI socket; default: "+config.DefaultCRISocket)
+	fs.StringVar(&o.imageRepo, "image-repository", config.DefaultImageRepository, "where control-plane images come from")
+	fs.StringVar(&o.token, "token", "", "the bootstrap token to create, [a-z0-9]{6}.[a-z0-9]{16}; default: a random one")
+	fs.DurationVar(&o.tokenTTL, "token-ttl", 24*time.Hour, "how long the bootstrap token lives; 0 means forever")
+	fs.BoolVar(&o.uploadCerts, "upload-certs", false, "upload the control-plane certificates to the kubeadm-certs Secret")
+	fs.StringVar(&o.certKey, "certificate-key", "", "the key that encrypts the uploaded certificates (64 hex characters)")
+	fs.StringSliceVar(&o.flags.IgnorePreflightErrors, "ignore-preflight-errors", nil, "checks whose errors become warnings, e.g. 'IsPrivilegedUser,Swap'; 'all' ignores every check")
+	fs.BoolVar(&o.dryRun, "dry-run", false, "change nothing: render into a scratch directory and print what would be written")
+	if withSkipPhases {
+		fs.StringSliceVar(&o.flags.SkipPhases, "skip-phases", nil, "phases to skip, e.g. 'addon/kube-proxy'")
+	}
+}
+
+// resolved turns the flags the user set into config.InitFlags.
+func (o *initOptions) resolved() config.InitFlags {
+	f := o.flags
+	set := func(name string) bool { return o.fs.Changed(name) }
+	str := func(name string, v string) *string {
+		if set(name) {
+			return &v
+		}
+		return nil
+	}
+	f.APIServerAdvertiseAddress = str("apiserver-advertise-address", o.advertise)
+	f.ControlPlaneEndpoint = str("control-plane-endpoint", o.endpoint)
+	f.PodNetworkCIDR = str("pod-network-cidr", o.podCIDR)
+	f.ServiceCIDR = str("service-cidr", o.svcCIDR)
+	f.ServiceDNSDomain = str("service-dns-domain", o.dnsDomain)
+	f.KubernetesVersion = str("kubernetes-version", o.version)
+	f.NodeName = str("node-name", o.nodeName)
+	f.CertDir = str("cert-dir", o.certDir)
+	f.CRISocket = str("cri-socket", o.criSocket)
+	f.ImageRepository = str("image-repository", o.imageRepo)
+	f.Token = str("token", o.token)
+	f.CertificateKey = str("certificate-key", o.certKey)
+	if set("apiserver-bind-port") {
+		f.APIServerBindPort = &o.bindPort
+	}
+	if set("token-ttl") {
+		f.TokenTTL = &o.tokenTTL
+	}
+	if set("upload-certs") {
+		f.UploadCerts = &o.uploadCerts
+	}
+	if set("dry-run") {
+		f.DryRun = &o.dryRun
+	}
+	return f
+}
+
+// data loads the configuration and builds the phases' data. cleanup removes a dry run's scratch directory.
+func (o *initOptions) data(stdout io.Writer) (d *initflow.Data, cleanup func(), err error) {
+	var file []byte
+	if o.configFile != "" {
+		if file, err = os.ReadFile(o.configFile); err != nil {
+			return nil, nil, withHint(fmt.Errorf("read --config: %w", err), "pass the path of a kubeadm.k8s.io/v1beta4 configuration file; `kubeboot config print init-defaults` prints one to start from")
+		}
+	}
+	cfg, warnings, err := config.ResolveInit(file, o.resolved(), config.HostEnvironment())
+	if err != nil {
+		where := "the flags"
+		if o.configFile != "" {
+			where = o.configFile
+		}
+		return nil, nil, withHint(fmt.Errorf("invalid configuration in %s: %w", where, err), "fix the fields named above; nothing was written")
+	}
+	for _, w := range warnings {
+		fmt.Fprintf(stdout, "[config] WARNING: %s\n", w)
+	}
+	fsys := nodefs.Host
+	if o.rootfs != "" {
+		abs, err := filepath.Abs(o.rootfs)
+		if err != nil {
+			return nil, nil, err
+		}
+		fsys = nodefs.FS{Root: abs}
+	}
+	cleanup = func() {}
+	dry := cfg.Init.DryRun
+	if dry {
+		scratch, err := os.MkdirTemp("", "kubeboot-dryrun-")
+		if err != nil {
+			return nil, nil, err
+		}
+		// Seed the scratch root with what the machine already has, so reuse decisions are the real ones.
+		if err := copyTree(fsys, nodefs.FS{Root: scratch}, config.KubernetesDir); err != nil {
+			os.RemoveAll(scratch)
+			return nil, nil, err
+		}
+		fsys = nodefs.FS{Root: scratch}
+		cleanup = func() { os.RemoveAll(scratch) }
+	}
+	if o.uploadCerts {
+		cleanup()
+		return nil, nil, withHint(errors.New("--upload-certs is not supported yet"), "copy /etc/kubernetes/pki/{ca,front-proxy-ca,etcd/ca}.{crt,key} and sa.{key,pub} to the other control-plane nodes yourself for now")
+	}
+	hostname, _ := os.Hostname()
+	pre := preflight.HostEnv(fsys)
+	return &initflow.Data{
+		Cfg:         cfg,
+		FS:          fsys,
+		Out:         stdout,
+		Source:      pki.SystemSource(),
+		Preflight:   pre,
+		Clients:     &initflow.FileClients{FS: fsys},
+		DialRuntime: pre.DialRuntime,
+		InitSystem:  kubelet.DetectInitSystem(fsys),
+		Hostname:    hostname,
+		DryRun:      dry,
+		UploadCerts: o.uploadCerts,
+	}, cleanup, nil
+}
+
+func newInitCmd(stdout io.Writer) *cobra.Command {
+	o := &initOptions{}
+	cmd := &cobra.Command{
+		Use:   "init",
+		Short: "Make this machine the first control-plane node of a new cluster",
+		Long: `Make this machine the first control-plane node of a new cluster.
+
+Runs, in order (each is also 'kubeboot init phase <name>' and can be left out with --skip-phases):
+` + phaseList(initflow.Phases()),
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runInit(cmd, o, stdout, "")
+		},
+	}
+	o.register(cmd.Flags(), true)
+	cmd.AddCommand(newPhaseCmd(stdout, initflow.Phases()))
+	return cmd
+}
+
+func runInit(cmd *cobra.Command, o *initOptions, stdout io.Writer, only string) error {
+	d, cleanup, err := o.data(stdout)
+	if err != nil {
+		return err
+	}
+	defer cleanup()
+	runner := workflow.Runner[*initflow.Data]{Phases: initflow.Phases(), Out: stdout}
+	skip := d.Cfg.Init.SkipPhases
+	start := time.Now()
+	if err := runner.Run(cmd.Context(), d, workflow.Options{Skip: skip, Only: only}); err != nil {
+		return err
+	}
+	if d.DryRun {
+		if err := printDryRun(stdout, d.FS); err != nil {
+			return err
+		}
+	}
+	if only == "" {
+		fmt.Fprintf(stdout, "init finished in %s\n", time.Since(start).Round(10*time.Millisecond))
+	}
+	return nil
+}
+
+// newPhaseCmd builds `init phase <name> [<sub>|all]` from the phase tree, as kubeadm does.
+func newPhaseCmd(stdout io.Writer, phases []workflow.Phase[*initflow.Data]) *cobra.Command {
+	phaseCmd := &cobra.Command{Use: "phase", Short: "Run one phase of init"}
+	var add func(parent *cobra.Command, prefix string, ps []workflow.Phase[*initflow.Data])
+	add = func(parent *cobra.Command, prefix string, ps []workflow.Phase[*initflow.Data]) {
+		for _, p := range ps {
+			if p.Hidden {
+				continue
+			}
+			path := p.Name
+			if prefix != "" {
+				path = prefix + "/" + p.Name
+			}
+			o := &initOptions{}
+			c := &cobra.Command{
+				Use:   p.Name,
+				Short: p.Short,
+				Args:  cobra.NoArgs,
+				RunE: func(cmd *cobra.Command, _ []string) error {
+					return runInit(cmd, o, stdout, path)
+				},
+			}
+			o.register(c.Flags(), false)
+			if len(p.Phases) > 0 {
+				all := &initOptions{}
+				allCmd := &cobra.Command{
+					Use:   "all",
+					Short: "Run every " + p.Name + " phase",
+					Args:  cobra.NoArgs,
+					RunE: func(cmd *cobra.Command, _ []string) error {
+						return runInit(cmd, all, stdout, path)
+					},
+				}
+				all.register(allCmd.Flags(), false)
+				c.AddCommand(allCmd)
+				add(c, path, p.Phases)
+			}
+			parent.AddCommand(c)
+		}
+	}
+	add(phaseCmd, "", phases)
+	return phaseCmd
+}
+
+func phaseList(phases []workflow.Phase[*initflow.Data]) string {
+	var b strings.Builder
+	var walk func(indent string, ps []workflow.Phase[*initflow.Data])
+	walk = func(indent string, ps []workflow.Phase[*initflow.Data]) {
+		for _, p := range ps {
+			fmt.Fprintf(&b, "%s%-22s %s\n", indent, p.Name, p.Short)
+			walk(indent+"  ", p.Phases)
+		}
+	}
+	walk("  ", phases)
+	return b.String()
+}
+
+// copyTree copies the node directory dir from one root to another (used to seed a dry run).
+func copyTree(from, to nodefs.FS, dir string) error {
+	files, err := from.List(dir)
+	if err != nil {
+		return err
+	}
+	for _, f := range files {
+		data, err := from.ReadFile(f)
+		if err != nil {
+			return err
+		}
+		st, err := os.Stat(from.Path(f))
+		if err != nil {
+			return err
+		}
+		if err := to.WriteFile(f, data, st.Mode().Perm()); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// printDryRun lists what a dry run would write; secrets are named, never shown.
+func printDryRun(w io.Writer, fsys nodefs.FS) error {
+	var all []string
+	for _, dir := range []string{config.KubernetesDir, config.KubeletDir} {
+		files, err := fsys.List(dir)
+		if err != nil {
+			return err
+		}
+		all = append(all, files...)
+	}
+	sort.Strings(all)
+	fmt.Fprintf(w, "[dryrun] would write %d files:\n", len(all))
+	for _, f := range all {
+		st, err := os.Stat(fsys.Path(f))
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(w, "[dryrun]   %s %s (%d bytes)\n", st.Mode().Perm(), f, st.Size())
+	}
+	for _, f := range all {
+		if isSecret(f) {
+			continue
+		}
+		data, err := fsys.ReadFile(f)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(w, "[dryrun] --- %s\n%s\n", f, data)
+	}
+	return nil
+}
+
+// isSecret says whether a file holds key material or credentials that must never be printed.
+func isSecret(path string) bool {
+	return strings.HasSuffix(path, ".key") || strings.HasSuffix(path, ".conf")
+}

@@ -1,0 +1,233 @@
+package config
+
+import (
+	"bytes"
+	"flag"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files in testdata")
+
+// upstreamKubeadm is where the lab builds upstream kubeadm v1.34.4.
+const upstreamKubeadm = "/var/lib/kubeboot-lab/bin/kubeadm"
+
+func golden(t *testing.T, name string, got []byte) {
+	t.Helper()
+	path := filepath.Join("testdata", name)
+	if *update {
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test ./internal/config -update to create it)", err)
+	}
+	if d := cmp.Diff(string(want), string(got)); d != "" {
+		t.Errorf("%s differs (-golden +got); rerun with -update if the change is intended:\n%s", path, d)
+	}
+}
+
+// printedDocuments are the outputs that users see or kubeboot stores, by golden file name.
+func printedDocuments(t *testing.T) map[string][]byte {
+	t.Helper()
+	out := map[string][]byte{}
+	var err error
+	if out["init-defaults.yaml"], err = DefaultInitDocuments(); err != nil {
+		t.Fatal(err)
+	}
+	if out["init-defaults-component-configs.yaml"], err = DefaultInitDocuments(KindKubelet, KindProxy); err != nil {
+		t.Fatal(err)
+	}
+	if out["join-defaults.yaml"], err = DefaultJoinDocuments(); err != nil {
+		t.Fatal(err)
+	}
+	if out["reset-defaults.yaml"], err = DefaultResetDocuments(); err != nil {
+		t.Fatal(err)
+	}
+	cfg := &Init{}
+	cfg.Cluster.Networking.PodSubnet = "10.244.0.0/16"
+	if err := SetInitDefaults(cfg, testEnv()); err != nil {
+		t.Fatal(err)
+	}
+	if out["init-resolved.yaml"], err = MarshalInit(cfg); err != nil {
+		t.Fatal(err)
+	}
+	if out["cluster-configuration.yaml"], err = MarshalClusterConfiguration(&cfg.Cluster); err != nil {
+		t.Fatal(err)
+	}
+	if out["kubelet-configuration.yaml"], err = MarshalKubeletConfiguration(cfg.Kubelet); err != nil {
+		t.Fatal(err)
+	}
+	if out["kube-proxy-configuration.yaml"], err = MarshalKubeProxyConfiguration(cfg.Proxy); err != nil {
+		t.Fatal(err)
+	}
+	j := validJoin(t)
+	if out["join-resolved.yaml"], err = MarshalJoinConfiguration(&j.Join); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func TestPrintedDocumentsGolden(t *testing.T) {
+	for name, b := range printedDocuments(t) {
+		t.Run(name, func(t *testing.T) { golden(t, name, b) })
+	}
+}
+
+func TestDefaultInitDocumentsUnknownComponent(t *testing.T) {
+	_, err := DefaultInitDocuments("KubeSchedulerConfiguration")
+	assertError(t, err, `unknown component config "KubeSchedulerConfiguration": use KubeletConfiguration or KubeProxyConfiguration`)
+}
+
+// The printed documents read back strictly, and default and validate without change of meaning.
+func TestPrintedDocumentsRoundTrip(t *testing.T) {
+	docs := printedDocuments(t)
+	for _, name := range []string{"init-defaults.yaml", "init-defaults-component-configs.yaml", "init-resolved.yaml"} {
+		t.Run(name, func(t *testing.T) {
+			cfg, err := LoadInit(docs[name])
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := SetInitDefaults(cfg, testEnv()); err != nil {
+				t.Fatal(err)
+			}
+			if err := ValidateInit(cfg); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+	t.Run("init-resolved.yaml is a fixed point", func(t *testing.T) {
+		cfg, err := LoadInit(docs["init-resolved.yaml"])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := SetInitDefaults(cfg, testEnv()); err != nil {
+			t.Fatal(err)
+		}
+		again, err := MarshalInit(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d := cmp.Diff(string(docs["init-resolved.yaml"]), string(again)); d != "" {
+			t.Errorf("(-first +second):\n%s", d)
+		}
+	})
+	for _, name := range []string{"join-defaults.yaml", "join-resolved.yaml"} {
+		t.Run(name, func(t *testing.T) {
+			j, err := LoadJoin(docs[name])
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := SetJoinDefaults(j, testEnv()); err != nil {
+				t.Fatal(err)
+			}
+			if err := ValidateJoin(j); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+	t.Run("reset-defaults.yaml", func(t *testing.T) {
+		r, err := LoadReset(docs["reset-defaults.yaml"])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := ValidateReset(r); err != nil {
+			t.Fatal(err)
+		}
+	})
+	t.Run("cluster-configuration.yaml", func(t *testing.T) {
+		c, err := LoadClusterConfiguration(docs["cluster-configuration.yaml"])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.Networking.PodSubnet != "10.244.0.0/16" || c.KubernetesVersion != DefaultKubernetesVersion {
+			t.Errorf("read back %+v", c)
+		}
+	})
+}
+
+// TestUpstreamKubeadmAcceptsOurDocuments runs upstream kubeadm v1.34.4 on what kubeboot prints and stores.
+// It needs the lab's kubeadm binary and is skipped, loudly, without it.
+func TestUpstreamKubeadmAcceptsOurDocuments(t *testing.T) {
+	if _, err := os.Stat(upstreamKubeadm); err != nil {
+		t.Skipf("SKIPPED, NOT PASSED: upstream kubeadm is not at %s (%v); build the lab components to run this interop check", upstreamKubeadm, err)
+	}
+	dir := t.TempDir()
+	run := func(t *testing.T, args ...string) []byte {
+		t.Helper()
+		cmd := exec.CommandContext(t.Context(), upstreamKubeadm, args...)
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("kubeadm %s: %v\nstdout:\n%s\nstderr:\n%s", strings.Join(args, " "), err, out, stderr.String())
+		}
+		return out
+	}
+
+	docs := printedDocuments(t)
+	for _, name := range []string{"init-defaults.yaml", "init-defaults-component-configs.yaml", "init-resolved.yaml",
+		"join-defaults.yaml", "join-resolved.yaml", "reset-defaults.yaml", "cluster-configuration.yaml"} {
+		t.Run("validate "+name, func(t *testing.T) {
+			path := filepath.Join(dir, name)
+			if err := os.WriteFile(path, docs[name], 0o600); err != nil {
+				t.Fatal(err)
+			}
+			out := run(t, "config", "validate", "--config", path)
+			if !strings.Contains(string(out), "ok") {
+				t.Errorf("kubeadm config validate printed %q, want ok", out)
+			}
+		})
+	}
+
+	// Our printed defaults are upstream's, except for the two deliberate differences.
+	t.Run("print init-defaults matches upstream", func(t *testing.T) {
+		up := run(t, "config", "print", "init-defaults", "--component-configs", "KubeletConfiguration,KubeProxyConfiguration")
+		up = bytes.Replace(up, []byte("kubernetesVersion: 1.34.0\n"), []byte("kubernetesVersion: v1.34.4\n"), 1)
+		if d := cmp.Diff(string(up), string(docs["init-defaults-component-configs.yaml"])); d != "" {
+			t.Errorf("(-upstream +kubeboot):\n%s", d)
+		}
+	})
+	t.Run("print join-defaults matches upstream", func(t *testing.T) {
+		up := string(run(t, "config", "print", "join-defaults"))
+		host, err := os.Hostname()
+		if err != nil {
+			t.Fatal(err)
+		}
+		up = strings.Replace(up, "  name: "+strings.ToLower(host)+"\n", "  name: node\n", 1)
+		if d := cmp.Diff(up, string(docs["join-defaults.yaml"])); d != "" {
+			t.Errorf("(-upstream +kubeboot):\n%s", d)
+		}
+	})
+
+	// kubeadm's own v1beta3 conversion (config migrate) and ours agree.
+	t.Run("v1beta3 conversion matches kubeadm config migrate", func(t *testing.T) {
+		old := filepath.Join(dir, "v1beta3.yaml")
+		if err := os.WriteFile(old, []byte(v1beta3Init), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		up := run(t, "config", "migrate", "--old-config", old)
+		cfg, err := LoadInit([]byte(v1beta3Init))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := SetInitDefaults(cfg, testEnv()); err != nil {
+			t.Fatal(err)
+		}
+		cfg.Kubelet, cfg.Proxy = nil, nil // migrate prints only the kubeadm documents
+		ours, err := MarshalInit(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d := cmp.Diff(string(up), string(ours)); d != "" {
+			t.Errorf("(-kubeadm +kubeboot):\n%s", d)
+		}
+	})
+}

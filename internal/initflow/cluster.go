@@ -1,0 +1,342 @@
+package initflow
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"path"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
+	certutil "k8s.io/client-go/util/cert"
+	"sigs.k8s.io/yaml"
+
+	"kubeboot.dev/kubeboot/internal/addons"
+	"kubeboot.dev/kubeboot/internal/clusterinfo"
+	"kubeboot.dev/kubeboot/internal/config"
+	"kubeboot.dev/kubeboot/internal/cri"
+	"kubeboot.dev/kubeboot/internal/kubeconfig"
+	"kubeboot.dev/kubeboot/internal/kubelet"
+	"kubeboot.dev/kubeboot/internal/manifests"
+	"kubeboot.dev/kubeboot/internal/markcontrolplane"
+	"kubeboot.dev/kubeboot/internal/nodebootstrap"
+	"kubeboot.dev/kubeboot/internal/nodefs"
+	"kubeboot.dev/kubeboot/internal/pki"
+	"kubeboot.dev/kubeboot/internal/token"
+	"kubeboot.dev/kubeboot/internal/uploadconfig"
+	"kubeboot.dev/kubeboot/internal/waiter"
+	"kubeboot.dev/kubeboot/internal/workflow"
+)
+
+// Clients gives the phases that talk to the cluster their clients. Admin uses admin.conf; SuperAdmin uses
+// super-admin.conf, needed only to create the kubeadm:cluster-admins binding that gives admin.conf its rights.
+type Clients interface {
+	Admin() (kubernetes.Interface, error)
+	SuperAdmin() (kubernetes.Interface, error)
+}
+
+// FileClients builds clients from the kubeconfig files init wrote, once each.
+type FileClients struct {
+	FS    nodefs.FS
+	once  [2]sync.Once
+	cache [2]kubernetes.Interface
+	errs  [2]error
+}
+
+func (c *FileClients) Admin() (kubernetes.Interface, error) {
+	return c.get(0, config.AdminKubeconfigFile)
+}
+
+func (c *FileClients) SuperAdmin() (kubernetes.Interface, error) {
+	return c.get(1, config.SuperAdminKubeconfig)
+}
+
+func (c *FileClients) get(i int, file string) (kubernetes.Interface, error) {
+	c.once[i].Do(func() {
+		rc, err := clientcmd.BuildConfigFromFlags("", c.FS.Path(file))
+		if err != nil {
+			c.errs[i] = fmt.Errorf("load %s: %w", file, err)
+			return
+		}
+		rc.Timeout = 30 * time.Second
+		rc.QPS, rc.Burst = 100, 200
+		c.cache[i], c.errs[i] = kubernetes.NewForConfig(rc)
+	})
+	return c.cache[i], c.errs[i]
+}
+
+// clusterPhases are the phases after the static Pods are written: they need a running control plane.
+func clusterPhases() []workflow.Phase[*Data] {
+	notDry := func(d *Data) bool { return !d.DryRun }
+	return []workflow.Phase[*Data]{
+		{Name: "wait-control-plane", Short: "Wait for the kubelet and the control plane to be healthy", Run: runWaitControlPlane, RunIf: notDry},
+		{Name: "upload-config", Short: "Upload the kubeadm and kubelet configuration to ConfigMaps", RunIf: notDry, Phases: []workflow.Phase[*Data]{
+			{Name: "kubeadm", Short: "Upload the kubeadm ClusterConfiguration to the kubeadm-config ConfigMap", Run: withAPI(func(ctx context.Context, d *Data, c kubernetes.Interface) error {
+				return uploadconfig.UploadKubeadmConfig(ctx, c, d.Cfg.Cluster)
+			}), RunIf: notDry},
+			{Name: "kubelet", Short: "Upload the kubelet configuration to the kubelet-config ConfigMap", Run: withAPI(func(ctx context.Context, d *Data, c kubernetes.Interface) error {
+				return uploadconfig.UploadKubeletConfig(ctx, c, d.Cfg.Kubelet)
+			}), RunIf: notDry},
+		}},
+		{Name: "mark-control-plane", Short: "Label and taint this node as a control-plane node", RunIf: notDry, Run: withAPI(func(ctx context.Context, d *Data, c kubernetes.Interface) error {
+			return markcontrolplane.Mark(ctx, c, d.Cfg.Init.NodeRegistration.Name, d.Cfg.Init.NodeRegistration.Taints)
+		})},
+		{Name: "bootstrap-token", Short: "Create bootstrap tokens, the RBAC rules that let nodes join with them, and the cluster-info ConfigMap", RunIf: notDry, Run: runBootstrapToken},
+		{Name: "kubelet-finalize", Short: "Point kubelet.conf at the kubelet's rotating client certificate", RunIf: notDry, Phases: []workflow.Phase[*Data]{
+			{Name: "enable-client-cert-rotation", Short: "Enable kubelet client certificate rotation", Run: runKubeletFinalize},
+		}},
+		{Name: "addon", Short: "Install the CoreDNS and kube-proxy addons", RunIf: notDry, Phases: []workflow.Phase[*Data]{
+			{Name: "coredns", Short: "Install the CoreDNS addon", RunIf: func(d *Data) bool { return !addons.CoreDNSDisabled(d.Cfg) }, Run: withAPI(func(ctx context.Context, d *Data, c kubernetes.Interface) error {
+				return addons.EnsureCoreDNS(ctx, c, d.Cfg)
+			})},
+			{Name: "kube-proxy", Short: "Install the kube-proxy addon", RunIf: func(d *Data) bool { return !addons.KubeProxyDisabled(d.Cfg) }, Run: withAPI(func(ctx context.Context, d *Data, c kubernetes.Interface) error {
+				endpoint, err := kubeconfig.ControlPlaneURL(d.Cfg)
+				if err != nil {
+					return err
+				}
+				return addons.EnsureKubeProxy(ctx, c, d.Cfg, endpoint)
+			})},
+		}},
+		{Name: "show-join-command", Short: "Show the join command for control-plane and worker nodes", Run: runShowJoinCommand},
+	}
+}
+
+// withAPI runs f with the admin client, bounded by timeouts.kubernetesAPICall.
+func withAPI(f func(ctx context.Context, d *Data, c kubernetes.Interface) error) func(context.Context, *Data) error {
+	return func(ctx context.Context, d *Data) error {
+		c, err := d.Clients.Admin()
+		if err != nil {
+			return err
+		}
+		ctx, cancel := context.WithTimeout(ctx, d.Cfg.Init.Timeouts.KubernetesAPICall.Duration)
+		defer cancel()
+		return f(ctx, d, c)
+	}
+}
+
+func runWaitControlPlane(ctx context.Context, d *Data) error {
+	pods := map[string]*corev1.Pod{}
+	for _, name := range []string{"kube-apiserver", "kube-controller-manager", "kube-scheduler"} {
+		b, err := d.FS.ReadFile(manifests.Path(name))
+		if err != nil {
+			return fmt.Errorf("read the static Pod of %s: %w", name, err)
+		}
+		var pod corev1.Pod
+		if err := yaml.UnmarshalStrict(b, &pod); err != nil {
+			return fmt.Errorf("%s: %w", manifests.Path(name), err)
+		}
+		pods[name] = &pod
+	}
+	eps, err := waiter.ControlPlane(pods)
+	if err != nil {
+		return err
+	}
+	w := &waiter.Waiter{Out: d.Out, Diagnose: &criDiagnoser{socket: d.Cfg.Init.NodeRegistration.CRISocket, fs: d.FS, dial: d.DialRuntime}}
+	addr, port := "127.0.0.1", int32(10248)
+	if kc := d.Cfg.Kubelet; kc != nil {
+		if kc.HealthzBindAddress != "" {
+			addr = kc.HealthzBindAddress
+		}
+		if kc.HealthzPort != nil {
+			port = *kc.HealthzPort
+		}
+	}
+	fmt.Fprintf(d.Out, "  waiting for the kubelet and the control plane (up to %s)\n", d.Cfg.Init.Timeouts.ControlPlaneComponentHealthCheck.Duration)
+	all := append([]waiter.Endpoint{waiter.Kubelet(addr, port)}, eps...)
+	if err := w.Wait(ctx, d.Cfg.Init.Timeouts.ControlPlaneComponentHealthCheck.Duration, all...); err != nil {
+		return fmt.Errorf("%w\n(the diagnosis comes from the container runtime; the kubelet's log says why a static Pod did not start)", err)
+	}
+	return nil
+}
+
+func runBootstrapToken(ctx context.Context, d *Data) error {
+	admin, err := d.Clients.Admin()
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, d.Cfg.Init.Timeouts.KubernetesAPICall.Duration)
+	defer cancel()
+	// admin.conf's group gets its rights from kubeadm:cluster-admins; create it first, with super-admin.conf if needed.
+	super, err := d.Clients.SuperAdmin()
+	if err != nil {
+		super = nil
+	}
+	if err := nodebootstrap.EnsureClusterAdmins(ctx, admin, super); err != nil {
+		return err
+	}
+	for _, bt := range d.Cfg.Init.BootstrapTokens {
+		if err := token.Create(ctx, admin, bt); err != nil {
+			return err
+		}
+	}
+	fmt.Fprintf(d.Out, "  created %d bootstrap token(s)\n", len(d.Cfg.Init.BootstrapTokens))
+	if err := nodebootstrap.Apply(ctx, admin); err != nil {
+		return err
+	}
+	caPEM, err := d.FS.ReadFile(path.Join(d.Cfg.Cluster.CertificatesDir, "ca.crt"))
+	if err != nil {
+		return err
+	}
+	server, err := kubeconfig.ControlPlaneURL(d.Cfg)
+	if err != nil {
+		return err
+	}
+	return clusterinfo.Publish(ctx, admin, server, caPEM)
+}
+
+func runKubeletFinalize(ctx context.Context, d *Data) error {
+	pem := path.Join(config.KubeletDir, "pki", "kubelet-client-current.pem")
+	for _, a := range d.Cfg.Init.NodeRegistration.KubeletExtraArgs {
+		if a.Name == "cert-dir" {
+			pem = path.Join(a.Value, "kubelet-client-current.pem")
+		}
+	}
+	if !d.FS.Exists(pem) {
+		fmt.Fprintf(d.Out, "  %s does not exist: client certificate rotation stays off, kubelet.conf keeps its embedded certificate\n", pem)
+		return nil
+	}
+	kc, err := kubeconfig.Read(d.FS, config.KubeletKubeconfigFile)
+	if err != nil {
+		return err
+	}
+	ctxName := kc.CurrentContext
+	kctx, ok := kc.Contexts[ctxName]
+	if !ok || kctx.AuthInfo == "" {
+		return fmt.Errorf("%s has no usable current context %q", config.KubeletKubeconfigFile, ctxName)
+	}
+	user, ok := kc.AuthInfos[kctx.AuthInfo]
+	if !ok {
+		return fmt.Errorf("%s has no user %q", config.KubeletKubeconfigFile, kctx.AuthInfo)
+	}
+	user.ClientCertificateData, user.ClientKeyData = nil, nil
+	user.ClientCertificate, user.ClientKey = pem, pem
+	if err := kubeconfig.Write(d.FS, config.KubeletKubeconfigFile, kc); err != nil {
+		return err
+	}
+	fmt.Fprintf(d.Out, "  %s now uses the rotating certificate %s\n", config.KubeletKubeconfigFile, pem)
+	return restartKubelet(ctx, d)
+}
+
+func runShowJoinCommand(_ context.Context, d *Data) error {
+	caPEM, err := d.FS.ReadFile(path.Join(d.Cfg.Cluster.CertificatesDir, "ca.crt"))
+	if err != nil {
+		return err
+	}
+	cas, err := certutil.ParseCertsPEM(caPEM)
+	if err != nil {
+		return fmt.Errorf("%s: %w", path.Join(d.Cfg.Cluster.CertificatesDir, "ca.crt"), err)
+	}
+	ca := cas[0]
+	endpoint := d.Cfg.Cluster.ControlPlaneEndpoint
+	if endpoint == "" {
+		ep := d.Cfg.Init.LocalAPIEndpoint
+		endpoint = net.JoinHostPort(ep.AdvertiseAddress, strconv.Itoa(int(ep.BindPort)))
+	} else if _, _, err := net.SplitHostPort(endpoint); err != nil {
+		endpoint = net.JoinHostPort(endpoint, strconv.Itoa(int(d.Cfg.Init.LocalAPIEndpoint.BindPort)))
+	}
+	tok := ""
+	if len(d.Cfg.Init.BootstrapTokens) > 0 {
+		tok = d.Cfg.Init.BootstrapTokens[0].Token
+	}
+	join := fmt.Sprintf("kubeboot join %s --token %s \\\n\t--discovery-token-ca-cert-hash %s", endpoint, tok, pki.DiscoveryHash(ca))
+	fmt.Fprintf(d.Out, `
+Your Kubernetes control-plane has initialized successfully!
+
+To start using your cluster, run as a regular user:
+
+  mkdir -p $HOME/.kube
+  sudo cp -i %s $HOME/.kube/config
+  sudo chown $(id -u):$(id -g) $HOME/.kube/config
+
+Then you can join any number of worker nodes by running on each as root
+(upstream 'kubeadm join' takes the same arguments):
+
+  %s
+
+`, config.AdminKubeconfigFile, join)
+	return nil
+}
+
+func restartKubelet(ctx context.Context, d *Data) error {
+	if d.DryRun {
+		fmt.Fprintln(d.Out, "  dry run: would restart the kubelet")
+		return nil
+	}
+	err := d.InitSystem.Restart(ctx, kubelet.Service)
+	if errors.Is(err, kubelet.ErrNoInitSystem) {
+		// Not fatal: without an init system the kubelet's supervisor must pick up the new files itself.
+		fmt.Fprintf(d.Out, "  %v\n", err)
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("restart the kubelet through %s: %w", d.InitSystem.Name(), err)
+	}
+	fmt.Fprintf(d.Out, "  restarted the kubelet through %s\n", d.InitSystem.Name())
+	return nil
+}
+
+// criDiagnoser reads a component's container state and last log lines through the CRI.
+type criDiagnoser struct {
+	socket string
+	fs     nodefs.FS
+	dial   func(ctx context.Context, socket string) (cri.Runtime, error)
+}
+
+func (c *criDiagnoser) Diagnose(ctx context.Context, component string) string {
+	if component == "kubelet" {
+		return "the kubelet is not answering on its healthz port: is it running, and does it read " + config.KubeletConfigFile + "?"
+	}
+	if c.dial == nil {
+		return ""
+	}
+	rt, err := c.dial(ctx, c.socket)
+	if err != nil {
+		return "cannot ask the container runtime: " + err.Error()
+	}
+	defer rt.Close()
+	ctrs, err := rt.ListContainers(ctx, map[string]string{"io.kubernetes.container.name": component, "io.kubernetes.pod.namespace": "kube-system"})
+	if err != nil {
+		return "cannot list containers: " + err.Error()
+	}
+	if len(ctrs) == 0 {
+		return fmt.Sprintf("no %s container exists: the kubelet has not started its static Pod (missing image? see the kubelet's log)", component)
+	}
+	// The newest attempt says the most.
+	latest := ctrs[0]
+	for _, ct := range ctrs[1:] {
+		if ct.CreatedAt.After(latest.CreatedAt) {
+			latest = ct
+		}
+	}
+	st, err := rt.ContainerStatus(ctx, latest.ID)
+	if err != nil {
+		return "cannot read container status: " + err.Error()
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "container %s (%d attempts): %s", component, len(ctrs), st.State)
+	if st.State == cri.ContainerExited {
+		fmt.Fprintf(&b, ", exit code %d", st.ExitCode)
+	}
+	if st.Reason != "" {
+		fmt.Fprintf(&b, ", %s", st.Reason)
+	}
+	if st.Message != "" {
+		fmt.Fprintf(&b, ": %s", st.Message)
+	}
+	if st.LogPath != "" {
+		lines, err := cri.TailLog(c.fs, st.LogPath, 10)
+		if err == nil && len(lines) > 0 {
+			b.WriteString("\nlast log lines:")
+			for _, l := range lines {
+				b.WriteString("\n  " + l)
+			}
+		}
+	}
+	return b.String()
+}

@@ -1,0 +1,90 @@
+package initflow
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/kubernetes/fake"
+
+	"kubeboot.dev/kubeboot/internal/config"
+	"kubeboot.dev/kubeboot/internal/nodefs"
+	"kubeboot.dev/kubeboot/internal/pki"
+	"kubeboot.dev/kubeboot/internal/workflow"
+)
+
+type fakeClients struct{ c *fake.Clientset }
+
+func (f fakeClients) Admin() (kubernetes.Interface, error)      { return f.c, nil }
+func (f fakeClients) SuperAdmin() (kubernetes.Interface, error) { return f.c, nil }
+
+// TestClusterPhasesCreateKubeadmsObjects runs the API phases of init against a fake API server and checks the
+// objects a kubeadm join and the controller-manager rely on.
+func TestClusterPhasesCreateKubeadmsObjects(t *testing.T) {
+	cfg := testConfig(t, config.EncryptionAlgorithmECDSAP256)
+	fsys := nodefs.FS{Root: t.TempDir()}
+	if _, err := pki.EnsureAll(t.Context(), fsys, cfg, pki.SystemSource()); err != nil {
+		t.Fatal(err)
+	}
+	client := fake.NewClientset(&corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "cp-1", Labels: map[string]string{"kubernetes.io/hostname": "cp-1"}}})
+	var out bytes.Buffer
+	d := &Data{Cfg: cfg, FS: fsys, Out: &out, Clients: fakeClients{client}}
+	r := workflow.Runner[*Data]{Phases: Phases(), Out: &out}
+	for _, only := range []string{"upload-config", "mark-control-plane", "bootstrap-token", "kubelet-finalize", "addon"} {
+		if err := r.Run(t.Context(), d, workflow.Options{Only: only}); err != nil {
+			t.Fatalf("%s: %v\n%s", only, err, out.String())
+		}
+	}
+	ctx := t.Context()
+	get := func(ns, kind, name string) {
+		t.Helper()
+		var err error
+		switch kind {
+		case "ConfigMap":
+			_, err = client.CoreV1().ConfigMaps(ns).Get(ctx, name, metav1.GetOptions{})
+		case "Secret":
+			_, err = client.CoreV1().Secrets(ns).Get(ctx, name, metav1.GetOptions{})
+		case "ClusterRoleBinding":
+			_, err = client.RbacV1().ClusterRoleBindings().Get(ctx, name, metav1.GetOptions{})
+		case "RoleBinding":
+			_, err = client.RbacV1().RoleBindings(ns).Get(ctx, name, metav1.GetOptions{})
+		case "Deployment":
+			_, err = client.AppsV1().Deployments(ns).Get(ctx, name, metav1.GetOptions{})
+		case "DaemonSet":
+			_, err = client.AppsV1().DaemonSets(ns).Get(ctx, name, metav1.GetOptions{})
+		case "Service":
+			_, err = client.CoreV1().Services(ns).Get(ctx, name, metav1.GetOptions{})
+		}
+		if err != nil {
+			t.Errorf("%s %s/%s: %v", kind, ns, name, err)
+		}
+	}
+	get("kube-system", "ConfigMap", "kubeadm-config")
+	get("kube-system", "ConfigMap", "kubelet-config")
+	get("kube-public", "ConfigMap", "cluster-info")
+	get("kube-public", "RoleBinding", "kubeadm:bootstrap-signer-clusterinfo")
+	tokID := strings.SplitN(cfg.Init.BootstrapTokens[0].Token, ".", 2)[0]
+	get("kube-system", "Secret", "bootstrap-token-"+tokID)
+	for _, crb := range []string{"kubeadm:cluster-admins", "kubeadm:kubelet-bootstrap", "kubeadm:node-autoapprove-bootstrap", "kubeadm:node-autoapprove-certificate-rotation", "kubeadm:get-nodes", "kubeadm:node-proxier"} {
+		get("", "ClusterRoleBinding", crb)
+	}
+	get("kube-system", "Deployment", "coredns")
+	get("kube-system", "Service", "kube-dns")
+	get("kube-system", "DaemonSet", "kube-proxy")
+	node, err := client.CoreV1().Nodes().Get(ctx, "cp-1", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := node.Labels["node-role.kubernetes.io/control-plane"]; !ok {
+		t.Errorf("node labels %v", node.Labels)
+	}
+	if len(node.Spec.Taints) != 1 || node.Spec.Taints[0].Key != "node-role.kubernetes.io/control-plane" {
+		t.Errorf("node taints %v", node.Spec.Taints)
+	}
+	if !strings.Contains(out.String(), "client certificate rotation stays off") {
+		t.Errorf("kubelet-finalize did not say why it changed nothing:\n%s", out.String())
+	}
+}

@@ -1,0 +1,147 @@
+// Package initflow is the phase tree of `kubeboot init`: the same phases run for a whole init, for
+// `kubeboot init phase <name>`, and under --skip-phases.
+package initflow
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"kubeboot.dev/kubeboot/internal/config"
+	"kubeboot.dev/kubeboot/internal/cri"
+	"kubeboot.dev/kubeboot/internal/kubeconfig"
+	"kubeboot.dev/kubeboot/internal/kubelet"
+	"kubeboot.dev/kubeboot/internal/manifests"
+	"kubeboot.dev/kubeboot/internal/nodefs"
+	"kubeboot.dev/kubeboot/internal/pki"
+	"kubeboot.dev/kubeboot/internal/preflight"
+	"kubeboot.dev/kubeboot/internal/workflow"
+)
+
+// Data is what every init phase works on. Effects go through its fields, so tests and --dry-run substitute them.
+type Data struct {
+	Cfg *config.Init
+	// FS is the node's filesystem: the real root, a --rootfs directory, or a --dry-run scratch directory.
+	FS nodefs.FS
+	// Out receives the phases' detail lines (the runner prints one progress line per phase).
+	Out io.Writer
+	// Source supplies time, randomness and keys to certificate generation.
+	Source pki.Source
+	// Preflight is the machine as preflight checks see it.
+	Preflight preflight.Env
+	// InitSystem restarts the kubelet.
+	InitSystem kubelet.InitSystem
+	// Hostname is the machine's hostname, for kubeadm-flags.env's --hostname-override decision.
+	Hostname string
+	// DryRun means FS is a scratch directory and nothing may touch the machine or the cluster.
+	DryRun bool
+	// UploadCerts is --upload-certs.
+	UploadCerts bool
+	// Clients reach the new cluster (built from admin.conf and super-admin.conf).
+	Clients Clients
+	// DialRuntime connects to the container runtime, to explain a control plane that does not come up.
+	DialRuntime func(ctx context.Context, criSocket string) (cri.Runtime, error)
+}
+
+// Phases is the init phase tree, in kubeadm's order and with kubeadm's names.
+func Phases() []workflow.Phase[*Data] {
+	return append([]workflow.Phase[*Data]{
+		{Name: "preflight", Short: "Run pre-flight checks", Run: runPreflight},
+		{Name: "certs", Short: "Certificate generation", Phases: certPhases(), RunAll: func(ctx context.Context, d *Data) error {
+			res, err := pki.EnsureAll(ctx, d.FS, d.Cfg, d.Source)
+			for _, r := range res {
+				reportPKI(d.Out, r)
+			}
+			return err
+		}},
+		{Name: "kubeconfig", Short: "Generate all kubeconfig files necessary to establish the control plane and the admin kubeconfig file", Phases: kubeconfigPhases(), RunAll: func(ctx context.Context, d *Data) error {
+			res, err := kubeconfig.EnsureAll(ctx, d.FS, d.Cfg, d.Source)
+			for _, r := range res {
+				reportPKI(d.Out, r)
+			}
+			return err
+		}},
+		{Name: "etcd", Short: "Generate static Pod manifest file for local etcd", Phases: []workflow.Phase[*Data]{
+			{Name: "local", Short: "Generate the static Pod manifest file for a local, single-node local etcd instance", Run: func(ctx context.Context, d *Data) error {
+				return manifests.WriteLocalEtcd(ctx, d.FS, d.Cfg)
+			}, RunIf: func(d *Data) bool { return d.Cfg.Cluster.Etcd.External == nil }},
+		}},
+		{Name: "control-plane", Short: "Generate all static Pod manifest files necessary to establish the control plane", Phases: controlPlanePhases()},
+		{Name: "kubelet-start", Short: "Write kubelet settings and (re)start the kubelet", Run: runKubeletStart},
+	}, clusterPhases()...)
+}
+
+func certPhases() []workflow.Phase[*Data] {
+	var out []workflow.Phase[*Data]
+	for _, p := range pki.Phases() {
+		out = append(out, workflow.Phase[*Data]{Name: p.Name, Short: p.Short, Run: func(ctx context.Context, d *Data) error {
+			res, err := pki.Ensure(ctx, d.FS, d.Cfg, p.Name, d.Source)
+			if err != nil {
+				return err
+			}
+			reportPKI(d.Out, res)
+			return nil
+		}})
+	}
+	return out
+}
+
+func kubeconfigPhases() []workflow.Phase[*Data] {
+	var out []workflow.Phase[*Data]
+	for _, p := range kubeconfig.Phases() {
+		out = append(out, workflow.Phase[*Data]{Name: p.Name, Short: p.Short, Run: func(ctx context.Context, d *Data) error {
+			res, err := kubeconfig.Ensure(ctx, d.FS, d.Cfg, p.Name, d.Source)
+			if err != nil {
+				return err
+			}
+			reportPKI(d.Out, res)
+			return nil
+		}})
+	}
+	return out
+}
+
+func controlPlanePhases() []workflow.Phase[*Data] {
+	write := func(f func(context.Context, nodefs.FS, *config.Init, manifests.Host) error) func(context.Context, *Data) error {
+		return func(ctx context.Context, d *Data) error {
+			host := manifests.DetectHost(d.FS, d.Cfg.Cluster.CertificatesDir, os.Environ())
+			return f(ctx, d.FS, d.Cfg, host)
+		}
+	}
+	return []workflow.Phase[*Data]{
+		{Name: "apiserver", Short: "Generate the kube-apiserver static Pod manifest", Run: write(manifests.WriteAPIServer)},
+		{Name: "controller-manager", Short: "Generate the kube-controller-manager static Pod manifest", Run: write(manifests.WriteControllerManager)},
+		{Name: "scheduler", Short: "Generate the kube-scheduler static Pod manifest", Run: write(manifests.WriteScheduler)},
+	}
+}
+
+func runPreflight(ctx context.Context, d *Data) error {
+	if d.DryRun {
+		fmt.Fprintln(d.Out, "  dry run: checks that need the machine are still run, nothing is changed")
+	}
+	return preflight.Run(ctx, preflight.InitChecks(*d.Cfg, d.Preflight), d.Cfg.Init.NodeRegistration.IgnorePreflightErrors, d.Out)
+}
+
+func runKubeletStart(ctx context.Context, d *Data) error {
+	if err := kubelet.WriteFlags(d.FS, d.Cfg, d.Hostname); err != nil {
+		return err
+	}
+	if err := kubelet.WriteConfig(d.FS, d.Cfg); err != nil {
+		return err
+	}
+	fmt.Fprintf(d.Out, "  wrote %s and %s\n", config.KubeletFlagsEnvFile, config.KubeletConfigFile)
+	return restartKubelet(ctx, d)
+}
+
+func reportPKI(w io.Writer, r pki.Result) {
+	line := fmt.Sprintf("  %s %s", r.Action, strings.Join(r.Files, ", "))
+	if len(r.SANs) > 0 {
+		line += " (serving for " + strings.Join(r.SANs, ", ") + ")"
+	}
+	if r.Note != "" {
+		line += ": " + r.Note
+	}
+	fmt.Fprintln(w, line)
+}

@@ -1,0 +1,152 @@
+package initflow
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"net"
+	"os"
+	"strings"
+	"testing"
+
+	"kubeboot.dev/kubeboot/internal/config"
+	"kubeboot.dev/kubeboot/internal/kubelet"
+	"kubeboot.dev/kubeboot/internal/nodefs"
+	"kubeboot.dev/kubeboot/internal/pki"
+	"kubeboot.dev/kubeboot/internal/workflow"
+)
+
+type fakeInitSystem struct {
+	restarted []string
+	err       error
+}
+
+func (f *fakeInitSystem) Restart(_ context.Context, s string) error {
+	f.restarted = append(f.restarted, s)
+	return f.err
+}
+func (f *fakeInitSystem) Name() string { return "fake" }
+
+func testConfig(t *testing.T, alg config.EncryptionAlgorithmType) *config.Init {
+	t.Helper()
+	flags := config.InitFlags{}
+	env := config.Environment{
+		Hostname:              func() (string, error) { return "cp-1", nil },
+		AdvertiseAddress:      func() (net.IP, error) { return net.ParseIP("10.1.2.3"), nil },
+		SystemdResolvedActive: func() bool { return false },
+		Random:                strings.NewReader(strings.Repeat("k", 256)),
+	}
+	file := []byte(`apiVersion: kubeadm.k8s.io/v1beta4
+kind: InitConfiguration
+localAPIEndpoint: {advertiseAddress: 10.1.2.3}
+nodeRegistration: {name: cp-1}
+---
+apiVersion: kubeadm.k8s.io/v1beta4
+kind: ClusterConfiguration
+encryptionAlgorithm: ` + string(alg) + "\n")
+	cfg, _, err := config.ResolveInit(file, flags, env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+// TestRenderControlPlane renders a whole control-plane node into a directory and checks that every file kubeadm
+// writes is there, with kubeadm's mode.
+func TestRenderControlPlane(t *testing.T) {
+	want := map[string]os.FileMode{
+		"/etc/kubernetes/admin.conf":                             0o600,
+		"/etc/kubernetes/super-admin.conf":                       0o600,
+		"/etc/kubernetes/kubelet.conf":                           0o600,
+		"/etc/kubernetes/controller-manager.conf":                0o600,
+		"/etc/kubernetes/scheduler.conf":                         0o600,
+		"/etc/kubernetes/manifests/etcd.yaml":                    0o600,
+		"/etc/kubernetes/manifests/kube-apiserver.yaml":          0o600,
+		"/etc/kubernetes/manifests/kube-controller-manager.yaml": 0o600,
+		"/etc/kubernetes/manifests/kube-scheduler.yaml":          0o600,
+		"/etc/kubernetes/pki/ca.crt":                             0o644,
+		"/etc/kubernetes/pki/ca.key":                             0o600,
+		"/etc/kubernetes/pki/apiserver.crt":                      0o644,
+		"/etc/kubernetes/pki/apiserver.key":                      0o600,
+		"/etc/kubernetes/pki/apiserver-kubelet-client.crt":       0o644,
+		"/etc/kubernetes/pki/apiserver-kubelet-client.key":       0o600,
+		"/etc/kubernetes/pki/front-proxy-ca.crt":                 0o644,
+		"/etc/kubernetes/pki/front-proxy-ca.key":                 0o600,
+		"/etc/kubernetes/pki/front-proxy-client.crt":             0o644,
+		"/etc/kubernetes/pki/front-proxy-client.key":             0o600,
+		"/etc/kubernetes/pki/etcd/ca.crt":                        0o644,
+		"/etc/kubernetes/pki/etcd/ca.key":                        0o600,
+		"/etc/kubernetes/pki/etcd/server.crt":                    0o644,
+		"/etc/kubernetes/pki/etcd/server.key":                    0o600,
+		"/etc/kubernetes/pki/etcd/peer.crt":                      0o644,
+		"/etc/kubernetes/pki/etcd/peer.key":                      0o600,
+		"/etc/kubernetes/pki/etcd/healthcheck-client.crt":        0o644,
+		"/etc/kubernetes/pki/etcd/healthcheck-client.key":        0o600,
+		"/etc/kubernetes/pki/apiserver-etcd-client.crt":          0o644,
+		"/etc/kubernetes/pki/apiserver-etcd-client.key":          0o600,
+		"/etc/kubernetes/pki/sa.key":                             0o600,
+		"/etc/kubernetes/pki/sa.pub":                             0o644,
+		"/var/lib/kubelet/config.yaml":                           0o644,
+		"/var/lib/kubelet/kubeadm-flags.env":                     0o644,
+		"/var/lib/kubelet/instance-config.yaml":                  0o644,
+	}
+	for _, alg := range []config.EncryptionAlgorithmType{config.EncryptionAlgorithmRSA2048, config.EncryptionAlgorithmECDSAP256} {
+		t.Run(string(alg), func(t *testing.T) {
+			fsys := nodefs.FS{Root: t.TempDir()}
+			initSys := &fakeInitSystem{}
+			var out bytes.Buffer
+			d := &Data{Cfg: testConfig(t, alg), FS: fsys, Out: &out, Source: pki.SystemSource(), InitSystem: initSys, Hostname: "cp-1"}
+			r := workflow.Runner[*Data]{Phases: Phases(), Out: &out}
+			if err := r.Run(t.Context(), d, workflow.Options{Skip: []string{"preflight", "wait-control-plane", "upload-config", "mark-control-plane", "bootstrap-token", "kubelet-finalize", "addon"}}); err != nil {
+				t.Fatalf("%v\n%s", err, out.String())
+			}
+			var got []string
+			for _, dir := range []string{"/etc/kubernetes", "/var/lib/kubelet"} {
+				files, err := fsys.List(dir)
+				if err != nil {
+					t.Fatal(err)
+				}
+				got = append(got, files...)
+			}
+			if len(got) != len(want) {
+				t.Errorf("wrote %d files, want %d: %v", len(got), len(want), got)
+			}
+			for _, f := range got {
+				mode, ok := want[f]
+				if !ok {
+					t.Errorf("unexpected file %s", f)
+					continue
+				}
+				st, err := os.Stat(fsys.Path(f))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if st.Mode().Perm() != mode {
+					t.Errorf("%s mode %v, want %v", f, st.Mode().Perm(), mode)
+				}
+			}
+			if !strings.Contains(out.String(), "kubeboot join 10.1.2.3:6443 --token ") || !strings.Contains(out.String(), "--discovery-token-ca-cert-hash sha256:") {
+				t.Errorf("no join command printed:\n%s", out.String())
+			}
+			if strings.Join(initSys.restarted, ",") != "kubelet" {
+				t.Errorf("restarted %v, want the kubelet once", initSys.restarted)
+			}
+		})
+	}
+}
+
+func TestKubeletStartWithoutInitSystemSaysWhatToDo(t *testing.T) {
+	var out bytes.Buffer
+	d := &Data{Cfg: testConfig(t, config.EncryptionAlgorithmECDSAP256), FS: nodefs.FS{Root: t.TempDir()}, Out: &out, InitSystem: kubelet.None{}, Hostname: "cp-1"}
+	if err := runKubeletStart(t.Context(), d); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), "restart the kubelet yourself so it reads /var/lib/kubelet/config.yaml") {
+		t.Fatalf("no instruction printed:\n%s", out.String())
+	}
+	boom := errors.New("unit kubelet.service not found")
+	d.InitSystem = &fakeInitSystem{err: boom}
+	if err := runKubeletStart(t.Context(), d); !errors.Is(err, boom) || err.Error() != "restart the kubelet through fake: unit kubelet.service not found" {
+		t.Fatalf("got %v", err)
+	}
+}

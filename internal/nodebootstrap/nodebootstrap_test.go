@@ -1,0 +1,169 @@
+package nodebootstrap
+
+import (
+	"context"
+	"errors"
+	"reflect"
+	"testing"
+	"time"
+
+	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/kubernetes/fake"
+	k8stesting "k8s.io/client-go/testing"
+)
+
+var crbGR = schema.GroupResource{Group: "rbac.authorization.k8s.io", Resource: "clusterrolebindings"}
+
+func TestApplyCreatesUpstreamBindings(t *testing.T) {
+	c := fake.NewClientset()
+	if err := Apply(t.Context(), c); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]struct{ role, kind, group string }{
+		"kubeadm:kubelet-bootstrap":                     {"system:node-bootstrapper", "Group", "system:bootstrappers:kubeadm:default-node-token"},
+		"kubeadm:node-autoapprove-bootstrap":            {"system:certificates.k8s.io:certificatesigningrequests:nodeclient", "Group", "system:bootstrappers:kubeadm:default-node-token"},
+		"kubeadm:node-autoapprove-certificate-rotation": {"system:certificates.k8s.io:certificatesigningrequests:selfnodeclient", "Group", "system:nodes"},
+		"kubeadm:get-nodes":                             {"kubeadm:get-nodes", "Group", "system:bootstrappers:kubeadm:default-node-token"},
+	}
+	list, err := c.RbacV1().ClusterRoleBindings().List(t.Context(), metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(list.Items) != len(want) {
+		t.Errorf("%d bindings stored, want %d", len(list.Items), len(want))
+	}
+	for name, w := range want {
+		b, err := c.RbacV1().ClusterRoleBindings().Get(t.Context(), name, metav1.GetOptions{})
+		if err != nil {
+			t.Errorf("%s: %v", name, err)
+			continue
+		}
+		wantRef := rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: w.role}
+		wantSubjects := []rbacv1.Subject{{Kind: w.kind, Name: w.group}}
+		if b.RoleRef != wantRef || !reflect.DeepEqual(b.Subjects, wantSubjects) {
+			t.Errorf("%s: roleRef %+v subjects %+v\nwant     %+v %+v", name, b.RoleRef, b.Subjects, wantRef, wantSubjects)
+		}
+	}
+	role, err := c.RbacV1().ClusterRoles().Get(t.Context(), "kubeadm:get-nodes", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantRules := []rbacv1.PolicyRule{{Verbs: []string{"get"}, APIGroups: []string{""}, Resources: []string{"nodes"}}}
+	if !reflect.DeepEqual(role.Rules, wantRules) {
+		t.Errorf("kubeadm:get-nodes rules = %+v", role.Rules)
+	}
+}
+
+func TestApplyIsIdempotent(t *testing.T) {
+	c := fake.NewClientset()
+	for i := range 2 {
+		if err := Apply(t.Context(), c); err != nil {
+			t.Fatalf("run %d: %v", i+1, err)
+		}
+	}
+	updates := 0
+	for _, a := range c.Actions() {
+		if a.GetVerb() == "update" {
+			updates++
+		}
+	}
+	if updates != 5 {
+		t.Errorf("second run made %d updates, want one per object (5)", updates)
+	}
+}
+
+func TestApplyRetriesConflict(t *testing.T) {
+	c := fake.NewClientset(&rbacv1.ClusterRoleBinding{ObjectMeta: metav1.ObjectMeta{Name: "kubeadm:get-nodes", ResourceVersion: "9"}})
+	conflicts := 0
+	c.PrependReactor("update", "clusterrolebindings", func(k8stesting.Action) (bool, runtime.Object, error) {
+		if conflicts == 0 {
+			conflicts++
+			return true, nil, apierrors.NewConflict(crbGR, "kubeadm:get-nodes", errors.New("modified"))
+		}
+		return false, nil, nil
+	})
+	if err := Apply(t.Context(), c); err != nil {
+		t.Fatal(err)
+	}
+	b, err := c.RbacV1().ClusterRoleBindings().Get(t.Context(), "kubeadm:get-nodes", metav1.GetOptions{})
+	if err != nil || len(b.Subjects) != 1 || b.RoleRef.Name != "kubeadm:get-nodes" {
+		t.Fatalf("binding not updated after the conflict: %+v %v", b, err)
+	}
+}
+
+func TestClusterAdminsBinding(t *testing.T) {
+	b := ClusterAdminsBinding()
+	if b.Name != "kubeadm:cluster-admins" ||
+		b.RoleRef != (rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: "cluster-admin"}) ||
+		!reflect.DeepEqual(b.Subjects, []rbacv1.Subject{{Kind: "Group", Name: "kubeadm:cluster-admins"}}) {
+		t.Errorf("binding = %+v", b)
+	}
+}
+
+func forbidCreate(c *fake.Clientset) {
+	c.PrependReactor("create", "clusterrolebindings", func(k8stesting.Action) (bool, runtime.Object, error) {
+		return true, nil, apierrors.NewForbidden(crbGR, "kubeadm:cluster-admins", errors.New(`User "kubernetes-admin" cannot create resource "clusterrolebindings"`))
+	})
+}
+
+func TestEnsureClusterAdmins(t *testing.T) {
+	t.Run("admin can create it", func(t *testing.T) {
+		admin, super := fake.NewClientset(), fake.NewClientset()
+		if err := EnsureClusterAdmins(t.Context(), admin, super); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := admin.RbacV1().ClusterRoleBindings().Get(t.Context(), "kubeadm:cluster-admins", metav1.GetOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		if len(super.Actions()) != 0 {
+			t.Errorf("super-admin was used although admin.conf sufficed")
+		}
+	})
+	t.Run("admin forbidden, super-admin creates it", func(t *testing.T) {
+		admin, super := fake.NewClientset(), fake.NewClientset()
+		forbidCreate(admin)
+		if err := EnsureClusterAdmins(t.Context(), admin, super); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := super.RbacV1().ClusterRoleBindings().Get(t.Context(), "kubeadm:cluster-admins", metav1.GetOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	})
+	t.Run("admin forbidden, no super-admin", func(t *testing.T) {
+		admin := fake.NewClientset()
+		forbidCreate(admin)
+		err := EnsureClusterAdmins(t.Context(), admin, nil)
+		want := `the ClusterRoleBinding kubeadm:cluster-admins is missing and admin.conf may not create it; it needs super-admin.conf, which this node does not have: ` +
+			`apply ClusterRoleBinding kubeadm:cluster-admins: create: clusterrolebindings.rbac.authorization.k8s.io "kubeadm:cluster-admins" is forbidden: User "kubernetes-admin" cannot create resource "clusterrolebindings"`
+		if err == nil || err.Error() != want {
+			t.Fatalf("error = %v\nwant    %s", err, want)
+		}
+	})
+	t.Run("super-admin fails too", func(t *testing.T) {
+		admin, super := fake.NewClientset(), fake.NewClientset()
+		forbidCreate(admin)
+		forbidCreate(super)
+		err := EnsureClusterAdmins(t.Context(), admin, super)
+		want := `creating the ClusterRoleBinding kubeadm:cluster-admins with super-admin.conf: ` +
+			`apply ClusterRoleBinding kubeadm:cluster-admins: create: clusterrolebindings.rbac.authorization.k8s.io "kubeadm:cluster-admins" is forbidden: User "kubernetes-admin" cannot create resource "clusterrolebindings"`
+		if err == nil || err.Error() != want {
+			t.Fatalf("error = %v\nwant    %s", err, want)
+		}
+	})
+	t.Run("API never answers", func(t *testing.T) {
+		admin := fake.NewClientset()
+		admin.PrependReactor("create", "clusterrolebindings", func(k8stesting.Action) (bool, runtime.Object, error) {
+			return true, nil, apierrors.NewInternalError(errors.New("etcd unavailable"))
+		})
+		ctx, cancel := context.WithTimeout(t.Context(), 150*time.Millisecond)
+		defer cancel()
+		err := EnsureClusterAdmins(ctx, admin, fake.NewClientset())
+		if !errors.Is(err, context.DeadlineExceeded) || !apierrors.IsInternalError(err) {
+			t.Fatalf("error = %v, want the deadline and the last API error", err)
+		}
+	})
+}
