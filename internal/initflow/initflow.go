@@ -15,6 +15,7 @@ import (
 	"kubeboot.dev/kubeboot/internal/kubelet"
 	"kubeboot.dev/kubeboot/internal/manifests"
 	"kubeboot.dev/kubeboot/internal/nodefs"
+	"kubeboot.dev/kubeboot/internal/patches"
 	"kubeboot.dev/kubeboot/internal/pki"
 	"kubeboot.dev/kubeboot/internal/preflight"
 	"kubeboot.dev/kubeboot/internal/workflow"
@@ -65,7 +66,9 @@ func Phases() []workflow.Phase[*Data] {
 		}},
 		{Name: "etcd", Short: "Generate static Pod manifest file for local etcd", Phases: []workflow.Phase[*Data]{
 			{Name: "local", Short: "Generate the static Pod manifest file for a local, single-node local etcd instance", Run: func(ctx context.Context, d *Data) error {
-				return manifests.WriteLocalEtcd(ctx, d.FS, d.Cfg)
+				applied, err := manifests.WriteLocalEtcd(ctx, d.FS, d.Cfg)
+				reportPatches(d.Out, applied)
+				return err
 			}, RunIf: func(d *Data) bool { return d.Cfg.Cluster.Etcd.External == nil }},
 		}},
 		{Name: "control-plane", Short: "Generate all static Pod manifest files necessary to establish the control plane", Phases: controlPlanePhases()},
@@ -104,10 +107,12 @@ func kubeconfigPhases() []workflow.Phase[*Data] {
 }
 
 func controlPlanePhases() []workflow.Phase[*Data] {
-	write := func(f func(context.Context, nodefs.FS, *config.Init, manifests.Host) error) func(context.Context, *Data) error {
+	write := func(f func(context.Context, nodefs.FS, *config.Init, manifests.Host) ([]patches.Patch, error)) func(context.Context, *Data) error {
 		return func(ctx context.Context, d *Data) error {
 			host := manifests.DetectHost(d.FS, d.Cfg.Cluster.CertificatesDir, os.Environ())
-			return f(ctx, d.FS, d.Cfg, host)
+			applied, err := f(ctx, d.FS, d.Cfg, host)
+			reportPatches(d.Out, applied)
+			return err
 		}
 	}
 	return []workflow.Phase[*Data]{
@@ -128,11 +133,20 @@ func runKubeletStart(ctx context.Context, d *Data) error {
 	if err := kubelet.WriteFlags(d.FS, d.Cfg, d.Hostname); err != nil {
 		return err
 	}
-	if err := kubelet.WriteConfig(d.FS, d.Cfg); err != nil {
+	applied, err := kubelet.WriteConfig(d.FS, d.Cfg)
+	if err != nil {
 		return err
 	}
+	reportPatches(d.Out, applied)
 	fmt.Fprintf(d.Out, "  wrote %s and %s\n", config.KubeletFlagsEnvFile, config.KubeletConfigFile)
 	return restartKubelet(ctx, d)
+}
+
+// reportPatches prints kubeadm's line for each patch of patches.directory a phase applied.
+func reportPatches(w io.Writer, applied []patches.Patch) {
+	for _, p := range applied {
+		fmt.Fprintln(w, "  "+p.Line())
+	}
 }
 
 func reportPKI(w io.Writer, r pki.Result) {

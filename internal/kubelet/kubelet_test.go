@@ -111,15 +111,23 @@ type fileCase struct {
 }
 
 func fileCases() []fileCase {
-	return []fileCase{{"default", defaultConfig()}, {"flags-cri-extra", criExtraConfig()}}
+	return []fileCase{{"default", defaultConfig()}, {"flags-cri-extra", criExtraConfig()}, {"patches", patchesConfig()}}
 }
 
-// renderFiles returns what WriteConfig and WriteFlags write, by file name.
-func renderFiles(t *testing.T, cfg *config.Init) map[string][]byte {
+// renderFiles returns what WriteConfig and WriteFlags write for fc, by file name. A case whose
+// testdata/kubeadm/<name> has a patches folder gets it at its patches.directory first.
+func renderFiles(t *testing.T, fc fileCase) map[string][]byte {
 	t.Helper()
+	cfg := fc.cfg
 	root := t.TempDir()
 	fs := nodefs.FS{Root: root}
-	if err := WriteConfig(fs, cfg); err != nil {
+	if p := cfg.Init.Patches; p != nil {
+		src := filepath.Join("testdata", "kubeadm", fc.name, "patches")
+		if err := os.CopyFS(fs.Path(p.Directory), os.DirFS(src)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := WriteConfig(fs, cfg); err != nil {
 		t.Fatal(err)
 	}
 	if err := WriteFlags(fs, cfg, refHostname); err != nil {
@@ -144,7 +152,7 @@ func TestGolden(t *testing.T) {
 	for _, fc := range fileCases() {
 		t.Run(fc.name, func(t *testing.T) {
 			dir := filepath.Join("testdata", "golden", fc.name)
-			got := renderFiles(t, fc.cfg)
+			got := renderFiles(t, fc)
 			if *update {
 				if err := os.RemoveAll(dir); err != nil {
 					t.Fatal(err)
@@ -198,7 +206,7 @@ func TestMatchesKubeadm(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			got := renderFiles(t, fc.cfg)
+			got := renderFiles(t, fc)
 			if len(refs) != len(got) {
 				t.Fatalf("kubeadm wrote %d files, kubeboot %d", len(refs), len(got))
 			}
@@ -412,7 +420,7 @@ func TestNodeLocalCRISocket(t *testing.T) {
 func TestWriteModes(t *testing.T) {
 	root := t.TempDir()
 	fs := nodefs.FS{Root: root}
-	if err := WriteConfig(fs, defaultConfig()); err != nil {
+	if _, err := WriteConfig(fs, defaultConfig()); err != nil {
 		t.Fatal(err)
 	}
 	if err := WriteFlags(fs, defaultConfig(), "host"); err != nil {

@@ -20,6 +20,7 @@ import (
 
 	"kubeboot.dev/kubeboot/internal/config"
 	"kubeboot.dev/kubeboot/internal/nodefs"
+	"kubeboot.dev/kubeboot/internal/patches"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/golden")
@@ -683,7 +684,7 @@ func TestExternalEtcd(t *testing.T) {
 	if _, _, ok := volumeByName(pod, "etcd-certs-2"); ok {
 		t.Error("a third etcd-certs volume for a covered directory")
 	}
-	if err := WriteLocalEtcd(t.Context(), nodefs.FS{Root: t.TempDir()}, cfg); err != nil {
+	if _, err := WriteLocalEtcd(t.Context(), nodefs.FS{Root: t.TempDir()}, cfg); err != nil {
 		t.Errorf("WriteLocalEtcd with external etcd: %v, want nothing done", err)
 	}
 }
@@ -915,17 +916,21 @@ func TestWritePhases(t *testing.T) {
 	ctx := t.Context()
 	steps := []struct {
 		name string
-		run  func() error
+		run  func() ([]patches.Patch, error)
 	}{
-		{APIServerName, func() error { return WriteAPIServer(ctx, fs, cfg, debianHost) }},
-		{ControllerManagerName, func() error { return WriteControllerManager(ctx, fs, cfg, debianHost) }},
-		{SchedulerName, func() error { return WriteScheduler(ctx, fs, cfg, debianHost) }},
-		{EtcdName, func() error { return WriteLocalEtcd(ctx, fs, cfg) }},
+		{APIServerName, func() ([]patches.Patch, error) { return WriteAPIServer(ctx, fs, cfg, debianHost) }},
+		{ControllerManagerName, func() ([]patches.Patch, error) { return WriteControllerManager(ctx, fs, cfg, debianHost) }},
+		{SchedulerName, func() ([]patches.Patch, error) { return WriteScheduler(ctx, fs, cfg, debianHost) }},
+		{EtcdName, func() ([]patches.Patch, error) { return WriteLocalEtcd(ctx, fs, cfg) }},
 	}
 	for _, s := range steps {
 		t.Run(s.name, func(t *testing.T) {
-			if err := s.run(); err != nil {
+			applied, err := s.run()
+			if err != nil {
 				t.Fatal(err)
+			}
+			if applied != nil {
+				t.Errorf("patches applied without a patches directory: %v", applied)
 			}
 			file := filepath.Join(root, "etc/kubernetes/manifests", s.name+".yaml")
 			st, err := os.Stat(file)
@@ -970,7 +975,7 @@ func TestWriteErrors(t *testing.T) {
 
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
-	if err := WriteAPIServer(ctx, nodefs.FS{Root: t.TempDir()}, baseConfig(), Host{}); !errors.Is(err, context.Canceled) {
+	if _, err := WriteAPIServer(ctx, nodefs.FS{Root: t.TempDir()}, baseConfig(), Host{}); !errors.Is(err, context.Canceled) {
 		t.Errorf("WriteAPIServer on a cancelled context: %v", err)
 	}
 }

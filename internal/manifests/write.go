@@ -6,10 +6,12 @@ import (
 	"path"
 
 	corev1 "k8s.io/api/core/v1"
+	utiljson "k8s.io/apimachinery/pkg/util/json"
 	"sigs.k8s.io/yaml"
 
 	"kubeboot.dev/kubeboot/internal/config"
 	"kubeboot.dev/kubeboot/internal/nodefs"
+	"kubeboot.dev/kubeboot/internal/patches"
 )
 
 // Phase names, public in the CLI (`kubeboot init phase control-plane apiserver`, --skip-phases).
@@ -49,42 +51,92 @@ func Write(fs nodefs.FS, name string, pod *corev1.Pod) error {
 	return nil
 }
 
-// WriteAPIServer is the control-plane/apiserver phase.
-func WriteAPIServer(ctx context.Context, fs nodefs.FS, cfg *config.Init, host Host) error {
-	if err := ctx.Err(); err != nil {
-		return err
+// PatchPod applies set's patches for pod (the target is the Pod's name, as in kubeadm) and returns the patched
+// Pod and the patches applied, in order. Like kubeadm, it reads the result back as a Pod without complaining about
+// fields a Pod does not have; a result that is no longer a v1 Pod is an error. Without patches for pod it returns
+// pod itself.
+func PatchPod(set *patches.Set, pod *corev1.Pod) (*corev1.Pod, []patches.Patch, error) {
+	applied := set.For(pod.Name)
+	if len(applied) == 0 {
+		return pod, nil, nil
 	}
-	return Write(fs, APIServerName, APIServer(cfg, host))
+	b, err := Marshal(pod)
+	if err != nil {
+		return nil, nil, err
+	}
+	out, _, err := set.Apply(pod.Name, b, corev1.Pod{})
+	if err != nil {
+		return nil, nil, fmt.Errorf("patch static Pod %s: %w", pod.Name, err)
+	}
+	j, err := yaml.YAMLToJSON(out)
+	if err != nil {
+		return nil, nil, fmt.Errorf("patch static Pod %s: %w", pod.Name, err)
+	}
+	var patched corev1.Pod
+	// Case-sensitive, as the kubelet and kubeadm decode it.
+	if err := utiljson.Unmarshal(j, &patched); err != nil {
+		return nil, nil, fmt.Errorf("patches for static Pod %s in %s leave no valid Pod: %w", pod.Name, set.Dir, err)
+	}
+	if patched.APIVersion != "v1" || patched.Kind != "Pod" {
+		return nil, nil, fmt.Errorf("patches for static Pod %s in %s turn it into apiVersion %q kind %q; a static Pod must stay apiVersion v1 kind Pod",
+			pod.Name, set.Dir, patched.APIVersion, patched.Kind)
+	}
+	return &patched, applied, nil
 }
 
-// WriteControllerManager is the control-plane/controller-manager phase.
-func WriteControllerManager(ctx context.Context, fs nodefs.FS, cfg *config.Init, host Host) error {
-	if err := ctx.Err(); err != nil {
-		return err
+// writePatched applies the patches of cfg's patches.directory to pod and writes it as name. It returns the
+// patches applied, for the caller to report with Patch.Line, as kubeadm prints them.
+func writePatched(fs nodefs.FS, cfg *config.Init, name string, pod *corev1.Pod) ([]patches.Patch, error) {
+	set, err := patches.LoadConfigured(fs, cfg.Init.Patches)
+	if err != nil {
+		return nil, fmt.Errorf("write static Pod manifest for %s: %w", name, err)
 	}
-	return Write(fs, ControllerManagerName, ControllerManager(cfg, host))
+	pod, applied, err := PatchPod(set, pod)
+	if err != nil {
+		return nil, err
+	}
+	if err := Write(fs, name, pod); err != nil {
+		return nil, err
+	}
+	return applied, nil
 }
 
-// WriteScheduler is the control-plane/scheduler phase.
-func WriteScheduler(ctx context.Context, fs nodefs.FS, cfg *config.Init, host Host) error {
+// WriteAPIServer is the control-plane/apiserver phase. It returns the patches applied (see writePatched).
+func WriteAPIServer(ctx context.Context, fs nodefs.FS, cfg *config.Init, host Host) ([]patches.Patch, error) {
 	if err := ctx.Err(); err != nil {
-		return err
+		return nil, err
 	}
-	return Write(fs, SchedulerName, Scheduler(cfg, host))
+	return writePatched(fs, cfg, APIServerName, APIServer(cfg, host))
+}
+
+// WriteControllerManager is the control-plane/controller-manager phase. It returns the patches applied.
+func WriteControllerManager(ctx context.Context, fs nodefs.FS, cfg *config.Init, host Host) ([]patches.Patch, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	return writePatched(fs, cfg, ControllerManagerName, ControllerManager(cfg, host))
+}
+
+// WriteScheduler is the control-plane/scheduler phase. It returns the patches applied.
+func WriteScheduler(ctx context.Context, fs nodefs.FS, cfg *config.Init, host Host) ([]patches.Patch, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	return writePatched(fs, cfg, SchedulerName, Scheduler(cfg, host))
 }
 
 // WriteLocalEtcd is the etcd/local phase of init: a new single-member cluster on this node's advertise address.
-// With an external etcd there is nothing to do, as in kubeadm.
-func WriteLocalEtcd(ctx context.Context, fs nodefs.FS, cfg *config.Init) error {
+// With an external etcd there is nothing to do, as in kubeadm. It returns the patches applied.
+func WriteLocalEtcd(ctx context.Context, fs nodefs.FS, cfg *config.Init) ([]patches.Patch, error) {
 	if err := ctx.Err(); err != nil {
-		return err
+		return nil, err
 	}
 	if cfg.Cluster.Etcd.External != nil {
-		return nil
+		return nil, nil
 	}
 	pod, err := Etcd(cfg, cfg.Init.LocalAPIEndpoint, nil)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	return Write(fs, EtcdName, pod)
+	return writePatched(fs, cfg, EtcdName, pod)
 }

@@ -3,6 +3,8 @@
 # (`kubeadm init phase kubelet-start`). kubeadm runs in private mount and UTS namespaces: /var and /etc are
 # overlays whose upper layers are temporary directories, the hostname is kb-ref-host, and PATH is empty so
 # kubeadm finds no init system and restarts nothing. The machine's files and services are never touched.
+# A case with a patches/ folder gets it copied to /etc/kubernetes/patches inside the overlay, where its
+# kubeadm.yaml's patches.directory points, and kubeadm's [patches] lines are kept in patches-output.txt.
 # Usage: KUBEADM=/var/lib/kubeboot-lab/bin/kubeadm ./generate.sh   (as root)
 set -eu
 KUBEADM=${KUBEADM:-/var/lib/kubeboot-lab/bin/kubeadm}
@@ -15,7 +17,11 @@ for dir in "$here"/*/; do
 		hostname kb-ref-host &&
 		mount -t overlay overlay -o lowerdir=/etc,upperdir=$tmp/etc,workdir=$tmp/etcw /etc &&
 		mount -t overlay overlay -o lowerdir=/var,upperdir=$tmp/var,workdir=$tmp/varw /var &&
-		PATH=/nonexistent $KUBEADM init phase kubelet-start --config $dir/kubeadm.yaml >/dev/null 2>&1"
+		if [ -d $dir/patches ]; then mkdir -p /etc/kubernetes && cp -r $dir/patches /etc/kubernetes/patches; fi &&
+		PATH=/nonexistent $KUBEADM init phase kubelet-start --config $dir/kubeadm.yaml >$tmp/stdout 2>/dev/null"
+	if [ -d "$dir/patches" ]; then
+		grep '^\[patches\]' "$tmp/stdout" >"$dir/patches-output.txt"
+	fi
 	rm -f "$dir"/*.ref
 	for f in "$tmp"/var/lib/kubelet/*; do
 		cp "$f" "$dir/$(basename "$f").ref"

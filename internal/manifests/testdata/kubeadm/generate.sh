@@ -5,6 +5,8 @@
 # are never touched. Every dataDir in the configurations must therefore lie under /var.
 # The references depend on which CA directories exist here (Debian 12: /etc/ca-certificates,
 # /usr/share/ca-certificates, /usr/local/share/ca-certificates; debianHost in the tests).
+# A case with a patches/ folder gets it copied to /etc/kubernetes/patches inside the overlay, where its
+# kubeadm.yaml's patches.directory points, and kubeadm's [patches] lines are kept in patches-output.txt.
 # Usage: KUBEADM=/var/lib/kubeboot-lab/bin/kubeadm ./generate.sh   (as root, with no *_proxy variables set)
 set -eu
 KUBEADM=${KUBEADM:-/var/lib/kubeboot-lab/bin/kubeadm}
@@ -16,8 +18,12 @@ for dir in "$here"/*/; do
 	unshare -m --propagation private sh -c "
 		mount -t overlay overlay -o lowerdir=/etc,upperdir=$tmp/upper,workdir=$tmp/work /etc &&
 		mount -t overlay overlay -o lowerdir=/var,upperdir=$tmp/var,workdir=$tmp/varw /var &&
-		$KUBEADM init phase control-plane all --config $dir/kubeadm.yaml >/dev/null &&
-		$KUBEADM init phase etcd local --config $dir/kubeadm.yaml >/dev/null"
+		if [ -d $dir/patches ]; then mkdir -p /etc/kubernetes && cp -r $dir/patches /etc/kubernetes/patches; fi &&
+		$KUBEADM init phase control-plane all --config $dir/kubeadm.yaml >$tmp/stdout &&
+		$KUBEADM init phase etcd local --config $dir/kubeadm.yaml >>$tmp/stdout"
+	if [ -d "$dir/patches" ]; then
+		grep '^\[patches\]' "$tmp/stdout" >"$dir/patches-output.txt"
+	fi
 	rm -f "$dir"/*.yaml.ref
 	for f in "$tmp"/upper/kubernetes/manifests/*.yaml; do
 		[ -e "$f" ] && cp "$f" "$dir/$(basename "$f").ref"
