@@ -133,9 +133,15 @@ func (o *initOptions) data(stdout io.Writer) (d *initflow.Data, cleanup func(), 
 			return nil, nil, err
 		}
 		// Seed the scratch root with what the machine already has, so reuse decisions are the real ones.
-		if err := copyTree(fsys, nodefs.FS{Root: scratch}, config.KubernetesDir); err != nil {
-			os.RemoveAll(scratch)
-			return nil, nil, err
+		seed := []string{config.KubernetesDir}
+		if p := cfg.Init.Patches; p != nil && p.Directory != "" {
+			seed = append(seed, p.Directory)
+		}
+		for _, dir := range seed {
+			if err := copyTree(fsys, nodefs.FS{Root: scratch}, dir); err != nil {
+				os.RemoveAll(scratch)
+				return nil, nil, err
+			}
 		}
 		fsys = nodefs.FS{Root: scratch}
 		cleanup = func() { os.RemoveAll(scratch) }

@@ -1,0 +1,237 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+	"golang.org/x/term"
+
+	"kubeboot.dev/kubeboot/internal/config"
+	"kubeboot.dev/kubeboot/internal/cri"
+	"kubeboot.dev/kubeboot/internal/kubelet"
+	"kubeboot.dev/kubeboot/internal/nodefs"
+	"kubeboot.dev/kubeboot/internal/preflight"
+	"kubeboot.dev/kubeboot/internal/reset"
+	"kubeboot.dev/kubeboot/internal/workflow"
+)
+
+// resetOptions are reset's flags.
+type resetOptions struct {
+	configFile, rootfs, certDir, criSocket string
+	force, dryRun, cleanupTmpDir           bool
+	ignorePreflightErrors, skipPhases      []string
+	fs                                     *pflag.FlagSet
+}
+
+func (o *resetOptions) register(fs *pflag.FlagSet, withSkipPhases bool) {
+	o.fs = fs
+	fs.StringVar(&o.configFile, "config", "", "path to a kubeadm ResetConfiguration file (kubeadm.k8s.io/v1beta4)")
+	fs.StringVar(&o.rootfs, "rootfs", "", "reset the node whose files are under this directory instead of / (for tests and labs)")
+	fs.StringVar(&o.certDir, "cert-dir", config.DefaultCertificatesDir, "the certificates directory to empty")
+	fs.StringVar(&o.criSocket, "cri-socket", "", "the container runtime's CRI socket; default: the one the kubelet was configured with, else "+config.DefaultCRISocket)
+	fs.BoolVarP(&o.force, "force", "f", false, "reset without asking for confirmation (and past a stacked etcd member of a larger cluster)")
+	fs.BoolVar(&o.dryRun, "dry-run", false, "change nothing; print what would be done")
+	fs.BoolVar(&o.cleanupTmpDir, "cleanup-tmp-dir", false, "also empty "+reset.TmpDir+" (it may hold backups made by upgrades)")
+	fs.StringSliceVar(&o.ignorePreflightErrors, "ignore-preflight-errors", nil, "checks whose errors become warnings, e.g. 'IsPrivilegedUser'; 'all' ignores every check")
+	if withSkipPhases {
+		fs.StringSliceVar(&o.skipPhases, "skip-phases", nil, "phases to skip, e.g. 'remove-etcd-member'")
+	}
+}
+
+// resetDeps are reset's effects; tests replace them.
+type resetDeps struct {
+	in          io.Reader
+	inTerminal  bool
+	preflight   func(nodefs.FS) preflight.Env
+	dialRuntime func(ctx context.Context, criSocket string) (cri.Runtime, error)
+	initSystem  func(nodefs.FS) kubelet.InitSystem
+	mounts      reset.Mounter
+	etcdMembers func(ctx context.Context, fsys nodefs.FS, m *reset.EtcdMember) (int, error)
+}
+
+func hostResetDeps() resetDeps {
+	return resetDeps{
+		in:         os.Stdin,
+		inTerminal: term.IsTerminal(int(os.Stdin.Fd())),
+		preflight:  preflight.HostEnv,
+		dialRuntime: func(ctx context.Context, criSocket string) (cri.Runtime, error) {
+			c, err := cri.Dial(ctx, criSocket)
+			if err != nil {
+				return nil, err // not c: a nil *Client in a Runtime would not compare equal to nil
+			}
+			return c, nil
+		},
+		initSystem: func(fsys nodefs.FS) kubelet.InitSystem {
+			is := kubelet.DetectInitSystem(fsys)
+			if sd, ok := is.(kubelet.Systemd); ok {
+				return systemdStopper{sd}
+			}
+			return is
+		},
+		mounts:      reset.HostMounts{},
+		etcdMembers: reset.CountEtcdMembers,
+	}
+}
+
+// systemdStopper adds stopping to systemd, so reset can keep the kubelet from restarting Pods while it removes them.
+type systemdStopper struct{ kubelet.Systemd }
+
+func (s systemdStopper) Stop(ctx context.Context, service string) error {
+	run := s.Run
+	if run == nil {
+		run = func(ctx context.Context, name string, args ...string) error {
+			out, err := exec.CommandContext(ctx, name, args...).CombinedOutput()
+			if err != nil && len(out) > 0 {
+				return fmt.Errorf("%w: %s", err, strings.TrimSpace(string(out)))
+			}
+			return err
+		}
+	}
+	if err := run(ctx, "systemctl", "stop", service); err != nil {
+		return fmt.Errorf("systemctl stop %s: %w", service, err)
+	}
+	return nil
+}
+
+// data loads the configuration and builds the phases' data.
+func (o *resetOptions) data(stdout io.Writer, deps resetDeps) (*reset.Data, error) {
+	cfg := &config.ResetConfiguration{}
+	if o.configFile != "" {
+		file, err := os.ReadFile(o.configFile)
+		if err != nil {
+			return nil, withHint(fmt.Errorf("read --config: %w", err), "pass the path of a file holding a kubeadm.k8s.io/v1beta4 ResetConfiguration")
+		}
+		if cfg, err = config.LoadReset(file); err != nil {
+			return nil, withHint(fmt.Errorf("invalid configuration in %s: %w", o.configFile, err), "fix the fields named above; nothing was changed")
+		}
+	}
+	// Flags the user set win over the file, as in kubeadm.
+	set := o.fs.Changed
+	if set("cert-dir") {
+		cfg.CertificatesDir = o.certDir
+	}
+	if set("cri-socket") {
+		cfg.CRISocket = o.criSocket
+	}
+	if set("force") {
+		cfg.Force = o.force
+	}
+	if set("dry-run") {
+		cfg.DryRun = o.dryRun
+	}
+	if set("cleanup-tmp-dir") {
+		cfg.CleanupTmpDir = o.cleanupTmpDir
+	}
+	if set("skip-phases") {
+		cfg.SkipPhases = o.skipPhases
+	}
+	cfg.IgnorePreflightErrors = append(cfg.IgnorePreflightErrors, o.ignorePreflightErrors...)
+
+	fsys := nodefs.Host
+	if o.rootfs != "" {
+		abs, err := filepath.Abs(o.rootfs)
+		if err != nil {
+			return nil, err
+		}
+		fsys = nodefs.FS{Root: abs}
+	}
+	if cfg.CRISocket == "" {
+		cfg.CRISocket = reset.DetectCRISocket(fsys)
+	}
+	config.SetResetDefaults(cfg)
+	if err := config.ValidateReset(cfg); err != nil {
+		where := "the flags"
+		if o.configFile != "" {
+			where = o.configFile + " and the flags"
+		}
+		return nil, withHint(fmt.Errorf("invalid configuration in %s: %w", where, err), "fix the fields named above; nothing was changed")
+	}
+	etcdMembers := deps.etcdMembers
+	if fsys.Root != "/" && fsys.Root != "" {
+		// 127.0.0.1 here is not the loopback of the node under --rootfs: trust its manifest alone.
+		etcdMembers = nil
+	}
+	return &reset.Data{
+		Cfg:         cfg,
+		FS:          fsys,
+		Out:         stdout,
+		In:          deps.in,
+		InTerminal:  deps.inTerminal,
+		Preflight:   deps.preflight(fsys),
+		DialRuntime: deps.dialRuntime,
+		InitSystem:  deps.initSystem(fsys),
+		Mounts:      deps.mounts,
+		EtcdMembers: etcdMembers,
+	}, nil
+}
+
+func newResetCmd(stdout io.Writer) *cobra.Command {
+	return newResetCmdWith(stdout, hostResetDeps())
+}
+
+func newResetCmdWith(stdout io.Writer, deps resetDeps) *cobra.Command {
+	o := &resetOptions{}
+	cmd := &cobra.Command{
+		Use:   "reset",
+		Short: "Undo what 'kubeboot init' or 'kubeboot join' did to this machine, so either can run again",
+		Long: `Undo what 'kubeboot init' or 'kubeboot join' (or kubeadm's) did to this machine, so either can run again.
+
+Runs, in order (each is also 'kubeboot reset phase <name>' and can be left out with --skip-phases):
+` + resetPhaseList(),
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			d, err := runReset(cmd.Context(), o, stdout, deps, "")
+			if err != nil {
+				return err
+			}
+			d.NotCleaned(stdout)
+			return nil
+		},
+	}
+	o.register(cmd.Flags(), true)
+
+	phaseCmd := &cobra.Command{Use: "phase", Short: "Run one phase of reset"}
+	for _, p := range reset.Phases() {
+		po := &resetOptions{}
+		c := &cobra.Command{
+			Use:   p.Name,
+			Short: p.Short,
+			Args:  cobra.NoArgs,
+			RunE: func(cmd *cobra.Command, _ []string) error {
+				_, err := runReset(cmd.Context(), po, stdout, deps, p.Name)
+				return err
+			},
+		}
+		po.register(c.Flags(), false)
+		phaseCmd.AddCommand(c)
+	}
+	cmd.AddCommand(phaseCmd)
+	return cmd
+}
+
+func runReset(ctx context.Context, o *resetOptions, stdout io.Writer, deps resetDeps, only string) (*reset.Data, error) {
+	d, err := o.data(stdout, deps)
+	if err != nil {
+		return nil, err
+	}
+	runner := workflow.Runner[*reset.Data]{Phases: reset.Phases(), Out: stdout}
+	if err := runner.Run(ctx, d, workflow.Options{Skip: d.Cfg.SkipPhases, Only: only}); err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
+func resetPhaseList() string {
+	var b strings.Builder
+	for _, p := range reset.Phases() {
+		fmt.Fprintf(&b, "  %-22s %s\n", p.Name, p.Short)
+	}
+	return b.String()
+}
