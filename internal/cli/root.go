@@ -71,12 +71,19 @@ so clusters, scripts and nodes made with either tool work with the other.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
+	var verbosity int
+	// kubeadm's -v/--v: scripts pass it, so it is accepted. kubeboot's detail lines are always printed; the level
+	// only matters to the client libraries' own logging, which kubeboot does not enable.
+	root.PersistentFlags().IntVarP(&verbosity, "v", "v", 0, "log level verbosity (accepted for kubeadm compatibility)")
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.AddCommand(
 		newVersionCmd(stdout),
 		newInitCmd(stdout),
+		newJoinCmd(stdout),
 		newConfigCmd(stdout),
+		newTokenCmd(stdout, stderr),
+		newResetCmd(stdout),
 	)
 	return root
 }

@@ -110,14 +110,36 @@ func clusterPhases() []workflow.Phase[*Data] {
 // withAPI runs f with the admin client, bounded by timeouts.kubernetesAPICall.
 func withAPI(f func(ctx context.Context, d *Data, c kubernetes.Interface) error) func(context.Context, *Data) error {
 	return func(ctx context.Context, d *Data) error {
-		c, err := d.Clients.Admin()
+		ctx, cancel := context.WithTimeout(ctx, d.Cfg.Init.Timeouts.KubernetesAPICall.Duration)
+		defer cancel()
+		c, err := d.admin(ctx)
 		if err != nil {
 			return err
 		}
-		ctx, cancel := context.WithTimeout(ctx, d.Cfg.Init.Timeouts.KubernetesAPICall.Duration)
-		defer cancel()
 		return f(ctx, d, c)
 	}
+}
+
+// admin returns the admin.conf client after making sure it has its rights: admin.conf's identity is in the group
+// kubeadm:cluster-admins, which is bound to cluster-admin only once the kubeadm:cluster-admins binding exists;
+// creating that binding may need super-admin.conf. Done once per run, before the first API phase.
+func (d *Data) admin(ctx context.Context) (kubernetes.Interface, error) {
+	admin, err := d.Clients.Admin()
+	if err != nil {
+		return nil, err
+	}
+	if d.adminReady {
+		return admin, nil
+	}
+	super, err := d.Clients.SuperAdmin()
+	if err != nil {
+		super = nil // a node without super-admin.conf relies on the binding existing already
+	}
+	if err := nodebootstrap.EnsureClusterAdmins(ctx, admin, super); err != nil {
+		return nil, err
+	}
+	d.adminReady = true
+	return admin, nil
 }
 
 func runWaitControlPlane(ctx context.Context, d *Data) error {
@@ -156,18 +178,10 @@ func runWaitControlPlane(ctx context.Context, d *Data) error {
 }
 
 func runBootstrapToken(ctx context.Context, d *Data) error {
-	admin, err := d.Clients.Admin()
-	if err != nil {
-		return err
-	}
 	ctx, cancel := context.WithTimeout(ctx, d.Cfg.Init.Timeouts.KubernetesAPICall.Duration)
 	defer cancel()
-	// admin.conf's group gets its rights from kubeadm:cluster-admins; create it first, with super-admin.conf if needed.
-	super, err := d.Clients.SuperAdmin()
+	admin, err := d.admin(ctx)
 	if err != nil {
-		super = nil
-	}
-	if err := nodebootstrap.EnsureClusterAdmins(ctx, admin, super); err != nil {
 		return err
 	}
 	for _, bt := range d.Cfg.Init.BootstrapTokens {

@@ -44,6 +44,8 @@ type Data struct {
 	Clients Clients
 	// DialRuntime connects to the container runtime, to explain a control plane that does not come up.
 	DialRuntime func(ctx context.Context, criSocket string) (cri.Runtime, error)
+
+	adminReady bool // the kubeadm:cluster-admins binding is known to exist
 }
 
 // Phases is the init phase tree, in kubeadm's order and with kubeadm's names.

@@ -1,0 +1,244 @@
+package cli
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"kubeboot.dev/kubeboot/internal/config"
+	"kubeboot.dev/kubeboot/internal/joinflow"
+	"kubeboot.dev/kubeboot/internal/kubelet"
+	"kubeboot.dev/kubeboot/internal/nodefs"
+	"kubeboot.dev/kubeboot/internal/preflight"
+	"kubeboot.dev/kubeboot/internal/workflow"
+)
+
+// joinOptions are join's flags before they become configuration.
+type joinOptions struct {
+	configFile string
+	rootfs     string
+	fs         *pflag.FlagSet
+	// raw values behind the pointer fields of config.JoinFlags; only flags the user set are copied.
+	token, discoveryToken, discoveryFile, tlsBootstrapToken, nodeName, criSocket, certKey, advertise string
+	caHashes, ignore, skip                                                                           []string
+	unsafeSkip, controlPlane, dryRun                                                                 bool
+	bindPort                                                                                         int32
+}
+
+func (o *joinOptions) register(fs *pflag.FlagSet, withSkipPhases bool) {
+	o.fs = fs
+	fs.StringVar(&o.configFile, "config", "", "path to a kubeadm configuration file with a JoinConfiguration (kubeadm.k8s.io/v1beta4 or v1beta3)")
+	fs.StringVar(&o.rootfs, "rootfs", "", "write the node's files under this directory instead of / (for tests, image builds and labs)")
+	fs.StringVar(&o.token, "token", "", "the bootstrap token for both discovery and TLS bootstrap, unless --discovery-token or --tls-bootstrap-token is given")
+	fs.StringVar(&o.discoveryToken, "discovery-token", "", "the bootstrap token that authenticates cluster-info during token discovery")
+	fs.StringSliceVar(&o.caHashes, "discovery-token-ca-cert-hash", nil, "the cluster CA's public key pin, sha256:<hex> (repeatable); init prints it")
+	fs.BoolVar(&o.unsafeSkip, "discovery-token-unsafe-skip-ca-verification", false, "trust cluster-info without a CA pin (anyone who knows the token can then impersonate the control plane)")
+	fs.StringVar(&o.discoveryFile, "discovery-file", "", "a kubeconfig (file path or https URL) to discover and trust the cluster from, instead of token discovery")
+	fs.StringVar(&o.tlsBootstrapToken, "tls-bootstrap-token", "", "the bootstrap token the kubelet authenticates with for its TLS bootstrap")
+	fs.StringVar(&o.nodeName, "node-name", "", "the node's name; default: the hostname")
+	fs.StringVar(&o.criSocket, "cri-socket", "", "the container runtime's CRI socket; default: "+config.DefaultCRISocket)
+	fs.StringSliceVar(&o.ignore, "ignore-preflight-errors", nil, "checks whose errors become warnings, e.g. 'IsPrivilegedUser,Swap'; 'all' ignores every check")
+	fs.BoolVar(&o.dryRun, "dry-run", false, "change nothing: read the cluster, render into a scratch directory and print what would be written")
+	fs.BoolVar(&o.controlPlane, "control-plane", false, "join as a control-plane node (not supported yet)")
+	fs.StringVar(&o.certKey, "certificate-key", "", "with --control-plane: the key that decrypts the uploaded certificates")
+	fs.StringVar(&o.advertise, "apiserver-advertise-address", "", "with --control-plane: the address this node's API server advertises")
+	fs.Int32Var(&o.bindPort, "apiserver-bind-port", config.DefaultAPIBindPort, "with --control-plane: the port this node's API server binds to")
+	if withSkipPhases {
+		fs.StringSliceVar(&o.skip, "skip-phases", nil, "phases to skip, e.g. 'preflight'")
+	}
+}
+
+// resolved turns the flags the user set, and the endpoint argument, into config.JoinFlags.
+func (o *joinOptions) resolved(endpoint string) config.JoinFlags {
+	set := o.fs.Changed
+	str := func(name, v string) *string {
+		if set(name) {
+			return &v
+		}
+		return nil
+	}
+	boolean := func(name string, v bool) *bool {
+		if set(name) {
+			return &v
+		}
+		return nil
+	}
+	f := config.JoinFlags{
+		APIServerEndpoint:                      endpoint,
+		Token:                                  str("token", o.token),
+		DiscoveryToken:                         str("discovery-token", o.discoveryToken),
+		DiscoveryTokenUnsafeSkipCAVerification: boolean("discovery-token-unsafe-skip-ca-verification", o.unsafeSkip),
+		DiscoveryFile:                          str("discovery-file", o.discoveryFile),
+		TLSBootstrapToken:                      str("tls-bootstrap-token", o.tlsBootstrapToken),
+		ControlPlane:                           boolean("control-plane", o.controlPlane),
+		CertificateKey:                         str("certificate-key", o.certKey),
+		APIServerAdvertiseAddress:              str("apiserver-advertise-address", o.advertise),
+		NodeName:                               str("node-name", o.nodeName),
+		CRISocket:                              str("cri-socket", o.criSocket),
+		IgnorePreflightErrors:                  o.ignore,
+		SkipPhases:                             o.skip,
+		DryRun:                                 boolean("dry-run", o.dryRun),
+	}
+	if set("discovery-token-ca-cert-hash") {
+		f.DiscoveryTokenCACertHashes = o.caHashes
+	}
+	if set("apiserver-bind-port") {
+		f.APIServerBindPort = &o.bindPort
+	}
+	return f
+}
+
+// data loads the configuration and builds the phases' data. cleanup removes a dry run's scratch directory.
+func (o *joinOptions) data(stdout io.Writer, args []string) (d *joinflow.Data, cleanup func(), err error) {
+	endpoint := ""
+	if len(args) > 0 {
+		endpoint = args[0]
+	}
+	var file []byte
+	if o.configFile != "" {
+		if file, err = os.ReadFile(o.configFile); err != nil {
+			return nil, nil, withHint(fmt.Errorf("read --config: %w", err), "pass the path of a kubeadm.k8s.io/v1beta4 configuration file; `kubeboot config print join-defaults` prints one to start from")
+		}
+	}
+	host := config.HostEnvironment()
+	cfg, warnings, err := config.ResolveJoin(file, o.resolved(endpoint), host)
+	if err != nil {
+		where := "the flags"
+		if o.configFile != "" {
+			where = o.configFile
+		}
+		return nil, nil, withHint(fmt.Errorf("invalid configuration in %s: %w", where, err), "fix the fields named above; nothing was written")
+	}
+	for _, w := range warnings {
+		fmt.Fprintf(stdout, "[config] WARNING: %s\n", w)
+	}
+	if err := joinflow.CheckSupported(cfg); err != nil {
+		return nil, nil, withHint(err, "join this machine as a worker (without --control-plane); for another control-plane node use upstream `kubeadm join --control-plane` for now")
+	}
+	fsys := nodefs.Host
+	if o.rootfs != "" {
+		abs, err := filepath.Abs(o.rootfs)
+		if err != nil {
+			return nil, nil, err
+		}
+		fsys = nodefs.FS{Root: abs}
+	}
+	cleanup = func() {}
+	dry := cfg.Join.DryRun
+	if dry {
+		scratch, err := os.MkdirTemp("", "kubeboot-dryrun-")
+		if err != nil {
+			return nil, nil, err
+		}
+		// Seed the scratch root with what the machine already has (an existing ca.crt is kept, as on a real join).
+		if err := copyTree(fsys, nodefs.FS{Root: scratch}, config.KubernetesDir); err != nil {
+			os.RemoveAll(scratch)
+			return nil, nil, err
+		}
+		fsys = nodefs.FS{Root: scratch}
+		cleanup = func() { os.RemoveAll(scratch) }
+	}
+	hostname, err := kubelet.Hostname()
+	if err != nil {
+		fmt.Fprintf(stdout, "[config] WARNING: %v; --hostname-override is set to the node name\n", err)
+	}
+	return &joinflow.Data{
+		Cfg:             cfg,
+		FS:              fsys,
+		Out:             stdout,
+		Preflight:       preflight.HostEnv(fsys),
+		InitSystem:      kubelet.DetectInitSystem(fsys),
+		Hostname:        hostname,
+		SystemdResolved: host.SystemdResolvedActive != nil && host.SystemdResolvedActive(),
+		DryRun:          dry,
+	}, cleanup, nil
+}
+
+func newJoinCmd(stdout io.Writer) *cobra.Command {
+	o := &joinOptions{}
+	cmd := &cobra.Command{
+		Use:   "join [api-server-endpoint]",
+		Short: "Make this machine a worker node of an existing cluster",
+		Long: `Make this machine a worker node of an existing cluster.
+
+The cluster is discovered and authenticated before anything is written: with a bootstrap token, cluster-info must
+be signed with it and its CA must match --discovery-token-ca-cert-hash; with --discovery-file, the kubeconfig given
+is trusted. Then the kubelet is configured from the cluster's kubelet-config, started with bootstrap-kubelet.conf,
+and waited for until it has its own client certificate.
+
+Runs, in order (each is also 'kubeboot join phase <name>' and can be left out with --skip-phases):
+` + joinPhaseList(joinflow.Phases()),
+		Example: "  kubeboot join 10.0.0.10:6443 --token abcdef.0123456789abcdef \\\n" +
+			"      --discovery-token-ca-cert-hash sha256:<hex printed by init>",
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runJoin(cmd, o, stdout, "", args)
+		},
+	}
+	o.register(cmd.Flags(), true)
+	cmd.AddCommand(newJoinPhaseCmd(stdout, joinflow.Phases()))
+	return cmd
+}
+
+func runJoin(cmd *cobra.Command, o *joinOptions, stdout io.Writer, only string, args []string) error {
+	d, cleanup, err := o.data(stdout, args)
+	if err != nil {
+		return err
+	}
+	defer cleanup()
+	runner := workflow.Runner[*joinflow.Data]{Phases: joinflow.Phases(), Out: stdout}
+	start := time.Now()
+	if err := runner.Run(cmd.Context(), d, workflow.Options{Skip: d.Cfg.Join.SkipPhases, Only: only}); err != nil {
+		return err
+	}
+	if d.DryRun {
+		return printDryRun(stdout, d.FS)
+	}
+	if only == "" {
+		fmt.Fprintf(stdout, `
+This node has joined the cluster (in %s):
+* The kubelet sent a certificate signing request to the API server and received its client certificate.
+* The kubelet talks to the API server with it now (%s).
+
+Run 'kubectl get nodes' on a control-plane node to see this node join the cluster.
+`, time.Since(start).Round(10*time.Millisecond), config.KubeletKubeconfigFile)
+	}
+	return nil
+}
+
+// newJoinPhaseCmd builds `join phase <name> [api-server-endpoint]` from the phase tree, as kubeadm does.
+func newJoinPhaseCmd(stdout io.Writer, phases []workflow.Phase[*joinflow.Data]) *cobra.Command {
+	phaseCmd := &cobra.Command{Use: "phase", Short: "Run one phase of join"}
+	for _, p := range phases {
+		if p.Hidden {
+			continue
+		}
+		o := &joinOptions{}
+		c := &cobra.Command{
+			Use:   p.Name + " [api-server-endpoint]",
+			Short: p.Short,
+			Args:  cobra.MaximumNArgs(1),
+			RunE: func(cmd *cobra.Command, args []string) error {
+				return runJoin(cmd, o, stdout, p.Name, args)
+			},
+		}
+		o.register(c.Flags(), false)
+		phaseCmd.AddCommand(c)
+	}
+	return phaseCmd
+}
+
+func joinPhaseList(phases []workflow.Phase[*joinflow.Data]) string {
+	var out string
+	for _, p := range phases {
+		if !p.Hidden {
+			out += fmt.Sprintf("  %-22s %s\n", p.Name, p.Short)
+		}
+	}
+	return out
+}

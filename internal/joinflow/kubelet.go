@@ -1,0 +1,256 @@
+package joinflow
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/tools/clientcmd"
+
+	"kubeboot.dev/kubeboot/internal/apply"
+	"kubeboot.dev/kubeboot/internal/config"
+	"kubeboot.dev/kubeboot/internal/kubeconfig"
+	"kubeboot.dev/kubeboot/internal/kubelet"
+	"kubeboot.dev/kubeboot/internal/nodebootstrap"
+	"kubeboot.dev/kubeboot/internal/waiter"
+)
+
+// caCertMode is kubeadm's mode for ca.crt: a certificate is public.
+const caCertMode = 0o644
+
+// NodeReadyError refuses to join under the name of a Node that is already Ready: two kubelets would fight over it.
+type NodeReadyError struct {
+	Name string
+}
+
+func (e *NodeReadyError) Error() string {
+	return fmt.Sprintf("a Node named %s is already Ready in the cluster: run kubeboot reset on it or choose --node-name", e.Name)
+}
+
+// file is one file kubelet-start writes.
+type file struct {
+	path string
+	data []byte
+	mode os.FileMode
+}
+
+func runKubeletStart(ctx context.Context, d *Data) error {
+	if err := CheckSupported(d.Cfg); err != nil {
+		return err
+	}
+	cl, err := d.Cluster(ctx)
+	if err != nil {
+		return err
+	}
+	jc := &d.Cfg.Join
+	name := kubelet.NodeName(jc.NodeRegistration, d.Hostname)
+	if err := checkNodeName(ctx, d, cl, name); err != nil {
+		return err
+	}
+
+	// Everything is rendered before the first write.
+	boot, err := clientcmd.Write(*cl.Bootstrap)
+	if err != nil {
+		return fmt.Errorf("serialize %s: %w", config.BootstrapKubeletConf, err)
+	}
+	kubeletFiles, err := kubelet.RenderJoin(kubelet.JoinInput{
+		NodeRegistration: jc.NodeRegistration,
+		Cluster:          cl.Config,
+		Kubelet:          cl.Kubelet,
+		Hostname:         d.Hostname,
+		SystemdResolved:  d.SystemdResolved,
+	})
+	if err != nil {
+		return err
+	}
+	var files []file
+	// kubeadm keeps an existing CA file (preflight has already complained about it).
+	if existing, err := d.FS.ReadFile(jc.CACertPath); err == nil {
+		if string(existing) != string(cl.CAPEM) {
+			fmt.Fprintf(d.Out, "  WARNING: keeping the existing %s, which is not the CA of the cluster being joined\n", jc.CACertPath)
+		}
+	} else {
+		files = append(files, file{jc.CACertPath, cl.CAPEM, caCertMode})
+	}
+	files = append(files, file{config.BootstrapKubeletConf, boot, kubeconfig.FileMode})
+	for _, f := range files {
+		if err := d.FS.WriteFile(f.path, f.data, f.mode); err != nil {
+			return fmt.Errorf("write %s: %w", f.path, err)
+		}
+		fmt.Fprintf(d.Out, "  wrote %s\n", f.path)
+	}
+	if err := kubelet.WriteJoin(d.FS, kubeletFiles); err != nil {
+		return err
+	}
+	fmt.Fprintf(d.Out, "  wrote %s and %s\n", config.KubeletFlagsEnvFile, config.KubeletConfigFile)
+	if err := restartKubelet(ctx, d); err != nil {
+		return err
+	}
+	if kubeletLocalMode(cl.Config.FeatureGates) {
+		// kubelet-wait-bootstrap waits, as in kubeadm v1.34.
+		return nil
+	}
+	return waitBootstrap(ctx, d, cl)
+}
+
+// checkNodeName refuses a name a Ready Node already has. A Node that exists but is not Ready may be this
+// machine joining again after a reset; kubeadm lets it join, and so does kubeboot.
+func checkNodeName(ctx context.Context, d *Data, cl *Cluster, name string) error {
+	ctx, cancel := context.WithTimeout(ctx, d.Cfg.Join.Timeouts.KubernetesAPICall.Duration)
+	defer cancel()
+	var node *corev1.Node
+	err := apply.Retry(ctx, func(ctx context.Context) error {
+		var err error
+		node, err = cl.Client.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
+		return err
+	})
+	switch {
+	case apierrors.IsNotFound(err):
+		return nil
+	case err != nil:
+		return explainAPIError(err, fmt.Sprintf("check whether a Node named %s exists", name), cl.Server, credentials(&d.Cfg.Join), nodebootstrap.GetNodes)
+	}
+	for _, c := range node.Status.Conditions {
+		if c.Type == corev1.NodeReady && c.Status == corev1.ConditionTrue {
+			return &NodeReadyError{Name: name}
+		}
+	}
+	fmt.Fprintf(d.Out, "  a Node named %s exists but is not Ready: this machine takes it over\n", name)
+	return nil
+}
+
+// restartKubelet restarts the kubelet through the init system or, without one, says who must, as init does.
+func restartKubelet(ctx context.Context, d *Data) error {
+	if d.DryRun {
+		fmt.Fprintln(d.Out, "  dry run: would restart the kubelet")
+		return nil
+	}
+	err := d.InitSystem.Restart(ctx, kubelet.Service)
+	if errors.Is(err, kubelet.ErrNoInitSystem) {
+		// Not fatal: without an init system the kubelet's supervisor must pick up the new files itself.
+		fmt.Fprintf(d.Out, "  %v\n", err)
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("restart the kubelet through %s: %w", d.InitSystem.Name(), err)
+	}
+	fmt.Fprintf(d.Out, "  restarted the kubelet through %s\n", d.InitSystem.Name())
+	return nil
+}
+
+func runKubeletWaitBootstrap(ctx context.Context, d *Data) error {
+	cl, err := d.Cluster(ctx)
+	if err != nil {
+		return err
+	}
+	return waitBootstrap(ctx, d, cl)
+}
+
+// waitBootstrap waits for the kubelet to answer on its healthz port (within timeouts.kubeletHealthCheck) and to
+// have written kubelet.conf with its new client certificate (within timeouts.tlsBootstrap), both polled quickly.
+// bootstrap-kubelet.conf is removed afterwards, also when the wait fails, as kubeadm does: its token must not
+// stay on the node.
+func waitBootstrap(ctx context.Context, d *Data, cl *Cluster) error {
+	if d.DryRun {
+		fmt.Fprintln(d.Out, "  dry run: would wait for the kubelet's TLS bootstrap")
+		return nil
+	}
+	defer func() {
+		if err := d.FS.Remove(config.BootstrapKubeletConf); err != nil {
+			fmt.Fprintf(d.Out, "  WARNING: could not remove %s: %v\n", config.BootstrapKubeletConf, err)
+		}
+	}()
+	to := d.Cfg.Join.Timeouts
+	addr, port := config.KubeletHealthzBindAddress, int32(config.KubeletHealthzPort)
+	if k := cl.Kubelet; k != nil {
+		if k.HealthzBindAddress != "" {
+			addr = k.HealthzBindAddress
+		}
+		if k.HealthzPort != nil && *k.HealthzPort != 0 {
+			port = *k.HealthzPort
+		}
+	}
+	fmt.Fprintf(d.Out, "  waiting for the kubelet's TLS bootstrap (healthz up to %s, %s up to %s)\n",
+		to.KubeletHealthCheck.Duration, config.KubeletKubeconfigFile, to.TLSBootstrap.Duration)
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	start := time.Now()
+	var healthErr, confErr error
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		w := &waiter.Waiter{Interval: d.interval(), Out: d.Out}
+		if healthErr = w.Wait(ctx, to.KubeletHealthCheck.Duration, waiter.Kubelet(addr, port)); healthErr != nil {
+			cancel() // no TLS bootstrap without a running kubelet
+		}
+	}()
+	go func() {
+		defer wg.Done()
+		if confErr = waitKubeletConf(ctx, d, to.TLSBootstrap.Duration); confErr == nil {
+			fmt.Fprintf(d.Out, "  the kubelet wrote %s after %s\n", config.KubeletKubeconfigFile, time.Since(start).Round(10*time.Millisecond))
+		}
+	}()
+	wg.Wait()
+	if healthErr != nil || confErr != nil {
+		return fmt.Errorf("the kubelet did not finish its TLS bootstrap: %w\n(check the kubelet's log: it must run with "+
+			"--bootstrap-kubeconfig=%s --kubeconfig=%s --config=%s and the flags of %s)", errors.Join(healthErr, confErr),
+			config.BootstrapKubeletConf, config.KubeletKubeconfigFile, config.KubeletConfigFile, config.KubeletFlagsEnvFile)
+	}
+	return nil
+}
+
+// waitKubeletConf polls until kubelet.conf is usable, as kubeadm checks it: it loads and its current context has a
+// cluster and client credentials whose files exist.
+func waitKubeletConf(ctx context.Context, d *Data, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	t := time.NewTicker(d.interval())
+	defer t.Stop()
+	last := errors.New("not checked yet")
+	for {
+		err := kubeletConfUsable(d)
+		if err == nil {
+			return nil
+		}
+		last = err
+		select {
+		case <-ctx.Done():
+			if errors.Is(context.Cause(ctx), context.DeadlineExceeded) {
+				return fmt.Errorf("%s not usable after %s: %w", config.KubeletKubeconfigFile, timeout, last)
+			}
+			return fmt.Errorf("%s not usable yet: %w", config.KubeletKubeconfigFile, last)
+		case <-t.C:
+		}
+	}
+}
+
+func kubeletConfUsable(d *Data) error {
+	kc, err := kubeconfig.Read(d.FS, config.KubeletKubeconfigFile)
+	if err != nil {
+		return err
+	}
+	_, user, err := kubeconfig.Current(kc)
+	if err != nil {
+		return err
+	}
+	if user == nil {
+		return errors.New("no credentials in its current context")
+	}
+	for _, f := range []string{user.ClientCertificate, user.ClientKey} {
+		if f != "" && !d.FS.Exists(f) {
+			return fmt.Errorf("it names %s, which does not exist", f)
+		}
+	}
+	if (len(user.ClientCertificateData) == 0 && user.ClientCertificate == "") || (len(user.ClientKeyData) == 0 && user.ClientKey == "") {
+		return errors.New("no client certificate in its current context")
+	}
+	return nil
+}

@@ -1,0 +1,202 @@
+package bootstrap
+
+import (
+	"bytes"
+	"fmt"
+	"path/filepath"
+
+	"sigs.k8s.io/yaml"
+
+	"kubeboot.dev/kubeboot/lab/node"
+)
+
+// ignoredPreflight lists the preflight checks lab nodes must ignore, each with its reason. None is
+// needed today: kubeadm v1.34.4's preflight passes on lab nodes with two warnings (cgroup v1 in
+// maintenance mode; no systemd kubelet service, the lab supervises the kubelet itself).
+var ignoredPreflight = []struct{ Check, Reason string }{}
+
+func ignoredChecks() []string {
+	var out []string
+	for _, c := range ignoredPreflight {
+		out = append(out, c.Check)
+	}
+	return out
+}
+
+const (
+	kubeadmAPI   = "kubeadm.k8s.io/v1beta4"
+	criSocket    = "unix:///run/containerd/containerd.sock"
+	apiPort      = 6443
+	patchesDir   = "patches"
+	kubeletPatch = "kubeletconfiguration+merge.yaml"
+)
+
+type typeMeta struct {
+	APIVersion string `json:"apiVersion"`
+	Kind       string `json:"kind"`
+}
+
+type arg struct {
+	Name  string `json:"name"`
+	Value string `json:"value"`
+}
+
+type nodeRegistration struct {
+	Name                  string   `json:"name"`
+	CRISocket             string   `json:"criSocket"`
+	KubeletExtraArgs      []arg    `json:"kubeletExtraArgs,omitempty"`
+	IgnorePreflightErrors []string `json:"ignorePreflightErrors,omitempty"`
+	ImagePullPolicy       string   `json:"imagePullPolicy,omitempty"`
+}
+
+type apiEndpoint struct {
+	AdvertiseAddress string `json:"advertiseAddress"`
+	BindPort         int    `json:"bindPort"`
+}
+
+type patches struct {
+	Directory string `json:"directory"`
+}
+
+type bootstrapToken struct {
+	Token string `json:"token"`
+}
+
+type initConfiguration struct {
+	typeMeta
+	BootstrapTokens  []bootstrapToken `json:"bootstrapTokens"`
+	NodeRegistration nodeRegistration `json:"nodeRegistration"`
+	LocalAPIEndpoint apiEndpoint      `json:"localAPIEndpoint"`
+	CertificateKey   string           `json:"certificateKey,omitempty"`
+	Patches          patches          `json:"patches"`
+}
+
+type networking struct {
+	PodSubnet     string `json:"podSubnet"`
+	ServiceSubnet string `json:"serviceSubnet"`
+}
+
+type clusterConfiguration struct {
+	typeMeta
+	KubernetesVersion    string     `json:"kubernetesVersion"`
+	ControlPlaneEndpoint string     `json:"controlPlaneEndpoint,omitempty"`
+	Networking           networking `json:"networking"`
+}
+
+type tokenDiscovery struct {
+	Token             string   `json:"token"`
+	APIServerEndpoint string   `json:"apiServerEndpoint"`
+	CACertHashes      []string `json:"caCertHashes"`
+}
+
+type discovery struct {
+	BootstrapToken tokenDiscovery `json:"bootstrapToken"`
+}
+
+type joinControlPlane struct {
+	LocalAPIEndpoint apiEndpoint `json:"localAPIEndpoint"`
+	CertificateKey   string      `json:"certificateKey"`
+}
+
+type joinConfiguration struct {
+	typeMeta
+	Discovery        discovery         `json:"discovery"`
+	NodeRegistration nodeRegistration  `json:"nodeRegistration"`
+	ControlPlane     *joinControlPlane `json:"controlPlane,omitempty"`
+	Patches          patches           `json:"patches"`
+}
+
+// kubeletConfiguration holds what every lab kubelet needs: no systemd, so the cgroupfs driver; the
+// machine may have swap. Its cgroupRoot differs per node and so comes from the node's patch.
+var kubeletConfiguration = map[string]any{
+	"apiVersion":   "kubelet.config.k8s.io/v1beta1",
+	"kind":         "KubeletConfiguration",
+	"cgroupDriver": "cgroupfs",
+	"failSwapOn":   false,
+}
+
+// kubeProxyConfiguration: nf_conntrack_max is a machine-wide sysctl a namespace node may not set,
+// so kube-proxy must leave it alone (LAB-FACTS §5).
+var kubeProxyConfiguration = map[string]any{
+	"apiVersion": "kubeproxy.config.k8s.io/v1alpha1",
+	"kind":       "KubeProxyConfiguration",
+	"mode":       "iptables",
+	"conntrack":  map[string]any{"maxPerCore": 0},
+}
+
+func registration(n node.Spec) nodeRegistration {
+	return nodeRegistration{
+		Name:      n.Name,
+		CRISocket: criSocket,
+		// The node has one interface, but say which address is the node's rather than have it guessed.
+		KubeletExtraArgs:      []arg{{Name: "node-ip", Value: n.IP}},
+		IgnorePreflightErrors: ignoredChecks(),
+		// Every image was imported into the node's containerd; there is no registry to pull from.
+		ImagePullPolicy: "Never",
+	}
+}
+
+// PatchesDir is where a node's kubeadm patches live (inside and outside the node alike).
+func PatchesDir(n node.Spec) string { return filepath.Join(n.Dir, patchesDir) }
+
+// KubeletPatch is the node's own part of the kubelet configuration: its cgroupRoot, so that the
+// kubelets of the lab's nodes do not share /kubepods.
+func KubeletPatch(n node.Spec) []byte {
+	return []byte("cgroupRoot: " + n.CgroupRoot + "\n")
+}
+
+// InitConfig is the kubeadm configuration for the first control plane.
+func InitConfig(c Cluster, n node.Spec) ([]byte, error) {
+	return documents(
+		initConfiguration{
+			typeMeta:         typeMeta{kubeadmAPI, "InitConfiguration"},
+			BootstrapTokens:  []bootstrapToken{{Token: c.Token}},
+			NodeRegistration: registration(n),
+			LocalAPIEndpoint: apiEndpoint{AdvertiseAddress: n.IP, BindPort: apiPort},
+			CertificateKey:   c.CertificateKey,
+			Patches:          patches{Directory: PatchesDir(n)},
+		},
+		clusterConfiguration{
+			typeMeta:             typeMeta{kubeadmAPI, "ClusterConfiguration"},
+			KubernetesVersion:    c.KubernetesVersion,
+			ControlPlaneEndpoint: c.ControlPlaneEndpoint,
+			Networking:           networking{PodSubnet: c.PodSubnet, ServiceSubnet: c.ServiceSubnet},
+		},
+		kubeletConfiguration,
+		kubeProxyConfiguration,
+	)
+}
+
+// JoinConfig is the kubeadm configuration for a joining node.
+func JoinConfig(c Cluster, n node.Spec, j JoinInfo, controlPlane bool) ([]byte, error) {
+	jc := joinConfiguration{
+		typeMeta: typeMeta{kubeadmAPI, "JoinConfiguration"},
+		Discovery: discovery{BootstrapToken: tokenDiscovery{
+			Token: c.Token, APIServerEndpoint: j.APIServerEndpoint, CACertHashes: j.CACertHashes,
+		}},
+		NodeRegistration: registration(n),
+		Patches:          patches{Directory: PatchesDir(n)},
+	}
+	if controlPlane {
+		jc.ControlPlane = &joinControlPlane{
+			LocalAPIEndpoint: apiEndpoint{AdvertiseAddress: n.IP, BindPort: apiPort},
+			CertificateKey:   c.CertificateKey,
+		}
+	}
+	return documents(jc)
+}
+
+func documents(docs ...any) ([]byte, error) {
+	var out bytes.Buffer
+	for i, d := range docs {
+		b, err := yaml.Marshal(d)
+		if err != nil {
+			return nil, fmt.Errorf("render kubeadm config: %w", err)
+		}
+		if i > 0 {
+			out.WriteString("---\n")
+		}
+		out.Write(b)
+	}
+	return out.Bytes(), nil
+}

@@ -1,0 +1,124 @@
+package cluster
+
+import (
+	"errors"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"kubeboot.dev/kubeboot/lab/node"
+)
+
+func TestPlan(t *testing.T) {
+	o := Options{StateDir: "/lab", BinDir: "/lab/bin", Self: "/lab/lab", ControlPlanes: 2, Workers: 2, WorkerBootstrapper: "kubeboot"}
+	o.Defaults()
+	st, err := plan(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []struct {
+		name, ip, pods, veth, bootstrapper string
+		role                               node.Role
+	}{
+		{"kblab-cp1", "10.77.0.11", "10.244.1.0/24", "kbv-cp1", "kubeadm", node.ControlPlane},
+		{"kblab-cp2", "10.77.0.12", "10.244.2.0/24", "kbv-cp2", "kubeadm", node.ControlPlane},
+		{"kblab-w1", "10.77.0.21", "10.244.3.0/24", "kbv-w1", "kubeboot", node.Worker},
+		{"kblab-w2", "10.77.0.22", "10.244.4.0/24", "kbv-w2", "kubeboot", node.Worker},
+	}
+	if len(st.Nodes) != len(want) {
+		t.Fatalf("%d nodes, want %d", len(st.Nodes), len(want))
+	}
+	for i, w := range want {
+		n := st.Nodes[i]
+		if n.Name != w.name || n.IP != w.ip || n.PodSubnet != w.pods || n.HostVeth != w.veth || n.Bootstrapper != w.bootstrapper || n.Role != w.role {
+			t.Errorf("node %d = %+v, want %+v", i, n, w)
+		}
+		if n.Dir != "/lab/nodes/"+w.name || n.CgroupRoot != "/"+w.name || n.Gateway != "10.77.0.1" || n.PrefixLen != 24 || n.BinDir != "/lab/bin" {
+			t.Errorf("node %s layout %+v", w.name, n.Spec)
+		}
+	}
+	if st.Gateway != "10.77.0.1" || st.Subnet != "10.77.0.0/24" || st.Phase != "starting" {
+		t.Errorf("state %+v", st)
+	}
+}
+
+func TestPlanSubnetTooSmall(t *testing.T) {
+	o := Options{ControlPlanes: 1, Workers: 1, Subnet: netip.MustParsePrefix("10.77.0.0/28")}
+	o.Defaults()
+	_, err := plan(o)
+	if err == nil || err.Error() != "address number 21 is outside 10.77.0.0/28" {
+		t.Errorf("error %v", err)
+	}
+}
+
+func TestStateRoundTrip(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := LoadState(dir); !errors.Is(err, ErrNoLab) {
+		t.Fatalf("LoadState of nothing: %v, want ErrNoLab", err)
+	}
+	st := &State{StateDir: dir, Phase: "up", Nodes: []NodeState{
+		{Spec: node.Spec{Name: "kblab-cp1", Role: node.ControlPlane, CgroupRoot: "/kblab-cp1"}, PID: 42, MntNS: 7},
+		{Spec: node.Spec{Name: "kblab-w1", Role: node.Worker}},
+	}}
+	if err := st.Save(); err != nil {
+		t.Fatal(err)
+	}
+	got, err := LoadState(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got.Nodes) != 2 || got.Nodes[0].PID != 42 || got.Nodes[0].MntNS != 7 || got.Nodes[0].Spec.CgroupRoot != "/kblab-cp1" {
+		t.Errorf("state read back %+v", got)
+	}
+	for _, name := range []string{"w1", "kblab-w1"} {
+		if n, err := got.Node(name); err != nil || n.Name != "kblab-w1" {
+			t.Errorf("Node(%q) = %v, %v", name, n.Name, err)
+		}
+	}
+	if _, err := got.Node("w9"); err == nil || err.Error() != `no lab node "w9"; nodes: [kblab-cp1 kblab-w1]` {
+		t.Errorf("Node(w9) error %v", err)
+	}
+	if err := os.WriteFile(StateFile(dir), []byte("{"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := LoadState(dir); err == nil || errors.Is(err, ErrNoLab) {
+		t.Errorf("corrupt state: %v", err)
+	}
+}
+
+func TestRemoveCreatedPaths(t *testing.T) {
+	dir := t.TempDir()
+	p := func(s string) string { return filepath.Join(dir, s) }
+	for _, d := range []string{"a", "a/b", "keep", "keep/x"} {
+		if err := os.Mkdir(p(d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(p("keep/x/somebody-elses"), []byte("data"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p("lock"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p("written"), []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	created := []string{p("a"), p("a/b"), p("keep"), p("keep/x"), p("lock"), p("written"), p("gone")}
+	if err := removeCreatedPaths(created); err != nil {
+		t.Fatal(err)
+	}
+	for path, want := range map[string]bool{p("a"): false, p("a/b"): false, p("lock"): false, p("keep/x/somebody-elses"): true, p("keep"): true, p("written"): true} {
+		if _, err := os.Lstat(path); (err == nil) != want {
+			t.Errorf("%s exists=%v, want %v", path, err == nil, want)
+		}
+	}
+}
+
+func TestUnescapeMount(t *testing.T) {
+	for in, want := range map[string]string{`/a\040b`: "/a b", `/plain`: "/plain", `/tab\011x`: "/tab\tx", `/odd\09`: `/odd\09`} {
+		if got := unescapeMount(in); got != want {
+			t.Errorf("unescapeMount(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

@@ -1,0 +1,93 @@
+package node
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestCNIConfig(t *testing.T) {
+	b, err := CNIConfig("10.244.2.0/24")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var conf struct {
+		CNIVersion string `json:"cniVersion"`
+		Plugins    []struct {
+			Type   string `json:"type"`
+			IPMasq *bool  `json:"ipMasq"`
+			IPAM   struct {
+				Ranges [][]struct {
+					Subnet string `json:"subnet"`
+				} `json:"ranges"`
+			} `json:"ipam"`
+		} `json:"plugins"`
+	}
+	if err := json.Unmarshal(b, &conf); err != nil {
+		t.Fatal(err)
+	}
+	if len(conf.Plugins) != 2 || conf.Plugins[0].Type != "bridge" || conf.Plugins[1].Type != "portmap" {
+		t.Fatalf("plugins %+v, want bridge then portmap", conf.Plugins)
+	}
+	br := conf.Plugins[0]
+	if br.IPMasq == nil || *br.IPMasq {
+		t.Errorf("ipMasq %v, want false: nothing may be NATed", br.IPMasq)
+	}
+	if got := br.IPAM.Ranges[0][0].Subnet; got != "10.244.2.0/24" {
+		t.Errorf("subnet %q, want 10.244.2.0/24", got)
+	}
+}
+
+func TestHostsAndResolvConf(t *testing.T) {
+	nodes := []Spec{{Name: "kblab-cp1", IP: "10.77.0.11"}, {Name: "kblab-w1", IP: "10.77.0.21"}}
+	want := "127.0.0.1 localhost\n::1 localhost ip6-localhost ip6-loopback\n10.77.0.11 kblab-cp1\n10.77.0.21 kblab-w1\n"
+	if got := string(Hosts(nodes)); got != want {
+		t.Errorf("hosts:\n%s\nwant:\n%s", got, want)
+	}
+	if got := string(ResolvConf("10.77.0.1")); got != "nameserver 10.77.0.1\n" {
+		t.Errorf("resolv.conf %q", got)
+	}
+}
+
+func TestContainerdConfig(t *testing.T) {
+	conf := string(ContainerdConfig())
+	// Each of these was needed on the lab machine (LAB-FACTS §3).
+	for _, want := range []string{
+		`restrict_oom_score_adj = true`,
+		`sandbox_image = "registry.k8s.io/pause:3.10.1"`,
+		`SystemdCgroup = false`,
+		`bin_dir = "/usr/lib/cni"`,
+		`address = "/run/containerd/containerd.sock"`,
+		`path = "/var/lib/containerd/opt"`,
+	} {
+		if !strings.Contains(conf, want) {
+			t.Errorf("containerd config lacks %q", want)
+		}
+	}
+}
+
+func TestPrepare(t *testing.T) {
+	dir := t.TempDir()
+	s := Spec{Name: "kblab-w1", IP: "10.77.0.21", Gateway: "10.77.0.1", PodSubnet: "10.244.2.0/24", Dir: filepath.Join(dir, "kblab-w1")}
+	if err := Prepare(s, []Spec{s}); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range append(append([]string{}, BoundDirs...), BoundFiles...) {
+		if _, err := os.Stat(s.HostPath(p)); err != nil {
+			t.Errorf("node has no %s: %v", p, err)
+		}
+	}
+	got, err := ReadSpec(s.SpecFile())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got != s {
+		t.Errorf("spec read back %+v, want %+v", got, s)
+	}
+	b, err := os.ReadFile(s.HostPath("/etc/cni/net.d/" + CNIConfigName))
+	if err != nil || !strings.Contains(string(b), "10.244.2.0/24") {
+		t.Errorf("CNI config %q, %v", b, err)
+	}
+}

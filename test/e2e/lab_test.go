@@ -1,0 +1,508 @@
+//go:build e2e
+
+// Package e2e brings real clusters up on this machine with the lab and checks them from the
+// outside, through the lab's own commands. It needs root and takes minutes.
+package e2e
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+)
+
+const stateDir = "/var/lib/kubeboot-lab"
+
+var (
+	labBin   string // the lab binary built by TestMain
+	repoRoot string
+)
+
+func TestMain(m *testing.M) {
+	os.Exit(func() int {
+		wd, err := os.Getwd()
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		repoRoot = filepath.Join(wd, "..", "..")
+		dir, err := os.MkdirTemp("", "kubeboot-e2e-")
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		defer os.RemoveAll(dir)
+		labBin = filepath.Join(dir, "lab")
+		build := exec.Command("go", "build", "-o", labBin, "./lab/cmd/lab")
+		build.Dir = repoRoot
+		if out, err := build.CombinedOutput(); err != nil {
+			fmt.Fprintf(os.Stderr, "build lab: %v\n%s", err, out)
+			return 1
+		}
+		return m.Run()
+	}())
+}
+
+// lab runs the lab binary and returns its combined output.
+func lab(ctx context.Context, args ...string) (string, error) {
+	cmd := exec.CommandContext(ctx, labBin, args...)
+	cmd.Dir = repoRoot
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+func TestLabKubeadm(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Fatal("the lab needs root")
+	}
+	ctx := t.Context()
+	if _, err := os.Stat(filepath.Join(stateDir, "lab.json")); err == nil {
+		t.Fatalf("a lab is already up (%s/lab.json): run `lab down` first; this test will not take down a lab it did not start", stateDir)
+	}
+	before := snapshotMachine(t)
+
+	t.Cleanup(func() {
+		// Namespaces of the lab's nodes, to look for survivors after down.
+		nss := labNamespaces(t)
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		defer cancel()
+		out, err := lab(ctx, "down")
+		t.Logf("lab down:\n%s", out)
+		if err != nil {
+			t.Errorf("lab down: %v", err)
+		}
+		checkNothingLeft(t, before, nss)
+	})
+
+	start := time.Now()
+	out, err := lab(ctx, "up", "--control-planes", "1", "--workers", "2", "--bootstrapper", "kubeadm")
+	t.Logf("lab up (%s):\n%s", time.Since(start).Round(time.Millisecond), out)
+	if err != nil {
+		t.Fatalf("lab up: %v", err)
+	}
+
+	t.Run("up again is refused", func(t *testing.T) {
+		out, err := lab(ctx, "up")
+		if err == nil || !strings.Contains(out, "a lab is already up") || !strings.Contains(out, "lab down") {
+			t.Errorf("second lab up: err %v, output %q; want a refusal pointing at `lab down`", err, out)
+		}
+	})
+
+	t.Run("nodes Ready", func(t *testing.T) {
+		var nodes corev1.NodeList
+		kubectlJSON(t, &nodes, "get", "nodes", "-o", "json")
+		want := []string{"kblab-cp1", "kblab-w1", "kblab-w2"}
+		var got []string
+		for _, n := range nodes.Items {
+			got = append(got, n.Name)
+			if !nodeReady(n) {
+				t.Errorf("node %s is not Ready: %+v", n.Name, n.Status.Conditions)
+			}
+		}
+		slices.Sort(got)
+		if !slices.Equal(got, want) {
+			t.Errorf("nodes %v, want %v", got, want)
+		}
+	})
+
+	t.Run("exec runs in the node", func(t *testing.T) {
+		out, err := lab(ctx, "exec", "kblab-w1", "--", "hostname")
+		if err != nil || strings.TrimSpace(out) != "kblab-w1" {
+			t.Errorf("lab exec kblab-w1 -- hostname: %q, %v; want kblab-w1", out, err)
+		}
+	})
+
+	t.Run("kube-system Pods Running", func(t *testing.T) {
+		// CoreDNS is Running at once but only Ready once it reached the API; the probe below
+		// needs it Ready, so wait for that too.
+		var last string
+		ok := poll(ctx, 3*time.Minute, func() bool {
+			var pods corev1.PodList
+			if err := kubectl(ctx, &pods, "-n", "kube-system", "get", "pods", "-o", "json"); err != nil {
+				last = err.Error()
+				return false
+			}
+			var bad []string
+			components := map[string]int{}
+			for _, p := range pods.Items {
+				components[p.Labels["component"]+p.Labels["k8s-app"]]++
+				if p.Status.Phase != corev1.PodRunning || !podReady(p) {
+					bad = append(bad, fmt.Sprintf("%s %s ready=%v", p.Name, p.Status.Phase, podReady(p)))
+				}
+			}
+			want := map[string]int{"etcd": 1, "kube-apiserver": 1, "kube-controller-manager": 1, "kube-scheduler": 1, "kube-proxy": 3, "kube-dns": 2}
+			for c, n := range want {
+				if components[c] != n {
+					bad = append(bad, fmt.Sprintf("%d %s Pods, want %d", components[c], c, n))
+				}
+			}
+			last = strings.Join(bad, "; ")
+			return len(bad) == 0
+		})
+		if !ok {
+			t.Fatalf("kube-system not all Running and Ready after 3m: %s", last)
+		}
+	})
+
+	t.Run("Pod resolves through CoreDNS and reaches the API through its Service IP", func(t *testing.T) {
+		// On a worker, so that DNS crosses nodes (CoreDNS runs on the control plane or the other
+		// worker) and Service traffic goes through kube-proxy's rules on that worker.
+		pod := `apiVersion: v1
+kind: Pod
+metadata: {name: e2e-probe, namespace: default}
+spec:
+  restartPolicy: Never
+  nodeName: kblab-w1
+  containers:
+  - name: probe
+    image: kubeboot.lab/busybox:1
+    imagePullPolicy: Never
+    command:
+    - sh
+    - -c
+    - |
+      set -e
+      echo "== nslookup"
+      nslookup kubernetes.default.svc.cluster.local
+      echo "== by name"
+      wget -q -O - --no-check-certificate https://kubernetes.default/version
+      echo
+      echo "== by service IP"
+      wget -q -O - --no-check-certificate https://10.96.0.1:443/version
+`
+		apply := exec.CommandContext(ctx, labBin, "kubectl", "apply", "-f", "-")
+		apply.Stdin = strings.NewReader(pod)
+		if out, err := apply.CombinedOutput(); err != nil {
+			t.Fatalf("create probe Pod: %v\n%s", err, out)
+		}
+		var phase corev1.PodPhase
+		ok := poll(ctx, 2*time.Minute, func() bool {
+			var p corev1.Pod
+			if err := kubectl(ctx, &p, "get", "pod", "e2e-probe", "-o", "json"); err != nil {
+				return false
+			}
+			phase = p.Status.Phase
+			return phase == corev1.PodSucceeded || phase == corev1.PodFailed
+		})
+		logs, _ := lab(ctx, "kubectl", "logs", "e2e-probe")
+		t.Logf("probe Pod %s:\n%s", phase, logs)
+		if !ok || phase != corev1.PodSucceeded {
+			t.Fatalf("probe Pod ended %q, want Succeeded", phase)
+		}
+		sections := splitSections(logs)
+		if s := sections["nslookup"]; !strings.Contains(s, "Server:\t\t10.96.0.10") || !strings.Contains(s, "Address: 10.96.0.1\n") {
+			t.Errorf("nslookup did not resolve kubernetes.default to 10.96.0.1 through CoreDNS at 10.96.0.10:\n%s", s)
+		}
+		for _, name := range []string{"by name", "by service IP"} {
+			if !strings.Contains(sections[name], `"gitVersion": "v1.34.4"`) {
+				t.Errorf("GET /version %s: no gitVersion v1.34.4 in:\n%s", name, sections[name])
+			}
+		}
+	})
+}
+
+func splitSections(logs string) map[string]string {
+	out := map[string]string{}
+	var name string
+	for _, line := range strings.SplitAfter(logs, "\n") {
+		if h, ok := strings.CutPrefix(line, "== "); ok {
+			name = strings.TrimSpace(h)
+			continue
+		}
+		out[name] += line
+	}
+	return out
+}
+
+func kubectl(ctx context.Context, into any, args ...string) error {
+	cmd := exec.CommandContext(ctx, labBin, append([]string{"kubectl"}, args...)...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return fmt.Errorf("lab kubectl %s: %w: %s", strings.Join(args, " "), err, stderr.String())
+	}
+	return json.Unmarshal(out, into)
+}
+
+func kubectlJSON(t *testing.T, into any, args ...string) {
+	t.Helper()
+	if err := kubectl(t.Context(), into, args...); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func poll(ctx context.Context, timeout time.Duration, f func() bool) bool {
+	deadline := time.Now().Add(timeout)
+	for {
+		if f() {
+			return true
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return false
+		}
+		time.Sleep(time.Second)
+	}
+}
+
+func nodeReady(n corev1.Node) bool {
+	for _, c := range n.Status.Conditions {
+		if c.Type == corev1.NodeReady {
+			return c.Status == corev1.ConditionTrue
+		}
+	}
+	return false
+}
+
+func podReady(p corev1.Pod) bool {
+	for _, c := range p.Status.Conditions {
+		if c.Type == corev1.PodReady {
+			return c.Status == corev1.ConditionTrue
+		}
+	}
+	return false
+}
+
+// machine is what the lab may change while up and must restore.
+type machine struct {
+	mounts   []string // mount points of the root namespace
+	links    []string
+	netns    []string
+	iptables string // filter and nat rules of the root namespace
+	routes   string
+	paths    map[string]bool // machine paths the nodes bind over: existed or not
+}
+
+// boundPaths mirrors the paths lab nodes bind over (lab/node.BoundDirs and BoundFiles).
+var boundPaths = []string{"/etc/kubernetes", "/etc/containerd", "/etc/cni", "/etc/cni/net.d", "/var/lib/kubelet",
+	"/var/lib/containerd", "/var/lib/cni", "/var/lib/etcd", "/var/log/pods", "/var/log/containers",
+	"/run/containerd", "/run/netns", "/usr/libexec/kubernetes", "/opt/containerd", "/run/xtables.lock"}
+
+func snapshotMachine(t *testing.T) machine {
+	t.Helper()
+	m := machine{paths: map[string]bool{}}
+	b, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) > 4 {
+			m.mounts = append(m.mounts, f[4])
+		}
+	}
+	slices.Sort(m.mounts)
+	entries, _ := os.ReadDir("/sys/class/net")
+	for _, e := range entries {
+		m.links = append(m.links, e.Name())
+	}
+	entries, _ = os.ReadDir("/run/netns")
+	for _, e := range entries {
+		m.netns = append(m.netns, e.Name())
+	}
+	for _, table := range []string{"filter", "nat"} {
+		out, err := exec.Command("iptables", "-w", "-t", table, "-S").Output()
+		if err != nil {
+			t.Fatalf("iptables -t %s -S: %v", table, err)
+		}
+		m.iptables += string(out)
+	}
+	out, err := exec.Command("ip", "route", "show", "table", "all").Output()
+	if err != nil {
+		t.Fatalf("ip route: %v", err)
+	}
+	m.routes = string(out)
+	// kubectl writes a cache to ~/.kube unless told otherwise.
+	home, _ := os.UserHomeDir()
+	for _, p := range append(slices.Clone(boundPaths), filepath.Join(home, ".kube")) {
+		_, err := os.Lstat(p)
+		m.paths[p] = err == nil
+	}
+	return m
+}
+
+// labNamespaces reads the lab's state for the mount and network namespaces of its nodes.
+func labNamespaces(t *testing.T) map[string]uint64 {
+	b, err := os.ReadFile(filepath.Join(stateDir, "lab.json"))
+	if err != nil {
+		t.Logf("no lab state to learn namespaces from: %v", err)
+		return nil
+	}
+	var st struct {
+		Nodes []struct {
+			Name  string `json:"name"`
+			MntNS uint64 `json:"mntNS"`
+			NetNS uint64 `json:"netNS"`
+		} `json:"nodes"`
+	}
+	if err := json.Unmarshal(b, &st); err != nil {
+		t.Errorf("lab state: %v", err)
+		return nil
+	}
+	nss := map[string]uint64{}
+	for _, n := range st.Nodes {
+		nss["mnt "+n.Name] = n.MntNS
+		nss["net "+n.Name] = n.NetNS
+	}
+	return nss
+}
+
+// labMarks are strings that only the lab's mounts, links, rules and routes contain. Other work on
+// the machine may change its mounts or rules meanwhile; only changes carrying these fail the test.
+var labMarks = []string{"kblab", "kbv-", stateDir, "/run/netns", "10.77.0.", "10.244.", "10.96."}
+
+func labLines(lines []string) []string {
+	var out []string
+	for _, l := range lines {
+		for _, m := range labMarks {
+			if strings.Contains(l, m) {
+				out = append(out, l)
+				break
+			}
+		}
+	}
+	return out
+}
+
+func checkNothingLeft(t *testing.T, before machine, nss map[string]uint64) {
+	t.Helper()
+	after := snapshotMachine(t)
+	boundMounts := func(ms []string) []string {
+		var out []string
+		for _, m := range ms {
+			if slices.Contains(boundPaths, m) || slices.ContainsFunc(boundPaths, func(p string) bool { return strings.HasPrefix(m, p+"/") }) {
+				out = append(out, m)
+			}
+		}
+		return append(out, labLines(ms)...)
+	}
+	checks := []struct {
+		what          string
+		before, after []string
+	}{
+		{"mounts", boundMounts(before.mounts), boundMounts(after.mounts)},
+		{"links", labLines(before.links), labLines(after.links)},
+		{"named netns", labLines(before.netns), labLines(after.netns)},
+		{"iptables rules", labLines(strings.Split(before.iptables, "\n")), labLines(strings.Split(after.iptables, "\n"))},
+		{"routes", labLines(strings.Split(before.routes, "\n")), labLines(strings.Split(after.routes, "\n"))},
+	}
+	for _, c := range checks {
+		if d := diff(c.before, c.after); d != "" {
+			t.Errorf("%s changed: %s", c.what, d)
+		}
+	}
+	if d := diff(strings.Split(before.iptables, "\n"), strings.Split(after.iptables, "\n")); d != "" {
+		t.Logf("iptables rules changed by something else meanwhile: %s", d)
+	}
+	for p, existed := range before.paths {
+		_, err := os.Lstat(p)
+		if exists := err == nil; exists != existed {
+			t.Errorf("%s: existed before %v, after %v", p, existed, exists)
+		}
+	}
+	if ms, _ := filepath.Glob("/sys/fs/cgroup/*/kblab-*"); len(ms) > 0 {
+		t.Errorf("cgroups left: %v", ms)
+	}
+	if _, err := os.Stat(filepath.Join(stateDir, "nodes")); err == nil {
+		t.Errorf("%s/nodes is left", stateDir)
+	}
+	for _, f := range []string{"lab.json", "kubectl-cache"} {
+		if _, err := os.Stat(filepath.Join(stateDir, f)); err == nil {
+			t.Errorf("%s/%s is left", stateDir, f)
+		}
+	}
+	if left := labProcesses(nss); len(left) > 0 {
+		t.Errorf("processes of the lab left:\n%s", strings.Join(left, "\n"))
+	}
+}
+
+// labProcesses lists live processes that belong to the lab: in a node's namespaces or cgroups, a
+// node-run, or one whose command line names a node's directory.
+func labProcesses(nss map[string]uint64) []string {
+	var left []string
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid == os.Getpid() {
+			continue
+		}
+		dir := filepath.Join("/proc", e.Name())
+		if zombie(dir) {
+			continue
+		}
+		cmdline, _ := os.ReadFile(filepath.Join(dir, "cmdline"))
+		cmd := strings.ReplaceAll(string(cmdline), "\x00", " ")
+		why := ""
+		switch {
+		case strings.Contains(cmd, " node-run "):
+			why = "is a node-run"
+		case strings.Contains(cmd, stateDir+"/nodes/"):
+			why = "names a node's directory"
+		}
+		for name, ino := range nss {
+			kind, _, _ := strings.Cut(name, " ")
+			if fi, err := os.Stat(filepath.Join(dir, "ns", kind)); err == nil && ino != 0 && inode(fi) == ino {
+				why = "is in " + name
+			}
+		}
+		if cg, err := os.ReadFile(filepath.Join(dir, "cgroup")); err == nil && strings.Contains(string(cg), ":/kblab-") {
+			why = "is in a lab cgroup"
+		}
+		if why != "" {
+			left = append(left, fmt.Sprintf("pid %d %s: %s", pid, why, cmd))
+		}
+	}
+	return left
+}
+
+func inode(fi os.FileInfo) uint64 {
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		return st.Ino
+	}
+	return 0
+}
+
+func zombie(procDir string) bool {
+	f, err := os.Open(filepath.Join(procDir, "status"))
+	if err != nil {
+		return true // gone
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if state, ok := strings.CutPrefix(sc.Text(), "State:"); ok {
+			s := strings.TrimSpace(state)
+			return strings.HasPrefix(s, "Z") || strings.HasPrefix(s, "X")
+		}
+	}
+	return false
+}
+
+func diff(before, after []string) string {
+	var added, removed []string
+	for _, a := range after {
+		if !slices.Contains(before, a) {
+			added = append(added, a)
+		}
+	}
+	for _, b := range before {
+		if !slices.Contains(after, b) {
+			removed = append(removed, b)
+		}
+	}
+	if len(added) == 0 && len(removed) == 0 {
+		return ""
+	}
+	return fmt.Sprintf("added %v, removed %v", added, removed)
+}
