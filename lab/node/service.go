@@ -59,6 +59,10 @@ func (s *Service) Run(ctx context.Context) error {
 	}
 	for {
 		if cmd == nil && s.required() && time.Since(lastExit) >= s.Backoff {
+			// The process about to start reads the inputs as they are now: a change seen before this
+			// point must not restart it again one poll later.
+			seen = s.fingerprint()
+			pending = seen
 			c, done, err := s.start()
 			if err != nil {
 				s.Log.Printf("%s: start failed: %v", s.Name, err)

@@ -152,3 +152,24 @@ func TestServiceStopsProcessOnCancel(t *testing.T) {
 		}
 	}
 }
+
+// A process started because its required file appeared already reads that file: the appearance must not count as
+// a change one poll later (it made every first kubelet start a restart, costing seconds of kubelet shutdown).
+func TestServiceFirstStartIsNotRestarted(t *testing.T) {
+	s, starts, require, _ := testService(t, "exec sleep 60")
+	stop := runService(t, s)
+	defer stop()
+	time.Sleep(30 * time.Millisecond)
+	// Atomically, as kubeboot and kubeadm write it: a file seen empty and then full is a real change.
+	if err := os.WriteFile(require+".tmp", []byte("a"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(require+".tmp", require); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the first start", func() bool { return countStarts(starts) == 1 })
+	time.Sleep(20 * s.Poll)
+	if n := countStarts(starts); n != 1 {
+		t.Fatalf("started %d times, want 1: the file that allowed the start was taken for a change", n)
+	}
+}
