@@ -1,13 +1,20 @@
 # Developer entry points. The lab needs root; it builds what it needs under /var/lib/kubeboot-lab.
 GO ?= go
 LAB := bin/lab
-# Extra flags for `lab up`, e.g. make lab-up LAB_UP_FLAGS="--workers 1 --bootstrapper kubeboot"
+# Extra flags for `lab up`, e.g. make lab-up LAB_UP_FLAGS="--workers 1 --bootstrapper kubeadm"
 LAB_UP_FLAGS ?=
 
-.PHONY: lab lab-up lab-down lab-status e2e
+.PHONY: build lab lab-build lab-up lab-down lab-status test unit e2e
+
+build:
+	$(GO) build -o bin/kubeboot ./cmd/kubeboot
 
 lab:
 	$(GO) build -o $(LAB) ./lab/cmd/lab
+
+# Builds the upstream components and the image bundle (cached; cold: 12-15 minutes).
+lab-build:
+	$(GO) run ./lab/cmd/labbuild
 
 lab-up: lab
 	$(LAB) up --repo-root $(CURDIR) $(LAB_UP_FLAGS)
@@ -17,6 +24,17 @@ lab-down: lab
 
 lab-status: lab
 	$(LAB) status
+
+# The README's test command: the lab's components first (tests that compare with upstream kubeadm or talk to a
+# real etcd use them), then the unit tests, then the lab end-to-end tests.
+test: lab-build unit e2e
+
+# go vet and the unit tests, with the race detector. The component modules under lab/components are separate
+# modules and not part of ./...
+unit:
+	$(GO) vet ./...
+	$(GO) vet -tags e2e ./test/e2e
+	KUBEBOOT_TEST_ETCD=/var/lib/kubeboot-lab/bin/etcd $(GO) test -race -count=1 ./...
 
 # -count=1: a run that brings up a real cluster must never be answered from the test cache.
 e2e:

@@ -199,6 +199,13 @@ func runJoin(cmd *cobra.Command, o *joinOptions, stdout io.Writer, only string, 
 	if d.DryRun {
 		return printDryRun(stdout, d.FS)
 	}
+	if !d.Bootstrapped() {
+		if only == "" {
+			fmt.Fprintf(stdout, "\nThe kubelet's files are written, but this run did not wait for its TLS bootstrap: check that %s appears.\n",
+				config.KubeletKubeconfigFile)
+		}
+		return nil
+	}
 	if only == "" {
 		fmt.Fprintf(stdout, `
 This node has joined the cluster (in %s):

@@ -15,7 +15,6 @@ import (
 	"net"
 	"net/url"
 	"strings"
-	"syscall"
 	"time"
 )
 
@@ -122,7 +121,7 @@ func classify(address, anchor string, err error) error {
 	var rec tls.RecordHeaderError
 	// net/http reports a plain-HTTP server with a string only.
 	if errors.As(err, &rec) || strings.Contains(err.Error(), "server gave HTTP response to HTTPS client") {
-		return fmt.Errorf("%w: %s does not speak TLS (%v): is this the API server's secure port?", ErrMalformed, address, err)
+		return fmt.Errorf("%w: %s does not speak TLS (%w): is this the API server's secure port?", ErrMalformed, address, err)
 	}
 	return &transportError{err: err}
 }
@@ -136,25 +135,19 @@ func untrusted(address, anchor string, err error) error {
 		return fmt.Errorf("%w: the server at %s presents a certificate not signed by %s: "+
 			"something between this node and the control plane intercepts TLS, or the endpoint is not this cluster's API server", ErrServerNotTrusted, address, anchor)
 	case errors.As(err, &host):
-		return fmt.Errorf("%w: the certificate of %s is not valid for %s (%v): join through an address listed in "+
+		return fmt.Errorf("%w: the certificate of %s is not valid for %s (%w): join through an address listed in "+
 			"the API server certificate (apiServer.certSANs)", ErrServerNotTrusted, address, host.Host, err)
 	default:
-		return fmt.Errorf("%w: %s: %v", ErrServerNotTrusted, address, err)
+		return fmt.Errorf("%w: %s: %w", ErrServerNotTrusted, address, err)
 	}
 }
 
-// isTransient reports whether another attempt may succeed.
+// isTransient reports whether another attempt may succeed: the server could not be reached, or answered with an
+// HTTP error (404 and 403 are normal while init is still creating cluster-info and its RBAC).
 func isTransient(err error) bool {
 	var te *transportError
-	if errors.As(err, &te) {
-		return true
-	}
 	var se *statusError
-	if errors.As(err, &se) {
-		// 404 and 403 are normal while init is still creating cluster-info and its RBAC.
-		return true
-	}
-	return errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, io.EOF)
+	return errors.As(err, &te) || errors.As(err, &se)
 }
 
 // hostPort checks an API server endpoint "host:port".

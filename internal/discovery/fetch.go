@@ -70,7 +70,7 @@ func download(ctx context.Context, client *http.Client, url, address, anchor str
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %s: %v", ErrMalformed, url, err)
+		return nil, fmt.Errorf("%w: %s: %w", ErrMalformed, url, err)
 	}
 	req.Header.Set("Accept", "application/json")
 	resp, err := client.Do(req)

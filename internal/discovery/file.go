@@ -92,7 +92,7 @@ func loadFile(ctx context.Context, location, what string, p *poller) (*clientcmd
 			err = clientcmd.ResolveLocalPaths(kc)
 		}
 		if err != nil {
-			return nil, fmt.Errorf("%w: %s: %v", ErrMalformed, what, err)
+			return nil, fmt.Errorf("%w: %s: %w", ErrMalformed, what, err)
 		}
 		return kc, nil
 	}
@@ -112,7 +112,7 @@ func loadFile(ctx context.Context, location, what string, p *poller) (*clientcmd
 	}
 	kc, err := clientcmd.Load(data)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %s: not a kubeconfig: %v", ErrMalformed, what, err)
+		return nil, fmt.Errorf("%w: %s: not a kubeconfig: %w", ErrMalformed, what, err)
 	}
 	return kc, nil
 }

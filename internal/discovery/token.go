@@ -61,7 +61,7 @@ func FetchClusterInfo(ctx context.Context, endpoint string, tok token.Token, caC
 	defer insecure.CloseIdleConnections()
 	var content, signature string
 	err = p.poll(ctx, func(ctx context.Context) (bool, error) {
-		cm, err := get(ctx, insecure, base, "nothing")
+		cm, err := get(ctx, insecure, base, "" /* nothing is verified */)
 		if err != nil {
 			return false, err
 		}
@@ -148,7 +148,7 @@ func parsePins(hashes []string) ([]string, error) {
 func parseClusterInfo(content, what string) (*clientcmdapi.Config, []*x509.Certificate, error) {
 	kc, err := clientcmd.Load([]byte(content))
 	if err != nil {
-		return nil, nil, fmt.Errorf("%w: %s: the kubeconfig does not parse: %v", ErrMalformed, what, err)
+		return nil, nil, fmt.Errorf("%w: %s: the kubeconfig does not parse: %w", ErrMalformed, what, err)
 	}
 	cluster, err := onlyCluster(kc, what)
 	if err != nil {
@@ -188,7 +188,7 @@ func clusterCAs(c *clientcmdapi.Cluster, what string) ([]*x509.Certificate, erro
 	}
 	cas, err := certutil.ParseCertsPEM(c.CertificateAuthorityData)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %s: the cluster's certificate-authority-data: %v", ErrMalformed, what, err)
+		return nil, fmt.Errorf("%w: %s: the cluster's certificate-authority-data: %w", ErrMalformed, what, err)
 	}
 	return cas, nil
 }

@@ -47,8 +47,12 @@ type Data struct {
 	// PollInterval is how often the kubelet's progress is checked; 0 means 100ms.
 	PollInterval time.Duration
 
-	cluster *Cluster
+	cluster      *Cluster
+	bootstrapped bool
 }
+
+// Bootstrapped reports whether this run saw the kubelet finish its TLS bootstrap.
+func (d *Data) Bootstrapped() bool { return d.bootstrapped }
 
 // ErrControlPlaneUnsupported refuses `join --control-plane` until kubeboot can join control-plane nodes.
 var ErrControlPlaneUnsupported = errors.New("joining a control-plane node (--control-plane, or controlPlane in the " +

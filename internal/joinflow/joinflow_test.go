@@ -400,6 +400,9 @@ func TestJoinWorker(t *testing.T) {
 				t.Errorf("the token secret was printed:\n%s", out)
 			}
 
+			if !h.data.Bootstrapped() {
+				t.Error("Bootstrapped() is false after a join that waited for the kubelet")
+			}
 			restarts, boot, bootMode, err := h.kubelet.state()
 			if err != nil || restarts != 1 {
 				t.Fatalf("kubelet restarted %d times, %v", restarts, err)
@@ -431,6 +434,33 @@ func TestJoinWorker(t *testing.T) {
 				t.Errorf("instance-config.yaml %q", got)
 			}
 		})
+	}
+}
+
+// writePatch puts a file into the node's patches directory and points the configuration at it.
+func writePatch(t *testing.T, d *Data, name, content string) {
+	t.Helper()
+	d.Cfg.Join.Patches = &config.Patches{Directory: "/etc/kubernetes/patches"}
+	if err := d.FS.WriteFile("/etc/kubernetes/patches/"+name, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestJoinAppliesKubeletPatches(t *testing.T) {
+	h := newHarness(t, nil, clusterObjects(t, kubeletHealthz(t), nil)...)
+	writePatch(t, h.data, "kubeletconfiguration+merge.yaml", "maxPods: 42\n")
+	if err := h.run(t, workflow.Options{}); err != nil {
+		t.Fatalf("%v\n%s", err, h.out.String())
+	}
+	if want := `  [patches] Applied patch of type "application/merge-patch+json" to target "kubeletconfiguration"` + "\n"; !strings.Contains(h.out.String(), want) {
+		t.Errorf("output lacks %q:\n%s", want, h.out.String())
+	}
+	var kc kubeletv1beta1.KubeletConfiguration
+	if err := yaml.UnmarshalStrict([]byte(h.read(t, config.KubeletConfigFile)), &kc); err != nil {
+		t.Fatal(err)
+	}
+	if kc.MaxPods != 42 || kc.ContainerRuntimeEndpoint != config.DefaultCRISocket || kc.CgroupDriver != "cgroupfs" {
+		t.Fatalf("config.yaml: maxPods %d, containerRuntimeEndpoint %q, cgroupDriver %q", kc.MaxPods, kc.ContainerRuntimeEndpoint, kc.CgroupDriver)
 	}
 }
 
@@ -512,6 +542,14 @@ func TestRefusedJoinWritesNothing(t *testing.T) {
 				})
 			},
 			wantMsg: "phase preflight: kube-system/kubeadm-config does not exist: the control plane has not finished init (its upload-config phase writes it)",
+		},
+		{
+			name: "a kubelet patch that does not apply", setup: func(d *Data) {
+				writePatch(t, d, "kubeletconfiguration+json.yaml", "- op: replace\n  path: /noSuchField/deeper\n  value: 1\n")
+			},
+			wantMsg: "phase kubelet-start: patch the kubelet's /var/lib/kubelet/config.yaml: apply patch file /etc/kubernetes/patches/" +
+				"kubeletconfiguration+json.yaml (document 1, type json) to kubeletconfiguration: replace operation does not apply: " +
+				"doc is missing path: /noSuchField/deeper: missing value; fix or remove the patch",
 		},
 		{
 			name: "control-plane join", setup: func(d *Data) { d.Cfg.Join.ControlPlane = &config.JoinControlPlane{} },
@@ -623,8 +661,8 @@ func TestDryRunChangesNothingOutsideItsScratchRoot(t *testing.T) {
 	if err := h.run(t, workflow.Options{}); err != nil {
 		t.Fatalf("%v\n%s", err, h.out.String())
 	}
-	if restarts, _, _, _ := h.kubelet.state(); restarts != 0 {
-		t.Fatal("a dry run restarted the kubelet")
+	if restarts, _, _, _ := h.kubelet.state(); restarts != 0 || h.data.Bootstrapped() {
+		t.Fatal("a dry run restarted the kubelet or claims it bootstrapped")
 	}
 	for _, want := range []string{"  dry run: would restart the kubelet\n", "  dry run: would wait for the kubelet's TLS bootstrap\n"} {
 		if !strings.Contains(h.out.String(), want) {

@@ -18,6 +18,7 @@ import (
 	"kubeboot.dev/kubeboot/internal/kubeconfig"
 	"kubeboot.dev/kubeboot/internal/kubelet"
 	"kubeboot.dev/kubeboot/internal/nodebootstrap"
+	"kubeboot.dev/kubeboot/internal/patches"
 	"kubeboot.dev/kubeboot/internal/waiter"
 )
 
@@ -54,7 +55,11 @@ func runKubeletStart(ctx context.Context, d *Data) error {
 		return err
 	}
 
-	// Everything is rendered before the first write.
+	// Everything is read and rendered before the first write.
+	set, err := patches.LoadConfigured(d.FS, jc.Patches)
+	if err != nil {
+		return err
+	}
 	boot, err := clientcmd.Write(*cl.Bootstrap)
 	if err != nil {
 		return fmt.Errorf("serialize %s: %w", config.BootstrapKubeletConf, err)
@@ -65,6 +70,7 @@ func runKubeletStart(ctx context.Context, d *Data) error {
 		Kubelet:          cl.Kubelet,
 		Hostname:         d.Hostname,
 		SystemdResolved:  d.SystemdResolved,
+		Patches:          set,
 	})
 	if err != nil {
 		return err
@@ -81,12 +87,15 @@ func runKubeletStart(ctx context.Context, d *Data) error {
 	files = append(files, file{config.BootstrapKubeletConf, boot, kubeconfig.FileMode})
 	for _, f := range files {
 		if err := d.FS.WriteFile(f.path, f.data, f.mode); err != nil {
-			return fmt.Errorf("write %s: %w", f.path, err)
+			return err // names the file already
 		}
 		fmt.Fprintf(d.Out, "  wrote %s\n", f.path)
 	}
 	if err := kubelet.WriteJoin(d.FS, kubeletFiles); err != nil {
 		return err
+	}
+	for _, p := range kubeletFiles.Applied {
+		fmt.Fprintln(d.Out, "  "+p.Line())
 	}
 	fmt.Fprintf(d.Out, "  wrote %s and %s\n", config.KubeletFlagsEnvFile, config.KubeletConfigFile)
 	if err := restartKubelet(ctx, d); err != nil {
@@ -204,6 +213,7 @@ func waitBootstrap(ctx context.Context, d *Data, cl *Cluster) error {
 			"--bootstrap-kubeconfig=%s --kubeconfig=%s --config=%s and the flags of %s)", errors.Join(healthErr, confErr),
 			config.BootstrapKubeletConf, config.KubeletKubeconfigFile, config.KubeletConfigFile, config.KubeletFlagsEnvFile)
 	}
+	d.bootstrapped = true
 	return nil
 }
 

@@ -9,6 +9,7 @@ import (
 
 	"kubeboot.dev/kubeboot/internal/config"
 	"kubeboot.dev/kubeboot/internal/nodefs"
+	"kubeboot.dev/kubeboot/internal/patches"
 )
 
 // ConfigFromCluster decodes the KubeletConfiguration kubeadm stores under the "kubelet" key of
@@ -42,6 +43,8 @@ type JoinInput struct {
 	// SystemdResolved says systemd-resolved manages DNS here: as kubeadm does, the kubelet is then pointed at its
 	// upstream resolv.conf unless the cluster's configuration names one.
 	SystemdResolved bool
+	// Patches are the node's patches.directory; its kubeletconfiguration patches apply to config.yaml. nil: none.
+	Patches *patches.Set
 }
 
 // JoinFiles are the kubelet files of a joining node, rendered before anything is written so that a join that
@@ -50,10 +53,13 @@ type JoinFiles struct {
 	Config         []byte // /var/lib/kubelet/config.yaml
 	InstanceConfig []byte // /var/lib/kubelet/instance-config.yaml; nil when NodeLocalCRISocket is off
 	Flags          []byte // /var/lib/kubelet/kubeadm-flags.env
+	// Applied are the patches of patches.directory applied to Config, for the caller to report with Patch.Line.
+	Applied []patches.Patch
 }
 
-// RenderJoin renders the kubelet files kubeadm v1.34 join writes: the cluster's KubeletConfiguration (plus the
-// node's CRI socket with NodeLocalCRISocket, as kubeadm patches it in from instance-config.yaml) and
+// RenderJoin renders the kubelet files kubeadm v1.34 join writes: the cluster's KubeletConfiguration with the
+// node's kubeletconfiguration patches applied (and the node's CRI socket with NodeLocalCRISocket, which kubeadm
+// patches in from instance-config.yaml after the user's patches) and
 // kubeadm-flags.env with the pause image, --hostname-override when the node name is not the hostname,
 // --register-with-taints for a worker with taints, and kubeletExtraArgs.
 func RenderJoin(in JoinInput) (JoinFiles, error) {
@@ -65,15 +71,19 @@ func RenderJoin(in JoinInput) (JoinFiles, error) {
 		kc.ResolverConfig = ptr.To(config.KubeletSystemdResolverConfig)
 	}
 	var files JoinFiles
+	var criSocket string
 	if NodeLocalCRISocket(in.Cluster.FeatureGates) {
-		kc.ContainerRuntimeEndpoint = in.NodeRegistration.CRISocket
-		files.InstanceConfig = InstanceConfig(in.NodeRegistration.CRISocket)
+		criSocket = in.NodeRegistration.CRISocket
+		kc.ContainerRuntimeEndpoint = criSocket
+		files.InstanceConfig = InstanceConfig(criSocket)
 	}
 	b, err := MarshalConfig(kc)
 	if err != nil {
 		return JoinFiles{}, err
 	}
-	files.Config = b
+	if files.Config, files.Applied, err = PatchConfig(in.Patches, b, criSocket); err != nil {
+		return JoinFiles{}, err
+	}
 	repo := in.Cluster.ImageRepository
 	if repo == "" {
 		repo = config.DefaultImageRepository

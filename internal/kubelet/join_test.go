@@ -7,11 +7,13 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	kubeletv1beta1 "k8s.io/kubelet/config/v1beta1"
 	"sigs.k8s.io/yaml"
 
 	"kubeboot.dev/kubeboot/internal/config"
 	"kubeboot.dev/kubeboot/internal/nodefs"
+	"kubeboot.dev/kubeboot/internal/patches"
 )
 
 // clusterKubelet is kube-system/kubelet-config's document as init uploads it.
@@ -186,5 +188,32 @@ func TestWriteJoin(t *testing.T) {
 	}
 	if fs2.Exists(InstanceConfigFile) {
 		t.Fatal("instance-config.yaml written without NodeLocalCRISocket")
+	}
+}
+
+func TestRenderJoinWithPatches(t *testing.T) {
+	fromCluster, err := ConfigFromCluster(clusterKubelet(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	patch := patches.Patch{File: "/etc/kubernetes/patches/kubeletconfiguration.yaml", Doc: 1, Target: patches.KubeletConfiguration,
+		Type: types.StrategicMergePatchType, Data: []byte(`{"maxPods": 50, "containerRuntimeEndpoint": "unix:///patched.sock"}`)}
+	files, err := RenderJoin(JoinInput{
+		NodeRegistration: config.NodeRegistrationOptions{Name: "worker-1", CRISocket: config.DefaultCRISocket},
+		Cluster:          config.ClusterConfiguration{ImageRepository: config.DefaultImageRepository},
+		Kubelet:          fromCluster,
+		Hostname:         "worker-1",
+		Patches:          patches.NewSet(patch),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got kubeletv1beta1.KubeletConfiguration
+	if err := yaml.UnmarshalStrict(files.Config, &got); err != nil {
+		t.Fatal(err)
+	}
+	// The user's patch applies; the node's CRI socket is patched in after it, as kubeadm does with instance-config.yaml.
+	if got.MaxPods != 50 || got.ContainerRuntimeEndpoint != config.DefaultCRISocket || len(files.Applied) != 1 || files.Applied[0].File != patch.File {
+		t.Fatalf("maxPods %d, containerRuntimeEndpoint %q, applied %v", got.MaxPods, got.ContainerRuntimeEndpoint, files.Applied)
 	}
 }

@@ -63,16 +63,17 @@ func lab(ctx context.Context, args ...string) (string, error) {
 	return string(out), err
 }
 
-func TestLabKubeadm(t *testing.T) {
+// startLab brings a lab up with args and registers its teardown, which also runs when the test fails, and checks
+// that the teardown left nothing behind.
+func startLab(t *testing.T, args ...string) {
+	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Fatal("the lab needs root")
 	}
-	ctx := t.Context()
 	if _, err := os.Stat(filepath.Join(stateDir, "lab.json")); err == nil {
 		t.Fatalf("a lab is already up (%s/lab.json): run `lab down` first; this test will not take down a lab it did not start", stateDir)
 	}
 	before := snapshotMachine(t)
-
 	t.Cleanup(func() {
 		// Namespaces of the lab's nodes, to look for survivors after down.
 		nss := labNamespaces(t)
@@ -85,13 +86,17 @@ func TestLabKubeadm(t *testing.T) {
 		}
 		checkNothingLeft(t, before, nss)
 	})
-
 	start := time.Now()
-	out, err := lab(ctx, "up", "--control-planes", "1", "--workers", "2", "--bootstrapper", "kubeadm")
-	t.Logf("lab up (%s):\n%s", time.Since(start).Round(time.Millisecond), out)
+	out, err := lab(t.Context(), append([]string{"up"}, args...)...)
+	t.Logf("lab up %s (%s):\n%s", strings.Join(args, " "), time.Since(start).Round(time.Millisecond), out)
 	if err != nil {
 		t.Fatalf("lab up: %v", err)
 	}
+}
+
+func TestLabKubeadm(t *testing.T) {
+	ctx := t.Context()
+	startLab(t, "--control-planes", "1", "--workers", "2", "--bootstrapper", "kubeadm")
 
 	t.Run("up again is refused", func(t *testing.T) {
 		out, err := lab(ctx, "up")
@@ -100,22 +105,7 @@ func TestLabKubeadm(t *testing.T) {
 		}
 	})
 
-	t.Run("nodes Ready", func(t *testing.T) {
-		var nodes corev1.NodeList
-		kubectlJSON(t, &nodes, "get", "nodes", "-o", "json")
-		want := []string{"kblab-cp1", "kblab-w1", "kblab-w2"}
-		var got []string
-		for _, n := range nodes.Items {
-			got = append(got, n.Name)
-			if !nodeReady(n) {
-				t.Errorf("node %s is not Ready: %+v", n.Name, n.Status.Conditions)
-			}
-		}
-		slices.Sort(got)
-		if !slices.Equal(got, want) {
-			t.Errorf("nodes %v, want %v", got, want)
-		}
-	})
+	t.Run("nodes Ready", func(t *testing.T) { checkNodesReady(t, "kblab-cp1", "kblab-w1", "kblab-w2") })
 
 	t.Run("exec runs in the node", func(t *testing.T) {
 		out, err := lab(ctx, "exec", "kblab-w1", "--", "hostname")
@@ -124,47 +114,23 @@ func TestLabKubeadm(t *testing.T) {
 		}
 	})
 
-	t.Run("kube-system Pods Running", func(t *testing.T) {
-		// CoreDNS is Running at once but only Ready once it reached the API; the probe below
-		// needs it Ready, so wait for that too.
-		var last string
-		ok := poll(ctx, 3*time.Minute, func() bool {
-			var pods corev1.PodList
-			if err := kubectl(ctx, &pods, "-n", "kube-system", "get", "pods", "-o", "json"); err != nil {
-				last = err.Error()
-				return false
-			}
-			var bad []string
-			components := map[string]int{}
-			for _, p := range pods.Items {
-				components[p.Labels["component"]+p.Labels["k8s-app"]]++
-				if p.Status.Phase != corev1.PodRunning || !podReady(p) {
-					bad = append(bad, fmt.Sprintf("%s %s ready=%v", p.Name, p.Status.Phase, podReady(p)))
-				}
-			}
-			want := map[string]int{"etcd": 1, "kube-apiserver": 1, "kube-controller-manager": 1, "kube-scheduler": 1, "kube-proxy": 3, "kube-dns": 2}
-			for c, n := range want {
-				if components[c] != n {
-					bad = append(bad, fmt.Sprintf("%d %s Pods, want %d", components[c], c, n))
-				}
-			}
-			last = strings.Join(bad, "; ")
-			return len(bad) == 0
-		})
-		if !ok {
-			t.Fatalf("kube-system not all Running and Ready after 3m: %s", last)
-		}
-	})
+	t.Run("kube-system Pods Running", func(t *testing.T) { checkKubeSystem(t, 1, 3) })
 
-	t.Run("Pod resolves through CoreDNS and reaches the API through its Service IP", func(t *testing.T) {
-		// On a worker, so that DNS crosses nodes (CoreDNS runs on the control plane or the other
-		// worker) and Service traffic goes through kube-proxy's rules on that worker.
-		pod := `apiVersion: v1
+	t.Run("Pod resolves through CoreDNS and reaches the API through its Service IP", func(t *testing.T) { checkDNSAndServiceIP(t, "kblab-w1") })
+}
+
+// checkDNSAndServiceIP runs a Pod on node that resolves kubernetes.default through CoreDNS and reaches the API
+// server by name and through its Service IP (kube-proxy's rules on that node).
+func checkDNSAndServiceIP(t *testing.T, node string) {
+	ctx := t.Context()
+	// On a worker, so that DNS crosses nodes (CoreDNS runs on the control plane or the other
+	// worker) and Service traffic goes through kube-proxy's rules on that worker.
+	pod := strings.ReplaceAll(`apiVersion: v1
 kind: Pod
 metadata: {name: e2e-probe, namespace: default}
 spec:
   restartPolicy: Never
-  nodeName: kblab-w1
+  nodeName: NODE
   containers:
   - name: probe
     image: kubeboot.lab/busybox:1
@@ -181,36 +147,88 @@ spec:
       echo
       echo "== by service IP"
       wget -q -O - --no-check-certificate https://10.96.0.1:443/version
-`
-		apply := exec.CommandContext(ctx, labBin, "kubectl", "apply", "-f", "-")
-		apply.Stdin = strings.NewReader(pod)
-		if out, err := apply.CombinedOutput(); err != nil {
-			t.Fatalf("create probe Pod: %v\n%s", err, out)
+`, "NODE", node)
+	apply := exec.CommandContext(ctx, labBin, "kubectl", "apply", "-f", "-")
+	apply.Stdin = strings.NewReader(pod)
+	if out, err := apply.CombinedOutput(); err != nil {
+		t.Fatalf("create probe Pod: %v\n%s", err, out)
+	}
+	var phase corev1.PodPhase
+	ok := poll(ctx, 2*time.Minute, func() bool {
+		var p corev1.Pod
+		if err := kubectl(ctx, &p, "get", "pod", "e2e-probe", "-o", "json"); err != nil {
+			return false
 		}
-		var phase corev1.PodPhase
-		ok := poll(ctx, 2*time.Minute, func() bool {
-			var p corev1.Pod
-			if err := kubectl(ctx, &p, "get", "pod", "e2e-probe", "-o", "json"); err != nil {
-				return false
-			}
-			phase = p.Status.Phase
-			return phase == corev1.PodSucceeded || phase == corev1.PodFailed
-		})
-		logs, _ := lab(ctx, "kubectl", "logs", "e2e-probe")
-		t.Logf("probe Pod %s:\n%s", phase, logs)
-		if !ok || phase != corev1.PodSucceeded {
-			t.Fatalf("probe Pod ended %q, want Succeeded", phase)
-		}
-		sections := splitSections(logs)
-		if s := sections["nslookup"]; !strings.Contains(s, "Server:\t\t10.96.0.10") || !strings.Contains(s, "Address: 10.96.0.1\n") {
-			t.Errorf("nslookup did not resolve kubernetes.default to 10.96.0.1 through CoreDNS at 10.96.0.10:\n%s", s)
-		}
-		for _, name := range []string{"by name", "by service IP"} {
-			if !strings.Contains(sections[name], `"gitVersion": "v1.34.4"`) {
-				t.Errorf("GET /version %s: no gitVersion v1.34.4 in:\n%s", name, sections[name])
-			}
-		}
+		phase = p.Status.Phase
+		return phase == corev1.PodSucceeded || phase == corev1.PodFailed
 	})
+	logs, _ := lab(ctx, "kubectl", "logs", "e2e-probe")
+	t.Logf("probe Pod %s:\n%s", phase, logs)
+	if !ok || phase != corev1.PodSucceeded {
+		t.Fatalf("probe Pod ended %q, want Succeeded", phase)
+	}
+	sections := splitSections(logs)
+	if s := sections["nslookup"]; !strings.Contains(s, "Server:\t\t10.96.0.10") || !strings.Contains(s, "Address: 10.96.0.1\n") {
+		t.Errorf("nslookup did not resolve kubernetes.default to 10.96.0.1 through CoreDNS at 10.96.0.10:\n%s", s)
+	}
+	for _, name := range []string{"by name", "by service IP"} {
+		if !strings.Contains(sections[name], `"gitVersion": "v1.34.4"`) {
+			t.Errorf("GET /version %s: no gitVersion v1.34.4 in:\n%s", name, sections[name])
+		}
+	}
+}
+
+// checkNodesReady checks that exactly the named Nodes exist and are Ready.
+func checkNodesReady(t *testing.T, want ...string) {
+	var nodes corev1.NodeList
+	kubectlJSON(t, &nodes, "get", "nodes", "-o", "json")
+	var got []string
+	for _, n := range nodes.Items {
+		got = append(got, n.Name)
+		if !nodeReady(n) {
+			t.Errorf("node %s is not Ready: %+v", n.Name, n.Status.Conditions)
+		}
+	}
+	slices.Sort(got)
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		t.Errorf("nodes %v, want %v", got, want)
+	}
+}
+
+// checkKubeSystem waits until kube-system holds the control-plane Pods of controlPlanes nodes, kube-proxy on
+// every node and two CoreDNS replicas, all Running and Ready.
+func checkKubeSystem(t *testing.T, controlPlanes, nodes int) {
+	ctx := t.Context()
+	// CoreDNS is Running at once but only Ready once it reached the API; later probes need it Ready.
+	var last string
+	ok := poll(ctx, 3*time.Minute, func() bool {
+		var pods corev1.PodList
+		if err := kubectl(ctx, &pods, "-n", "kube-system", "get", "pods", "-o", "json"); err != nil {
+			last = err.Error()
+			return false
+		}
+		var bad []string
+		components := map[string]int{}
+		for _, p := range pods.Items {
+			components[p.Labels["component"]+p.Labels["k8s-app"]]++
+			if p.Status.Phase != corev1.PodRunning || !podReady(p) {
+				bad = append(bad, fmt.Sprintf("%s %s ready=%v", p.Name, p.Status.Phase, podReady(p)))
+			}
+		}
+		want := map[string]int{"etcd": controlPlanes, "kube-apiserver": controlPlanes, "kube-controller-manager": controlPlanes,
+			"kube-scheduler": controlPlanes, "kube-proxy": nodes, "kube-dns": 2}
+		for c, n := range want {
+			if components[c] != n {
+				bad = append(bad, fmt.Sprintf("%d %s Pods, want %d", components[c], c, n))
+			}
+		}
+		last = strings.Join(bad, "; ")
+		return len(bad) == 0
+	})
+	if !ok {
+		t.Fatalf("kube-system not all Running and Ready after 3m: %s", last)
+	}
 }
 
 func splitSections(logs string) map[string]string {

@@ -1,0 +1,232 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+)
+
+const (
+	cp1       = "kblab-cp1"
+	cp1IP     = "10.77.0.11"
+	binDir    = stateDir + "/bin"
+	kubeboot  = binDir + "/kubeboot"
+	kubeadm   = binDir + "/kubeadm"
+	kubectlIn = binDir + "/kubectl"
+)
+
+// nodeDir is a node's directory; the lab makes it visible at the same path inside the node.
+func nodeDir(node string) string { return filepath.Join(stateDir, "nodes", node) }
+
+// inNode runs a command inside a lab node and returns its combined output.
+func inNode(ctx context.Context, node string, args ...string) (string, error) {
+	return lab(ctx, append([]string{"exec", node, "--"}, args...)...)
+}
+
+// TestKubebootInit brings up a cluster whose control plane kubeboot made (workers joined by upstream kubeadm),
+// checks what kubeadm users and a kubeadm join rely on, then the refusals of bad input, reset, and init again.
+func TestKubebootInit(t *testing.T) {
+	ctx := t.Context()
+	startLab(t, "--control-planes", "1", "--workers", "1", "--bootstrapper", "kubeboot", "--worker-bootstrapper", "kubeadm")
+	initConfig := filepath.Join(nodeDir(cp1), "kubeboot-init.yaml")
+	b, err := os.ReadFile(initConfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`token: "?([a-z0-9]{6})\.[a-z0-9]{16}`).FindStringSubmatch(string(b))
+	if m == nil {
+		t.Fatalf("no bootstrap token in %s", initConfig)
+	}
+	tokenID := m[1]
+
+	t.Run("nodes Ready", func(t *testing.T) { checkNodesReady(t, cp1, "kblab-w1") })
+	t.Run("kube-system Pods Running", func(t *testing.T) { checkKubeSystem(t, 1, 2) })
+	t.Run("CoreDNS answers a Pod", func(t *testing.T) { checkDNSAndServiceIP(t, "kblab-w1") })
+
+	t.Run("admin.conf may do everything", func(t *testing.T) {
+		out, err := inNode(ctx, cp1, kubectlIn, "--kubeconfig", "/etc/kubernetes/admin.conf", "auth", "can-i", "*", "*")
+		if err != nil || strings.TrimSpace(out) != "yes" {
+			t.Fatalf("auth can-i '*' '*': %q, %v", out, err)
+		}
+	})
+
+	t.Run("anonymous reads cluster-info and nothing else", func(t *testing.T) {
+		for _, c := range []struct {
+			path string
+			want int
+		}{
+			{"/api/v1/namespaces/kube-public/configmaps/cluster-info", http.StatusOK},
+			{"/api/v1/namespaces/kube-public/configmaps", http.StatusForbidden},
+			{"/api/v1/namespaces/kube-system/configmaps/kubeadm-config", http.StatusForbidden},
+			{"/api/v1/namespaces/kube-system/secrets", http.StatusForbidden},
+			{"/api/v1/nodes", http.StatusForbidden},
+		} {
+			code, body := anonymousGet(t, c.path)
+			if code != c.want {
+				t.Errorf("anonymous GET %s: %d, want %d: %s", c.path, code, c.want, body)
+			}
+		}
+	})
+
+	t.Run("controller-manager signed cluster-info for the token", func(t *testing.T) {
+		var cm corev1.ConfigMap
+		ok := poll(ctx, time.Minute, func() bool {
+			return kubectl(ctx, &cm, "-n", "kube-public", "get", "configmap", "cluster-info", "-o", "json") == nil && cm.Data["jws-kubeconfig-"+tokenID] != ""
+		})
+		if !ok {
+			t.Fatalf("cluster-info has no jws-kubeconfig-%s: keys %v", tokenID, keys(cm.Data))
+		}
+	})
+
+	t.Run("upstream kubeadm lists kubeboot's token", func(t *testing.T) {
+		out, err := inNode(ctx, cp1, kubeadm, "token", "list", "--kubeconfig", "/etc/kubernetes/admin.conf")
+		if err != nil || !strings.Contains(out, tokenID+".") || !strings.Contains(out, "system:bootstrappers:kubeadm:default-node-token") {
+			t.Fatalf("kubeadm token list: %v\n%s", err, out)
+		}
+	})
+
+	t.Run("kubeboot token create is usable by kubeadm", func(t *testing.T) {
+		out, err := inNode(ctx, cp1, kubeboot, "token", "create", "--description", "e2e", "--kubeconfig", "/etc/kubernetes/admin.conf")
+		tok := strings.TrimSpace(out)
+		if err != nil || !regexp.MustCompile(`^[a-z0-9]{6}\.[a-z0-9]{16}$`).MatchString(tok) {
+			t.Fatalf("token create: %q, %v", out, err)
+		}
+		list, err := inNode(ctx, cp1, kubeadm, "token", "list", "--kubeconfig", "/etc/kubernetes/admin.conf")
+		if err != nil || !strings.Contains(list, tok) || !strings.Contains(list, "e2e") {
+			t.Fatalf("kubeadm token list does not show %s: %v\n%s", tok[:6], err, list)
+		}
+		if out, err := inNode(ctx, cp1, kubeboot, "token", "delete", tok[:6], "--kubeconfig", "/etc/kubernetes/admin.conf"); err != nil {
+			t.Fatalf("token delete: %v\n%s", err, out)
+		}
+	})
+
+	t.Run("init twice is refused and the cluster keeps running", func(t *testing.T) {
+		out, err := inNode(ctx, cp1, kubeboot, "init", "--config", initConfig)
+		if err == nil {
+			t.Fatalf("a second init succeeded:\n%s", out)
+		}
+		for _, want := range []string{"[ERROR Port-6443]", "[ERROR FileAvailable--etc-kubernetes-manifests-kube-apiserver.yaml]", "--ignore-preflight-errors="} {
+			if !strings.Contains(out, want) {
+				t.Errorf("second init output lacks %q:\n%s", want, out)
+			}
+		}
+		if code, body := anonymousGet(t, "/readyz"); code != http.StatusOK {
+			t.Errorf("API not ready after the refused init: %d %s", code, body)
+		}
+	})
+
+	// From here on the node is reset: the checks above must come first.
+	t.Run("reset empties the node", func(t *testing.T) {
+		out, err := inNode(ctx, cp1, kubeboot, "reset", "-f")
+		t.Logf("reset:\n%s", out)
+		if err != nil {
+			t.Fatalf("reset: %v", err)
+		}
+		if files := nodeFiles(t); files != "" {
+			t.Fatalf("files left after reset:\n%s", files)
+		}
+		if !strings.Contains(out, "The reset process does not clean up") || !strings.Contains(out, "/etc/cni/net.d") {
+			t.Errorf("reset does not say what it left")
+		}
+	})
+
+	t.Run("port in use: clear preflight error, nothing written", func(t *testing.T) {
+		out, err := inNode(ctx, cp1, "sh", "-c", "socat TCP-LISTEN:6443,reuseaddr,fork /dev/null & pid=$!; sleep 0.3; "+kubeboot+" init --config "+initConfig+"; rc=$?; kill $pid; exit $rc")
+		if err == nil || !strings.Contains(out, "[ERROR Port-6443]: port 6443 is in use") {
+			t.Fatalf("init with 6443 taken: %v\n%s", err, out)
+		}
+		if files := nodeFiles(t); files != "" {
+			t.Fatalf("a refused init wrote:\n%s", files)
+		}
+	})
+
+	t.Run("missing images with pull policy Never: error names the image, nothing written", func(t *testing.T) {
+		bad := strings.Replace(string(b), "kind: ClusterConfiguration\n", "kind: ClusterConfiguration\nimageRepository: registry.invalid.example\n", 1)
+		if bad == string(b) || !strings.Contains(bad, "imagePullPolicy: Never") {
+			t.Fatalf("cannot derive the bad config from:\n%s", b)
+		}
+		badFile := filepath.Join(nodeDir(cp1), "bad-image-repository.yaml")
+		if err := os.WriteFile(badFile, []byte(bad), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		out, err := inNode(ctx, cp1, kubeboot, "init", "--config", badFile)
+		if err == nil || !strings.Contains(out, "[ERROR ImagePull]: image registry.invalid.example/kube-apiserver:v1.34.4 is not present") {
+			t.Fatalf("init with a missing image: %v\n%s", err, out)
+		}
+		if files := nodeFiles(t); files != "" {
+			t.Fatalf("a refused init wrote:\n%s", files)
+		}
+	})
+
+	t.Run("init again after reset; wall time next to upstream kubeadm", func(t *testing.T) {
+		kb := timed(t, kubeboot, "init", "--config", initConfig)
+		if code, body := anonymousGet(t, "/readyz"); code != http.StatusOK {
+			t.Fatalf("API not ready after init again: %d %s", code, body)
+		}
+		if out, err := inNode(ctx, cp1, kubeboot, "reset", "-f"); err != nil {
+			t.Fatalf("reset: %v\n%s", err, out)
+		}
+		ka := timed(t, kubeadm, "init", "--config", initConfig)
+		t.Logf("FIGURE init wall time on %s, same config, same run: kubeboot %s, upstream kubeadm %s (ratio %.2f)",
+			cp1, kb.Round(10*time.Millisecond), ka.Round(10*time.Millisecond), float64(kb)/float64(ka))
+	})
+}
+
+// timed runs a bootstrapper inside the control-plane node and returns its wall time.
+func timed(t *testing.T, args ...string) time.Duration {
+	t.Helper()
+	start := time.Now()
+	out, err := inNode(t.Context(), cp1, args...)
+	d := time.Since(start)
+	if err != nil {
+		t.Fatalf("%s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return d
+}
+
+// nodeFiles lists the files under the control-plane node's /etc/kubernetes and /var/lib/kubelet.
+func nodeFiles(t *testing.T) string {
+	t.Helper()
+	out, err := inNode(t.Context(), cp1, "find", "/etc/kubernetes", "/var/lib/kubelet", "/var/lib/etcd", "-type", "f")
+	if err != nil {
+		t.Fatalf("find: %v\n%s", err, out)
+	}
+	return strings.TrimSpace(out)
+}
+
+// anonymousGet sends an unauthenticated request to the control plane's API server from the machine (the lab's
+// bridge reaches the nodes' addresses).
+func anonymousGet(t *testing.T, path string) (int, string) {
+	t.Helper()
+	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
+		TLSClientConfig: &tls.Config{InsecureSkipVerify: true}, //nolint:gosec // anonymous probe of a lab API server
+		Proxy:           nil,
+	}}
+	resp, err := client.Get(fmt.Sprintf("https://%s:6443%s", cp1IP, path))
+	if err != nil {
+		t.Fatalf("GET %s: %v", path, err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+	return resp.StatusCode, string(body)
+}
+
+func keys(m map[string]string) []string {
+	var out []string
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
+}
