@@ -57,10 +57,14 @@ func TestMain(m *testing.M) {
 
 // lab runs the lab binary and returns its combined output.
 func lab(ctx context.Context, args ...string) (string, error) {
+	out, err := execLab(ctx, args...).CombinedOutput()
+	return string(out), err
+}
+
+func execLab(ctx context.Context, args ...string) *exec.Cmd {
 	cmd := exec.CommandContext(ctx, labBin, args...)
 	cmd.Dir = repoRoot
-	out, err := cmd.CombinedOutput()
-	return string(out), err
+	return cmd
 }
 
 // startLab brings a lab up with args and registers its teardown, which also runs when the test fails, and checks
@@ -117,6 +121,13 @@ func TestLabKubeadm(t *testing.T) {
 	t.Run("kube-system Pods Running", func(t *testing.T) { checkKubeSystem(t, 1, 3) })
 
 	t.Run("Pod resolves through CoreDNS and reaches the API through its Service IP", func(t *testing.T) { checkDNSAndServiceIP(t, "kblab-w1") })
+
+	t.Run("kubeboot join works against a kubeadm control plane", func(t *testing.T) {
+		p := labJoinParams(t, "kblab-w2", "10.77.0.22")
+		resetWorker(t, kubeadm, "kblab-w2")
+		d := joinWithConfig(t, kubeboot, p)
+		t.Logf("kubeboot join of kblab-w2 to Node Ready under a kubeadm control plane: %s", d.Round(10*time.Millisecond))
+	})
 }
 
 // checkDNSAndServiceIP runs a Pod on node that resolves kubernetes.default through CoreDNS and reaches the API
@@ -271,7 +282,7 @@ func poll(ctx context.Context, timeout time.Duration, f func() bool) bool {
 		if time.Now().After(deadline) || ctx.Err() != nil {
 			return false
 		}
-		time.Sleep(time.Second)
+		time.Sleep(200 * time.Millisecond)
 	}
 }
 
