@@ -84,6 +84,9 @@ so clusters, scripts and nodes made with either tool work with the other.`,
 		newConfigCmd(stdout),
 		newTokenCmd(stdout, stderr),
 		newResetCmd(stdout),
+		newCertsCmd(stdout),
+		newEtcdCmd(stdout),
+		newLoadBalancerCmd(stdout),
 	)
 	return root
 }

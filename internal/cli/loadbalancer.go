@@ -1,0 +1,77 @@
+package cli
+
+import (
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"kubeboot.dev/kubeboot/internal/loadbalancer"
+)
+
+type loadBalancerFlags struct {
+	listen   string
+	backends []string
+	caFile   string
+}
+
+func newLoadBalancerCmd(stdout io.Writer) *cobra.Command {
+	var f loadBalancerFlags
+	cmd := &cobra.Command{
+		Use:   "loadbalancer --listen ADDR:PORT --backend HOST:PORT [--backend HOST:PORT ...]",
+		Short: "Run a TCP load balancer in front of the API servers (the control-plane endpoint)",
+		Long: `Run a TCP load balancer in front of the API servers of a highly available control plane, until SIGTERM.
+
+Point controlPlaneEndpoint at --listen. Every API server is asked GET /readyz every 500 ms; one that fails is
+taken out of rotation at once and the connections it holds are closed, so clients reconnect to a live one;
+it is put back when it passes again. New connections go round robin to the healthy API servers. TLS passes
+through: --ca-file (the cluster CA, /etc/kubernetes/pki/ca.crt) only makes the health checks verify the API
+servers' certificates. A line is printed whenever an API server goes up or down.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			opts, err := loadBalancerOptions(f)
+			if err != nil {
+				return err
+			}
+			opts.Log = stdout
+			lb, err := loadbalancer.Listen(opts)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(stdout, "listening on %s, forwarding to %s\n", lb.Addr(), strings.Join(opts.Backends, ", "))
+			err = lb.Serve(cmd.Context())
+			fmt.Fprintln(stdout, "stopped")
+			return err
+		},
+	}
+	cmd.Flags().StringVar(&f.listen, "listen", "", "ADDR:PORT to accept connections on (the control-plane endpoint)")
+	cmd.Flags().StringArrayVar(&f.backends, "backend", nil, "an API server's HOST:PORT; repeat for each")
+	cmd.Flags().StringVar(&f.caFile, "ca-file", "", "verify the API servers' certificates in health checks with this CA (default: no verification)")
+	return cmd
+}
+
+// loadBalancerOptions checks the flags and reads the CA file.
+func loadBalancerOptions(f loadBalancerFlags) (loadbalancer.Options, error) {
+	if f.listen == "" {
+		return loadbalancer.Options{}, withHint(errors.New("--listen is required"), "e.g. --listen 10.0.0.10:6443")
+	}
+	if len(f.backends) == 0 {
+		return loadbalancer.Options{}, withHint(errors.New("--backend is required"), "give each API server: --backend 10.0.0.1:6443 --backend 10.0.0.2:6443")
+	}
+	opts := loadbalancer.Options{Listen: f.listen, Backends: f.backends}
+	if f.caFile != "" {
+		pem, err := os.ReadFile(f.caFile)
+		if err != nil {
+			return loadbalancer.Options{}, fmt.Errorf("--ca-file: %w", err)
+		}
+		opts.RootCAs = x509.NewCertPool()
+		if !opts.RootCAs.AppendCertsFromPEM(pem) {
+			return loadbalancer.Options{}, fmt.Errorf("--ca-file %s: no PEM certificate in it", f.caFile)
+		}
+	}
+	return opts, nil
+}

@@ -1,0 +1,564 @@
+// Package etcd manages the membership of the cluster's stacked etcd: listing members and their status, adding
+// a joining control-plane node as a learner and promoting it once it has caught up, and removing a node's
+// member at reset. Every change is checked against quorum first: a cluster that loses quorum loses the API.
+package etcd
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"go.etcd.io/etcd/api/v3/etcdserverpb"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"kubeboot.dev/kubeboot/internal/config"
+	"kubeboot.dev/kubeboot/internal/nodefs"
+)
+
+// Ports and the local endpoint of a kubeadm stacked etcd member.
+const (
+	ClientPort = 2379
+	PeerPort   = 2380
+	// LocalEndpoint is where every stacked member listens besides its advertise address.
+	LocalEndpoint = "https://127.0.0.1:2379"
+)
+
+// Timing. A single request is short so that a member that is down costs little; operations that wait for the
+// cluster (a learner catching up, a leader election) retry until Options.CallTimeout.
+const (
+	requestTimeout = 5 * time.Second
+	statusTimeout  = 2 * time.Second
+	retryInterval  = 500 * time.Millisecond
+	// promoteInterval is short: a learner usually catches up within a few hundred milliseconds.
+	promoteInterval = 100 * time.Millisecond
+)
+
+// Errors; check with errors.Is.
+var (
+	// ErrUnhealthy is wrapped when a change is refused because members are down.
+	ErrUnhealthy = errors.New("etcd cluster is not healthy enough")
+	// ErrMemberNotFound is wrapped when an ID names no member.
+	ErrMemberNotFound = errors.New("no such etcd member")
+)
+
+// PeerURL is the peer URL kubeadm gives the member of a node with this advertise address.
+func PeerURL(advertiseAddress string) string {
+	return "https://" + net.JoinHostPort(advertiseAddress, strconv.Itoa(PeerPort))
+}
+
+// ClientURL is the client URL kubeadm gives the member of a node with this advertise address.
+func ClientURL(advertiseAddress string) string {
+	return "https://" + net.JoinHostPort(advertiseAddress, strconv.Itoa(ClientPort))
+}
+
+// ClientTLS is the TLS configuration to reach the cluster's etcd from a control-plane node: the etcd CA
+// (etcd/ca.crt) and a client certificate kubeadm issues, etcd/healthcheck-client, or apiserver-etcd-client when
+// the former is absent. certDir is the node path of the certificates directory.
+func ClientTLS(fsys nodefs.FS, certDir string) (*tls.Config, error) {
+	caPath := certDir + "/etcd/ca.crt"
+	caPEM, err := fsys.ReadFile(caPath)
+	if err != nil {
+		return nil, fmt.Errorf("read the etcd CA: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(caPEM) {
+		return nil, fmt.Errorf("%s holds no PEM certificate", caPath)
+	}
+	var tried []string
+	for _, base := range []string{"etcd/healthcheck-client", "apiserver-etcd-client"} {
+		crt, key := certDir+"/"+base+".crt", certDir+"/"+base+".key"
+		tried = append(tried, crt)
+		if !fsys.Exists(crt) {
+			continue
+		}
+		pair, err := tls.LoadX509KeyPair(fsys.Path(crt), fsys.Path(key))
+		if err != nil {
+			return nil, fmt.Errorf("etcd client certificate %s: %w", crt, err)
+		}
+		return &tls.Config{RootCAs: pool, Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12}, nil
+	}
+	return nil, fmt.Errorf("no etcd client certificate: none of %s exists; this node is not a control-plane node with stacked etcd, or run `kubeboot init phase certs etcd-healthcheck-client`",
+		strings.Join(tried, ", "))
+}
+
+// Options configure a Client.
+type Options struct {
+	// Endpoints are client URLs of members; LocalEndpoint when empty.
+	Endpoints []string
+	TLS       *tls.Config
+	// CallTimeout bounds the operations that wait for the cluster: AddLearner, Promote, Remove
+	// (timeouts.etcdAPICall; 2m when zero).
+	CallTimeout time.Duration
+}
+
+// Client talks to one etcd cluster.
+type Client struct {
+	cli         *clientv3.Client
+	callTimeout time.Duration
+}
+
+// New makes a client; it does not connect until the first call.
+func New(opts Options) (*Client, error) {
+	eps := opts.Endpoints
+	if len(eps) == 0 {
+		eps = []string{LocalEndpoint}
+	}
+	cli, err := clientv3.New(clientv3.Config{
+		Endpoints:   eps,
+		TLS:         opts.TLS,
+		DialTimeout: 2 * time.Second,
+		// The client logs every retry; our errors say what matters.
+		Logger: zap.NewNop(),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("etcd client for %s: %w", strings.Join(eps, ","), err)
+	}
+	c := &Client{cli: cli, callTimeout: opts.CallTimeout}
+	if c.callTimeout == 0 {
+		c.callTimeout = config.DefaultEtcdAPICall
+	}
+	return c, nil
+}
+
+// Close releases the client's connections.
+func (c *Client) Close() error { return c.cli.Close() }
+
+// Endpoints are the client URLs the client uses.
+func (c *Client) Endpoints() []string { return c.cli.Endpoints() }
+
+// Member is one etcd member.
+type Member struct {
+	ID         uint64
+	Name       string // empty until the member has started
+	PeerURLs   []string
+	ClientURLs []string
+	IsLearner  bool
+}
+
+// IDString is the ID as etcd prints it: hexadecimal.
+func (m Member) IDString() string { return strconv.FormatUint(m.ID, 16) }
+
+// Started reports whether the member has ever run: etcd learns a member's name and client URLs from the
+// member itself.
+func (m Member) Started() bool { return m.Name != "" }
+
+// PeerURL is the member's first peer URL.
+func (m Member) PeerURL() string {
+	if len(m.PeerURLs) == 0 {
+		return ""
+	}
+	return m.PeerURLs[0]
+}
+
+// describe names a member for messages.
+func (m Member) describe() string {
+	name := m.Name
+	if name == "" {
+		name = "(not started)"
+	}
+	return fmt.Sprintf("%s (ID %s, peer %s)", name, m.IDString(), m.PeerURL())
+}
+
+func fromPB(pb []*etcdserverpb.Member) []Member {
+	out := make([]Member, 0, len(pb))
+	for _, m := range pb {
+		out = append(out, Member{ID: m.ID, Name: m.Name, PeerURLs: slices.Clone(m.PeerURLs), ClientURLs: slices.Clone(m.ClientURLs), IsLearner: m.IsLearner})
+	}
+	return out
+}
+
+// MemberList lists the members (a linearizable read: it needs quorum).
+func (c *Client) MemberList(ctx context.Context) ([]Member, error) {
+	// The etcd client waits out its deadline on endpoints that refuse connections; say so at once instead.
+	if err := probeAny(ctx, c.cli.Endpoints()); err != nil {
+		return nil, fmt.Errorf("list the etcd members: no member reachable at %s: %w", strings.Join(c.cli.Endpoints(), ","), err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
+	defer cancel()
+	resp, err := c.cli.MemberList(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("list the etcd members at %s: %w", strings.Join(c.cli.Endpoints(), ","), err)
+	}
+	return fromPB(resp.Members), nil
+}
+
+// MemberStatus is a member and what its endpoint says about itself.
+type MemberStatus struct {
+	Member
+	// Endpoint is the client URL asked; empty for a member that has not started.
+	Endpoint string
+	// Healthy: the member answered, knows a leader and reports no alarm.
+	Healthy bool
+	// Problem says why the member is not healthy.
+	Problem          string
+	IsLeader         bool
+	Leader           uint64 // the leader's ID as this member sees it
+	RaftTerm         uint64
+	RaftIndex        uint64
+	RaftAppliedIndex uint64
+	DBSize           int64
+	Version          string
+}
+
+// Status lists the members and asks each one, concurrently, for its status.
+func (c *Client) Status(ctx context.Context) ([]MemberStatus, error) {
+	members, err := c.MemberList(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return c.statusOf(ctx, members), nil
+}
+
+func (c *Client) statusOf(ctx context.Context, members []Member) []MemberStatus {
+	out := make([]MemberStatus, len(members))
+	var wg sync.WaitGroup
+	for i, m := range members {
+		out[i].Member = m
+		if len(m.ClientURLs) == 0 {
+			out[i].Problem = "not started: it has no client URL yet"
+			continue
+		}
+		wg.Go(func() { c.memberStatus(ctx, &out[i]) })
+	}
+	wg.Wait()
+	return out
+}
+
+func (c *Client) memberStatus(ctx context.Context, s *MemberStatus) {
+	s.Endpoint = s.ClientURLs[0]
+	// The etcd client keeps retrying a refused connection until its deadline; a member that is down is the
+	// common case here, so find that out at once.
+	if err := probe(ctx, s.Endpoint); err != nil {
+		s.Problem = err.Error()
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, statusTimeout)
+	defer cancel()
+	resp, err := c.cli.Status(ctx, s.Endpoint)
+	if err != nil {
+		s.Problem = "status: " + err.Error()
+		return
+	}
+	s.Leader, s.RaftTerm, s.RaftIndex, s.RaftAppliedIndex = resp.Leader, resp.RaftTerm, resp.RaftIndex, resp.RaftAppliedIndex
+	s.DBSize, s.Version = resp.DbSize, resp.Version
+	s.IsLeader = resp.Header != nil && resp.Leader != 0 && resp.Leader == resp.Header.MemberId
+	switch {
+	case len(resp.Errors) > 0:
+		s.Problem = strings.Join(resp.Errors, "; ")
+	case resp.Leader == 0:
+		s.Problem = "knows no leader"
+	default:
+		s.Healthy = true
+	}
+}
+
+// probeAny succeeds as soon as one endpoint accepts a TCP connection; otherwise it returns the errors.
+func probeAny(ctx context.Context, endpoints []string) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errs := make(chan error, len(endpoints))
+	for _, ep := range endpoints {
+		go func() { errs <- probe(ctx, ep) }()
+	}
+	var all []string
+	for range endpoints {
+		err := <-errs
+		if err == nil {
+			return nil
+		}
+		all = append(all, err.Error())
+	}
+	slices.Sort(all)
+	return errors.New(strings.Join(all, "; "))
+}
+
+// probe dials the endpoint's TCP address.
+func probe(ctx context.Context, endpoint string) error {
+	u, err := url.Parse(endpoint)
+	if err != nil {
+		return fmt.Errorf("client URL %q: %w", endpoint, err)
+	}
+	d := net.Dialer{Timeout: statusTimeout}
+	conn, err := d.DialContext(ctx, "tcp", u.Host)
+	if err != nil {
+		return fmt.Errorf("unreachable: %w", err)
+	}
+	return conn.Close()
+}
+
+// CheckQuorumSafeToAdd refuses to add a member unless every voting member is healthy: once the new member is
+// promoted, the quorum grows, and a cluster that already has a member down may then lose it if the new member
+// fails to start. The error names each member that is down.
+func (c *Client) CheckQuorumSafeToAdd(ctx context.Context) error {
+	members, err := c.MemberList(ctx)
+	if err != nil {
+		return err
+	}
+	return checkAdd(c.statusOf(ctx, members))
+}
+
+func checkAdd(statuses []MemberStatus) error {
+	var down []string
+	for _, s := range statuses {
+		if !s.IsLearner && !s.Healthy {
+			down = append(down, fmt.Sprintf("voting member %s is not healthy: %s", s.describe(), s.Problem))
+		}
+	}
+	if len(down) == 0 {
+		return nil
+	}
+	return fmt.Errorf("%w to add a member: %s; bring it back, or remove it from the cluster, before adding another",
+		ErrUnhealthy, strings.Join(down, "; "))
+}
+
+// CheckQuorumSafeToRemove refuses to remove the member id unless the voting members left after it still have
+// a healthy majority. Removing a learner is always safe. Removing the last voting member is refused: that
+// would end the cluster (reset skips it instead). Callers that are told to force a removal skip this check.
+func (c *Client) CheckQuorumSafeToRemove(ctx context.Context, id uint64) error {
+	members, err := c.MemberList(ctx)
+	if err != nil {
+		return err
+	}
+	return checkRemove(c.statusOf(ctx, members), id)
+}
+
+func checkRemove(statuses []MemberStatus, id uint64) error {
+	i := slices.IndexFunc(statuses, func(s MemberStatus) bool { return s.ID == id })
+	if i < 0 {
+		return fmt.Errorf("%w: ID %s", ErrMemberNotFound, strconv.FormatUint(id, 16))
+	}
+	target := statuses[i]
+	if target.IsLearner {
+		return nil
+	}
+	voters, healthy := 0, 0
+	var down []string
+	for _, s := range statuses {
+		if s.IsLearner || s.ID == id {
+			continue
+		}
+		voters++
+		if s.Healthy {
+			healthy++
+		} else {
+			down = append(down, s.describe()+": "+s.Problem)
+		}
+	}
+	if voters == 0 {
+		return fmt.Errorf("%w to remove %s: it is the only voting member, and removing it ends the cluster", ErrUnhealthy, target.describe())
+	}
+	if need := voters/2 + 1; healthy < need {
+		return fmt.Errorf("%w to remove %s: %d of the %d voting members left would be healthy, and quorum needs %d (down: %s); bring them back first",
+			ErrUnhealthy, target.describe(), healthy, voters, need, strings.Join(down, "; "))
+	}
+	return nil
+}
+
+// AddLearner adds a non-voting member with peerURL, named name in the returned initial cluster, after
+// CheckQuorumSafeToAdd. It returns the member's ID and the --initial-cluster value for the new member's etcd
+// ("name=peerURL,...", with initial-cluster-state=existing). A member that already has peerURL (a rerun) is
+// not added again: its ID is returned. Transient errors are retried until the call timeout.
+func (c *Client) AddLearner(ctx context.Context, name, peerURL string) (id uint64, initialCluster string, err error) {
+	if _, err := url.Parse(peerURL); err != nil || !strings.HasPrefix(peerURL, "https://") {
+		return 0, "", fmt.Errorf("peer URL %q: must be https://HOST:PORT", peerURL)
+	}
+	members, err := c.MemberList(ctx)
+	if err != nil {
+		return 0, "", err
+	}
+	if m, ok := findPeer(members, peerURL); ok {
+		return m.ID, initialClusterOf(members, m.ID, name), nil
+	}
+	if err := checkAdd(c.statusOf(ctx, members)); err != nil {
+		return 0, "", err
+	}
+	err = c.retry(ctx, retryInterval, func(ctx context.Context) error {
+		resp, err := c.cli.MemberAddAsLearner(ctx, []string{peerURL})
+		if errors.Is(err, rpctypes.ErrPeerURLExist) {
+			// An earlier attempt that looked failed went through.
+			list, lerr := c.cli.MemberList(ctx)
+			if lerr != nil {
+				return lerr
+			}
+			members = fromPB(list.Members)
+			m, ok := findPeer(members, peerURL)
+			if !ok {
+				return err
+			}
+			id = m.ID
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		id, members = resp.Member.ID, fromPB(resp.Members)
+		return nil
+	})
+	if errors.Is(err, rpctypes.ErrTooManyLearners) {
+		return 0, "", fmt.Errorf("add etcd learner %s: %w: another member is being added; wait until it is promoted, or remove it", peerURL, err)
+	}
+	if err != nil {
+		return 0, "", fmt.Errorf("add etcd learner %s: %w", peerURL, err)
+	}
+	return id, initialClusterOf(members, id, name), nil
+}
+
+func findPeer(members []Member, peerURL string) (Member, bool) {
+	for _, m := range members {
+		if slices.Contains(m.PeerURLs, peerURL) {
+			return m, true
+		}
+	}
+	return Member{}, false
+}
+
+// initialClusterOf renders --initial-cluster as kubeadm does: every member as name=firstPeerURL, the new member
+// under the name it will start with, members without a name yet under their hexadecimal ID.
+func initialClusterOf(members []Member, newID uint64, newName string) string {
+	parts := make([]string, 0, len(members))
+	for _, m := range members {
+		name := m.Name
+		switch {
+		case m.ID == newID:
+			name = newName
+		case name == "":
+			name = m.IDString()
+		}
+		parts = append(parts, name+"="+m.PeerURL())
+	}
+	return strings.Join(parts, ",")
+}
+
+// Promote makes the learner id a voting member. etcd refuses while the learner has not caught up with the
+// leader (or not started), so Promote retries every 100 ms until the call timeout. A member that already votes
+// is left alone.
+func (c *Client) Promote(ctx context.Context, id uint64) error {
+	hex := strconv.FormatUint(id, 16)
+	var lastRefusal error
+	err := c.retry(ctx, promoteInterval, func(ctx context.Context) error {
+		_, err := c.cli.MemberPromote(ctx, id)
+		switch {
+		case err == nil, errors.Is(err, rpctypes.ErrMemberNotLearner):
+			return nil
+		case errors.Is(err, rpctypes.ErrMemberNotFound):
+			return fmt.Errorf("%w: ID %s", ErrMemberNotFound, hex)
+		case errors.Is(err, rpctypes.ErrMemberLearnerNotReady):
+			lastRefusal = err
+		}
+		return err
+	})
+	if err != nil && lastRefusal != nil && !errors.Is(err, ErrMemberNotFound) {
+		return fmt.Errorf("promote etcd member %s: it did not catch up with the leader within %s (%w): check that its etcd started and reaches the other members' peer URLs",
+			hex, c.callTimeout, lastRefusal)
+	}
+	if err != nil {
+		return fmt.Errorf("promote etcd member %s: %w", hex, err)
+	}
+	return nil
+}
+
+// Remove removes the member id; a member that is already gone is not an error. It does not check quorum:
+// call CheckQuorumSafeToRemove first.
+func (c *Client) Remove(ctx context.Context, id uint64) error {
+	err := c.retry(ctx, retryInterval, func(ctx context.Context) error {
+		_, err := c.cli.MemberRemove(ctx, id)
+		if errors.Is(err, rpctypes.ErrMemberNotFound) {
+			return nil
+		}
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("remove etcd member %s: %w", strconv.FormatUint(id, 16), err)
+	}
+	return nil
+}
+
+// RemoveByPeerURL removes the member with peerURL (reset: this node's https://<advertise>:2380). removed is
+// false when no member has it.
+func (c *Client) RemoveByPeerURL(ctx context.Context, peerURL string) (removed bool, err error) {
+	members, err := c.MemberList(ctx)
+	if err != nil {
+		return false, err
+	}
+	m, ok := findPeer(members, peerURL)
+	if !ok {
+		return false, nil
+	}
+	if err := c.Remove(ctx, m.ID); err != nil {
+		return false, err
+	}
+	return true, nil
+}
+
+// MemberByPeerURL finds the member with peerURL.
+func (c *Client) MemberByPeerURL(ctx context.Context, peerURL string) (Member, error) {
+	members, err := c.MemberList(ctx)
+	if err != nil {
+		return Member{}, err
+	}
+	m, ok := findPeer(members, peerURL)
+	if !ok {
+		return Member{}, fmt.Errorf("%w with peer URL %s", ErrMemberNotFound, peerURL)
+	}
+	return m, nil
+}
+
+// retry runs op, each attempt bounded by requestTimeout, until it succeeds, fails for good, or the call
+// timeout ends.
+func (c *Client) retry(ctx context.Context, interval time.Duration, op func(ctx context.Context) error) error {
+	ctx, cancel := context.WithTimeout(ctx, c.callTimeout)
+	defer cancel()
+	for {
+		attempt, cancelAttempt := context.WithTimeout(ctx, requestTimeout)
+		err := op(attempt)
+		cancelAttempt()
+		if err == nil {
+			return nil
+		}
+		if !transient(err) {
+			return err
+		}
+		t := time.NewTimer(interval)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return fmt.Errorf("gave up after %s: %w", c.callTimeout, err)
+		case <-t.C:
+		}
+	}
+}
+
+// transient reports whether an etcd error may go away by itself: a member (re)starting, an election, a
+// learner catching up, a request cut short by its own timeout.
+func transient(err error) bool {
+	switch {
+	case errors.Is(err, rpctypes.ErrMemberLearnerNotReady),
+		errors.Is(err, rpctypes.ErrUnhealthy),
+		errors.Is(err, rpctypes.ErrNoLeader),
+		errors.Is(err, rpctypes.ErrLeaderChanged),
+		errors.Is(err, rpctypes.ErrNotCapable),
+		errors.Is(err, rpctypes.ErrTimeout),
+		errors.Is(err, rpctypes.ErrTimeoutDueToLeaderFail),
+		errors.Is(err, rpctypes.ErrTimeoutDueToConnectionLost),
+		errors.Is(err, context.DeadlineExceeded):
+		return true
+	}
+	switch status.Code(err) {
+	case codes.Unavailable, codes.DeadlineExceeded:
+		return true
+	}
+	return false
+}

@@ -1,0 +1,366 @@
+// Package loadbalancer is a small TCP load balancer for the control-plane endpoint of a highly available
+// cluster: it forwards connections to the API servers that answer GET /readyz with 200, checks them every
+// 500 ms, takes a failing one out of rotation at once (closing the connections it holds so clients reconnect
+// to a live one) and puts it back when it passes again. TLS passes through untouched: clients still verify
+// the API server's certificate, which must carry the endpoint's address (controlPlaneEndpoint in certSANs).
+package loadbalancer
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Defaults: a failing API server is out of rotation within about half a second.
+const (
+	DefaultCheckInterval = 500 * time.Millisecond
+	DefaultCheckTimeout  = time.Second
+	dialTimeout          = time.Second
+)
+
+// Options configure a LoadBalancer.
+type Options struct {
+	// Listen is the ADDR:PORT clients connect to.
+	Listen string
+	// Backends are the API servers' HOST:PORT.
+	Backends []string
+	// RootCAs verifies the backends' certificates during health checks (the cluster CA); nil skips
+	// verification, which only affects whether a backend is believed healthy, never the client's traffic.
+	RootCAs *x509.CertPool
+	// CheckInterval and CheckTimeout default to 500 ms and 1 s.
+	CheckInterval, CheckTimeout time.Duration
+	// Log receives one line whenever a backend goes up or down; nil discards them.
+	Log io.Writer
+}
+
+// LoadBalancer forwards TCP connections to healthy backends, round robin.
+type LoadBalancer struct {
+	opts   Options
+	ln     net.Listener
+	client *http.Client
+
+	mu       sync.Mutex
+	backends []*backend
+	next     int
+	closed   bool // Serve is returning: no new forwarded connections
+	logMu    sync.Mutex
+}
+
+type backend struct {
+	addr string
+	// known is false until the first health check; healthy is meaningless before.
+	known, healthy bool
+	conns          map[*proxied]struct{}
+}
+
+// proxied is one client connection and the backend connection it is forwarded to.
+type proxied struct {
+	client, server net.Conn
+	once           sync.Once
+}
+
+func (p *proxied) close() {
+	p.once.Do(func() {
+		p.client.Close()
+		p.server.Close()
+	})
+}
+
+// Listen validates opts and binds the listening socket; Serve then runs the load balancer.
+func Listen(opts Options) (*LoadBalancer, error) {
+	if len(opts.Backends) == 0 {
+		return nil, errors.New("no backend: give at least one API server HOST:PORT")
+	}
+	seen := map[string]bool{}
+	for _, b := range opts.Backends {
+		if err := validHostPort(b); err != nil {
+			return nil, fmt.Errorf("backend %q: %w", b, err)
+		}
+		if seen[b] {
+			return nil, fmt.Errorf("backend %q is listed twice", b)
+		}
+		seen[b] = true
+	}
+	if opts.CheckInterval <= 0 {
+		opts.CheckInterval = DefaultCheckInterval
+	}
+	if opts.CheckTimeout <= 0 {
+		opts.CheckTimeout = DefaultCheckTimeout
+	}
+	if opts.Log == nil {
+		opts.Log = io.Discard
+	}
+	ln, err := net.Listen("tcp", opts.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", opts.Listen, err)
+	}
+	tlsCfg := &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: opts.RootCAs, InsecureSkipVerify: opts.RootCAs == nil}
+	lb := &LoadBalancer{
+		opts: opts,
+		ln:   ln,
+		client: &http.Client{
+			Timeout: opts.CheckTimeout,
+			// A fresh connection per check: a pooled one could outlive the API server it came from.
+			Transport: &http.Transport{TLSClientConfig: tlsCfg, DisableKeepAlives: true},
+		},
+	}
+	for _, b := range opts.Backends {
+		lb.backends = append(lb.backends, &backend{addr: b, conns: map[*proxied]struct{}{}})
+	}
+	return lb, nil
+}
+
+// validHostPort accepts HOST:PORT with a port number.
+func validHostPort(s string) error {
+	host, port, err := net.SplitHostPort(s)
+	if err != nil {
+		return fmt.Errorf("must be HOST:PORT: %w", err)
+	}
+	if host == "" {
+		return errors.New("must be HOST:PORT: the host is empty")
+	}
+	if _, err := net.LookupPort("tcp", port); err != nil || port == "0" {
+		return fmt.Errorf("must be HOST:PORT: bad port %q", port)
+	}
+	return nil
+}
+
+// Addr is the address the load balancer listens on.
+func (lb *LoadBalancer) Addr() net.Addr { return lb.ln.Addr() }
+
+// Healthy lists the backends in rotation, in the order they were given.
+func (lb *LoadBalancer) Healthy() []string {
+	lb.mu.Lock()
+	defer lb.mu.Unlock()
+	var out []string
+	for _, b := range lb.backends {
+		if b.healthy {
+			out = append(out, b.addr)
+		}
+	}
+	return out
+}
+
+// Serve checks the backends once, then accepts connections and checks the backends every CheckInterval,
+// until ctx ends; then it closes the listener and every forwarded connection and returns nil.
+func (lb *LoadBalancer) Serve(ctx context.Context) error {
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel() // also on an accept error: stops the health checks before wg.Wait
+	defer lb.closeAll()
+
+	// A first round before accepting, so the first clients are not turned away while nothing is known.
+	for _, b := range lb.backends {
+		wg.Go(func() { lb.check(ctx, b) })
+	}
+	wg.Wait()
+	for _, b := range lb.backends {
+		wg.Go(func() { lb.watch(ctx, b) })
+	}
+
+	stop := context.AfterFunc(ctx, func() { lb.ln.Close() })
+	defer stop()
+	for {
+		conn, err := lb.ln.Accept()
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				continue
+			}
+			lb.ln.Close()
+			return fmt.Errorf("accept on %s: %w", lb.ln.Addr(), err)
+		}
+		wg.Go(func() { lb.forward(ctx, conn) })
+	}
+}
+
+func (lb *LoadBalancer) watch(ctx context.Context, b *backend) {
+	t := time.NewTicker(lb.opts.CheckInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			lb.check(ctx, b)
+		}
+	}
+}
+
+// check asks the backend's /readyz and updates its state.
+func (lb *LoadBalancer) check(ctx context.Context, b *backend) {
+	err := lb.readyz(ctx, b.addr)
+	if ctx.Err() != nil {
+		return // shutting down: the failure is ours
+	}
+	if err != nil {
+		lb.markDown(b, err)
+	} else {
+		lb.markUp(b)
+	}
+}
+
+func (lb *LoadBalancer) readyz(ctx context.Context, addr string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "https://"+addr+"/readyz", nil)
+	if err != nil {
+		return err
+	}
+	resp, err := lb.client.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET /readyz: %s", resp.Status)
+	}
+	return nil
+}
+
+func (lb *LoadBalancer) markUp(b *backend) {
+	lb.mu.Lock()
+	changed := !b.known || !b.healthy
+	b.known, b.healthy = true, true
+	lb.mu.Unlock()
+	if changed {
+		lb.logf("backend %s is up", b.addr)
+	}
+}
+
+// markDown takes b out of rotation and closes the connections forwarded to it, so their clients reconnect
+// through the load balancer to a healthy backend instead of waiting on a dead one.
+func (lb *LoadBalancer) markDown(b *backend, why error) {
+	lb.mu.Lock()
+	changed := !b.known || b.healthy
+	b.known, b.healthy = true, false
+	conns := make([]*proxied, 0, len(b.conns))
+	for p := range b.conns {
+		conns = append(conns, p)
+	}
+	lb.mu.Unlock()
+	for _, p := range conns {
+		p.close()
+	}
+	if changed {
+		msg := fmt.Sprintf("backend %s is down: %v", b.addr, why)
+		if len(conns) > 0 {
+			msg += fmt.Sprintf(" (closed %d connections)", len(conns))
+		}
+		lb.logf("%s", msg)
+	}
+}
+
+// pick returns the next healthy backend after the last one picked, skipping those in tried.
+func (lb *LoadBalancer) pick(tried map[*backend]bool) *backend {
+	lb.mu.Lock()
+	defer lb.mu.Unlock()
+	n := len(lb.backends)
+	for i := range n {
+		b := lb.backends[(lb.next+i)%n]
+		if b.healthy && !tried[b] {
+			lb.next = (lb.next + i + 1) % n
+			return b
+		}
+	}
+	return nil
+}
+
+// forward connects client to a healthy backend and copies bytes both ways. A backend that refuses the
+// connection is marked down at once and the next one is tried; with none left the client is closed.
+func (lb *LoadBalancer) forward(ctx context.Context, client net.Conn) {
+	tried := map[*backend]bool{}
+	for {
+		b := lb.pick(tried)
+		if b == nil {
+			client.Close()
+			return
+		}
+		tried[b] = true
+		d := net.Dialer{Timeout: dialTimeout}
+		server, err := d.DialContext(ctx, "tcp", b.addr)
+		if err != nil {
+			if ctx.Err() != nil {
+				client.Close()
+				return
+			}
+			lb.markDown(b, err)
+			continue
+		}
+		p := &proxied{client: client, server: server}
+		lb.mu.Lock()
+		if lb.closed {
+			lb.mu.Unlock()
+			server.Close()
+			client.Close()
+			return
+		}
+		if !b.healthy {
+			// Marked down while we dialed.
+			lb.mu.Unlock()
+			server.Close()
+			continue
+		}
+		b.conns[p] = struct{}{}
+		lb.mu.Unlock()
+		pipe(p)
+		lb.mu.Lock()
+		delete(b.conns, p)
+		lb.mu.Unlock()
+		return
+	}
+}
+
+// pipe copies both ways; when one side finishes sending, the other is told with a half close, and when both
+// are done (or either fails) both connections are closed.
+func pipe(p *proxied) {
+	var wg sync.WaitGroup
+	one := func(dst, src net.Conn) {
+		_, err := io.Copy(dst, src)
+		if err != nil {
+			p.close()
+			return
+		}
+		if hc, ok := dst.(interface{ CloseWrite() error }); ok {
+			_ = hc.CloseWrite()
+		}
+	}
+	wg.Go(func() { one(p.server, p.client) })
+	wg.Go(func() { one(p.client, p.server) })
+	wg.Wait()
+	p.close()
+}
+
+func (lb *LoadBalancer) closeAll() {
+	lb.ln.Close()
+	lb.mu.Lock()
+	lb.closed = true
+	var all []*proxied
+	for _, b := range lb.backends {
+		for p := range b.conns {
+			all = append(all, p)
+		}
+	}
+	lb.mu.Unlock()
+	for _, p := range all {
+		p.close()
+	}
+}
+
+func (lb *LoadBalancer) logf(format string, args ...any) {
+	lb.logMu.Lock()
+	defer lb.logMu.Unlock()
+	line := fmt.Sprintf(format, args...)
+	fmt.Fprintln(lb.opts.Log, strings.TrimRight(line, "\n"))
+}
