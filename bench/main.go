@@ -1,6 +1,7 @@
 // Command bench measures kubeboot with whole-process wall times and prints the figures.
 //
 //	go run ./bench render [-n 5]   certs + kubeconfig + etcd + control-plane phases into a scratch root
+//	go run ./bench lab [-n 3]      init and join, kubeboot next to upstream kubeadm on the same lab nodes (root)
 package main
 
 import (
@@ -26,13 +27,15 @@ func main() {
 
 func run(ctx context.Context, args []string) error {
 	if len(args) == 0 {
-		return fmt.Errorf("usage: bench render [-n N]")
+		return fmt.Errorf("usage: bench render [-n N] | bench lab [-n N] [-joiners N]")
 	}
 	switch args[0] {
 	case "render":
 		return render(ctx, args[1:])
+	case "lab":
+		return benchLab(ctx, args[1:])
 	default:
-		return fmt.Errorf("unknown benchmark %q: known are render", args[0])
+		return fmt.Errorf("unknown benchmark %q: known are render, lab", args[0])
 	}
 }
 

@@ -20,8 +20,9 @@ import (
 
 // DefaultInterval is the pause between two reads of cluster-info while the signature of the token is missing.
 // kubeadm waits 5 s; right after init the bootstrapsigner adds the signature within a second or two, so a
-// shorter pause shortens the join that follows an init.
-const DefaultInterval = time.Second
+// shorter pause shortens the join that follows an init. One anonymous GET of one small ConfigMap every 250 ms is
+// no load for an API server, and the whole wait stays bounded by timeouts.discovery.
+const DefaultInterval = 250 * time.Millisecond
 
 // DefaultTimeout bounds discovery when the caller gives no timeout (kubeadm's timeouts.discovery).
 const DefaultTimeout = 5 * time.Minute

@@ -1,0 +1,552 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	certificatesv1 "k8s.io/api/certificates/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
+	certutil "k8s.io/client-go/util/cert"
+	"k8s.io/client-go/util/certificate/csr"
+	"sigs.k8s.io/yaml"
+
+	"kubeboot.dev/kubeboot/internal/config"
+	"kubeboot.dev/kubeboot/internal/discovery"
+	"kubeboot.dev/kubeboot/internal/kubeconfig"
+	"kubeboot.dev/kubeboot/internal/pki"
+	"kubeboot.dev/kubeboot/internal/token"
+)
+
+const (
+	labState = "/var/lib/kubeboot-lab"
+	cpNode   = "kblab-cp1"
+	wNode    = "kblab-w1"
+	cpIP     = "10.77.0.11"
+	wIP      = "10.77.0.21"
+	endpoint = cpIP + ":6443"
+)
+
+// labBench compares kubeboot with upstream kubeadm on the same lab nodes, alternating the tools run by run.
+type labBench struct {
+	lab  string // the lab binary
+	out  io.Writer
+	tool map[string]string
+}
+
+func benchLab(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("lab", flag.ContinueOnError)
+	n := fs.Int("n", 3, "runs per tool")
+	joiners := fs.Int("joiners", 20, "concurrent discovery + TLS bootstrap clients")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	work, err := os.MkdirTemp("", "kubeboot-bench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(work)
+	b := &labBench{lab: filepath.Join(work, "lab"), out: os.Stdout, tool: map[string]string{
+		"kubeboot": labState + "/bin/kubeboot", "kubeadm": labState + "/bin/kubeadm"}}
+	if out, err := exec.CommandContext(ctx, "go", "build", "-o", b.lab, "./lab/cmd/lab").CombinedOutput(); err != nil {
+		return fmt.Errorf("build the lab: %v\n%s", err, out)
+	}
+	if _, err := os.Stat(filepath.Join(labState, "lab.json")); err == nil {
+		return errors.New("a lab is up: take it down first (bin/lab down); the bench brings up its own")
+	}
+	fmt.Fprintln(b.out, "bench lab: bringing up 1 control plane + 1 worker (kubeboot) ...")
+	if out, err := b.run(ctx, "up", "--control-planes", "1", "--workers", "1", "--bootstrapper", "kubeboot", "--worker-bootstrapper", "kubeboot"); err != nil {
+		return fmt.Errorf("lab up: %v\n%s", err, out)
+	}
+	defer func() {
+		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Minute)
+		defer cancel()
+		if out, err := b.run(dctx, "down"); err != nil {
+			fmt.Fprintf(os.Stderr, "lab down: %v\n%s", err, out)
+		}
+	}()
+	initCfg := filepath.Join(labState, "nodes", cpNode, "kubeboot-init.yaml")
+	cfgBytes, err := os.ReadFile(initCfg)
+	if err != nil {
+		return err
+	}
+	m := regexp.MustCompile(`token: "?([a-z0-9]{6}\.[a-z0-9]{16})`).FindSubmatch(cfgBytes)
+	if m == nil {
+		return fmt.Errorf("no bootstrap token in %s", initCfg)
+	}
+	tok := string(m[1])
+
+	samples := map[string]map[string][]time.Duration{}
+	record := func(tool, metric string, d time.Duration) {
+		if samples[metric] == nil {
+			samples[metric] = map[string][]time.Duration{}
+		}
+		samples[metric][tool] = append(samples[metric][tool], d)
+	}
+	phaseTimes := map[string][]time.Duration{}
+	var floors []time.Duration
+	for i := 0; i < *n; i++ {
+		for _, tool := range []string{"kubeboot", "kubeadm"} {
+			if err := b.resetAll(ctx); err != nil {
+				return err
+			}
+			fmt.Fprintf(b.out, "run %d/%d %s: init ...\n", i+1, *n, tool)
+			start := time.Now()
+			out, err := b.inNode(ctx, cpNode, b.tool[tool], "init", "--config", initCfg)
+			initWall := time.Since(start)
+			if err != nil {
+				return fmt.Errorf("%s init: %v\n%s", tool, err, out)
+			}
+			record(tool, "1a init wall time", initWall)
+			if tool == "kubeboot" {
+				for name, d := range parsePhases(out) {
+					phaseTimes[name] = append(phaseTimes[name], d)
+				}
+			}
+			client, err := adminClient()
+			if err != nil {
+				return err
+			}
+			hash, err := caHash()
+			if err != nil {
+				return err
+			}
+			// The worker joins at once, as a script running init then join would.
+			joinCfg, err := writeJoinConfig(tok, hash)
+			if err != nil {
+				return err
+			}
+			type readyResult struct {
+				d   time.Duration
+				err error
+			}
+			cpReadyCh := make(chan readyResult, 1)
+			go func() {
+				d, err := waitReady(ctx, client, cpNode, start)
+				cpReadyCh <- readyResult{d, err}
+			}()
+			jstart := time.Now()
+			out, err = b.inNode(ctx, wNode, b.tool[tool], "join", "--config", joinCfg)
+			joinWall := time.Since(jstart)
+			if err != nil {
+				return fmt.Errorf("%s join right after init: %v\n%s", tool, err, out)
+			}
+			r := <-cpReadyCh
+			cpReady, err := r.d, r.err
+			if err != nil {
+				return err
+			}
+			record(tool, "1b init to control-plane Node Ready", cpReady)
+			record(tool, "2a join wall time, right after init", joinWall)
+			wReady, err := waitReady(ctx, client, wNode, jstart)
+			if err != nil {
+				return err
+			}
+			record(tool, "2b join to Node Ready, right after init", wReady)
+
+			// The same join on a settled cluster: cluster-info is signed by now.
+			if err := b.resetWorker(ctx, tool, client); err != nil {
+				return err
+			}
+			jstart = time.Now()
+			if out, err := b.inNode(ctx, wNode, b.tool[tool], "join", "--config", joinCfg); err != nil {
+				return fmt.Errorf("%s join on a settled cluster: %v\n%s", tool, err, out)
+			}
+			record(tool, "2c join wall time, settled cluster", time.Since(jstart))
+			wReady, err = waitReady(ctx, client, wNode, jstart)
+			if err != nil {
+				return err
+			}
+			record(tool, "2d join to Node Ready, settled cluster", wReady)
+			if tool == "kubeboot" {
+				f, err := b.floor(ctx)
+				if err != nil {
+					return err
+				}
+				floors = append(floors, f)
+			}
+		}
+	}
+
+	fmt.Fprintf(b.out, "\nkubeboot vs upstream kubeadm v1.34.4, lab nodes %s + %s, %d runs each, alternating; median [min-max]\n", cpNode, wNode, *n)
+	fmt.Fprintf(b.out, "%-42s %-24s %-24s %s\n", "metric", "kubeboot", "kubeadm", "kubeboot/kubeadm")
+	var metrics []string
+	for k := range samples {
+		metrics = append(metrics, k)
+	}
+	sort.Strings(metrics)
+	for _, k := range metrics {
+		kb, ka := samples[k]["kubeboot"], samples[k]["kubeadm"]
+		fmt.Fprintf(b.out, "%-42s %-24s %-24s %.2f\n", k, stat(kb), stat(ka), float64(median(kb))/float64(median(ka)))
+	}
+	fmt.Fprintf(b.out, "%-42s %-24s %-24s %s\n", "3  control-plane join wall time", "n/a", "n/a", "not measured: the HA join is not in this bench yet")
+	fmt.Fprintf(b.out, "%-42s %-24s\n", "4  floor: kube-apiserver start to /readyz", stat(floors))
+	if len(floors) > 0 {
+		fmt.Fprintf(b.out, "   kubeboot init above the floor: %s (median init %s - median floor %s)\n",
+			ms(median(samples["1a init wall time"]["kubeboot"])-median(floors)), ms(median(samples["1a init wall time"]["kubeboot"])), ms(median(floors)))
+	}
+	fmt.Fprintf(b.out, "\nkubeboot init phases (median of %d):\n", *n)
+	var names []string
+	for k := range phaseTimes {
+		names = append(names, k)
+	}
+	sort.Slice(names, func(i, j int) bool { return phaseOrder(names[i]) < phaseOrder(names[j]) })
+	for _, k := range names {
+		fmt.Fprintf(b.out, "  %-45s %s\n", k, ms(median(phaseTimes[k])))
+	}
+
+	// Concurrency: many nodes' discovery and TLS bootstrap at once against the last kubeboot control plane.
+	if err := b.resetAll(ctx); err != nil {
+		return err
+	}
+	if out, err := b.inNode(ctx, cpNode, b.tool["kubeboot"], "init", "--config", initCfg); err != nil {
+		return fmt.Errorf("kubeboot init for the concurrency run: %v\n%s", err, out)
+	}
+	return b.concurrentJoins(ctx, *joiners)
+}
+
+func (b *labBench) run(ctx context.Context, args ...string) (string, error) {
+	cmd := exec.CommandContext(ctx, b.lab, args...)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	err := cmd.Run()
+	return out.String(), err
+}
+
+func (b *labBench) inNode(ctx context.Context, node string, args ...string) (string, error) {
+	return b.run(ctx, append([]string{"exec", node, "--"}, args...)...)
+}
+
+// resetAll resets both nodes with kubeboot (reset is not what is measured) and waits for their kubelets to stop.
+func (b *labBench) resetAll(ctx context.Context) error {
+	for _, n := range []string{wNode, cpNode} {
+		if out, err := b.inNode(ctx, n, b.tool["kubeboot"], "reset", "-f"); err != nil {
+			return fmt.Errorf("reset %s: %v\n%s", n, err, out)
+		}
+	}
+	return waitKubeletsStopped(ctx, wNode, cpNode)
+}
+
+func (b *labBench) resetWorker(ctx context.Context, tool string, client kubernetes.Interface) error {
+	if out, err := b.inNode(ctx, wNode, b.tool["kubeboot"], "reset", "-f"); err != nil {
+		return fmt.Errorf("reset %s: %v\n%s", wNode, err, out)
+	}
+	if err := client.CoreV1().Nodes().Delete(ctx, wNode, metav1.DeleteOptions{}); err != nil {
+		return fmt.Errorf("delete Node %s: %w", wNode, err)
+	}
+	return waitKubeletsStopped(ctx, wNode)
+}
+
+// waitKubeletsStopped waits until the lab's supervisor has stopped the nodes' kubelets (after reset removed
+// config.yaml), so that the next init or join finds port 10250 free.
+func waitKubeletsStopped(ctx context.Context, nodes ...string) error {
+	deadline := time.Now().Add(time.Minute)
+	for _, n := range nodes {
+		for {
+			if _, err := os.Stat(filepath.Join(labState, "nodes", n, "kubelet.pid")); os.IsNotExist(err) {
+				break
+			}
+			if time.Now().After(deadline) {
+				return fmt.Errorf("the kubelet of %s still runs a minute after reset", n)
+			}
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(50 * time.Millisecond):
+			}
+		}
+	}
+	return nil
+}
+
+// floor measures the kube-apiserver alone: the control plane's own binary and flags, on another port, against the
+// running etcd, from process start to /readyz answering 200, timed inside the node.
+func (b *labBench) floor(ctx context.Context) (time.Duration, error) {
+	manifest, err := os.ReadFile(filepath.Join(labState, "nodes", cpNode, "root", config.ManifestsDir, "kube-apiserver.yaml"))
+	if err != nil {
+		return 0, err
+	}
+	var pod corev1.Pod
+	if err := yaml.Unmarshal(manifest, &pod); err != nil {
+		return 0, err
+	}
+	var flags []string
+	for _, a := range pod.Spec.Containers[0].Command[1:] {
+		if strings.HasPrefix(a, "--secure-port=") {
+			continue
+		}
+		flags = append(flags, "'"+strings.ReplaceAll(a, "'", `'\''`)+"'")
+	}
+	// Its own port, and no claim on the kubernetes Service's endpoints, so the running cluster is untouched.
+	flags = append(flags, "--secure-port=16443", "--endpoint-reconciler-type=none")
+	script := fmt.Sprintf(`start=$(date +%%s%%N)
+%s/bin/kube-apiserver %s >/tmp/kubeboot-floor.log 2>&1 &
+pid=$!
+i=0
+until [ "$(curl -sk -o /dev/null -w '%%{http_code}' https://127.0.0.1:16443/readyz)" = 200 ]; do
+  i=$((i+1)); if [ $i -gt 3000 ]; then kill $pid; echo "no /readyz after 60s" >&2; exit 1; fi
+  sleep 0.02
+done
+end=$(date +%%s%%N)
+kill $pid; wait $pid
+echo $(( (end-start)/1000 ))`, labState, strings.Join(flags, " "))
+	out, err := b.inNode(ctx, cpNode, "sh", "-c", script)
+	if err != nil {
+		return 0, fmt.Errorf("floor: %v\n%s", err, out)
+	}
+	var us int64
+	if _, err := fmt.Sscan(strings.TrimSpace(lastLine(out)), &us); err != nil {
+		return 0, fmt.Errorf("floor: %q: %w", out, err)
+	}
+	return time.Duration(us) * time.Microsecond, nil
+}
+
+// concurrentJoins runs n nodes' worth of discovery + TLS bootstrap at once, each with its own token: fetch and
+// verify cluster-info, then request a kubelet client certificate and wait for the controller-manager to sign it.
+func (b *labBench) concurrentJoins(ctx context.Context, n int) error {
+	admin, err := adminClient()
+	if err != nil {
+		return err
+	}
+	hash, err := caHash()
+	if err != nil {
+		return err
+	}
+	caPEM, err := os.ReadFile(filepath.Join(labState, "nodes", cpNode, "root", config.DefaultCACertPath))
+	if err != nil {
+		return err
+	}
+	tokens := make([]token.Token, n)
+	for i := range tokens {
+		if tokens[i], err = token.Generate(); err != nil {
+			return err
+		}
+		if err := token.Create(ctx, admin, config.BootstrapToken{Token: tokens[i].Value(), Description: "bench"}); err != nil {
+			return err
+		}
+	}
+	// cluster-info must be signed for every token before the clock starts, as for a settled cluster.
+	deadline := time.Now().Add(time.Minute)
+	for {
+		cm, err := admin.CoreV1().ConfigMaps("kube-public").Get(ctx, "cluster-info", metav1.GetOptions{})
+		signed := err == nil
+		for _, t := range tokens {
+			signed = signed && cm.Data["jws-kubeconfig-"+t.ID] != ""
+		}
+		if signed {
+			break
+		}
+		if time.Now().After(deadline) {
+			return errors.New("cluster-info not signed for the bench tokens after a minute")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	errs := make([]error, n)
+	took := make([]time.Duration, n)
+	var wg sync.WaitGroup
+	start := time.Now()
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s := time.Now()
+			errs[i] = bootstrapOne(ctx, tokens[i], hash, caPEM, fmt.Sprintf("bench-node-%02d", i))
+			took[i] = time.Since(s)
+		}()
+	}
+	wg.Wait()
+	total := time.Since(start)
+	failed := 0
+	for i, err := range errs {
+		if err != nil {
+			failed++
+			fmt.Fprintf(b.out, "  joiner %d: %v\n", i, err)
+		}
+	}
+	fmt.Fprintf(b.out, "\nconcurrent discovery + TLS bootstrap: %d joiners, %d succeeded, all done in %s (per joiner median %s, max %s)\n",
+		n, n-failed, ms(total), ms(median(took)), ms(maxOf(took)))
+	if failed > 0 {
+		return fmt.Errorf("%d of %d concurrent joiners failed", failed, n)
+	}
+	return nil
+}
+
+func bootstrapOne(ctx context.Context, tok token.Token, hash string, caPEM []byte, node string) error {
+	if _, err := discovery.FetchClusterInfo(ctx, endpoint, tok, []string{hash}, false, time.Minute, discovery.Options{}); err != nil {
+		return fmt.Errorf("discovery: %w", err)
+	}
+	rc, err := clientcmd.NewDefaultClientConfig(*kubeconfig.Bootstrap("https://"+endpoint, caPEM, tok.Value()), nil).ClientConfig()
+	if err != nil {
+		return err
+	}
+	client, err := kubernetes.NewForConfig(rc)
+	if err != nil {
+		return err
+	}
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return err
+	}
+	der, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{
+		Subject: pkix.Name{CommonName: "system:node:" + node, Organization: []string{"system:nodes"}}}, key)
+	if err != nil {
+		return err
+	}
+	pemCSR := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der})
+	name, uid, err := csr.RequestCertificate(client, pemCSR, "", certificatesv1.KubeAPIServerClientKubeletSignerName, nil,
+		[]certificatesv1.KeyUsage{certificatesv1.UsageDigitalSignature, certificatesv1.UsageClientAuth}, key)
+	if err != nil {
+		return fmt.Errorf("CSR: %w", err)
+	}
+	wctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	certPEM, err := csr.WaitForCertificate(wctx, client, name, uid)
+	if err != nil {
+		return fmt.Errorf("wait for the signed certificate: %w", err)
+	}
+	certs, err := certutil.ParseCertsPEM(certPEM)
+	if err != nil || certs[0].Subject.CommonName != "system:node:"+node {
+		return fmt.Errorf("signed certificate for the wrong subject: %v", err)
+	}
+	return nil
+}
+
+func adminClient() (kubernetes.Interface, error) {
+	rc, err := clientcmd.BuildConfigFromFlags("", filepath.Join(labState, "nodes", cpNode, "root", config.AdminKubeconfigFile))
+	if err != nil {
+		return nil, err
+	}
+	rc.QPS, rc.Burst = 200, 400
+	return kubernetes.NewForConfig(rc)
+}
+
+func caHash() (string, error) {
+	b, err := os.ReadFile(filepath.Join(labState, "nodes", cpNode, "root", config.DefaultCACertPath))
+	if err != nil {
+		return "", err
+	}
+	certs, err := certutil.ParseCertsPEM(b)
+	if err != nil {
+		return "", err
+	}
+	return pki.DiscoveryHash(certs[0]), nil
+}
+
+func writeJoinConfig(tok, hash string) (string, error) {
+	file := filepath.Join(labState, "nodes", wNode, "bench-join.yaml")
+	doc := fmt.Sprintf(`apiVersion: kubeadm.k8s.io/v1beta4
+kind: JoinConfiguration
+discovery:
+  bootstrapToken: {apiServerEndpoint: %q, token: %q, caCertHashes: [%q]}
+nodeRegistration:
+  name: %s
+  criSocket: unix:///run/containerd/containerd.sock
+  imagePullPolicy: Never
+  kubeletExtraArgs: [{name: node-ip, value: %s}]
+patches: {directory: %s}
+`, endpoint, tok, hash, wNode, wIP, filepath.Join(labState, "nodes", wNode, "patches"))
+	return file, os.WriteFile(file, []byte(doc), 0o600)
+}
+
+// waitReady polls the Node every 50 ms and returns the time from since until it is Ready.
+func waitReady(ctx context.Context, c kubernetes.Interface, name string, since time.Time) (time.Duration, error) {
+	deadline := time.Now().Add(3 * time.Minute)
+	for {
+		n, err := c.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
+		if err == nil {
+			for _, cond := range n.Status.Conditions {
+				if cond.Type == corev1.NodeReady && cond.Status == corev1.ConditionTrue {
+					return time.Since(since), nil
+				}
+			}
+		}
+		if time.Now().After(deadline) {
+			return 0, fmt.Errorf("Node %s not Ready after 3 minutes (last error: %v)", name, err)
+		}
+		select {
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+var phaseLine = regexp.MustCompile(`^\[([a-z0-9/-]+)\] (?:all )?done in (\S+)$`)
+
+func parsePhases(out string) map[string]time.Duration {
+	res := map[string]time.Duration{}
+	for _, l := range strings.Split(out, "\n") {
+		m := phaseLine.FindStringSubmatch(strings.TrimSpace(l))
+		if m == nil {
+			continue
+		}
+		if d, err := time.ParseDuration(m[2]); err == nil {
+			res[m[1]] = d
+		}
+	}
+	return res
+}
+
+var order = []string{"preflight", "certs", "kubeconfig", "etcd", "control-plane", "kubelet-start", "wait-control-plane",
+	"upload-config", "upload-certs", "mark-control-plane", "bootstrap-token", "kubelet-finalize", "addon", "show-join-command"}
+
+func phaseOrder(p string) string {
+	top, _, _ := strings.Cut(p, "/")
+	for i, o := range order {
+		if o == top {
+			return fmt.Sprintf("%02d %s", i, p)
+		}
+	}
+	return "99 " + p
+}
+
+func median(ds []time.Duration) time.Duration {
+	if len(ds) == 0 {
+		return 0
+	}
+	s := append([]time.Duration(nil), ds...)
+	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+	return s[len(s)/2]
+}
+
+func maxOf(ds []time.Duration) time.Duration {
+	var m time.Duration
+	for _, d := range ds {
+		m = max(m, d)
+	}
+	return m
+}
+
+func stat(ds []time.Duration) string {
+	if len(ds) == 0 {
+		return "n/a"
+	}
+	s := append([]time.Duration(nil), ds...)
+	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+	return fmt.Sprintf("%s [%s-%s]", ms(median(s)), ms(s[0]), ms(s[len(s)-1]))
+}
+
+func lastLine(s string) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	return lines[len(lines)-1]
+}
