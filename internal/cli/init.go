@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -14,6 +13,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"kubeboot.dev/kubeboot/internal/config"
+	"kubeboot.dev/kubeboot/internal/copycerts"
 	"kubeboot.dev/kubeboot/internal/initflow"
 	"kubeboot.dev/kubeboot/internal/kubelet"
 	"kubeboot.dev/kubeboot/internal/nodefs"
@@ -117,39 +117,15 @@ func (o *initOptions) data(stdout io.Writer) (d *initflow.Data, cleanup func(), 
 	for _, w := range warnings {
 		fmt.Fprintf(stdout, "[config] WARNING: %s\n", w)
 	}
-	fsys := nodefs.Host
-	if o.rootfs != "" {
-		abs, err := filepath.Abs(o.rootfs)
-		if err != nil {
-			return nil, nil, err
-		}
-		fsys = nodefs.FS{Root: abs}
+	seed := []string{config.KubernetesDir}
+	if p := cfg.Init.Patches; p != nil && p.Directory != "" {
+		seed = append(seed, p.Directory)
 	}
-	cleanup = func() {}
+	fsys, cleanup, err := nodeRoot(o.rootfs, cfg.Init.DryRun, seed...)
+	if err != nil {
+		return nil, nil, err
+	}
 	dry := cfg.Init.DryRun
-	if dry {
-		scratch, err := os.MkdirTemp("", "kubeboot-dryrun-")
-		if err != nil {
-			return nil, nil, err
-		}
-		// Seed the scratch root with what the machine already has, so reuse decisions are the real ones.
-		seed := []string{config.KubernetesDir}
-		if p := cfg.Init.Patches; p != nil && p.Directory != "" {
-			seed = append(seed, p.Directory)
-		}
-		for _, dir := range seed {
-			if err := copyTree(fsys, nodefs.FS{Root: scratch}, dir); err != nil {
-				os.RemoveAll(scratch)
-				return nil, nil, err
-			}
-		}
-		fsys = nodefs.FS{Root: scratch}
-		cleanup = func() { os.RemoveAll(scratch) }
-	}
-	if o.uploadCerts {
-		cleanup()
-		return nil, nil, withHint(errors.New("--upload-certs is not supported yet"), "copy /etc/kubernetes/pki/{ca,front-proxy-ca,etcd/ca}.{crt,key} and sa.{key,pub} to the other control-plane nodes yourself for now")
-	}
 	hostname, _ := os.Hostname()
 	pre := preflight.HostEnv(fsys)
 	return &initflow.Data{
@@ -202,6 +178,11 @@ func runInit(cmd *cobra.Command, o *initOptions, stdout io.Writer, only string) 
 		if err := printDryRun(stdout, d.FS); err != nil {
 			return err
 		}
+	}
+	if key := d.UnshownCertificateKey(); key != "" {
+		// `init phase upload-certs`, or an init without show-join-command: the key exists nowhere else.
+		fmt.Fprintf(stdout, "\nThe certificates are in kube-system/%s for %s; a joining control-plane node decrypts them with "+
+			"--certificate-key (keep it secret):\n%s\n", copycerts.SecretName, initflow.Hours(copycerts.TokenTTL), key)
 	}
 	if only == "" {
 		fmt.Fprintf(stdout, "init finished in %s\n", time.Since(start).Round(10*time.Millisecond))
@@ -264,6 +245,33 @@ func phaseList(phases []workflow.Phase[*initflow.Data]) string {
 	}
 	walk("  ", phases)
 	return b.String()
+}
+
+// nodeRoot is the filesystem a command works on: the machine's root, or --rootfs; with --dry-run a scratch copy of
+// it seeded with the seed directories (so reuse decisions are the real ones), which cleanup removes.
+func nodeRoot(rootfs string, dryRun bool, seed ...string) (fsys nodefs.FS, cleanup func(), err error) {
+	fsys = nodefs.Host
+	if rootfs != "" {
+		abs, err := filepath.Abs(rootfs)
+		if err != nil {
+			return fsys, nil, err
+		}
+		fsys = nodefs.FS{Root: abs}
+	}
+	if !dryRun {
+		return fsys, func() {}, nil
+	}
+	scratch, err := os.MkdirTemp("", "kubeboot-dryrun-")
+	if err != nil {
+		return fsys, nil, err
+	}
+	for _, dir := range seed {
+		if err := copyTree(fsys, nodefs.FS{Root: scratch}, dir); err != nil {
+			os.RemoveAll(scratch)
+			return fsys, nil, err
+		}
+	}
+	return nodefs.FS{Root: scratch}, func() { os.RemoveAll(scratch) }, nil
 }
 
 // copyTree copies the node directory dir from one root to another (used to seed a dry run).

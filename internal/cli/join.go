@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -13,7 +13,7 @@ import (
 	"kubeboot.dev/kubeboot/internal/config"
 	"kubeboot.dev/kubeboot/internal/joinflow"
 	"kubeboot.dev/kubeboot/internal/kubelet"
-	"kubeboot.dev/kubeboot/internal/nodefs"
+	"kubeboot.dev/kubeboot/internal/pki"
 	"kubeboot.dev/kubeboot/internal/preflight"
 	"kubeboot.dev/kubeboot/internal/workflow"
 )
@@ -44,7 +44,7 @@ func (o *joinOptions) register(fs *pflag.FlagSet, withSkipPhases bool) {
 	fs.StringVar(&o.criSocket, "cri-socket", "", "the container runtime's CRI socket; default: "+config.DefaultCRISocket)
 	fs.StringSliceVar(&o.ignore, "ignore-preflight-errors", nil, "checks whose errors become warnings, e.g. 'IsPrivilegedUser,Swap'; 'all' ignores every check")
 	fs.BoolVar(&o.dryRun, "dry-run", false, "change nothing: read the cluster, render into a scratch directory and print what would be written")
-	fs.BoolVar(&o.controlPlane, "control-plane", false, "join as a control-plane node (not supported yet)")
+	fs.BoolVar(&o.controlPlane, "control-plane", false, "join as a control-plane node: the cluster needs a controlPlaneEndpoint, and --certificate-key (or the shared certificates copied here)")
 	fs.StringVar(&o.certKey, "certificate-key", "", "with --control-plane: the key that decrypts the uploaded certificates")
 	fs.StringVar(&o.advertise, "apiserver-advertise-address", "", "with --control-plane: the address this node's API server advertises")
 	fs.Int32Var(&o.bindPort, "apiserver-bind-port", config.DefaultAPIBindPort, "with --control-plane: the port this node's API server binds to")
@@ -117,41 +117,24 @@ func (o *joinOptions) data(stdout io.Writer, args []string) (d *joinflow.Data, c
 	for _, w := range warnings {
 		fmt.Fprintf(stdout, "[config] WARNING: %s\n", w)
 	}
-	if err := joinflow.CheckSupported(cfg); err != nil {
-		return nil, nil, withHint(err, "join this machine as a worker (without --control-plane); for another control-plane node use upstream `kubeadm join --control-plane` for now")
+	// An existing ca.crt is kept on a dry run, as on a real join.
+	fsys, cleanup, err := nodeRoot(o.rootfs, cfg.Join.DryRun, config.KubernetesDir)
+	if err != nil {
+		return nil, nil, err
 	}
-	fsys := nodefs.Host
-	if o.rootfs != "" {
-		abs, err := filepath.Abs(o.rootfs)
-		if err != nil {
-			return nil, nil, err
-		}
-		fsys = nodefs.FS{Root: abs}
-	}
-	cleanup = func() {}
 	dry := cfg.Join.DryRun
-	if dry {
-		scratch, err := os.MkdirTemp("", "kubeboot-dryrun-")
-		if err != nil {
-			return nil, nil, err
-		}
-		// Seed the scratch root with what the machine already has (an existing ca.crt is kept, as on a real join).
-		if err := copyTree(fsys, nodefs.FS{Root: scratch}, config.KubernetesDir); err != nil {
-			os.RemoveAll(scratch)
-			return nil, nil, err
-		}
-		fsys = nodefs.FS{Root: scratch}
-		cleanup = func() { os.RemoveAll(scratch) }
-	}
 	hostname, err := kubelet.Hostname()
 	if err != nil {
 		fmt.Fprintf(stdout, "[config] WARNING: %v; --hostname-override is set to the node name\n", err)
 	}
+	pre := preflight.HostEnv(fsys)
 	return &joinflow.Data{
 		Cfg:             cfg,
 		FS:              fsys,
 		Out:             stdout,
-		Preflight:       preflight.HostEnv(fsys),
+		Preflight:       pre,
+		DialRuntime:     pre.DialRuntime,
+		Source:          pki.SystemSource(),
 		InitSystem:      kubelet.DetectInitSystem(fsys),
 		Hostname:        hostname,
 		SystemdResolved: host.SystemdResolvedActive != nil && host.SystemdResolvedActive(),
@@ -163,18 +146,25 @@ func newJoinCmd(stdout io.Writer) *cobra.Command {
 	o := &joinOptions{}
 	cmd := &cobra.Command{
 		Use:   "join [api-server-endpoint]",
-		Short: "Make this machine a worker node of an existing cluster",
-		Long: `Make this machine a worker node of an existing cluster.
+		Short: "Make this machine a worker or control-plane node of an existing cluster",
+		Long: `Make this machine a worker node, or with --control-plane a control-plane node, of an existing cluster.
 
 The cluster is discovered and authenticated before anything is written: with a bootstrap token, cluster-info must
 be signed with it and its CA must match --discovery-token-ca-cert-hash; with --discovery-file, the kubeconfig given
 is trusted. Then the kubelet is configured from the cluster's kubelet-config, started with bootstrap-kubelet.conf,
 and waited for until it has its own client certificate.
 
+With --control-plane (the cluster must have a controlPlaneEndpoint), the certificates control-plane nodes share
+are decrypted from kube-system/kubeadm-certs with --certificate-key before anything is written, and the etcd cluster
+must be healthy enough to grow; then this node gets its own certificates, kubeconfig files and static Pods, and its
+etcd member is added as a learner and promoted once it runs.
+
 Runs, in order (each is also 'kubeboot join phase <name>' and can be left out with --skip-phases):
 ` + joinPhaseList(joinflow.Phases()),
 		Example: "  kubeboot join 10.0.0.10:6443 --token abcdef.0123456789abcdef \\\n" +
-			"      --discovery-token-ca-cert-hash sha256:<hex printed by init>",
+			"      --discovery-token-ca-cert-hash sha256:<hex printed by init>\n" +
+			"  kubeboot join lb.example:6443 --token abcdef.0123456789abcdef \\\n" +
+			"      --discovery-token-ca-cert-hash sha256:<hex printed by init> --control-plane --certificate-key <key printed by init>",
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runJoin(cmd, o, stdout, "", args)
@@ -206,46 +196,88 @@ func runJoin(cmd *cobra.Command, o *joinOptions, stdout io.Writer, only string, 
 		}
 		return nil
 	}
-	if only == "" {
+	if only != "" {
+		return nil
+	}
+	took := time.Since(start).Round(10 * time.Millisecond)
+	if d.ControlPlane() {
 		fmt.Fprintf(stdout, `
+This node has joined the cluster and a new control plane instance was created (in %s):
+* The shared certificates were downloaded (or found here) and this node's own certificates made from them.
+* With stacked etcd, this node's etcd member joined as a learner and was promoted to a voting member.
+* The kubelet received its client certificate (%s).
+* The control-plane label and taint were applied to this node's Node.
+* This node's API server, controller-manager and scheduler are healthy.
+
+To administer the cluster from this node, run as a regular user:
+
+  mkdir -p $HOME/.kube
+  sudo cp -i %s $HOME/.kube/config
+  sudo chown $(id -u):$(id -g) $HOME/.kube/config
+
+Run 'kubectl get nodes' to see this node join the cluster.
+`, took, config.KubeletKubeconfigFile, config.AdminKubeconfigFile)
+		return nil
+	}
+	fmt.Fprintf(stdout, `
 This node has joined the cluster (in %s):
 * The kubelet sent a certificate signing request to the API server and received its client certificate.
 * The kubelet talks to the API server with it now (%s).
 
 Run 'kubectl get nodes' on a control-plane node to see this node join the cluster.
-`, time.Since(start).Round(10*time.Millisecond), config.KubeletKubeconfigFile)
-	}
+`, took, config.KubeletKubeconfigFile)
 	return nil
 }
 
-// newJoinPhaseCmd builds `join phase <name> [api-server-endpoint]` from the phase tree, as kubeadm does.
+// newJoinPhaseCmd builds `join phase <name> [<sub>|all] [api-server-endpoint]` from the phase tree, as kubeadm does.
 func newJoinPhaseCmd(stdout io.Writer, phases []workflow.Phase[*joinflow.Data]) *cobra.Command {
 	phaseCmd := &cobra.Command{Use: "phase", Short: "Run one phase of join"}
-	for _, p := range phases {
-		if p.Hidden {
-			continue
-		}
+	command := func(use, short, path string) *cobra.Command {
 		o := &joinOptions{}
 		c := &cobra.Command{
-			Use:   p.Name + " [api-server-endpoint]",
-			Short: p.Short,
+			Use:   use + " [api-server-endpoint]",
+			Short: short,
 			Args:  cobra.MaximumNArgs(1),
 			RunE: func(cmd *cobra.Command, args []string) error {
-				return runJoin(cmd, o, stdout, p.Name, args)
+				return runJoin(cmd, o, stdout, path, args)
 			},
 		}
 		o.register(c.Flags(), false)
-		phaseCmd.AddCommand(c)
+		return c
 	}
+	var add func(parent *cobra.Command, prefix string, ps []workflow.Phase[*joinflow.Data])
+	add = func(parent *cobra.Command, prefix string, ps []workflow.Phase[*joinflow.Data]) {
+		for _, p := range ps {
+			if p.Hidden {
+				continue
+			}
+			path := p.Name
+			if prefix != "" {
+				path = prefix + "/" + p.Name
+			}
+			c := command(p.Name, p.Short, path)
+			if len(p.Phases) > 0 {
+				c.AddCommand(command("all", "Run every "+p.Name+" phase", path))
+				add(c, path, p.Phases)
+			}
+			parent.AddCommand(c)
+		}
+	}
+	add(phaseCmd, "", phases)
 	return phaseCmd
 }
 
 func joinPhaseList(phases []workflow.Phase[*joinflow.Data]) string {
-	var out string
-	for _, p := range phases {
-		if !p.Hidden {
-			out += fmt.Sprintf("  %-22s %s\n", p.Name, p.Short)
+	var b strings.Builder
+	var walk func(indent string, ps []workflow.Phase[*joinflow.Data])
+	walk = func(indent string, ps []workflow.Phase[*joinflow.Data]) {
+		for _, p := range ps {
+			if !p.Hidden {
+				fmt.Fprintf(&b, "%s%-22s %s\n", indent, p.Name, p.Short)
+				walk(indent+"  ", p.Phases)
+			}
 		}
 	}
-	return out
+	walk("  ", phases)
+	return b.String()
 }

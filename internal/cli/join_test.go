@@ -18,11 +18,11 @@ func TestJoinRefusesBeforeTouchingAnything(t *testing.T) {
 		wantStderr string
 	}{
 		{
-			name: "control plane",
+			name: "control plane with a malformed certificate key",
 			args: []string{"join", "10.0.0.10:6443", "--token", "abcdef.0123456789abcdef", "--discovery-token-ca-cert-hash", joinHash,
-				"--control-plane", "--certificate-key", strings.Repeat("ab", 32), "--node-name", "cp-2", "--apiserver-advertise-address", "10.0.0.12"},
-			wantStderr: "error: joining a control-plane node (--control-plane, or controlPlane in the JoinConfiguration) is not supported yet\n" +
-				"hint: join this machine as a worker (without --control-plane); for another control-plane node use upstream `kubeadm join --control-plane` for now\n",
+				"--control-plane", "--certificate-key", "abc", "--node-name", "cp-2", "--apiserver-advertise-address", "10.0.0.12"},
+			wantStderr: "error: invalid configuration in the flags: JoinConfiguration: controlPlane.certificateKey: Invalid value: \"<redacted>\": " +
+				"must be 64 hex characters (a 32-byte AES key)\nhint: fix the fields named above; nothing was written\n",
 		},
 		{
 			name: "no discovery",
@@ -47,7 +47,10 @@ func TestJoinRefusesBeforeTouchingAnything(t *testing.T) {
 			name: "unknown phase",
 			args: []string{"join", "10.0.0.10:6443", "--token", "abcdef.0123456789abcdef", "--discovery-token-ca-cert-hash", joinHash,
 				"--node-name", "w1", "--skip-phases", "kubelet"},
-			wantStderr: `error: --skip-phases: unknown phase "kubelet": known phases are kubelet-start, kubelet-wait-bootstrap, preflight` + "\n",
+			wantStderr: `error: --skip-phases: unknown phase "kubelet": known phases are check-etcd, control-plane-join, control-plane-join/etcd, ` +
+				"control-plane-join/mark-control-plane, control-plane-prepare, control-plane-prepare/certs, control-plane-prepare/control-plane, " +
+				"control-plane-prepare/download-certs, control-plane-prepare/kubeconfig, etcd-join, kubelet-start, kubelet-wait-bootstrap, " +
+				"preflight, wait-control-plane\n",
 		},
 	}
 	for _, tt := range tests {
@@ -77,15 +80,23 @@ func TestJoinPhaseCommands(t *testing.T) {
 		t.Fatal("no `join phase`")
 	}
 	var names []string
-	for _, c := range phase.Commands() {
-		names = append(names, c.Name())
-		if c.Flags().Lookup("token") == nil || c.Flags().Lookup("skip-phases") != nil {
-			t.Errorf("phase %s: want join's flags without --skip-phases", c.Name())
+	var walk func(prefix string, cmds []*cobra.Command)
+	walk = func(prefix string, cmds []*cobra.Command) {
+		for _, c := range cmds {
+			names = append(names, prefix+c.Name())
+			if c.Flags().Lookup("token") == nil || c.Flags().Lookup("skip-phases") != nil {
+				t.Errorf("phase %s: want join's flags without --skip-phases", prefix+c.Name())
+			}
+			walk(prefix+c.Name()+"/", c.Commands())
 		}
 	}
-	// kubelet-wait-bootstrap is hidden, as in kubeadm: it runs as part of join only.
-	if got := strings.Join(names, ","); got != "kubelet-start,preflight" {
-		t.Fatalf("phase commands %s", got)
+	walk("", phase.Commands())
+	// kubelet-wait-bootstrap and check-etcd are hidden, as in kubeadm: they run as part of join only.
+	want := "control-plane-join,control-plane-join/all,control-plane-join/etcd,control-plane-join/mark-control-plane," +
+		"control-plane-prepare,control-plane-prepare/all,control-plane-prepare/certs,control-plane-prepare/control-plane," +
+		"control-plane-prepare/download-certs,control-plane-prepare/kubeconfig,etcd-join,kubelet-start,preflight,wait-control-plane"
+	if got := strings.Join(names, ","); got != want {
+		t.Fatalf("phase commands\n%s\nwant\n%s", got, want)
 	}
 }
 

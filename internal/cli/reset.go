@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -54,6 +55,7 @@ type resetDeps struct {
 	initSystem  func(nodefs.FS) kubelet.InitSystem
 	mounts      reset.Mounter
 	etcdMembers func(ctx context.Context, fsys nodefs.FS, m *reset.EtcdMember) (int, error)
+	etcd        func(ctx context.Context, fsys nodefs.FS, m *reset.EtcdMember, endpoints []string, callTimeout time.Duration) (reset.EtcdMembership, error)
 }
 
 func hostResetDeps() resetDeps {
@@ -77,6 +79,7 @@ func hostResetDeps() resetDeps {
 		},
 		mounts:      reset.HostMounts{},
 		etcdMembers: reset.CountEtcdMembers,
+		etcd:        reset.OpenEtcd,
 	}
 }
 
@@ -154,21 +157,24 @@ func (o *resetOptions) data(stdout io.Writer, deps resetDeps) (*reset.Data, erro
 		return nil, withHint(fmt.Errorf("invalid configuration in %s: %w", where, err), "fix the fields named above; nothing was changed")
 	}
 	etcdMembers := deps.etcdMembers
-	if fsys.Root != "/" && fsys.Root != "" {
-		// 127.0.0.1 here is not the loopback of the node under --rootfs: trust its manifest alone.
+	remote := fsys.Root != "/" && fsys.Root != ""
+	if remote {
+		// 127.0.0.1 here is not the loopback of the node under --rootfs: its member is asked on its advertised URLs.
 		etcdMembers = nil
 	}
 	return &reset.Data{
-		Cfg:         cfg,
-		FS:          fsys,
-		Out:         stdout,
-		In:          deps.in,
-		InTerminal:  deps.inTerminal,
-		Preflight:   deps.preflight(fsys),
-		DialRuntime: deps.dialRuntime,
-		InitSystem:  deps.initSystem(fsys),
-		Mounts:      deps.mounts,
-		EtcdMembers: etcdMembers,
+		Cfg:            cfg,
+		FS:             fsys,
+		Out:            stdout,
+		In:             deps.in,
+		InTerminal:     deps.inTerminal,
+		Preflight:      deps.preflight(fsys),
+		DialRuntime:    deps.dialRuntime,
+		InitSystem:     deps.initSystem(fsys),
+		Mounts:         deps.mounts,
+		EtcdMembers:    etcdMembers,
+		Etcd:           deps.etcd,
+		EtcdRemoteNode: remote,
 	}, nil
 }
 

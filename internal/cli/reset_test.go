@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -24,6 +25,7 @@ type resetFixture struct {
 	stdin   string
 	sockets []string // CRI sockets dialled
 	counted int      // live etcd member counts asked for
+	etcdAt  []string // endpoints etcd was dialled at
 }
 
 type noMounts struct{}
@@ -44,6 +46,10 @@ func (f *resetFixture) deps() resetDeps {
 		etcdMembers: func(context.Context, nodefs.FS, *reset.EtcdMember) (int, error) {
 			f.counted++
 			return 3, nil
+		},
+		etcd: func(_ context.Context, _ nodefs.FS, _ *reset.EtcdMember, endpoints []string, _ time.Duration) (reset.EtcdMembership, error) {
+			f.etcdAt = append(f.etcdAt, endpoints...)
+			return nil, errors.New("dial tcp 10.0.0.1:2379: connect: connection refused")
 		},
 	}
 }
@@ -76,7 +82,8 @@ metadata: {name: etcd, namespace: kube-system}
 spec:
   containers:
   - name: etcd
-    command: [etcd, --name=cp1, --initial-cluster=cp1=https://10.0.0.1:2380, --listen-client-urls=https://127.0.0.1:2379]
+    command: [etcd, --name=cp1, --initial-cluster=cp1=https://10.0.0.1:2380, --initial-advertise-peer-urls=https://10.0.0.1:2380,
+      --listen-client-urls=https://127.0.0.1:2379, --advertise-client-urls=https://10.0.0.1:2379]
   volumes:
   - name: etcd-data
     hostPath: {path: /var/lib/etcd}
@@ -111,8 +118,8 @@ func TestResetCommand(t *testing.T) {
 		if strings.Join(f.sockets, ",") != "unix:///run/crio/crio.sock" {
 			t.Errorf("dialled %q, want the socket of the node's kubelet configuration", f.sockets)
 		}
-		if f.counted != 0 {
-			t.Error("asked 127.0.0.1 for the etcd members of a node under --rootfs")
+		if f.counted != 0 || strings.Join(f.etcdAt, ",") != "https://10.0.0.1:2379" {
+			t.Errorf("asked etcd at %q (and 127.0.0.1 %d times) for the members of a node under --rootfs: want its advertised URL only", f.etcdAt, f.counted)
 		}
 		for _, line := range []string{
 			"The reset process does not clean up:\n",

@@ -2,7 +2,6 @@ package initflow
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"path"
@@ -12,6 +11,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 	certutil "k8s.io/client-go/util/cert"
@@ -20,6 +20,7 @@ import (
 	"kubeboot.dev/kubeboot/internal/addons"
 	"kubeboot.dev/kubeboot/internal/clusterinfo"
 	"kubeboot.dev/kubeboot/internal/config"
+	"kubeboot.dev/kubeboot/internal/copycerts"
 	"kubeboot.dev/kubeboot/internal/cri"
 	"kubeboot.dev/kubeboot/internal/kubeconfig"
 	"kubeboot.dev/kubeboot/internal/kubelet"
@@ -84,6 +85,8 @@ func clusterPhases() []workflow.Phase[*Data] {
 				return uploadconfig.UploadKubeletConfig(ctx, c, d.Cfg.Kubelet)
 			}), RunIf: notDry},
 		}},
+		{Name: "upload-certs", Short: "Upload the certificates control-plane nodes share to the " + copycerts.SecretName + " Secret",
+			RunIf: func(d *Data) bool { return d.UploadCerts }, Run: runUploadCerts},
 		{Name: "mark-control-plane", Short: "Label and taint this node as a control-plane node", RunIf: notDry, Run: withAPI(func(ctx context.Context, d *Data, c kubernetes.Interface) error {
 			return markcontrolplane.Mark(ctx, c, d.Cfg.Init.NodeRegistration.Name, d.Cfg.Init.NodeRegistration.Taints)
 		})},
@@ -143,23 +146,11 @@ func (d *Data) admin(ctx context.Context) (kubernetes.Interface, error) {
 }
 
 func runWaitControlPlane(ctx context.Context, d *Data) error {
-	pods := map[string]*corev1.Pod{}
-	for _, name := range []string{"kube-apiserver", "kube-controller-manager", "kube-scheduler"} {
-		b, err := d.FS.ReadFile(manifests.Path(name))
-		if err != nil {
-			return fmt.Errorf("read the static Pod of %s: %w", name, err)
-		}
-		var pod corev1.Pod
-		if err := yaml.UnmarshalStrict(b, &pod); err != nil {
-			return fmt.Errorf("%s: %w", manifests.Path(name), err)
-		}
-		pods[name] = &pod
-	}
-	eps, err := waiter.ControlPlane(pods)
+	eps, err := ControlPlaneHealth(d.FS)
 	if err != nil {
 		return err
 	}
-	w := &waiter.Waiter{Out: d.Out, Diagnose: &criDiagnoser{socket: d.Cfg.Init.NodeRegistration.CRISocket, fs: d.FS, dial: d.DialRuntime}}
+	w := &waiter.Waiter{Out: d.Out, Diagnose: NewDiagnoser(d.Cfg.Init.NodeRegistration.CRISocket, d.FS, d.DialRuntime)}
 	addr, port := "127.0.0.1", int32(10248)
 	if kc := d.Cfg.Kubelet; kc != nil {
 		if kc.HealthzBindAddress != "" {
@@ -175,6 +166,24 @@ func runWaitControlPlane(ctx context.Context, d *Data) error {
 		return fmt.Errorf("%w\n(the diagnosis comes from the container runtime; the kubelet's log says why a static Pod did not start)", err)
 	}
 	return nil
+}
+
+// ControlPlaneHealth reads the static Pods of kube-apiserver, kube-controller-manager and kube-scheduler this node
+// runs and returns their health endpoints (a joining control-plane node waits for the same ones).
+func ControlPlaneHealth(fsys nodefs.FS) ([]waiter.Endpoint, error) {
+	pods := map[string]*corev1.Pod{}
+	for _, name := range []string{manifests.APIServerName, manifests.ControllerManagerName, manifests.SchedulerName} {
+		b, err := fsys.ReadFile(manifests.Path(name))
+		if err != nil {
+			return nil, fmt.Errorf("read the static Pod of %s: %w", name, err)
+		}
+		var pod corev1.Pod
+		if err := yaml.UnmarshalStrict(b, &pod); err != nil {
+			return nil, fmt.Errorf("%s: %w", manifests.Path(name), err)
+		}
+		pods[name] = &pod
+	}
+	return waiter.ControlPlane(pods)
 }
 
 func runBootstrapToken(ctx context.Context, d *Data) error {
@@ -237,6 +246,46 @@ func runKubeletFinalize(ctx context.Context, d *Data) error {
 	return restartKubelet(ctx, d)
 }
 
+// runUploadCerts stores the shared certificates in kube-system/kubeadm-certs, encrypted with the configured
+// certificate key or a new one. The key is a secret: it is printed once, with the join command at the end.
+func runUploadCerts(ctx context.Context, d *Data) error {
+	if d.DryRun {
+		fmt.Fprintf(d.Out, "  dry run: would upload the shared certificates to %s/%s, encrypted with a certificate key\n",
+			metav1.NamespaceSystem, copycerts.SecretName)
+		return nil
+	}
+	key := d.Cfg.Init.CertificateKey
+	if key == "" {
+		var err error
+		if key, err = copycerts.NewCertificateKey(); err != nil {
+			return err
+		}
+	}
+	upload := withAPI(func(ctx context.Context, d *Data, c kubernetes.Interface) error {
+		return copycerts.Upload(ctx, c, d.FS, d.Cfg.Cluster.CertificatesDir, key, d.Cfg.Cluster.Etcd.External)
+	})
+	if err := upload(ctx, d); err != nil {
+		return err
+	}
+	d.Cfg.Init.CertificateKey = key
+	d.certsUploaded = true
+	fmt.Fprintf(d.Out, "  uploaded the shared certificates to %s/%s, encrypted with the certificate key shown at the end; they are deleted after %s\n",
+		metav1.NamespaceSystem, copycerts.SecretName, Hours(copycerts.TokenTTL))
+	return nil
+}
+
+// Hours formats a whole number of hours as people write it: "2h", not "2h0m0s".
+func Hours(d time.Duration) string { return fmt.Sprintf("%gh", d.Hours()) }
+
+// UnshownCertificateKey returns the certificate key this run uploaded the certificates with when the join
+// instructions did not show it (show-join-command did not run): the caller prints it last, or it is lost.
+func (d *Data) UnshownCertificateKey() string {
+	if !d.certsUploaded || d.keyShown {
+		return ""
+	}
+	return d.Cfg.Init.CertificateKey
+}
+
 func runShowJoinCommand(_ context.Context, d *Data) error {
 	caPEM, err := d.FS.ReadFile(path.Join(d.Cfg.Cluster.CertificatesDir, "ca.crt"))
 	if err != nil {
@@ -268,31 +317,56 @@ To start using your cluster, run as a regular user:
   sudo cp -i %s $HOME/.kube/config
   sudo chown $(id -u):$(id -g) $HOME/.kube/config
 
-Then you can join any number of worker nodes by running on each as root
+`, config.AdminKubeconfigFile)
+	switch {
+	case d.Cfg.Cluster.ControlPlaneEndpoint == "" && d.UploadCerts:
+		fmt.Fprintf(d.Out, `The certificates were uploaded, but the cluster has no controlPlaneEndpoint: other control-plane nodes
+cannot join it (kubeadm and kubeboot refuse), so the certificate key is not shown. Set controlPlaneEndpoint
+(--control-plane-endpoint) when you init a cluster that is to have several control-plane nodes.
+
+`)
+		d.keyShown = true // withheld on purpose: no node could use it
+	case d.Cfg.Cluster.ControlPlaneEndpoint != "" && d.UploadCerts:
+		key := d.Cfg.Init.CertificateKey
+		if key == "" {
+			key = "<the certificate key upload-certs makes>" // a dry run uploads nothing and makes no key
+		}
+		fmt.Fprintf(d.Out, `You can now join any number of control-plane nodes by running on each as root:
+
+  %s \
+	--control-plane --certificate-key %s
+
+The certificate key decrypts the cluster's CA keys: keep it secret. The uploaded certificates are deleted
+after %s; 'kubeboot init phase upload-certs --upload-certs' uploads them again (with a new key).
+
+`, join, key, Hours(copycerts.TokenTTL))
+		d.keyShown = true
+	case d.Cfg.Cluster.ControlPlaneEndpoint != "":
+		fmt.Fprintf(d.Out, `You can join any number of control-plane nodes by copying the certificate authorities and the
+service-account keys (%s/{ca,front-proxy-ca,etcd/ca}.{crt,key}, sa.{key,pub}) to each and then running as root:
+
+  %s \
+	--control-plane
+
+`, d.Cfg.Cluster.CertificatesDir, join)
+	}
+	fmt.Fprintf(d.Out, `Then you can join any number of worker nodes by running on each as root
 (upstream 'kubeadm join' takes the same arguments):
 
   %s
 
-`, config.AdminKubeconfigFile, join)
+`, join)
 	return nil
 }
 
 func restartKubelet(ctx context.Context, d *Data) error {
-	if d.DryRun {
-		fmt.Fprintln(d.Out, "  dry run: would restart the kubelet")
-		return nil
-	}
-	err := d.InitSystem.Restart(ctx, kubelet.Service)
-	if errors.Is(err, kubelet.ErrNoInitSystem) {
-		// Not fatal: without an init system the kubelet's supervisor must pick up the new files itself.
-		fmt.Fprintf(d.Out, "  %v\n", err)
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("restart the kubelet through %s: %w", d.InitSystem.Name(), err)
-	}
-	fmt.Fprintf(d.Out, "  restarted the kubelet through %s\n", d.InitSystem.Name())
-	return nil
+	return kubelet.Restart(ctx, d.InitSystem, d.Out, d.DryRun)
+}
+
+// NewDiagnoser explains a component that does not become healthy from its container's state and last log lines,
+// read through the container runtime at criSocket. dial may be nil: then there is no diagnosis.
+func NewDiagnoser(criSocket string, fsys nodefs.FS, dial func(ctx context.Context, criSocket string) (cri.Runtime, error)) waiter.Diagnoser {
+	return &criDiagnoser{socket: criSocket, fs: fsys, dial: dial}
 }
 
 // criDiagnoser reads a component's container state and last log lines through the CRI.

@@ -11,6 +11,7 @@ import (
 	"k8s.io/client-go/kubernetes/fake"
 
 	"kubeboot.dev/kubeboot/internal/config"
+	"kubeboot.dev/kubeboot/internal/copycerts"
 	"kubeboot.dev/kubeboot/internal/nodefs"
 	"kubeboot.dev/kubeboot/internal/pki"
 	"kubeboot.dev/kubeboot/internal/workflow"
@@ -86,5 +87,82 @@ func TestClusterPhasesCreateKubeadmsObjects(t *testing.T) {
 	}
 	if !strings.Contains(out.String(), "client certificate rotation stays off") {
 		t.Errorf("kubelet-finalize did not say why it changed nothing:\n%s", out.String())
+	}
+}
+
+// TestUploadCerts runs upload-certs and show-join-command against a fake API server: the certificates land in
+// kube-system/kubeadm-certs encrypted with the key, and the key, a secret, appears once: in the final join
+// instructions.
+func TestUploadCerts(t *testing.T) {
+	const givenKey = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"
+	tests := []struct {
+		name     string
+		endpoint string
+		key      string
+		only     []string
+		wantKey  bool // shown in the join instructions
+		unshown  bool // left for the caller to print
+	}{
+		{name: "a new key, shown with the control-plane join command", endpoint: "cp.lab:6443", only: []string{"upload-certs", "show-join-command"}, wantKey: true},
+		{name: "the configured key", endpoint: "cp.lab", key: givenKey, only: []string{"upload-certs", "show-join-command"}, wantKey: true},
+		{name: "no controlPlaneEndpoint: the key is withheld", only: []string{"upload-certs", "show-join-command"}},
+		{name: "the phase alone: the caller prints the key", endpoint: "cp.lab:6443", only: []string{"upload-certs"}, unshown: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := testConfig(t, config.EncryptionAlgorithmECDSAP256)
+			cfg.Cluster.ControlPlaneEndpoint = tt.endpoint
+			cfg.Init.CertificateKey = tt.key
+			fsys := nodefs.FS{Root: t.TempDir()}
+			if _, err := pki.EnsureAll(t.Context(), fsys, cfg, pki.SystemSource()); err != nil {
+				t.Fatal(err)
+			}
+			client := fake.NewClientset()
+			var out bytes.Buffer
+			d := &Data{Cfg: cfg, FS: fsys, Out: &out, Clients: fakeClients{client}, UploadCerts: true}
+			r := workflow.Runner[*Data]{Phases: Phases(), Out: &out}
+			for _, only := range tt.only {
+				if err := r.Run(t.Context(), d, workflow.Options{Only: only}); err != nil {
+					t.Fatalf("%s: %v\n%s", only, err, out.String())
+				}
+			}
+			key := cfg.Init.CertificateKey
+			if tt.key != "" && key != tt.key {
+				t.Fatalf("uploaded with key %q, want the configured one", key)
+			}
+			// The Secret decrypts with the key into the first node's files.
+			joining := nodefs.FS{Root: t.TempDir()}
+			if err := copycerts.Download(t.Context(), client, joining, "/etc/kubernetes/pki", key, nil); err != nil {
+				t.Fatal(err)
+			}
+			for _, f := range copycerts.Files("/etc/kubernetes/pki", nil) {
+				want, _ := fsys.ReadFile(f.Path)
+				if got, _ := joining.ReadFile(f.Path); !bytes.Equal(got, want) {
+					t.Errorf("%s does not round-trip through kubeadm-certs", f.Path)
+				}
+			}
+
+			text := out.String()
+			if want := "  uploaded the shared certificates to kube-system/kubeadm-certs, encrypted with the certificate key shown at the end; they are deleted after 2h\n[upload-certs] done in"; !strings.Contains(text, want) {
+				t.Errorf("output lacks %q:\n%s", want, text)
+			}
+			progress, final, _ := strings.Cut(text, "Your Kubernetes control-plane has initialized successfully!")
+			if strings.Contains(progress, key) {
+				t.Errorf("the certificate key is in a progress line:\n%s", progress)
+			}
+			cpJoin := "--control-plane --certificate-key " + key + "\n"
+			switch {
+			case tt.wantKey && (strings.Count(final, key) != 1 || !strings.Contains(final, cpJoin)):
+				t.Errorf("the join instructions lack %q (once):\n%s", cpJoin, final)
+			case !tt.wantKey && strings.Contains(final, key):
+				t.Errorf("the join instructions show the key:\n%s", final)
+			}
+			if tt.wantKey && !strings.Contains(final, "kubeboot join cp.lab:6443 --token ") {
+				t.Errorf("the join commands do not use controlPlaneEndpoint:\n%s", final)
+			}
+			if got := d.UnshownCertificateKey(); (got == key) != tt.unshown || (got != "" && got != key) {
+				t.Errorf("UnshownCertificateKey() = %q, want the key: %v", got, tt.unshown)
+			}
+		})
 	}
 }

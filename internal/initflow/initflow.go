@@ -38,14 +38,17 @@ type Data struct {
 	Hostname string
 	// DryRun means FS is a scratch directory and nothing may touch the machine or the cluster.
 	DryRun bool
-	// UploadCerts is --upload-certs.
+	// UploadCerts is --upload-certs: the upload-certs phase stores the shared certificates in kube-system/kubeadm-certs,
+	// encrypted with Cfg.Init.CertificateKey (a new key when it is empty).
 	UploadCerts bool
 	// Clients reach the new cluster (built from admin.conf and super-admin.conf).
 	Clients Clients
 	// DialRuntime connects to the container runtime, to explain a control plane that does not come up.
 	DialRuntime func(ctx context.Context, criSocket string) (cri.Runtime, error)
 
-	adminReady bool // the kubeadm:cluster-admins binding is known to exist
+	adminReady    bool // the kubeadm:cluster-admins binding is known to exist
+	certsUploaded bool // upload-certs stored the certificates under Cfg.Init.CertificateKey in this run
+	keyShown      bool // show-join-command printed the certificate key
 }
 
 // Phases is the init phase tree, in kubeadm's order and with kubeadm's names.
@@ -55,21 +58,21 @@ func Phases() []workflow.Phase[*Data] {
 		{Name: "certs", Short: "Certificate generation", Phases: certPhases(), RunAll: func(ctx context.Context, d *Data) error {
 			res, err := pki.EnsureAll(ctx, d.FS, d.Cfg, d.Source)
 			for _, r := range res {
-				reportPKI(d.Out, r)
+				ReportPKI(d.Out, r)
 			}
 			return err
 		}},
 		{Name: "kubeconfig", Short: "Generate all kubeconfig files necessary to establish the control plane and the admin kubeconfig file", Phases: kubeconfigPhases(), RunAll: func(ctx context.Context, d *Data) error {
 			res, err := kubeconfig.EnsureAll(ctx, d.FS, d.Cfg, d.Source)
 			for _, r := range res {
-				reportPKI(d.Out, r)
+				ReportPKI(d.Out, r)
 			}
 			return err
 		}},
 		{Name: "etcd", Short: "Generate static Pod manifest file for local etcd", Phases: []workflow.Phase[*Data]{
 			{Name: "local", Short: "Generate the static Pod manifest file for a local, single-node local etcd instance", Run: func(ctx context.Context, d *Data) error {
 				applied, err := manifests.WriteLocalEtcd(ctx, d.FS, d.Cfg)
-				reportPatches(d.Out, applied)
+				ReportPatches(d.Out, applied)
 				return err
 			}, RunIf: func(d *Data) bool { return d.Cfg.Cluster.Etcd.External == nil }},
 		}},
@@ -86,7 +89,7 @@ func certPhases() []workflow.Phase[*Data] {
 			if err != nil {
 				return err
 			}
-			reportPKI(d.Out, res)
+			ReportPKI(d.Out, res)
 			return nil
 		}})
 	}
@@ -101,7 +104,7 @@ func kubeconfigPhases() []workflow.Phase[*Data] {
 			if err != nil {
 				return err
 			}
-			reportPKI(d.Out, res)
+			ReportPKI(d.Out, res)
 			return nil
 		}})
 	}
@@ -113,7 +116,7 @@ func controlPlanePhases() []workflow.Phase[*Data] {
 		return func(ctx context.Context, d *Data) error {
 			host := manifests.DetectHost(d.FS, d.Cfg.Cluster.CertificatesDir, os.Environ())
 			applied, err := f(ctx, d.FS, d.Cfg, host)
-			reportPatches(d.Out, applied)
+			ReportPatches(d.Out, applied)
 			return err
 		}
 	}
@@ -139,19 +142,20 @@ func runKubeletStart(ctx context.Context, d *Data) error {
 	if err != nil {
 		return err
 	}
-	reportPatches(d.Out, applied)
+	ReportPatches(d.Out, applied)
 	fmt.Fprintf(d.Out, "  wrote %s and %s\n", config.KubeletFlagsEnvFile, config.KubeletConfigFile)
 	return restartKubelet(ctx, d)
 }
 
-// reportPatches prints kubeadm's line for each patch of patches.directory a phase applied.
-func reportPatches(w io.Writer, applied []patches.Patch) {
+// ReportPatches prints kubeadm's line for each patch of patches.directory a phase applied (join uses it too).
+func ReportPatches(w io.Writer, applied []patches.Patch) {
 	for _, p := range applied {
 		fmt.Fprintln(w, "  "+p.Line())
 	}
 }
 
-func reportPKI(w io.Writer, r pki.Result) {
+// ReportPKI prints one line for a certificate or kubeconfig phase: what was done to which files.
+func ReportPKI(w io.Writer, r pki.Result) {
 	line := fmt.Sprintf("  %s %s", r.Action, strings.Join(r.Files, ", "))
 	if len(r.SANs) > 0 {
 		line += " (serving for " + strings.Join(r.SANs, ", ") + ")"

@@ -1,14 +1,17 @@
-// Package joinflow is the phase tree of `kubeboot join` for worker nodes, with kubeadm v1.34's phase names:
-// preflight (machine checks, then discovery of the cluster and its configuration), kubelet-start (the kubelet's
-// files and a restart) and kubelet-wait-bootstrap (the kubelet's TLS bootstrap).
+// Package joinflow is the phase tree of `kubeboot join`, with kubeadm v1.34's phase names: preflight (machine
+// checks, then discovery of the cluster and its configuration), kubelet-start (the kubelet's files and a
+// restart) and kubelet-wait-bootstrap (the kubelet's TLS bootstrap) for every node; and for a control-plane node
+// (--control-plane) control-plane-prepare (the shared certificates from kube-system/kubeadm-certs, this node's
+// own certificates, kubeconfig files and static Pods), etcd-join or control-plane-join/etcd (a new etcd member,
+// added as a learner and promoted once it runs), control-plane-join/mark-control-plane and wait-control-plane.
 //
-// A refused join writes nothing: discovery, the token's access to the cluster and the Node name are all checked,
-// and every file rendered, before the first file is written.
+// A refused join writes nothing: discovery, the token's access to the cluster, the Node name and, for a control
+// plane, the cluster's controlPlaneEndpoint, the certificate key and the health of etcd are all checked, and every
+// file rendered, before the first file is written.
 package joinflow
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"time"
@@ -17,8 +20,12 @@ import (
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 
 	"kubeboot.dev/kubeboot/internal/config"
+	"kubeboot.dev/kubeboot/internal/copycerts"
+	"kubeboot.dev/kubeboot/internal/cri"
+	"kubeboot.dev/kubeboot/internal/etcd"
 	"kubeboot.dev/kubeboot/internal/kubelet"
 	"kubeboot.dev/kubeboot/internal/nodefs"
+	"kubeboot.dev/kubeboot/internal/pki"
 	"kubeboot.dev/kubeboot/internal/preflight"
 	"kubeboot.dev/kubeboot/internal/workflow"
 )
@@ -42,58 +49,86 @@ type Data struct {
 	DryRun bool
 	// Discover finds and authenticates the cluster; nil means Discover (over the network).
 	Discover func(ctx context.Context, jc *config.JoinConfiguration, out io.Writer) (*clientcmdapi.Config, error)
-	// NewClient builds an API client from the TLS bootstrap kubeconfig; nil means client-go over the network.
+	// NewClient builds an API client from a kubeconfig (the TLS bootstrap one, and a control plane's admin.conf);
+	// nil means client-go over the network.
 	NewClient func(kc *clientcmdapi.Config) (kubernetes.Interface, error)
-	// PollInterval is how often the kubelet's progress is checked; 0 means 100ms.
+	// PollInterval is how often the kubelet's and etcd's progress is checked; 0 means 100ms.
 	PollInterval time.Duration
 
+	// Source supplies time, randomness and keys to a control-plane node's certificates; zero means the system's.
+	Source pki.Source
+	// NewEtcd connects to the cluster's etcd; nil means internal/etcd over the network.
+	NewEtcd func(opts etcd.Options) (EtcdCluster, error)
+	// DialRuntime connects to the container runtime, to explain a control plane that does not come up; nil: no
+	// diagnosis.
+	DialRuntime func(ctx context.Context, criSocket string) (cri.Runtime, error)
+
 	cluster      *Cluster
+	cpJoin       *controlPlaneJoin
 	bootstrapped bool
 }
 
 // Bootstrapped reports whether this run saw the kubelet finish its TLS bootstrap.
 func (d *Data) Bootstrapped() bool { return d.bootstrapped }
 
-// ErrControlPlaneUnsupported refuses `join --control-plane` until kubeboot can join control-plane nodes.
-var ErrControlPlaneUnsupported = errors.New("joining a control-plane node (--control-plane, or controlPlane in the " +
-	"JoinConfiguration) is not supported yet")
+// ControlPlane reports whether this join makes a control-plane node.
+func (d *Data) ControlPlane() bool { return d.Cfg.Join.ControlPlane != nil }
 
-// CheckSupported refuses what this join workflow cannot do, before any phase runs.
-func CheckSupported(cfg *config.Join) error {
-	if cfg.Join.ControlPlane != nil {
-		return ErrControlPlaneUnsupported
-	}
-	return nil
-}
-
-// Phases is the join phase tree, in kubeadm's order and with kubeadm's names. kubeadm's control-plane phases
-// (control-plane-prepare, check-etcd, etcd-join, control-plane-join, wait-control-plane) are left out: they only
-// run for --control-plane, which is refused.
+// Phases is the join phase tree, in kubeadm v1.34's order and with its names. The control-plane phases are
+// skipped for a worker. Which of etcd-join and control-plane-join/etcd adds the etcd member depends on the feature
+// gate ControlPlaneKubeletLocalMode (on by default): with it on, the kubelet bootstraps against this node's own API
+// server, which needs the local etcd member, so the member is added before the kubelet's TLS bootstrap.
 func Phases() []workflow.Phase[*Data] {
+	cp := (*Data).ControlPlane
+	// The gate is known once preflight has read the cluster; a phase run alone decides in its Run.
+	etcdHere := func(localMode bool) func(d *Data) bool {
+		return func(d *Data) bool {
+			return cp(d) && (d.cluster == nil || kubeletLocalMode(d.cluster.Config.FeatureGates) == localMode)
+		}
+	}
 	return []workflow.Phase[*Data]{
 		{Name: "preflight", Short: "Run join pre-flight checks, then discover the cluster and read its configuration", Run: runPreflight},
+		{Name: "control-plane-prepare", Short: "Prepare the machine for serving a control plane", RunIf: cp, Phases: []workflow.Phase[*Data]{
+			{Name: "download-certs", Short: "Download certificates shared among control-plane nodes from the " + copycerts.SecretName + " Secret",
+				Run: runDownloadCerts, RunIf: func(d *Data) bool { return cp(d) && d.Cfg.Join.ControlPlane.CertificateKey != "" }},
+			{Name: "certs", Short: "Generate the certificates for the new control plane components", Run: runControlPlaneCerts},
+			{Name: "kubeconfig", Short: "Generate the kubeconfig for the new control plane components", Run: runControlPlaneKubeconfigs},
+			{Name: "control-plane", Short: "Generate the manifests for the new control plane components", Run: runControlPlaneManifests},
+		}},
+		// Hidden as in kubeadm; preflight has checked the same before anything was written.
+		{Name: "check-etcd", Short: "Check that the etcd cluster can take a new member", Run: runCheckEtcd, RunIf: cp, Hidden: true},
 		{Name: "kubelet-start", Short: "Write kubelet settings, certificates and (re)start the kubelet", Run: runKubeletStart},
+		{Name: "etcd-join", Short: "Add this node's etcd member to the cluster (when ControlPlaneKubeletLocalMode is on)",
+			Run: runEtcdJoin(true), RunIf: etcdHere(true)},
 		// Hidden as in kubeadm: it is the tail of kubelet-start, split off so a control-plane join can run
 		// etcd-join in between.
 		{Name: "kubelet-wait-bootstrap", Short: "Wait for the kubelet to bootstrap itself", Run: runKubeletWaitBootstrap,
 			RunIf: func(d *Data) bool { return d.cluster == nil || kubeletLocalMode(d.cluster.Config.FeatureGates) }, Hidden: true},
+		{Name: "control-plane-join", Short: "Join a machine as a control plane instance", RunIf: cp, Phases: []workflow.Phase[*Data]{
+			{Name: "etcd", Short: "Add a new local etcd member (when ControlPlaneKubeletLocalMode is off)", Run: runEtcdJoin(false), RunIf: etcdHere(false)},
+			{Name: "mark-control-plane", Short: "Mark a node as a control-plane", Run: runMarkControlPlane},
+		}},
+		{Name: "wait-control-plane", Short: "Wait for the control plane to start", Run: runWaitControlPlane,
+			RunIf: func(d *Data) bool { return cp(d) && !d.DryRun }},
 	}
 }
 
 func runPreflight(ctx context.Context, d *Data) error {
-	if err := CheckSupported(d.Cfg); err != nil {
-		return err
-	}
 	if d.DryRun {
 		fmt.Fprintln(d.Out, "  dry run: checks that need the machine are still run, the cluster is only read, nothing is changed")
 	}
 	jc := d.Cfg.Join
-	if err := preflight.Run(ctx, preflight.JoinChecks(*d.Cfg, d.Preflight, false), jc.NodeRegistration.IgnorePreflightErrors, d.Out); err != nil {
+	if err := preflight.Run(ctx, preflight.JoinChecks(*d.Cfg, d.Preflight, d.ControlPlane()), jc.NodeRegistration.IgnorePreflightErrors, d.Out); err != nil {
 		return err
 	}
 	// As kubeadm's preflight does: a join that cannot trust or read the cluster stops here.
-	_, err := d.Cluster(ctx)
-	return err
+	if _, err := d.Cluster(ctx); err != nil {
+		return err
+	}
+	if !d.ControlPlane() {
+		return nil
+	}
+	return checkControlPlane(ctx, d)
 }
 
 func (d *Data) interval() time.Duration {

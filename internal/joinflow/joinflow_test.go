@@ -66,12 +66,18 @@ type controlPlane struct {
 
 func startControlPlane(t *testing.T) *controlPlane {
 	t.Helper()
-	src := pki.SystemSource()
-	kp, err := pki.NewCA(src, pki.Request{CommonName: "kubernetes", IsCA: true, Algorithm: config.EncryptionAlgorithmECDSAP256,
+	kp, err := pki.NewCA(pki.SystemSource(), pki.Request{CommonName: "kubernetes", IsCA: true, Algorithm: config.EncryptionAlgorithmECDSAP256,
 		KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature, Validity: time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}
+	return startControlPlaneWithCA(t, kp)
+}
+
+// startControlPlaneWithCA serves cluster-info for the cluster CA kp.
+func startControlPlaneWithCA(t *testing.T, kp pki.KeyPair) *controlPlane {
+	t.Helper()
+	src := pki.SystemSource()
 	ca, err := pki.ParseCA(kp.Cert, kp.Key)
 	if err != nil {
 		t.Fatal(err)
@@ -123,10 +129,16 @@ func (cp *controlPlane) endpoint() string { return strings.TrimPrefix(cp.url, "h
 // answers health checks on healthzPort.
 func clusterObjects(t *testing.T, healthzPort int32, gates map[string]bool) []runtime.Object {
 	t.Helper()
-	cc, err := uploadconfig.ClusterConfigurationYAML(config.ClusterConfiguration{
+	return clusterObjectsFor(t, healthzPort, config.ClusterConfiguration{
 		KubernetesVersion: "v1.34.4", ClusterName: "lab", ImageRepository: "registry.k8s.io", FeatureGates: gates,
 		Networking: config.Networking{ServiceSubnet: "10.96.0.0/12", DNSDomain: "cluster.local"}, CertificatesDir: "/etc/kubernetes/pki",
 	})
+}
+
+// clusterObjectsFor is clusterObjects with the ClusterConfiguration given.
+func clusterObjectsFor(t *testing.T, healthzPort int32, clusterCfg config.ClusterConfiguration) []runtime.Object {
+	t.Helper()
+	cc, err := uploadconfig.ClusterConfigurationYAML(clusterCfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -550,11 +562,6 @@ func TestRefusedJoinWritesNothing(t *testing.T) {
 			wantMsg: "phase kubelet-start: patch the kubelet's /var/lib/kubelet/config.yaml: apply patch file /etc/kubernetes/patches/" +
 				"kubeletconfiguration+json.yaml (document 1, type json) to kubeletconfiguration: replace operation does not apply: " +
 				"doc is missing path: /noSuchField/deeper: missing value; fix or remove the patch",
-		},
-		{
-			name: "control-plane join", setup: func(d *Data) { d.Cfg.Join.ControlPlane = &config.JoinControlPlane{} },
-			wantErr: ErrControlPlaneUnsupported,
-			wantMsg: "phase preflight: joining a control-plane node (--control-plane, or controlPlane in the JoinConfiguration) is not supported yet",
 		},
 	}
 	for _, tt := range tests {

@@ -42,9 +42,6 @@ type file struct {
 }
 
 func runKubeletStart(ctx context.Context, d *Data) error {
-	if err := CheckSupported(d.Cfg); err != nil {
-		return err
-	}
 	cl, err := d.Cluster(ctx)
 	if err != nil {
 		return err
@@ -60,7 +57,24 @@ func runKubeletStart(ctx context.Context, d *Data) error {
 	if err != nil {
 		return err
 	}
-	boot, err := clientcmd.Write(*cl.Bootstrap)
+	bootstrap := cl.Bootstrap
+	if d.ControlPlane() && kubeletLocalMode(cl.Config.FeatureGates) {
+		// As kubeadm v1.34: the kubelet of a control-plane node talks to its own API server, so it does not depend
+		// on the load balancer in front of controlPlaneEndpoint.
+		cp, err := d.controlPlaneJoin(ctx)
+		if err != nil {
+			return err
+		}
+		local, err := kubeconfig.LocalURL(cp.cfg)
+		if err != nil {
+			return err
+		}
+		bootstrap = bootstrap.DeepCopy()
+		for _, c := range bootstrap.Clusters {
+			c.Server = local
+		}
+	}
+	boot, err := clientcmd.Write(*bootstrap)
 	if err != nil {
 		return fmt.Errorf("serialize %s: %w", config.BootstrapKubeletConf, err)
 	}
@@ -70,6 +84,7 @@ func runKubeletStart(ctx context.Context, d *Data) error {
 		Kubelet:          cl.Kubelet,
 		Hostname:         d.Hostname,
 		SystemdResolved:  d.SystemdResolved,
+		ControlPlane:     d.ControlPlane(),
 		Patches:          set,
 	})
 	if err != nil {
@@ -134,23 +149,8 @@ func checkNodeName(ctx context.Context, d *Data, cl *Cluster, name string) error
 	return nil
 }
 
-// restartKubelet restarts the kubelet through the init system or, without one, says who must, as init does.
 func restartKubelet(ctx context.Context, d *Data) error {
-	if d.DryRun {
-		fmt.Fprintln(d.Out, "  dry run: would restart the kubelet")
-		return nil
-	}
-	err := d.InitSystem.Restart(ctx, kubelet.Service)
-	if errors.Is(err, kubelet.ErrNoInitSystem) {
-		// Not fatal: without an init system the kubelet's supervisor must pick up the new files itself.
-		fmt.Fprintf(d.Out, "  %v\n", err)
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("restart the kubelet through %s: %w", d.InitSystem.Name(), err)
-	}
-	fmt.Fprintf(d.Out, "  restarted the kubelet through %s\n", d.InitSystem.Name())
-	return nil
+	return kubelet.Restart(ctx, d.InitSystem, d.Out, d.DryRun)
 }
 
 func runKubeletWaitBootstrap(ctx context.Context, d *Data) error {

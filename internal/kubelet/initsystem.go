@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os/exec"
 	"strings"
 
@@ -105,3 +106,23 @@ func (e *NoInitSystemError) Error() string {
 
 // Is makes errors.Is(err, ErrNoInitSystem) true.
 func (e *NoInitSystemError) Is(target error) bool { return target == ErrNoInitSystem }
+
+// Restart restarts the kubelet through sys so it reads the files just written. Without an init system that is not
+// an error: the line printed to out says who must restart it (a supervisor that watches the files, or the user).
+// A dry run only says what it would do.
+func Restart(ctx context.Context, sys InitSystem, out io.Writer, dryRun bool) error {
+	if dryRun {
+		fmt.Fprintln(out, "  dry run: would restart the kubelet")
+		return nil
+	}
+	err := sys.Restart(ctx, Service)
+	if errors.Is(err, ErrNoInitSystem) {
+		fmt.Fprintf(out, "  %v\n", err)
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("restart the kubelet through %s: %w", sys.Name(), err)
+	}
+	fmt.Fprintf(out, "  restarted the kubelet through %s\n", sys.Name())
+	return nil
+}

@@ -19,6 +19,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"kubeboot.dev/kubeboot/internal/config"
+	"kubeboot.dev/kubeboot/internal/etcd"
 	"kubeboot.dev/kubeboot/internal/nodefs"
 )
 
@@ -38,6 +39,10 @@ type EtcdMember struct {
 	InitialCluster []string
 	// ClientURLs are --listen-client-urls.
 	ClientURLs []string
+	// AdvertiseClientURLs are --advertise-client-urls: how other machines reach the member.
+	AdvertiseClientURLs []string
+	// PeerURLs are --initial-advertise-peer-urls: they identify the member in the member list.
+	PeerURLs []string
 	// TrustedCAFile is --trusted-ca-file, the etcd CA; the client certificates kubeadm issues sit next to it.
 	TrustedCAFile string
 }
@@ -78,6 +83,10 @@ func ReadEtcdManifest(fsys nodefs.FS) (*EtcdMember, error) {
 			m.InitialCluster = splitNonEmpty(value)
 		case "listen-client-urls":
 			m.ClientURLs = splitNonEmpty(value)
+		case "advertise-client-urls":
+			m.AdvertiseClientURLs = splitNonEmpty(value)
+		case "initial-advertise-peer-urls":
+			m.PeerURLs = splitNonEmpty(value)
 		case "trusted-ca-file":
 			m.TrustedCAFile = value
 		}
@@ -101,6 +110,32 @@ func splitNonEmpty(s string) []string {
 		}
 	}
 	return out
+}
+
+// EtcdMembership is what reset asks of the etcd cluster; *etcd.Client is one.
+type EtcdMembership interface {
+	MemberList(ctx context.Context) ([]etcd.Member, error)
+	CheckQuorumSafeToRemove(ctx context.Context, id uint64) error
+	Remove(ctx context.Context, id uint64) error
+	Close() error
+}
+
+// OpenEtcd connects to the etcd cluster of this node's member at endpoints, with the healthcheck-client
+// certificate kubeadm issues next to the member's CA (--trusted-ca-file).
+func OpenEtcd(_ context.Context, fsys nodefs.FS, m *EtcdMember, endpoints []string, callTimeout time.Duration) (EtcdMembership, error) {
+	if m.TrustedCAFile == "" {
+		return nil, fmt.Errorf("%s: no --trusted-ca-file", EtcdManifest)
+	}
+	// kubeadm's layout: <certificatesDir>/etcd/ca.crt.
+	tlsCfg, err := etcd.ClientTLS(fsys, path.Dir(path.Dir(m.TrustedCAFile)))
+	if err != nil {
+		return nil, err
+	}
+	c, err := etcd.New(etcd.Options{Endpoints: endpoints, TLS: tlsCfg, CallTimeout: callTimeout})
+	if err != nil {
+		return nil, err // not c: a nil *etcd.Client in the interface would not compare equal to nil
+	}
+	return c, nil
 }
 
 // etcdQueryTimeout bounds asking the local member: a member that is down must not stall reset.

@@ -31,11 +31,13 @@ func TestReadEtcdManifest(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := EtcdMember{
-		Name:           "cp1",
-		DataDir:        "/data/etcd",
-		InitialCluster: []string{"cp0=https://10.77.0.9:2380", "cp1=https://10.77.0.10:2380"},
-		ClientURLs:     []string{"https://127.0.0.1:2379", "https://10.77.0.10:2379"},
-		TrustedCAFile:  "/etc/kubernetes/pki/etcd/ca.crt",
+		Name:                "cp1",
+		DataDir:             "/data/etcd",
+		InitialCluster:      []string{"cp0=https://10.77.0.9:2380", "cp1=https://10.77.0.10:2380"},
+		ClientURLs:          []string{"https://127.0.0.1:2379", "https://10.77.0.10:2379"},
+		AdvertiseClientURLs: []string{"https://10.77.0.10:2379"},
+		PeerURLs:            []string{"https://10.77.0.10:2380"},
+		TrustedCAFile:       "/etc/kubernetes/pki/etcd/ca.crt",
 	}
 	if fmt.Sprint(*m) != fmt.Sprint(want) {
 		t.Errorf("got  %+v\nwant %+v", *m, want)

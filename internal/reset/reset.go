@@ -9,10 +9,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
+	"time"
 
 	"kubeboot.dev/kubeboot/internal/config"
 	"kubeboot.dev/kubeboot/internal/cri"
+	"kubeboot.dev/kubeboot/internal/etcd"
 	"kubeboot.dev/kubeboot/internal/kubelet"
 	"kubeboot.dev/kubeboot/internal/nodefs"
 	"kubeboot.dev/kubeboot/internal/preflight"
@@ -39,7 +42,13 @@ type Data struct {
 	InitSystem kubelet.InitSystem
 	// Mounts is the mount table.
 	Mounts Mounter
-	// EtcdMembers counts the members of the local etcd member's cluster; nil trusts the manifest alone.
+	// Etcd connects to the etcd cluster of this node's member at endpoints (OpenEtcd); nil: etcd cannot be reached.
+	Etcd func(ctx context.Context, fsys nodefs.FS, m *EtcdMember, endpoints []string, callTimeout time.Duration) (EtcdMembership, error)
+	// EtcdRemoteNode says FS is another node's root (--rootfs): its member is reached on its advertised client
+	// URLs, not on this machine's loopback.
+	EtcdRemoteNode bool
+	// EtcdMembers counts the members as the local etcd member alone knows them (no quorum needed), for when the
+	// member list cannot be read; nil trusts the manifest alone.
 	EtcdMembers func(ctx context.Context, fsys nodefs.FS, m *EtcdMember) (int, error)
 
 	// left collects what reset could not clean, for NotCleaned.
@@ -54,9 +63,6 @@ type Stopper interface {
 
 // ErrNotConfirmed is returned when the user did not confirm the reset.
 var ErrNotConfirmed = errors.New("reset not confirmed")
-
-// ErrNotSupported is wrapped by errors about what reset cannot do yet.
-var ErrNotSupported = errors.New("not supported yet")
 
 // HintError carries advice for the user; the CLI prints the hint after the error.
 type HintError struct {
@@ -122,8 +128,14 @@ func confirm(d *Data) error {
 	return fmt.Errorf("%w: the answer was not y or yes; nothing was changed", ErrNotConfirmed)
 }
 
+// runRemoveEtcdMember removes this node's stacked etcd member from its cluster before cleanup-node stops the Pods,
+// as kubeadm does: a member that is stopped but still listed counts toward quorum forever (a ghost). The removal
+// is refused (unless --force) when the members left would not have a healthy majority.
 func runRemoveEtcdMember(ctx context.Context, d *Data) error {
 	m, err := ReadEtcdManifest(d.FS)
+	if err == nil && m != nil && len(m.PeerURLs) == 0 {
+		err = fmt.Errorf("%s: no --initial-advertise-peer-urls, so this member's peer URL is unknown", EtcdManifest)
+	}
 	if err != nil {
 		if !d.Cfg.Force && !d.Cfg.DryRun {
 			return &HintError{
@@ -139,21 +151,116 @@ func runRemoveEtcdMember(ctx context.Context, d *Data) error {
 		fmt.Fprintf(d.Out, "  no %s: this node runs no stacked etcd member (an external etcd must be cleaned up by hand)\n", EtcdManifest)
 		return nil
 	}
-	n, source := len(m.InitialCluster), "the --initial-cluster of "+EtcdManifest
-	if d.EtcdMembers != nil {
-		live, err := d.EtcdMembers(ctx, d.FS, m)
-		if err != nil {
-			fmt.Fprintf(d.Out, "  could not ask the local etcd member for the member list (%v); relying on %s\n", err, source)
-		} else {
-			n, source = live, "the member list of the local etcd member"
+	ctx, cancel := context.WithTimeout(ctx, d.Cfg.Timeouts.EtcdAPICall.Duration)
+	defer cancel()
+	members, err := d.etcdMembers(ctx, m)
+	if err != nil {
+		return d.etcdUnreachable(ctx, m, err)
+	}
+	peer := m.PeerURLs[0]
+	i := slices.IndexFunc(members, func(x etcd.Member) bool { return slices.Contains(x.PeerURLs, peer) })
+	switch {
+	case i < 0:
+		fmt.Fprintf(d.Out, "  etcd member %q (peer URL %s) is not in the member list: it was removed already; cleanup-node deletes %s\n", m.Name, peer, m.DataDir)
+		return nil
+	case len(members) == 1:
+		fmt.Fprintf(d.Out, "  etcd member %q is the only member (per the member list of the local etcd member): nothing to remove; cleanup-node deletes %s\n", m.Name, m.DataDir)
+		return nil
+	}
+	self := members[i]
+	// Through the other members: the local one stops as soon as it learns it was removed, and a client retrying
+	// on it alone would wait out its whole timeout.
+	var others []string
+	for _, x := range members {
+		if x.ID != self.ID {
+			others = append(others, x.ClientURLs...)
 		}
 	}
+	if len(others) == 0 {
+		others = d.localEtcdURLs(m) // the other members never started: only this one can take the request
+	}
+	mc, err := d.Etcd(ctx, d.FS, m, others, d.Cfg.Timeouts.EtcdAPICall.Duration)
+	if err != nil {
+		return d.etcdUnreachable(ctx, m, err)
+	}
+	defer mc.Close()
+	what := fmt.Sprintf("etcd member %q (ID %s, peer URL %s)", m.Name, self.IDString(), peer)
+	if err := mc.CheckQuorumSafeToRemove(ctx, self.ID); err != nil {
+		switch {
+		case d.Cfg.DryRun && !d.Cfg.Force:
+			fmt.Fprintf(d.Out, "  [dryrun] %v: without --force a reset stops here\n", err)
+			return nil
+		case !d.Cfg.Force:
+			return &HintError{Err: err, Text: "bring the members that are down back first; or pass --force to remove this member anyway, " +
+				"at the risk of the cluster losing its quorum (and with it the API)"}
+		}
+		fmt.Fprintf(d.Out, "  WARNING (--force): %v; removing %s anyway\n", err, what)
+	}
+	if d.Cfg.DryRun {
+		fmt.Fprintf(d.Out, "  [dryrun] would remove %s from the %d-member etcd cluster\n", what, len(members))
+		return nil
+	}
+	if err := mc.Remove(ctx, self.ID); err != nil {
+		if !d.Cfg.Force {
+			return &HintError{Err: err, Text: "retry the reset; or pass --force to reset anyway, and the member stays in the member list " +
+				"(remove it from another control-plane node: 'etcdctl member remove " + self.IDString() + "')"}
+		}
+		fmt.Fprintf(d.Out, "  WARNING (--force): %v; the member stays in the member list\n", err)
+		d.leave(fmt.Sprintf("%s: it is still in the member list; run 'etcdctl member remove %s' on another control-plane node", what, self.IDString()))
+		return nil
+	}
+	fmt.Fprintf(d.Out, "  removed %s from the etcd cluster: %d members remain\n", what, len(members)-1)
+	return nil
+}
+
+// etcdMembers asks this node's etcd member for the member list (a linearizable read: it needs quorum).
+func (d *Data) etcdMembers(ctx context.Context, m *EtcdMember) ([]etcd.Member, error) {
+	if d.Etcd == nil {
+		return nil, errors.New("no connection to etcd is configured")
+	}
+	endpoints := d.localEtcdURLs(m)
+	if len(endpoints) == 0 {
+		return nil, fmt.Errorf("%s: no loopback address in --listen-client-urls %s", EtcdManifest, strings.Join(m.ClientURLs, ","))
+	}
+	mc, err := d.Etcd(ctx, d.FS, m, endpoints, d.Cfg.Timeouts.EtcdAPICall.Duration)
+	if err != nil {
+		return nil, err
+	}
+	defer mc.Close()
+	return mc.MemberList(ctx)
+}
+
+// localEtcdURLs are where this node's etcd member answers: its loopback client URLs, or under --rootfs (whose
+// loopback is not this machine's) its advertised ones.
+func (d *Data) localEtcdURLs(m *EtcdMember) []string {
+	if d.EtcdRemoteNode {
+		return m.AdvertiseClientURLs
+	}
+	var out []string
+	for _, u := range m.ClientURLs {
+		if isLoopbackURL(u) {
+			out = append(out, u)
+		}
+	}
+	return out
+}
+
+// etcdUnreachable decides what to do when the member list cannot be read: a member that is alone may go with
+// the node; a member of a larger cluster cannot be removed, and stays a ghost unless the user forces the reset.
+func (d *Data) etcdUnreachable(ctx context.Context, m *EtcdMember, cause error) error {
+	n, source := len(m.InitialCluster), "the --initial-cluster of "+EtcdManifest
+	if d.EtcdMembers != nil {
+		// Answered by the local member alone: it works without quorum.
+		if live, err := d.EtcdMembers(ctx, d.FS, m); err == nil {
+			n, source = live, "the local etcd member's own member list"
+		}
+	}
+	fmt.Fprintf(d.Out, "  could not read the etcd member list (%v); relying on %s\n", cause, source)
 	if n <= 1 {
 		fmt.Fprintf(d.Out, "  etcd member %q is the only member (per %s): nothing to remove; cleanup-node deletes %s\n", m.Name, source, m.DataDir)
 		return nil
 	}
-	err = fmt.Errorf("this node runs etcd member %q of a %d-member cluster (per %s), and removing a member from an etcd cluster is %w",
-		m.Name, n, source, ErrNotSupported)
+	err := fmt.Errorf("cannot remove etcd member %q from its %d-member cluster (per %s): %w", m.Name, n, source, cause)
 	switch {
 	case d.Cfg.DryRun:
 		fmt.Fprintf(d.Out, "  [dryrun] %v: without --force a reset stops here\n", err)
@@ -161,8 +268,9 @@ func runRemoveEtcdMember(ctx context.Context, d *Data) error {
 	case !d.Cfg.Force:
 		return &HintError{
 			Err: err,
-			Text: "remove the member from another control-plane node first ('etcdctl member remove <ID>'), or pass --force to reset anyway; " +
-				"with --force the member stays in the member list and the other members count it toward quorum",
+			Text: "start the member again (the kubelet runs it from " + EtcdManifest + ") so that reset can remove it; or remove it from " +
+				"another control-plane node ('etcdctl member remove <ID>'); or pass --force to reset anyway, and the member stays " +
+				"in the member list, where the other members count it toward quorum",
 		}
 	}
 	fmt.Fprintf(d.Out, "  WARNING (--force): %v; the member stays in the member list\n", err)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io/fs"
 	"maps"
 	"os"
@@ -15,6 +16,7 @@ import (
 
 	"kubeboot.dev/kubeboot/internal/config"
 	"kubeboot.dev/kubeboot/internal/cri"
+	"kubeboot.dev/kubeboot/internal/etcd"
 	"kubeboot.dev/kubeboot/internal/kubelet"
 	"kubeboot.dev/kubeboot/internal/nodefs"
 	"kubeboot.dev/kubeboot/internal/preflight"
@@ -119,6 +121,56 @@ func (f *stoppingInitSystem) Stop(_ context.Context, s string) error {
 	return nil
 }
 
+// fakeEtcd is an etcd cluster as reset sees it. A nil *fakeEtcd cannot be reached.
+type fakeEtcd struct {
+	members   []etcd.Member
+	listErr   error
+	quorumErr error
+	removeErr error
+	opened    [][]string // the endpoints of each connection
+	calls     []string
+	// onRemove runs when Remove is called, to look at the node at that moment.
+	onRemove func()
+}
+
+func (f *fakeEtcd) open(_ context.Context, _ nodefs.FS, _ *EtcdMember, endpoints []string, _ time.Duration) (EtcdMembership, error) {
+	if f == nil {
+		return nil, errors.New("dial tcp 127.0.0.1:2379: connect: connection refused")
+	}
+	f.opened = append(f.opened, endpoints)
+	return f, nil
+}
+
+func (f *fakeEtcd) MemberList(context.Context) ([]etcd.Member, error) {
+	f.calls = append(f.calls, "list")
+	return slices.Clone(f.members), f.listErr
+}
+
+func (f *fakeEtcd) CheckQuorumSafeToRemove(_ context.Context, id uint64) error {
+	f.calls = append(f.calls, fmt.Sprintf("check %x", id))
+	return f.quorumErr
+}
+
+func (f *fakeEtcd) Remove(_ context.Context, id uint64) error {
+	f.calls = append(f.calls, fmt.Sprintf("remove %x", id))
+	if f.onRemove != nil {
+		f.onRemove()
+	}
+	return f.removeErr
+}
+
+func (f *fakeEtcd) Close() error { return nil }
+
+// members are etcd members with IDs a, b, c...; cp1 (ID b) is this node's, with the manifest's peer URL.
+func members(names ...string) []etcd.Member {
+	var out []etcd.Member
+	for i, n := range names {
+		ip := fmt.Sprintf("10.77.0.%d", 9+i)
+		out = append(out, etcd.Member{ID: uint64(0xa + i), Name: n, PeerURLs: []string{"https://" + ip + ":2380"}, ClientURLs: []string{"https://" + ip + ":2379"}})
+	}
+	return out
+}
+
 // etcdManifest is a stacked etcd member's manifest as kubeadm writes it, reduced to what reset reads.
 func etcdManifest(name, initialCluster, dataDir string) string {
 	return `apiVersion: v1
@@ -132,6 +184,7 @@ spec:
     - etcd
     - --advertise-client-urls=https://10.77.0.10:2379
     - --data-dir=` + dataDir + `
+    - --initial-advertise-peer-urls=https://10.77.0.10:2380
     - --initial-cluster=` + initialCluster + `
     - --listen-client-urls=https://127.0.0.1:2379,https://10.77.0.10:2379
     - --name=` + name + `
@@ -239,6 +292,7 @@ type env struct {
 	stdin string
 	tty   bool
 	count func(ctx context.Context, fsys nodefs.FS, m *EtcdMember) (int, error)
+	etcd  *fakeEtcd
 }
 
 func newEnv(t *testing.T, files map[string]string) *env {
@@ -279,6 +333,7 @@ func (e *env) data(cfg config.ResetConfiguration) *Data {
 		InitSystem:  e.init,
 		Mounts:      e.mnt,
 		EtcdMembers: e.count,
+		Etcd:        e.etcd.open,
 	}
 }
 
@@ -291,7 +346,15 @@ func (e *env) run(t *testing.T, cfg config.ResetConfiguration) (*Data, error) {
 }
 
 func TestResetControlPlane(t *testing.T) {
+	// The first control-plane node: its manifest lists only itself, but two more members joined since.
 	e := newEnv(t, node(etcdManifest("cp1", "cp1=https://10.77.0.10:2380", "/var/lib/etcd")))
+	e.etcd = &fakeEtcd{members: members("cp0", "cp1", "cp2")}
+	e.etcd.onRemove = func() {
+		// The member goes while its Pod still runs: the kubelet has not been told to stop anything yet.
+		if len(e.rt.calls) > 0 || !e.fsys.Exists(EtcdManifest) {
+			t.Errorf("the etcd member was removed after cleanup-node started (runtime calls %q)", e.rt.calls)
+		}
+	}
 	d, err := e.run(t, config.ResetConfiguration{Force: true})
 	if err != nil {
 		t.Fatalf("%v\n%s", err, e.out.String())
@@ -356,8 +419,15 @@ func TestResetControlPlane(t *testing.T) {
 		t.Errorf("init system actions %q, want the kubelet restarted once", got)
 	}
 
+	if want := []string{"list", "check b", "remove b"}; !slices.Equal(e.etcd.calls, want) {
+		t.Errorf("etcd calls %q, want %q", e.etcd.calls, want)
+	}
+	// The list through the local member, the removal through the others (the local one stops once removed).
+	if want := [][]string{{"https://127.0.0.1:2379"}, {"https://10.77.0.9:2379", "https://10.77.0.11:2379"}}; fmt.Sprint(e.etcd.opened) != fmt.Sprint(want) {
+		t.Errorf("etcd connections %q, want %q", e.etcd.opened, want)
+	}
 	wantOut := `[preflight] done in 0s
-  etcd member "cp1" is the only member (per the --initial-cluster of /etc/kubernetes/manifests/etcd.yaml): nothing to remove; cleanup-node deletes /var/lib/etcd
+  removed etcd member "cp1" (ID b, peer URL https://10.77.0.10:2380) from the etcd cluster: 2 members remain
 [remove-etcd-member] done in 0s
   removed the static Pod manifests in /etc/kubernetes/manifests: etcd.yaml, kube-apiserver.yaml, kube-controller-manager.yaml, kube-scheduler.yaml
   stopped and removed 3 pod sandbox(es): kube-system/etcd-cp1, kube-system/kube-apiserver-cp1, kube-system/coredns-abc
@@ -455,7 +525,8 @@ func TestPreflightNotRoot(t *testing.T) {
 }
 
 func TestDryRunChangesNothing(t *testing.T) {
-	e := newEnv(t, node(etcdManifest("cp1", "cp1=https://10.77.0.10:2380,cp2=https://10.77.0.11:2380", "/var/lib/etcd")))
+	e := newEnv(t, node(etcdManifest("cp1", "cp0=https://10.77.0.9:2380,cp1=https://10.77.0.10:2380", "/var/lib/etcd")))
+	e.etcd = &fakeEtcd{members: members("cp0", "cp1")}
 	stopper := &stoppingInitSystem{fakeInitSystem{name: "systemd"}}
 	e.init = stopper
 	before := tree(t, e.root)
@@ -475,9 +546,12 @@ func TestDryRunChangesNothing(t *testing.T) {
 	if len(stopper.actions) > 0 {
 		t.Errorf("init system actions %q in a dry run", stopper.actions)
 	}
+	if slices.ContainsFunc(e.etcd.calls, func(c string) bool { return strings.HasPrefix(c, "remove") }) {
+		t.Errorf("etcd calls %q in a dry run", e.etcd.calls)
+	}
 	want := `  [dryrun] would ask for confirmation; nothing is changed
 [preflight] done in 0s
-  [dryrun] this node runs etcd member "cp1" of a 2-member cluster (per the --initial-cluster of /etc/kubernetes/manifests/etcd.yaml), and removing a member from an etcd cluster is not supported yet: without --force a reset stops here
+  [dryrun] would remove etcd member "cp1" (ID b, peer URL https://10.77.0.10:2380) from the 2-member etcd cluster
 [remove-etcd-member] done in 0s
   [dryrun] would stop the kubelet through systemd
   [dryrun] would remove the static Pod manifests in /etc/kubernetes/manifests: etcd.yaml, kube-apiserver.yaml, kube-controller-manager.yaml, kube-scheduler.yaml
@@ -500,37 +574,88 @@ func TestDryRunChangesNothing(t *testing.T) {
 func TestRemoveEtcdMember(t *testing.T) {
 	one := "cp1=https://10.77.0.10:2380"
 	three := "cp0=https://10.77.0.9:2380,cp1=https://10.77.0.10:2380,cp2=https://10.77.0.11:2380"
-	hint := "remove the member from another control-plane node first ('etcdctl member remove <ID>'), or pass --force to reset anyway; " +
-		"with --force the member stays in the member list and the other members count it toward quorum"
+	unhealthy := fmt.Errorf("%w to remove cp1 (ID b, peer https://10.77.0.10:2380): 0 of the 1 voting members left would be healthy, "+
+		"and quorum needs 1 (down: cp0 (ID a, peer https://10.77.0.9:2380): unreachable); bring them back first", etcd.ErrUnhealthy)
+	quorumHint := "bring the members that are down back first; or pass --force to remove this member anyway, at the risk of the cluster losing its quorum (and with it the API)"
+	unreachableHint := "start the member again (the kubelet runs it from /etc/kubernetes/manifests/etcd.yaml) so that reset can remove it; " +
+		"or remove it from another control-plane node ('etcdctl member remove <ID>'); or pass --force to reset anyway, and the member " +
+		"stays in the member list, where the other members count it toward quorum"
+	refused := "could not read the etcd member list (dial tcp 127.0.0.1:2379: connect: connection refused); relying on "
 	cases := []struct {
-		name     string
-		manifest string
-		force    bool
-		live     func(ctx context.Context, fsys nodefs.FS, m *EtcdMember) (int, error)
-		wantErr  string
-		wantLine string
-		left     string
+		name      string
+		manifest  string
+		cfg       config.ResetConfiguration
+		etcd      *fakeEtcd
+		count     func(ctx context.Context, fsys nodefs.FS, m *EtcdMember) (int, error)
+		wantErr   string
+		wantIs    error
+		wantHint  string
+		wantLine  string
+		wantCalls []string
+		left      string
 	}{
-		{name: "no manifest", force: true,
+		{name: "no manifest", cfg: config.ResetConfiguration{Force: true},
 			wantLine: "  no /etc/kubernetes/manifests/etcd.yaml: this node runs no stacked etcd member (an external etcd must be cleaned up by hand)\n"},
-		{name: "only member, per the manifest", manifest: etcdManifest("cp1", one, "/var/lib/etcd"),
-			wantLine: `  etcd member "cp1" is the only member (per the --initial-cluster of /etc/kubernetes/manifests/etcd.yaml): nothing to remove; cleanup-node deletes /var/lib/etcd` + "\n"},
-		{name: "joined member of three, no force", manifest: etcdManifest("cp1", three, "/var/lib/etcd"),
-			wantErr: `phase remove-etcd-member: this node runs etcd member "cp1" of a 3-member cluster (per the --initial-cluster of /etc/kubernetes/manifests/etcd.yaml), and removing a member from an etcd cluster is not supported yet`},
-		{name: "first member, others joined later: the live list tells", manifest: etcdManifest("cp1", one, "/var/lib/etcd"),
-			live:    func(context.Context, nodefs.FS, *EtcdMember) (int, error) { return 2, nil },
-			wantErr: `phase remove-etcd-member: this node runs etcd member "cp1" of a 2-member cluster (per the member list of the local etcd member), and removing a member from an etcd cluster is not supported yet`},
-		{name: "etcd down: the manifest decides", manifest: etcdManifest("cp1", one, "/var/lib/etcd"),
-			live: func(context.Context, nodefs.FS, *EtcdMember) (int, error) {
-				return 0, errors.New("context deadline exceeded")
-			},
-			wantLine: "  could not ask the local etcd member for the member list (context deadline exceeded); relying on the --initial-cluster of /etc/kubernetes/manifests/etcd.yaml\n" +
+		{name: "only member", manifest: etcdManifest("cp1", one, "/var/lib/etcd"), etcd: &fakeEtcd{members: members("cp0", "cp1")[1:2]},
+			wantLine:  `  etcd member "cp1" is the only member (per the member list of the local etcd member): nothing to remove; cleanup-node deletes /var/lib/etcd` + "\n",
+			wantCalls: []string{"list"}},
+		{name: "member of three", manifest: etcdManifest("cp1", three, "/var/lib/etcd"), etcd: &fakeEtcd{members: members("cp0", "cp1", "cp2")},
+			wantLine:  `  removed etcd member "cp1" (ID b, peer URL https://10.77.0.10:2380) from the etcd cluster: 2 members remain` + "\n",
+			wantCalls: []string{"list", "check b", "remove b"}},
+		{name: "first member, the others joined later", manifest: etcdManifest("cp1", one, "/var/lib/etcd"), etcd: &fakeEtcd{members: members("cp0", "cp1")},
+			wantLine:  `  removed etcd member "cp1" (ID b, peer URL https://10.77.0.10:2380) from the etcd cluster: 1 members remain` + "\n",
+			wantCalls: []string{"list", "check b", "remove b"}},
+		{name: "already removed", manifest: etcdManifest("cp1", three, "/var/lib/etcd"), etcd: &fakeEtcd{members: slices.Delete(members("cp0", "cp1", "cp2"), 1, 2)},
+			wantLine:  `  etcd member "cp1" (peer URL https://10.77.0.10:2380) is not in the member list: it was removed already; cleanup-node deletes /var/lib/etcd` + "\n",
+			wantCalls: []string{"list"}},
+		{name: "removal would lose quorum", manifest: etcdManifest("cp1", three, "/var/lib/etcd"), etcd: &fakeEtcd{members: members("cp0", "cp1"), quorumErr: unhealthy},
+			wantErr: "phase remove-etcd-member: " + unhealthy.Error(), wantIs: etcd.ErrUnhealthy, wantHint: quorumHint,
+			wantCalls: []string{"list", "check b"}},
+		{name: "removal would lose quorum, forced", manifest: etcdManifest("cp1", three, "/var/lib/etcd"), cfg: config.ResetConfiguration{Force: true},
+			etcd: &fakeEtcd{members: members("cp0", "cp1"), quorumErr: unhealthy},
+			wantLine: "  WARNING (--force): " + unhealthy.Error() + `; removing etcd member "cp1" (ID b, peer URL https://10.77.0.10:2380) anyway` + "\n" +
+				`  removed etcd member "cp1" (ID b, peer URL https://10.77.0.10:2380) from the etcd cluster: 1 members remain` + "\n",
+			wantCalls: []string{"list", "check b", "remove b"}},
+		{name: "removal would lose quorum, dry run", manifest: etcdManifest("cp1", three, "/var/lib/etcd"), cfg: config.ResetConfiguration{DryRun: true},
+			etcd:      &fakeEtcd{members: members("cp0", "cp1"), quorumErr: unhealthy},
+			wantLine:  "  [dryrun] " + unhealthy.Error() + ": without --force a reset stops here\n",
+			wantCalls: []string{"list", "check b"}},
+		{name: "the removal fails", manifest: etcdManifest("cp1", three, "/var/lib/etcd"),
+			etcd:    &fakeEtcd{members: members("cp0", "cp1", "cp2"), removeErr: errors.New("remove etcd member b: gave up after 2m0s: etcdserver: request timed out")},
+			wantErr: "phase remove-etcd-member: remove etcd member b: gave up after 2m0s: etcdserver: request timed out",
+			wantHint: "retry the reset; or pass --force to reset anyway, and the member stays in the member list (remove it from another " +
+				"control-plane node: 'etcdctl member remove b')",
+			wantCalls: []string{"list", "check b", "remove b"}},
+		{name: "the removal fails, forced", manifest: etcdManifest("cp1", three, "/var/lib/etcd"), cfg: config.ResetConfiguration{Force: true},
+			etcd:      &fakeEtcd{members: members("cp0", "cp1", "cp2"), removeErr: errors.New("etcdserver: request timed out")},
+			wantLine:  "  WARNING (--force): etcdserver: request timed out; the member stays in the member list\n",
+			wantCalls: []string{"list", "check b", "remove b"},
+			left:      `etcd member "cp1" (ID b, peer URL https://10.77.0.10:2380): it is still in the member list; run 'etcdctl member remove b' on another control-plane node`},
+		{name: "etcd down, the manifest lists only this member", manifest: etcdManifest("cp1", one, "/var/lib/etcd"),
+			wantLine: "  " + refused + "the --initial-cluster of /etc/kubernetes/manifests/etcd.yaml\n" +
 				`  etcd member "cp1" is the only member (per the --initial-cluster of /etc/kubernetes/manifests/etcd.yaml): nothing to remove; cleanup-node deletes /var/lib/etcd` + "\n"},
-		{name: "member of three, forced", manifest: etcdManifest("cp1", three, "/var/lib/etcd"), force: true,
-			wantLine: `  WARNING (--force): this node runs etcd member "cp1" of a 3-member cluster (per the --initial-cluster of /etc/kubernetes/manifests/etcd.yaml), and removing a member from an etcd cluster is not supported yet; the member stays in the member list` + "\n",
-			left:     `etcd member "cp1": it is still in the member list of the other 2 members; run 'etcdctl member remove <ID>' on another control-plane node`},
+		{name: "quorum lost: the local member's own list tells", manifest: etcdManifest("cp1", one, "/var/lib/etcd"),
+			etcd:  &fakeEtcd{listErr: errors.New("list the etcd members at https://127.0.0.1:2379: context deadline exceeded")},
+			count: func(context.Context, nodefs.FS, *EtcdMember) (int, error) { return 2, nil },
+			wantErr: `phase remove-etcd-member: cannot remove etcd member "cp1" from its 2-member cluster (per the local etcd member's own member list): ` +
+				"list the etcd members at https://127.0.0.1:2379: context deadline exceeded",
+			wantHint: unreachableHint, wantCalls: []string{"list"}},
+		{name: "etcd down, member of three", manifest: etcdManifest("cp1", three, "/var/lib/etcd"),
+			wantErr: `phase remove-etcd-member: cannot remove etcd member "cp1" from its 3-member cluster (per the --initial-cluster of ` +
+				"/etc/kubernetes/manifests/etcd.yaml): dial tcp 127.0.0.1:2379: connect: connection refused",
+			wantHint: unreachableHint},
+		{name: "etcd down, member of three, forced", manifest: etcdManifest("cp1", three, "/var/lib/etcd"), cfg: config.ResetConfiguration{Force: true},
+			wantLine: "  " + refused + "the --initial-cluster of /etc/kubernetes/manifests/etcd.yaml\n" +
+				`  WARNING (--force): cannot remove etcd member "cp1" from its 3-member cluster (per the --initial-cluster of /etc/kubernetes/manifests/etcd.yaml): ` +
+				"dial tcp 127.0.0.1:2379: connect: connection refused; the member stays in the member list\n",
+			left: `etcd member "cp1": it is still in the member list of the other 2 members; run 'etcdctl member remove <ID>' on another control-plane node`},
 		{name: "unreadable manifest, no force", manifest: "kind: Pod\nspec: [",
-			wantErr: "phase remove-etcd-member: cannot tell whether this node runs a member of a larger etcd cluster: /etc/kubernetes/manifests/etcd.yaml: error converting YAML to JSON: yaml: line 2: did not find expected node content"},
+			wantErr:  "phase remove-etcd-member: cannot tell whether this node runs a member of a larger etcd cluster: /etc/kubernetes/manifests/etcd.yaml: error converting YAML to JSON: yaml: line 2: did not find expected node content",
+			wantHint: "fix or remove /etc/kubernetes/manifests/etcd.yaml, or pass --force to reset anyway (a member of a larger cluster would then stay in its member list)"},
+		{name: "no peer URL in the manifest", manifest: strings.Replace(etcdManifest("cp1", three, "/var/lib/etcd"), "    - --initial-advertise-peer-urls=https://10.77.0.10:2380\n", "", 1),
+			wantErr: "phase remove-etcd-member: cannot tell whether this node runs a member of a larger etcd cluster: /etc/kubernetes/manifests/etcd.yaml: " +
+				"no --initial-advertise-peer-urls, so this member's peer URL is unknown",
+			wantHint: "fix or remove /etc/kubernetes/manifests/etcd.yaml, or pass --force to reset anyway (a member of a larger cluster would then stay in its member list)"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -540,17 +665,24 @@ func TestRemoveEtcdMember(t *testing.T) {
 			}
 			e := newEnv(t, files)
 			e.stdin = "y\n"
-			e.count = c.live
+			e.count = c.count
+			e.etcd = c.etcd
 			before := tree(t, e.root)
-			d := e.data(config.ResetConfiguration{Force: c.force})
+			d := e.data(c.cfg)
 			err := (&workflow.Runner[*Data]{Phases: Phases(), Out: &e.out}).Run(t.Context(), d, workflow.Options{Only: "remove-etcd-member"})
+			if c.etcd != nil && !slices.Equal(c.etcd.calls, c.wantCalls) {
+				t.Errorf("etcd calls %q, want %q", c.etcd.calls, c.wantCalls)
+			}
 			if c.wantErr != "" {
-				if err == nil || err.Error() != c.wantErr || (strings.Contains(c.wantErr, "not supported") && !errors.Is(err, ErrNotSupported)) {
+				if err == nil || err.Error() != c.wantErr {
 					t.Fatalf("error = %v\nwant    %s", err, c.wantErr)
 				}
+				if c.wantIs != nil && !errors.Is(err, c.wantIs) {
+					t.Errorf("errors.Is(%v, %v) is false", err, c.wantIs)
+				}
 				var h interface{ Hint() string }
-				if strings.Contains(c.wantErr, "not supported") && (!errors.As(err, &h) || h.Hint() != hint) {
-					t.Errorf("hint missing or wrong")
+				if !errors.As(err, &h) || h.Hint() != c.wantHint {
+					t.Errorf("hint missing or wrong: %v", err)
 				}
 				if after := tree(t, e.root); !maps.Equal(before, after) {
 					t.Error("refused, yet the node's files changed")
@@ -571,13 +703,14 @@ func TestRemoveEtcdMember(t *testing.T) {
 }
 
 // A refusal in remove-etcd-member must come before cleanup-node has touched anything.
-func TestMultiMemberRefusalChangesNothing(t *testing.T) {
+func TestEtcdRefusalChangesNothing(t *testing.T) {
 	e := newEnv(t, node(etcdManifest("cp1", "cp0=https://10.77.0.9:2380,cp1=https://10.77.0.10:2380", "/var/lib/etcd")))
 	e.stdin = "y\n"
+	e.etcd = &fakeEtcd{members: members("cp0", "cp1"), quorumErr: fmt.Errorf("%w to remove cp1", etcd.ErrUnhealthy)}
 	before := tree(t, e.root)
 	_, err := e.run(t, config.ResetConfiguration{})
-	if !errors.Is(err, ErrNotSupported) {
-		t.Fatalf("error = %v, want ErrNotSupported", err)
+	if !errors.Is(err, etcd.ErrUnhealthy) {
+		t.Fatalf("error = %v, want etcd.ErrUnhealthy", err)
 	}
 	if after := tree(t, e.root); !maps.Equal(before, after) {
 		t.Error("the node's files changed")

@@ -1,0 +1,228 @@
+package joinflow
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"kubeboot.dev/kubeboot/internal/config"
+	"kubeboot.dev/kubeboot/internal/etcd"
+	"kubeboot.dev/kubeboot/internal/initflow"
+	"kubeboot.dev/kubeboot/internal/manifests"
+	"kubeboot.dev/kubeboot/internal/nodefs"
+	"kubeboot.dev/kubeboot/internal/patches"
+)
+
+// EtcdCluster is the cluster's etcd as a joining control-plane node uses it; *etcd.Client is one. Tests put a
+// fake here.
+type EtcdCluster interface {
+	MemberList(ctx context.Context) ([]etcd.Member, error)
+	Status(ctx context.Context) ([]etcd.MemberStatus, error)
+	CheckQuorumSafeToAdd(ctx context.Context) error
+	AddLearner(ctx context.Context, name, peerURL string) (id uint64, initialCluster string, err error)
+	Promote(ctx context.Context, id uint64) error
+	Endpoints() []string
+	Close() error
+}
+
+func newEtcdClient(opts etcd.Options) (EtcdCluster, error) {
+	c, err := etcd.New(opts)
+	if err != nil {
+		return nil, err // not c: a nil *etcd.Client in the interface would not compare equal to nil
+	}
+	return c, nil
+}
+
+// etcdCluster connects to the cluster's etcd as the control-plane node whose files are in fsys: the members'
+// client URLs come from the annotations of the etcd Pods (read with admin.conf), the client certificate is
+// etcd/healthcheck-client (or apiserver-etcd-client).
+func (d *Data) etcdCluster(ctx context.Context, fsys nodefs.FS, cfg *config.Init) (EtcdCluster, error) {
+	admin, err := d.adminClient(fsys)
+	if err != nil {
+		return nil, err
+	}
+	actx, cancel := context.WithTimeout(ctx, cfg.Init.Timeouts.KubernetesAPICall.Duration)
+	defer cancel()
+	endpoints, err := etcd.EndpointsFromPods(actx, admin)
+	if err != nil {
+		return nil, err
+	}
+	tlsCfg, err := etcd.ClientTLS(fsys, cfg.Cluster.CertificatesDir)
+	if err != nil {
+		return nil, err
+	}
+	newEtcd := d.NewEtcd
+	if newEtcd == nil {
+		newEtcd = newEtcdClient
+	}
+	return newEtcd(etcd.Options{Endpoints: endpoints, TLS: tlsCfg, CallTimeout: cfg.Init.Timeouts.EtcdAPICall.Duration})
+}
+
+// runEtcdJoin is etcd-join (localMode true) and control-plane-join/etcd (localMode false): the one whose mode
+// matches the cluster's ControlPlaneKubeletLocalMode adds the member.
+func runEtcdJoin(localMode bool) func(context.Context, *Data) error {
+	return func(ctx context.Context, d *Data) error {
+		cl, err := d.Cluster(ctx)
+		if err != nil {
+			return err
+		}
+		if on := kubeletLocalMode(cl.Config.FeatureGates); on != localMode {
+			state, other := "off", "control-plane-join/etcd"
+			if on {
+				state, other = "on", "etcd-join"
+			}
+			fmt.Fprintf(d.Out, "  not needed: with the feature gate %s %s, %s adds the etcd member\n", gateKubeletLocalMode, state, other)
+			return nil
+		}
+		return joinEtcd(ctx, d)
+	}
+}
+
+// joinEtcd adds this node's etcd member the way kubeadm v1.34 does: as a learner (it cannot vote, so a member that
+// never starts cannot cost the cluster its quorum), then its static Pod with the member list etcd returned and
+// initial-cluster-state=existing, then, once the member runs and follows the leader, its promotion to a voter.
+func joinEtcd(ctx context.Context, d *Data) error {
+	cp, err := d.controlPlaneJoin(ctx)
+	if err != nil {
+		return err
+	}
+	cfg := cp.cfg
+	if cfg.Cluster.Etcd.External != nil {
+		fmt.Fprintln(d.Out, "  the cluster uses an external etcd: this node runs no etcd member")
+		return nil
+	}
+	name := cfg.Init.NodeRegistration.Name
+	peerURL := etcd.PeerURL(cfg.Init.LocalAPIEndpoint.AdvertiseAddress)
+	ec, err := d.etcdCluster(ctx, d.FS, cfg)
+	if err != nil {
+		return err
+	}
+	defer ec.Close()
+
+	if d.DryRun {
+		members, err := ec.MemberList(ctx)
+		if err != nil {
+			return err
+		}
+		initial := make([]manifests.EtcdMember, 0, len(members)+1)
+		for _, m := range members {
+			if m.PeerURL() != peerURL {
+				initial = append(initial, manifests.EtcdMember{Name: orElse(m.Name, m.IDString()), PeerURL: m.PeerURL()})
+			}
+		}
+		initial = append(initial, manifests.EtcdMember{Name: name, PeerURL: peerURL})
+		if err := writeEtcdManifest(d, cfg, initial); err != nil {
+			return err
+		}
+		fmt.Fprintf(d.Out, "  dry run: would add %s as an etcd learner at %s through %s, wait for it to run, and promote it\n",
+			name, peerURL, strings.Join(ec.Endpoints(), ","))
+		return nil
+	}
+
+	id, initialCluster, err := ec.AddLearner(ctx, name, peerURL)
+	if err != nil {
+		return err
+	}
+	hexID := fmt.Sprintf("%x", id)
+	fmt.Fprintf(d.Out, "  added etcd member %s (ID %s) as a learner at %s through %s\n", name, hexID, peerURL, strings.Join(ec.Endpoints(), ","))
+	// From here on a failure leaves a learner in the member list: it cannot vote, and reset removes it.
+	undo := fmt.Sprintf("the learner %s stays in the etcd member list until `kubeboot reset` on this node removes it", hexID)
+	initial, err := parseInitialCluster(initialCluster)
+	if err != nil {
+		return fmt.Errorf("%w; %s", err, undo)
+	}
+	if err := d.FS.MkdirAll(cfg.Cluster.Etcd.Local.DataDir, 0o700); err != nil {
+		return fmt.Errorf("create the etcd data directory: %w; %s", err, undo)
+	}
+	if err := writeEtcdManifest(d, cfg, initial); err != nil {
+		return fmt.Errorf("%w; %s", err, undo)
+	}
+	fmt.Fprintf(d.Out, "  wrote %s: member %s of %d, initial-cluster-state=existing\n", manifests.Path(manifests.EtcdName), name, len(initial))
+
+	start := time.Now()
+	startTimeout := cfg.Init.Timeouts.ControlPlaneComponentHealthCheck.Duration
+	if err := waitMemberRunning(ctx, d, ec, id, startTimeout); err != nil {
+		return fmt.Errorf("%w; %s", err, undo)
+	}
+	fmt.Fprintf(d.Out, "  the etcd learner %s runs and follows the leader after %s\n", hexID, time.Since(start).Round(10*time.Millisecond))
+	start = time.Now()
+	if err := ec.Promote(ctx, id); err != nil {
+		return fmt.Errorf("%w; %s", err, undo)
+	}
+	fmt.Fprintf(d.Out, "  promoted etcd member %s to a voting member after %s\n", hexID, time.Since(start).Round(10*time.Millisecond))
+	return nil
+}
+
+func orElse(s, otherwise string) string {
+	if s == "" {
+		return otherwise
+	}
+	return s
+}
+
+// parseInitialCluster splits etcd's --initial-cluster ("name=peerURL,...").
+func parseInitialCluster(s string) ([]manifests.EtcdMember, error) {
+	var out []manifests.EtcdMember
+	for _, part := range strings.Split(s, ",") {
+		name, peer, ok := strings.Cut(part, "=")
+		if !ok || name == "" || peer == "" {
+			return nil, fmt.Errorf("etcd returned the member list %q, which has an entry that is not name=peerURL", s)
+		}
+		out = append(out, manifests.EtcdMember{Name: name, PeerURL: peer})
+	}
+	return out, nil
+}
+
+// writeEtcdManifest writes etcd.yaml for this node joining initial, with the node's etcd patches applied.
+func writeEtcdManifest(d *Data, cfg *config.Init, initial []manifests.EtcdMember) error {
+	pod, err := manifests.Etcd(cfg, cfg.Init.LocalAPIEndpoint, initial)
+	if err != nil {
+		return err
+	}
+	set, err := patches.LoadConfigured(d.FS, cfg.Init.Patches)
+	if err != nil {
+		return fmt.Errorf("write static Pod manifest for %s: %w", manifests.EtcdName, err)
+	}
+	pod, applied, err := manifests.PatchPod(set, pod)
+	if err != nil {
+		return err
+	}
+	initflow.ReportPatches(d.Out, applied)
+	return manifests.Write(d.FS, manifests.EtcdName, pod)
+}
+
+// waitMemberRunning polls the member list and the members' status until the member id has started (it has
+// published its name and client URL) and answers with a leader it follows: only then can it be promoted.
+func waitMemberRunning(ctx context.Context, d *Data, ec EtcdCluster, id uint64, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	t := time.NewTicker(d.interval())
+	defer t.Stop()
+	last := "not asked yet"
+	for {
+		statuses, err := ec.Status(ctx)
+		switch i := slices.IndexFunc(statuses, func(s etcd.MemberStatus) bool { return s.ID == id }); {
+		case err != nil:
+			last = err.Error()
+		case i < 0:
+			last = "it is not in the member list any more"
+		case statuses[i].Healthy:
+			return nil
+		default:
+			last = statuses[i].Problem
+		}
+		select {
+		case <-ctx.Done():
+			if !errors.Is(context.Cause(ctx), context.DeadlineExceeded) {
+				return ctx.Err()
+			}
+			return fmt.Errorf("the new etcd member %x did not start within %s (timeouts.controlPlaneComponentHealthCheck): %s; check that "+
+				"the kubelet runs the static Pod %s and that the member reaches the other members' peer URLs (port %d)",
+				id, timeout, last, manifests.Path(manifests.EtcdName), etcd.PeerPort)
+		case <-t.C:
+		}
+	}
+}
