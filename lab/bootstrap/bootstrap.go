@@ -28,8 +28,9 @@ type Cluster struct {
 	KubernetesVersion string
 	PodSubnet         string // the cluster's pod CIDR, e.g. 10.244.0.0/16
 	ServiceSubnet     string // e.g. 10.96.0.0/12
-	// ControlPlaneEndpoint (host:port) is set when there is more than one control plane: kubeadm
-	// refuses control-plane joins without it.
+	// ControlPlaneEndpoint (host:port) is set when there is more than one control plane: the lab's
+	// load balancer in front of every API server. kubeadm refuses control-plane joins without it; it
+	// becomes the server of every kubeconfig and a SAN of every API server certificate.
 	ControlPlaneEndpoint string
 	Token                string // bootstrap token id.secret; a secret, never logged
 	// CertificateKey encrypts the uploaded control-plane certificates (hex, 32 bytes); only with
@@ -39,7 +40,7 @@ type Cluster struct {
 
 // JoinInfo is what Init learned that joining nodes need.
 type JoinInfo struct {
-	APIServerEndpoint string   // host:port of the first control plane
+	APIServerEndpoint string   // host:port: the control-plane endpoint, else the first control plane
 	CACertHashes      []string // sha256:<hex> of the cluster CA's public key
 }
 

@@ -57,11 +57,12 @@ var (
 	testCP     = node.Spec{Name: "kblab-cp1", IP: "10.77.0.11", Dir: "/lab/nodes/kblab-cp1", CgroupRoot: "/kblab-cp1"}
 	testWorker = node.Spec{Name: "kblab-w1", IP: "10.77.0.21", Dir: "/lab/nodes/kblab-w1", CgroupRoot: "/kblab-w1"}
 	testJoin   = JoinInfo{APIServerEndpoint: "10.77.0.11:6443", CACertHashes: []string{"sha256:00ff"}}
+	haJoin     = JoinInfo{APIServerEndpoint: "10.77.0.5:6443", CACertHashes: []string{"sha256:00ff"}}
 )
 
 func TestConfigs(t *testing.T) {
 	ha := testCluster
-	ha.ControlPlaneEndpoint = "10.77.0.11:6443"
+	ha.ControlPlaneEndpoint = "10.77.0.5:6443"
 	ha.CertificateKey = strings.Repeat("ab", 32)
 	tests := []struct {
 		name   string
@@ -74,7 +75,7 @@ func TestConfigs(t *testing.T) {
 			[]string{"InitConfiguration", "ClusterConfiguration", "KubeletConfiguration", "KubeProxyConfiguration"}},
 		{"join-worker.yaml", func() ([]byte, error) { return JoinConfig(testCluster, testWorker, testJoin, false) },
 			[]string{"JoinConfiguration"}},
-		{"join-control-plane.yaml", func() ([]byte, error) { return JoinConfig(ha, testWorker, testJoin, true) },
+		{"join-control-plane.yaml", func() ([]byte, error) { return JoinConfig(ha, testWorker, haJoin, true) },
 			[]string{"JoinConfiguration"}},
 	}
 	for _, tt := range tests {
@@ -298,5 +299,68 @@ func TestCLIWritesConfigAndPatch(t *testing.T) {
 	patch, err := os.ReadFile(filepath.Join(PatchesDir(target.Spec), "kubeletconfiguration+merge.yaml"))
 	if err != nil || string(patch) != "cgroupRoot: /kblab-cp1\n" {
 		t.Errorf("kubelet patch %q, %v", patch, err)
+	}
+}
+
+// Joins must discover the cluster through the control-plane endpoint when there is one, so that they keep
+// working when the first control plane is gone; without one, through the first control plane.
+func TestCLIInitJoinEndpoint(t *testing.T) {
+	bin := t.TempDir()
+	if err := os.WriteFile(filepath.Join(bin, "kubeadm"), nil, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "kubernetes"},
+		NotBefore: time.Now(), NotAfter: time.Now().Add(time.Hour), IsCA: true, BasicConstraintsValid: true}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ha := testCluster
+	ha.ControlPlaneEndpoint, ha.CertificateKey = "10.77.0.5:6443", strings.Repeat("ab", 32)
+	tests := []struct {
+		name     string
+		cluster  Cluster
+		wantArgs string
+		want     string
+	}{
+		{"one control plane", testCluster, "init --config", "10.77.0.11:6443"},
+		{"control-plane endpoint", ha, "init --upload-certs --config", "10.77.0.5:6443"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			spec := node.Spec{Name: "kblab-cp1", IP: "10.77.0.11", Dir: t.TempDir(), CgroupRoot: "/kblab-cp1"}
+			ca := spec.HostPath("/etc/kubernetes/pki/ca.crt")
+			for _, d := range []string{spec.LogDir(), filepath.Dir(ca)} {
+				if err := os.MkdirAll(d, 0o755); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			var calls []string
+			target := Target{Spec: spec, Run: func(_ context.Context, _ io.Writer, args ...string) error {
+				calls = append(calls, strings.Join(args[1:], " "))
+				return nil
+			}}
+			c := &CLI{Tool: "kubeadm", BinDir: bin}
+			j, err := c.Init(t.Context(), target, tt.cluster)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if j.APIServerEndpoint != tt.want {
+				t.Errorf("join endpoint %q, want %q", j.APIServerEndpoint, tt.want)
+			}
+			if len(calls) != 1 || !strings.HasPrefix(calls[0], tt.wantArgs+" ") {
+				t.Errorf("calls %q, want one starting %q", calls, tt.wantArgs)
+			}
+			if len(j.CACertHashes) != 1 || !strings.HasPrefix(j.CACertHashes[0], "sha256:") {
+				t.Errorf("CA hashes %q", j.CACertHashes)
+			}
+		})
 	}
 }

@@ -44,7 +44,12 @@ func (c *CLI) Init(ctx context.Context, cp Target, cl Cluster) (JoinInfo, error)
 	if err != nil {
 		return JoinInfo{}, fmt.Errorf("%s init on %s: %w", c.Tool, cp.Spec.Name, err)
 	}
-	return JoinInfo{APIServerEndpoint: fmt.Sprintf("%s:%d", cp.Spec.IP, apiPort), CACertHashes: []string{hash}}, nil
+	// Joins discover the cluster where every client reaches it: the endpoint, when there is one.
+	endpoint := cl.ControlPlaneEndpoint
+	if endpoint == "" {
+		endpoint = fmt.Sprintf("%s:%d", cp.Spec.IP, apiPort)
+	}
+	return JoinInfo{APIServerEndpoint: endpoint, CACertHashes: []string{hash}}, nil
 }
 
 // Join runs TOOL join on n.

@@ -5,6 +5,9 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"reflect"
+	"slices"
+	"strconv"
 	"testing"
 
 	"kubeboot.dev/kubeboot/lab/node"
@@ -40,6 +43,114 @@ func TestPlan(t *testing.T) {
 	}
 	if st.Gateway != "10.77.0.1" || st.Subnet != "10.77.0.0/24" || st.Phase != "starting" {
 		t.Errorf("state %+v", st)
+	}
+	// Two control planes: the load balancer is the endpoint, in front of both API servers.
+	lb := st.LoadBalancer
+	if lb == nil {
+		t.Fatal("no load balancer with 2 control planes")
+	}
+	wantLB := node.Spec{Name: "kblab-lb", Role: node.LoadBalancer, IP: "10.77.0.5", PrefixLen: 24, Gateway: "10.77.0.1",
+		Dir: "/lab/nodes/kblab-lb", BinDir: "/lab/bin", HostVeth: "kbv-lb",
+		LoadBalancer: &node.LoadBalancerSpec{Listen: "10.77.0.5:6443", Backends: []string{"10.77.0.11:6443", "10.77.0.12:6443"},
+			CAFile: "/lab/nodes/kblab-cp1/root/etc/kubernetes/pki/ca.crt"}}
+	if !reflect.DeepEqual(lb.Spec, wantLB) {
+		t.Errorf("load balancer %+v %+v, want %+v %+v", lb.Spec, lb.LoadBalancer, wantLB, wantLB.LoadBalancer)
+	}
+	if n, err := st.Node("lb"); err != nil || n.Name != "kblab-lb" {
+		t.Errorf("Node(lb) = %v, %v", n.Name, err)
+	}
+	var names []string
+	for _, m := range st.machines() {
+		names = append(names, m.Name)
+	}
+	if want := []string{"kblab-cp1", "kblab-cp2", "kblab-w1", "kblab-w2", "kblab-lb"}; !slices.Equal(names, want) {
+		t.Errorf("machines %v, want %v", names, want)
+	}
+}
+
+func TestPlanOneControlPlaneHasNoLoadBalancer(t *testing.T) {
+	o := Options{StateDir: "/lab", BinDir: "/lab/bin", Self: "/lab/lab", ControlPlanes: 1, Workers: 1}
+	o.Defaults()
+	st, err := plan(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.LoadBalancer != nil || len(st.machines()) != 2 {
+		t.Errorf("one control plane: load balancer %+v, %d machines; want none and 2", st.LoadBalancer, len(st.machines()))
+	}
+}
+
+func TestBackendStates(t *testing.T) {
+	log := filepath.Join(t.TempDir(), "loadbalancer.log")
+	content := `=== 2025-01-01T00:00:00Z /lab/bin/kubeboot [loadbalancer --listen 10.77.0.5:6443 --backend 10.77.0.11:6443]
+listening on 10.77.0.5:6443, forwarding to 10.77.0.11:6443, 10.77.0.12:6443, 10.77.0.13:6443
+backend 10.77.0.11:6443 is down: dial tcp 10.77.0.11:6443: connect: connection refused
+backend 10.77.0.11:6443 is up
+backend 10.77.0.12:6443 is up
+backend 10.77.0.11:6443 is down: Get "https://10.77.0.11:6443/readyz": EOF (closed 3 connections)
+`
+	if err := os.WriteFile(log, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{"10.77.0.11:6443": "down", "10.77.0.12:6443": "up"}
+	if got := backendStates(log); !reflect.DeepEqual(got, want) {
+		t.Errorf("backend states %v, want %v", got, want)
+	}
+	if got := backendStates(filepath.Join(t.TempDir(), "none")); len(got) != 0 {
+		t.Errorf("no log: %v", got)
+	}
+}
+
+func TestRunningAndStartRefusals(t *testing.T) {
+	self, err := node.NSInode(os.Getpid(), "mnt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	st := &State{StateDir: dir, Nodes: []NodeState{
+		// This test process stands in for a running supervisor.
+		{Spec: node.Spec{Name: "kblab-cp1"}, PID: os.Getpid(), MntNS: self},
+		// A PID of some other mount namespace: reused, so the node is down.
+		{Spec: node.Spec{Name: "kblab-cp2"}, PID: os.Getpid(), MntNS: self + 1},
+		{Spec: node.Spec{Name: "kblab-w1"}},
+	}}
+	for _, tt := range []struct {
+		name string
+		want bool
+	}{{"kblab-cp1", true}, {"kblab-cp2", false}, {"kblab-w1", false}} {
+		n, _ := st.Node(tt.name)
+		if got := Running(n); got != tt.want {
+			t.Errorf("Running(%s) = %v, want %v", tt.name, got, tt.want)
+		}
+	}
+	err = Start(t.Context(), st, "cp1", "/nonexistent/lab")
+	if want := "node kblab-cp1 is running (node-run pid " + strconv.Itoa(os.Getpid()) + "): `lab kill kblab-cp1` first"; err == nil || err.Error() != want {
+		t.Errorf("Start of a running node: %v, want %q", err, want)
+	}
+	err = Start(t.Context(), st, "w1", "/nonexistent/lab")
+	if want := "node kblab-w1: its netns is gone (stat /run/netns/kblab-w1: no such file or directory): the lab is not whole, take it down with `lab down`"; err == nil || err.Error() != want {
+		t.Errorf("Start without a netns: %v, want %q", err, want)
+	}
+	if _, err := Kill(st, "w9"); err == nil || err.Error() != `no lab node "w9"; nodes: [kblab-cp1 kblab-cp2 kblab-w1]` {
+		t.Errorf("Kill(w9): %v", err)
+	}
+}
+
+func TestEmptyDir(t *testing.T) {
+	dir := t.TempDir()
+	for _, p := range []string{"a/b", "c"} {
+		if err := os.MkdirAll(filepath.Join(dir, p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(dir, "containerd.sock"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := emptyDir(dir); err != nil {
+		t.Fatal(err)
+	}
+	if entries, err := os.ReadDir(dir); err != nil || len(entries) != 0 {
+		t.Errorf("after emptyDir: %v, %v; want the directory, empty", entries, err)
 	}
 }
 

@@ -34,7 +34,7 @@ func Down(ctx context.Context, stateDir string, log io.Writer) (bool, error) {
 	}
 	targets := downTargets(st)
 	_, nodesDirErr := os.Stat(NodesDir(stateDir))
-	if len(st.Nodes) == 0 && len(targets) == 0 && !network.Exists(BridgeName) && nodesDirErr != nil {
+	if len(st.machines()) == 0 && len(targets) == 0 && !network.Exists(BridgeName) && nodesDirErr != nil {
 		return false, nil
 	}
 
@@ -46,6 +46,9 @@ func Down(ctx context.Context, stateDir string, log io.Writer) (bool, error) {
 
 	t = time.Now()
 	for _, tg := range targets {
+		if tg.cgroupRoot == "" {
+			continue // the load balancer has none; "" would mean every cgroup of the machine
+		}
 		if err := retry(func() error { return node.RemoveCgroupRoot(tg.cgroupRoot) }); err != nil {
 			errs = append(errs, err)
 		}
@@ -91,12 +94,16 @@ type downTarget struct {
 	mntNS, netNS                  uint64
 }
 
+func targetOf(n NodeState) downTarget {
+	return downTarget{name: n.Name, netns: n.Name, veth: n.HostVeth, cgroupRoot: n.Spec.CgroupRoot,
+		pid: n.PID, mntNS: n.MntNS, netNS: n.NetNS}
+}
+
 func downTargets(st *State) []downTarget {
 	var ts []downTarget
 	seen := map[string]bool{}
-	for _, n := range st.Nodes {
-		ts = append(ts, downTarget{name: n.Name, netns: n.Name, veth: n.HostVeth, cgroupRoot: n.Spec.CgroupRoot,
-			pid: n.PID, mntNS: n.MntNS, netNS: n.NetNS})
+	for _, n := range st.machines() {
+		ts = append(ts, targetOf(*n))
 		seen[n.Name] = true
 	}
 	// Leftovers of a lab whose state is lost: netns and cgroups carry the node's name.

@@ -30,6 +30,8 @@ type State struct {
 	Phase             string `json:"phase"` // "starting" until every node is Ready, then "up"
 
 	Nodes []NodeState `json:"nodes"`
+	// LoadBalancer is the control-plane endpoint of a lab with more than one control plane.
+	LoadBalancer *NodeState `json:"loadBalancer,omitempty"`
 
 	// CreatedPaths are mount points the lab had to create on the machine (parents first).
 	CreatedPaths []string `json:"createdPaths"`
@@ -98,16 +100,34 @@ func (s *State) FirstControlPlane() (NodeState, error) {
 	return NodeState{}, errors.New("the lab has no control-plane node")
 }
 
-// Node finds a node by its full name (kblab-w1) or short name (w1).
+// Node finds a node, or the load balancer, by its full name (kblab-w1) or short name (w1).
 func (s *State) Node(name string) (NodeState, error) {
-	for _, n := range s.Nodes {
+	n, err := s.nodeRef(name)
+	if err != nil {
+		return NodeState{}, err
+	}
+	return *n, nil
+}
+
+// machines are the lab's namespaces with a supervisor: the nodes and the load balancer.
+func (s *State) machines() []*NodeState {
+	var out []*NodeState
+	for i := range s.Nodes {
+		out = append(out, &s.Nodes[i])
+	}
+	if s.LoadBalancer != nil {
+		out = append(out, s.LoadBalancer)
+	}
+	return out
+}
+
+func (s *State) nodeRef(name string) (*NodeState, error) {
+	var names []string
+	for _, n := range s.machines() {
 		if n.Name == name || n.Name == node.Prefix+name {
 			return n, nil
 		}
-	}
-	var names []string
-	for _, n := range s.Nodes {
 		names = append(names, n.Name)
 	}
-	return NodeState{}, fmt.Errorf("no lab node %q; nodes: %v", name, names)
+	return nil, fmt.Errorf("no lab node %q; nodes: %v", name, names)
 }

@@ -51,6 +51,14 @@ const (
 	vethPrefix = "kbv-"
 )
 
+// The load balancer of a lab with several control planes: its name (kblab-lb), its address on the lab segment
+// (10.77.0.5 by default) and the port of the endpoint and of every API server.
+const (
+	loadBalancerShort   = "lb"
+	loadBalancerHostNum = 5
+	apiServerPort       = 6443
+)
+
 // Defaults fills in the zero fields of o.
 func (o *Options) Defaults() {
 	if o.StateDir == "" {
@@ -120,11 +128,14 @@ func Up(ctx context.Context, o Options) (*State, error) {
 	if err := createNetwork(ctx, st); err != nil {
 		return st, fmt.Errorf("lab up: %w", err)
 	}
-	p.step("network", t, fmt.Sprintf("bridge %s %s, %d netns", st.Bridge, st.Gateway, len(st.Nodes)))
+	p.step("network", t, fmt.Sprintf("bridge %s %s, %d netns", st.Bridge, st.Gateway, len(st.machines())))
 
 	t = time.Now()
 	if err := startNodes(ctx, st, o.Self); err != nil {
 		return st, fmt.Errorf("lab up: %w", err)
+	}
+	if lb := st.LoadBalancer; lb != nil {
+		p.step("load balancer", t, fmt.Sprintf("%s accepting on %s for %s", lb.Name, lb.LoadBalancer.Listen, strings.Join(lb.LoadBalancer.Backends, ", ")))
 	}
 	p.step("nodes", t, "containerd running in "+strings.Join(nodeNames(st.Nodes), ", "))
 
@@ -167,7 +178,8 @@ func CheckNothingUp(stateDir string) error {
 }
 
 // plan names and numbers the nodes: kblab-cp1.. at .11.., kblab-w1.. at .21..; node k (counting from
-// 1 over all nodes) gets the k-th /24 of the pod CIDR.
+// 1 over all nodes) gets the k-th /24 of the pod CIDR. With more than one control plane, the load balancer
+// kblab-lb at .5 is the control-plane endpoint, forwarding to every control plane's API server.
 func plan(o Options) (*State, error) {
 	gw, err := network.Host(o.Subnet, 1)
 	if err != nil {
@@ -209,6 +221,24 @@ func plan(o Options) (*State, error) {
 		}
 		k++
 	}
+	if o.ControlPlanes > 1 {
+		ip, err := network.Host(o.Subnet, loadBalancerHostNum)
+		if err != nil {
+			return nil, err
+		}
+		lb := &node.LoadBalancerSpec{Listen: fmt.Sprintf("%s:%d", ip, apiServerPort), CAFile: st.Nodes[0].HostPath("/etc/kubernetes/pki/ca.crt")}
+		for _, n := range st.Nodes {
+			if n.Role == node.ControlPlane {
+				lb.Backends = append(lb.Backends, fmt.Sprintf("%s:%d", n.IP, apiServerPort))
+			}
+		}
+		name := node.Prefix + loadBalancerShort
+		st.LoadBalancer = &NodeState{Spec: node.Spec{
+			Name: name, Role: node.LoadBalancer, IP: ip.String(), PrefixLen: o.Subnet.Bits(), Gateway: gw.String(),
+			Dir: filepath.Join(NodesDir(o.StateDir), name), BinDir: o.BinDir, HostVeth: vethPrefix + loadBalancerShort,
+			LoadBalancer: lb,
+		}}
+	}
 	return st, nil
 }
 
@@ -225,8 +255,7 @@ func createNetwork(ctx context.Context, st *State) error {
 	if err := br.Create(ctx); err != nil {
 		return err
 	}
-	for i := range st.Nodes {
-		n := &st.Nodes[i]
+	for _, n := range st.machines() {
 		if err := network.AddNetNS(ctx, n.Name); err != nil {
 			return err
 		}
@@ -255,26 +284,32 @@ func createNetwork(ctx context.Context, st *State) error {
 }
 
 // startNodes prepares every node's directories, creates the mount points they need on the machine
-// and the nodes' cgroups, and starts their init processes.
+// and the nodes' cgroups, and starts their init processes: the load balancer's first, as the first
+// control plane's init already talks to the endpoint.
 func startNodes(ctx context.Context, st *State, self string) error {
 	if err := createMountPoints(st); err != nil {
 		return err
 	}
+	machines := st.machines()
+	if st.LoadBalancer != nil {
+		machines = append([]*NodeState{st.LoadBalancer}, machines[:len(machines)-1]...)
+	}
 	var specs []node.Spec
-	for _, n := range st.Nodes {
+	for _, n := range machines {
 		specs = append(specs, n.Spec)
 	}
-	for i := range st.Nodes {
-		n := &st.Nodes[i]
+	for _, n := range machines {
 		if err := node.Prepare(n.Spec, specs); err != nil {
 			return err
+		}
+		if n.CgroupRoot == "" {
+			continue
 		}
 		if err := node.CreateCgroupRoot(n.Spec.CgroupRoot); err != nil {
 			return err
 		}
 	}
-	for i := range st.Nodes {
-		n := &st.Nodes[i]
+	for _, n := range machines {
 		started, err := node.Start(ctx, n.Spec, self, time.Minute)
 		n.PID, n.MntNS, n.NetNS = started.PID, started.MntNS, started.NetNS
 		if serr := st.Save(); serr != nil {
@@ -377,10 +412,10 @@ func bootstrapCluster(ctx context.Context, st *State, o Options, p progress) err
 	if err != nil {
 		return err
 	}
-	if o.ControlPlanes > 1 {
-		// Without a load balancer the first control plane's address is the endpoint: enough for
-		// kubeadm to accept more control planes, not a highly available API.
-		c.ControlPlaneEndpoint = fmt.Sprintf("%s:6443", cp.IP)
+	if st.LoadBalancer != nil {
+		// Every kubeconfig, the API servers' certificates and every join use the load balancer, so the
+		// API stays reachable when a control plane goes away.
+		c.ControlPlaneEndpoint = st.LoadBalancer.LoadBalancer.Listen
 		if c.CertificateKey, err = bootstrap.NewCertificateKey(); err != nil {
 			return err
 		}

@@ -95,6 +95,9 @@ func CgroupPIDs(root string) []int {
 // RemoveCgroupRoot removes root and everything below it in every hierarchy, deepest first. It
 // fails while processes remain in them.
 func RemoveCgroupRoot(root string) error {
+	if strings.Trim(root, "/") == "" {
+		return fmt.Errorf("remove cgroup root %q: refusing a root that is the whole hierarchy", root)
+	}
 	hs, err := CgroupHierarchies(true)
 	if err != nil {
 		return err

@@ -21,7 +21,7 @@ type Started struct {
 }
 
 // Start launches node-run (self is the lab binary) in a new mount and UTS namespace inside the
-// node's netns, and waits until the node's containerd answers. nsenter --net is used rather than
+// node's netns, and waits until the node's containerd answers (the load balancer: until it accepts). nsenter --net is used rather than
 // `ip netns exec`, which remounts /sys and hides the cgroup mounts from the kubelet (LAB-FACTS §5).
 func Start(ctx context.Context, s Spec, self string, timeout time.Duration) (Started, error) {
 	_ = os.Remove(s.ReadyFile())
@@ -54,7 +54,7 @@ func Start(ctx context.Context, s Spec, self string, timeout time.Duration) (Sta
 		case err := <-exited:
 			return st, fmt.Errorf("node %s exited before it was ready (%v); see %s:\n%s", s.Name, err, logPath, Tail(logPath, 15))
 		case <-ctx.Done():
-			return st, fmt.Errorf("node %s not ready after %s; see %s and containerd.log there:\n%s", s.Name, timeout, logPath, Tail(logPath, 15))
+			return st, fmt.Errorf("node %s not ready after %s; see %s and the other logs there:\n%s", s.Name, timeout, logPath, Tail(logPath, 15))
 		case <-time.After(50 * time.Millisecond):
 		}
 	}

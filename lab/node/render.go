@@ -94,28 +94,30 @@ func ResolvConf(gateway string) []byte {
 }
 
 // Prepare creates the node's directory tree and writes its config files. all lists every node of
-// the lab, for /etc/hosts.
+// the lab (the load balancer too), for /etc/hosts.
 func Prepare(s Spec, all []Spec) error {
 	for _, d := range []string{s.Dir, s.LogDir(), s.Home()} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return fmt.Errorf("create node dir: %w", err)
 		}
 	}
-	for _, d := range BoundDirs {
+	for _, d := range s.boundDirs() {
 		if err := os.MkdirAll(s.HostPath(d), 0o755); err != nil {
 			return fmt.Errorf("create node dir: %w", err)
 		}
 	}
-	cni, err := CNIConfig(s.PodSubnet)
-	if err != nil {
-		return err
-	}
 	files := map[string][]byte{
-		"/etc/resolv.conf":                ResolvConf(s.Gateway),
-		"/etc/hosts":                      Hosts(all),
-		"/run/xtables.lock":               nil,
-		"/etc/containerd/config.toml":     ContainerdConfig(),
-		"/etc/cni/net.d/" + CNIConfigName: cni,
+		"/etc/resolv.conf": ResolvConf(s.Gateway),
+		"/etc/hosts":       Hosts(all),
+	}
+	if s.Role != LoadBalancer {
+		cni, err := CNIConfig(s.PodSubnet)
+		if err != nil {
+			return err
+		}
+		files["/run/xtables.lock"] = nil
+		files["/etc/containerd/config.toml"] = ContainerdConfig()
+		files["/etc/cni/net.d/"+CNIConfigName] = cni
 	}
 	for p, content := range files {
 		dst := s.HostPath(p)

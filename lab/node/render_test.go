@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"reflect"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -89,5 +91,63 @@ func TestPrepare(t *testing.T) {
 	b, err := os.ReadFile(s.HostPath("/etc/cni/net.d/" + CNIConfigName))
 	if err != nil || !strings.Contains(string(b), "10.244.2.0/24") {
 		t.Errorf("CNI config %q, %v", b, err)
+	}
+}
+
+func TestPrepareLoadBalancer(t *testing.T) {
+	dir := t.TempDir()
+	s := Spec{Name: "kblab-lb", Role: LoadBalancer, IP: "10.77.0.5", Gateway: "10.77.0.1", Dir: filepath.Join(dir, "kblab-lb"),
+		LoadBalancer: &LoadBalancerSpec{Listen: "10.77.0.5:6443", Backends: []string{"10.77.0.11:6443"}, CAFile: "/ca.crt"}}
+	cp := Spec{Name: "kblab-cp1", IP: "10.77.0.11"}
+	if err := Prepare(s, []Spec{s, cp}); err != nil {
+		t.Fatal(err)
+	}
+	hosts, err := os.ReadFile(s.HostPath("/etc/hosts"))
+	if err != nil || !strings.Contains(string(hosts), "10.77.0.5 kblab-lb\n10.77.0.11 kblab-cp1\n") {
+		t.Errorf("hosts %q, %v", hosts, err)
+	}
+	// No Kubernetes node: nothing for containerd, CNI or the kubelet.
+	for _, p := range []string{"/etc/containerd", "/etc/cni", "/var/lib/kubelet", "/run/xtables.lock"} {
+		if _, err := os.Stat(s.HostPath(p)); err == nil {
+			t.Errorf("load balancer has %s", p)
+		}
+	}
+	got, err := ReadSpec(s.SpecFile())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, s) {
+		t.Errorf("spec read back %+v, want %+v", got, s)
+	}
+	if got, want := append(s.boundDirs(), s.boundFiles()...), []string{"/etc/resolv.conf", "/etc/hosts"}; !slices.Equal(got, want) {
+		t.Errorf("load balancer binds %v, want %v", got, want)
+	}
+}
+
+func TestLoadBalancerArgs(t *testing.T) {
+	lb := LoadBalancerSpec{Listen: "10.77.0.5:6443", Backends: []string{"10.77.0.11:6443", "10.77.0.12:6443"}, CAFile: "/n/cp1/ca.crt"}
+	base := "/lab/bin/kubeboot loadbalancer --listen 10.77.0.5:6443 --backend 10.77.0.11:6443 --backend 10.77.0.12:6443"
+	tests := []struct {
+		name     string
+		caExists bool
+		want     string
+	}{
+		{"before init: no CA yet", false, base},
+		{"CA exists: checks verify", true, base + " --ca-file /n/cp1/ca.crt"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := strings.Join(LoadBalancerArgs("/lab/bin", lb, tt.caExists), " "); got != tt.want {
+				t.Errorf("got  %s\nwant %s", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestRemoveCgroupRootRefusesEverything(t *testing.T) {
+	for _, root := range []string{"", "/", "//"} {
+		if err := RemoveCgroupRoot(root); err == nil || !strings.Contains(err.Error(), "refusing a root that is the whole hierarchy") {
+			t.Errorf("RemoveCgroupRoot(%q): %v", root, err)
+		}
 	}
 }

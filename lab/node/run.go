@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sync"
 	"syscall"
 	"time"
@@ -31,7 +32,7 @@ func Path(binDir string) string {
 
 // Run is the node's init process. It must already be in the node's own network, mount and UTS
 // namespaces (see Start). It gives the node its hostname and private directories, then keeps
-// containerd and the kubelet running until ctx is done.
+// containerd and the kubelet running until ctx is done (on the load balancer: `kubeboot loadbalancer`).
 func Run(ctx context.Context, specPath string) error {
 	s, err := ReadSpec(specPath)
 	if err != nil {
@@ -43,6 +44,9 @@ func Run(ctx context.Context, specPath string) error {
 	}
 	if err := mountPrivate(s); err != nil {
 		return err
+	}
+	if s.Role == LoadBalancer {
+		return runLoadBalancer(ctx, s, logger)
 	}
 	if err := os.WriteFile("/proc/sys/net/ipv4/ip_forward", []byte("1\n"), 0o644); err != nil {
 		return fmt.Errorf("enable forwarding in node %s: %w", s.Name, err)
@@ -104,7 +108,7 @@ func mountPrivate(s Spec) error {
 	if err := syscall.Unmount("/run/netns", syscall.MNT_DETACH); err != nil && !errors.Is(err, syscall.EINVAL) {
 		return fmt.Errorf("detach inherited /run/netns: %w", err)
 	}
-	for _, p := range append(append([]string{}, BoundDirs...), BoundFiles...) {
+	for _, p := range append(slices.Clone(s.boundDirs()), s.boundFiles()...) {
 		if err := syscall.Mount(s.HostPath(p), p, "", syscall.MS_BIND, ""); err != nil {
 			return fmt.Errorf("bind %s over %s: %w", s.HostPath(p), p, err)
 		}

@@ -19,6 +19,9 @@ type Role string
 const (
 	ControlPlane Role = "control-plane"
 	Worker       Role = "worker"
+	// LoadBalancer is no Kubernetes node: a netns on the lab bridge whose supervisor runs `kubeboot
+	// loadbalancer` as the control-plane endpoint of a lab with several control planes.
+	LoadBalancer Role = "load-balancer"
 )
 
 // Spec is everything node-run needs to know; it is written to Dir/node.json.
@@ -33,6 +36,18 @@ type Spec struct {
 	BinDir     string `json:"binDir"`     // kubelet, kubeadm, kubectl...
 	CgroupRoot string `json:"cgroupRoot"` // the kubelet's cgroupRoot, e.g. /kblab-cp1
 	HostVeth   string `json:"hostVeth"`   // the veth end attached to the bridge in the root namespace
+
+	// LoadBalancer is set for the LoadBalancer role only.
+	LoadBalancer *LoadBalancerSpec `json:"loadBalancer,omitempty"`
+}
+
+// LoadBalancerSpec is what the load balancer's supervisor runs.
+type LoadBalancerSpec struct {
+	Listen   string   `json:"listen"`   // ADDR:PORT, the control-plane endpoint
+	Backends []string `json:"backends"` // every control plane's API server, HOST:PORT
+	// CAFile is the cluster CA as the supervisor sees it (the first control plane's, through its node
+	// directory). Once it exists the health checks verify the API servers' certificates with it.
+	CAFile string `json:"caFile"`
 }
 
 // NetNSPath is the netns file `ip netns add` creates for the node.
@@ -61,6 +76,22 @@ func (s Spec) ContainerdSocket() string { return s.HostPath("/run/containerd/con
 
 // AdminKubeconfig is kubeadm's admin.conf of a control-plane node, as seen from the root namespace.
 func (s Spec) AdminKubeconfig() string { return s.HostPath("/etc/kubernetes/admin.conf") }
+
+// boundDirs and boundFiles are what this node binds over the machine's paths: a load balancer only needs
+// its own hosts and resolv.conf.
+func (s Spec) boundDirs() []string {
+	if s.Role == LoadBalancer {
+		return nil
+	}
+	return BoundDirs
+}
+
+func (s Spec) boundFiles() []string {
+	if s.Role == LoadBalancer {
+		return []string{"/etc/resolv.conf", "/etc/hosts"}
+	}
+	return BoundFiles
+}
 
 // BoundDirs are bind-mounted from RootDir over the machine's paths inside the node, so that nodes
 // never share state with each other or with the machine. /run/netns is here because containerd

@@ -68,8 +68,8 @@ func execLab(ctx context.Context, args ...string) *exec.Cmd {
 }
 
 // startLab brings a lab up with args and registers its teardown, which also runs when the test fails, and checks
-// that the teardown left nothing behind.
-func startLab(t *testing.T, args ...string) {
+// that the teardown left nothing behind. It returns the output of `lab up`.
+func startLab(t *testing.T, args ...string) string {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Fatal("the lab needs root")
@@ -96,6 +96,7 @@ func startLab(t *testing.T, args ...string) {
 	if err != nil {
 		t.Fatalf("lab up: %v", err)
 	}
+	return out
 }
 
 func TestLabKubeadm(t *testing.T) {
@@ -361,23 +362,28 @@ func snapshotMachine(t *testing.T) machine {
 	return m
 }
 
-// labNamespaces reads the lab's state for the mount and network namespaces of its nodes.
+// labNamespaces reads the lab's state for the mount and network namespaces of its nodes and its load balancer.
 func labNamespaces(t *testing.T) map[string]uint64 {
 	b, err := os.ReadFile(filepath.Join(stateDir, "lab.json"))
 	if err != nil {
 		t.Logf("no lab state to learn namespaces from: %v", err)
 		return nil
 	}
+	type namespaces struct {
+		Name  string `json:"name"`
+		MntNS uint64 `json:"mntNS"`
+		NetNS uint64 `json:"netNS"`
+	}
 	var st struct {
-		Nodes []struct {
-			Name  string `json:"name"`
-			MntNS uint64 `json:"mntNS"`
-			NetNS uint64 `json:"netNS"`
-		} `json:"nodes"`
+		Nodes        []namespaces `json:"nodes"`
+		LoadBalancer *namespaces  `json:"loadBalancer"`
 	}
 	if err := json.Unmarshal(b, &st); err != nil {
 		t.Errorf("lab state: %v", err)
 		return nil
+	}
+	if st.LoadBalancer != nil {
+		st.Nodes = append(st.Nodes, *st.LoadBalancer)
 	}
 	nss := map[string]uint64{}
 	for _, n := range st.Nodes {

@@ -27,9 +27,12 @@ const usage = `usage: lab COMMAND [flags]
 
   up [--control-planes N] [--workers N] [--bootstrapper kubeadm|kubeboot] [--worker-bootstrapper NAME]
                          build what is missing, start the nodes, bootstrap, wait until every Node is Ready
-  status                 the nodes and their processes, then kubectl get nodes -o wide
+                         with more than one control plane, kblab-lb (kubeboot loadbalancer) is the endpoint
+  status                 the nodes, the load balancer and their processes, then kubectl get nodes -o wide
   exec NODE -- CMD...    run CMD inside a node (its network, mount and UTS namespaces)
   kubectl ARGS...        kubectl with the first control plane's admin kubeconfig
+  kill NODE              kill every process of a node (or of kblab-lb), as a power cut would; files stay
+  start NODE             start a killed node again, as after a power cut (what lives in /run is gone)
   down                   stop everything and remove every trace of the lab
 
 Every command takes --state-dir (default ` + cluster.DefaultStateDir + `).
@@ -108,9 +111,41 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		if err != nil {
 			return err
 		}
+		if !cluster.Running(n) {
+			return fmt.Errorf("node %s is down: `lab start %s` brings it back", n.Name, n.Name)
+		}
 		c := node.Command(ctx, n.Spec, n.PID, rest[1:]...)
 		c.Stdin, c.Stdout, c.Stderr = os.Stdin, stdout, stderr
 		return childExit(c.Run())
+	case "kill", "start":
+		if err := fs.Parse(args); err != nil {
+			return exitCode(2)
+		}
+		if fs.NArg() != 1 {
+			return fmt.Errorf("usage: lab %s NODE", cmd)
+		}
+		st, err := cluster.LoadState(*stateDir)
+		if err != nil {
+			return err
+		}
+		start := time.Now()
+		if cmd == "kill" {
+			killed, err := cluster.Kill(st, fs.Arg(0))
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(stdout, "lab: kill %s: %d processes killed (%s)\n", fs.Arg(0), killed, time.Since(start).Round(time.Millisecond))
+			return nil
+		}
+		self, err := os.Executable()
+		if err != nil {
+			return fmt.Errorf("find the lab binary: %w", err)
+		}
+		if err := cluster.Start(ctx, st, fs.Arg(0), self); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "lab: start %s: running again (%s)\n", fs.Arg(0), time.Since(start).Round(time.Millisecond))
+		return nil
 	case "kubectl":
 		// Everything after the subcommand belongs to kubectl, except a leading --state-dir.
 		if len(args) >= 2 && args[0] == "--state-dir" {
