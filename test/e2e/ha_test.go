@@ -31,7 +31,7 @@ import (
 
 // kubebootHA adds kubeboot to TestHA's bootstrappers. Turn it on once kubeboot's own `init --upload-certs` and
 // `join --control-plane` work; until then TestHA runs upstream kubeadm only, and reports no kubeboot result at all.
-const kubebootHA = false
+const kubebootHA = true
 
 // haBootstrappers are the tools TestHA builds its control planes with.
 func haBootstrappers() []string {
@@ -342,6 +342,45 @@ func testHA(t *testing.T, bootstrapper string) {
 		if err := createConfigMap(ctx, cp2Admin, "e2e-after-cp3-reset", 10*time.Second); err != nil {
 			t.Errorf("no write through the endpoint after the reset of %s: %v", cp3.name, err)
 		}
+	})
+
+	if bootstrapper != "kubeboot" {
+		return
+	}
+	// kubeboot's refusals of a bad control-plane join, on the real, now empty cp3: each leaves it untouched.
+	joinFile := filepath.Join(nodeDir(cp3.name), "kubeboot-join.yaml")
+	joinCfg, err := os.ReadFile(joinFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyRE := regexp.MustCompile(`certificateKey: "?([0-9a-f]{64})"?`)
+	if keyRE.Find(joinCfg) == nil {
+		t.Fatalf("no certificateKey in %s", joinFile)
+	}
+	refuse := func(t *testing.T, cfg []byte, want string) {
+		t.Helper()
+		file := filepath.Join(nodeDir(cp3.name), "e2e-bad-cp-join.yaml")
+		if err := os.WriteFile(file, cfg, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		out, err := inNode(ctx, cp3.name, kubeboot, "join", "--config", file)
+		if err == nil || !strings.Contains(out, want) {
+			t.Fatalf("join --control-plane: %v, want an error with %q:\n%s", err, want, out)
+		}
+		if files := filesOf(t, cp3.name); files != "" {
+			t.Fatalf("a refused control-plane join wrote on %s:\n%s", cp3.name, files)
+		}
+	}
+	t.Run("refused: join --control-plane with a wrong certificate key", func(t *testing.T) {
+		wrong := keyRE.ReplaceAll(joinCfg, []byte("certificateKey: "+strings.Repeat("ab", 32)))
+		refuse(t, wrong, "the certificate key does not decrypt kubeadm-certs")
+	})
+	t.Run("refused: join --control-plane once kubeadm-certs is gone (expired)", func(t *testing.T) {
+		// kubeadm-certs is owned by a 2h token: its expiry deletes the Secret, as this does.
+		if out, err := lab(ctx, "kubectl", "-n", "kube-system", "delete", "secret", "kubeadm-certs"); err != nil {
+			t.Fatalf("delete kubeadm-certs: %v\n%s", err, out)
+		}
+		refuse(t, joinCfg, "kubeadm-certs not found")
 	})
 }
 

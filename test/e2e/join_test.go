@@ -20,13 +20,17 @@ import (
 type joinParams struct {
 	node, ip, endpoint, token, hash string
 	discoveryTimeout                time.Duration
+	controlPlaneKey                 string // set: join as a control plane with this certificate key
 }
 
 // joinConfig renders a kubeadm v1beta4 JoinConfiguration like the lab's, with the given discovery.
 func joinConfig(p joinParams) string {
-	timeouts := ""
+	extra := ""
 	if p.discoveryTimeout > 0 {
-		timeouts = fmt.Sprintf("timeouts:\n  discovery: %s\n", p.discoveryTimeout)
+		extra = fmt.Sprintf("timeouts:\n  discovery: %s\n", p.discoveryTimeout)
+	}
+	if p.controlPlaneKey != "" {
+		extra += fmt.Sprintf("controlPlane:\n  certificateKey: %q\n  localAPIEndpoint: {advertiseAddress: %s, bindPort: 6443}\n", p.controlPlaneKey, p.ip)
 	}
 	return fmt.Sprintf(`apiVersion: kubeadm.k8s.io/v1beta4
 kind: JoinConfiguration
@@ -42,7 +46,7 @@ nodeRegistration:
   kubeletExtraArgs: [{name: node-ip, value: %s}]
 patches:
   directory: %s
-%s`, p.endpoint, p.hash, p.token, p.node, p.ip, filepath.Join(nodeDir(p.node), "patches"), timeouts)
+%s`, p.endpoint, p.hash, p.token, p.node, p.ip, filepath.Join(nodeDir(p.node), "patches"), extra)
 }
 
 // labJoinParams reads the token and CA hash the lab joined a worker with.
@@ -180,6 +184,11 @@ func TestKubebootJoin(t *testing.T) {
 			p.token, p.discoveryTimeout = tok, 5*time.Second
 			return p
 		}, "kubeboot token create"},
+		{"control-plane join into a cluster without a controlPlaneEndpoint", func(t *testing.T) joinParams {
+			p := good
+			p.controlPlaneKey = strings.Repeat("0f", 32)
+			return p
+		}, "doesn't have a stable controlPlaneEndpoint address"},
 		{"unreachable endpoint", func(t *testing.T) joinParams {
 			p := good
 			p.endpoint, p.discoveryTimeout = cp1IP+":6444", 3*time.Second

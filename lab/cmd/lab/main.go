@@ -176,8 +176,7 @@ func up(ctx context.Context, fs *flag.FlagSet, stateDir *string, args []string, 
 	fs.IntVar(&o.ControlPlanes, "control-planes", 1, "number of control-plane nodes")
 	fs.IntVar(&o.Workers, "workers", 2, "number of worker nodes")
 	fs.StringVar(&o.Bootstrapper, "bootstrapper", "kubeboot", "kubeadm or kubeboot, for the control planes (and the workers unless --worker-bootstrapper)")
-	// Until kubeboot's join is proven in the lab, workers of a kubeboot control plane join with upstream kubeadm.
-	fs.StringVar(&o.WorkerBootstrapper, "worker-bootstrapper", "", "kubeadm or kubeboot for the workers (default: kubeadm under a kubeboot control plane, else --bootstrapper)")
+	fs.StringVar(&o.WorkerBootstrapper, "worker-bootstrapper", "", "kubeadm or kubeboot for the workers (default: --bootstrapper)")
 	subnet := fs.String("subnet", "10.77.0.0/24", "the lab's node segment (bridge at .1)")
 	repoRoot := fs.String("repo-root", "", "the kubeboot checkout to build from (default: found from the working directory)")
 	fs.DurationVar(&o.ReadyTimeout, "ready-timeout", 5*time.Minute, "how long to wait for every Node to be Ready")
@@ -186,9 +185,6 @@ func up(ctx context.Context, fs *flag.FlagSet, stateDir *string, args []string, 
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("lab up: unexpected arguments %v", fs.Args())
-	}
-	if o.WorkerBootstrapper == "" && o.Bootstrapper == "kubeboot" {
-		o.WorkerBootstrapper = "kubeadm"
 	}
 	var err error
 	if o.Subnet, err = netip.ParsePrefix(*subnet); err != nil {
