@@ -80,7 +80,7 @@ func TestKubebootInit(t *testing.T) {
 		}
 	})
 
-	t.Run("controller-manager signed cluster-info for the token", func(t *testing.T) {
+	t.Run("cluster-info is signed for init's token", func(t *testing.T) {
 		var cm corev1.ConfigMap
 		ok := poll(ctx, time.Minute, func() bool {
 			return kubectl(ctx, &cm, "-n", "kube-public", "get", "configmap", "cluster-info", "-o", "json") == nil && cm.Data["jws-kubeconfig-"+tokenID] != ""
@@ -106,6 +106,13 @@ func TestKubebootInit(t *testing.T) {
 		list, err := inNode(ctx, cp1, kubeadm, "token", "list", "--kubeconfig", "/etc/kubernetes/admin.conf")
 		if err != nil || !strings.Contains(list, tok) || !strings.Contains(list, "e2e") {
 			t.Fatalf("kubeadm token list does not show %s: %v\n%s", tok[:6], err, list)
+		}
+		// Only the controller-manager's bootstrapsigner signs a token made after init.
+		var cm corev1.ConfigMap
+		if !poll(ctx, time.Minute, func() bool {
+			return kubectl(ctx, &cm, "-n", "kube-public", "get", "configmap", "cluster-info", "-o", "json") == nil && cm.Data["jws-kubeconfig-"+tok[:6]] != ""
+		}) {
+			t.Fatalf("the controller-manager did not sign cluster-info for the new token %s: keys %v", tok[:6], keys(cm.Data))
 		}
 		if out, err := inNode(ctx, cp1, kubeboot, "token", "delete", tok[:6], "--kubeconfig", "/etc/kubernetes/admin.conf"); err != nil {
 			t.Fatalf("token delete: %v\n%s", err, out)
