@@ -251,10 +251,14 @@ func (b *labBench) resetWorker(ctx context.Context, tool string, client kubernet
 	if out, err := b.inNode(ctx, wNode, b.tool["kubeboot"], "reset", "-f"); err != nil {
 		return fmt.Errorf("reset %s: %v\n%s", wNode, err, out)
 	}
+	// The kubelet must be gone before its Node is deleted, or it registers the Node again while it stops.
+	if err := waitKubeletsStopped(ctx, wNode); err != nil {
+		return err
+	}
 	if err := client.CoreV1().Nodes().Delete(ctx, wNode, metav1.DeleteOptions{}); err != nil {
 		return fmt.Errorf("delete Node %s: %w", wNode, err)
 	}
-	return waitKubeletsStopped(ctx, wNode)
+	return nil
 }
 
 // waitKubeletsStopped waits until the lab's supervisor has stopped the nodes' kubelets (after reset removed

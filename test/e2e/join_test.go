@@ -74,19 +74,20 @@ func resetWorker(t *testing.T, tool, node string) {
 	if out, err := inNode(ctx, node, tool, "reset", "-f"); err != nil {
 		t.Fatalf("%s reset on %s: %v\n%s", filepath.Base(tool), node, err, out)
 	}
-	if out, err := lab(ctx, "kubectl", "delete", "node", node, "--wait=true"); err != nil {
-		t.Fatalf("delete Node %s: %v\n%s", node, err, out)
-	}
 	if files := filesOf(t, node); files != "" {
 		t.Fatalf("files left on %s after reset:\n%s", node, files)
 	}
 	// Without an init system, reset leaves stopping the kubelet to its supervisor (the lab's stops it once
-	// config.yaml is gone); the next join's preflight needs its port free.
+	// config.yaml is gone). It must be gone before its Node is deleted, or it registers the Node again while it
+	// stops; and the next join's preflight needs its port free.
 	if !poll(ctx, time.Minute, func() bool {
 		_, err := os.Stat(filepath.Join(nodeDir(node), "kubelet.pid"))
 		return os.IsNotExist(err)
 	}) {
 		t.Fatalf("the kubelet of %s still runs a minute after reset", node)
+	}
+	if out, err := lab(ctx, "kubectl", "delete", "node", node, "--wait=true"); err != nil {
+		t.Fatalf("delete Node %s: %v\n%s", node, err, out)
 	}
 }
 
