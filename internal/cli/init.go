@@ -190,61 +190,21 @@ func runInit(cmd *cobra.Command, o *initOptions, stdout io.Writer, only string) 
 	return nil
 }
 
-// newPhaseCmd builds `init phase <name> [<sub>|all]` from the phase tree, as kubeadm does.
+// newPhaseCmd builds `init phase <name> [<sub>|all]`.
 func newPhaseCmd(stdout io.Writer, phases []workflow.Phase[*initflow.Data]) *cobra.Command {
-	phaseCmd := &cobra.Command{Use: "phase", Short: "Run one phase of init"}
-	var add func(parent *cobra.Command, prefix string, ps []workflow.Phase[*initflow.Data])
-	add = func(parent *cobra.Command, prefix string, ps []workflow.Phase[*initflow.Data]) {
-		for _, p := range ps {
-			if p.Hidden {
-				continue
-			}
-			path := p.Name
-			if prefix != "" {
-				path = prefix + "/" + p.Name
-			}
-			o := &initOptions{}
-			c := &cobra.Command{
-				Use:   p.Name,
-				Short: p.Short,
-				Args:  cobra.NoArgs,
-				RunE: func(cmd *cobra.Command, _ []string) error {
-					return runInit(cmd, o, stdout, path)
-				},
-			}
-			o.register(c.Flags(), false)
-			if len(p.Phases) > 0 {
-				all := &initOptions{}
-				allCmd := &cobra.Command{
-					Use:   "all",
-					Short: "Run every " + p.Name + " phase",
-					Args:  cobra.NoArgs,
-					RunE: func(cmd *cobra.Command, _ []string) error {
-						return runInit(cmd, all, stdout, path)
-					},
-				}
-				all.register(allCmd.Flags(), false)
-				c.AddCommand(allCmd)
-				add(c, path, p.Phases)
-			}
-			parent.AddCommand(c)
+	return phaseCommands("init", phases, func(use, short, path string) *cobra.Command {
+		o := &initOptions{}
+		c := &cobra.Command{
+			Use:   use,
+			Short: short,
+			Args:  cobra.NoArgs,
+			RunE: func(cmd *cobra.Command, _ []string) error {
+				return runInit(cmd, o, stdout, path)
+			},
 		}
-	}
-	add(phaseCmd, "", phases)
-	return phaseCmd
-}
-
-func phaseList(phases []workflow.Phase[*initflow.Data]) string {
-	var b strings.Builder
-	var walk func(indent string, ps []workflow.Phase[*initflow.Data])
-	walk = func(indent string, ps []workflow.Phase[*initflow.Data]) {
-		for _, p := range ps {
-			fmt.Fprintf(&b, "%s%-22s %s\n", indent, p.Name, p.Short)
-			walk(indent+"  ", p.Phases)
-		}
-	}
-	walk("  ", phases)
-	return b.String()
+		o.register(c.Flags(), false)
+		return c
+	})
 }
 
 // nodeRoot is the filesystem a command works on: the machine's root, or --rootfs; with --dry-run a scratch copy of

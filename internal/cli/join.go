@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -160,7 +159,7 @@ must be healthy enough to grow; then this node gets its own certificates, kubeco
 etcd member is added as a learner and promoted once it runs.
 
 Runs, in order (each is also 'kubeboot join phase <name>' and can be left out with --skip-phases):
-` + joinPhaseList(joinflow.Phases()),
+` + phaseList(joinflow.Phases()),
 		Example: "  kubeboot join 10.0.0.10:6443 --token abcdef.0123456789abcdef \\\n" +
 			"      --discovery-token-ca-cert-hash sha256:<hex printed by init>\n" +
 			"  kubeboot join lb.example:6443 --token abcdef.0123456789abcdef \\\n" +
@@ -231,8 +230,7 @@ Run 'kubectl get nodes' on a control-plane node to see this node join the cluste
 
 // newJoinPhaseCmd builds `join phase <name> [<sub>|all] [api-server-endpoint]` from the phase tree, as kubeadm does.
 func newJoinPhaseCmd(stdout io.Writer, phases []workflow.Phase[*joinflow.Data]) *cobra.Command {
-	phaseCmd := &cobra.Command{Use: "phase", Short: "Run one phase of join"}
-	command := func(use, short, path string) *cobra.Command {
+	return phaseCommands("join", phases, func(use, short, path string) *cobra.Command {
 		o := &joinOptions{}
 		c := &cobra.Command{
 			Use:   use + " [api-server-endpoint]",
@@ -244,40 +242,5 @@ func newJoinPhaseCmd(stdout io.Writer, phases []workflow.Phase[*joinflow.Data]) 
 		}
 		o.register(c.Flags(), false)
 		return c
-	}
-	var add func(parent *cobra.Command, prefix string, ps []workflow.Phase[*joinflow.Data])
-	add = func(parent *cobra.Command, prefix string, ps []workflow.Phase[*joinflow.Data]) {
-		for _, p := range ps {
-			if p.Hidden {
-				continue
-			}
-			path := p.Name
-			if prefix != "" {
-				path = prefix + "/" + p.Name
-			}
-			c := command(p.Name, p.Short, path)
-			if len(p.Phases) > 0 {
-				c.AddCommand(command("all", "Run every "+p.Name+" phase", path))
-				add(c, path, p.Phases)
-			}
-			parent.AddCommand(c)
-		}
-	}
-	add(phaseCmd, "", phases)
-	return phaseCmd
-}
-
-func joinPhaseList(phases []workflow.Phase[*joinflow.Data]) string {
-	var b strings.Builder
-	var walk func(indent string, ps []workflow.Phase[*joinflow.Data])
-	walk = func(indent string, ps []workflow.Phase[*joinflow.Data]) {
-		for _, p := range ps {
-			if !p.Hidden {
-				fmt.Fprintf(&b, "%s%-22s %s\n", indent, p.Name, p.Short)
-				walk(indent+"  ", p.Phases)
-			}
-		}
-	}
-	walk("  ", phases)
-	return b.String()
+	})
 }
