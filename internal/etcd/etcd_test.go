@@ -7,6 +7,7 @@ import (
 	"os"
 	"slices"
 	"testing"
+	"time"
 
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	"google.golang.org/grpc/codes"
@@ -227,7 +228,10 @@ func TestEndpointsFromPods(t *testing.T) {
 		t.Fatalf("endpoints = %v, want %v", got, want)
 	}
 
-	_, err = EndpointsFromPods(t.Context(), fake.NewClientset(etcdPod("etcd-cp-1", "")))
+	// No annotated Pod: waited for until the context ends, then refused with the reason.
+	ctx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
+	defer cancel()
+	_, err = EndpointsFromPods(ctx, fake.NewClientset(etcdPod("etcd-cp-1", "")))
 	want := "no etcd Pod in kube-system carries the annotation kubeadm.kubernetes.io/etcd.advertise-client-urls: the cluster's etcd is external (set etcd.external), or its control-plane nodes were not made by kubeadm or kubeboot"
 	if err == nil || err.Error() != want {
 		t.Fatalf("error = %v\nwant    %s", err, want)

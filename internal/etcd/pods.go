@@ -2,6 +2,7 @@ package etcd
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -34,14 +35,19 @@ func EndpointsFromPods(ctx context.Context, client kubernetes.Interface) ([]stri
 				}
 			}
 		}
+		if len(eps) == 0 {
+			// Right after init the etcd mirror Pod appears only once the first kubelet has registered: wait for it
+			// until ctx ends.
+			return apply.ErrNotYet
+		}
 		return nil
 	})
-	if err != nil {
-		return nil, fmt.Errorf("list the etcd Pods in %s: %w", metav1.NamespaceSystem, err)
-	}
-	if len(eps) == 0 {
+	if errors.Is(err, apply.ErrNotYet) {
 		return nil, fmt.Errorf("no etcd Pod in %s carries the annotation %s: the cluster's etcd is external (set etcd.external), or its control-plane nodes were not made by kubeadm or kubeboot",
 			metav1.NamespaceSystem, AdvertiseClientURLsAnnotation)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("list the etcd Pods in %s: %w", metav1.NamespaceSystem, err)
 	}
 	slices.Sort(eps)
 	return slices.Compact(eps), nil

@@ -308,9 +308,11 @@ spec:
       until timeout 3 wget -q -O /dev/null http://%[1]s/; do
         n=$((n+1)); [ $n -ge 30 ] && { echo "the Service %[1]s never answered" >&2; exit 1; }; sleep 1
       done
+      # Spread over ~6 s: kube-proxy may program the replicas' endpoints one sync after another.
       for i in $(seq 1 12); do
         timeout 3 wget -q -O - http://%[1]s/ || exit 1
         timeout 3 wget -q -O - http://e2e-web/ || exit 1
+        sleep 0.5
       done
 `, svc.Spec.ClusterIP)
 	if out, err := labApply(ctx, client); err != nil {
