@@ -126,9 +126,12 @@ func (w *Waiter) Wait(ctx context.Context, timeout time.Duration, endpoints ...E
 	return &UnhealthyError{Timeout: timeout, Components: failed}
 }
 
+// errNotChecked is a component's state before its first answer.
+var errNotChecked = errors.New("not checked yet")
+
 // poll returns nil once url answers 200, or the last error when ctx ends.
 func poll(ctx context.Context, client *http.Client, url string, interval time.Duration) error {
-	var last error = errors.New("not checked yet")
+	var last error = errNotChecked
 	ticker := time.NewTicker(interval)
 	defer ticker.Stop()
 	for {
@@ -137,7 +140,7 @@ func poll(ctx context.Context, client *http.Client, url string, interval time.Du
 			return nil
 		}
 		// A probe cut short by the end of the wait says nothing about the component: keep the previous answer.
-		if ctx.Err() == nil || last.Error() == "not checked yet" {
+		if ctx.Err() == nil || last == errNotChecked {
 			last = err
 		}
 		select {
