@@ -339,9 +339,11 @@ func TestCallHonoursTimeout(t *testing.T) {
 		t.Fatal(err)
 	}
 	srv := grpc.NewServer()
-	runtimeapi.RegisterRuntimeServiceServer(srv, blockingServer{})
+	release := make(chan struct{})
+	runtimeapi.RegisterRuntimeServiceServer(srv, blockingServer{release: release})
 	go srv.Serve(ln)
 	t.Cleanup(srv.Stop)
+	t.Cleanup(func() { close(release) }) // runs first: the handler returns, then the server stops
 
 	c := dial(t, "unix://"+sock)
 	c.callTimeout = 100 * time.Millisecond
@@ -355,16 +357,15 @@ func TestCallHonoursTimeout(t *testing.T) {
 	}
 }
 
-// blockingServer answers Version only after 5 s (with a code other than DeadlineExceeded), so only the
-// client's own deadline can produce DeadlineExceeded quickly.
+// blockingServer answers Version only when the test ends (with a code other than DeadlineExceeded), so only the
+// client's own deadline can produce DeadlineExceeded. It ignores its own context on purpose: the deadline the
+// client propagates can fire on the server side first, and its answer would race the client's.
 type blockingServer struct {
 	runtimeapi.UnimplementedRuntimeServiceServer
+	release <-chan struct{}
 }
 
-func (blockingServer) Version(ctx context.Context, _ *runtimeapi.VersionRequest) (*runtimeapi.VersionResponse, error) {
-	select {
-	case <-time.After(5 * time.Second):
-	case <-ctx.Done():
-	}
+func (b blockingServer) Version(context.Context, *runtimeapi.VersionRequest) (*runtimeapi.VersionResponse, error) {
+	<-b.release
 	return nil, status.Error(codes.Aborted, "released")
 }

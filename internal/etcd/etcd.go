@@ -486,23 +486,6 @@ func (c *Client) Remove(ctx context.Context, id uint64) error {
 	return nil
 }
 
-// RemoveByPeerURL removes the member with peerURL (reset: this node's https://<advertise>:2380). removed is
-// false when no member has it.
-func (c *Client) RemoveByPeerURL(ctx context.Context, peerURL string) (removed bool, err error) {
-	members, err := c.MemberList(ctx)
-	if err != nil {
-		return false, err
-	}
-	m, ok := findPeer(members, peerURL)
-	if !ok {
-		return false, nil
-	}
-	if err := c.Remove(ctx, m.ID); err != nil {
-		return false, err
-	}
-	return true, nil
-}
-
 // MemberByPeerURL finds the member with peerURL.
 func (c *Client) MemberByPeerURL(ctx context.Context, peerURL string) (Member, error) {
 	members, err := c.MemberList(ctx)
