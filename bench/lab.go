@@ -41,6 +41,7 @@ import (
 const (
 	labState = "/var/lib/kubeboot-lab"
 	cpNode   = "kblab-cp1"
+	cp2Node  = "kblab-cp2"
 	wNode    = "kblab-w1"
 	cpIP     = "10.77.0.11"
 	wIP      = "10.77.0.21"
@@ -74,8 +75,8 @@ func benchLab(ctx context.Context, args []string) error {
 	if _, err := os.Stat(filepath.Join(labState, "lab.json")); err == nil {
 		return errors.New("a lab is up: take it down first (bin/lab down); the bench brings up its own")
 	}
-	fmt.Fprintln(b.out, "bench lab: bringing up 1 control plane + 1 worker (kubeboot) ...")
-	if out, err := b.run(ctx, "up", "--control-planes", "1", "--workers", "1", "--bootstrapper", "kubeboot", "--worker-bootstrapper", "kubeboot"); err != nil {
+	fmt.Fprintln(b.out, "bench lab: bringing up 2 control planes + 1 worker (kubeboot) ...")
+	if out, err := b.run(ctx, "up", "--control-planes", "2", "--workers", "1", "--bootstrapper", "kubeboot", "--worker-bootstrapper", "kubeboot"); err != nil {
 		return fmt.Errorf("lab up: %v\n%s", err, out)
 	}
 	defer func() {
@@ -85,16 +86,31 @@ func benchLab(ctx context.Context, args []string) error {
 			fmt.Fprintf(os.Stderr, "lab down: %v\n%s", err, out)
 		}
 	}()
-	initCfg := filepath.Join(labState, "nodes", cpNode, "kubeboot-init.yaml")
-	cfgBytes, err := os.ReadFile(initCfg)
+	// The lab's own configs: cp1's is for an HA cluster (controlPlaneEndpoint on the lab's load balancer, a
+	// certificate key), cp2's joins it as a control plane. Rows 1, 2 and 4 use a single control plane: the same
+	// config without the endpoint and the key.
+	haInitCfg := filepath.Join(labState, "nodes", cpNode, "kubeboot-init.yaml")
+	cfgBytes, err := os.ReadFile(haInitCfg)
 	if err != nil {
 		return err
 	}
 	m := regexp.MustCompile(`token: "?([a-z0-9]{6}\.[a-z0-9]{16})`).FindSubmatch(cfgBytes)
 	if m == nil {
-		return fmt.Errorf("no bootstrap token in %s", initCfg)
+		return fmt.Errorf("no bootstrap token in %s", haInitCfg)
 	}
 	tok := string(m[1])
+	initCfg := filepath.Join(labState, "nodes", cpNode, "bench-init.yaml")
+	single := regexp.MustCompile(`(?m)^\s*(controlPlaneEndpoint|certificateKey):.*\n`).ReplaceAll(cfgBytes, nil)
+	if bytes.Equal(single, cfgBytes) {
+		return fmt.Errorf("%s has no controlPlaneEndpoint: is it the lab's HA config?", haInitCfg)
+	}
+	if err := os.WriteFile(initCfg, single, 0o600); err != nil {
+		return err
+	}
+	cpJoinTemplate, err := os.ReadFile(filepath.Join(labState, "nodes", cp2Node, "kubeboot-join.yaml"))
+	if err != nil {
+		return err
+	}
 
 	samples := map[string]map[string][]time.Duration{}
 	record := func(tool, metric string, d time.Duration) {
@@ -185,6 +201,14 @@ func benchLab(ctx context.Context, args []string) error {
 				}
 				floors = append(floors, f)
 			}
+
+			// A second control plane joins an HA cluster made by the same tool, once the cluster has settled.
+			wall, ready, err := b.controlPlaneJoin(ctx, tool, haInitCfg, tok, cpJoinTemplate)
+			if err != nil {
+				return err
+			}
+			record(tool, "3a control-plane join wall time, settled", wall)
+			record(tool, "3b control-plane join to Node Ready, settled", ready)
 		}
 	}
 
@@ -199,7 +223,6 @@ func benchLab(ctx context.Context, args []string) error {
 		kb, ka := samples[k]["kubeboot"], samples[k]["kubeadm"]
 		fmt.Fprintf(b.out, "%-42s %-24s %-24s %.2f\n", k, stat(kb), stat(ka), float64(median(kb))/float64(median(ka)))
 	}
-	fmt.Fprintf(b.out, "%-42s %-24s %-24s %s\n", "3  control-plane join wall time", "n/a", "n/a", "not measured: the HA join is not in this bench yet")
 	fmt.Fprintf(b.out, "%-42s %-24s\n", "4  floor: kube-apiserver start to /readyz", stat(floors))
 	if len(floors) > 0 {
 		fmt.Fprintf(b.out, "   kubeboot init above the floor: %s (median init %s - median floor %s)\n",
@@ -237,14 +260,83 @@ func (b *labBench) inNode(ctx context.Context, node string, args ...string) (str
 	return b.run(ctx, append([]string{"exec", node, "--"}, args...)...)
 }
 
-// resetAll resets both nodes with kubeboot (reset is not what is measured) and waits for their kubelets to stop.
+// resetAll resets every node with kubeboot (reset is not what is measured; the second control plane first removes
+// its etcd member) and waits for their kubelets to stop.
 func (b *labBench) resetAll(ctx context.Context) error {
-	for _, n := range []string{wNode, cpNode} {
+	for _, n := range []string{wNode, cp2Node, cpNode} {
 		if out, err := b.inNode(ctx, n, b.tool["kubeboot"], "reset", "-f"); err != nil {
 			return fmt.Errorf("reset %s: %v\n%s", n, err, out)
 		}
 	}
-	return waitKubeletsStopped(ctx, wNode, cpNode)
+	return waitKubeletsStopped(ctx, wNode, cp2Node, cpNode)
+}
+
+// controlPlaneJoin makes an HA cluster with tool (init --upload-certs on cp1, the lab's load balancer as the
+// endpoint), waits until it has settled (cluster-info signed for the token, cp1 Ready), then times tool's
+// join --control-plane on cp2: the command's wall time, and the time until cp2's Node is Ready.
+func (b *labBench) controlPlaneJoin(ctx context.Context, tool, haInitCfg, tok string, joinTemplate []byte) (wall, ready time.Duration, err error) {
+	if err := b.resetAll(ctx); err != nil {
+		return 0, 0, err
+	}
+	fmt.Fprintf(b.out, "  %s: init --upload-certs, then join --control-plane ...\n", tool)
+	start := time.Now()
+	if out, err := b.inNode(ctx, cpNode, b.tool[tool], "init", "--upload-certs", "--config", haInitCfg); err != nil {
+		return 0, 0, fmt.Errorf("%s init --upload-certs: %v\n%s", tool, err, out)
+	}
+	client, err := adminClient()
+	if err != nil {
+		return 0, 0, err
+	}
+	if _, err := waitReady(ctx, client, cpNode, start); err != nil {
+		return 0, 0, err
+	}
+	id, _, _ := strings.Cut(tok, ".")
+	if err := waitSigned(ctx, client, []string{id}); err != nil {
+		return 0, 0, err
+	}
+	hash, err := caHash()
+	if err != nil {
+		return 0, 0, err
+	}
+	file := filepath.Join(labState, "nodes", cp2Node, "bench-join.yaml")
+	pin := regexp.MustCompile(`sha256:[0-9a-f]{64}`)
+	if !pin.Match(joinTemplate) {
+		return 0, 0, fmt.Errorf("no CA hash in %s's join config", cp2Node)
+	}
+	cfg := pin.ReplaceAll(joinTemplate, []byte(hash))
+	if err := os.WriteFile(file, cfg, 0o600); err != nil {
+		return 0, 0, err
+	}
+	jstart := time.Now()
+	if out, err := b.inNode(ctx, cp2Node, b.tool[tool], "join", "--config", file); err != nil {
+		return 0, 0, fmt.Errorf("%s join --control-plane: %v\n%s", tool, err, out)
+	}
+	wall = time.Since(jstart)
+	ready, err = waitReady(ctx, client, cp2Node, jstart)
+	return wall, ready, err
+}
+
+// waitSigned waits until cluster-info carries a signature for each token ID.
+func waitSigned(ctx context.Context, admin kubernetes.Interface, ids []string) error {
+	deadline := time.Now().Add(time.Minute)
+	for {
+		cm, err := admin.CoreV1().ConfigMaps("kube-public").Get(ctx, "cluster-info", metav1.GetOptions{})
+		signed := err == nil
+		for _, id := range ids {
+			signed = signed && cm.Data["jws-kubeconfig-"+id] != ""
+		}
+		if signed {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("cluster-info not signed for %d token(s) after a minute (last error: %v)", len(ids), err)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }
 
 func (b *labBench) resetWorker(ctx context.Context, tool string, client kubernetes.Interface) error {
@@ -350,20 +442,12 @@ func (b *labBench) concurrentJoins(ctx context.Context, n int) error {
 		}
 	}
 	// cluster-info must be signed for every token before the clock starts, as for a settled cluster.
-	deadline := time.Now().Add(time.Minute)
-	for {
-		cm, err := admin.CoreV1().ConfigMaps("kube-public").Get(ctx, "cluster-info", metav1.GetOptions{})
-		signed := err == nil
-		for _, t := range tokens {
-			signed = signed && cm.Data["jws-kubeconfig-"+t.ID] != ""
-		}
-		if signed {
-			break
-		}
-		if time.Now().After(deadline) {
-			return errors.New("cluster-info not signed for the bench tokens after a minute")
-		}
-		time.Sleep(100 * time.Millisecond)
+	ids := make([]string, n)
+	for i, t := range tokens {
+		ids[i] = t.ID
+	}
+	if err := waitSigned(ctx, admin, ids); err != nil {
+		return err
 	}
 	errs := make([]error, n)
 	took := make([]time.Duration, n)

@@ -357,18 +357,23 @@ func testHA(t *testing.T, bootstrapper string) {
 	if keyRE.Find(joinCfg) == nil {
 		t.Fatalf("no certificateKey in %s", joinFile)
 	}
+	// Without an init system reset cannot stop the kubelet; the lab's supervisor does once config.yaml is gone,
+	// and until then the kubelet may still write its own state (dra_manager_state). Compare with what is there
+	// once it has stopped.
+	waitKubeletStopped(t, cp3.name)
 	refuse := func(t *testing.T, cfg []byte, want string) {
 		t.Helper()
 		file := filepath.Join(nodeDir(cp3.name), "e2e-bad-cp-join.yaml")
 		if err := os.WriteFile(file, cfg, 0o600); err != nil {
 			t.Fatal(err)
 		}
+		before := filesOf(t, cp3.name)
 		out, err := inNode(ctx, cp3.name, kubeboot, "join", "--config", file)
 		if err == nil || !strings.Contains(out, want) {
 			t.Fatalf("join --control-plane: %v, want an error with %q:\n%s", err, want, out)
 		}
-		if files := filesOf(t, cp3.name); files != "" {
-			t.Fatalf("a refused control-plane join wrote on %s:\n%s", cp3.name, files)
+		if files := filesOf(t, cp3.name); files != before {
+			t.Fatalf("a refused control-plane join wrote on %s:\nbefore:\n%s\nafter:\n%s", cp3.name, before, files)
 		}
 	}
 	t.Run("refused: join --control-plane with a wrong certificate key", func(t *testing.T) {

@@ -77,17 +77,23 @@ func resetWorker(t *testing.T, tool, node string) {
 	if files := filesOf(t, node); files != "" {
 		t.Fatalf("files left on %s after reset:\n%s", node, files)
 	}
-	// Without an init system, reset leaves stopping the kubelet to its supervisor (the lab's stops it once
-	// config.yaml is gone). It must be gone before its Node is deleted, or it registers the Node again while it
-	// stops; and the next join's preflight needs its port free.
-	if !poll(ctx, time.Minute, func() bool {
+	// The kubelet must be gone before its Node is deleted, or it registers the Node again while it stops; and
+	// the next join's preflight needs its port free.
+	waitKubeletStopped(t, node)
+	if out, err := lab(ctx, "kubectl", "delete", "node", node, "--wait=true"); err != nil {
+		t.Fatalf("delete Node %s: %v\n%s", node, err, out)
+	}
+}
+
+// waitKubeletStopped waits until the lab's supervisor has stopped the node's kubelet. Without an init system,
+// reset leaves that to the supervisor, which stops it once config.yaml is gone.
+func waitKubeletStopped(t *testing.T, node string) {
+	t.Helper()
+	if !poll(t.Context(), time.Minute, func() bool {
 		_, err := os.Stat(filepath.Join(nodeDir(node), "kubelet.pid"))
 		return os.IsNotExist(err)
 	}) {
 		t.Fatalf("the kubelet of %s still runs a minute after reset", node)
-	}
-	if out, err := lab(ctx, "kubectl", "delete", "node", node, "--wait=true"); err != nil {
-		t.Fatalf("delete Node %s: %v\n%s", node, err, out)
 	}
 }
 
@@ -203,6 +209,7 @@ func TestKubebootJoin(t *testing.T) {
 			if err := os.WriteFile(file, []byte(joinConfig(p)), 0o600); err != nil {
 				t.Fatal(err)
 			}
+			before := filesOf(t, p.node)
 			out, err := inNode(ctx, p.node, kubeboot, "join", "--config", file)
 			if err == nil {
 				t.Fatalf("join succeeded:\n%s", out)
@@ -213,8 +220,8 @@ func TestKubebootJoin(t *testing.T) {
 			if strings.Contains(out, p.token[7:]) {
 				t.Errorf("the output shows the token secret:\n%s", out)
 			}
-			if files := filesOf(t, p.node); files != "" {
-				t.Fatalf("a refused join wrote on %s:\n%s", p.node, files)
+			if files := filesOf(t, p.node); files != before {
+				t.Fatalf("a refused join wrote on %s:\nbefore:\n%s\nafter:\n%s", p.node, before, files)
 			}
 		})
 	}
