@@ -8,8 +8,6 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"fmt"
-	"k8s.io/cluster-bootstrap/token/jws"
-	"kubeboot.dev/kubeboot/internal/token"
 	"net/url"
 
 	corev1 "k8s.io/api/core/v1"
@@ -79,12 +77,7 @@ func checkCA(caPEM []byte) error {
 
 // Objects are everything cluster-info needs: the ConfigMap, and the Role and RoleBinding that let
 // system:anonymous get that one ConfigMap.
-//
-// signers are bootstrap tokens with the "signing" usage whose signatures go into the ConfigMap right away. The
-// controller-manager's bootstrapsigner computes exactly the same detached JWS (HS256 over the kubeconfig, keyed by
-// the token secret) and keeps managing the keys afterwards; signing at creation only spares a join that follows
-// init at once the seconds until the bootstrapsigner runs.
-func Objects(serverURL string, caPEM []byte, signers ...token.Token) ([]runtime.Object, error) {
+func Objects(serverURL string, caPEM []byte) ([]runtime.Object, error) {
 	kubeconfig, err := Kubeconfig(serverURL, caPEM)
 	if err != nil {
 		return nil, err
@@ -92,13 +85,6 @@ func Objects(serverURL string, caPEM []byte, signers ...token.Token) ([]runtime.
 	cm := &corev1.ConfigMap{
 		ObjectMeta: metav1.ObjectMeta{Namespace: metav1.NamespacePublic, Name: bootstrapapi.ConfigMapClusterInfo},
 		Data:       map[string]string{bootstrapapi.KubeConfigKey: string(kubeconfig)},
-	}
-	for _, t := range signers {
-		sig, err := jws.ComputeDetachedSignature(string(kubeconfig), t.ID, t.Secret)
-		if err != nil {
-			return nil, fmt.Errorf("cluster-info: signing for token %q: %w", t.ID, err)
-		}
-		cm.Data[bootstrapapi.JWSSignatureKeyPrefix+t.ID] = sig
 	}
 	role := &rbacv1.Role{
 		ObjectMeta: metav1.ObjectMeta{Namespace: metav1.NamespacePublic, Name: RBACName},
@@ -117,10 +103,10 @@ func Objects(serverURL string, caPEM []byte, signers ...token.Token) ([]runtime.
 	return []runtime.Object{cm, role, binding}, nil
 }
 
-// Publish writes cluster-info, signed for signers, and its RBAC. Rerunning it replaces the ConfigMap whole and so
-// drops the signatures of other tokens for a moment; the bootstrapsigner watches the ConfigMap and adds them back.
-func Publish(ctx context.Context, c kubernetes.Interface, serverURL string, caPEM []byte, signers ...token.Token) error {
-	objs, err := Objects(serverURL, caPEM, signers...)
+// Publish writes cluster-info and its RBAC. Rerunning it replaces the ConfigMap whole and so drops the
+// jws-kubeconfig-* signatures for a moment; the bootstrapsigner watches the ConfigMap and adds them back.
+func Publish(ctx context.Context, c kubernetes.Interface, serverURL string, caPEM []byte) error {
+	objs, err := Objects(serverURL, caPEM)
 	if err != nil {
 		return err
 	}

@@ -8,7 +8,6 @@ import (
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"errors"
-	"kubeboot.dev/kubeboot/internal/token"
 	"math/big"
 	"reflect"
 	"testing"
@@ -23,7 +22,6 @@ import (
 	"k8s.io/client-go/kubernetes/fake"
 	k8stesting "k8s.io/client-go/testing"
 	"k8s.io/client-go/tools/clientcmd"
-	"k8s.io/cluster-bootstrap/token/jws"
 )
 
 func testCA(t *testing.T) []byte {
@@ -164,37 +162,5 @@ func TestPublishForbidden(t *testing.T) {
 	want := `apply RoleBinding kube-public/kubeadm:bootstrap-signer-clusterinfo: create: rolebindings.rbac.authorization.k8s.io "kubeadm:bootstrap-signer-clusterinfo" is forbidden: no`
 	if err == nil || err.Error() != want {
 		t.Fatalf("error = %v\nwant    %s", err, want)
-	}
-}
-
-// A cluster-info signed at creation carries exactly the detached JWS the bootstrapsigner would compute: it verifies
-// for the token, and not for another secret.
-func TestObjectsSignedForTokens(t *testing.T) {
-	tok := token.Token{ID: "abcdef", Secret: "0123456789abcdef"}
-	objs, err := Objects("https://10.0.0.1:6443", testCA(t), tok)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cm := objs[0].(*corev1.ConfigMap)
-	sig := cm.Data["jws-kubeconfig-abcdef"]
-	if sig == "" {
-		t.Fatalf("no signature: keys %v", cm.Data)
-	}
-	if !jws.DetachedTokenIsValid(sig, cm.Data["kubeconfig"], "abcdef", "0123456789abcdef") {
-		t.Fatalf("signature does not verify")
-	}
-	if jws.DetachedTokenIsValid(sig, cm.Data["kubeconfig"], "abcdef", "0123456789abcdeg") {
-		t.Fatalf("signature verifies with another secret")
-	}
-	want, err := jws.ComputeDetachedSignature(cm.Data["kubeconfig"], "abcdef", "0123456789abcdef")
-	if err != nil || sig != want {
-		t.Fatalf("signature %q differs from the bootstrapsigner's %q (%v)", sig, want, err)
-	}
-	unsigned, err := Objects("https://10.0.0.1:6443", testCA(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(unsigned[0].(*corev1.ConfigMap).Data) != 1 {
-		t.Fatalf("without signers cluster-info holds %v", unsigned[0].(*corev1.ConfigMap).Data)
 	}
 }

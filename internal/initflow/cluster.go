@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net"
 	"path"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -211,7 +210,7 @@ func runBootstrapToken(ctx context.Context, d *Data) error {
 	if err != nil {
 		return err
 	}
-	return clusterinfo.Publish(ctx, admin, server, caPEM, signingTokens(d.Cfg.Init.BootstrapTokens)...)
+	return clusterinfo.Publish(ctx, admin, server, caPEM)
 }
 
 func runKubeletFinalize(ctx context.Context, d *Data) error {
@@ -428,21 +427,4 @@ func (c *criDiagnoser) Diagnose(ctx context.Context, component string) string {
 		}
 	}
 	return b.String()
-}
-
-// signingTokens are the bootstrap tokens cluster-info is signed for: those with the "signing" usage, as the
-// bootstrapsigner chooses them (a token given with an expiry in the past is left to it).
-func signingTokens(bts []config.BootstrapToken) []token.Token {
-	var out []token.Token
-	for _, bt := range bts {
-		if !slices.Contains(bt.Usages, "signing") || (bt.Expires != nil && bt.Expires.Time.Before(time.Now())) {
-			continue
-		}
-		t, err := token.Parse(bt.Token)
-		if err != nil {
-			continue // validation already refused malformed tokens; nothing to sign with
-		}
-		out = append(out, t)
-	}
-	return out
 }

@@ -71,7 +71,13 @@ func Run(ctx context.Context, specPath string) error {
 			}
 			return s.logCommand("kubelet", filepath.Join(s.BinDir, "kubelet"), KubeletArgs(env)...)
 		},
-		Watch:   []string{KubeletFlagsFile, KubeletConfigFile, KubeletKubeconfig, BootstrapKubeconfig},
+		// A tool restarts the kubelet after writing its flags and config.yaml. The kubeconfigs are read at start
+		// only: the kubelet writes kubelet.conf itself when its bootstrap succeeds, kubeadm's kubelet-finalize
+		// rewrites it and join removes bootstrap-kubelet.conf afterwards, and none of that restarts a systemd
+		// kubelet (restarting here cost each join a kubelet shutdown and start). After a reset config.yaml is gone,
+		// which stops the kubelet (Require).
+		Watch:   []string{KubeletFlagsFile, KubeletConfigFile},
+		Inputs:  []string{KubeletKubeconfig, BootstrapKubeconfig},
 		Require: KubeletConfigFile,
 		Backoff: time.Second, Poll: 250 * time.Millisecond, StopTimeout: 10 * time.Second,
 		PIDFile: s.PIDFile("kubelet"), Log: logger,

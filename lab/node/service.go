@@ -15,8 +15,9 @@ import (
 )
 
 // Service keeps one process running the way a systemd unit with Restart=always would, and also
-// restarts it when one of its input files changes, appears or disappears: there is no systemd in a
-// lab node, and a kubelet left running with old credentials never registers (LAB-FACTS §4).
+// restarts it when one of its Watch files changes, appears or disappears, standing in for the
+// `systemctl restart` that kubeadm and kubeboot run after writing them: there is no systemd in a lab node,
+// and a kubelet left running with old credentials never registers (LAB-FACTS §4).
 type Service struct {
 	Name string
 	// Command builds the process afresh for every start, so that it picks up changed flags. Files it
@@ -24,6 +25,11 @@ type Service struct {
 	Command func() (*exec.Cmd, error)
 	// Watch lists files whose change restarts the process.
 	Watch []string
+	// Inputs lists more files the process reads when it starts, whose later changes do not restart it (as
+	// systemd would not: kubelet.conf, which the kubelet itself rewrites when it gets its client certificate).
+	// A start waits until Watch and Inputs have not changed for one poll, so that a tool writing several files in
+	// a row is seen once it is done, like `systemctl restart` after the last write.
+	Inputs []string
 	// Require, if set, is a file without which the process is not started (and is stopped).
 	Require string
 	// Backoff is the pause after the process exited before it is started again.
@@ -43,8 +49,10 @@ func (s *Service) Run(ctx context.Context) error {
 		cmd      *exec.Cmd
 		exited   chan error
 		lastExit time.Time
-		seen     = s.fingerprint()
+		seen     = s.fingerprint(s.Watch)
 		pending  = seen
+		inputs   = s.fingerprint(s.all())
+		stable   bool // Watch and Inputs did not change over the last poll
 	)
 	tick := time.NewTicker(s.Poll)
 	defer tick.Stop()
@@ -58,10 +66,10 @@ func (s *Service) Run(ctx context.Context) error {
 		s.writePID(0)
 	}
 	for {
-		if cmd == nil && s.required() && time.Since(lastExit) >= s.Backoff {
+		if cmd == nil && stable && s.required() && time.Since(lastExit) >= s.Backoff {
 			// The process about to start reads the inputs as they are now: a change seen before this
 			// point must not restart it again one poll later.
-			seen = s.fingerprint()
+			seen = s.fingerprint(s.Watch)
 			pending = seen
 			c, done, err := s.start()
 			if err != nil {
@@ -81,7 +89,9 @@ func (s *Service) Run(ctx context.Context) error {
 			s.writePID(0)
 			lastExit = time.Now()
 		case <-tick.C:
-			fp := s.fingerprint()
+			all := s.fingerprint(s.all())
+			stable, inputs = all == inputs, all
+			fp := s.fingerprint(s.Watch)
 			// Act only once a change has been stable for one poll, so that a tool writing several
 			// files in a row causes one restart, not one per file.
 			if fp != seen && fp == pending {
@@ -144,10 +154,12 @@ func (s *Service) writePID(pid int) {
 	}
 }
 
-// fingerprint sums the watched files' contents; a missing file counts differently from an empty one.
-func (s *Service) fingerprint() [sha256.Size]byte {
+func (s *Service) all() []string { return append(append([]string(nil), s.Watch...), s.Inputs...) }
+
+// fingerprint sums the files' contents; a missing file counts differently from an empty one.
+func (s *Service) fingerprint(files []string) [sha256.Size]byte {
 	h := sha256.New()
-	for _, p := range s.Watch {
+	for _, p := range files {
 		b, err := os.ReadFile(p)
 		switch {
 		case err == nil:

@@ -173,3 +173,30 @@ func TestServiceFirstStartIsNotRestarted(t *testing.T) {
 		t.Fatalf("started %d times, want 1: the file that allowed the start was taken for a change", n)
 	}
 }
+
+// Inputs are read at start, but their changes do not restart the process: the kubelet rewrites kubelet.conf
+// itself, and a systemd kubelet is not restarted for that.
+func TestServiceInputsDoNotRestart(t *testing.T) {
+	s, starts, require, _ := testService(t, "exec sleep 60")
+	input := filepath.Join(filepath.Dir(require), "kubelet.conf")
+	s.Inputs = []string{input}
+	if err := os.WriteFile(require, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	stop := runService(t, s)
+	defer stop()
+	waitFor(t, "the first start", func() bool { return countStarts(starts) == 1 })
+	for i, change := range []func() error{
+		func() error { return os.WriteFile(input, []byte("a"), 0o644) },
+		func() error { return os.WriteFile(input, []byte("b"), 0o644) },
+		func() error { return os.Remove(input) },
+	} {
+		if err := change(); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(10 * s.Poll)
+		if n := countStarts(starts); n != 1 {
+			t.Fatalf("after change %d of an input: started %d times, want 1", i, n)
+		}
+	}
+}

@@ -80,7 +80,7 @@ func TestKubebootInit(t *testing.T) {
 		}
 	})
 
-	t.Run("cluster-info is signed for init's token", func(t *testing.T) {
+	t.Run("controller-manager signed cluster-info for the token", func(t *testing.T) {
 		var cm corev1.ConfigMap
 		ok := poll(ctx, time.Minute, func() bool {
 			return kubectl(ctx, &cm, "-n", "kube-public", "get", "configmap", "cluster-info", "-o", "json") == nil && cm.Data["jws-kubeconfig-"+tokenID] != ""
@@ -107,7 +107,7 @@ func TestKubebootInit(t *testing.T) {
 		if err != nil || !strings.Contains(list, tok) || !strings.Contains(list, "e2e") {
 			t.Fatalf("kubeadm token list does not show %s: %v\n%s", tok[:6], err, list)
 		}
-		// Only the controller-manager's bootstrapsigner signs a token made after init.
+		// The controller-manager's bootstrapsigner signs a token made after init too.
 		var cm corev1.ConfigMap
 		if !poll(ctx, time.Minute, func() bool {
 			return kubectl(ctx, &cm, "-n", "kube-public", "get", "configmap", "cluster-info", "-o", "json") == nil && cm.Data["jws-kubeconfig-"+tok[:6]] != ""
