@@ -120,6 +120,7 @@ func benchLab(ctx context.Context, args []string) error {
 		samples[metric][tool] = append(samples[metric][tool], d)
 	}
 	phaseTimes := map[string][]time.Duration{}
+	cpJoinPhases := map[string][]time.Duration{}
 	var floors []time.Duration
 	for i := 0; i < *n; i++ {
 		for _, tool := range []string{"kubeboot", "kubeadm"} {
@@ -203,16 +204,21 @@ func benchLab(ctx context.Context, args []string) error {
 			}
 
 			// A second control plane joins an HA cluster made by the same tool, once the cluster has settled.
-			wall, ready, err := b.controlPlaneJoin(ctx, tool, haInitCfg, tok, cpJoinTemplate)
+			wall, ready, out, err := b.controlPlaneJoin(ctx, tool, haInitCfg, tok, cpJoinTemplate)
 			if err != nil {
 				return err
+			}
+			if tool == "kubeboot" {
+				for name, d := range parsePhases(out) {
+					cpJoinPhases[name] = append(cpJoinPhases[name], d)
+				}
 			}
 			record(tool, "3a control-plane join wall time, settled", wall)
 			record(tool, "3b control-plane join to Node Ready, settled", ready)
 		}
 	}
 
-	fmt.Fprintf(b.out, "\nkubeboot vs upstream kubeadm v1.34.4, lab nodes %s + %s, %d runs each, alternating; median [min-max]\n", cpNode, wNode, *n)
+	fmt.Fprintf(b.out, "\nkubeboot vs upstream kubeadm v1.34.4, lab nodes %s + %s (+ %s for row 3), %d runs each, alternating; median [min-max]\n", cpNode, wNode, cp2Node, *n)
 	fmt.Fprintf(b.out, "%-42s %-24s %-24s %s\n", "metric", "kubeboot", "kubeadm", "kubeboot/kubeadm")
 	var metrics []string
 	for k := range samples {
@@ -233,9 +239,19 @@ func benchLab(ctx context.Context, args []string) error {
 	for k := range phaseTimes {
 		names = append(names, k)
 	}
-	sort.Slice(names, func(i, j int) bool { return phaseOrder(names[i]) < phaseOrder(names[j]) })
+	sort.Slice(names, func(i, j int) bool { return phaseOrder(order, names[i]) < phaseOrder(order, names[j]) })
 	for _, k := range names {
 		fmt.Fprintf(b.out, "  %-45s %s\n", k, ms(median(phaseTimes[k])))
+	}
+
+	fmt.Fprintf(b.out, "\nkubeboot join --control-plane phases (median of %d):\n", *n)
+	names = names[:0]
+	for k := range cpJoinPhases {
+		names = append(names, k)
+	}
+	sort.Slice(names, func(i, j int) bool { return phaseOrder(joinOrder, names[i]) < phaseOrder(joinOrder, names[j]) })
+	for _, k := range names {
+		fmt.Fprintf(b.out, "  %-45s %s\n", k, ms(median(cpJoinPhases[k])))
 	}
 
 	// Concurrency: many nodes' discovery and TLS bootstrap at once against the last kubeboot control plane.
@@ -274,46 +290,47 @@ func (b *labBench) resetAll(ctx context.Context) error {
 // controlPlaneJoin makes an HA cluster with tool (init --upload-certs on cp1, the lab's load balancer as the
 // endpoint), waits until it has settled (cluster-info signed for the token, cp1 Ready), then times tool's
 // join --control-plane on cp2: the command's wall time, and the time until cp2's Node is Ready.
-func (b *labBench) controlPlaneJoin(ctx context.Context, tool, haInitCfg, tok string, joinTemplate []byte) (wall, ready time.Duration, err error) {
+func (b *labBench) controlPlaneJoin(ctx context.Context, tool, haInitCfg, tok string, joinTemplate []byte) (wall, ready time.Duration, out string, err error) {
 	if err := b.resetAll(ctx); err != nil {
-		return 0, 0, err
+		return 0, 0, "", err
 	}
 	fmt.Fprintf(b.out, "  %s: init --upload-certs, then join --control-plane ...\n", tool)
 	start := time.Now()
 	if out, err := b.inNode(ctx, cpNode, b.tool[tool], "init", "--upload-certs", "--config", haInitCfg); err != nil {
-		return 0, 0, fmt.Errorf("%s init --upload-certs: %v\n%s", tool, err, out)
+		return 0, 0, "", fmt.Errorf("%s init --upload-certs: %v\n%s", tool, err, out)
 	}
 	client, err := adminClient()
 	if err != nil {
-		return 0, 0, err
+		return 0, 0, "", err
 	}
 	if _, err := waitReady(ctx, client, cpNode, start); err != nil {
-		return 0, 0, err
+		return 0, 0, "", err
 	}
 	id, _, _ := strings.Cut(tok, ".")
 	if err := waitSigned(ctx, client, []string{id}); err != nil {
-		return 0, 0, err
+		return 0, 0, "", err
 	}
 	hash, err := caHash()
 	if err != nil {
-		return 0, 0, err
+		return 0, 0, "", err
 	}
 	file := filepath.Join(labState, "nodes", cp2Node, "bench-join.yaml")
 	pin := regexp.MustCompile(`sha256:[0-9a-f]{64}`)
 	if !pin.Match(joinTemplate) {
-		return 0, 0, fmt.Errorf("no CA hash in %s's join config", cp2Node)
+		return 0, 0, "", fmt.Errorf("no CA hash in %s's join config", cp2Node)
 	}
 	cfg := pin.ReplaceAll(joinTemplate, []byte(hash))
 	if err := os.WriteFile(file, cfg, 0o600); err != nil {
-		return 0, 0, err
+		return 0, 0, "", err
 	}
 	jstart := time.Now()
-	if out, err := b.inNode(ctx, cp2Node, b.tool[tool], "join", "--config", file); err != nil {
-		return 0, 0, fmt.Errorf("%s join --control-plane: %v\n%s", tool, err, out)
+	out, err = b.inNode(ctx, cp2Node, b.tool[tool], "join", "--config", file)
+	if err != nil {
+		return 0, 0, "", fmt.Errorf("%s join --control-plane: %v\n%s", tool, err, out)
 	}
 	wall = time.Since(jstart)
 	ready, err = waitReady(ctx, client, cp2Node, jstart)
-	return wall, ready, err
+	return wall, ready, out, err
 }
 
 // waitSigned waits until cluster-info carries a signature for each token ID.
@@ -598,7 +615,11 @@ func parsePhases(out string) map[string]time.Duration {
 var order = []string{"preflight", "certs", "kubeconfig", "etcd", "control-plane", "kubelet-start", "wait-control-plane",
 	"upload-config", "upload-certs", "mark-control-plane", "bootstrap-token", "kubelet-finalize", "addon", "show-join-command"}
 
-func phaseOrder(p string) string {
+var joinOrder = []string{"preflight", "control-plane-prepare", "check-etcd", "kubelet-start", "etcd-join", "kubelet-wait-bootstrap",
+	"control-plane-join", "wait-control-plane"}
+
+// phaseOrder sorts phase names by their top-level phase's place in order.
+func phaseOrder(order []string, p string) string {
 	top, _, _ := strings.Cut(p, "/")
 	for i, o := range order {
 		if o == top {

@@ -79,7 +79,9 @@ func Run(ctx context.Context, specPath string) error {
 		Watch:   []string{KubeletFlagsFile, KubeletConfigFile},
 		Inputs:  []string{KubeletKubeconfig, BootstrapKubeconfig},
 		Require: KubeletConfigFile,
-		Backoff: time.Second, Poll: 250 * time.Millisecond, StopTimeout: 10 * time.Second,
+		// A start waits for two equal polls of the files (see Inputs): a short poll keeps that close to the
+		// immediate `systemctl restart` it stands in for.
+		Backoff: time.Second, Poll: 100 * time.Millisecond, StopTimeout: 10 * time.Second,
 		PIDFile: s.PIDFile("kubelet"), Log: logger,
 	}
 

@@ -178,6 +178,8 @@ func TestKubebootInit(t *testing.T) {
 	})
 
 	t.Run("init again after reset; wall time next to upstream kubeadm", func(t *testing.T) {
+		// Preflight needs port 10250 free: the reset kubelet must have stopped.
+		waitKubeletStopped(t, cp1)
 		kb := timed(t, kubeboot, "init", "--config", initConfig)
 		if code, body := anonymousGet(t, "/readyz"); code != http.StatusOK {
 			t.Fatalf("API not ready after init again: %d %s", code, body)
@@ -185,6 +187,7 @@ func TestKubebootInit(t *testing.T) {
 		if out, err := inNode(ctx, cp1, kubeboot, "reset", "-f"); err != nil {
 			t.Fatalf("reset: %v\n%s", err, out)
 		}
+		waitKubeletStopped(t, cp1)
 		ka := timed(t, kubeadm, "init", "--config", initConfig)
 		t.Logf("FIGURE init wall time on %s, same config, same run: kubeboot %s, upstream kubeadm %s (ratio %.2f)",
 			cp1, kb.Round(10*time.Millisecond), ka.Round(10*time.Millisecond), float64(kb)/float64(ka))
