@@ -7,6 +7,7 @@ import (
 	"context"
 	"fmt"
 
+	authorizationv1 "k8s.io/api/authorization/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -74,6 +75,23 @@ func EnsureClusterAdmins(ctx context.Context, admin, superAdmin kubernetes.Inter
 	}
 	if err := apply.Object(ctx, superAdmin, ClusterAdminsBinding()); err != nil {
 		return fmt.Errorf("creating the ClusterRoleBinding %s with super-admin.conf: %w", ClusterAdmins, err)
+	}
+	// The API server authorizes from a cache of the RBAC objects: right after the binding is created admin.conf
+	// may still be refused for a moment. Wait until the API server says admin.conf may do everything.
+	err = apply.Retry(ctx, func(ctx context.Context) error {
+		r, err := admin.AuthorizationV1().SelfSubjectAccessReviews().Create(ctx, &authorizationv1.SelfSubjectAccessReview{
+			Spec: authorizationv1.SelfSubjectAccessReviewSpec{ResourceAttributes: &authorizationv1.ResourceAttributes{Verb: "*", Group: "*", Resource: "*"}},
+		}, metav1.CreateOptions{})
+		switch {
+		case err != nil:
+			return err
+		case !r.Status.Allowed:
+			return fmt.Errorf("%w: admin.conf is not yet allowed everything (%s)", apply.ErrNotYet, r.Status.Reason)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("the ClusterRoleBinding %s exists, but the API server does not yet let admin.conf do everything: %w", ClusterAdmins, err)
 	}
 	return nil
 }

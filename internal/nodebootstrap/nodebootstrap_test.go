@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
+	authorizationv1 "k8s.io/api/authorization/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -123,14 +125,45 @@ func TestEnsureClusterAdmins(t *testing.T) {
 			t.Errorf("super-admin was used although admin.conf sufficed")
 		}
 	})
-	t.Run("admin forbidden, super-admin creates it", func(t *testing.T) {
+	t.Run("admin forbidden, super-admin creates it, admin waits for its rights", func(t *testing.T) {
 		admin, super := fake.NewClientset(), fake.NewClientset()
 		forbidCreate(admin)
+		// The API server's RBAC cache lags: the first two reviews after the binding exists say no.
+		reviews := 0
+		admin.PrependReactor("create", "selfsubjectaccessreviews", func(a k8stesting.Action) (bool, runtime.Object, error) {
+			reviews++
+			r := a.(k8stesting.CreateAction).GetObject().(*authorizationv1.SelfSubjectAccessReview).DeepCopy()
+			if ra := r.Spec.ResourceAttributes; ra == nil || ra.Verb != "*" || ra.Group != "*" || ra.Resource != "*" {
+				t.Errorf("review asks %+v, want verb, group and resource *", ra)
+			}
+			r.Status.Allowed = reviews > 2
+			return true, r, nil
+		})
 		if err := EnsureClusterAdmins(t.Context(), admin, super); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := super.RbacV1().ClusterRoleBindings().Get(t.Context(), "kubeadm:cluster-admins", metav1.GetOptions{}); err != nil {
 			t.Fatal(err)
+		}
+		if reviews != 3 {
+			t.Errorf("%d access reviews, want 3 (two refused, then allowed)", reviews)
+		}
+	})
+	t.Run("admin never gets its rights: bounded, says why", func(t *testing.T) {
+		admin, super := fake.NewClientset(), fake.NewClientset()
+		forbidCreate(admin)
+		admin.PrependReactor("create", "selfsubjectaccessreviews", func(a k8stesting.Action) (bool, runtime.Object, error) {
+			r := a.(k8stesting.CreateAction).GetObject().(*authorizationv1.SelfSubjectAccessReview).DeepCopy()
+			r.Status.Reason = "no RBAC policy matched"
+			return true, r, nil
+		})
+		ctx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
+		defer cancel()
+		err := EnsureClusterAdmins(ctx, admin, super)
+		if err == nil || !errors.Is(err, context.DeadlineExceeded) ||
+			!strings.Contains(err.Error(), "the ClusterRoleBinding kubeadm:cluster-admins exists, but the API server does not yet let admin.conf do everything") ||
+			!strings.Contains(err.Error(), "no RBAC policy matched") {
+			t.Fatalf("error = %v", err)
 		}
 	})
 	t.Run("admin forbidden, no super-admin", func(t *testing.T) {
