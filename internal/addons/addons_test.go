@@ -1,9 +1,6 @@
 package addons
 
 import (
-	"bytes"
-	"flag"
-	"os"
 	"path/filepath"
 	"testing"
 
@@ -12,9 +9,8 @@ import (
 	kubeproxyv1alpha1 "k8s.io/kube-proxy/config/v1alpha1"
 
 	"kubeboot.dev/kubeboot/internal/config"
+	"kubeboot.dev/kubeboot/internal/testutil/golden"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files in testdata/ from the current output")
 
 // testInit is a configuration as the loader leaves it after defaulting, for a cluster with a pod subnet.
 func testInit() *config.Init {
@@ -45,23 +41,7 @@ func checkGolden(t *testing.T, name string, objs []runtime.Object) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	path := filepath.Join("testdata", name)
-	if *update {
-		if err := os.MkdirAll("testdata", 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test ./internal/addons -update to create it)", err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("rendered objects differ from %s (rerun with -update if the change is intended):\n%s", path, got)
-	}
+	golden.File(t, filepath.Join("testdata", name), got)
 }
 
 func TestDisabled(t *testing.T) {

@@ -2,7 +2,6 @@ package config
 
 import (
 	"bytes"
-	"flag"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -10,29 +9,11 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"kubeboot.dev/kubeboot/internal/testutil/golden"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files in testdata")
 
 // upstreamKubeadm is where the lab builds upstream kubeadm v1.34.4.
 const upstreamKubeadm = "/var/lib/kubeboot-lab/bin/kubeadm"
-
-func golden(t *testing.T, name string, got []byte) {
-	t.Helper()
-	path := filepath.Join("testdata", name)
-	if *update {
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test ./internal/config -update to create it)", err)
-	}
-	if d := cmp.Diff(string(want), string(got)); d != "" {
-		t.Errorf("%s differs (-golden +got); rerun with -update if the change is intended:\n%s", path, d)
-	}
-}
 
 // printedDocuments are the outputs that users see or kubeboot stores, by golden file name.
 func printedDocuments(t *testing.T) map[string][]byte {
@@ -77,7 +58,7 @@ func printedDocuments(t *testing.T) map[string][]byte {
 
 func TestPrintedDocumentsGolden(t *testing.T) {
 	for name, b := range printedDocuments(t) {
-		t.Run(name, func(t *testing.T) { golden(t, name, b) })
+		t.Run(name, func(t *testing.T) { golden.File(t, filepath.Join("testdata", name), b) })
 	}
 }
 

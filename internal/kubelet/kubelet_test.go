@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"flag"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -22,9 +21,8 @@ import (
 
 	"kubeboot.dev/kubeboot/internal/config"
 	"kubeboot.dev/kubeboot/internal/nodefs"
+	"kubeboot.dev/kubeboot/internal/testutil/golden"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files in testdata/golden")
 
 func ptrTo[T any](v T) *T { return &v }
 
@@ -153,35 +151,7 @@ func TestGolden(t *testing.T) {
 		t.Run(fc.name, func(t *testing.T) {
 			dir := filepath.Join("testdata", "golden", fc.name)
 			got := renderFiles(t, fc)
-			if *update {
-				if err := os.RemoveAll(dir); err != nil {
-					t.Fatal(err)
-				}
-				if err := os.MkdirAll(dir, 0o755); err != nil {
-					t.Fatal(err)
-				}
-				for name, b := range got {
-					if err := os.WriteFile(filepath.Join(dir, name), b, 0o644); err != nil {
-						t.Fatal(err)
-					}
-				}
-			}
-			entries, err := os.ReadDir(dir)
-			if err != nil {
-				t.Fatalf("%v (run go test -update)", err)
-			}
-			if len(entries) != len(got) {
-				t.Fatalf("%s holds %d files, rendered %d (run go test -update)", dir, len(entries), len(got))
-			}
-			for name, b := range got {
-				want, err := os.ReadFile(filepath.Join(dir, name))
-				if err != nil {
-					t.Fatalf("%v (run go test -update)", err)
-				}
-				if !bytes.Equal(b, want) {
-					t.Errorf("%s differs from %s (run go test -update and review the diff)\n%s", name, dir, b)
-				}
-			}
+			golden.Dir(t, dir, got)
 		})
 	}
 }

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"flag"
 	"os"
 	"path/filepath"
 	"slices"
@@ -21,9 +20,8 @@ import (
 	"kubeboot.dev/kubeboot/internal/config"
 	"kubeboot.dev/kubeboot/internal/nodefs"
 	"kubeboot.dev/kubeboot/internal/patches"
+	"kubeboot.dev/kubeboot/internal/testutil/golden"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files in testdata/golden")
 
 func duration(d time.Duration) *metav1.Duration { return &metav1.Duration{Duration: d} }
 
@@ -219,35 +217,7 @@ func TestGolden(t *testing.T) {
 		t.Run(rc.name, func(t *testing.T) {
 			dir := filepath.Join("testdata", "golden", rc.name)
 			got := renderAll(t, rc)
-			if *update {
-				if err := os.RemoveAll(dir); err != nil {
-					t.Fatal(err)
-				}
-				if err := os.MkdirAll(dir, 0o755); err != nil {
-					t.Fatal(err)
-				}
-				for name, b := range got {
-					if err := os.WriteFile(filepath.Join(dir, name), b, 0o644); err != nil {
-						t.Fatal(err)
-					}
-				}
-			}
-			files, err := filepath.Glob(filepath.Join(dir, "*.yaml"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			if len(files) != len(got) {
-				t.Fatalf("%s holds %d manifests, rendered %d (run go test -update)", dir, len(files), len(got))
-			}
-			for name, b := range got {
-				want, err := os.ReadFile(filepath.Join(dir, name))
-				if err != nil {
-					t.Fatalf("%v (run go test -update)", err)
-				}
-				if !bytes.Equal(b, want) {
-					t.Errorf("%s differs from %s/%s (run go test -update and review the diff)\n%s", name, dir, name, b)
-				}
-			}
+			golden.Dir(t, dir, got)
 		})
 	}
 }

@@ -2,14 +2,12 @@ package token
 
 import (
 	"bytes"
-	"flag"
-	"os"
 	"path/filepath"
 	"testing"
 	"time"
-)
 
-var update = flag.Bool("update", false, "rewrite the golden files in testdata")
+	"kubeboot.dev/kubeboot/internal/testutil/golden"
+)
 
 // The expected text is kubeadm v1.34's own (cmd/kubeadm/app/cmd/token_test.go, TestTokenOutput "text output").
 func TestFormatListMatchesKubeadm(t *testing.T) {
@@ -52,19 +50,7 @@ func TestFormatListGolden(t *testing.T) {
 	if err := FormatList(&buf, tokens, now); err != nil {
 		t.Fatal(err)
 	}
-	golden := filepath.Join("testdata", "list.golden")
-	if *update {
-		if err := os.WriteFile(golden, buf.Bytes(), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(golden)
-	if err != nil {
-		t.Fatalf("%v (run go test -update to create it)", err)
-	}
-	if !bytes.Equal(buf.Bytes(), want) {
-		t.Errorf("output differs from %s:\ngot:\n%s\nwant:\n%s", golden, buf.String(), want)
-	}
+	golden.File(t, filepath.Join("testdata", "list.golden"), buf.Bytes())
 }
 
 func TestFormatListEmpty(t *testing.T) {
