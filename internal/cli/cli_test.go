@@ -64,7 +64,7 @@ func TestInitPhaseRendersIntoRootfs(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errs)
 	}
-	if !strings.Contains(out, "[certs] all done in") {
+	if !strings.Contains(out, "[certs/ca] done in") || !strings.Contains(out, "[certs/apiserver-etcd-client] done in") {
 		t.Fatalf("stdout:\n%s", out)
 	}
 	for _, f := range []string{"etc/kubernetes/pki/ca.crt", "etc/kubernetes/pki/apiserver.key", "etc/kubernetes/pki/etcd/peer.crt", "etc/kubernetes/pki/sa.pub"} {

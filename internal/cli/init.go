@@ -150,7 +150,8 @@ func newInitCmd(stdout io.Writer) *cobra.Command {
 		Short: "Make this machine the first control-plane node of a new cluster",
 		Long: `Make this machine the first control-plane node of a new cluster.
 
-Runs, in order (each is also 'kubeboot init phase <name>' and can be left out with --skip-phases):
+Runs these phases (each is also 'kubeboot init phase <name>' and can be left out with --skip-phases); the file
+phases run concurrently where they are independent, and the kubelet starts once the CA and kubelet.conf exist:
 ` + phaseList(initflow.Phases()),
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -163,6 +164,8 @@ Runs, in order (each is also 'kubeboot init phase <name>' and can be left out wi
 }
 
 func runInit(cmd *cobra.Command, o *initOptions, stdout io.Writer, only string) error {
+	// Phases run concurrently where they can (see initflow.Phases): they and the runner share one locked writer.
+	stdout = workflow.Locked(stdout)
 	d, cleanup, err := o.data(stdout)
 	if err != nil {
 		return err

@@ -52,24 +52,20 @@ type Data struct {
 }
 
 // Phases is the init phase tree, in kubeadm's order and with kubeadm's names.
+//
+// In a whole init the phases that write files run as soon as what they use exists (see Needs), and the kubelet
+// goes first: it needs only the CA and kubelet.conf, so kubelet-start runs as soon as those two are written, and
+// the other certificates, kubeconfig files and static Pods are made while the kubelet starts (it picks the
+// manifests up as they appear). They wait for kubelet-start although they do not use what it writes: generating
+// their keys takes the CPU, and on a small machine running them alongside would delay the kubelet, which is what
+// the control plane waits for.
 func Phases() []workflow.Phase[*Data] {
 	return append([]workflow.Phase[*Data]{
 		{Name: "preflight", Short: "Run pre-flight checks", Run: runPreflight},
-		{Name: "certs", Short: "Certificate generation", Phases: certPhases(), RunAll: func(ctx context.Context, d *Data) error {
-			res, err := pki.EnsureAll(ctx, d.FS, d.Cfg, d.Source)
-			for _, r := range res {
-				ReportPKI(d.Out, r)
-			}
-			return err
-		}},
-		{Name: "kubeconfig", Short: "Generate all kubeconfig files necessary to establish the control plane and the admin kubeconfig file", Phases: kubeconfigPhases(), RunAll: func(ctx context.Context, d *Data) error {
-			res, err := kubeconfig.EnsureAll(ctx, d.FS, d.Cfg, d.Source)
-			for _, r := range res {
-				ReportPKI(d.Out, r)
-			}
-			return err
-		}},
-		{Name: "etcd", Short: "Generate static Pod manifest file for local etcd", Phases: []workflow.Phase[*Data]{
+		{Name: "certs", Short: "Certificate generation", Phases: certPhases(), Needs: []string{"preflight"}},
+		{Name: "kubeconfig", Short: "Generate all kubeconfig files necessary to establish the control plane and the admin kubeconfig file",
+			Phases: kubeconfigPhases(), Needs: []string{"preflight", "certs/" + pki.CAPhase}},
+		{Name: "etcd", Short: "Generate static Pod manifest file for local etcd", Needs: []string{"preflight", "certs"}, Phases: []workflow.Phase[*Data]{
 			{Name: "local", Short: "Generate the static Pod manifest file for a local, single-node local etcd instance", Run: func(ctx context.Context, d *Data) error {
 				applied, err := manifests.WriteLocalEtcd(ctx, d.FS, d.Cfg)
 				ReportPatches(d.Out, applied)
@@ -77,14 +73,24 @@ func Phases() []workflow.Phase[*Data] {
 			}, RunIf: func(d *Data) bool { return d.Cfg.Cluster.Etcd.External == nil }},
 		}},
 		{Name: "control-plane", Short: "Generate all static Pod manifest files necessary to establish the control plane", Phases: controlPlanePhases()},
-		{Name: "kubelet-start", Short: "Write kubelet settings and (re)start the kubelet", Run: runKubeletStart},
+		{Name: "kubelet-start", Short: "Write kubelet settings and (re)start the kubelet", Run: runKubeletStart,
+			Needs: []string{"preflight", "certs/" + pki.CAPhase, "kubeconfig/" + kubeconfig.KubeletPhase}},
 	}, clusterPhases()...)
 }
 
+// certPhases are the certificate phases; each waits only for its CA (and, but for the cluster CA, for
+// kubelet-start: see Phases), so they run at once.
 func certPhases() []workflow.Phase[*Data] {
 	var out []workflow.Phase[*Data]
 	for _, p := range pki.Phases() {
-		out = append(out, workflow.Phase[*Data]{Name: p.Name, Short: p.Short, Run: func(ctx context.Context, d *Data) error {
+		needs := []string{}
+		if p.Name != pki.CAPhase {
+			needs = append(needs, "kubelet-start")
+		}
+		if s, ok := pki.SpecByName(p.Name); ok && s.CAName != "" {
+			needs = append(needs, "certs/"+s.CAName)
+		}
+		out = append(out, workflow.Phase[*Data]{Name: p.Name, Short: p.Short, Needs: needs, Run: func(ctx context.Context, d *Data) error {
 			res, err := pki.Ensure(ctx, d.FS, d.Cfg, p.Name, d.Source)
 			if err != nil {
 				return err
@@ -96,10 +102,16 @@ func certPhases() []workflow.Phase[*Data] {
 	return out
 }
 
+// kubeconfigPhases are the kubeconfig phases; they need only the CA (through their parent), and but for
+// kubelet.conf wait for kubelet-start (see Phases), so they run at once.
 func kubeconfigPhases() []workflow.Phase[*Data] {
 	var out []workflow.Phase[*Data]
 	for _, p := range kubeconfig.Phases() {
-		out = append(out, workflow.Phase[*Data]{Name: p.Name, Short: p.Short, Run: func(ctx context.Context, d *Data) error {
+		needs := []string{}
+		if p.Name != kubeconfig.KubeletPhase {
+			needs = append(needs, "kubelet-start")
+		}
+		out = append(out, workflow.Phase[*Data]{Name: p.Name, Short: p.Short, Needs: needs, Run: func(ctx context.Context, d *Data) error {
 			res, err := kubeconfig.Ensure(ctx, d.FS, d.Cfg, p.Name, d.Source)
 			if err != nil {
 				return err
@@ -135,6 +147,11 @@ func runPreflight(ctx context.Context, d *Data) error {
 }
 
 func runKubeletStart(ctx context.Context, d *Data) error {
+	// In a whole init the kubelet starts before the static Pods are written: it must find their directory to
+	// watch it.
+	if err := d.FS.MkdirAll(config.ManifestsDir, 0o755); err != nil {
+		return err
+	}
 	if err := kubelet.WriteFlags(d.FS, d.Cfg, d.Hostname); err != nil {
 		return err
 	}

@@ -19,10 +19,14 @@ import (
 type fakeInitSystem struct {
 	restarted []string
 	err       error
+	onRestart func() // optional: sees the node as the kubelet would when it starts
 }
 
 func (f *fakeInitSystem) Restart(_ context.Context, s string) error {
 	f.restarted = append(f.restarted, s)
+	if f.onRestart != nil {
+		f.onRestart()
+	}
 	return f.err
 }
 func (f *fakeInitSystem) Name() string { return "fake" }
@@ -95,8 +99,9 @@ func TestRenderControlPlane(t *testing.T) {
 			fsys := nodefs.FS{Root: t.TempDir()}
 			initSys := &fakeInitSystem{}
 			var out bytes.Buffer
-			d := &Data{Cfg: testConfig(t, alg), FS: fsys, Out: &out, Source: pki.SystemSource(), InitSystem: initSys, Hostname: "cp-1"}
-			r := workflow.Runner[*Data]{Phases: Phases(), Out: &out}
+			w := workflow.Locked(&out) // the file phases run concurrently
+			d := &Data{Cfg: testConfig(t, alg), FS: fsys, Out: w, Source: pki.SystemSource(), InitSystem: initSys, Hostname: "cp-1"}
+			r := workflow.Runner[*Data]{Phases: Phases(), Out: w}
 			if err := r.Run(t.Context(), d, workflow.Options{Skip: []string{"preflight", "wait-control-plane", "upload-config", "mark-control-plane", "bootstrap-token", "kubelet-finalize", "addon"}}); err != nil {
 				t.Fatalf("%v\n%s", err, out.String())
 			}
@@ -132,6 +137,40 @@ func TestRenderControlPlane(t *testing.T) {
 				t.Errorf("restarted %v, want the kubelet once", initSys.restarted)
 			}
 		})
+	}
+}
+
+// In a whole init the kubelet starts early, while certificates and manifests are still being written: every file
+// it reads when it starts must exist by then, and the static Pods' directory too, so that it watches it.
+func TestKubeletStartsWithWhatItReads(t *testing.T) {
+	for i := range 5 { // the phases race: look at several runs
+		fsys := nodefs.FS{Root: t.TempDir()}
+		var missing []string
+		initSys := &fakeInitSystem{onRestart: func() {
+			for _, f := range []string{"/etc/kubernetes/pki/ca.crt", config.KubeletKubeconfigFile, config.KubeletConfigFile,
+				config.KubeletFlagsEnvFile, config.ManifestsDir} {
+				if !fsys.Exists(f) {
+					missing = append(missing, f)
+				}
+			}
+		}}
+		var out bytes.Buffer
+		w := workflow.Locked(&out)
+		d := &Data{Cfg: testConfig(t, config.EncryptionAlgorithmRSA2048), FS: fsys, Out: w, Source: pki.SystemSource(), InitSystem: initSys, Hostname: "cp-1"}
+		r := workflow.Runner[*Data]{Phases: Phases(), Out: w}
+		keep := map[string]bool{"certs": true, "kubeconfig": true, "etcd": true, "control-plane": true, "kubelet-start": true}
+		var skip []string
+		for _, p := range Phases() {
+			if !keep[p.Name] {
+				skip = append(skip, p.Name)
+			}
+		}
+		if err := r.Run(t.Context(), d, workflow.Options{Skip: skip}); err != nil {
+			t.Fatalf("%v\n%s", err, out.String())
+		}
+		if len(initSys.restarted) != 1 || len(missing) > 0 {
+			t.Fatalf("run %d: restarted %v; missing when the kubelet started: %v", i, initSys.restarted, missing)
+		}
 	}
 }
 

@@ -20,6 +20,9 @@ import (
 	"kubeboot.dev/kubeboot/internal/pki"
 )
 
+// KubeletPhase is the name of the kubelet.conf phase (and Spec).
+const KubeletPhase = "kubelet"
+
 // Well-known identities.
 const (
 	AdminUser             = "kubernetes-admin"
@@ -88,7 +91,7 @@ func Specs(cfg *config.Init) ([]Spec, error) {
 	return []Spec{
 		{Name: "admin", File: config.AdminKubeconfigFile, User: AdminUser, Organization: []string{pki.ClusterAdminsGroup}, Server: cpe},
 		{Name: "super-admin", File: config.SuperAdminKubeconfig, User: SuperAdminUser, Organization: []string{MastersGroup}, Server: cpe},
-		{Name: "kubelet", File: config.KubeletKubeconfigFile, User: NodeUserPrefix + cfg.Init.NodeRegistration.Name, Organization: []string{NodesGroup}, Server: kubeletServer},
+		{Name: KubeletPhase, File: config.KubeletKubeconfigFile, User: NodeUserPrefix + cfg.Init.NodeRegistration.Name, Organization: []string{NodesGroup}, Server: kubeletServer},
 		// The controller-manager and the scheduler run next to this API server; a load balancer in between
 		// would only add a failure point.
 		{Name: "controller-manager", File: config.ControllerManagerConfig, User: ControllerManagerUser, Server: local},

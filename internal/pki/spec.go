@@ -51,6 +51,9 @@ type Phase struct {
 // SAPhase is the name of the service-account key pair phase; it is not a certificate, so it has no Spec.
 const SAPhase = "sa"
 
+// CAPhase is the name of the cluster CA's phase (and Spec).
+const CAPhase = "ca"
+
 // Phases lists the certificate phases in kubeadm's order (the order of `kubeadm init phase certs`).
 func Phases() []Phase {
 	var out []Phase

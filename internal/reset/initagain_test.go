@@ -43,8 +43,9 @@ func renderInit(t *testing.T, cfg *config.Init, fsys nodefs.FS) string {
 		}
 	}
 	var out bytes.Buffer
-	d := &initflow.Data{Cfg: cfg, FS: fsys, Out: &out, Source: pki.SystemSource(), InitSystem: &fakeInitSystem{name: "fake"}, Hostname: "cp-1"}
-	if err := (&workflow.Runner[*initflow.Data]{Phases: initflow.Phases(), Out: &out}).Run(t.Context(), d, workflow.Options{Skip: skip}); err != nil {
+	w := workflow.Locked(&out) // the file phases run concurrently
+	d := &initflow.Data{Cfg: cfg, FS: fsys, Out: w, Source: pki.SystemSource(), InitSystem: &fakeInitSystem{name: "fake"}, Hostname: "cp-1"}
+	if err := (&workflow.Runner[*initflow.Data]{Phases: initflow.Phases(), Out: w}).Run(t.Context(), d, workflow.Options{Skip: skip}); err != nil {
 		t.Fatalf("%v\n%s", err, out.String())
 	}
 	return out.String()

@@ -7,22 +7,28 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 )
 
 // Phase is one step of a workflow over data D. A phase with sub-phases runs its own Run (if any) first, then its
-// children in order.
+// children. Phases run in order unless they say, with Needs, which earlier phases they actually depend on.
 type Phase[D any] struct {
 	Name   string
 	Short  string
 	Run    func(ctx context.Context, d D) error
-	RunIf  func(d D) bool // optional: the phase is skipped (and says so) when it returns false
+	RunIf  func(d D) bool // optional: the phase and its children are skipped (it says so) when it returns false
 	Phases []Phase[D]
-	// RunAll, when set, replaces running the sub-phases one by one whenever all of them are selected: it lets a
-	// parent do its children's work concurrently (e.g. generate every certificate at once).
-	RunAll func(ctx context.Context, d D) error
+	// Needs, when set, lists the paths of the phases this phase must wait for: it starts as soon as they have
+	// finished, concurrently with any other phase that may run, instead of after all of its earlier siblings. A
+	// path covers the phase and everything below it; a needed phase that is skipped or not selected counts as
+	// finished. Without Needs a phase waits for its earlier siblings, so a tree without Needs runs strictly in
+	// order. A phase always waits for its parent. Needs may name a later phase (to let it go first), but not
+	// form a cycle.
+	Needs []string
 	// Hidden phases run as part of the workflow but are not offered as `phase` subcommands.
 	Hidden bool
 }
@@ -89,7 +95,9 @@ func Validate[D any](phases []Phase[D], paths []string) error {
 	return fmt.Errorf("%w %s: known phases are %s", ErrUnknownPhase, strings.Join(quote(bad), ", "), strings.Join(all, ", "))
 }
 
-// Run executes the phases selected by opts over d. It stops at the first error.
+// Run executes the phases selected by opts over d. It stops at the first error: phases that have not started by
+// then do not start, and the error is returned once the running ones have returned. Phases that run concurrently
+// (see Phase.Needs) share d and its writers, so both must be safe for that (see Locked).
 func (r *Runner[D]) Run(ctx context.Context, d D, opts Options) error {
 	if err := Validate(r.Phases, opts.Skip); err != nil {
 		return fmt.Errorf("--skip-phases: %w", err)
@@ -103,61 +111,172 @@ func (r *Runner[D]) Run(ctx context.Context, d D, opts Options) error {
 	for _, s := range opts.Skip {
 		skip[normalize(s)] = true
 	}
-	only := normalize(opts.Only)
-	return r.run(ctx, d, "", r.Phases, skip, only)
+	var tasks []*task[D]
+	plan(&tasks, nil, "", r.Phases, skip, normalize(opts.Only))
+	if err := link(tasks); err != nil {
+		return err
+	}
+	return r.execute(ctx, d, tasks)
 }
 
-func (r *Runner[D]) run(ctx context.Context, d D, prefix string, phases []Phase[D], skip map[string]bool, only string) error {
+// task is one selected phase of a run, with the tasks it waits for.
+type task[D any] struct {
+	path     string
+	phase    Phase[D]
+	parent   *task[D]
+	siblings []*task[D] // the tasks of the earlier siblings and their descendants
+	skipped  bool       // by --skip-phases
+	selected bool       // false for a parent that is only on the way to the phase Only selects
+	deps     []*task[D]
+	done     chan struct{}
+	ok       bool // finished: ran, or was skipped; read after done is closed
+	open     bool // ok, and its children may run (its RunIf did not say no)
+}
+
+// plan appends the tasks of phases below prefix to tasks, in order.
+func plan[D any](tasks *[]*task[D], parent *task[D], prefix string, phases []Phase[D], skip map[string]bool, only string) {
+	first := len(*tasks)
 	for _, p := range phases {
 		path := join(prefix, p.Name)
-		if skip[path] {
-			r.printf("[%s] skipped (--skip-phases)\n", path)
-			continue
-		}
-		// With Only, run a phase when it is the selected one, lies below it, or lies on the way to it.
 		selected := only == "" || path == only || strings.HasPrefix(path, only+"/")
 		onTheWay := only != "" && strings.HasPrefix(only, path+"/")
 		if !selected && !onTheWay {
 			continue
 		}
-		if err := ctx.Err(); err != nil {
-			return err
+		t := &task[D]{path: path, phase: p, parent: parent, skipped: skip[path], selected: selected, done: make(chan struct{}),
+			siblings: slices.Clone((*tasks)[first:])}
+		*tasks = append(*tasks, t)
+		if !t.skipped {
+			plan(tasks, t, path, p.Phases, skip, only)
 		}
-		if selected && p.RunIf != nil && !p.RunIf(d) {
-			r.printf("[%s] not needed, skipped\n", path)
+	}
+}
+
+// link sets every task's dependencies: its parent, and what its Needs name or else its earlier siblings. A cycle
+// is a mistake in the phase tree; it is reported rather than left to hang the run.
+func link[D any](tasks []*task[D]) error {
+	for _, t := range tasks {
+		if t.parent != nil {
+			t.deps = append(t.deps, t.parent)
+		}
+		if t.phase.Needs == nil {
+			t.deps = append(t.deps, t.siblings...)
 			continue
 		}
-		if selected && p.Run != nil {
-			start := r.now()
-			if err := p.Run(ctx, d); err != nil {
-				return &PhaseError{Phase: path, Err: err}
+		for _, e := range tasks {
+			if e == t || strings.HasPrefix(t.path, e.path+"/") {
+				continue // itself, or an ancestor (already a dependency)
 			}
-			r.printf("[%s] done in %s\n", path, round(r.now().Sub(start)))
-		}
-		if p.RunAll != nil && selected && !anySkipped(path, skip) {
-			start := r.now()
-			if err := p.RunAll(ctx, d); err != nil {
-				return &PhaseError{Phase: path, Err: err}
+			for _, n := range t.phase.Needs {
+				if n = normalize(n); e.path == n || strings.HasPrefix(e.path, n+"/") {
+					t.deps = append(t.deps, e)
+					break
+				}
 			}
-			r.printf("[%s] all done in %s\n", path, round(r.now().Sub(start)))
-			continue
 		}
-		if len(p.Phases) > 0 {
-			if err := r.run(ctx, d, path, p.Phases, skip, only); err != nil {
+	}
+	state := map[*task[D]]int{} // 1 visiting, 2 done
+	var visit func(t *task[D]) error
+	visit = func(t *task[D]) error {
+		switch state[t] {
+		case 1:
+			return fmt.Errorf("the phases form a cycle through %s: check their Needs", t.path)
+		case 2:
+			return nil
+		}
+		state[t] = 1
+		for _, d := range t.deps {
+			if err := visit(d); err != nil {
 				return err
 			}
+		}
+		state[t] = 2
+		return nil
+	}
+	for _, t := range tasks {
+		if err := visit(t); err != nil {
+			return err
 		}
 	}
 	return nil
 }
 
-func anySkipped(path string, skip map[string]bool) bool {
-	for s := range skip {
-		if strings.HasPrefix(s, path+"/") {
-			return true
+func (r *Runner[D]) execute(ctx context.Context, d D, tasks []*task[D]) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var (
+		mu    sync.Mutex
+		first error
+	)
+	fail := func(err error) {
+		mu.Lock()
+		if first == nil {
+			first = err
 		}
+		mu.Unlock()
+		cancel()
 	}
-	return false
+	var wg sync.WaitGroup
+	for _, t := range tasks {
+		wg.Go(func() {
+			defer close(t.done)
+			for _, dep := range t.deps {
+				select {
+				case <-dep.done:
+				case <-ctx.Done():
+					return
+				}
+				if !dep.ok {
+					return
+				}
+			}
+			if ctx.Err() != nil {
+				return
+			}
+			if t.parent != nil && !t.parent.open {
+				t.ok = true // its parent said it is not needed, and said so
+				return
+			}
+			err := r.runTask(ctx, d, t)
+			if err != nil {
+				fail(&PhaseError{Phase: t.path, Err: err})
+				return
+			}
+			t.ok = true
+		})
+	}
+	wg.Wait()
+	if first != nil {
+		return first
+	}
+	return context.Cause(ctx)
+}
+
+// runTask runs one task whose dependencies have finished and sets t.open.
+func (r *Runner[D]) runTask(ctx context.Context, d D, t *task[D]) error {
+	p := t.phase
+	switch {
+	case t.skipped:
+		r.printf("[%s] skipped (--skip-phases)\n", t.path)
+		return nil
+	case !t.selected:
+		t.open = true
+		return nil
+	case p.RunIf != nil && !p.RunIf(d):
+		r.printf("[%s] not needed, skipped\n", t.path)
+		return nil
+	}
+	t.open = true
+	if p.Run == nil {
+		return nil
+	}
+	start := r.now()
+	if err := p.Run(ctx, d); err != nil {
+		t.open = false
+		return err
+	}
+	r.printf("[%s] done in %s\n", t.path, round(r.now().Sub(start)))
+	return nil
 }
 
 func (r *Runner[D]) now() time.Time {
@@ -203,4 +322,24 @@ func quote(ss []string) []string {
 		out[i] = fmt.Sprintf("%q", s)
 	}
 	return out
+}
+
+// Locked returns a writer that lets concurrent phases write whole lines to w without interleaving them: give the
+// same one to the Runner and to the phases' data.
+func Locked(w io.Writer) io.Writer {
+	if l, ok := w.(*lockedWriter); ok {
+		return l
+	}
+	return &lockedWriter{w: w}
+}
+
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }

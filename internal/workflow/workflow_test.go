@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -128,35 +130,118 @@ func TestCanceledContext(t *testing.T) {
 	}
 }
 
-func TestRunAllReplacesChildrenOnlyWhenAllSelected(t *testing.T) {
-	phases := func() []Phase[*record] {
-		ps := tree()
-		ps[1].RunAll = func(_ context.Context, r *record) error {
-			r.ran = append(r.ran, "certs-all")
-			return nil
-		}
-		return ps
+// A phase with Needs runs as soon as what it needs is done, while an earlier phase it does not need still runs.
+func TestNeedsRunsConcurrently(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	var mu sync.Mutex
+	r := &record{}
+	add := func(s string) { mu.Lock(); r.ran = append(r.ran, s); mu.Unlock() }
+	released := make(chan struct{})
+	phases := []Phase[*record]{
+		{Name: "pre", Run: func(context.Context, *record) error { add("pre"); return nil }},
+		{Name: "slow", Run: func(ctx context.Context, _ *record) error {
+			select {
+			case <-released:
+				add("slow")
+				return nil
+			case <-ctx.Done():
+				return errors.New("slow waited in vain: fast did not run while slow ran")
+			}
+		}},
+		{Name: "fast", Needs: []string{"pre"}, Run: func(context.Context, *record) error { add("fast"); close(released); return nil }},
+		{Name: "last", Run: func(context.Context, *record) error { add("last"); return nil }},
 	}
+	var out bytes.Buffer
+	run := Runner[*record]{Phases: phases, Out: Locked(&out)}
+	if err := run.Run(ctx, r, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(r.ran, ","); got != "pre,fast,slow,last" {
+		t.Fatalf("ran %s, want pre,fast,slow,last (last waits for every earlier sibling)", got)
+	}
+}
+
+// Needs naming a parent waits for all of its children; a skipped need counts as done; a failure stops what has not
+// started and is reported with its path.
+func TestNeedsWaitsSkipsAndFails(t *testing.T) {
+	var mu sync.Mutex
+	mk := func(r *record, name string, err error) Phase[*record] {
+		return Phase[*record]{Name: name, Run: func(context.Context, *record) error {
+			mu.Lock()
+			r.ran = append(r.ran, name)
+			mu.Unlock()
+			return err
+		}}
+	}
+	boom := errors.New("boom")
 	tests := []struct {
-		name string
-		opts Options
-		want string
+		name    string
+		failing string
+		opts    Options
+		want    string
+		wantErr string
 	}{
-		{"whole workflow", Options{Skip: []string{"kubeconfig", "preflight", "show-join-command"}}, "certs-all"},
-		{"only parent", Options{Only: "certs"}, "certs-all"},
-		{"only child", Options{Only: "certs/ca"}, "ca"},
-		{"a child skipped", Options{Only: "certs", Skip: []string{"certs/sa"}}, "ca,apiserver"},
+		{"needs a parent", "", Options{}, "a1,a2,b", ""},
+		{"a need skipped", "", Options{Skip: []string{"a"}}, "b", ""},
+		{"a need fails", "a2", Options{}, "a1,a2", "phase a/a2: boom"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			r := &record{}
-			run := Runner[*record]{Phases: phases()}
-			if err := run.Run(t.Context(), r, tt.opts); err != nil {
-				t.Fatal(err)
+			var errA2 error
+			if tt.failing == "a2" {
+				errA2 = boom
+			}
+			b := mk(r, "b", nil)
+			b.Needs = []string{"a"}
+			phases := []Phase[*record]{{Name: "a", Phases: []Phase[*record]{mk(r, "a1", nil), mk(r, "a2", errA2)}}, b}
+			run := Runner[*record]{Phases: phases}
+			err := run.Run(t.Context(), r, tt.opts)
+			if got := fmt.Sprint(err); tt.wantErr != "" && got != tt.wantErr || tt.wantErr == "" && err != nil {
+				t.Fatalf("error %v, want %q", err, tt.wantErr)
 			}
 			if got := strings.Join(r.ran, ","); got != tt.want {
 				t.Fatalf("ran %s, want %s", got, tt.want)
 			}
 		})
+	}
+}
+
+// Needs may let a later phase go first; a cycle is refused before anything runs.
+func TestNeedsOrderAndCycles(t *testing.T) {
+	r := &record{}
+	a, b := leaf("a"), leaf("b")
+	a.Needs, b.Needs = []string{"b"}, []string{} // without Needs, b would wait for a
+	if err := (&Runner[*record]{Phases: []Phase[*record]{a, b}}).Run(t.Context(), r, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(r.ran, ","); got != "b,a" {
+		t.Fatalf("ran %s, want b,a", got)
+	}
+	r = &record{}
+	b.Needs = []string{"a"}
+	err := (&Runner[*record]{Phases: []Phase[*record]{a, b}}).Run(t.Context(), r, Options{})
+	if err == nil || err.Error() != "the phases form a cycle through a: check their Needs" || len(r.ran) != 0 {
+		t.Fatalf("got %v, ran %v", err, r.ran)
+	}
+}
+
+func TestParentRunIfSkipsChildren(t *testing.T) {
+	var out bytes.Buffer
+	r := &record{}
+	phases := []Phase[*record]{
+		{Name: "p", RunIf: func(*record) bool { return false }, Phases: []Phase[*record]{leaf("c")}},
+		leaf("after"),
+	}
+	run := Runner[*record]{Phases: phases, Out: &out}
+	if err := run.Run(t.Context(), r, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(r.ran, ","); got != "after" {
+		t.Fatalf("ran %s, want after", got)
+	}
+	if !strings.HasPrefix(out.String(), "[p] not needed, skipped\n[after] done in ") {
+		t.Fatalf("output %q", out.String())
 	}
 }
