@@ -15,7 +15,7 @@ import (
 )
 
 // Phase is one step of a workflow over data D. A phase with sub-phases runs its own Run (if any) first, then its
-// children. Phases run in order unless they say, with Needs, which earlier phases they actually depend on.
+// children. Phases run in order unless they say, with Needs, which phases they must wait for.
 type Phase[D any] struct {
 	Name   string
 	Short  string
