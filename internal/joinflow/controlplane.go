@@ -276,14 +276,11 @@ func runControlPlaneKubeconfigs(ctx context.Context, d *Data) error {
 	if err != nil {
 		return err
 	}
-	for _, name := range controlPlaneKubeconfigs {
-		r, err := kubeconfig.Ensure(ctx, d.FS, cp.cfg, name, d.Source)
-		if err != nil {
-			return err
-		}
+	res, err := kubeconfig.EnsureSome(ctx, d.FS, cp.cfg, controlPlaneKubeconfigs, d.Source)
+	for _, r := range res {
 		initflow.ReportPKI(d.Out, r)
 	}
-	return nil
+	return err
 }
 
 func runControlPlaneManifests(ctx context.Context, d *Data) error {

@@ -9,9 +9,9 @@ import (
 	"kubeboot.dev/kubeboot/internal/pki"
 )
 
-// BenchmarkInitCredentials is what `init` spends on credentials: every certificate, the service-account key and
-// the five kubeconfig files, written into an empty directory with real keys. Run with -cpu 1,2 to see what the
-// concurrent key generation buys.
+// BenchmarkInitCredentials is the work of init's credentials: every certificate, the service-account key and the
+// five kubeconfig files, written into an empty directory with real keys (init itself runs these as concurrent
+// phases, kubelet.conf first). Run with -cpu 1,2 to see what the concurrent key generation buys.
 func BenchmarkInitCredentials(b *testing.B) {
 	for _, alg := range []config.EncryptionAlgorithmType{config.EncryptionAlgorithmRSA2048, config.EncryptionAlgorithmECDSAP256} {
 		b.Run(string(alg), func(b *testing.B) {

@@ -16,12 +16,26 @@ import (
 	"kubeboot.dev/kubeboot/internal/pki"
 )
 
-// EnsureAll makes sure every kubeconfig file of init exists and fits cfg, concurrently (each one needs a new
-// key). Results come in phase order; the error joins every file's error in phase order.
+// EnsureAll makes sure every kubeconfig file of init exists and fits cfg (see EnsureSome).
 func EnsureAll(ctx context.Context, fsys nodefs.FS, cfg *config.Init, src pki.Source) ([]pki.Result, error) {
+	return EnsureSome(ctx, fsys, cfg, nil, src)
+}
+
+// EnsureSome makes sure the kubeconfig files of the named phases (all of them when names is nil) exist and fit
+// cfg, concurrently: each one needs a new key. Results come in phase order; the error joins every file's error in
+// phase order.
+func EnsureSome(ctx context.Context, fsys nodefs.FS, cfg *config.Init, names []string, src pki.Source) ([]pki.Result, error) {
 	specs, ca, src, err := prepare(fsys, cfg, src)
 	if err != nil {
 		return nil, err
+	}
+	if names != nil {
+		for _, n := range names {
+			if !slices.ContainsFunc(specs, func(s Spec) bool { return s.Name == n }) {
+				return nil, unknownPhase(n)
+			}
+		}
+		specs = slices.DeleteFunc(specs, func(s Spec) bool { return !slices.Contains(names, s.Name) })
 	}
 	results := make([]*pki.Result, len(specs))
 	errs := make([]error, len(specs))
@@ -47,17 +61,21 @@ func Ensure(ctx context.Context, fsys nodefs.FS, cfg *config.Init, name string, 
 	}
 	i := slices.IndexFunc(specs, func(s Spec) bool { return s.Name == name })
 	if i < 0 {
-		var names []string
-		for _, p := range Phases() {
-			names = append(names, p.Name)
-		}
-		return pki.Result{}, fmt.Errorf("unknown kubeconfig phase %q: known phases are %s", name, strings.Join(names, ", "))
+		return pki.Result{}, unknownPhase(name)
 	}
 	r, err := ensure(ctx, fsys, cfg, specs[i], ca, src)
 	if err != nil {
 		return pki.Result{}, err
 	}
 	return *r, nil
+}
+
+func unknownPhase(name string) error {
+	var names []string
+	for _, p := range Phases() {
+		names = append(names, p.Name)
+	}
+	return fmt.Errorf("unknown kubeconfig phase %q: known phases are %s", name, strings.Join(names, ", "))
 }
 
 func prepare(fsys nodefs.FS, cfg *config.Init, src pki.Source) ([]Spec, pki.CA, pki.Source, error) {
@@ -67,12 +85,12 @@ func prepare(fsys nodefs.FS, cfg *config.Init, src pki.Source) ([]Spec, pki.CA, 
 	}
 	src = src.Freeze()
 	t := src.Now()
-	caSpec, _ := pki.SpecByName("ca")
+	caSpec, _ := pki.SpecByName(pki.CAPhase)
 	caPath := caSpec.CertPath(pki.Dir(cfg))
 	if !fsys.Exists(caPath) {
 		return nil, pki.CA{}, src, fmt.Errorf("the CA certificate %s does not exist: run the certs/ca phase first, or provide the CA", caPath)
 	}
-	ca, err := pki.LoadCA(fsys, cfg, "ca", t)
+	ca, err := pki.LoadCA(fsys, cfg, pki.CAPhase, t)
 	if err != nil {
 		return nil, pki.CA{}, src, err
 	}
@@ -92,7 +110,7 @@ func ensure(ctx context.Context, fsys nodefs.FS, cfg *config.Init, s Spec, ca pk
 		return res, nil
 	}
 	if ca.Key == nil {
-		caSpec, _ := pki.SpecByName("ca")
+		caSpec, _ := pki.SpecByName(pki.CAPhase)
 		dir := pki.Dir(cfg)
 		return nil, fmt.Errorf("external CA mode (%s present, %s absent): kubeboot cannot sign the client certificate of %s; provide %s, or provide %s",
 			caSpec.CertPath(dir), caSpec.KeyPath(dir), s.File, s.File, caSpec.KeyPath(dir))

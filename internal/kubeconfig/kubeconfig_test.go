@@ -263,6 +263,29 @@ func TestEnsureAllWritesKubeadmsFiles(t *testing.T) {
 	}
 }
 
+// A joining control-plane node makes only some kubeconfig files: just those, results in phase order.
+func TestEnsureSomeWritesOnlyThose(t *testing.T) {
+	cfg := testConfig(config.EncryptionAlgorithmECDSAP256)
+	fsys := withPKI(t, cfg)
+	res, err := EnsureSome(t.Context(), fsys, cfg, []string{"scheduler", "admin"}, fixedSource())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res) != 2 || res[0].Phase != "admin" || res[1].Phase != "scheduler" || res[0].Action != pki.Generated {
+		t.Fatalf("results %+v, want admin then scheduler, generated", res)
+	}
+	for _, f := range []string{config.SuperAdminKubeconfig, config.KubeletKubeconfigFile, config.ControllerManagerConfig} {
+		if fsys.Exists(f) {
+			t.Errorf("%s was written", f)
+		}
+	}
+	_, err = EnsureSome(t.Context(), fsys, cfg, []string{"admin", "kubelett"}, fixedSource())
+	want := `unknown kubeconfig phase "kubelett": known phases are admin, super-admin, kubelet, controller-manager, scheduler`
+	if err == nil || err.Error() != want {
+		t.Fatalf("got %v, want %s", err, want)
+	}
+}
+
 func TestEnsureRerunReuses(t *testing.T) {
 	cfg := testConfig(config.EncryptionAlgorithmECDSAP256)
 	fsys := withPKI(t, cfg)

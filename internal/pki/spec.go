@@ -115,15 +115,15 @@ var (
 // Specs returns every certificate kubeadm makes, CAs before the leaves they sign, in kubeadm's phase order.
 func Specs() []Spec {
 	return []Spec{
-		caSpec("ca", "self-signed Kubernetes CA to provision identities for other Kubernetes components", "ca", "kubernetes", false),
+		caSpec(CAPhase, "self-signed Kubernetes CA to provision identities for other Kubernetes components", "ca", "kubernetes", false),
 		{
 			Name: "apiserver", Description: "certificate for serving the Kubernetes API",
-			BaseName: "apiserver", CAName: "ca", CommonName: "kube-apiserver",
+			BaseName: "apiserver", CAName: CAPhase, CommonName: "kube-apiserver",
 			KeyUsage: leafKeyUsage, ExtKeyUsage: serverAuth, SANs: APIServerSANs,
 		},
 		{
 			Name: "apiserver-kubelet-client", Description: "certificate for the API server to connect to kubelet",
-			BaseName: "apiserver-kubelet-client", CAName: "ca", CommonName: "kube-apiserver-kubelet-client",
+			BaseName: "apiserver-kubelet-client", CAName: CAPhase, CommonName: "kube-apiserver-kubelet-client",
 			Organization: []string{ClusterAdminsGroup}, KeyUsage: leafKeyUsage, ExtKeyUsage: clientAuth,
 		},
 		caSpec("front-proxy-ca", "self-signed CA to provision identities for front proxy", "front-proxy-ca", "front-proxy-ca", false),
