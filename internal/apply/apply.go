@@ -60,14 +60,14 @@ func Object(ctx context.Context, client kubernetes.Interface, obj runtime.Object
 // joined in the order of objs.
 func Objects(ctx context.Context, client kubernetes.Interface, objs ...runtime.Object) error {
 	errs := make([]error, len(objs))
-	forEach(len(objs), maxConcurrent, func(i int) {
+	ForEach(len(objs), maxConcurrent, func(i int) {
 		errs[i] = Object(ctx, client, objs[i])
 	})
 	return errors.Join(errs...)
 }
 
-// forEach calls fn(0..n-1) with at most limit calls running at once and returns when all have returned.
-func forEach(n, limit int, fn func(i int)) {
+// ForEach calls fn(0..n-1) with at most limit calls running at once and returns when all have returned.
+func ForEach(n, limit int, fn func(i int)) {
 	sem := make(chan struct{}, limit)
 	var wg sync.WaitGroup
 	for i := range n {

@@ -371,7 +371,7 @@ func TestForEachBoundsConcurrency(t *testing.T) {
 	var once sync.Once
 	full := make(chan struct{})
 	done := make([]bool, n)
-	forEach(n, limit, func(i int) {
+	ForEach(n, limit, func(i int) {
 		cur := inFlight.Add(1)
 		for {
 			p := peak.Load()

@@ -20,6 +20,7 @@ import (
 	"kubeboot.dev/kubeboot/internal/addons"
 	"kubeboot.dev/kubeboot/internal/clusterinfo"
 	"kubeboot.dev/kubeboot/internal/config"
+	"kubeboot.dev/kubeboot/internal/controlleraccounts"
 	"kubeboot.dev/kubeboot/internal/copycerts"
 	"kubeboot.dev/kubeboot/internal/cri"
 	"kubeboot.dev/kubeboot/internal/kubeconfig"
@@ -77,6 +78,8 @@ func clusterPhases() []workflow.Phase[*Data] {
 	notDry := func(d *Data) bool { return !d.DryRun }
 	return []workflow.Phase[*Data]{
 		{Name: "wait-control-plane", Short: "Wait for the kubelet and the control plane to be healthy", Run: runWaitControlPlane, RunIf: notDry},
+		{Name: "controller-accounts", Short: "Create the ServiceAccounts of the controller-manager's controllers before it starts them",
+			RunIf: notDry, Run: withAPI(runControllerAccounts)},
 		{Name: "upload-config", Short: "Upload the kubeadm and kubelet configuration to ConfigMaps", RunIf: notDry, Phases: []workflow.Phase[*Data]{
 			{Name: "kubeadm", Short: "Upload the kubeadm ClusterConfiguration to the kubeadm-config ConfigMap", Run: withAPI(func(ctx context.Context, d *Data, c kubernetes.Interface) error {
 				return uploadconfig.UploadKubeadmConfig(ctx, c, d.Cfg.Cluster)
@@ -184,6 +187,37 @@ func ControlPlaneHealth(fsys nodefs.FS) ([]waiter.Endpoint, error) {
 		pods[name] = &pod
 	}
 	return waiter.ControlPlane(pods)
+}
+
+// runControllerAccounts creates the accounts the controller-manager this node runs would create one by one,
+// throttled, before its CSR signer starts (see package controlleraccounts).
+func runControllerAccounts(ctx context.Context, d *Data, c kubernetes.Interface) error {
+	file := manifests.Path(manifests.ControllerManagerName)
+	b, err := d.FS.ReadFile(file)
+	if err != nil {
+		return fmt.Errorf("read the controller-manager's static Pod: %w", err)
+	}
+	var pod corev1.Pod
+	if err := yaml.UnmarshalStrict(b, &pod); err != nil {
+		return fmt.Errorf("%s: %w", file, err)
+	}
+	var command []string
+	for _, ctr := range pod.Spec.Containers {
+		if ctr.Name == manifests.ControllerManagerName {
+			command = append(ctr.Command, ctr.Args...)
+		}
+	}
+	names, reason := controlleraccounts.Plan(command, d.Cfg.Cluster.KubernetesVersion)
+	if len(names) == 0 {
+		fmt.Fprintf(d.Out, "  not needed: %s (%s)\n", reason, file)
+		return nil
+	}
+	created, err := controlleraccounts.Create(ctx, c, names)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(d.Out, "  created %d of the controller-manager's %d ServiceAccounts in %s\n", created, len(names), controlleraccounts.Namespace)
+	return nil
 }
 
 func runBootstrapToken(ctx context.Context, d *Data) error {

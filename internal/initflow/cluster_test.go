@@ -2,6 +2,9 @@ package initflow
 
 import (
 	"bytes"
+	"errors"
+	"fmt"
+	"io/fs"
 	"strings"
 	"testing"
 
@@ -11,7 +14,9 @@ import (
 	"k8s.io/client-go/kubernetes/fake"
 
 	"kubeboot.dev/kubeboot/internal/config"
+	"kubeboot.dev/kubeboot/internal/controlleraccounts"
 	"kubeboot.dev/kubeboot/internal/copycerts"
+	"kubeboot.dev/kubeboot/internal/manifests"
 	"kubeboot.dev/kubeboot/internal/nodefs"
 	"kubeboot.dev/kubeboot/internal/pki"
 	"kubeboot.dev/kubeboot/internal/workflow"
@@ -164,5 +169,55 @@ func TestUploadCerts(t *testing.T) {
 				t.Errorf("UnshownCertificateKey() = %q, want the key: %v", got, tt.unshown)
 			}
 		})
+	}
+}
+
+// TestControllerAccounts runs controller-accounts on the controller-manager manifest init writes: with kubeadm's
+// flags it creates every account; with a user's --controllers it leaves them to the controller-manager and says why.
+func TestControllerAccounts(t *testing.T) {
+	for _, tt := range []struct {
+		name        string
+		extra       []config.Arg
+		wantCreated int
+		wantOut     string
+	}{
+		{name: "kubeadm's flags", wantCreated: len(controlleraccounts.Names),
+			wantOut: fmt.Sprintf("created %d of the controller-manager's %d ServiceAccounts in kube-system", len(controlleraccounts.Names), len(controlleraccounts.Names))},
+		{name: "a user's controllers", extra: []config.Arg{{Name: "controllers", Value: "*,-ttl"}},
+			wantOut: "not needed: kube-controller-manager runs with --controllers=*,-ttl, not kubeadm's --controllers=*,bootstrapsigner,tokencleaner (/etc/kubernetes/manifests/kube-controller-manager.yaml)"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := testConfig(t, config.EncryptionAlgorithmECDSAP256)
+			cfg.Cluster.ControllerManager.ExtraArgs = tt.extra
+			fsys := nodefs.FS{Root: t.TempDir()}
+			if _, err := manifests.WriteControllerManager(t.Context(), fsys, cfg, manifests.Host{}); err != nil {
+				t.Fatal(err)
+			}
+			client := fake.NewClientset()
+			var out bytes.Buffer
+			d := &Data{Cfg: cfg, FS: fsys, Out: &out, Clients: fakeClients{client}}
+			r := workflow.Runner[*Data]{Phases: Phases(), Out: &out}
+			if err := r.Run(t.Context(), d, workflow.Options{Only: "controller-accounts"}); err != nil {
+				t.Fatalf("%v\n%s", err, out.String())
+			}
+			list, err := client.CoreV1().ServiceAccounts("kube-system").List(t.Context(), metav1.ListOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(list.Items) != tt.wantCreated || !strings.Contains(out.String(), tt.wantOut) {
+				t.Errorf("%d accounts, output:\n%s\nwant %d accounts and %q", len(list.Items), out.String(), tt.wantCreated, tt.wantOut)
+			}
+		})
+	}
+}
+
+func TestControllerAccountsNeedTheManifest(t *testing.T) {
+	cfg := testConfig(t, config.EncryptionAlgorithmECDSAP256)
+	var out bytes.Buffer
+	d := &Data{Cfg: cfg, FS: nodefs.FS{Root: t.TempDir()}, Out: &out, Clients: fakeClients{fake.NewClientset()}}
+	r := workflow.Runner[*Data]{Phases: Phases(), Out: &out}
+	err := r.Run(t.Context(), d, workflow.Options{Only: "controller-accounts"})
+	if err == nil || !strings.Contains(err.Error(), "controller-accounts") || !strings.Contains(err.Error(), "read the controller-manager's static Pod") || !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("error %v; want the phase named and the missing manifest", err)
 	}
 }

@@ -102,7 +102,7 @@ func TestRenderControlPlane(t *testing.T) {
 			w := workflow.Locked(&out) // the file phases run concurrently
 			d := &Data{Cfg: testConfig(t, alg), FS: fsys, Out: w, Source: pki.SystemSource(), InitSystem: initSys, Hostname: "cp-1"}
 			r := workflow.Runner[*Data]{Phases: Phases(), Out: w}
-			if err := r.Run(t.Context(), d, workflow.Options{Skip: []string{"preflight", "wait-control-plane", "upload-config", "mark-control-plane", "bootstrap-token", "kubelet-finalize", "addon"}}); err != nil {
+			if err := r.Run(t.Context(), d, workflow.Options{Skip: []string{"preflight", "wait-control-plane", "controller-accounts", "upload-config", "mark-control-plane", "bootstrap-token", "kubelet-finalize", "addon"}}); err != nil {
 				t.Fatalf("%v\n%s", err, out.String())
 			}
 			var got []string

@@ -112,12 +112,13 @@ func TestRunningAndStartRefusals(t *testing.T) {
 		{Spec: node.Spec{Name: "kblab-cp1"}, PID: os.Getpid(), MntNS: self},
 		// A PID of some other mount namespace: reused, so the node is down.
 		{Spec: node.Spec{Name: "kblab-cp2"}, PID: os.Getpid(), MntNS: self + 1},
-		{Spec: node.Spec{Name: "kblab-w1"}},
+		// Not a name `lab up` gives: Start looks for the node's processes on the machine, and a lab may be up.
+		{Spec: node.Spec{Name: "kblab-unit-w1"}},
 	}}
 	for _, tt := range []struct {
 		name string
 		want bool
-	}{{"kblab-cp1", true}, {"kblab-cp2", false}, {"kblab-w1", false}} {
+	}{{"kblab-cp1", true}, {"kblab-cp2", false}, {"kblab-unit-w1", false}} {
 		n, _ := st.Node(tt.name)
 		if got := Running(n); got != tt.want {
 			t.Errorf("Running(%s) = %v, want %v", tt.name, got, tt.want)
@@ -127,11 +128,11 @@ func TestRunningAndStartRefusals(t *testing.T) {
 	if want := "node kblab-cp1 is running (node-run pid " + strconv.Itoa(os.Getpid()) + "): `lab kill kblab-cp1` first"; err == nil || err.Error() != want {
 		t.Errorf("Start of a running node: %v, want %q", err, want)
 	}
-	err = Start(t.Context(), st, "w1", "/nonexistent/lab")
-	if want := "node kblab-w1: its netns is gone (stat /run/netns/kblab-w1: no such file or directory): the lab is not whole, take it down with `lab down`"; err == nil || err.Error() != want {
+	err = Start(t.Context(), st, "unit-w1", "/nonexistent/lab")
+	if want := "node kblab-unit-w1: its netns is gone (stat /run/netns/kblab-unit-w1: no such file or directory): the lab is not whole, take it down with `lab down`"; err == nil || err.Error() != want {
 		t.Errorf("Start without a netns: %v, want %q", err, want)
 	}
-	if _, err := Kill(st, "w9"); err == nil || err.Error() != `no lab node "w9"; nodes: [kblab-cp1 kblab-cp2 kblab-w1]` {
+	if _, err := Kill(st, "w9"); err == nil || err.Error() != `no lab node "w9"; nodes: [kblab-cp1 kblab-cp2 kblab-unit-w1]` {
 		t.Errorf("Kill(w9): %v", err)
 	}
 }

@@ -53,6 +53,7 @@ func TestKubebootInit(t *testing.T) {
 
 	t.Run("nodes Ready", func(t *testing.T) { checkNodesReady(t, cp1, "kblab-w1") })
 	t.Run("kube-system Pods Running", func(t *testing.T) { checkKubeSystem(t, 1, 2) })
+	t.Run("the controller-manager needed no ServiceAccount beyond kubeboot's", checkControllerAccounts)
 	t.Run("CoreDNS answers a Pod", func(t *testing.T) { checkDNSAndServiceIP(t, "kblab-w1") })
 
 	t.Run("admin.conf may do everything", func(t *testing.T) {

@@ -21,6 +21,8 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+
+	"kubeboot.dev/kubeboot/internal/controlleraccounts"
 )
 
 const stateDir = "/var/lib/kubeboot-lab"
@@ -121,6 +123,9 @@ func TestLabKubeadm(t *testing.T) {
 
 	t.Run("kube-system Pods Running", func(t *testing.T) { checkKubeSystem(t, 1, 3) })
 
+	// The reference for kubeboot's list: what the controller-manager created itself in a kubeadm cluster.
+	t.Run("the controller-manager's ServiceAccounts are the ones kubeboot creates ahead of it", checkControllerAccounts)
+
 	t.Run("Pod resolves through CoreDNS and reaches the API through its Service IP", func(t *testing.T) { checkDNSAndServiceIP(t, "kblab-w1") })
 
 	t.Run("kubeboot join works against a kubeadm control plane", func(t *testing.T) {
@@ -187,6 +192,26 @@ spec:
 		if !strings.Contains(sections[name], `"gitVersion": "v1.34.4"`) {
 			t.Errorf("GET /version %s: no gitVersion v1.34.4 in:\n%s", name, sections[name])
 		}
+	}
+}
+
+// checkControllerAccounts compares kube-system's ServiceAccounts, other than the addons' and "default", with
+// controlleraccounts.Names. Call it once a worker has joined: the CSR signer runs, so every controller has started
+// and has its account.
+func checkControllerAccounts(t *testing.T) {
+	var list corev1.ServiceAccountList
+	kubectlJSON(t, &list, "-n", controlleraccounts.Namespace, "get", "serviceaccounts", "-o", "json")
+	var got []string
+	for _, sa := range list.Items {
+		switch sa.Name {
+		case "default", "coredns", "kube-proxy":
+		default:
+			got = append(got, sa.Name)
+		}
+	}
+	slices.Sort(got)
+	if !slices.Equal(got, controlleraccounts.Names) {
+		t.Errorf("controller accounts in kube-system:\n%v\nkubeboot's list (internal/controlleraccounts.Names):\n%v", got, controlleraccounts.Names)
 	}
 }
 
