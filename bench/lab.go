@@ -33,9 +33,12 @@ import (
 
 	"kubeboot.dev/kubeboot/internal/config"
 	"kubeboot.dev/kubeboot/internal/discovery"
+	"kubeboot.dev/kubeboot/internal/initflow"
+	"kubeboot.dev/kubeboot/internal/joinflow"
 	"kubeboot.dev/kubeboot/internal/kubeconfig"
 	"kubeboot.dev/kubeboot/internal/pki"
 	"kubeboot.dev/kubeboot/internal/token"
+	"kubeboot.dev/kubeboot/internal/workflow"
 )
 
 const (
@@ -612,11 +615,19 @@ func parsePhases(out string) map[string]time.Duration {
 	return res
 }
 
-var order = []string{"preflight", "certs", "kubeconfig", "etcd", "control-plane", "kubelet-start", "wait-control-plane",
-	"upload-config", "upload-certs", "mark-control-plane", "bootstrap-token", "kubelet-finalize", "addon", "show-join-command"}
+// order and joinOrder are the top-level phases of init and join, in the order the commands list them.
+var (
+	order     = topLevel(initflow.Phases())
+	joinOrder = topLevel(joinflow.Phases())
+)
 
-var joinOrder = []string{"preflight", "control-plane-prepare", "check-etcd", "kubelet-start", "etcd-join", "kubelet-wait-bootstrap",
-	"control-plane-join", "wait-control-plane"}
+func topLevel[D any](phases []workflow.Phase[D]) []string {
+	var names []string
+	for _, p := range phases {
+		names = append(names, p.Name)
+	}
+	return names
+}
 
 // phaseOrder sorts phase names by their top-level phase's place in order.
 func phaseOrder(order []string, p string) string {
