@@ -33,6 +33,7 @@ import (
 
 	"kubeboot.dev/kubeboot/internal/config"
 	"kubeboot.dev/kubeboot/internal/discovery"
+	"kubeboot.dev/kubeboot/internal/etcd"
 	"kubeboot.dev/kubeboot/internal/initflow"
 	"kubeboot.dev/kubeboot/internal/joinflow"
 	"kubeboot.dev/kubeboot/internal/kubeconfig"
@@ -291,7 +292,7 @@ func (b *labBench) resetAll(ctx context.Context) error {
 }
 
 // controlPlaneJoin makes an HA cluster with tool (init --upload-certs on cp1, the lab's load balancer as the
-// endpoint), waits until it has settled (cluster-info signed for the token, cp1 Ready), then times tool's
+// endpoint), waits until it has settled (cluster-info signed for the token, cp1 Ready, its etcd mirror Pod), then times tool's
 // join --control-plane on cp2: the command's wall time, and the time until cp2's Node is Ready.
 func (b *labBench) controlPlaneJoin(ctx context.Context, tool, haInitCfg, tok string, joinTemplate []byte) (wall, ready time.Duration, out string, err error) {
 	if err := b.resetAll(ctx); err != nil {
@@ -312,6 +313,14 @@ func (b *labBench) controlPlaneJoin(ctx context.Context, tool, haInitCfg, tok st
 	id, _, _ := strings.Cut(tok, ".")
 	if err := waitSigned(ctx, client, []string{id}); err != nil {
 		return 0, 0, "", err
+	}
+	// Both tools' control-plane joins find the etcd members through the etcd mirror Pods, which the kubelet creates
+	// some seconds after init (0.6-3 s after cluster-info is signed, seen in the lab): settled includes them.
+	ectx, cancel := context.WithTimeout(ctx, time.Minute)
+	_, err = etcd.EndpointsFromPods(ectx, client)
+	cancel()
+	if err != nil {
+		return 0, 0, "", fmt.Errorf("waiting for the etcd mirror Pod: %w", err)
 	}
 	hash, err := caHash()
 	if err != nil {
