@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
+	"time"
 
 	"kubeboot.dev/kubeboot/internal/config"
 	"kubeboot.dev/kubeboot/internal/cri"
@@ -328,7 +330,7 @@ func (d *Data) emptyDir(dir string) error {
 	}
 	var errs []error
 	for _, n := range names {
-		if err := os.RemoveAll(filepath.Join(d.FS.Path(dir), n)); err != nil {
+		if err := d.removeAllRetried(filepath.Join(d.FS.Path(dir), n)); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -336,6 +338,28 @@ func (d *Data) emptyDir(dir string) error {
 		return fmt.Errorf("delete the contents of %s: %w", dir, err)
 	}
 	return nil
+}
+
+// removeRetries bounds removeAllRetried: a kubelet that writes into a Pod's directory does it in a short burst.
+const (
+	removeRetries    = 5
+	removeRetryPause = 20 * time.Millisecond
+)
+
+// removeAllRetried deletes p like os.RemoveAll, again when a directory was not empty at the end: a kubelet that
+// could not be stopped (no init system) may still be creating files in a Pod's directory while it is deleted.
+func (d *Data) removeAllRetried(p string) error {
+	removeAll := d.removeAll
+	if removeAll == nil {
+		removeAll = os.RemoveAll
+	}
+	for attempt := 1; ; attempt++ {
+		err := removeAll(p)
+		if err == nil || !errors.Is(err, syscall.ENOTEMPTY) || attempt == removeRetries {
+			return err
+		}
+		time.Sleep(removeRetryPause)
+	}
 }
 
 // safeToEmpty refuses directories whose contents are the machine's, not the cluster's: a typo in --cert-dir or

@@ -53,6 +53,8 @@ type Data struct {
 
 	// left collects what reset could not clean, for NotCleaned.
 	left []string
+	// removeAll deletes a path and what is below it; nil: os.RemoveAll.
+	removeAll func(path string) error
 }
 
 // Stopper is an init system that can also stop a service. Stopping the kubelet first keeps it from starting

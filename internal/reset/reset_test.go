@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -889,5 +890,45 @@ func TestDetectCRISocket(t *testing.T) {
 				t.Errorf("got %q, want %q", got, c.want)
 			}
 		})
+	}
+}
+
+// TestRemoveAllRetriedOutlastsAWriter: a kubelet still running (no init system) can add a file to a Pod's
+// directory between RemoveAll's last read and its rmdir; the removal is tried again, a bounded number of times,
+// and other errors are returned at once.
+func TestRemoveAllRetriedOutlastsAWriter(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "pods")
+	if err := os.MkdirAll(filepath.Join(dir, "uid", "volumes"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	notEmpty := &fs.PathError{Op: "unlinkat", Path: dir, Err: syscall.ENOTEMPTY}
+	for _, tt := range []struct {
+		name      string
+		failures  int
+		fail      error
+		wantCalls int
+		wantErr   error
+	}{
+		{name: "a writer that stops", failures: 2, fail: notEmpty, wantCalls: 3},
+		{name: "a writer that never stops", failures: 100, fail: notEmpty, wantCalls: removeRetries, wantErr: notEmpty},
+		{name: "permission denied is not retried", failures: 100, fail: fs.ErrPermission, wantCalls: 1, wantErr: fs.ErrPermission},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			calls := 0
+			d := &Data{removeAll: func(p string) error {
+				calls++
+				if calls <= tt.failures {
+					return tt.fail
+				}
+				return os.RemoveAll(p)
+			}}
+			err := d.removeAllRetried(dir)
+			if calls != tt.wantCalls || !errors.Is(err, tt.wantErr) || (tt.wantErr == nil && err != nil) {
+				t.Errorf("%d calls, error %v; want %d calls, error %v", calls, err, tt.wantCalls, tt.wantErr)
+			}
+		})
+	}
+	if _, err := os.Stat(dir); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("%s still exists after the writer stopped: %v", dir, err)
 	}
 }
