@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"path"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -201,12 +202,12 @@ func runControllerAccounts(ctx context.Context, d *Data, c kubernetes.Interface)
 	if err := yaml.UnmarshalStrict(b, &pod); err != nil {
 		return fmt.Errorf("%s: %w", file, err)
 	}
-	var command []string
-	for _, ctr := range pod.Spec.Containers {
-		if ctr.Name == manifests.ControllerManagerName {
-			command = append(ctr.Command, ctr.Args...)
-		}
+	i := slices.IndexFunc(pod.Spec.Containers, func(c corev1.Container) bool { return c.Name == manifests.ControllerManagerName })
+	if i < 0 {
+		fmt.Fprintf(d.Out, "  not needed: %s has no container %s\n", file, manifests.ControllerManagerName)
+		return nil
 	}
+	command := slices.Concat(pod.Spec.Containers[i].Command, pod.Spec.Containers[i].Args)
 	names, reason := controlleraccounts.Plan(command, d.Cfg.Cluster.KubernetesVersion)
 	if len(names) == 0 {
 		fmt.Fprintf(d.Out, "  not needed: %s (%s)\n", reason, file)
