@@ -158,7 +158,8 @@ spec:
     - |
       set -e
       echo "== nslookup"
-      nslookup kubernetes.default.svc.cluster.local
+      # kube-proxy on this node may program the kube-dns Service a moment after CoreDNS turns Ready; a resolver retries.
+      i=0; until nslookup kubernetes.default.svc.cluster.local; do i=$((i+1)); [ $i -lt 20 ] || exit 1; sleep 0.5; done
       echo "== by name"
       wget -q -O - --no-check-certificate https://kubernetes.default/version
       echo
