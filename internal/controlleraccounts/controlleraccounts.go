@@ -17,7 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"sync"
+	"sync/atomic"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -129,10 +129,7 @@ const maxConcurrent = 12
 // returns how many it created. Transient API errors are retried until ctx ends; every failure is returned, each
 // naming its account.
 func Create(ctx context.Context, c kubernetes.Interface, names []string) (int, error) {
-	var (
-		mu      sync.Mutex
-		created int
-	)
+	var created atomic.Int64
 	errs := make([]error, len(names))
 	apply.ForEach(len(names), maxConcurrent, func(i int) {
 		sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: Namespace, Name: names[i]}}
@@ -156,10 +153,8 @@ func Create(ctx context.Context, c kubernetes.Interface, names []string) (int, e
 			return
 		}
 		if made {
-			mu.Lock()
-			created++
-			mu.Unlock()
+			created.Add(1)
 		}
 	})
-	return created, errors.Join(errs...)
+	return int(created.Load()), errors.Join(errs...)
 }

@@ -177,30 +177,35 @@ func runWaitControlPlane(ctx context.Context, d *Data) error {
 func ControlPlaneHealth(fsys nodefs.FS) ([]waiter.Endpoint, error) {
 	pods := map[string]*corev1.Pod{}
 	for _, name := range []string{manifests.APIServerName, manifests.ControllerManagerName, manifests.SchedulerName} {
-		b, err := fsys.ReadFile(manifests.Path(name))
+		pod, err := readStaticPod(fsys, name)
 		if err != nil {
-			return nil, fmt.Errorf("read the static Pod of %s: %w", name, err)
+			return nil, err
 		}
-		var pod corev1.Pod
-		if err := yaml.UnmarshalStrict(b, &pod); err != nil {
-			return nil, fmt.Errorf("%s: %w", manifests.Path(name), err)
-		}
-		pods[name] = &pod
+		pods[name] = pod
 	}
 	return waiter.ControlPlane(pods)
+}
+
+// readStaticPod reads and strictly decodes the static Pod manifest of component name.
+func readStaticPod(fsys nodefs.FS, name string) (*corev1.Pod, error) {
+	b, err := fsys.ReadFile(manifests.Path(name))
+	if err != nil {
+		return nil, fmt.Errorf("read the static Pod of %s: %w", name, err)
+	}
+	var pod corev1.Pod
+	if err := yaml.UnmarshalStrict(b, &pod); err != nil {
+		return nil, fmt.Errorf("%s: %w", manifests.Path(name), err)
+	}
+	return &pod, nil
 }
 
 // runControllerAccounts creates the accounts the controller-manager this node runs would create one by one,
 // throttled, before its CSR signer starts (see package controlleraccounts).
 func runControllerAccounts(ctx context.Context, d *Data, c kubernetes.Interface) error {
 	file := manifests.Path(manifests.ControllerManagerName)
-	b, err := d.FS.ReadFile(file)
+	pod, err := readStaticPod(d.FS, manifests.ControllerManagerName)
 	if err != nil {
-		return fmt.Errorf("read the controller-manager's static Pod: %w", err)
-	}
-	var pod corev1.Pod
-	if err := yaml.UnmarshalStrict(b, &pod); err != nil {
-		return fmt.Errorf("%s: %w", file, err)
+		return err
 	}
 	i := slices.IndexFunc(pod.Spec.Containers, func(c corev1.Container) bool { return c.Name == manifests.ControllerManagerName })
 	if i < 0 {

@@ -217,7 +217,7 @@ func TestControllerAccountsNeedTheManifest(t *testing.T) {
 	d := &Data{Cfg: cfg, FS: nodefs.FS{Root: t.TempDir()}, Out: &out, Clients: fakeClients{fake.NewClientset()}}
 	r := workflow.Runner[*Data]{Phases: Phases(), Out: &out}
 	err := r.Run(t.Context(), d, workflow.Options{Only: "controller-accounts"})
-	if err == nil || !strings.Contains(err.Error(), "controller-accounts") || !strings.Contains(err.Error(), "read the controller-manager's static Pod") || !errors.Is(err, fs.ErrNotExist) {
+	if err == nil || !strings.Contains(err.Error(), "controller-accounts") || !strings.Contains(err.Error(), "read the static Pod of kube-controller-manager") || !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("error %v; want the phase named and the missing manifest", err)
 	}
 }

@@ -137,7 +137,9 @@ func TestNewCertificateKey(t *testing.T) {
 	}
 }
 
-func TestCACertHash(t *testing.T) {
+// testCA makes a self-signed CA certificate (DER) and its key.
+func testCA(t *testing.T) (*ecdsa.PrivateKey, []byte) {
+	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
@@ -148,6 +150,11 @@ func TestCACertHash(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return key, der
+}
+
+func TestCACertHash(t *testing.T) {
+	key, der := testCA(t)
 	spki, err := x509.MarshalPKIXPublicKey(&key.PublicKey)
 	if err != nil {
 		t.Fatal(err)
@@ -309,16 +316,7 @@ func TestCLIInitJoinEndpoint(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(bin, "kubeadm"), nil, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "kubernetes"},
-		NotBefore: time.Now(), NotAfter: time.Now().Add(time.Hour), IsCA: true, BasicConstraintsValid: true}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, der := testCA(t)
 	ha := testCluster
 	ha.ControlPlaneEndpoint, ha.CertificateKey = "10.77.0.5:6443", strings.Repeat("ab", 32)
 	tests := []struct {
