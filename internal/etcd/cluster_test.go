@@ -202,6 +202,23 @@ func TestRealCluster(t *testing.T) {
 				t.Fatalf("members = %+v", members)
 			}
 		}},
+		{"status probes leave no rejected connection in the member's log", func(t *testing.T) {
+			for range 5 {
+				st, err := c.Status(ctx)
+				if err != nil || len(st) != 1 || !st[0].Healthy {
+					t.Fatalf("status = %+v, %v", st, err)
+				}
+			}
+			// MemberList and Status dial each endpoint first; a bare TCP connect and close makes etcd warn
+			// "rejected connection on client endpoint ... EOF" each time.
+			log, err := os.ReadFile(m1.logFile)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if n := strings.Count(string(log), "rejected connection"); n > 0 {
+				t.Errorf("m1 logged %d rejected connections:\n%s", n, log)
+			}
+		}},
 		{"add a learner, start it, promote it", func(t *testing.T) {
 			m2 = tc.newMember("m2")
 			var ic string

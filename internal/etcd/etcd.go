@@ -107,6 +107,7 @@ type Options struct {
 // Client talks to one etcd cluster.
 type Client struct {
 	cli         *clientv3.Client
+	tls         *tls.Config // nil: plain TCP
 	callTimeout time.Duration
 }
 
@@ -126,7 +127,7 @@ func New(opts Options) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("etcd client for %s: %w", strings.Join(eps, ","), err)
 	}
-	c := &Client{cli: cli, callTimeout: opts.CallTimeout}
+	c := &Client{cli: cli, tls: opts.TLS, callTimeout: opts.CallTimeout}
 	if c.callTimeout == 0 {
 		c.callTimeout = config.DefaultEtcdAPICall
 	}
@@ -183,7 +184,7 @@ func fromPB(pb []*etcdserverpb.Member) []Member {
 // MemberList lists the members (a linearizable read: it needs quorum).
 func (c *Client) MemberList(ctx context.Context) ([]Member, error) {
 	// The etcd client waits out its deadline on endpoints that refuse connections; say so at once instead.
-	if err := probeAny(ctx, c.cli.Endpoints()); err != nil {
+	if err := probeAny(ctx, c.cli.Endpoints(), c.tls); err != nil {
 		return nil, fmt.Errorf("list the etcd members: no member reachable at %s: %w", strings.Join(c.cli.Endpoints(), ","), err)
 	}
 	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
@@ -241,7 +242,7 @@ func (c *Client) memberStatus(ctx context.Context, s *MemberStatus) {
 	s.Endpoint = s.ClientURLs[0]
 	// The etcd client keeps retrying a refused connection until its deadline; a member that is down is the
 	// common case here, so find that out at once.
-	if err := probe(ctx, s.Endpoint); err != nil {
+	if err := probe(ctx, s.Endpoint, c.tls); err != nil {
 		s.Problem = err.Error()
 		return
 	}
@@ -265,13 +266,13 @@ func (c *Client) memberStatus(ctx context.Context, s *MemberStatus) {
 	}
 }
 
-// probeAny succeeds as soon as one endpoint accepts a TCP connection; otherwise it returns the errors.
-func probeAny(ctx context.Context, endpoints []string) error {
+// probeAny succeeds as soon as one endpoint accepts a connection (see probe); otherwise it returns the errors.
+func probeAny(ctx context.Context, endpoints []string, tlsConfig *tls.Config) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	errs := make(chan error, len(endpoints))
 	for _, ep := range endpoints {
-		go func() { errs <- probe(ctx, ep) }()
+		go func() { errs <- probe(ctx, ep, tlsConfig) }()
 	}
 	var all []string
 	for range endpoints {
@@ -285,14 +286,21 @@ func probeAny(ctx context.Context, endpoints []string) error {
 	return errors.New(strings.Join(all, "; "))
 }
 
-// probe dials the endpoint's TCP address.
-func probe(ctx context.Context, endpoint string) error {
+// probe connects to the endpoint, completing the TLS handshake when tlsConfig is set: etcd logs a warning
+// ("rejected connection on client endpoint") for every connection closed before its handshake, and a control-plane
+// join asks several times a second.
+func probe(ctx context.Context, endpoint string, tlsConfig *tls.Config) error {
 	u, err := url.Parse(endpoint)
 	if err != nil {
 		return fmt.Errorf("client URL %q: %w", endpoint, err)
 	}
-	d := net.Dialer{Timeout: statusTimeout}
-	conn, err := d.DialContext(ctx, "tcp", u.Host)
+	nd := &net.Dialer{Timeout: statusTimeout}
+	var conn net.Conn
+	if tlsConfig != nil {
+		conn, err = (&tls.Dialer{NetDialer: nd, Config: tlsConfig}).DialContext(ctx, "tcp", u.Host)
+	} else {
+		conn, err = nd.DialContext(ctx, "tcp", u.Host)
+	}
 	if err != nil {
 		return fmt.Errorf("unreachable: %w", err)
 	}
