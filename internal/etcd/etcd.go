@@ -267,9 +267,9 @@ func (c *Client) memberStatus(ctx context.Context, s *MemberStatus) {
 }
 
 // probeAny succeeds as soon as one endpoint accepts a connection (see probe); otherwise it returns the errors.
+// The other probes are left to finish on their own (within statusTimeout): cutting their handshakes short would
+// make those members log a rejected connection.
 func probeAny(ctx context.Context, endpoints []string, tlsConfig *tls.Config) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	errs := make(chan error, len(endpoints))
 	for _, ep := range endpoints {
 		go func() { errs <- probe(ctx, ep, tlsConfig) }()
