@@ -20,6 +20,7 @@ import (
 	"kubeboot.dev/kubeboot/internal/nodebootstrap"
 	"kubeboot.dev/kubeboot/internal/patches"
 	"kubeboot.dev/kubeboot/internal/waiter"
+	"kubeboot.dev/kubeboot/internal/workflow"
 )
 
 // caCertMode is kubeadm's mode for ca.crt: a certificate is public.
@@ -190,13 +191,14 @@ func waitBootstrap(ctx context.Context, d *Data, cl *Cluster) error {
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	out := workflow.Locked(d.Out) // both waits below report
 	start := time.Now()
 	var healthErr, confErr error
 	var wg sync.WaitGroup
 	wg.Add(2)
 	go func() {
 		defer wg.Done()
-		w := &waiter.Waiter{Interval: d.interval(), Out: d.Out}
+		w := &waiter.Waiter{Interval: d.interval(), Out: out}
 		if healthErr = w.Wait(ctx, to.KubeletHealthCheck.Duration, waiter.Kubelet(addr, port)); healthErr != nil {
 			cancel() // no TLS bootstrap without a running kubelet
 		}
@@ -204,7 +206,7 @@ func waitBootstrap(ctx context.Context, d *Data, cl *Cluster) error {
 	go func() {
 		defer wg.Done()
 		if confErr = waitKubeletConf(ctx, d, to.TLSBootstrap.Duration); confErr == nil {
-			fmt.Fprintf(d.Out, "  the kubelet wrote %s after %s\n", config.KubeletKubeconfigFile, time.Since(start).Round(10*time.Millisecond))
+			fmt.Fprintf(out, "  the kubelet wrote %s after %s\n", config.KubeletKubeconfigFile, time.Since(start).Round(10*time.Millisecond))
 		}
 	}()
 	wg.Wait()
