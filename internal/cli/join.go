@@ -175,8 +175,6 @@ Runs, in order (each is also 'kubeboot join phase <name>' and can be left out wi
 }
 
 func runJoin(cmd *cobra.Command, o *joinOptions, stdout io.Writer, only string, args []string) error {
-	// Some phases write from several goroutines (kubelet-wait-bootstrap): they and the runner share one locked writer.
-	stdout = workflow.Locked(stdout)
 	d, cleanup, err := o.data(stdout, args)
 	if err != nil {
 		return err
