@@ -67,29 +67,9 @@ type Release struct {
 	// APIServerKubeletClientBinding says whether init creates that ClusterRoleBinding.
 	APIServerKubeletClientBinding bool
 
-	// ControllerServiceAccounts are the kube-system ServiceAccounts kube-controller-manager of this minor creates with
-	// kubeadm's flags (--controllers=*,bootstrapsigner,tokencleaner --use-service-account-credentials=true), sorted.
-	// The lab's TestLabKubeadm compares them with a cluster made by upstream kubeadm.
-	ControllerServiceAccounts []string
-
 	// V1beta3 says how kubeadm of this minor treats a kubeadm.k8s.io/v1beta3 document: "deprecated" (read with a
 	// warning) or "removed" (refused; kubeboot still reads it, with a warning, and offers config migrate).
 	V1beta3 string
-}
-
-// controllerServiceAccounts137 are the ServiceAccounts kube-controller-manager v1.36 and v1.37 create. The lab's
-// TestLabKubeadm compares them with a cluster made by upstream kubeadm on every run.
-var controllerServiceAccounts137 = []string{
-	"attachdetach-controller", "bootstrap-signer", "certificate-controller", "clusterrole-aggregation-controller",
-	"cronjob-controller", "daemon-set-controller", "deployment-controller", "disruption-controller",
-	"endpoint-controller", "endpointslice-controller", "endpointslicemirroring-controller", "ephemeral-volume-controller",
-	"expand-controller", "generic-garbage-collector", "horizontal-pod-autoscaler", "job-controller",
-	"legacy-service-account-token-cleaner", "namespace-controller", "node-controller", "persistent-volume-binder",
-	"pod-garbage-collector", "pv-protection-controller", "pvc-protection-controller", "replicaset-controller",
-	"replication-controller", "resource-claim-controller", "resourcequota-controller", "root-ca-cert-publisher",
-	"service-account-controller", "service-cidrs-controller", "statefulset-controller", "token-cleaner",
-	"ttl-after-finished-controller", "ttl-controller", "validatingadmissionpolicy-status-controller",
-	"volumeattributesclass-protection-controller",
 }
 
 // releases is the table, newest first.
@@ -108,7 +88,6 @@ var releases = []*Release{
 		},
 		KubeProxyDefaultMode:          "iptables",
 		APIServerKubeletClientBinding: true,
-		ControllerServiceAccounts:     controllerServiceAccounts137,
 		V1beta3:                       "removed",
 	},
 	{
@@ -126,7 +105,6 @@ var releases = []*Release{
 			{Name: "RootlessControlPlane", Default: false, Stage: Alpha},
 		},
 		APIServerKubeletClientBinding: true,
-		ControllerServiceAccounts:     controllerServiceAccounts137,
 		V1beta3:                       "deprecated",
 	},
 }
@@ -174,15 +152,6 @@ func For(kubernetesVersion string) (*Release, error) {
 	return nil, &UnsupportedError{Version: kubernetesVersion}
 }
 
-// MustFor is For for versions that validation already accepted; it panics on any other.
-func MustFor(kubernetesVersion string) *Release {
-	r, err := For(kubernetesVersion)
-	if err != nil {
-		panic(err)
-	}
-	return r
-}
-
 // FeatureGate returns the named gate of this release, or false when kubeadm of this minor has no such gate.
 func (r *Release) FeatureGate(name string) (FeatureGate, bool) {
 	for _, g := range r.FeatureGates {
@@ -214,9 +183,6 @@ func (r *Release) Enabled(gates map[string]bool, name string) bool {
 	}
 	return g.Default
 }
-
-// EtcdImageTag is the etcd image tag for local etcd when etcd.local.imageTag is not set.
-func (r *Release) EtcdImageTag() string { return r.EtcdVersion }
 
 // EtcdServerVersion is the etcd release inside the etcd image, e.g. "v3.7.0" for tag "3.7.0-0".
 func (r *Release) EtcdServerVersion() string {
