@@ -38,6 +38,7 @@ import (
 	"kubeboot.dev/kubeboot/internal/joinflow"
 	"kubeboot.dev/kubeboot/internal/kubeconfig"
 	"kubeboot.dev/kubeboot/internal/pki"
+	"kubeboot.dev/kubeboot/internal/release"
 	"kubeboot.dev/kubeboot/internal/token"
 	"kubeboot.dev/kubeboot/internal/workflow"
 )
@@ -222,7 +223,7 @@ func benchLab(ctx context.Context, args []string) error {
 		}
 	}
 
-	fmt.Fprintf(b.out, "\nkubeboot vs upstream kubeadm v1.34.4, lab nodes %s + %s (+ %s for row 3), %d runs each, alternating; median [min-max]\n", cpNode, wNode, cp2Node, *n)
+	fmt.Fprintf(b.out, "\nkubeboot vs upstream kubeadm "+release.DefaultVersion()+", lab nodes %s + %s (+ %s for row 3), %d runs each, alternating; median [min-max]\n", cpNode, wNode, cp2Node, *n)
 	fmt.Fprintf(b.out, "%-42s %-24s %-24s %s\n", "metric", "kubeboot", "kubeadm", "kubeboot/kubeadm")
 	var metrics []string
 	for k := range samples {

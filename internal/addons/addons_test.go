@@ -16,7 +16,7 @@ import (
 func testInit() *config.Init {
 	return &config.Init{
 		Cluster: config.ClusterConfiguration{
-			KubernetesVersion: config.DefaultKubernetesVersion,
+			KubernetesVersion: "v1.37.2",
 			ImageRepository:   config.DefaultImageRepository,
 			ClusterName:       config.DefaultClusterName,
 			CertificatesDir:   config.DefaultCertificatesDir,

@@ -22,7 +22,7 @@ import (
 	"kubeboot.dev/kubeboot/internal/config"
 )
 
-// Names of the CoreDNS objects, as kubeadm v1.34 creates them.
+// Names of the CoreDNS objects, as kubeadm creates them.
 const (
 	CoreDNSName        = "coredns"        // ServiceAccount, ConfigMap and Deployment
 	CoreDNSClusterRole = "system:coredns" // ClusterRole and ClusterRoleBinding
@@ -67,7 +67,7 @@ func DNSServiceIP(serviceSubnet string) (netip.Addr, error) {
 	return ip, nil
 }
 
-// Corefile is the CoreDNS configuration kubeadm v1.34 writes for dnsDomain, byte for byte, unless options say otherwise.
+// Corefile is the CoreDNS configuration kubeadm writes for dnsDomain, byte for byte, unless options say otherwise.
 func Corefile(dnsDomain string, opts ...CoreDNSOption) string {
 	var o coreDNSOptions
 	for _, opt := range opts {
@@ -118,7 +118,7 @@ func Corefile(dnsDomain string, opts ...CoreDNSOption) string {
 }
 
 // CoreDNSObjects renders the CoreDNS addon in the order it should be applied: ServiceAccount, ClusterRole,
-// ClusterRoleBinding, ConfigMap, Deployment, Service. There is no PodDisruptionBudget: kubeadm v1.34 creates none.
+// ClusterRoleBinding, ConfigMap, Deployment, Service. There is no PodDisruptionBudget: kubeadm creates none.
 func CoreDNSObjects(cfg *config.Init, opts ...CoreDNSOption) ([]runtime.Object, error) {
 	cluster := &cfg.Cluster
 	if cluster.Networking.DNSDomain == "" {
@@ -130,6 +130,10 @@ func CoreDNSObjects(cfg *config.Init, opts ...CoreDNSOption) ([]runtime.Object, 
 	dnsIP, err := DNSServiceIP(cluster.Networking.ServiceSubnet)
 	if err != nil {
 		return nil, fmt.Errorf("CoreDNS Service %s/%s: %w", systemNamespace, CoreDNSServiceName, err)
+	}
+	image, err := cluster.CoreDNSImage()
+	if err != nil {
+		return nil, fmt.Errorf("CoreDNS Deployment %s/%s: %w", systemNamespace, CoreDNSName, err)
 	}
 
 	appLabels := map[string]string{"k8s-app": coreDNSAppLabel}
@@ -180,7 +184,7 @@ func CoreDNSObjects(cfg *config.Init, opts ...CoreDNSOption) ([]runtime.Object, 
 			Selector: &metav1.LabelSelector{MatchLabels: appLabels},
 			Template: corev1.PodTemplateSpec{
 				ObjectMeta: metav1.ObjectMeta{Labels: appLabels},
-				Spec:       coreDNSPodSpec(CoreDNSImage(cluster)),
+				Spec:       coreDNSPodSpec(image),
 			},
 		},
 	}

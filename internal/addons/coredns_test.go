@@ -22,7 +22,7 @@ import (
 	"kubeboot.dev/kubeboot/internal/config"
 )
 
-// kubeadmCorefile is what kubeadm v1.34.4's CoreDNS ConfigMap template renders for cluster.local.
+// kubeadmCorefile is what kubeadm v1.37.2's CoreDNS ConfigMap template renders for cluster.local.
 const kubeadmCorefile = `.:53 {
     errors
     health {
@@ -94,30 +94,6 @@ func TestDNSServiceIP(t *testing.T) {
 			}
 			if got.String() != tc.want {
 				t.Errorf("DNSServiceIP(%q) = %s, want %s", tc.subnet, got, tc.want)
-			}
-		})
-	}
-}
-
-func TestCoreDNSImage(t *testing.T) {
-	for _, tc := range []struct {
-		name               string
-		repo, dnsRepo, tag string
-		want               string
-	}{
-		{name: "default", repo: "registry.k8s.io", want: "registry.k8s.io/coredns/coredns:v1.12.1"},
-		{name: "custom registry holds coredns at its top", repo: "lab.local:5000", want: "lab.local:5000/coredns:v1.12.1"},
-		{name: "dns repository override", repo: "lab.local:5000", dnsRepo: "mirror.example/dns", want: "mirror.example/dns/coredns:v1.12.1"},
-		{name: "dns override back to the default registry", repo: "lab.local:5000", dnsRepo: "registry.k8s.io", want: "registry.k8s.io/coredns/coredns:v1.12.1"},
-		{name: "tag override", repo: "registry.k8s.io", tag: "v1.11.3", want: "registry.k8s.io/coredns/coredns:v1.11.3"},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			cfg := testInit()
-			cfg.Cluster.ImageRepository = tc.repo
-			cfg.Cluster.DNS.ImageRepository = tc.dnsRepo
-			cfg.Cluster.DNS.ImageTag = tc.tag
-			if got := CoreDNSImage(&cfg.Cluster); got != tc.want {
-				t.Errorf("CoreDNSImage = %s, want %s", got, tc.want)
 			}
 		})
 	}
@@ -205,7 +181,7 @@ func TestCoreDNSObjectsFacts(t *testing.T) {
 	}
 	pod := d.Spec.Template.Spec
 	c := pod.Containers[0]
-	if c.Image != "registry.k8s.io/coredns/coredns:v1.12.1" {
+	if c.Image != "registry.k8s.io/coredns/coredns:v1.14.6" {
 		t.Errorf("image = %s", c.Image)
 	}
 	if diff := cmp.Diff([]string{"-conf", "/etc/coredns/Corefile"}, c.Args); diff != "" {
@@ -312,7 +288,7 @@ func TestEnsureCoreDNS(t *testing.T) {
 			if *d.Spec.Replicas != tc.wantReplicas {
 				t.Errorf("replicas = %d, want %d", *d.Spec.Replicas, tc.wantReplicas)
 			}
-			if d.Spec.Template.Spec.Containers[0].Image != "registry.k8s.io/coredns/coredns:v1.12.1" {
+			if d.Spec.Template.Spec.Containers[0].Image != "registry.k8s.io/coredns/coredns:v1.14.6" {
 				t.Errorf("Deployment not updated: image %s", d.Spec.Template.Spec.Containers[0].Image)
 			}
 			svc, err := client.CoreV1().Services("kube-system").Get(ctx, "kube-dns", metav1.GetOptions{})

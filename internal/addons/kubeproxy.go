@@ -23,7 +23,7 @@ import (
 	"kubeboot.dev/kubeboot/internal/config"
 )
 
-// Names of the kube-proxy objects, as kubeadm v1.34 creates them.
+// Names of the kube-proxy objects, as kubeadm creates them.
 const (
 	KubeProxyName               = "kube-proxy" // ServiceAccount, Role, RoleBinding, ConfigMap, DaemonSet
 	KubeProxyClusterRoleBinding = "kubeadm:node-proxier"
@@ -115,7 +115,7 @@ func KubeProxyObjects(cfg *config.Init, controlPlaneEndpoint string, opts ...Kub
 			ResourceNames: []string{KubeProxyName},
 		}},
 	}
-	// kubeadm v1.34 binds only the bootstrappers group: nodes need the config while joining, kube-proxy
+	// kubeadm binds only the bootstrappers group: nodes need the config while joining, kube-proxy
 	// itself gets it mounted.
 	rb := &rbacv1.RoleBinding{
 		TypeMeta:   metav1.TypeMeta{APIVersion: rbacv1.SchemeGroupVersion.String(), Kind: "RoleBinding"},
@@ -149,7 +149,7 @@ func KubeProxyObjects(cfg *config.Init, controlPlaneEndpoint string, opts ...Kub
 			UpdateStrategy: appsv1.DaemonSetUpdateStrategy{Type: appsv1.RollingUpdateDaemonSetStrategyType},
 			Template: corev1.PodTemplateSpec{
 				ObjectMeta: metav1.ObjectMeta{Labels: appLabels},
-				Spec:       kubeProxyPodSpec(KubeProxyImage(cluster), proxyEnv(o.environ)),
+				Spec:       kubeProxyPodSpec(cluster.KubernetesImage(config.ImageProxy), proxyEnv(o.environ)),
 			},
 		},
 	}

@@ -93,7 +93,7 @@ func TestKubeProxyConfigRoundTrip(t *testing.T) {
 
 func TestKubeProxyObjectsFacts(t *testing.T) {
 	cfg := testInit()
-	cfg.Cluster.KubernetesVersion = "v1.34.4+lab.1"
+	cfg.Cluster.KubernetesVersion = "v1.37.2+lab.1"
 	objs, err := KubeProxyObjects(cfg, testEndpoint, WithGeneratedConfig())
 	if err != nil {
 		t.Fatal(err)
@@ -133,7 +133,7 @@ func TestKubeProxyObjectsFacts(t *testing.T) {
 	ds := find[*appsv1.DaemonSet](t, objs)
 	pod := ds.Spec.Template.Spec
 	c := pod.Containers[0]
-	if c.Image != "registry.k8s.io/kube-proxy:v1.34.4_lab.1" {
+	if c.Image != "registry.k8s.io/kube-proxy:v1.37.2_lab.1" {
 		t.Errorf("image = %s", c.Image)
 	}
 	wantCmd := []string{"/usr/local/bin/kube-proxy", "--config=/var/lib/kube-proxy/config.conf", "--hostname-override=$(NODE_NAME)"}

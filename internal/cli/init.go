@@ -19,6 +19,7 @@ import (
 	"kubeboot.dev/kubeboot/internal/nodefs"
 	"kubeboot.dev/kubeboot/internal/pki"
 	"kubeboot.dev/kubeboot/internal/preflight"
+	"kubeboot.dev/kubeboot/internal/release"
 	"kubeboot.dev/kubeboot/internal/workflow"
 )
 
@@ -45,7 +46,7 @@ func (o *initOptions) register(fs *pflag.FlagSet, withSkipPhases bool) {
 	fs.StringVar(&o.podCIDR, "pod-network-cidr", "", "the range of IP addresses for the pod network; the controller-manager allocates a subnet of it to every node")
 	fs.StringVar(&o.svcCIDR, "service-cidr", config.DefaultServiceSubnet, "the range of IP addresses for Services")
 	fs.StringVar(&o.dnsDomain, "service-dns-domain", config.DefaultDNSDomain, "the DNS domain of Services")
-	fs.StringVar(&o.version, "kubernetes-version", config.DefaultKubernetesVersion, "the Kubernetes version of the control plane")
+	fs.StringVar(&o.version, "kubernetes-version", release.DefaultVersion(), "the Kubernetes version of the control plane (kubeboot deploys v1.36.x and v1.37.x)")
 	fs.StringVar(&o.nodeName, "node-name", "", "the node's name; default: the hostname")
 	fs.StringVar(&o.certDir, "cert-dir", config.DefaultCertificatesDir, "where certificates are stored")
 	fs.StringVar(&o.criSocket, "cri-socket", "", "the container runtime's CRI socket; default: "+config.DefaultCRISocket)

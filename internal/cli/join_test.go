@@ -47,7 +47,7 @@ func TestJoinRefusesBeforeTouchingAnything(t *testing.T) {
 			name: "unknown phase",
 			args: []string{"join", "10.0.0.10:6443", "--token", "abcdef.0123456789abcdef", "--discovery-token-ca-cert-hash", joinHash,
 				"--node-name", "w1", "--skip-phases", "kubelet"},
-			wantStderr: `error: --skip-phases: unknown phase "kubelet": known phases are check-etcd, control-plane-join, control-plane-join/etcd, ` +
+			wantStderr: `error: --skip-phases: unknown phase "kubelet": known phases are check-etcd, control-plane-join, ` +
 				"control-plane-join/mark-control-plane, control-plane-prepare, control-plane-prepare/certs, control-plane-prepare/control-plane, " +
 				"control-plane-prepare/download-certs, control-plane-prepare/kubeconfig, etcd-join, kubelet-start, kubelet-wait-bootstrap, " +
 				"preflight, wait-control-plane\n",
@@ -91,10 +91,10 @@ func TestJoinPhaseCommands(t *testing.T) {
 		}
 	}
 	walk("", phase.Commands())
-	// kubelet-wait-bootstrap and check-etcd are hidden, as in kubeadm: they run as part of join only.
-	want := "control-plane-join,control-plane-join/all,control-plane-join/etcd,control-plane-join/mark-control-plane," +
+	// check-etcd is hidden, as in kubeadm: it runs as part of join only. kubelet-wait-bootstrap is visible since 1.35.
+	want := "control-plane-join,control-plane-join/all,control-plane-join/mark-control-plane," +
 		"control-plane-prepare,control-plane-prepare/all,control-plane-prepare/certs,control-plane-prepare/control-plane," +
-		"control-plane-prepare/download-certs,control-plane-prepare/kubeconfig,etcd-join,kubelet-start,preflight,wait-control-plane"
+		"control-plane-prepare/download-certs,control-plane-prepare/kubeconfig,etcd-join,kubelet-start,kubelet-wait-bootstrap,preflight,wait-control-plane"
 	if got := strings.Join(names, ","); got != want {
 		t.Fatalf("phase commands\n%s\nwant\n%s", got, want)
 	}

@@ -1,16 +1,12 @@
 package config
 
 import (
+	"fmt"
+
 	kubeproxyv1alpha1 "k8s.io/kube-proxy/config/v1alpha1"
 	kubeletv1beta1 "k8s.io/kubelet/config/v1beta1"
-)
 
-// Built-in versions: kubeboot never looks up "stable" on the internet, it defaults to the release it was built for.
-const (
-	DefaultKubernetesVersion = "v1.34.4"
-	DefaultEtcdVersion       = "3.6.5-0"
-	DefaultCoreDNSVersion    = "v1.12.1"
-	DefaultPauseVersion      = "3.10.1"
+	"kubeboot.dev/kubeboot/internal/release"
 )
 
 // Well-known defaults, identical to kubeadm's.
@@ -53,4 +49,14 @@ type Init struct {
 // Join is the complete configuration of `kubeboot join` after loading, flag merging, defaulting and validation.
 type Join struct {
 	Join JoinConfiguration
+}
+
+// Release returns the facts of the Kubernetes release this cluster runs (its kubernetesVersion), or an error that
+// names the versions kubeboot deploys. A validated Init always has one.
+func (c *ClusterConfiguration) Release() (*release.Release, error) {
+	r, err := release.For(c.KubernetesVersion)
+	if err != nil {
+		return nil, fmt.Errorf("%s: kubernetesVersion: %w", KindCluster, err)
+	}
+	return r, nil
 }

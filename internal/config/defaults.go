@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"net/url"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -18,6 +19,8 @@ import (
 	kubeproxyv1alpha1 "k8s.io/kube-proxy/config/v1alpha1"
 	kubeletv1beta1 "k8s.io/kubelet/config/v1beta1"
 	"k8s.io/utils/ptr"
+
+	"kubeboot.dev/kubeboot/internal/release"
 )
 
 // kubeadm's default values that bundle.go does not already name.
@@ -70,7 +73,7 @@ type Environment struct {
 }
 
 // SetInitDefaults fills every field of cfg that the user left unset, exactly as kubeadm v1beta4 would, except that
-// kubernetesVersion defaults to DefaultKubernetesVersion instead of asking the internet.
+// kubernetesVersion defaults to the release table's default (release.DefaultVersion) instead of asking the internet.
 func SetInitDefaults(cfg *Init, env Environment) error {
 	setStaticInitDefaults(cfg)
 	var errs []error
@@ -177,7 +180,7 @@ func setStaticInitDefaults(cfg *Init) {
 	c := &cfg.Cluster
 	c.TypeMeta = typeMeta(KindCluster)
 	if c.KubernetesVersion == "" {
-		c.KubernetesVersion = DefaultKubernetesVersion
+		c.KubernetesVersion = release.DefaultVersion()
 	}
 	if c.Networking.ServiceSubnet == "" {
 		c.Networking.ServiceSubnet = DefaultServiceSubnet
@@ -208,6 +211,9 @@ func setStaticInitDefaults(cfg *Init) {
 	}
 	if c.Etcd.Local != nil && c.Etcd.Local.DataDir == "" {
 		c.Etcd.Local.DataDir = DefaultEtcdDataDir
+	}
+	if x := c.Etcd.External; x != nil && len(x.HTTPEndpoints) == 0 {
+		x.HTTPEndpoints = slices.Clone(x.Endpoints)
 	}
 }
 
@@ -325,10 +331,10 @@ func setClusterDynamicDefaults(c *ClusterConfiguration, bindPort int32) error {
 	for _, l := range releaseLabels {
 		if strings.HasPrefix(v, l) {
 			return fmt.Errorf("%s: kubernetesVersion %q is a release label that needs an internet lookup, which "+
-				"kubeboot never does; pin a version such as %s", KindCluster, v, DefaultKubernetesVersion)
+				"kubeboot never does; pin a version such as %s", KindCluster, v, release.DefaultVersion())
 		}
 	}
-	// kubeadm accepts "1.34.4" and means "v1.34.4".
+	// kubeadm accepts "1.37.2" and means "v1.37.2".
 	if v != "" && v[0] >= '0' && v[0] <= '9' {
 		c.KubernetesVersion = "v" + v
 	}
@@ -413,6 +419,10 @@ func setKubeProxyDefaults(p *kubeproxyv1alpha1.KubeProxyConfiguration, c *Cluste
 	}
 	if p.ClientConnection.Kubeconfig == "" {
 		p.ClientConnection.Kubeconfig = KubeProxyKubeconfig
+	}
+	// An unsupported version leaves the mode alone; validation reports the version.
+	if r, err := c.Release(); err == nil && p.Mode == "" {
+		p.Mode = kubeproxyv1alpha1.ProxyMode(r.KubeProxyDefaultMode)
 	}
 }
 

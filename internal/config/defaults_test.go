@@ -77,7 +77,7 @@ func wantDefaultInit() *Init {
 			TypeMeta:                    metav1.TypeMeta{APIVersion: V1beta4, Kind: KindCluster},
 			Etcd:                        Etcd{Local: &LocalEtcd{DataDir: "/var/lib/etcd"}},
 			Networking:                  Networking{ServiceSubnet: "10.96.0.0/12", DNSDomain: "cluster.local"},
-			KubernetesVersion:           "v1.34.4",
+			KubernetesVersion:           "v1.37.2",
 			CertificatesDir:             "/etc/kubernetes/pki",
 			ImageRepository:             "registry.k8s.io",
 			ClusterName:                 "kubernetes",
@@ -107,6 +107,8 @@ func wantDefaultInit() *Init {
 			FeatureGates:     map[string]bool{},
 			BindAddress:      "0.0.0.0",
 			ClientConnection: componentbaseconfigv1alpha1.ClientConnectionConfiguration{Kubeconfig: "/var/lib/kube-proxy/kubeconfig.conf"},
+			// kubeadm 1.37 writes the mode it used to leave to kube-proxy.
+			Mode: "iptables",
 		},
 	}
 }
@@ -130,7 +132,7 @@ func TestSetInitDefaults(t *testing.T) {
 				c.Init.LocalAPIEndpoint = APIEndpoint{AdvertiseAddress: "192.168.1.5", BindPort: 7443}
 				c.Init.Timeouts = &Timeouts{KubernetesAPICall: dur(3 * time.Minute)}
 				c.Cluster.Networking = Networking{ServiceSubnet: "10.100.0.0/16", PodSubnet: "10.244.0.0/16", DNSDomain: "lab.local"}
-				c.Cluster.KubernetesVersion = "1.33.7"
+				c.Cluster.KubernetesVersion = "1.36.1"
 				c.Cluster.CertificatesDir = "/srv/pki"
 				c.Cluster.ImageRepository = "mirror.example"
 				c.Cluster.ClusterName = "lab"
@@ -151,7 +153,7 @@ func TestSetInitDefaults(t *testing.T) {
 				c.Init.LocalAPIEndpoint = APIEndpoint{AdvertiseAddress: "192.168.1.5", BindPort: 7443}
 				c.Init.Timeouts.KubernetesAPICall = dur(3 * time.Minute)
 				c.Cluster.Networking = Networking{ServiceSubnet: "10.100.0.0/16", PodSubnet: "10.244.0.0/16", DNSDomain: "lab.local"}
-				c.Cluster.KubernetesVersion = "v1.33.7"
+				c.Cluster.KubernetesVersion = "v1.36.1"
 				c.Cluster.CertificatesDir = "/srv/pki"
 				c.Cluster.ImageRepository = "mirror.example"
 				c.Cluster.ClusterName = "lab"
@@ -160,7 +162,10 @@ func TestSetInitDefaults(t *testing.T) {
 				c.Cluster.CACertificateValidityPeriod = dur(2 * time.Hour)
 				c.Cluster.ControlPlaneEndpoint = "api.example:7443"
 				c.Cluster.APIServer.CertSANs = []string{"api.example", "10.0.0.1"}
-				c.Cluster.Etcd = Etcd{External: &ExternalEtcd{Endpoints: []string{"https://10.0.0.5:2379"}}}
+				// httpEndpoints default to the client endpoints (kubeadm 1.35+).
+				c.Cluster.Etcd = Etcd{External: &ExternalEtcd{Endpoints: []string{"https://10.0.0.5:2379"}, HTTPEndpoints: []string{"https://10.0.0.5:2379"}}}
+				// kubeadm 1.36 leaves kube-proxy's mode unset.
+				c.Proxy.Mode = ""
 				c.Kubelet.ClusterDNS = []string{"10.100.0.10"}
 				c.Kubelet.ClusterDomain = "lab.local"
 				c.Kubelet.Authentication.X509.ClientCAFile = "/srv/pki/ca.crt"
@@ -295,13 +300,13 @@ func TestSetInitDefaultsErrors(t *testing.T) {
 			name: "release label",
 			in:   func(c *Init) { c.Cluster.KubernetesVersion = "stable-1" },
 			want: `ClusterConfiguration: kubernetesVersion "stable-1" is a release label that needs an internet lookup, ` +
-				`which kubeboot never does; pin a version such as v1.34.4`,
+				`which kubeboot never does; pin a version such as v1.37.2`,
 		},
 		{
 			name: "latest label",
 			in:   func(c *Init) { c.Cluster.KubernetesVersion = "latest-1.34" },
 			want: `ClusterConfiguration: kubernetesVersion "latest-1.34" is a release label that needs an internet lookup, ` +
-				`which kubeboot never does; pin a version such as v1.34.4`,
+				`which kubeboot never does; pin a version such as v1.37.2`,
 		},
 		{
 			name: "hostname unreadable",
@@ -334,7 +339,7 @@ func TestSetInitDefaultsErrors(t *testing.T) {
 			env:  func(e *Environment) { e.Hostname = nil },
 			want: "InitConfiguration: nodeRegistration.name is unset and the hostname is unknown; set it or pass --node-name\n" +
 				`ClusterConfiguration: kubernetesVersion "stable" is a release label that needs an internet lookup, ` +
-				`which kubeboot never does; pin a version such as v1.34.4`,
+				`which kubeboot never does; pin a version such as v1.37.2`,
 		},
 	}
 	for _, tt := range tests {

@@ -17,7 +17,7 @@ func TestApplyInitFlagsWithoutConfig(t *testing.T) {
 		PodNetworkCIDR:            ptr.To("10.244.0.0/16"),
 		ServiceCIDR:               ptr.To("10.100.0.0/16"),
 		ServiceDNSDomain:          ptr.To("lab.local"),
-		KubernetesVersion:         ptr.To("v1.34.4"),
+		KubernetesVersion:         ptr.To("v1.37.2"),
 		NodeName:                  ptr.To("cp-1"),
 		CertDir:                   ptr.To("/srv/pki"),
 		CRISocket:                 ptr.To("unix:///run/crio/crio.sock"),
@@ -48,7 +48,7 @@ func TestApplyInitFlagsWithoutConfig(t *testing.T) {
 		},
 		Cluster: ClusterConfiguration{
 			Networking:           Networking{ServiceSubnet: "10.100.0.0/16", PodSubnet: "10.244.0.0/16", DNSDomain: "lab.local"},
-			KubernetesVersion:    "v1.34.4",
+			KubernetesVersion:    "v1.37.2",
 			ControlPlaneEndpoint: "cp.lab:6443",
 			CertificatesDir:      "/srv/pki",
 			ImageRepository:      "mirror.lab",

@@ -246,8 +246,8 @@ func (d *Documents) add(n int, root *yamlv3.Node, seen map[string]int) error {
 	}
 	seen[kind] = n
 	if apiVersion == V1beta3 {
-		d.Warnings = append(d.Warnings, fmt.Sprintf("%s: %s is deprecated; convert the document to %s",
-			kind, V1beta3, V1beta4))
+		d.Warnings = append(d.Warnings, fmt.Sprintf("%s: %s is deprecated and kubeadm v1.37 no longer reads it; "+
+			"convert the file to %s with 'kubeboot config migrate --old-config FILE --new-config NEW'", kind, V1beta3, V1beta4))
 	}
 	return nil
 }

@@ -33,7 +33,7 @@ timeouts:
 ---
 apiVersion: kubeadm.k8s.io/v1beta4
 kind: ClusterConfiguration
-kubernetesVersion: v1.34.4
+kubernetesVersion: v1.37.2
 networking:
   podSubnet: 10.244.0.0/16
 apiServer:
@@ -187,7 +187,7 @@ func TestLoadErrors(t *testing.T) {
 		},
 		{
 			name: "unknown top-level field",
-			in:   cluster + "kubernetesVersoin: v1.34.4\n",
+			in:   cluster + "kubernetesVersoin: v1.37.2\n",
 			want: `ClusterConfiguration: unknown field "kubernetesVersoin" (line 3)`,
 		},
 		{

@@ -12,8 +12,11 @@ import (
 	"kubeboot.dev/kubeboot/internal/testutil/golden"
 )
 
-// upstreamKubeadm is where the lab builds upstream kubeadm v1.34.4.
+// upstreamKubeadm is where the lab builds upstream kubeadm v1.37.2.
 const upstreamKubeadm = "/var/lib/kubeboot-lab/bin/kubeadm"
+
+// upstreamKubeadm136 is the lab's kubeadm of the previous release, which still migrates v1beta3.
+const upstreamKubeadm136 = "/var/lib/kubeboot-lab/bin/v1.36.3/kubeadm"
 
 // printedDocuments are the outputs that users see or kubeboot stores, by golden file name.
 func printedDocuments(t *testing.T) map[string][]byte {
@@ -128,13 +131,13 @@ func TestPrintedDocumentsRoundTrip(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if c.Networking.PodSubnet != "10.244.0.0/16" || c.KubernetesVersion != DefaultKubernetesVersion {
+		if c.Networking.PodSubnet != "10.244.0.0/16" || c.KubernetesVersion != "v1.37.2" {
 			t.Errorf("read back %+v", c)
 		}
 	})
 }
 
-// TestUpstreamKubeadmAcceptsOurDocuments runs upstream kubeadm v1.34.4 on what kubeboot prints and stores.
+// TestUpstreamKubeadmAcceptsOurDocuments runs upstream kubeadm v1.37.2 on what kubeboot prints and stores.
 // It needs the lab's kubeadm binary and is skipped, loudly, without it.
 func TestUpstreamKubeadmAcceptsOurDocuments(t *testing.T) {
 	if _, err := os.Stat(upstreamKubeadm); err != nil {
@@ -171,7 +174,7 @@ func TestUpstreamKubeadmAcceptsOurDocuments(t *testing.T) {
 	// Our printed defaults are upstream's, except for the two deliberate differences.
 	t.Run("print init-defaults matches upstream", func(t *testing.T) {
 		up := run(t, "config", "print", "init-defaults", "--component-configs", "KubeletConfiguration,KubeProxyConfiguration")
-		up = bytes.Replace(up, []byte("kubernetesVersion: 1.34.0\n"), []byte("kubernetesVersion: v1.34.4\n"), 1)
+		up = bytes.Replace(up, []byte("kubernetesVersion: 1.37.0\n"), []byte("kubernetesVersion: v1.37.2\n"), 1)
 		if d := cmp.Diff(string(up), string(docs["init-defaults-component-configs.yaml"])); d != "" {
 			t.Errorf("(-upstream +kubeboot):\n%s", d)
 		}
@@ -188,13 +191,26 @@ func TestUpstreamKubeadmAcceptsOurDocuments(t *testing.T) {
 		}
 	})
 
-	// kubeadm's own v1beta3 conversion (config migrate) and ours agree.
-	t.Run("v1beta3 conversion matches kubeadm config migrate", func(t *testing.T) {
-		old := filepath.Join(dir, "v1beta3.yaml")
-		if err := os.WriteFile(old, []byte(v1beta3Init), 0o600); err != nil {
-			t.Fatal(err)
+	old := filepath.Join(dir, "v1beta3.yaml")
+	if err := os.WriteFile(old, []byte(v1beta3Init), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// kubeadm v1.37 no longer reads v1beta3 and sends its users to kubeadm v1.36; kubeboot still reads it.
+	t.Run("kubeadm v1.37 refuses v1beta3", func(t *testing.T) {
+		out, err := exec.CommandContext(t.Context(), upstreamKubeadm, "config", "migrate", "--old-config", old).CombinedOutput()
+		if want := `your configuration file uses an old API spec: "kubeadm.k8s.io/v1beta3"`; err == nil || !strings.Contains(string(out), want) {
+			t.Errorf("kubeadm config migrate of v1beta3: %v\n%s\nwant a refusal containing %s", err, out, want)
 		}
-		up := run(t, "config", "migrate", "--old-config", old)
+	})
+	// kubeadm v1.36's own v1beta3 conversion (config migrate) and ours agree.
+	t.Run("v1beta3 conversion matches kubeadm v1.36 config migrate", func(t *testing.T) {
+		if _, err := os.Stat(upstreamKubeadm136); err != nil {
+			t.Skipf("SKIPPED, NOT PASSED: upstream kubeadm v1.36 is not at %s (%v); build it with go run ./lab/cmd/labbuild -version v1.36.3", upstreamKubeadm136, err)
+		}
+		up, err := exec.CommandContext(t.Context(), upstreamKubeadm136, "config", "migrate", "--old-config", old).Output()
+		if err != nil {
+			t.Fatalf("kubeadm v1.36 config migrate: %v", err)
+		}
 		cfg, err := LoadInit([]byte(v1beta3Init))
 		if err != nil {
 			t.Fatal(err)

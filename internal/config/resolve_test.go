@@ -40,7 +40,7 @@ func TestResolveInit(t *testing.T) {
 		{"mixing", []byte(fullV1beta4), InitFlags{Token: ptr.To("abcdef.0123456789abcdef")},
 			"cannot mix --config with --token: set the corresponding fields in the configuration file instead"},
 		{"defaulting error", nil, InitFlags{KubernetesVersion: ptr.To("latest")},
-			`ClusterConfiguration: kubernetesVersion "latest" is a release label that needs an internet lookup, which kubeboot never does; pin a version such as v1.34.4`},
+			`ClusterConfiguration: kubernetesVersion "latest" is a release label that needs an internet lookup, which kubeboot never does; pin a version such as v1.37.2`},
 		{"validation error", nil, InitFlags{ServiceCIDR: ptr.To("10.0.0.0/8")},
 			`ClusterConfiguration: networking.serviceSubnet: Invalid value: "10.0.0.0/8": too large: at most 20 host bits, so the prefix must be /12 or longer`},
 	} {

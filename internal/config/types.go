@@ -137,9 +137,12 @@ type LocalEtcd struct {
 // ExternalEtcd is an etcd cluster kubeboot does not manage.
 type ExternalEtcd struct {
 	Endpoints []string `json:"endpoints"`
-	CAFile    string   `json:"caFile"`
-	CertFile  string   `json:"certFile"`
-	KeyFile   string   `json:"keyFile"`
+	// HTTPEndpoints are the members' HTTP(S) URLs for /version and health checks (kubeadm 1.35+); they default to
+	// Endpoints.
+	HTTPEndpoints []string `json:"httpEndpoints,omitempty"`
+	CAFile        string   `json:"caFile"`
+	CertFile      string   `json:"certFile"`
+	KeyFile       string   `json:"keyFile"`
 }
 
 // JoinConfiguration holds what a joining node needs.

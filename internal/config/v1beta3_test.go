@@ -34,7 +34,7 @@ patches:
 ---
 apiVersion: kubeadm.k8s.io/v1beta3
 kind: ClusterConfiguration
-kubernetesVersion: v1.33.2
+kubernetesVersion: v1.36.2
 controlPlaneEndpoint: cp.example:6443
 networking:
   podSubnet: 10.244.0.0/16
@@ -65,7 +65,7 @@ dns:
   imageRepository: mirror.example/coredns
 imageRepository: mirror.example
 featureGates:
-  WaitForAllControlPlaneComponents: true
+  RootlessControlPlane: false
 clusterName: lab
 `
 
@@ -75,8 +75,8 @@ func TestV1beta3InitConversion(t *testing.T) {
 		t.Fatal(err)
 	}
 	wantWarnings := []string{
-		"InitConfiguration: kubeadm.k8s.io/v1beta3 is deprecated; convert the document to kubeadm.k8s.io/v1beta4",
-		"ClusterConfiguration: kubeadm.k8s.io/v1beta3 is deprecated; convert the document to kubeadm.k8s.io/v1beta4",
+		"InitConfiguration: kubeadm.k8s.io/v1beta3 is deprecated and kubeadm v1.37 no longer reads it; convert the file to kubeadm.k8s.io/v1beta4 with 'kubeboot config migrate --old-config FILE --new-config NEW'",
+		"ClusterConfiguration: kubeadm.k8s.io/v1beta3 is deprecated and kubeadm v1.37 no longer reads it; convert the file to kubeadm.k8s.io/v1beta4 with 'kubeboot config migrate --old-config FILE --new-config NEW'",
 	}
 	if d := cmp.Diff(wantWarnings, docs.Warnings); d != "" {
 		t.Errorf("warnings (-want +got):\n%s", d)
@@ -107,7 +107,7 @@ func TestV1beta3InitConversion(t *testing.T) {
 		},
 		Cluster: ClusterConfiguration{
 			TypeMeta:             metav1.TypeMeta{APIVersion: V1beta4, Kind: KindCluster},
-			KubernetesVersion:    "v1.33.2",
+			KubernetesVersion:    "v1.36.2",
 			ControlPlaneEndpoint: "cp.example:6443",
 			Networking:           Networking{PodSubnet: "10.244.0.0/16"},
 			APIServer: APIServer{
@@ -129,7 +129,7 @@ func TestV1beta3InitConversion(t *testing.T) {
 			}},
 			DNS:             DNS{ImageMeta: ImageMeta{ImageRepository: "mirror.example/coredns"}},
 			ImageRepository: "mirror.example",
-			FeatureGates:    map[string]bool{"WaitForAllControlPlaneComponents": true},
+			FeatureGates:    map[string]bool{"RootlessControlPlane": false},
 			ClusterName:     "lab",
 		},
 	}

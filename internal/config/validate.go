@@ -19,12 +19,8 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	"k8s.io/apimachinery/pkg/util/version"
 	bootstraputil "k8s.io/cluster-bootstrap/token/util"
-)
 
-// The control-plane versions kubeboot (built for v1.34) deploys: its own minor and one on each side.
-const (
-	MinControlPlaneMinor = 33
-	MaxControlPlaneMinor = 35
+	"kubeboot.dev/kubeboot/internal/release"
 )
 
 // Limits taken from kubeadm.
@@ -37,12 +33,6 @@ const (
 	maxPodSubnetNodeMaskDiff = 16
 	certificateKeyBytes      = 32
 )
-
-// knownFeatureGates are kubeadm v1.34's own feature gates (ClusterConfiguration.featureGates).
-var knownFeatureGates = []string{
-	"ControlPlaneKubeletLocalMode", "NodeLocalCRISocket", "PublicKeysECDSA", "RootlessControlPlane",
-	"WaitForAllControlPlaneComponents",
-}
 
 var knownEncryptionAlgorithms = []EncryptionAlgorithmType{
 	EncryptionAlgorithmECDSAP256, EncryptionAlgorithmECDSAP384,
@@ -140,11 +130,7 @@ func validateClusterConfiguration(c *ClusterConfiguration) field.ErrorList {
 	if !slices.Contains(knownEncryptionAlgorithms, c.EncryptionAlgorithm) {
 		l = append(l, field.NotSupported(field.NewPath("encryptionAlgorithm"), c.EncryptionAlgorithm, knownEncryptionAlgorithms))
 	}
-	for _, name := range sortedKeys(c.FeatureGates) {
-		if !slices.Contains(knownFeatureGates, name) {
-			l = append(l, field.NotSupported(field.NewPath("featureGates").Key(name), name, knownFeatureGates))
-		}
-	}
+	l = append(l, validateFeatureGates(c, field.NewPath("featureGates"))...)
 	l = append(l, validatePositive(c.CertificateValidityPeriod, field.NewPath("certificateValidityPeriod"))...)
 	l = append(l, validatePositive(c.CACertificateValidityPeriod, field.NewPath("caCertificateValidityPeriod"))...)
 	if c.CertificateValidityPeriod != nil && c.CACertificateValidityPeriod != nil &&
@@ -352,18 +338,39 @@ func validatePositive(d *metav1.Duration, p *field.Path) field.ErrorList {
 }
 
 func validateKubernetesVersion(v string, p *field.Path) field.ErrorList {
+	example := release.DefaultVersion()
 	if !strings.HasPrefix(v, "v") {
-		return field.ErrorList{field.Invalid(p, v, `must be a version such as "`+DefaultKubernetesVersion+`"`)}
+		return field.ErrorList{field.Invalid(p, v, `must be a version such as "`+example+`"`)}
 	}
-	ver, err := version.ParseSemantic(v)
-	if err != nil {
-		return field.ErrorList{field.Invalid(p, v, `must be a version such as "`+DefaultKubernetesVersion+`"`)}
+	if _, err := version.ParseSemantic(v); err != nil {
+		return field.ErrorList{field.Invalid(p, v, `must be a version such as "`+example+`"`)}
 	}
-	if ver.Major() != 1 || ver.Minor() < MinControlPlaneMinor || ver.Minor() > MaxControlPlaneMinor {
-		return field.ErrorList{field.Invalid(p, v, fmt.Sprintf("kubeboot deploys control planes v1.%d.x to v1.%d.x",
-			MinControlPlaneMinor, MaxControlPlaneMinor))}
+	if _, err := release.For(v); err != nil {
+		return field.ErrorList{field.Invalid(p, v, err.Error())}
 	}
 	return nil
+}
+
+// validateFeatureGates checks ClusterConfiguration.featureGates against the gates kubeadm of the cluster's minor
+// knows: an unknown gate (one kubeadm removed, for example) is an error, as in kubeadm, and so is a locked gate set
+// to the value it is locked against, which kubeadm would silently ignore.
+func validateFeatureGates(c *ClusterConfiguration, p *field.Path) field.ErrorList {
+	r, err := release.For(c.KubernetesVersion)
+	if err != nil {
+		return nil // validateKubernetesVersion reports it
+	}
+	var l field.ErrorList
+	for _, name := range sortedKeys(c.FeatureGates) {
+		g, ok := r.FeatureGate(name)
+		switch {
+		case !ok:
+			l = append(l, field.NotSupported(p.Key(name), name, r.FeatureGateNames()))
+		case g.Locked && c.FeatureGates[name] != g.Default:
+			l = append(l, field.Invalid(p.Key(name), c.FeatureGates[name],
+				fmt.Sprintf("the gate is locked to %t in Kubernetes v1.%d: remove it", g.Default, r.Minor)))
+		}
+	}
+	return l
 }
 
 func validateNetworking(c *ClusterConfiguration, p *field.Path) field.ErrorList {
@@ -555,6 +562,11 @@ func validateEtcd(e *Etcd, p *field.Path) field.ErrorList {
 			l = append(l, field.Invalid(external.Child("endpoints").Index(i), ep, "must use https when caFile, certFile or keyFile is set"))
 		case u.Scheme != "https" && u.Scheme != "http":
 			l = append(l, field.Invalid(external.Child("endpoints").Index(i), ep, "the scheme must be https or http"))
+		}
+	}
+	for i, ep := range x.HTTPEndpoints {
+		if u, err := url.Parse(ep); err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
+			l = append(l, field.Invalid(external.Child("httpEndpoints").Index(i), ep, "not an http or https URL such as https://10.0.0.5:2379"))
 		}
 	}
 	if (x.CertFile == "") != (x.KeyFile == "") {

@@ -52,12 +52,17 @@ func TestValidateInitAcceptsDefaults(t *testing.T) {
 		}},
 		{"wildcard and IP SANs", func(c *Init) { c.Cluster.APIServer.CertSANs = []string{"*.lab.example", "10.0.0.1", "fd00::1"} }},
 		{"image repository with port and path", func(c *Init) { c.Cluster.ImageRepository = "Mirror.Lab:5000/k8s/images" }},
-		{"v1.35 control plane", func(c *Init) { c.Cluster.KubernetesVersion = "v1.35.0-rc.1" }},
+		{"v1.36 control plane", func(c *Init) { c.Cluster.KubernetesVersion = "v1.36.3" }},
+		{"v1.37 release candidate", func(c *Init) { c.Cluster.KubernetesVersion = "v1.37.0-rc.1" }},
 		{"token never expiring", func(c *Init) { c.Init.BootstrapTokens[0].TTL = dur(0) }},
 		{"kubelet with cgroupfs", func(c *Init) { c.Kubelet.CgroupDriver = "cgroupfs" }},
 		{"ignore all preflight errors", func(c *Init) { c.Init.NodeRegistration.IgnorePreflightErrors = []string{"all"} }},
 		{"certificate key", func(c *Init) { c.Init.CertificateKey = strings.Repeat("ab", 32) }},
-		{"known feature gate", func(c *Init) { c.Cluster.FeatureGates = map[string]bool{"ControlPlaneKubeletLocalMode": true} }},
+		{"known feature gate", func(c *Init) { c.Cluster.FeatureGates = map[string]bool{"RootlessControlPlane": false} }},
+		{"v1.36's locked gate at its value", func(c *Init) {
+			c.Cluster.KubernetesVersion = "v1.36.3"
+			c.Cluster.FeatureGates = map[string]bool{"NodeLocalCRISocket": true}
+		}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			cfg := validInit(t)
@@ -167,28 +172,28 @@ func TestValidateInitErrors(t *testing.T) {
 		},
 		{
 			name: "kubernetes version too old",
-			edit: func(c *Init) { c.Cluster.KubernetesVersion = "v1.32.9" },
-			want: `ClusterConfiguration: kubernetesVersion: Invalid value: "v1.32.9": kubeboot deploys control planes v1.33.x to v1.35.x`,
+			edit: func(c *Init) { c.Cluster.KubernetesVersion = "v1.35.4" },
+			want: `ClusterConfiguration: kubernetesVersion: Invalid value: "v1.35.4": this version of kubeboot only supports deploying clusters with the control plane version >= v1.36.0. Current version: v1.35.4`,
 		},
 		{
 			name: "kubernetes version too new",
-			edit: func(c *Init) { c.Cluster.KubernetesVersion = "v1.36.0" },
-			want: `ClusterConfiguration: kubernetesVersion: Invalid value: "v1.36.0": kubeboot deploys control planes v1.33.x to v1.35.x`,
+			edit: func(c *Init) { c.Cluster.KubernetesVersion = "v1.38.0" },
+			want: `ClusterConfiguration: kubernetesVersion: Invalid value: "v1.38.0": this version of kubeboot supports control planes v1.36.x to v1.37.x (default v1.37.2), not v1.38.0`,
 		},
 		{
 			name: "kubernetes version v2",
 			edit: func(c *Init) { c.Cluster.KubernetesVersion = "v2.34.0" },
-			want: `ClusterConfiguration: kubernetesVersion: Invalid value: "v2.34.0": kubeboot deploys control planes v1.33.x to v1.35.x`,
+			want: `ClusterConfiguration: kubernetesVersion: Invalid value: "v2.34.0": this version of kubeboot supports control planes v1.36.x to v1.37.x (default v1.37.2), not v2.34.0`,
 		},
 		{
 			name: "kubernetes version not semantic",
 			edit: func(c *Init) { c.Cluster.KubernetesVersion = "v1.34" },
-			want: `ClusterConfiguration: kubernetesVersion: Invalid value: "v1.34": must be a version such as "v1.34.4"`,
+			want: `ClusterConfiguration: kubernetesVersion: Invalid value: "v1.34": must be a version such as "v1.37.2"`,
 		},
 		{
 			name: "kubernetes version without v after defaulting",
 			edit: func(c *Init) { c.Cluster.KubernetesVersion = "one" },
-			want: `ClusterConfiguration: kubernetesVersion: Invalid value: "one": must be a version such as "v1.34.4"`,
+			want: `ClusterConfiguration: kubernetesVersion: Invalid value: "one": must be a version such as "v1.37.2"`,
 		},
 		{
 			name: "unknown encryption algorithm",
@@ -388,7 +393,20 @@ func TestValidateInitErrors(t *testing.T) {
 		{
 			name: "unknown feature gate",
 			edit: func(c *Init) { c.Cluster.FeatureGates = map[string]bool{"Bogus": true} },
-			want: `ClusterConfiguration: featureGates[Bogus]: Unsupported value: "Bogus": supported values: "ControlPlaneKubeletLocalMode", "NodeLocalCRISocket", "PublicKeysECDSA", "RootlessControlPlane", "WaitForAllControlPlaneComponents"`,
+			want: `ClusterConfiguration: featureGates[Bogus]: Unsupported value: "Bogus": supported values: "RootlessControlPlane"`,
+		},
+		{
+			name: "a gate kubeadm v1.37 removed",
+			edit: func(c *Init) { c.Cluster.FeatureGates = map[string]bool{"NodeLocalCRISocket": true} },
+			want: `ClusterConfiguration: featureGates[NodeLocalCRISocket]: Unsupported value: "NodeLocalCRISocket": supported values: "RootlessControlPlane"`,
+		},
+		{
+			name: "v1.36's locked gate turned off",
+			edit: func(c *Init) {
+				c.Cluster.KubernetesVersion = "v1.36.3"
+				c.Cluster.FeatureGates = map[string]bool{"NodeLocalCRISocket": false}
+			},
+			want: `ClusterConfiguration: featureGates[NodeLocalCRISocket]: Invalid value: false: the gate is locked to true in Kubernetes v1.36: remove it`,
 		},
 		{
 			name: "non-positive validity",

@@ -22,61 +22,16 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/util/version"
 	"k8s.io/client-go/kubernetes"
 
 	"kubeboot.dev/kubeboot/internal/apply"
+	"kubeboot.dev/kubeboot/internal/release"
 )
 
 // Namespace is where the controller-manager keeps its controllers' accounts.
 const Namespace = metav1.NamespaceSystem
 
-// Minor is the Kubernetes minor version Names was taken from.
-const Minor = 34
-
-// Names are the ServiceAccounts kube-controller-manager v1.34 creates with kubeadm's flags
-// (--use-service-account-credentials=true --controllers=*,bootstrapsigner,tokencleaner). They were read from a
-// cluster made by upstream kubeadm v1.34.4; the lab's TestLabKubeadm compares them with such a cluster on every run.
-var Names = []string{
-	"attachdetach-controller",
-	"bootstrap-signer",
-	"certificate-controller",
-	"clusterrole-aggregation-controller",
-	"cronjob-controller",
-	"daemon-set-controller",
-	"deployment-controller",
-	"disruption-controller",
-	"endpoint-controller",
-	"endpointslice-controller",
-	"endpointslicemirroring-controller",
-	"ephemeral-volume-controller",
-	"expand-controller",
-	"generic-garbage-collector",
-	"horizontal-pod-autoscaler",
-	"job-controller",
-	"legacy-service-account-token-cleaner",
-	"namespace-controller",
-	"node-controller",
-	"persistent-volume-binder",
-	"pod-garbage-collector",
-	"pv-protection-controller",
-	"pvc-protection-controller",
-	"replicaset-controller",
-	"replication-controller",
-	"resource-claim-controller",
-	"resourcequota-controller",
-	"root-ca-cert-publisher",
-	"service-account-controller",
-	"service-cidrs-controller",
-	"statefulset-controller",
-	"token-cleaner",
-	"ttl-after-finished-controller",
-	"ttl-controller",
-	"validatingadmissionpolicy-status-controller",
-	"volumeattributesclass-protection-controller",
-}
-
-// The controller-manager flags Names depends on, with kubeadm's values.
+// The controller-manager flags the release table's lists depend on, with kubeadm's values.
 const (
 	flagCredentials    = "use-service-account-credentials"
 	flagControllers    = "controllers"
@@ -84,15 +39,12 @@ const (
 )
 
 // Plan returns the accounts to create for a controller-manager that runs command (its static Pod's command line)
-// at kubernetesVersion, or none and the reason. Names holds only for the flags and the minor version it was
-// taken from; for anything else the controller-manager creates its own accounts, as it always can.
+// at kubernetesVersion, or none and the reason. The release table's list holds only for kubeadm's flags; for
+// anything else the controller-manager creates its own accounts, as it always can.
 func Plan(command []string, kubernetesVersion string) (names []string, reason string) {
-	v, err := version.ParseSemantic(kubernetesVersion)
+	r, err := release.For(kubernetesVersion)
 	if err != nil {
-		return nil, fmt.Sprintf("Kubernetes version %q: %v", kubernetesVersion, err)
-	}
-	if v.Minor() != Minor {
-		return nil, fmt.Sprintf("the list of accounts is kube-controller-manager v1.%d's, this control plane is %s", Minor, kubernetesVersion)
+		return nil, err.Error()
 	}
 	if got := flag(command, flagCredentials); got != "true" {
 		return nil, fmt.Sprintf("kube-controller-manager runs %s: its controllers do not use their own accounts", describe(flagCredentials, got))
@@ -100,7 +52,7 @@ func Plan(command []string, kubernetesVersion string) (names []string, reason st
 	if got := flag(command, flagControllers); got != kubeadmControllers {
 		return nil, fmt.Sprintf("kube-controller-manager runs %s, not kubeadm's --%s=%s", describe(flagControllers, got), flagControllers, kubeadmControllers)
 	}
-	return Names, ""
+	return r.ControllerServiceAccounts, ""
 }
 
 func describe(name, value string) string {

@@ -16,9 +16,11 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/kubernetes/fake"
 	k8stesting "k8s.io/client-go/testing"
+
+	"kubeboot.dev/kubeboot/internal/release"
 )
 
-// kubeadmCommand is the controller-manager command line kubeadm v1.34 renders (the flags Plan reads).
+// kubeadmCommand is the controller-manager command line kubeadm renders (the flags Plan reads).
 var kubeadmCommand = []string{"kube-controller-manager", "--bind-address=127.0.0.1", "--controllers=*,bootstrapsigner,tokencleaner", "--leader-elect=true", "--use-service-account-credentials=true"}
 
 func TestPlan(t *testing.T) {
@@ -29,31 +31,36 @@ func TestPlan(t *testing.T) {
 		want       bool
 		wantReason string
 	}{
-		{name: "kubeadm's flags at v1.34", command: kubeadmCommand, version: "v1.34.4", want: true},
-		{name: "v1.35 may run other controllers", command: kubeadmCommand, version: "v1.35.0",
-			wantReason: "the list of accounts is kube-controller-manager v1.34's, this control plane is v1.35.0"},
-		{name: "v1.33 too", command: kubeadmCommand, version: "v1.33.7",
-			wantReason: "the list of accounts is kube-controller-manager v1.34's, this control plane is v1.33.7"},
+		{name: "kubeadm's flags at v1.37", command: kubeadmCommand, version: "v1.37.2", want: true},
+		{name: "kubeadm's flags at v1.36", command: kubeadmCommand, version: "v1.36.0", want: true},
+		{name: "v1.38 may run other controllers", command: kubeadmCommand, version: "v1.38.0",
+			wantReason: "this version of kubeboot supports control planes v1.36.x to v1.37.x (default v1.37.2), not v1.38.0"},
+		{name: "v1.35 too", command: kubeadmCommand, version: "v1.35.4",
+			wantReason: "this version of kubeboot only supports deploying clusters with the control plane version >= v1.36.0. Current version: v1.35.4"},
 		{name: "a version that does not parse", command: kubeadmCommand, version: "stable",
-			wantReason: `Kubernetes version "stable": could not parse "stable" as version`},
-		{name: "controllers share the controller-manager's identity", version: "v1.34.0",
+			wantReason: `kubernetesVersion "stable" is not a version such as v1.37.2: could not parse "stable" as version`},
+		{name: "controllers share the controller-manager's identity", version: "v1.37.0",
 			command:    append(slices.Clone(kubeadmCommand), "--use-service-account-credentials=false"),
 			wantReason: "kube-controller-manager runs with --use-service-account-credentials=false: its controllers do not use their own accounts"},
-		{name: "no credentials flag at all", version: "v1.34.0",
+		{name: "no credentials flag at all", version: "v1.37.0",
 			command:    []string{"kube-controller-manager", "--controllers=*,bootstrapsigner,tokencleaner"},
 			wantReason: "kube-controller-manager runs without --use-service-account-credentials: its controllers do not use their own accounts"},
-		{name: "a user's controllers list, last one wins", version: "v1.34.0",
+		{name: "a user's controllers list, last one wins", version: "v1.37.0",
 			command:    append(slices.Clone(kubeadmCommand), "--controllers=*,-ttl"),
 			wantReason: "kube-controller-manager runs with --controllers=*,-ttl, not kubeadm's --controllers=*,bootstrapsigner,tokencleaner"},
-		{name: "the last value is kubeadm's again", version: "v1.34.0",
+		{name: "the last value is kubeadm's again", version: "v1.37.0",
 			command: []string{"kube-controller-manager", "--controllers=*", "--use-service-account-credentials=true", "--controllers=*,bootstrapsigner,tokencleaner"}, want: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			names, reason := Plan(tt.command, tt.version)
 			if tt.want {
-				if !slices.Equal(names, Names) || reason != "" {
-					t.Errorf("Plan = %d names, reason %q; want all %d names and no reason", len(names), reason, len(Names))
+				r, err := release.For(tt.version)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if want := r.ControllerServiceAccounts; !slices.Equal(names, want) || reason != "" {
+					t.Errorf("Plan = %d names, reason %q; want all %d names of v1.%d and no reason", len(names), reason, len(want), r.Minor)
 				}
 				return
 			}
@@ -65,10 +72,16 @@ func TestPlan(t *testing.T) {
 }
 
 func TestNamesAreSortedAndUnique(t *testing.T) {
-	if !slices.IsSorted(Names) || len(slices.Compact(slices.Clone(Names))) != len(Names) {
-		t.Errorf("Names must be sorted and unique (the e2e test compares them with a kubeadm cluster as a set): %v", Names)
+	for _, r := range release.All() {
+		names := r.ControllerServiceAccounts
+		if len(names) == 0 || !slices.IsSorted(names) || len(slices.Compact(slices.Clone(names))) != len(names) {
+			t.Errorf("v1.%d: ControllerServiceAccounts must be sorted, unique and not empty (the e2e test compares them with a kubeadm cluster as a set): %v", r.Minor, names)
+		}
 	}
 }
+
+// Names is the default release's list, which the Create tests use.
+var Names = release.Default().ControllerServiceAccounts
 
 func TestCreateLeavesExistingAccounts(t *testing.T) {
 	existing := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: Namespace, Name: "ttl-controller", Labels: map[string]string{"kept": "yes"}}}

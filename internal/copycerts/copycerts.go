@@ -72,7 +72,7 @@ type File struct {
 	Private bool
 }
 
-// Files lists what control-plane nodes share, as kubeadm 1.34 does: the cluster CA, the front-proxy CA and the
+// Files lists what control-plane nodes share, as kubeadm does: the cluster CA, the front-proxy CA and the
 // service-account key pair under certDir; with stacked etcd also the etcd CA (Secret keys etcd-ca.crt and
 // etcd-ca.key), with external etcd instead the external etcd client files at their configured paths (Secret keys
 // external-etcd-ca.crt, external-etcd.crt, external-etcd.key).

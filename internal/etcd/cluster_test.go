@@ -15,9 +15,10 @@ import (
 	"kubeboot.dev/kubeboot/internal/config"
 	"kubeboot.dev/kubeboot/internal/nodefs"
 	"kubeboot.dev/kubeboot/internal/pki"
+	"kubeboot.dev/kubeboot/internal/release"
 )
 
-// etcdBinary is the lab's etcd v3.6.5 (lab/components/etcd).
+// etcdBinary is the lab's etcd (lab/components/etcd), the default release's.
 const etcdBinary = "/var/lib/kubeboot-lab/bin/etcd"
 
 const testCertDir = "/etc/kubernetes/pki"
@@ -310,7 +311,7 @@ func TestRealCluster(t *testing.T) {
 				if s.IsLeader {
 					leaders++
 				}
-				if s.Leader == 0 || s.RaftIndex == 0 || s.RaftTerm == 0 || s.Endpoint != s.ClientURLs[0] || s.Version != "3.6.5" {
+				if s.Leader == 0 || s.RaftIndex == 0 || s.RaftTerm == 0 || s.Endpoint != s.ClientURLs[0] || s.Version != strings.TrimPrefix(release.Default().EtcdServerVersion(), "v") {
 					t.Errorf("%s status = %+v", s.Name, s)
 				}
 			}

@@ -14,11 +14,11 @@ import (
 	"k8s.io/client-go/kubernetes/fake"
 
 	"kubeboot.dev/kubeboot/internal/config"
-	"kubeboot.dev/kubeboot/internal/controlleraccounts"
 	"kubeboot.dev/kubeboot/internal/copycerts"
 	"kubeboot.dev/kubeboot/internal/manifests"
 	"kubeboot.dev/kubeboot/internal/nodefs"
 	"kubeboot.dev/kubeboot/internal/pki"
+	"kubeboot.dev/kubeboot/internal/release"
 	"kubeboot.dev/kubeboot/internal/workflow"
 )
 
@@ -175,14 +175,15 @@ func TestUploadCerts(t *testing.T) {
 // TestControllerAccounts runs controller-accounts on the controller-manager manifest init writes: with kubeadm's
 // flags it creates every account; with a user's --controllers it leaves them to the controller-manager and says why.
 func TestControllerAccounts(t *testing.T) {
+	names := release.Default().ControllerServiceAccounts
 	for _, tt := range []struct {
 		name        string
 		extra       []config.Arg
 		wantCreated int
 		wantOut     string
 	}{
-		{name: "kubeadm's flags", wantCreated: len(controlleraccounts.Names),
-			wantOut: fmt.Sprintf("created %d of the controller-manager's %d ServiceAccounts in kube-system", len(controlleraccounts.Names), len(controlleraccounts.Names))},
+		{name: "kubeadm's flags", wantCreated: len(names),
+			wantOut: fmt.Sprintf("created %d of the controller-manager's %d ServiceAccounts in kube-system", len(names), len(names))},
 		{name: "a user's controllers", extra: []config.Arg{{Name: "controllers", Value: "*,-ttl"}},
 			wantOut: "not needed: kube-controller-manager runs with --controllers=*,-ttl, not kubeadm's --controllers=*,bootstrapsigner,tokencleaner (/etc/kubernetes/manifests/kube-controller-manager.yaml)"},
 	} {

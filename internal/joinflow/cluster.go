@@ -44,14 +44,6 @@ type Cluster struct {
 	Client kubernetes.Interface
 }
 
-// Gates of kubeadm v1.34 that change the join, both beta and on unless the ClusterConfiguration turns them off.
-const gateKubeletLocalMode = "ControlPlaneKubeletLocalMode"
-
-func kubeletLocalMode(gates map[string]bool) bool {
-	on, set := gates[gateKubeletLocalMode]
-	return !set || on
-}
-
 // Cluster discovers the cluster and reads its configuration with the TLS bootstrap credentials, once; later
 // phases reuse the answer.
 func (d *Data) Cluster(ctx context.Context) (*Cluster, error) {

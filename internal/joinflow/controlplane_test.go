@@ -153,7 +153,7 @@ func newCPHarness(t *testing.T, c cpCluster, joinKey string) *cpHarness {
 	ctx := t.Context()
 	const certDir = "/etc/kubernetes/pki"
 	cc := config.ClusterConfiguration{
-		KubernetesVersion: "v1.34.4", ClusterName: "lab", ImageRepository: "registry.k8s.io", FeatureGates: c.gates,
+		KubernetesVersion: "v1.37.2", ClusterName: "lab", ImageRepository: "registry.k8s.io", FeatureGates: c.gates,
 		ControlPlaneEndpoint: c.endpoint, EncryptionAlgorithm: config.EncryptionAlgorithmECDSAP256,
 		Networking:      config.Networking{ServiceSubnet: "10.96.0.0/12", DNSDomain: "cluster.local"},
 		CertificatesDir: certDir, Etcd: config.Etcd{Local: &config.LocalEtcd{DataDir: "/var/lib/etcd"}},
@@ -303,7 +303,7 @@ func TestJoinControlPlane(t *testing.T) {
 	out := h.out.String()
 	local := fmt.Sprintf("https://%s:%d", cpAddress, h.port)
 
-	// The phases in kubeadm's order; the member is added by etcd-join (ControlPlaneKubeletLocalMode is on).
+	// The phases in kubeadm's order; etcd-join adds the member between kubelet-start and kubelet-wait-bootstrap.
 	var phases []string
 	for _, line := range strings.Split(out, "\n") {
 		if strings.HasPrefix(line, "[") {
@@ -312,7 +312,7 @@ func TestJoinControlPlane(t *testing.T) {
 	}
 	wantPhases := []string{"preflightdone", "control-plane-prepare/download-certsdone", "control-plane-prepare/certsdone",
 		"control-plane-prepare/kubeconfigdone", "control-plane-prepare/control-planedone", "check-etcddone", "kubelet-startdone",
-		"etcd-joindone", "kubelet-wait-bootstrapdone", "control-plane-join/etcdnot", "control-plane-join/mark-control-planedone",
+		"etcd-joindone", "kubelet-wait-bootstrapdone", "control-plane-join/mark-control-planedone",
 		"wait-control-planedone"}
 	if !slices.Equal(phases, wantPhases) {
 		t.Errorf("phases\n%q\nwant\n%q\n%s", phases, wantPhases, out)
@@ -434,30 +434,17 @@ func TestJoinControlPlane(t *testing.T) {
 	}
 }
 
-func TestJoinControlPlaneWithoutKubeletLocalMode(t *testing.T) {
+// A ClusterConfiguration that still names a gate kubeadm removed (ControlPlaneKubeletLocalMode went GA in 1.35 and
+// was removed in 1.36) is refused by a control-plane join, which renders from it, as kubeadm's validation does.
+func TestJoinControlPlaneRefusesRemovedGate(t *testing.T) {
 	h := newCPHarness(t, cpCluster{endpoint: "cp.lab:6443", upload: certKey, gates: map[string]bool{"ControlPlaneKubeletLocalMode": false}}, certKey)
-	if err := h.run(t, workflow.Options{}); err != nil {
-		t.Fatalf("%v\n%s", err, h.out.String())
+	err := h.run(t, workflow.Options{})
+	want := `featureGates[ControlPlaneKubeletLocalMode]: Unsupported value: "ControlPlaneKubeletLocalMode": supported values: "RootlessControlPlane"`
+	if err == nil || !strings.Contains(err.Error(), want) {
+		t.Fatalf("join error %v\nwant one containing %s\n%s", err, want, h.out.String())
 	}
-	out := h.out.String()
-	for _, want := range []string{"[etcd-join] not needed, skipped\n", "[kubelet-wait-bootstrap] not needed, skipped\n", "[control-plane-join/etcd] done in"} {
-		if !strings.Contains(out, want) {
-			t.Errorf("output lacks %q:\n%s", want, out)
-		}
-	}
-	// The kubelet bootstraps through the endpoint joined, before the etcd member is added.
-	_, boot, _, err := h.kubelet.state()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if c, _, err := currentUser(boot); err != nil || c.Server != h.cp.url {
-		t.Errorf("bootstrap-kubelet.conf server %v, want %s", c, h.cp.url)
-	}
-	if i, j := strings.Index(out, "the kubelet wrote /etc/kubernetes/kubelet.conf"), strings.Index(out, "added etcd member"); i < 0 || j < i {
-		t.Errorf("the etcd member was added before the kubelet's TLS bootstrap:\n%s", out)
-	}
-	if got := h.etcdEvents(); got[len(got)-1] != "promote 42 (etcd.yaml written)" {
-		t.Errorf("etcd calls %q", got)
+	if h.data.FS.Exists(config.KubeletConfigFile) {
+		t.Error("the refused join wrote the kubelet's config.yaml")
 	}
 }
 

@@ -61,27 +61,12 @@ func (d *Data) etcdCluster(ctx context.Context, fsys nodefs.FS, cfg *config.Init
 	return newEtcd(etcd.Options{Endpoints: endpoints, TLS: tlsCfg, CallTimeout: cfg.Init.Timeouts.EtcdAPICall.Duration})
 }
 
-// runEtcdJoin is etcd-join (localMode true) and control-plane-join/etcd (localMode false): the one whose mode
-// matches the cluster's ControlPlaneKubeletLocalMode adds the member.
-func runEtcdJoin(localMode bool) func(context.Context, *Data) error {
-	return func(ctx context.Context, d *Data) error {
-		cl, err := d.Cluster(ctx)
-		if err != nil {
-			return err
-		}
-		if on := kubeletLocalMode(cl.Config.FeatureGates); on != localMode {
-			state, other := "off", "control-plane-join/etcd"
-			if on {
-				state, other = "on", "etcd-join"
-			}
-			fmt.Fprintf(d.Out, "  not needed: with the feature gate %s %s, %s adds the etcd member\n", gateKubeletLocalMode, state, other)
-			return nil
-		}
-		return joinEtcd(ctx, d)
-	}
+// runEtcdJoin is etcd-join: it adds this node's etcd member.
+func runEtcdJoin(ctx context.Context, d *Data) error {
+	return joinEtcd(ctx, d)
 }
 
-// joinEtcd adds this node's etcd member the way kubeadm v1.34 does: as a learner (it cannot vote, so a member that
+// joinEtcd adds this node's etcd member the way kubeadm does: as a learner (it cannot vote, so a member that
 // never starts cannot cost the cluster its quorum), then its static Pod with the member list etcd returned and
 // initial-cluster-state=existing, then, once the member runs and follows the leader, its promotion to a voter.
 func joinEtcd(ctx context.Context, d *Data) error {

@@ -32,7 +32,7 @@ import (
 	"kubeboot.dev/kubeboot/internal/workflow"
 )
 
-// etcdBinary is the lab's etcd v3.6.5 (lab/components/etcd), the version kubeadm v1.34 runs.
+// etcdBinary is the lab's etcd (lab/components/etcd), the default release's.
 const etcdBinary = "/var/lib/kubeboot-lab/bin/etcd"
 
 // freeLoopbackPair finds two addresses in 127.0.0.0/8 whose etcd ports (2379, 2380) are free: kubeadm's member
@@ -142,7 +142,7 @@ func TestEtcdGrowsAndShrinksWithRealMembers(t *testing.T) {
 	ctx := t.Context()
 	ip1, ip2 := freeLoopbackPair(t)
 	cc := config.ClusterConfiguration{
-		KubernetesVersion: "v1.34.4", ClusterName: "lab", ControlPlaneEndpoint: "cp.lab:6443",
+		KubernetesVersion: "v1.37.2", ClusterName: "lab", ControlPlaneEndpoint: "cp.lab:6443",
 		EncryptionAlgorithm: config.EncryptionAlgorithmECDSAP256,
 		Networking:          config.Networking{ServiceSubnet: "10.96.0.0/12", DNSDomain: "cluster.local"},
 		Etcd:                config.Etcd{Local: &config.LocalEtcd{DataDir: "/var/lib/etcd"}},

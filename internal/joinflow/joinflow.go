@@ -1,4 +1,4 @@
-// Package joinflow is the phase tree of `kubeboot join`, with kubeadm v1.34's phase names: preflight (machine
+// Package joinflow is the phase tree of `kubeboot join`, with kubeadm's phase names: preflight (machine
 // checks, then discovery of the cluster and its configuration), kubelet-start (the kubelet's files and a
 // restart) and kubelet-wait-bootstrap (the kubelet's TLS bootstrap) for every node; and for a control-plane node
 // (--control-plane) control-plane-prepare (the shared certificates from kube-system/kubeadm-certs, this node's
@@ -74,18 +74,12 @@ func (d *Data) Bootstrapped() bool { return d.bootstrapped }
 // ControlPlane reports whether this join makes a control-plane node.
 func (d *Data) ControlPlane() bool { return d.Cfg.Join.ControlPlane != nil }
 
-// Phases is the join phase tree, in kubeadm v1.34's order and with its names. The control-plane phases are
-// skipped for a worker. Which of etcd-join and control-plane-join/etcd adds the etcd member depends on the feature
-// gate ControlPlaneKubeletLocalMode (on by default): with it on, the kubelet bootstraps against this node's own API
-// server, which needs the local etcd member, so the member is added before the kubelet's TLS bootstrap.
+// Phases is the join phase tree, in kubeadm's order and with its names (1.36 and later: control-plane-join has no
+// etcd subphase). The control-plane phases are skipped for a worker. The kubelet of a control-plane node bootstraps
+// against this node's own API server, which needs the local etcd member, so etcd-join adds the member between
+// kubelet-start and kubelet-wait-bootstrap.
 func Phases() []workflow.Phase[*Data] {
 	cp := (*Data).ControlPlane
-	// The gate is known once preflight has read the cluster; a phase run alone decides in its Run.
-	etcdHere := func(localMode bool) func(d *Data) bool {
-		return func(d *Data) bool {
-			return cp(d) && (d.cluster == nil || kubeletLocalMode(d.cluster.Config.FeatureGates) == localMode)
-		}
-	}
 	return []workflow.Phase[*Data]{
 		{Name: "preflight", Short: "Run join pre-flight checks, then discover the cluster and read its configuration", Run: runPreflight},
 		{Name: "control-plane-prepare", Short: "Prepare the machine for serving a control plane", RunIf: cp, Phases: []workflow.Phase[*Data]{
@@ -98,14 +92,9 @@ func Phases() []workflow.Phase[*Data] {
 		// Hidden as in kubeadm; preflight has checked the same before anything was written.
 		{Name: "check-etcd", Short: "Check that the etcd cluster can take a new member", Run: runCheckEtcd, RunIf: cp, Hidden: true},
 		{Name: "kubelet-start", Short: "Write kubelet settings, certificates and (re)start the kubelet", Run: runKubeletStart},
-		{Name: "etcd-join", Short: "Add this node's etcd member to the cluster (when ControlPlaneKubeletLocalMode is on)",
-			Run: runEtcdJoin(true), RunIf: etcdHere(true)},
-		// Hidden as in kubeadm: it is the tail of kubelet-start, split off so a control-plane join can run
-		// etcd-join in between.
-		{Name: "kubelet-wait-bootstrap", Short: "Wait for the kubelet to bootstrap itself", Run: runKubeletWaitBootstrap,
-			RunIf: func(d *Data) bool { return d.cluster == nil || kubeletLocalMode(d.cluster.Config.FeatureGates) }, Hidden: true},
+		{Name: "etcd-join", Short: "Join etcd for control plane nodes", Run: runEtcdJoin, RunIf: cp},
+		{Name: "kubelet-wait-bootstrap", Short: "Wait for the kubelet to bootstrap itself", Run: runKubeletWaitBootstrap},
 		{Name: "control-plane-join", Short: "Join a machine as a control plane instance", RunIf: cp, Phases: []workflow.Phase[*Data]{
-			{Name: "etcd", Short: "Add a new local etcd member (when ControlPlaneKubeletLocalMode is off)", Run: runEtcdJoin(false), RunIf: etcdHere(false)},
 			{Name: "mark-control-plane", Short: "Mark a node as a control-plane", Run: runMarkControlPlane},
 		}},
 		{Name: "wait-control-plane", Short: "Wait for the control plane to start", Run: runWaitControlPlane,

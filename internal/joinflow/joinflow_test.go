@@ -130,7 +130,7 @@ func (cp *controlPlane) endpoint() string { return strings.TrimPrefix(cp.url, "h
 func clusterObjects(t *testing.T, healthzPort int32, gates map[string]bool) []runtime.Object {
 	t.Helper()
 	return clusterObjectsFor(t, healthzPort, config.ClusterConfiguration{
-		KubernetesVersion: "v1.34.4", ClusterName: "lab", ImageRepository: "registry.k8s.io", FeatureGates: gates,
+		KubernetesVersion: "v1.37.2", ClusterName: "lab", ImageRepository: "registry.k8s.io", FeatureGates: gates,
 		Networking: config.Networking{ServiceSubnet: "10.96.0.0/12", DNSDomain: "cluster.local"}, CertificatesDir: "/etc/kubernetes/pki",
 	})
 }
@@ -248,13 +248,20 @@ func (k *fakeKubelet) state() (int, *clientcmdapi.Config, fs.FileMode, error) {
 	return k.restarts, k.bootConf, k.bootMode, k.err
 }
 
-// machine is a healthy worker machine as preflight sees it.
+// machine is a healthy worker machine as preflight sees it: cgroup v2, containerd 2, kubelet v1.37.
 func machine(root string) preflight.Env {
+	controllers := filepath.Join(root, "sys/fs/cgroup/cgroup.controllers")
+	if err := os.MkdirAll(filepath.Dir(controllers), 0o755); err != nil {
+		panic(err)
+	}
+	if err := os.WriteFile(controllers, []byte("cpu memory pids\n"), 0o644); err != nil {
+		panic(err)
+	}
 	return preflight.Env{
 		FS:          nodefs.FS{Root: root},
 		Listen:      func(string, string) (net.Listener, error) { return fakeListener{}, nil },
 		LookPath:    func(file string) (string, error) { return "/usr/bin/" + file, nil },
-		Output:      func(context.Context, string, ...string) ([]byte, error) { return []byte("Kubernetes v1.34.4\n"), nil },
+		Output:      func(context.Context, string, ...string) ([]byte, error) { return []byte("Kubernetes v1.37.2\n"), nil },
 		DialRuntime: func(context.Context, string) (cri.Runtime, error) { return fakeRuntime{}, nil },
 		Geteuid:     func() int { return 0 },
 		NumCPU:      func() int { return 2 },
@@ -270,11 +277,11 @@ func (fakeListener) Accept() (net.Conn, error) { return nil, errors.New("fake") 
 func (fakeListener) Close() error              { return nil }
 func (fakeListener) Addr() net.Addr            { return &net.TCPAddr{} }
 
-// fakeRuntime is a ready containerd 1.6.
+// fakeRuntime is a ready containerd 2.
 type fakeRuntime struct{ cri.Runtime }
 
 func (fakeRuntime) Version(context.Context) (cri.Version, error) {
-	return cri.Version{RuntimeName: "containerd", RuntimeVersion: "1.6.20", RuntimeAPIVersion: "v1"}, nil
+	return cri.Version{RuntimeName: "containerd", RuntimeVersion: "v2.4.2", RuntimeAPIVersion: "v1"}, nil
 }
 func (fakeRuntime) Status(context.Context) (cri.Status, error) {
 	return cri.Status{RuntimeReady: true}, nil
@@ -385,8 +392,6 @@ func TestJoinWorker(t *testing.T) {
 		{name: "new node", wantOut: []string{"[kubelet-wait-bootstrap] done in"}},
 		{name: "a NotReady Node of the same name is taken over", objects: []runtime.Object{node(corev1.ConditionFalse)},
 			wantOut: []string{"  a Node named worker-1 exists but is not Ready: this machine takes it over\n"}},
-		{name: "ControlPlaneKubeletLocalMode off: kubelet-start waits itself", gates: map[string]bool{"ControlPlaneKubeletLocalMode": false},
-			wantOut: []string{"[kubelet-wait-bootstrap] not needed, skipped\n"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -398,7 +403,7 @@ func TestJoinWorker(t *testing.T) {
 			for _, want := range append([]string{
 				"[preflight] done in",
 				"  trusting the cluster at " + h.cp.url + " (CA " + h.cp.caHash + ")\n",
-				`  read kube-system/kubeadm-config and kube-system/kubelet-config: cluster "lab", Kubernetes v1.34.4` + "\n",
+				`  read kube-system/kubeadm-config and kube-system/kubelet-config: cluster "lab", Kubernetes v1.37.2` + "\n",
 				"  wrote /etc/kubernetes/pki/ca.crt\n  wrote /etc/kubernetes/bootstrap-kubelet.conf\n",
 				"  restarted the kubelet through fake\n",
 				"  kubelet healthy after",
@@ -432,7 +437,7 @@ func TestJoinWorker(t *testing.T) {
 			if got := h.read(t, config.DefaultCACertPath); got != string(h.cp.caPEM) || mode(t, h.data.FS, config.DefaultCACertPath) != 0o644 {
 				t.Error("ca.crt is not the discovered CA, mode 0644")
 			}
-			if got, want := h.read(t, config.KubeletFlagsEnvFile), `KUBELET_KUBEADM_ARGS="--pod-infra-container-image=registry.k8s.io/pause:3.10.1"`+"\n"; got != want {
+			if got, want := h.read(t, config.KubeletFlagsEnvFile), `KUBELET_KUBEADM_ARGS=""`+"\n"; got != want {
 				t.Errorf("kubeadm-flags.env %q, want %q", got, want)
 			}
 			var kc kubeletv1beta1.KubeletConfiguration

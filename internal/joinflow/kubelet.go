@@ -59,9 +59,9 @@ func runKubeletStart(ctx context.Context, d *Data) error {
 		return err
 	}
 	bootstrap := cl.Bootstrap
-	if d.ControlPlane() && kubeletLocalMode(cl.Config.FeatureGates) {
-		// As kubeadm v1.34: the kubelet of a control-plane node talks to its own API server, so it does not depend
-		// on the load balancer in front of controlPlaneEndpoint.
+	if d.ControlPlane() {
+		// As kubeadm: the kubelet of a control-plane node talks to its own API server, so it does not depend on
+		// the load balancer in front of controlPlaneEndpoint.
 		cp, err := d.controlPlaneJoin(ctx)
 		if err != nil {
 			return err
@@ -114,14 +114,8 @@ func runKubeletStart(ctx context.Context, d *Data) error {
 		fmt.Fprintln(d.Out, "  "+p.Line())
 	}
 	fmt.Fprintf(d.Out, "  wrote %s and %s\n", config.KubeletFlagsEnvFile, config.KubeletConfigFile)
-	if err := restartKubelet(ctx, d); err != nil {
-		return err
-	}
-	if kubeletLocalMode(cl.Config.FeatureGates) {
-		// kubelet-wait-bootstrap waits, as in kubeadm v1.34.
-		return nil
-	}
-	return waitBootstrap(ctx, d, cl)
+	// kubelet-wait-bootstrap waits, as in kubeadm.
+	return restartKubelet(ctx, d)
 }
 
 // checkNodeName refuses a name a Ready Node already has. A Node that exists but is not Ready may be this

@@ -39,10 +39,6 @@ const (
 
 	// FileMode of every kubeconfig file: they hold private keys or tokens.
 	FileMode = 0o600
-
-	// kubeletLocalModeGate is on by default in kubeadm v1.34 (beta): kubelet.conf then talks to the local API
-	// server rather than controlPlaneEndpoint.
-	kubeletLocalModeGate = "ControlPlaneKubeletLocalMode"
 )
 
 // Phase names and describes one `kubeconfig/<name>` phase.
@@ -84,16 +80,12 @@ func Specs(cfg *config.Init) ([]Spec, error) {
 	if err != nil {
 		return nil, err
 	}
-	kubeletServer := cpe
-	if on, set := cfg.Cluster.FeatureGates[kubeletLocalModeGate]; on || !set {
-		kubeletServer = local
-	}
 	return []Spec{
 		{Name: "admin", File: config.AdminKubeconfigFile, User: AdminUser, Organization: []string{pki.ClusterAdminsGroup}, Server: cpe},
 		{Name: "super-admin", File: config.SuperAdminKubeconfig, User: SuperAdminUser, Organization: []string{MastersGroup}, Server: cpe},
-		{Name: KubeletPhase, File: config.KubeletKubeconfigFile, User: NodeUserPrefix + cfg.Init.NodeRegistration.Name, Organization: []string{NodesGroup}, Server: kubeletServer},
-		// The controller-manager and the scheduler run next to this API server; a load balancer in between
-		// would only add a failure point.
+		{Name: KubeletPhase, File: config.KubeletKubeconfigFile, User: NodeUserPrefix + cfg.Init.NodeRegistration.Name, Organization: []string{NodesGroup}, Server: local},
+		// The kubelet (ControlPlaneKubeletLocalMode, GA since 1.35), the controller-manager and the scheduler talk
+		// to the API server next to them; a load balancer in between would only add a failure point.
 		{Name: "controller-manager", File: config.ControllerManagerConfig, User: ControllerManagerUser, Server: local},
 		{Name: "scheduler", File: config.SchedulerConfig, User: SchedulerUser, Server: local},
 	}, nil

@@ -38,7 +38,7 @@ func testConfig(alg config.EncryptionAlgorithmType) *config.Init {
 		Cluster: config.ClusterConfiguration{
 			Etcd:                        config.Etcd{Local: &config.LocalEtcd{DataDir: config.DefaultEtcdDataDir}},
 			Networking:                  config.Networking{ServiceSubnet: "10.96.0.0/12", DNSDomain: "cluster.local"},
-			KubernetesVersion:           config.DefaultKubernetesVersion,
+			KubernetesVersion:           "v1.37.2",
 			CertificatesDir:             config.DefaultCertificatesDir,
 			ImageRepository:             config.DefaultImageRepository,
 			ClusterName:                 config.DefaultClusterName,
@@ -103,14 +103,6 @@ func TestSpecsServers(t *testing.T) {
 				c.Init.LocalAPIEndpoint.BindPort = 8443
 			},
 			want: []string{"https://lb.example.com:8443", "https://lb.example.com:8443", "https://192.168.10.5:8443", "https://192.168.10.5:8443", "https://192.168.10.5:8443"},
-		},
-		{
-			name: "endpoint with port, local mode gate off",
-			mutate: func(c *config.Init) {
-				c.Cluster.ControlPlaneEndpoint = "10.0.0.50:7443"
-				c.Cluster.FeatureGates = map[string]bool{"ControlPlaneKubeletLocalMode": false}
-			},
-			want: []string{"https://10.0.0.50:7443", "https://10.0.0.50:7443", "https://10.0.0.50:7443", "https://192.168.10.5:6443", "https://192.168.10.5:6443"},
 		},
 		{
 			name: "IPv6",

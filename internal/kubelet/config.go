@@ -20,26 +20,14 @@ import (
 // nodes and so are not in the cluster-wide kube-system/kubelet-config ConfigMap.
 const InstanceConfigFile = "/var/lib/kubelet/instance-config.yaml"
 
-// featureNodeLocalCRISocket is kubeadm's feature gate (beta, on by default in v1.34) that moves the CRI socket
-// from the --container-runtime-endpoint flag to containerRuntimeEndpoint in the node's config.yaml.
-const featureNodeLocalCRISocket = "NodeLocalCRISocket"
-
-// NodeLocalCRISocket reports whether the ClusterConfiguration's feature gates leave NodeLocalCRISocket on.
-func NodeLocalCRISocket(featureGates map[string]bool) bool {
-	on, set := featureGates[featureNodeLocalCRISocket]
-	return !set || on
-}
-
-// Config renders /var/lib/kubelet/config.yaml for this node: cfg.Kubelet plus, with NodeLocalCRISocket, the
-// node's CRI socket, as kubeadm does by patching config.yaml with instance-config.yaml.
+// Config renders /var/lib/kubelet/config.yaml for this node: cfg.Kubelet plus the node's CRI socket, as kubeadm
+// does by patching config.yaml with instance-config.yaml (NodeLocalCRISocket, GA since 1.36).
 func Config(cfg *config.Init) ([]byte, error) {
 	if cfg.Kubelet == nil {
 		return nil, fmt.Errorf("render %s: no KubeletConfiguration in the configuration", config.KubeletConfigFile)
 	}
 	kc := cfg.Kubelet.DeepCopy()
-	if NodeLocalCRISocket(cfg.Cluster.FeatureGates) {
-		kc.ContainerRuntimeEndpoint = cfg.Init.NodeRegistration.CRISocket
-	}
+	kc.ContainerRuntimeEndpoint = cfg.Init.NodeRegistration.CRISocket
 	return MarshalConfig(kc)
 }
 

@@ -16,10 +16,6 @@ const EnvVariable = "KUBELET_KUBEADM_ARGS"
 // FlagsInput is what kubeadm-flags.env depends on.
 type FlagsInput struct {
 	NodeRegistration config.NodeRegistrationOptions
-	// ImageRepository is ClusterConfiguration.imageRepository, where the pause image comes from.
-	ImageRepository string
-	// FeatureGates are ClusterConfiguration.featureGates (NodeLocalCRISocket decides where the CRI socket goes).
-	FeatureGates map[string]bool
 	// Hostname is the machine's hostname as the kubelet sees it (see Hostname); --hostname-override is set only
 	// when the node name differs from it.
 	Hostname string
@@ -28,17 +24,13 @@ type FlagsInput struct {
 	RegisterTaints bool
 }
 
-// Flags renders kubeadm-flags.env byte for byte as kubeadm v1.34 does: kubeadm's flags sorted by name, every flag
+// Flags renders kubeadm-flags.env byte for byte as kubeadm does: kubeadm's flags sorted by name, every flag
 // named in kubeletExtraArgs dropped from them, then kubeletExtraArgs in their order. kubeadm never sets
-// --node-ip; users pass it in kubeletExtraArgs.
+// --node-ip; users pass it in kubeletExtraArgs. Since 1.35 kubeadm writes neither --pod-infra-container-image (the
+// kubelet removed it) nor --container-runtime-endpoint (the socket is in instance-config.yaml).
 func Flags(in FlagsInput) []byte {
 	nr := in.NodeRegistration
 	var base []config.Arg
-	if !NodeLocalCRISocket(in.FeatureGates) && nr.CRISocket != "" {
-		base = append(base, config.Arg{Name: "container-runtime-endpoint", Value: nr.CRISocket})
-	}
-	// Also keeps the image the CRI sandboxes with from being garbage-collected.
-	base = append(base, config.Arg{Name: "pod-infra-container-image", Value: in.ImageRepository + "/pause:" + config.DefaultPauseVersion})
 	if in.RegisterTaints && len(nr.Taints) > 0 {
 		taints := make([]string, 0, len(nr.Taints))
 		for _, t := range nr.Taints {
@@ -56,8 +48,6 @@ func Flags(in FlagsInput) []byte {
 func InitFlags(cfg *config.Init, hostname string) []byte {
 	return Flags(FlagsInput{
 		NodeRegistration: cfg.Init.NodeRegistration,
-		ImageRepository:  cfg.Cluster.ImageRepository,
-		FeatureGates:     cfg.Cluster.FeatureGates,
 		Hostname:         hostname,
 	})
 }

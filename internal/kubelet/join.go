@@ -51,17 +51,17 @@ type JoinInput struct {
 // fails to render writes nothing.
 type JoinFiles struct {
 	Config         []byte // /var/lib/kubelet/config.yaml
-	InstanceConfig []byte // /var/lib/kubelet/instance-config.yaml; nil when NodeLocalCRISocket is off
+	InstanceConfig []byte // /var/lib/kubelet/instance-config.yaml
 	Flags          []byte // /var/lib/kubelet/kubeadm-flags.env
 	// Applied are the patches of patches.directory applied to Config, for the caller to report with Patch.Line.
 	Applied []patches.Patch
 }
 
-// RenderJoin renders the kubelet files kubeadm v1.34 join writes: the cluster's KubeletConfiguration with the
-// node's kubeletconfiguration patches applied (and the node's CRI socket with NodeLocalCRISocket, which kubeadm
-// patches in from instance-config.yaml after the user's patches) and
-// kubeadm-flags.env with the pause image, --hostname-override when the node name is not the hostname,
-// --register-with-taints for a worker with taints, and kubeletExtraArgs.
+// RenderJoin renders the kubelet files kubeadm join writes: the cluster's KubeletConfiguration with the node's
+// kubeletconfiguration patches applied and then the node's CRI socket (kubeadm patches it in from
+// instance-config.yaml after the user's patches), instance-config.yaml, and kubeadm-flags.env with
+// --hostname-override when the node name is not the hostname, --register-with-taints for a worker with taints, and
+// kubeletExtraArgs.
 func RenderJoin(in JoinInput) (JoinFiles, error) {
 	if in.Kubelet == nil {
 		return JoinFiles{}, fmt.Errorf("render %s: the cluster's KubeletConfiguration is missing", config.KubeletConfigFile)
@@ -70,13 +70,9 @@ func RenderJoin(in JoinInput) (JoinFiles, error) {
 	if in.SystemdResolved && kc.ResolverConfig == nil {
 		kc.ResolverConfig = ptr.To(config.KubeletSystemdResolverConfig)
 	}
-	var files JoinFiles
-	var criSocket string
-	if NodeLocalCRISocket(in.Cluster.FeatureGates) {
-		criSocket = in.NodeRegistration.CRISocket
-		kc.ContainerRuntimeEndpoint = criSocket
-		files.InstanceConfig = InstanceConfig(criSocket)
-	}
+	criSocket := in.NodeRegistration.CRISocket
+	kc.ContainerRuntimeEndpoint = criSocket
+	files := JoinFiles{InstanceConfig: InstanceConfig(criSocket)}
 	b, err := MarshalConfig(kc)
 	if err != nil {
 		return JoinFiles{}, err
@@ -84,14 +80,8 @@ func RenderJoin(in JoinInput) (JoinFiles, error) {
 	if files.Config, files.Applied, err = PatchConfig(in.Patches, b, criSocket); err != nil {
 		return JoinFiles{}, err
 	}
-	repo := in.Cluster.ImageRepository
-	if repo == "" {
-		repo = config.DefaultImageRepository
-	}
 	files.Flags = Flags(FlagsInput{
 		NodeRegistration: in.NodeRegistration,
-		ImageRepository:  repo,
-		FeatureGates:     in.Cluster.FeatureGates,
 		Hostname:         in.Hostname,
 		RegisterTaints:   !in.ControlPlane,
 	})

@@ -50,14 +50,14 @@ func TestRenderJoin(t *testing.T) {
 		name           string
 		in             func(in *JoinInput)
 		wantFlags      string
-		wantInstance   string // "" means no instance-config.yaml
+		wantInstance   string
 		wantEndpoint   string // containerRuntimeEndpoint in config.yaml
 		wantResolvConf *string
 	}{
 		{
 			name:         "worker named like its host",
 			in:           func(*JoinInput) {},
-			wantFlags:    `KUBELET_KUBEADM_ARGS="--pod-infra-container-image=registry.k8s.io/pause:3.10.1"` + "\n",
+			wantFlags:    `KUBELET_KUBEADM_ARGS=""` + "\n",
 			wantInstance: `containerRuntimeEndpoint: "unix:///var/run/containerd/containerd.sock"` + "\n",
 			wantEndpoint: config.DefaultCRISocket,
 		},
@@ -81,23 +81,21 @@ func TestRenderJoin(t *testing.T) {
 				in.ControlPlane = true
 				in.NodeRegistration.Taints = []corev1.Taint{config.ControlPlaneTaint()}
 			},
-			wantFlags:    `KUBELET_KUBEADM_ARGS="--pod-infra-container-image=registry.k8s.io/pause:3.10.1"` + "\n",
+			wantFlags:    `KUBELET_KUBEADM_ARGS=""` + "\n",
 			wantInstance: `containerRuntimeEndpoint: "unix:///var/run/containerd/containerd.sock"` + "\n",
 			wantEndpoint: config.DefaultCRISocket,
 		},
 		{
-			name: "NodeLocalCRISocket off: socket as a flag",
-			in: func(in *JoinInput) {
-				in.Cluster.FeatureGates = map[string]bool{"NodeLocalCRISocket": false}
-				in.NodeRegistration.CRISocket = "unix:///run/crio/crio.sock"
-			},
-			wantFlags: `KUBELET_KUBEADM_ARGS="--container-runtime-endpoint=unix:///run/crio/crio.sock ` +
-				`--pod-infra-container-image=registry.k8s.io/pause:3.10.1"` + "\n",
+			name:         "another CRI socket goes to instance-config.yaml, never to a flag",
+			in:           func(in *JoinInput) { in.NodeRegistration.CRISocket = "unix:///run/crio/crio.sock" },
+			wantFlags:    `KUBELET_KUBEADM_ARGS=""` + "\n",
+			wantInstance: `containerRuntimeEndpoint: "unix:///run/crio/crio.sock"` + "\n",
+			wantEndpoint: "unix:///run/crio/crio.sock",
 		},
 		{
 			name:           "systemd-resolved",
 			in:             func(in *JoinInput) { in.SystemdResolved = true },
-			wantFlags:      `KUBELET_KUBEADM_ARGS="--pod-infra-container-image=registry.k8s.io/pause:3.10.1"` + "\n",
+			wantFlags:      `KUBELET_KUBEADM_ARGS=""` + "\n",
 			wantInstance:   `containerRuntimeEndpoint: "unix:///var/run/containerd/containerd.sock"` + "\n",
 			wantEndpoint:   config.DefaultCRISocket,
 			wantResolvConf: ptrTo(config.KubeletSystemdResolverConfig),
@@ -108,7 +106,7 @@ func TestRenderJoin(t *testing.T) {
 				in.SystemdResolved = true
 				in.Kubelet.ResolverConfig = ptrTo("/etc/k8s-resolv.conf")
 			},
-			wantFlags:      `KUBELET_KUBEADM_ARGS="--pod-infra-container-image=registry.k8s.io/pause:3.10.1"` + "\n",
+			wantFlags:      `KUBELET_KUBEADM_ARGS=""` + "\n",
 			wantInstance:   `containerRuntimeEndpoint: "unix:///var/run/containerd/containerd.sock"` + "\n",
 			wantEndpoint:   config.DefaultCRISocket,
 			wantResolvConf: ptrTo("/etc/k8s-resolv.conf"),
@@ -187,7 +185,7 @@ func TestWriteJoin(t *testing.T) {
 		t.Fatal(err)
 	}
 	if fs2.Exists(InstanceConfigFile) {
-		t.Fatal("instance-config.yaml written without NodeLocalCRISocket")
+		t.Fatal("instance-config.yaml written although the files had none")
 	}
 }
 

@@ -63,7 +63,7 @@ func defaultConfig() *config.Init {
 		Cluster: config.ClusterConfiguration{
 			Etcd:              config.Etcd{Local: &config.LocalEtcd{DataDir: config.DefaultEtcdDataDir}},
 			Networking:        config.Networking{ServiceSubnet: config.DefaultServiceSubnet, PodSubnet: "10.244.0.0/16", DNSDomain: config.DefaultDNSDomain},
-			KubernetesVersion: config.DefaultKubernetesVersion,
+			KubernetesVersion: "v1.37.2",
 			CertificatesDir:   config.DefaultCertificatesDir,
 			ImageRepository:   config.DefaultImageRepository,
 			ClusterName:       config.DefaultClusterName,
@@ -83,11 +83,10 @@ func criExtraConfig() *config.Init {
 	nr.KubeletExtraArgs = []config.Arg{
 		{Name: "node-ip", Value: "10.77.0.12"},
 		{Name: "v", Value: "4"},
-		{Name: "pod-infra-container-image", Value: "images.lab.example/pause:custom"},
+		{Name: "image-gc-high-threshold", Value: "90"},
 		{Name: "node-labels", Value: "lab=yes,zone=a b"},
 	}
 	cfg.Cluster.ImageRepository = "images.lab.example"
-	cfg.Cluster.FeatureGates = map[string]bool{"NodeLocalCRISocket": false}
 	cfg.Cluster.Networking = config.Networking{ServiceSubnet: "10.100.0.0/16", DNSDomain: "lab.local"}
 	kc := kubeadmKubelet("10.100.0.10", "lab.local")
 	kc.CgroupDriver = "cgroupfs"
@@ -165,7 +164,7 @@ func decodeKubelet(t *testing.T, b []byte) *kubeletv1beta1.KubeletConfiguration 
 	return &kc
 }
 
-// TestMatchesKubeadm compares with what upstream kubeadm v1.34.4 wrote for the same configuration
+// TestMatchesKubeadm compares with what upstream kubeadm v1.37.2 wrote for the same configuration
 // (testdata/kubeadm, see generate.sh): the flags file and instance-config.yaml byte for byte, config.yaml by
 // content, since kubeboot leaves out kubeadm's zero-valued noise.
 func TestMatchesKubeadm(t *testing.T) {
@@ -295,14 +294,6 @@ func TestConfigCRISocket(t *testing.T) {
 	if cfg.Kubelet.ContainerRuntimeEndpoint != "unix:///wrong.sock" {
 		t.Error("Config modified cfg.Kubelet")
 	}
-	cfg.Cluster.FeatureGates = map[string]bool{"NodeLocalCRISocket": false}
-	b, err = Config(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := decodeKubelet(t, b).ContainerRuntimeEndpoint; got != "unix:///wrong.sock" {
-		t.Errorf("without NodeLocalCRISocket containerRuntimeEndpoint = %q, want the document's", got)
-	}
 	cfg.Kubelet = nil
 	if _, err := Config(cfg); err == nil || err.Error() != "render /var/lib/kubelet/config.yaml: no KubeletConfiguration in the configuration" {
 		t.Errorf("Config without a KubeletConfiguration: %v", err)
@@ -325,28 +316,28 @@ func TestFlags(t *testing.T) {
 	}{
 		{
 			name: "name equals hostname",
-			in:   FlagsInput{NodeRegistration: config.NodeRegistrationOptions{Name: "w1", CRISocket: "unix:///x.sock"}, ImageRepository: "registry.k8s.io", Hostname: "w1"},
-			want: `KUBELET_KUBEADM_ARGS="--pod-infra-container-image=registry.k8s.io/pause:3.10.1"` + "\n",
+			in:   FlagsInput{NodeRegistration: config.NodeRegistrationOptions{Name: "w1", CRISocket: "unix:///x.sock"}, Hostname: "w1"},
+			want: `KUBELET_KUBEADM_ARGS=""` + "\n",
 		},
 		{
 			name: "name differs from hostname",
-			in:   FlagsInput{NodeRegistration: config.NodeRegistrationOptions{Name: "w1"}, ImageRepository: "r.example", Hostname: "host"},
-			want: `KUBELET_KUBEADM_ARGS="--hostname-override=w1 --pod-infra-container-image=r.example/pause:3.10.1"` + "\n",
+			in:   FlagsInput{NodeRegistration: config.NodeRegistrationOptions{Name: "w1"}, Hostname: "host"},
+			want: `KUBELET_KUBEADM_ARGS="--hostname-override=w1"` + "\n",
 		},
 		{
 			name: "no name: the hostname",
-			in:   FlagsInput{ImageRepository: "registry.k8s.io", Hostname: "host"},
-			want: `KUBELET_KUBEADM_ARGS="--pod-infra-container-image=registry.k8s.io/pause:3.10.1"` + "\n",
+			in:   FlagsInput{Hostname: "host"},
+			want: `KUBELET_KUBEADM_ARGS=""` + "\n",
 		},
 		{
-			name: "worker join registers taints, legacy CRI flag",
-			in:   FlagsInput{NodeRegistration: worker, ImageRepository: "registry.k8s.io", Hostname: "w1", RegisterTaints: true, FeatureGates: map[string]bool{"NodeLocalCRISocket": false}},
-			want: `KUBELET_KUBEADM_ARGS="--container-runtime-endpoint=unix:///run/crio/crio.sock --pod-infra-container-image=registry.k8s.io/pause:3.10.1 --register-with-taints=dedicated=gpu:NoSchedule,spot:PreferNoSchedule"` + "\n",
+			name: "worker join registers taints; the CRI socket is in instance-config.yaml",
+			in:   FlagsInput{NodeRegistration: worker, Hostname: "w1", RegisterTaints: true},
+			want: `KUBELET_KUBEADM_ARGS="--register-with-taints=dedicated=gpu:NoSchedule,spot:PreferNoSchedule"` + "\n",
 		},
 		{
 			name: "control-plane join does not",
-			in:   FlagsInput{NodeRegistration: worker, ImageRepository: "registry.k8s.io", Hostname: "w1"},
-			want: `KUBELET_KUBEADM_ARGS="--pod-infra-container-image=registry.k8s.io/pause:3.10.1"` + "\n",
+			in:   FlagsInput{NodeRegistration: worker, Hostname: "w1"},
+			want: `KUBELET_KUBEADM_ARGS=""` + "\n",
 		},
 		{
 			name: "hostname-override in extra args replaces the computed one",
@@ -354,17 +345,17 @@ func TestFlags(t *testing.T) {
 				NodeRegistration: config.NodeRegistrationOptions{Name: "w1", KubeletExtraArgs: []config.Arg{
 					{Name: "hostname-override", Value: "other"}, {Name: "node-ip", Value: "10.0.0.3"}, {Name: "node-ip", Value: "fd00::3"},
 				}},
-				ImageRepository: "registry.k8s.io", Hostname: "host",
+				Hostname: "host",
 			},
-			want: `KUBELET_KUBEADM_ARGS="--pod-infra-container-image=registry.k8s.io/pause:3.10.1 --hostname-override=other --node-ip=10.0.0.3 --node-ip=fd00::3"` + "\n",
+			want: `KUBELET_KUBEADM_ARGS="--hostname-override=other --node-ip=10.0.0.3 --node-ip=fd00::3"` + "\n",
 		},
 		{
 			name: "quotes are escaped as Go does",
 			in: FlagsInput{
 				NodeRegistration: config.NodeRegistrationOptions{Name: "h", KubeletExtraArgs: []config.Arg{{Name: "node-labels", Value: `a="b"`}}},
-				ImageRepository:  "registry.k8s.io", Hostname: "h",
+				Hostname:         "h",
 			},
-			want: `KUBELET_KUBEADM_ARGS="--pod-infra-container-image=registry.k8s.io/pause:3.10.1 --node-labels=a=\"b\""` + "\n",
+			want: `KUBELET_KUBEADM_ARGS="--node-labels=a=\"b\""` + "\n",
 		},
 	}
 	for _, tt := range tests {
@@ -373,17 +364,6 @@ func TestFlags(t *testing.T) {
 				t.Errorf("\n got %s\nwant %s", got, tt.want)
 			}
 		})
-	}
-}
-
-func TestNodeLocalCRISocket(t *testing.T) {
-	for _, tt := range []struct {
-		gates map[string]bool
-		want  bool
-	}{{nil, true}, {map[string]bool{"Other": false}, true}, {map[string]bool{"NodeLocalCRISocket": true}, true}, {map[string]bool{"NodeLocalCRISocket": false}, false}} {
-		if got := NodeLocalCRISocket(tt.gates); got != tt.want {
-			t.Errorf("NodeLocalCRISocket(%v) = %v, want %v", tt.gates, got, tt.want)
-		}
 	}
 }
 

@@ -43,7 +43,7 @@ patches:
 ---
 apiVersion: kubeadm.k8s.io/v1beta4
 kind: ClusterConfiguration
-kubernetesVersion: v1.34.4
+kubernetesVersion: v1.37.2
 networking:
   podSubnet: 10.244.0.0/16
   serviceSubnet: 10.96.0.0/12

@@ -18,7 +18,7 @@ const (
 	kubeletFileMode = 0o644
 )
 
-// WriteConfig writes /var/lib/kubelet/config.yaml and, with NodeLocalCRISocket, instance-config.yaml, which
+// WriteConfig writes /var/lib/kubelet/config.yaml and instance-config.yaml, which
 // kubeadm upgrade and join read back for this node's CRI socket. The kubeletconfiguration patches of cfg's
 // patches.directory apply to config.yaml (see PatchConfig); WriteConfig returns them for the caller to report with
 // Patch.Line, as kubeadm prints them.
@@ -31,18 +31,13 @@ func WriteConfig(fs nodefs.FS, cfg *config.Init) ([]patches.Patch, error) {
 	if err != nil {
 		return nil, fmt.Errorf("write the kubelet's %s: %w", config.KubeletConfigFile, err)
 	}
-	var criSocket string
-	if NodeLocalCRISocket(cfg.Cluster.FeatureGates) {
-		criSocket = cfg.Init.NodeRegistration.CRISocket
-	}
+	criSocket := cfg.Init.NodeRegistration.CRISocket
 	b, applied, err := PatchConfig(set, b, criSocket)
 	if err != nil {
 		return nil, err
 	}
-	if NodeLocalCRISocket(cfg.Cluster.FeatureGates) {
-		if err := writeFile(fs, InstanceConfigFile, InstanceConfig(cfg.Init.NodeRegistration.CRISocket)); err != nil {
-			return nil, err
-		}
+	if err := writeFile(fs, InstanceConfigFile, InstanceConfig(criSocket)); err != nil {
+		return nil, err
 	}
 	if err := writeFile(fs, config.KubeletConfigFile, b); err != nil {
 		return nil, err
@@ -51,7 +46,7 @@ func WriteConfig(fs nodefs.FS, cfg *config.Init) ([]patches.Patch, error) {
 }
 
 // PatchConfig applies set's kubeletconfiguration patches to b, a rendered config.yaml, and returns the result and
-// the patches applied. criSocket is the node's CRI socket with NodeLocalCRISocket ("" without): it is applied
+// the patches applied. criSocket is the node's CRI socket: it is applied
 // again afterwards, because kubeadm patches config.yaml with instance-config.yaml after the user's patches, so
 // nodeRegistration.criSocket wins over a patched containerRuntimeEndpoint. Without patches it returns b itself.
 func PatchConfig(set *patches.Set, b []byte, criSocket string) ([]byte, []patches.Patch, error) {

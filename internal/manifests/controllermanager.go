@@ -8,22 +8,14 @@ import (
 	"kubeboot.dev/kubeboot/internal/config"
 )
 
-// defaultFlexVolumeDir is where the controller-manager looks for FlexVolume drivers unless told otherwise; it is
-// mounted read-write because drivers talk to their storage backends through sockets there.
-const defaultFlexVolumeDir = "/usr/libexec/kubernetes/kubelet-plugins/volume/exec"
-
-// ControllerManager renders the kube-controller-manager static Pod.
+// ControllerManager renders the kube-controller-manager static Pod. Since 1.36 kubeadm no longer mounts a
+// FlexVolume driver directory into it (FlexVolume support was removed).
 func ControllerManager(cfg *config.Init, host Host) *corev1.Pod {
 	extra := cfg.Cluster.ControllerManager.ExtraArgs
 	hp := newHostPaths()
 	hp.add("k8s-certs", cfg.Cluster.CertificatesDir, cfg.Cluster.CertificatesDir, true, corev1.HostPathDirectoryOrCreate)
 	hp.addCACerts(host)
 	hp.add("kubeconfig", config.ControllerManagerConfig, config.ControllerManagerConfig, true, corev1.HostPathFileOrCreate)
-	flexDir, ok := argValue(extra, "flex-volume-plugin-dir")
-	if !ok {
-		flexDir = defaultFlexVolumeDir
-	}
-	hp.add("flexvolume-dir", flexDir, flexDir, false, corev1.HostPathDirectoryOrCreate)
 	hp.addExtra(cfg.Cluster.ControllerManager.ExtraVolumes)
 
 	probe := "127.0.0.1"

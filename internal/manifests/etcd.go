@@ -10,7 +10,6 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
-	"k8s.io/apimachinery/pkg/util/version"
 
 	"kubeboot.dev/kubeboot/internal/config"
 )
@@ -23,9 +22,6 @@ type EtcdMember struct {
 	Name    string
 	PeerURL string
 }
-
-// etcd36 is the first etcd whose experimental flags became feature gates and plain flags.
-var etcd36 = version.MustParseSemantic("3.6.0")
 
 // EtcdClientURL is where the etcd member of the node advertised at endpoint serves clients.
 func EtcdClientURL(endpoint config.APIEndpoint) string {
@@ -50,12 +46,16 @@ func Etcd(cfg *config.Init, endpoint config.APIEndpoint, initialCluster []EtcdMe
 		"etcd-data":  hostPathVolume("etcd-data", local.DataDir, corev1.HostPathDirectoryOrCreate),
 		"etcd-certs": hostPathVolume("etcd-certs", pki, corev1.HostPathDirectoryOrCreate),
 	}
+	image, err := cfg.Cluster.EtcdImage()
+	if err != nil {
+		return nil, err
+	}
 	host, port, scheme := etcdProbeEndpoint(local, loopback(endpoint.AdvertiseAddress))
 	timeout := healthCheckTimeout(cfg)
 	c := corev1.Container{
 		Name:            EtcdName,
 		Command:         commandLine(EtcdName, etcdArgs(cfg, endpoint, initialCluster), local.ExtraArgs),
-		Image:           etcdImage(cfg),
+		Image:           image,
 		ImagePullPolicy: pullPolicy(cfg),
 		// Read-write: etcd writes its data, and the certificates are rotated in place.
 		VolumeMounts: []corev1.VolumeMount{
@@ -75,21 +75,6 @@ func Etcd(cfg *config.Init, endpoint config.APIEndpoint, initialCluster []EtcdMe
 	}
 	annotations := map[string]string{EtcdAdvertiseClientURLsAnnotation: EtcdClientURL(endpoint)}
 	return componentPod(c, volumes, annotations), nil
-}
-
-func etcdImage(cfg *config.Init) string {
-	repo := cfg.Cluster.ImageRepository
-	if r := cfg.Cluster.Etcd.Local.ImageRepository; r != "" {
-		repo = r
-	}
-	return repo + "/etcd:" + etcdImageTag(cfg)
-}
-
-func etcdImageTag(cfg *config.Init) string {
-	if t := cfg.Cluster.Etcd.Local.ImageTag; t != "" {
-		return t
-	}
-	return config.DefaultEtcdVersion
 }
 
 func etcdArgs(cfg *config.Init, endpoint config.APIEndpoint, initialCluster []EtcdMember) []config.Arg {
@@ -114,19 +99,9 @@ func etcdArgs(cfg *config.Init, endpoint config.APIEndpoint, initialCluster []Et
 		{Name: "peer-client-cert-auth", Value: "true"},
 		{Name: "snapshot-count", Value: "10000"},
 		{Name: "listen-metrics-urls", Value: "http://" + net.JoinHostPort(lo, strconv.Itoa(etcdMetricsPort))},
-	}
-	// etcd 3.6 turned the experimental flags kubeadm relies on into a feature gate and a plain flag; an
-	// unparsable tag is treated as older, as kubeadm does.
-	if v, err := version.ParseSemantic(etcdImageTag(cfg)); err == nil && v.AtLeast(etcd36) {
-		args = append(args,
-			config.Arg{Name: "feature-gates", Value: "InitialCorruptCheck=true"},
-			config.Arg{Name: "watch-progress-notify-interval", Value: "5s"},
-		)
-	} else {
-		args = append(args,
-			config.Arg{Name: "experimental-initial-corrupt-check", Value: "true"},
-			config.Arg{Name: "experimental-watch-progress-notify-interval", Value: "5s"},
-		)
+		// Since 1.36 kubeadm no longer renders etcd 3.5's experimental-* spellings of these two.
+		{Name: "feature-gates", Value: "InitialCorruptCheck=true"},
+		{Name: "watch-progress-notify-interval", Value: "5s"},
 	}
 	if len(initialCluster) == 0 {
 		args = setArg(args, "initial-cluster", name+"="+peerURL)

@@ -56,7 +56,7 @@ func baseConfig() *config.Init {
 				PodSubnet:     "10.244.0.0/16",
 				DNSDomain:     config.DefaultDNSDomain,
 			},
-			KubernetesVersion:           config.DefaultKubernetesVersion,
+			KubernetesVersion:           "v1.37.2",
 			CertificatesDir:             config.DefaultCertificatesDir,
 			ImageRepository:             config.DefaultImageRepository,
 			ClusterName:                 config.DefaultClusterName,
@@ -222,7 +222,7 @@ func TestGolden(t *testing.T) {
 	}
 }
 
-// TestMatchesKubeadm compares the rendering with what upstream kubeadm v1.34.4 wrote for the same configuration
+// TestMatchesKubeadm compares the rendering with what upstream kubeadm v1.37.2 wrote for the same configuration
 // (testdata/kubeadm/*/kubeadm.yaml, rendered by generate.sh), byte for byte.
 func TestMatchesKubeadm(t *testing.T) {
 	for _, rc := range renderCases() {
@@ -327,7 +327,7 @@ func TestAPIServerFlags(t *testing.T) {
 	if got := pod.Annotations[APIServerAdvertiseAddressAnnotation]; got != "10.77.0.10:6443" {
 		t.Errorf("annotation %s = %q, want 10.77.0.10:6443", APIServerAdvertiseAddressAnnotation, got)
 	}
-	if c.Image != "registry.k8s.io/kube-apiserver:v1.34.4" || c.ImagePullPolicy != corev1.PullIfNotPresent {
+	if c.Image != "registry.k8s.io/kube-apiserver:v1.37.2" || c.ImagePullPolicy != corev1.PullIfNotPresent {
 		t.Errorf("image %q policy %q", c.Image, c.ImagePullPolicy)
 	}
 	if len(c.Ports) != 1 || c.Ports[0].ContainerPort != 6443 || c.Ports[0].Name != "probe-port" {
@@ -512,7 +512,6 @@ func TestVolumes(t *testing.T) {
 		{ControllerManager(cfg, debianHost), append([]vol{
 			{"k8s-certs", "/etc/kubernetes/pki", "/etc/kubernetes/pki", true, dir},
 			{"kubeconfig", "/etc/kubernetes/controller-manager.conf", "/etc/kubernetes/controller-manager.conf", true, file},
-			{"flexvolume-dir", "/usr/libexec/kubernetes/kubelet-plugins/volume/exec", "/usr/libexec/kubernetes/kubelet-plugins/volume/exec", false, dir},
 		}, caVols...)},
 		{Scheduler(cfg, debianHost), []vol{
 			{"kubeconfig", "/etc/kubernetes/scheduler.conf", "/etc/kubernetes/scheduler.conf", true, file},
@@ -573,8 +572,8 @@ func TestExtraArgsOverride(t *testing.T) {
 	if v, _, ok := volumeByName(pod, "audit"); !ok || v.HostPath.Path != "/var/log" {
 		t.Errorf("extra volume audit missing")
 	}
-	if c := pod.Spec.Containers[0]; c.ImagePullPolicy != corev1.PullNever || c.Image != "images.lab.example/kube-apiserver:v1.34.4" {
-		t.Errorf("image %s policy %s, want images.lab.example/kube-apiserver:v1.34.4 Never", c.Image, c.ImagePullPolicy)
+	if c := pod.Spec.Containers[0]; c.ImagePullPolicy != corev1.PullNever || c.Image != "images.lab.example/kube-apiserver:v1.37.2" {
+		t.Errorf("image %s policy %s, want images.lab.example/kube-apiserver:v1.37.2 Never", c.Image, c.ImagePullPolicy)
 	}
 	if env := pod.Spec.Containers[0].Env; len(env) != 1 || env[0].Name != "GODEBUG" {
 		t.Errorf("env = %v", env)
@@ -584,8 +583,9 @@ func TestExtraArgsOverride(t *testing.T) {
 	if !hasFlag(kcm, "--controllers=*,bootstrapsigner,tokencleaner,-nodeipam") || hasFlag(kcm, "--controllers=*,bootstrapsigner,tokencleaner") {
 		t.Errorf("controllers not overridden: %v", flagsOf(kcm))
 	}
-	if v, m, ok := volumeByName(kcm, "flexvolume-dir"); !ok || v.HostPath.Path != "/opt/flex" || m.ReadOnly {
-		t.Errorf("flexvolume-dir does not follow --flex-volume-plugin-dir: %+v %+v", v, m)
+	// Since 1.36 kubeadm mounts no FlexVolume directory, whatever --flex-volume-plugin-dir says.
+	if _, _, ok := volumeByName(kcm, "flexvolume-dir"); ok {
+		t.Errorf("flexvolume-dir mounted: %+v", kcm.Spec.Volumes)
 	}
 	if h := kcm.Spec.Containers[0].LivenessProbe.HTTPGet.Host; h != "" {
 		t.Errorf("probe host for bind-address 0.0.0.0 = %q, want empty (the Pod IP)", h)
@@ -599,12 +599,13 @@ func TestExtraArgsOverride(t *testing.T) {
 	if g := etcd.Spec.Containers[0].LivenessProbe.HTTPGet; g.Scheme != corev1.URISchemeHTTPS || g.Host != "127.0.0.1" || etcd.Spec.Containers[0].Ports[0].ContainerPort != 2391 {
 		t.Errorf("etcd probe does not follow listen-metrics-urls: %+v port %d", g, etcd.Spec.Containers[0].Ports[0].ContainerPort)
 	}
-	for _, f := range []string{"--experimental-initial-corrupt-check=true", "--snapshot-count=5000", "--log-level=debug"} {
+	// kubeadm 1.36+ renders etcd 3.6's spellings whatever the image tag says.
+	for _, f := range []string{"--feature-gates=InitialCorruptCheck=true", "--snapshot-count=5000", "--log-level=debug"} {
 		if !hasFlag(etcd, f) {
-			t.Errorf("etcd 3.5 lacks %s: %v", f, flagsOf(etcd))
+			t.Errorf("etcd lacks %s: %v", f, flagsOf(etcd))
 		}
 	}
-	if hasFlag(etcd, "--snapshot-count=10000") || hasFlag(etcd, "--feature-gates=InitialCorruptCheck=true") {
+	if hasFlag(etcd, "--snapshot-count=10000") || hasFlag(etcd, "--experimental-initial-corrupt-check=true") {
 		t.Errorf("etcd flags: %v", flagsOf(etcd))
 	}
 	if img := etcd.Spec.Containers[0].Image; img != "etcd.lab.example/etcd:3.5.21-0" {
@@ -720,7 +721,7 @@ func TestEtcd(t *testing.T) {
 		t.Errorf("annotation = %q", got)
 	}
 	c := pod.Spec.Containers[0]
-	if c.Image != "registry.k8s.io/etcd:3.6.5-0" {
+	if c.Image != "registry.k8s.io/etcd:3.7.0-0" {
 		t.Errorf("image = %s", c.Image)
 	}
 	if c.Resources.Requests.Cpu().String() != "100m" || c.Resources.Requests.Memory().String() != "100Mi" {

@@ -28,7 +28,7 @@ func patchedNode(t *testing.T) (nodefs.FS, *config.Init) {
 
 // TestPatchesMatchKubeadm writes the four manifests with testdata/kubeadm/patches/patches (every patch type, two
 // documents in a file, a file in a subdirectory, ignored files) and compares them byte for byte with what upstream
-// kubeadm v1.34.4 wrote with the same directory, and the [patches] lines with what kubeadm printed (generate.sh
+// kubeadm v1.37.2 wrote with the same directory, and the [patches] lines with what kubeadm printed (generate.sh
 // runs `init phase control-plane all`, then `init phase etcd local`: two processes, so two summaries).
 func TestPatchesMatchKubeadm(t *testing.T) {
 	fs, cfg := patchedNode(t)

@@ -1,5 +1,5 @@
 // Package manifests renders the control plane's static Pods (etcd, kube-apiserver, kube-controller-manager,
-// kube-scheduler) as kubeadm v1.34 writes them to /etc/kubernetes/manifests, and writes them. The one deliberate
+// kube-scheduler) as kubeadm writes them to /etc/kubernetes/manifests, and writes them. The one deliberate
 // difference: containers use nodeRegistration.imagePullPolicy, where kubeadm always writes IfNotPresent.
 //
 // Rendering is pure: everything kubeadm reads from the machine (which CA directories exist, *_proxy variables,
@@ -10,7 +10,6 @@ import (
 	"math"
 	"net/netip"
 	"path"
-	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -194,12 +193,7 @@ func pullPolicy(cfg *config.Init) corev1.PullPolicy {
 	return corev1.PullIfNotPresent
 }
 
-// imageTagChars is what a container image tag may hold; kubeadm replaces anything else ("+" of CI builds) with "_".
-var imageTagChars = regexp.MustCompile(`[^-\w.]`)
-
-func kubernetesImage(cfg *config.Init, name string) string {
-	return cfg.Cluster.ImageRepository + "/" + name + ":" + imageTagChars.ReplaceAllString(cfg.Cluster.KubernetesVersion, "_")
-}
+func kubernetesImage(cfg *config.Init, name string) string { return cfg.Cluster.KubernetesImage(name) }
 
 // mergeEnv returns the union of the lists, later lists winning on equal names, sorted by name as kubeadm does.
 func mergeEnv(lists ...[]corev1.EnvVar) []corev1.EnvVar {

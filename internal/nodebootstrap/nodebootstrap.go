@@ -15,14 +15,17 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"kubeboot.dev/kubeboot/internal/apply"
+	"kubeboot.dev/kubeboot/internal/pki"
 )
 
-// Names kubeadm v1.34 uses; `kubeadm upgrade` and `kubeadm reset` look for exactly these.
+// Names kubeadm uses; `kubeadm upgrade` and `kubeadm reset` look for exactly these.
 const (
 	KubeletBootstrap              = "kubeadm:kubelet-bootstrap"
 	NodeAutoApproveBootstrap      = "kubeadm:node-autoapprove-bootstrap"
 	NodeAutoApproveCertRotation   = "kubeadm:node-autoapprove-certificate-rotation"
 	GetNodes                      = "kubeadm:get-nodes"
+	APIServerKubeletClient        = "kubeadm:apiserver-kubelet-client"
+	kubeletAPIAdminRole           = "system:kubelet-api-admin"
 	ClusterAdmins                 = "kubeadm:cluster-admins" // both the group in admin.conf and the binding's name
 	BootstrapTokenGroup           = "system:bootstrappers:kubeadm:default-node-token"
 	NodesGroup                    = "system:nodes"
@@ -47,6 +50,12 @@ func Objects() []runtime.Object {
 			Rules:      []rbacv1.PolicyRule{{Verbs: []string{"get"}, APIGroups: []string{""}, Resources: []string{"nodes"}}},
 		},
 		groupBinding(GetNodes, GetNodes, BootstrapTokenGroup),
+		// The API server calls kubelets (logs, exec, port-forward) as apiserver-kubelet-client's user (1.36+).
+		&rbacv1.ClusterRoleBinding{
+			ObjectMeta: metav1.ObjectMeta{Name: APIServerKubeletClient},
+			RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: kubeletAPIAdminRole},
+			Subjects:   []rbacv1.Subject{{Kind: rbacv1.UserKind, Name: pki.APIServerKubeletClientUser}},
+		},
 	}
 }
 

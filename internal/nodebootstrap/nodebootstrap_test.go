@@ -30,6 +30,8 @@ func TestApplyCreatesUpstreamBindings(t *testing.T) {
 		"kubeadm:node-autoapprove-bootstrap":            {"system:certificates.k8s.io:certificatesigningrequests:nodeclient", "Group", "system:bootstrappers:kubeadm:default-node-token"},
 		"kubeadm:node-autoapprove-certificate-rotation": {"system:certificates.k8s.io:certificatesigningrequests:selfnodeclient", "Group", "system:nodes"},
 		"kubeadm:get-nodes":                             {"kubeadm:get-nodes", "Group", "system:bootstrappers:kubeadm:default-node-token"},
+		// 1.36+: apiserver-kubelet-client.crt has no group; this binding lets the API server call kubelets.
+		"kubeadm:apiserver-kubelet-client": {"system:kubelet-api-admin", "User", "kube-apiserver-kubelet-client"},
 	}
 	list, err := c.RbacV1().ClusterRoleBindings().List(t.Context(), metav1.ListOptions{})
 	if err != nil {
@@ -73,8 +75,8 @@ func TestApplyIsIdempotent(t *testing.T) {
 			updates++
 		}
 	}
-	if updates != 5 {
-		t.Errorf("second run made %d updates, want one per object (5)", updates)
+	if want := len(Objects()); updates != want || want != 6 {
+		t.Errorf("second run made %d updates, want one per object (%d of 6)", updates, want)
 	}
 }
 

@@ -1,6 +1,6 @@
 // Package patches applies the directory of InitConfiguration/JoinConfiguration patches.directory to what kubeboot
 // renders before it is written: the control plane's static Pods, the kubelet's config.yaml and the CoreDNS
-// Deployment. File names, order, patch types, warnings and messages are kubeadm v1.34's.
+// Deployment. File names, order, patch types, warnings and messages are kubeadm v1.37's.
 //
 // A file is named target[suffix][+patchtype].extension: target is one of Targets(), suffix anything free of '.'
 // and '+', patchtype strategic (the default), merge or json, extension json or yaml. Files apply in the order a
@@ -31,8 +31,9 @@ import (
 	"kubeboot.dev/kubeboot/internal/nodefs"
 )
 
-// Targets a patch file may name, as kubeadm spells them: the static Pods' names, the kubelet's config.yaml and
-// the CoreDNS Deployment.
+// Targets a patch file may name, as kubeadm spells them: the static Pods' names, the kubelet's config.yaml, the
+// CoreDNS Deployment and (kubeadm 1.37) the kube-proxy DaemonSet. The two addon targets are recognised but not yet
+// applied to the addons (see issue 13's note).
 const (
 	Etcd                  = "etcd"
 	KubeAPIServer         = "kube-apiserver"
@@ -40,11 +41,12 @@ const (
 	KubeScheduler         = "kube-scheduler"
 	KubeletConfiguration  = "kubeletconfiguration"
 	CoreDNSDeployment     = "corednsdeployment"
+	KubeProxyDaemonSet    = "kubeproxydaemonset"
 )
 
 // Targets returns every target, in kubeadm's order (the order its warnings list them in).
 func Targets() []string {
-	return []string{Etcd, KubeAPIServer, KubeControllerManager, KubeScheduler, KubeletConfiguration, CoreDNSDeployment}
+	return []string{Etcd, KubeAPIServer, KubeControllerManager, KubeScheduler, KubeletConfiguration, CoreDNSDeployment, KubeProxyDaemonSet}
 }
 
 // typeNames maps the names used after '+' in a file name to patch types, in kubeadm's order.

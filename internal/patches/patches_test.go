@@ -148,7 +148,7 @@ func TestLoad(t *testing.T) {
 		`[patches] Reading patches from path "/p"`,
 		`[patches] Ignoring file "README.md": the file extension must be one of [json yaml]`,
 		`[patches] Ignoring empty file: "kube-controller-manager.json"`,
-		`[patches] Ignoring file "kube-proxy.yaml": unknown target, must be one of [etcd kube-apiserver kube-controller-manager kube-scheduler kubeletconfiguration corednsdeployment]`,
+		`[patches] Ignoring file "kube-proxy.yaml": unknown target, must be one of [etcd kube-apiserver kube-controller-manager kube-scheduler kubeletconfiguration corednsdeployment kubeproxydaemonset]`,
 		`[patches] Found the following patch files: [etcd+merge.yaml kube-apiserver.yaml kube-apiserver0+json.json kube-scheduler+merge.yaml kubeletconfiguration.yaml etcd.yaml]`,
 		`[patches] Ignored the following files: [README.md kube-controller-manager.json kube-proxy.yaml]`,
 	}
@@ -259,7 +259,7 @@ spec:
   containers:
   - command:
     - kube-scheduler
-    image: registry.k8s.io/kube-scheduler:v1.34.4
+    image: registry.k8s.io/kube-scheduler:v1.37.2
     name: kube-scheduler
   - image: sidecar
     name: sidecar
@@ -288,7 +288,7 @@ spec:
   containers:
   - command:
     - kube-scheduler
-    image: registry.k8s.io/kube-scheduler:v1.34.4
+    image: registry.k8s.io/kube-scheduler:v1.37.2
     name: kube-scheduler
     resources:
       requests:
@@ -327,7 +327,7 @@ spec:
   - command:
     - kube-scheduler
     - --v=2
-    image: registry.k8s.io/kube-scheduler:v1.34.4
+    image: registry.k8s.io/kube-scheduler:v1.37.2
     name: kube-scheduler
 `,
 		},
@@ -355,10 +355,10 @@ spec:
 		},
 		{
 			name:   "strategic on a Deployment, JSON document in",
-			files:  map[string]string{"corednsdeployment.yaml": "spec:\n  replicas: 1\n  template:\n    spec:\n      containers:\n      - name: coredns\n        image: mirror/coredns:v1.12.1\n"},
-			target: CoreDNSDeployment, doc: `{"kind":"Deployment","spec":{"replicas":2,"template":{"spec":{"containers":[{"name":"coredns","image":"registry.k8s.io/coredns/coredns:v1.12.1","args":["-conf"]}]}}}}`,
+			files:  map[string]string{"corednsdeployment.yaml": "spec:\n  replicas: 1\n  template:\n    spec:\n      containers:\n      - name: coredns\n        image: mirror/coredns:v1.14.6\n"},
+			target: CoreDNSDeployment, doc: `{"kind":"Deployment","spec":{"replicas":2,"template":{"spec":{"containers":[{"name":"coredns","image":"registry.k8s.io/coredns/coredns:v1.14.6","args":["-conf"]}]}}}}`,
 			schema: appsv1.Deployment{},
-			want:   "kind: Deployment\nspec:\n  replicas: 1\n  template:\n    spec:\n      containers:\n      - args:\n        - -conf\n        image: mirror/coredns:v1.12.1\n        name: coredns\n",
+			want:   "kind: Deployment\nspec:\n  replicas: 1\n  template:\n    spec:\n      containers:\n      - args:\n        - -conf\n        image: mirror/coredns:v1.14.6\n        name: coredns\n",
 		},
 	}
 	for _, tt := range tests {
@@ -424,7 +424,7 @@ func TestApplyErrors(t *testing.T) {
 			name:   "unknown target",
 			files:  map[string]string{"etcd.yaml": "{}"},
 			target: "kube-proxy", doc: podYAML,
-			want: "unknown patch target \"kube-proxy\", must be one of [etcd kube-apiserver kube-controller-manager kube-scheduler kubeletconfiguration corednsdeployment]",
+			want: "unknown patch target \"kube-proxy\", must be one of [etcd kube-apiserver kube-controller-manager kube-scheduler kubeletconfiguration corednsdeployment kubeproxydaemonset]",
 		},
 		{
 			name:   "document to patch is not YAML",

@@ -354,7 +354,7 @@ func writePair(fsys nodefs.FS, crtPath, keyPath string, kp KeyPair) error {
 	return fsys.WriteFile(crtPath, kp.Cert, CertMode)
 }
 
-// ensureSA makes the service-account signing key pair. kubeadm v1.34 uses the configured encryptionAlgorithm for
+// ensureSA makes the service-account signing key pair. kubeadm uses the configured encryptionAlgorithm for
 // it too. An existing sa.key is kept; a missing sa.pub is derived from it.
 func ensureSA(ctx context.Context, fsys nodefs.FS, cfg *config.Init, src Source) (*Result, error) {
 	if err := ctx.Err(); err != nil {

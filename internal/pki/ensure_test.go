@@ -89,7 +89,7 @@ func TestEnsureAllMakesKubeadmsTree(t *testing.T) {
 	wants := []want{
 		{base: "ca", cn: "kubernetes", dns: []string{"kubernetes"}, isCA: true},
 		{base: "apiserver", ca: "ca", cn: "kube-apiserver", dns: leafDNS, ips: ips("10.96.0.1", "192.168.10.5"), eku: server},
-		{base: "apiserver-kubelet-client", ca: "ca", cn: "kube-apiserver-kubelet-client", org: []string{"kubeadm:cluster-admins"}, eku: client},
+		{base: "apiserver-kubelet-client", ca: "ca", cn: "kube-apiserver-kubelet-client", eku: client},
 		{base: "front-proxy-ca", cn: "front-proxy-ca", dns: []string{"front-proxy-ca"}, isCA: true},
 		{base: "front-proxy-client", ca: "front-proxy-ca", cn: "front-proxy-client", eku: client},
 		{base: "etcd/ca", cn: "etcd-ca", dns: []string{"etcd-ca"}, isCA: true},

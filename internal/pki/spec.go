@@ -33,9 +33,11 @@ const (
 	DefaultValidity   = 365 * 24 * time.Hour
 	DefaultCAValidity = 10 * 365 * 24 * time.Hour
 
-	// ClusterAdminsGroup is the group of admin.conf and apiserver-kubelet-client, bound to cluster-admin by the
-	// kubeadm:cluster-admins ClusterRoleBinding.
+	// ClusterAdminsGroup is the group of admin.conf, bound to cluster-admin by the kubeadm:cluster-admins
+	// ClusterRoleBinding.
 	ClusterAdminsGroup = "kubeadm:cluster-admins"
+	// APIServerKubeletClientUser is the CN of apiserver-kubelet-client.crt, the user the API server calls kubelets as.
+	APIServerKubeletClientUser = "kube-apiserver-kubelet-client"
 
 	// Service-account key pair file names, in certificatesDir.
 	ServiceAccountKeyName = "sa.key"
@@ -123,8 +125,10 @@ func Specs() []Spec {
 		},
 		{
 			Name: "apiserver-kubelet-client", Description: "certificate for the API server to connect to kubelet",
-			BaseName: "apiserver-kubelet-client", CAName: CAPhase, CommonName: "kube-apiserver-kubelet-client",
-			Organization: []string{ClusterAdminsGroup}, KeyUsage: leafKeyUsage, ExtKeyUsage: clientAuth,
+			// No Organization since 1.36: the kubeadm:apiserver-kubelet-client binding gives this user
+			// system:kubelet-api-admin instead of cluster-admin.
+			BaseName: "apiserver-kubelet-client", CAName: CAPhase, CommonName: APIServerKubeletClientUser,
+			KeyUsage: leafKeyUsage, ExtKeyUsage: clientAuth,
 		},
 		caSpec("front-proxy-ca", "self-signed CA to provision identities for front proxy", "front-proxy-ca", "front-proxy-ca", false),
 		{

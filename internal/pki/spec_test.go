@@ -21,7 +21,7 @@ func testConfig(alg config.EncryptionAlgorithmType) *config.Init {
 		Cluster: config.ClusterConfiguration{
 			Etcd:                        config.Etcd{Local: &config.LocalEtcd{DataDir: config.DefaultEtcdDataDir}},
 			Networking:                  config.Networking{ServiceSubnet: "10.96.0.0/12", DNSDomain: "cluster.local"},
-			KubernetesVersion:           config.DefaultKubernetesVersion,
+			KubernetesVersion:           "v1.37.2",
 			CertificatesDir:             config.DefaultCertificatesDir,
 			ImageRepository:             config.DefaultImageRepository,
 			ClusterName:                 config.DefaultClusterName,
@@ -183,7 +183,7 @@ func TestRequestSubjectAndValidity(t *testing.T) {
 	}{
 		{"ca", "kubernetes", nil, 96 * time.Hour},
 		{"apiserver", "kube-apiserver", nil, 48 * time.Hour},
-		{"apiserver-kubelet-client", "kube-apiserver-kubelet-client", []string{"kubeadm:cluster-admins"}, 48 * time.Hour},
+		{"apiserver-kubelet-client", "kube-apiserver-kubelet-client", nil, 48 * time.Hour},
 		{"etcd-server", "cp-1", nil, 48 * time.Hour},
 		{"etcd-peer", "cp-1", nil, 48 * time.Hour},
 	}

@@ -21,9 +21,11 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/apimachinery/pkg/util/version"
+	kubeletv1beta1 "k8s.io/kubelet/config/v1beta1"
 
 	"kubeboot.dev/kubeboot/internal/config"
 	"kubeboot.dev/kubeboot/internal/cri"
+	"kubeboot.dev/kubeboot/internal/release"
 )
 
 // Requirements of a control-plane node, as kubeadm's.
@@ -305,18 +307,19 @@ type kubeletVersion struct {
 
 func (kubeletVersion) Name() string { return "KubeletVersion" }
 
-// minKubeletVersion is three minors below the release kubeboot deploys, as kubeadm's MinimumKubeletVersion.
+// minKubeletVersion is kubeadm v1.37's MinimumKubeletVersion: three minors below the newest release kubeboot
+// deploys, whatever the control plane's own version.
 func minKubeletVersion() *version.Version {
-	v := version.MustParseSemantic(config.DefaultKubernetesVersion)
-	return version.MustParseSemantic(fmt.Sprintf("v%d.%d.0", v.Major(), v.Minor()-3))
+	return version.MajorMinor(1, uint(release.Default().MinKubeletMinor))
 }
 
-func (c kubeletVersion) Check(ctx context.Context) (warnings, errs []error) {
+// installedKubelet runs `kubelet --version` and parses what it prints.
+func installedKubelet(ctx context.Context, env Env) (*version.Version, error) {
 	ctx, cancel := context.WithTimeout(ctx, execTimeout)
 	defer cancel()
-	out, err := c.env.Output(ctx, "kubelet", "--version")
+	out, err := env.Output(ctx, "kubelet", "--version")
 	if err != nil {
-		return nil, []error{fmt.Errorf("cannot execute 'kubelet --version': %w, install the kubelet and make sure it is on PATH", err)}
+		return nil, fmt.Errorf("cannot execute 'kubelet --version': %w, install the kubelet and make sure it is on PATH", err)
 	}
 	m := kubeletVersionOutput.FindStringSubmatch(string(out))
 	var kubelet *version.Version
@@ -324,23 +327,65 @@ func (c kubeletVersion) Check(ctx context.Context) (warnings, errs []error) {
 		kubelet, err = version.ParseSemantic(m[1])
 	}
 	if m == nil || err != nil {
-		return nil, []error{fmt.Errorf("cannot parse the output of 'kubelet --version': %q, install a released kubelet", strings.TrimSpace(string(out)))}
+		return nil, fmt.Errorf("cannot parse the output of 'kubelet --version': %q, install a released kubelet", strings.TrimSpace(string(out)))
+	}
+	return kubelet, nil
+}
+
+func (c kubeletVersion) Check(ctx context.Context) (warnings, errs []error) {
+	kubelet, err := installedKubelet(ctx, c.env)
+	if err != nil {
+		return nil, []error{err}
 	}
 	if min := minKubeletVersion(); kubelet.LessThan(min) {
-		return nil, []error{fmt.Errorf("kubelet version %q is lower than kubeboot supports (%s), upgrade the kubelet", kubelet, min)}
+		return nil, []error{fmt.Errorf("Kubelet version %q is lower than kubeboot can support (v%s). Please upgrade kubelet", kubelet, min)}
 	}
 	if c.controlPlane == "" {
 		return nil, nil
 	}
 	cp, err := version.ParseSemantic(c.controlPlane)
 	if err != nil {
-		return nil, []error{fmt.Errorf("cannot parse the Kubernetes version %q: %w, set kubernetesVersion to a version like %s", c.controlPlane, err, config.DefaultKubernetesVersion)}
+		return nil, []error{fmt.Errorf("cannot parse the Kubernetes version %q: %w, set kubernetesVersion to a version like %s", c.controlPlane, err, release.DefaultVersion())}
 	}
 	if kubelet.Major() > cp.Major() || (kubelet.Major() == cp.Major() && kubelet.Minor() > cp.Minor()) {
-		return nil, []error{fmt.Errorf("the kubelet version is higher than the control plane version, which is not a supported version skew (kubelet %q, control plane %q), install a kubelet of v%d.%d or older",
+		return nil, []error{fmt.Errorf("the kubelet version is higher than the control plane version. This is not a supported version skew and may lead to a malfunctional cluster. Kubelet version: %q Control plane version: %q (install a kubelet of v%d.%d or older)",
 			kubelet, cp, cp.Major(), cp.Minor())}
 	}
 	return nil, nil
+}
+
+// cgroupV2Controllers exists only where the unified cgroup v2 hierarchy is mounted at /sys/fs/cgroup.
+const cgroupV2Controllers = "/sys/fs/cgroup/cgroup.controllers"
+
+// cgroups is the cgroup part of kubeadm's SystemVerification: from kubelet 1.35 on, cgroup v1 is an error,
+// because the kubelet refuses to start there unless its KubeletConfiguration sets failCgroupV1: false. Ignoring the
+// check is enough for kubeadm; kubeboot also requires failCgroupV1: false when it knows the KubeletConfiguration
+// (init), since a kubelet that refuses to start only fails the init minutes later.
+type cgroups struct {
+	env     Env
+	kubelet *kubeletv1beta1.KubeletConfiguration // nil on join: the cluster's configuration is not known yet
+}
+
+func (cgroups) Name() string { return "SystemVerification" }
+
+func (c cgroups) Check(ctx context.Context) (warnings, errs []error) {
+	if c.env.FS.Exists(cgroupV2Controllers) {
+		return nil, nil
+	}
+	kubelet, err := installedKubelet(ctx, c.env)
+	if err != nil {
+		return nil, nil // KubeletVersion reports it
+	}
+	if kubelet.Minor() < release.CgroupV1FatalKubeletMinor {
+		return []error{fmt.Errorf("the machine runs cgroup v1, which kubelet %s still supports but later kubelets refuse; move to cgroup v2", kubelet)}, nil
+	}
+	optedOut := c.kubelet != nil && c.kubelet.FailCgroupV1 != nil && !*c.kubelet.FailCgroupV1
+	msg := fmt.Sprintf("the machine runs cgroup v1 and kubelet %s (1.%d and newer) only starts there when its KubeletConfiguration sets failCgroupV1: false",
+		kubelet, release.CgroupV1FatalKubeletMinor)
+	if c.kubelet != nil && !optedOut {
+		return nil, []error{MustFix(fmt.Errorf("%s, and this configuration does not: move the machine to cgroup v2, or set failCgroupV1: false in the KubeletConfiguration document and ignore SystemVerification", msg))}
+	}
+	return nil, []error{fmt.Errorf("%s: move the machine to cgroup v2, or keep cgroup v1 by ignoring SystemVerification (--ignore-preflight-errors=SystemVerification) with failCgroupV1: false in the cluster's KubeletConfiguration", msg)}
 }
 
 // serviceKubelet warns when systemd runs the machine and the kubelet unit is not enabled: the kubelet would not
@@ -422,7 +467,15 @@ func (c runtimeVersion) Check(ctx context.Context) (warnings, errs []error) {
 		return nil, []error{fmt.Errorf("container runtime does not answer the CRI v1 Version call: %w, use a runtime that serves CRI v1 (e.g. containerd 1.6 or newer)", err)}
 	}
 	if v.RuntimeAPIVersion != "v1" {
-		return nil, []error{fmt.Errorf("container runtime %s %s serves CRI %q, use a runtime that serves CRI v1 (e.g. containerd 1.6 or newer)", v.RuntimeName, v.RuntimeVersion, v.RuntimeAPIVersion)}
+		return nil, []error{fmt.Errorf("container runtime %s %s serves CRI %q, use a runtime that serves CRI v1 (e.g. containerd 2.0 or newer)", v.RuntimeName, v.RuntimeVersion, v.RuntimeAPIVersion)}
+	}
+	if v.RuntimeName == "containerd" {
+		if cv, err := version.ParseGeneric(strings.TrimPrefix(v.RuntimeVersion, "v")); err == nil && cv.Major() < 2 {
+			if kubelet, err := installedKubelet(ctx, c.env); err == nil && kubelet.Minor() >= release.Containerd2KubeletMinor {
+				return nil, []error{fmt.Errorf("containerd %s is not supported by kubelet %s: kubelets 1.%d and newer need containerd 2.0 or newer, upgrade containerd",
+					v.RuntimeVersion, kubelet, release.Containerd2KubeletMinor)}
+			}
+		}
 	}
 	if _, err := rt.RuntimeConfig(ctx); err != nil {
 		if errors.Is(err, cri.ErrUnimplemented) {
@@ -435,10 +488,10 @@ func (c runtimeVersion) Check(ctx context.Context) (warnings, errs []error) {
 
 // imagesPresent requires every image to be in the runtime when the pull policy forbids pulling.
 type imagesPresent struct {
-	env    Env
-	socket string
-	policy corev1.PullPolicy
-	images []string
+	env     Env
+	socket  string
+	policy  corev1.PullPolicy
+	cluster config.ClusterConfiguration
 }
 
 func (imagesPresent) Name() string { return "ImagePull" }
@@ -447,6 +500,10 @@ func (c imagesPresent) Check(ctx context.Context) (warnings, errs []error) {
 	if c.policy != corev1.PullNever {
 		return nil, nil
 	}
+	images, err := c.cluster.Images()
+	if err != nil {
+		return nil, []error{err}
+	}
 	ctx, cancel := context.WithTimeout(ctx, runtimeTimeout)
 	defer cancel()
 	rt, err := c.env.DialRuntime(ctx, c.socket)
@@ -454,7 +511,7 @@ func (c imagesPresent) Check(ctx context.Context) (warnings, errs []error) {
 		return nil, []error{fmt.Errorf("cannot check the images: %w", err)}
 	}
 	defer rt.Close()
-	for _, ref := range c.images {
+	for _, ref := range images {
 		img, err := rt.ImageStatus(ctx, ref)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("cannot check image %s: %w, check the container runtime's logs", ref, err))

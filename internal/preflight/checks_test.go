@@ -1,12 +1,19 @@
 package preflight
 
 import (
+	"bytes"
 	"errors"
+	"fmt"
+	"io"
 	"reflect"
+	"strings"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
+	kubeletv1beta1 "k8s.io/kubelet/config/v1beta1"
+	"k8s.io/utils/ptr"
 
+	"kubeboot.dev/kubeboot/internal/config"
 	"kubeboot.dev/kubeboot/internal/cri"
 )
 
@@ -14,7 +21,10 @@ const sock = "unix:///run/containerd/containerd.sock"
 
 func TestChecks(t *testing.T) {
 	swapOn := "Filename\tType\tSize\tUsed\tPriority\n/swapfile\tfile\t1048572\t0\t-2\n"
-	images := []string{"registry.k8s.io/kube-apiserver:v1.34.4", "registry.k8s.io/etcd:3.6.5-0", "registry.k8s.io/pause:3.10.1"}
+	cluster := config.ClusterConfiguration{KubernetesVersion: "v1.37.2", ImageRepository: config.DefaultImageRepository,
+		Etcd: config.Etcd{Local: &config.LocalEtcd{}}, DNS: config.DNS{Disabled: true}, Proxy: config.Proxy{Disabled: true}}
+	images := []string{"registry.k8s.io/kube-apiserver:v1.37.2", "registry.k8s.io/kube-controller-manager:v1.37.2",
+		"registry.k8s.io/kube-scheduler:v1.37.2", "registry.k8s.io/pause:3.10.2", "registry.k8s.io/etcd:3.7.0-0"}
 
 	tests := []struct {
 		name         string
@@ -254,7 +264,7 @@ func TestChecks(t *testing.T) {
 		// KubeletVersion
 		{
 			name:     "kubelet same version as control plane",
-			check:    func(env Env) Check { return kubeletVersion{env: env, controlPlane: "v1.34.4"} },
+			check:    func(env Env) Check { return kubeletVersion{env: env, controlPlane: "v1.37.2"} },
 			wantName: "KubeletVersion",
 			verify: func(t *testing.T, m *fakeMachine) {
 				if want := []string{"kubelet --version"}; !reflect.DeepEqual(m.ran, want) {
@@ -265,33 +275,33 @@ func TestChecks(t *testing.T) {
 		{
 			name: "kubelet three minors older",
 			setup: func(_ *testing.T, m *fakeMachine) {
-				m.outputs["kubelet --version"] = fakeOutput{out: "Kubernetes v1.31.0\n"}
+				m.outputs["kubelet --version"] = fakeOutput{out: "Kubernetes v1.34.0\n"}
 			},
-			check:    func(env Env) Check { return kubeletVersion{env: env, controlPlane: "v1.34.4"} },
+			check:    func(env Env) Check { return kubeletVersion{env: env, controlPlane: "v1.37.2"} },
 			wantName: "KubeletVersion",
 		},
 		{
 			name: "kubelet newer than control plane",
 			setup: func(_ *testing.T, m *fakeMachine) {
-				m.outputs["kubelet --version"] = fakeOutput{out: "Kubernetes v1.35.0\n"}
+				m.outputs["kubelet --version"] = fakeOutput{out: "Kubernetes v1.37.0\n"}
 			},
-			check:    func(env Env) Check { return kubeletVersion{env: env, controlPlane: "v1.34.4"} },
+			check:    func(env Env) Check { return kubeletVersion{env: env, controlPlane: "v1.36.3"} },
 			wantName: "KubeletVersion",
-			wantErrs: []string{`the kubelet version is higher than the control plane version, which is not a supported version skew (kubelet "1.35.0", control plane "1.34.4"), install a kubelet of v1.34 or older`},
+			wantErrs: []string{`the kubelet version is higher than the control plane version. This is not a supported version skew and may lead to a malfunctional cluster. Kubelet version: "1.37.0" Control plane version: "1.36.3" (install a kubelet of v1.36 or older)`},
 		},
 		{
 			name: "kubelet too old",
 			setup: func(_ *testing.T, m *fakeMachine) {
-				m.outputs["kubelet --version"] = fakeOutput{out: "Kubernetes v1.30.14\n"}
+				m.outputs["kubelet --version"] = fakeOutput{out: "Kubernetes v1.33.14\n"}
 			},
-			check:    func(env Env) Check { return kubeletVersion{env: env, controlPlane: "v1.34.4"} },
+			check:    func(env Env) Check { return kubeletVersion{env: env, controlPlane: "v1.37.2"} },
 			wantName: "KubeletVersion",
-			wantErrs: []string{`kubelet version "1.30.14" is lower than kubeboot supports (1.31.0), upgrade the kubelet`},
+			wantErrs: []string{`Kubelet version "1.33.14" is lower than kubeboot can support (v1.34). Please upgrade kubelet`},
 		},
 		{
 			name: "join: newer kubelet not compared with an unknown control plane",
 			setup: func(_ *testing.T, m *fakeMachine) {
-				m.outputs["kubelet --version"] = fakeOutput{out: "Kubernetes v1.35.1\n"}
+				m.outputs["kubelet --version"] = fakeOutput{out: "Kubernetes v1.38.1\n"}
 			},
 			check:    func(env Env) Check { return kubeletVersion{env: env} },
 			wantName: "KubeletVersion",
@@ -299,7 +309,7 @@ func TestChecks(t *testing.T) {
 		{
 			name:     "kubelet not installed",
 			setup:    func(_ *testing.T, m *fakeMachine) { delete(m.outputs, "kubelet --version") },
-			check:    func(env Env) Check { return kubeletVersion{env: env, controlPlane: "v1.34.4"} },
+			check:    func(env Env) Check { return kubeletVersion{env: env, controlPlane: "v1.37.2"} },
 			wantName: "KubeletVersion",
 			wantErrs: []string{`cannot execute 'kubelet --version': exec: "kubelet": executable file not found in $PATH, install the kubelet and make sure it is on PATH`},
 		},
@@ -308,7 +318,7 @@ func TestChecks(t *testing.T) {
 			setup: func(_ *testing.T, m *fakeMachine) {
 				m.outputs["kubelet --version"] = fakeOutput{out: "Kubernetes v0.0.0-master+$Format:%H$\n"}
 			},
-			check:    func(env Env) Check { return kubeletVersion{env: env, controlPlane: "v1.34.4"} },
+			check:    func(env Env) Check { return kubeletVersion{env: env, controlPlane: "v1.37.2"} },
 			wantName: "KubeletVersion",
 			wantErrs: []string{`cannot parse the output of 'kubelet --version': "Kubernetes v0.0.0-master+$Format:%H$", install a released kubelet`},
 		},
@@ -395,17 +405,79 @@ func TestChecks(t *testing.T) {
 
 		// ContainerRuntimeVersion
 		{
-			name:     "runtime implements RuntimeConfig",
-			setup:    func(_ *testing.T, m *fakeMachine) { m.runtime.configErr = nil },
+			name:     "containerd 2 implements RuntimeConfig",
 			check:    func(env Env) Check { return runtimeVersion{env: env, socket: sock} },
 			wantName: "ContainerRuntimeVersion",
 		},
 		{
-			name:     "containerd 1.6 without RuntimeConfig",
+			name: "containerd 1.6 with kubelet 1.37 is refused",
+			setup: func(_ *testing.T, m *fakeMachine) {
+				m.runtime.version = cri.Version{RuntimeName: "containerd", RuntimeVersion: "1.6.20~ds1", RuntimeAPIVersion: "v1"}
+				m.runtime.configErr = fmt.Errorf("CRI RuntimeConfig at x: %w", cri.ErrUnimplemented)
+			},
 			check:    func(env Env) Check { return runtimeVersion{env: env, socket: sock} },
 			wantName: "ContainerRuntimeVersion",
-			wantWarnings: []string{"containerd 1.6.20~ds1 does not implement the CRI RuntimeConfig call, so the kubelet uses the cgroupDriver of its own configuration, " +
+			wantErrs: []string{"containerd 1.6.20~ds1 is not supported by kubelet 1.37.2: kubelets 1.36 and newer need containerd 2.0 or newer, upgrade containerd"},
+		},
+		{
+			name: "containerd 1.7 with kubelet 1.35: only the RuntimeConfig warning",
+			setup: func(_ *testing.T, m *fakeMachine) {
+				m.outputs["kubelet --version"] = fakeOutput{out: "Kubernetes v1.35.4\n"}
+				m.runtime.version = cri.Version{RuntimeName: "containerd", RuntimeVersion: "v1.7.28", RuntimeAPIVersion: "v1"}
+				m.runtime.configErr = fmt.Errorf("CRI RuntimeConfig at x: %w", cri.ErrUnimplemented)
+			},
+			check:    func(env Env) Check { return runtimeVersion{env: env, socket: sock} },
+			wantName: "ContainerRuntimeVersion",
+			wantWarnings: []string{"containerd v1.7.28 does not implement the CRI RuntimeConfig call, so the kubelet uses the cgroupDriver of its own configuration, " +
 				"make sure it matches the runtime's (or upgrade to a runtime that implements RuntimeConfig, e.g. containerd 2.0)"},
+		},
+
+		// SystemVerification (cgroups)
+		{
+			name:     "cgroup v2",
+			check:    func(env Env) Check { return cgroups{env: env, kubelet: &kubeletv1beta1.KubeletConfiguration{}} },
+			wantName: "SystemVerification",
+		},
+		{
+			name:     "cgroup v1 with kubelet 1.37 and failCgroupV1 unset: not ignorable",
+			setup:    func(t *testing.T, m *fakeMachine) { m.remove(t, "/sys/fs/cgroup/cgroup.controllers") },
+			check:    func(env Env) Check { return cgroups{env: env, kubelet: &kubeletv1beta1.KubeletConfiguration{}} },
+			wantName: "SystemVerification",
+			wantErrs: []string{"the machine runs cgroup v1 and kubelet 1.37.2 (1.35 and newer) only starts there when its KubeletConfiguration sets failCgroupV1: false, " +
+				"and this configuration does not: move the machine to cgroup v2, or set failCgroupV1: false in the KubeletConfiguration document and ignore SystemVerification"},
+			verify: func(t *testing.T, m *fakeMachine) {
+				err := Run(t.Context(), []Check{cgroups{env: m.Env(), kubelet: &kubeletv1beta1.KubeletConfiguration{}}}, []string{"SystemVerification"}, io.Discard)
+				if err == nil {
+					t.Error("ignoring SystemVerification let a kubelet through that would refuse to start")
+				}
+			},
+		},
+		{
+			name:  "cgroup v1 with failCgroupV1: false is an ordinary, ignorable error",
+			setup: func(t *testing.T, m *fakeMachine) { m.remove(t, "/sys/fs/cgroup/cgroup.controllers") },
+			check: func(env Env) Check {
+				return cgroups{env: env, kubelet: &kubeletv1beta1.KubeletConfiguration{FailCgroupV1: ptr.To(false)}}
+			},
+			wantName: "SystemVerification",
+			wantErrs: []string{"the machine runs cgroup v1 and kubelet 1.37.2 (1.35 and newer) only starts there when its KubeletConfiguration sets failCgroupV1: false: " +
+				"move the machine to cgroup v2, or keep cgroup v1 by ignoring SystemVerification (--ignore-preflight-errors=SystemVerification) with failCgroupV1: false in the cluster's KubeletConfiguration"},
+			verify: func(t *testing.T, m *fakeMachine) {
+				var w bytes.Buffer
+				err := Run(t.Context(), []Check{cgroups{env: m.Env(), kubelet: &kubeletv1beta1.KubeletConfiguration{FailCgroupV1: ptr.To(false)}}}, []string{"SystemVerification"}, &w)
+				if err != nil || !strings.Contains(w.String(), "[WARNING SystemVerification]") {
+					t.Errorf("ignored: error %v, output %q; want a warning and no error", err, w.String())
+				}
+			},
+		},
+		{
+			name: "cgroup v1 with kubelet 1.34: a warning",
+			setup: func(t *testing.T, m *fakeMachine) {
+				m.remove(t, "/sys/fs/cgroup/cgroup.controllers")
+				m.outputs["kubelet --version"] = fakeOutput{out: "Kubernetes v1.34.4\n"}
+			},
+			check:        func(env Env) Check { return cgroups{env: env} },
+			wantName:     "SystemVerification",
+			wantWarnings: []string{"the machine runs cgroup v1, which kubelet 1.34.4 still supports but later kubelets refuse; move to cgroup v2"},
 		},
 		{
 			name: "runtime speaks an old CRI",
@@ -414,7 +486,7 @@ func TestChecks(t *testing.T) {
 			},
 			check:    func(env Env) Check { return runtimeVersion{env: env, socket: sock} },
 			wantName: "ContainerRuntimeVersion",
-			wantErrs: []string{`container runtime containerd 1.4.0 serves CRI "v1alpha2", use a runtime that serves CRI v1 (e.g. containerd 1.6 or newer)`},
+			wantErrs: []string{`container runtime containerd 1.4.0 serves CRI "v1alpha2", use a runtime that serves CRI v1 (e.g. containerd 2.0 or newer)`},
 		},
 		{
 			name:     "runtime unreachable is left to the CRI check",
@@ -427,7 +499,7 @@ func TestChecks(t *testing.T) {
 		{
 			name: "pull policy IfNotPresent: nothing to check",
 			check: func(env Env) Check {
-				return imagesPresent{env: env, socket: sock, policy: corev1.PullIfNotPresent, images: images}
+				return imagesPresent{env: env, socket: sock, policy: corev1.PullIfNotPresent, cluster: cluster}
 			},
 			wantName: "ImagePull",
 			verify: func(t *testing.T, m *fakeMachine) {
@@ -444,7 +516,7 @@ func TestChecks(t *testing.T) {
 				}
 			},
 			check: func(env Env) Check {
-				return imagesPresent{env: env, socket: sock, policy: corev1.PullNever, images: images}
+				return imagesPresent{env: env, socket: sock, policy: corev1.PullNever, cluster: cluster}
 			},
 			wantName: "ImagePull",
 			verify: func(t *testing.T, m *fakeMachine) {
@@ -456,16 +528,18 @@ func TestChecks(t *testing.T) {
 		{
 			name: "pull policy Never, images missing",
 			setup: func(_ *testing.T, m *fakeMachine) {
-				m.runtime.present["registry.k8s.io/kube-apiserver:v1.34.4"] = true
-				m.runtime.imageErr["registry.k8s.io/pause:3.10.1"] = errors.New("CRI ImageStatus registry.k8s.io/pause:3.10.1 at x: rpc error: code = Internal")
+				for _, i := range images[:3] {
+					m.runtime.present[i] = true
+				}
+				m.runtime.imageErr["registry.k8s.io/pause:3.10.2"] = errors.New("CRI ImageStatus registry.k8s.io/pause:3.10.2 at x: rpc error: code = Internal")
 			},
 			check: func(env Env) Check {
-				return imagesPresent{env: env, socket: sock, policy: corev1.PullNever, images: images}
+				return imagesPresent{env: env, socket: sock, policy: corev1.PullNever, cluster: cluster}
 			},
 			wantName: "ImagePull",
 			wantErrs: []string{
-				"image registry.k8s.io/etcd:3.6.5-0 is not present in the container runtime and imagePullPolicy is Never, import it (ctr -n k8s.io images import FILE.tar) or set nodeRegistration.imagePullPolicy to IfNotPresent",
-				"cannot check image registry.k8s.io/pause:3.10.1: CRI ImageStatus registry.k8s.io/pause:3.10.1 at x: rpc error: code = Internal, check the container runtime's logs",
+				"cannot check image registry.k8s.io/pause:3.10.2: CRI ImageStatus registry.k8s.io/pause:3.10.2 at x: rpc error: code = Internal, check the container runtime's logs",
+				"image registry.k8s.io/etcd:3.7.0-0 is not present in the container runtime and imagePullPolicy is Never, import it (ctr -n k8s.io images import FILE.tar) or set nodeRegistration.imagePullPolicy to IfNotPresent",
 			},
 		},
 		{
@@ -474,7 +548,7 @@ func TestChecks(t *testing.T) {
 				m.dialErr = errors.New("container runtime not reachable at x: is containerd running? (boom)")
 			},
 			check: func(env Env) Check {
-				return imagesPresent{env: env, socket: sock, policy: corev1.PullNever, images: images}
+				return imagesPresent{env: env, socket: sock, policy: corev1.PullNever, cluster: cluster}
 			},
 			wantName: "ImagePull",
 			wantErrs: []string{"cannot check the images: container runtime not reachable at x: is containerd running? (boom)"},

@@ -3,7 +3,6 @@ package preflight
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net"
 	"os"
 	"os/exec"
@@ -49,7 +48,7 @@ func newFakeMachine(t *testing.T) *fakeMachine {
 		busy:    map[string]error{},
 		missing: map[string]bool{},
 		outputs: map[string]fakeOutput{
-			"kubelet --version": {out: "Kubernetes v1.34.4\n"},
+			"kubelet --version": {out: "Kubernetes v1.37.2\n"},
 		},
 		hosts:   map[string][]string{"node1": {"10.0.0.10"}},
 		env:     map[string]string{},
@@ -57,6 +56,7 @@ func newFakeMachine(t *testing.T) *fakeMachine {
 	}
 	m.write(t, "/proc/sys/net/ipv4/ip_forward", "1\n")
 	m.write(t, "/proc/sys/net/ipv6/conf/default/forwarding", "1\n")
+	m.write(t, "/sys/fs/cgroup/cgroup.controllers", "cpuset cpu io memory pids\n")
 	m.write(t, "/proc/swaps", "Filename\t\t\t\tType\t\tSize\t\tUsed\t\tPriority\n")
 	return m
 }
@@ -64,6 +64,13 @@ func newFakeMachine(t *testing.T) *fakeMachine {
 func (m *fakeMachine) write(t *testing.T, path, content string) {
 	t.Helper()
 	if err := m.fs().WriteFile(path, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (m *fakeMachine) remove(t *testing.T, path string) {
+	t.Helper()
+	if err := m.fs().Remove(path); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -145,11 +152,10 @@ type fakeRuntime struct {
 
 func newFakeRuntime() *fakeRuntime {
 	return &fakeRuntime{
-		status:    cri.Status{RuntimeReady: true, NetworkReady: false},
-		version:   cri.Version{RuntimeName: "containerd", RuntimeVersion: "1.6.20~ds1", RuntimeAPIVersion: "v1"},
-		configErr: fmt.Errorf("CRI RuntimeConfig at x: %w", cri.ErrUnimplemented),
-		present:   map[string]bool{},
-		imageErr:  map[string]error{},
+		status:   cri.Status{RuntimeReady: true, NetworkReady: false},
+		version:  cri.Version{RuntimeName: "containerd", RuntimeVersion: "v2.4.2", RuntimeAPIVersion: "v1"},
+		present:  map[string]bool{},
+		imageErr: map[string]error{},
 	}
 }
 

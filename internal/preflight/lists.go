@@ -54,10 +54,10 @@ func InitChecks(cfg config.Init, env Env) []Check {
 		checks = append(checks, localEtcdChecks(env, ep.AdvertiseAddress, local.DataDir)...)
 	}
 	checks = append(checks, imagesPresent{
-		env:    env,
-		socket: criSocket(nr),
-		policy: nr.ImagePullPolicy,
-		images: controlPlaneImages(cluster),
+		env:     env,
+		socket:  criSocket(nr),
+		policy:  nr.ImagePullPolicy,
+		cluster: cluster,
 	})
 	return checks
 }
@@ -150,6 +150,7 @@ func nodeChecks(env Env, nr config.NodeRegistrationOptions, kubelet *kubeletv1be
 	checks := []Check{
 		runtimeReady{env: env, socket: socket},
 		runtimeVersion{env: env, socket: socket},
+		cgroups{env: env, kubelet: kubelet},
 		swap{env: env, failSwapOn: failSwapOn},
 	}
 	for _, exe := range requiredExecutables {
@@ -250,52 +251,4 @@ func argPort(args []config.Arg, def int) int {
 		return p
 	}
 	return def
-}
-
-// controlPlaneImages lists the images init needs, named as kubeadm v1.34 names them.
-func controlPlaneImages(cluster config.ClusterConfiguration) []string {
-	repo := cluster.ImageRepository
-	if repo == "" {
-		repo = config.DefaultImageRepository
-	}
-	k8sVersion := cluster.KubernetesVersion
-	if k8sVersion == "" {
-		k8sVersion = config.DefaultKubernetesVersion
-	}
-	// Image tags cannot contain "+", which build metadata in a version can.
-	tag := strings.ReplaceAll(k8sVersion, "+", "_")
-	images := []string{
-		repo + "/kube-apiserver:" + tag,
-		repo + "/kube-controller-manager:" + tag,
-		repo + "/kube-scheduler:" + tag,
-	}
-	if !cluster.Proxy.Disabled {
-		images = append(images, repo+"/kube-proxy:"+tag)
-	}
-	if !cluster.DNS.Disabled {
-		dnsRepo, dnsTag := repo, config.DefaultCoreDNSVersion
-		if cluster.DNS.ImageRepository != "" {
-			dnsRepo = cluster.DNS.ImageRepository
-		}
-		// Upstream publishes CoreDNS one level deeper; a mirror is expected to have it flat.
-		if dnsRepo == config.DefaultImageRepository {
-			dnsRepo += "/coredns"
-		}
-		if cluster.DNS.ImageTag != "" {
-			dnsTag = cluster.DNS.ImageTag
-		}
-		images = append(images, dnsRepo+"/coredns:"+dnsTag)
-	}
-	images = append(images, repo+"/pause:"+config.DefaultPauseVersion)
-	if local := cluster.Etcd.Local; local != nil {
-		etcdRepo, etcdTag := repo, config.DefaultEtcdVersion
-		if local.ImageRepository != "" {
-			etcdRepo = local.ImageRepository
-		}
-		if local.ImageTag != "" {
-			etcdTag = local.ImageTag
-		}
-		images = append(images, etcdRepo+"/etcd:"+etcdTag)
-	}
-	return images
 }

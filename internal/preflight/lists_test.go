@@ -26,7 +26,7 @@ func initConfig() config.Init {
 		Cluster: config.ClusterConfiguration{
 			Etcd:              config.Etcd{Local: &config.LocalEtcd{DataDir: config.DefaultEtcdDataDir}},
 			Networking:        config.Networking{ServiceSubnet: config.DefaultServiceSubnet, PodSubnet: "10.244.0.0/16", DNSDomain: config.DefaultDNSDomain},
-			KubernetesVersion: config.DefaultKubernetesVersion,
+			KubernetesVersion: "v1.37.2",
 			CertificatesDir:   config.DefaultCertificatesDir,
 			ImageRepository:   config.DefaultImageRepository,
 			ClusterName:       config.DefaultClusterName,
@@ -45,7 +45,7 @@ func names(checks []Check) []string {
 }
 
 var nodeCheckNames = []string{
-	"CRI", "ContainerRuntimeVersion", "Swap",
+	"CRI", "ContainerRuntimeVersion", "SystemVerification", "Swap",
 	"FileExisting-conntrack", "FileExisting-ip", "FileExisting-iptables", "FileExisting-mount", "FileExisting-nsenter",
 	"FileExisting-ebtables", "FileExisting-ethtool", "FileExisting-socat", "FileExisting-tc", "FileExisting-touch",
 	"Hostname", "KubeletVersion", "Service-Kubelet",
@@ -163,71 +163,16 @@ func TestPortAddresses(t *testing.T) {
 	})
 }
 
-func TestControlPlaneImages(t *testing.T) {
-	tests := []struct {
-		name   string
-		modify func(*config.ClusterConfiguration)
-		want   []string
-	}{
-		{
-			name: "defaults",
-			want: []string{
-				"registry.k8s.io/kube-apiserver:v1.34.4", "registry.k8s.io/kube-controller-manager:v1.34.4",
-				"registry.k8s.io/kube-scheduler:v1.34.4", "registry.k8s.io/kube-proxy:v1.34.4",
-				"registry.k8s.io/coredns/coredns:v1.12.1", "registry.k8s.io/pause:3.10.1", "registry.k8s.io/etcd:3.6.5-0",
-			},
-		},
-		{
-			name: "mirror, addons disabled, external etcd",
-			modify: func(c *config.ClusterConfiguration) {
-				c.ImageRepository = "mirror.local:5000/k8s"
-				c.KubernetesVersion = "v1.34.4+kb.1"
-				c.Proxy.Disabled = true
-				c.DNS.Disabled = true
-				c.Etcd = config.Etcd{External: &config.ExternalEtcd{}}
-			},
-			want: []string{
-				"mirror.local:5000/k8s/kube-apiserver:v1.34.4_kb.1", "mirror.local:5000/k8s/kube-controller-manager:v1.34.4_kb.1",
-				"mirror.local:5000/k8s/kube-scheduler:v1.34.4_kb.1", "mirror.local:5000/k8s/pause:3.10.1",
-			},
-		},
-		{
-			name: "image overrides",
-			modify: func(c *config.ClusterConfiguration) {
-				c.ImageRepository = "mirror.local"
-				c.DNS.ImageMeta = config.ImageMeta{ImageTag: "v1.12.0"}
-				c.Etcd.Local.ImageMeta = config.ImageMeta{ImageRepository: "quay.io/coreos", ImageTag: "v3.6.4"}
-			},
-			want: []string{
-				"mirror.local/kube-apiserver:v1.34.4", "mirror.local/kube-controller-manager:v1.34.4",
-				"mirror.local/kube-scheduler:v1.34.4", "mirror.local/kube-proxy:v1.34.4",
-				"mirror.local/coredns:v1.12.0", "mirror.local/pause:3.10.1", "quay.io/coreos/etcd:v3.6.4",
-			},
-		},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			cfg := initConfig().Cluster
-			if tt.modify != nil {
-				tt.modify(&cfg)
-			}
-			if got := controlPlaneImages(cfg); !reflect.DeepEqual(got, tt.want) {
-				t.Fatalf("controlPlaneImages:\n got %q\nwant %q", got, tt.want)
-			}
-		})
-	}
-}
-
 // A whole init preflight on a fake machine: a healthy one passes with the warnings this lab's machine gets, a
 // used one fails with every problem listed.
 func TestInitPreflight(t *testing.T) {
-	t.Run("healthy machine", func(t *testing.T) {
+	t.Run("healthy machine: cgroup v2, containerd 2", func(t *testing.T) {
 		m := newFakeMachine(t)
 		var w bytes.Buffer
 		if err := Run(t.Context(), InitChecks(initConfig(), m.Env()), nil, &w); err != nil {
 			t.Fatalf("Run error = %v", err)
 		}
-		want := "\t[WARNING ContainerRuntimeVersion]: containerd 1.6.20~ds1 does not implement the CRI RuntimeConfig call, so the kubelet uses the cgroupDriver of its own configuration, make sure it matches the runtime's (or upgrade to a runtime that implements RuntimeConfig, e.g. containerd 2.0)\n"
+		want := ""
 		if w.String() != want {
 			t.Fatalf("warnings:\n%q\nwant\n%q", w.String(), want)
 		}
@@ -241,22 +186,26 @@ func TestInitPreflight(t *testing.T) {
 		m.missing["socat"] = true
 		cfg := initConfig()
 		cfg.Init.NodeRegistration.ImagePullPolicy = corev1.PullNever
-		for _, img := range controlPlaneImages(cfg.Cluster) {
-			m.runtime.present[img] = img != "registry.k8s.io/etcd:3.6.5-0"
+		images, err := cfg.Cluster.Images()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, img := range images {
+			m.runtime.present[img] = img != "registry.k8s.io/etcd:3.7.0-0"
 		}
 		var w bytes.Buffer
-		err := Run(t.Context(), InitChecks(cfg, m.Env()), []string{"DirAvailable--var-lib-etcd"}, &w)
+		err = Run(t.Context(), InitChecks(cfg, m.Env()), []string{"DirAvailable--var-lib-etcd"}, &w)
 		wantErr := "preflight checks failed:\n" +
 			"\t[ERROR Port-6443]: port 6443 is in use on 0.0.0.0, stop what listens there (ss -ltnp 'sport = :6443') or run 'kubeboot reset' if it is a previous cluster\n" +
 			"\t[ERROR DirAvailable--etc-kubernetes-manifests]: /etc/kubernetes/manifests is not empty, run 'kubeboot reset' or empty it\n" +
 			"\t[ERROR FileAvailable--etc-kubernetes-manifests-etcd.yaml]: /etc/kubernetes/manifests/etcd.yaml already exists, run 'kubeboot reset' or remove it\n" +
 			"\t[ERROR Port-10250]: port 10250 is in use on 0.0.0.0, stop what listens there (ss -ltnp 'sport = :10250') or run 'kubeboot reset' if it is a previous cluster\n" +
-			"\t[ERROR ImagePull]: image registry.k8s.io/etcd:3.6.5-0 is not present in the container runtime and imagePullPolicy is Never, import it (ctr -n k8s.io images import FILE.tar) or set nodeRegistration.imagePullPolicy to IfNotPresent\n" +
+			"\t[ERROR ImagePull]: image registry.k8s.io/etcd:3.7.0-0 is not present in the container runtime and imagePullPolicy is Never, import it (ctr -n k8s.io images import FILE.tar) or set nodeRegistration.imagePullPolicy to IfNotPresent\n" +
 			"To ignore these, use --ignore-preflight-errors=Port-6443,DirAvailable--etc-kubernetes-manifests,FileAvailable--etc-kubernetes-manifests-etcd.yaml,Port-10250,ImagePull"
 		if err == nil || err.Error() != wantErr {
 			t.Fatalf("Run error:\n%v\nwant:\n%s", err, wantErr)
 		}
-		wantWarnings := "\t[WARNING ContainerRuntimeVersion]: containerd 1.6.20~ds1 does not implement the CRI RuntimeConfig call, so the kubelet uses the cgroupDriver of its own configuration, make sure it matches the runtime's (or upgrade to a runtime that implements RuntimeConfig, e.g. containerd 2.0)\n" +
+		wantWarnings := "" +
 			"\t[WARNING FileExisting-socat]: socat not found in system path, install it (Debian/Ubuntu package socat)\n" +
 			"\t[WARNING DirAvailable--var-lib-etcd]: /var/lib/etcd is not empty, run 'kubeboot reset' or empty it\n"
 		if w.String() != wantWarnings {

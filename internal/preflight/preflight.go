@@ -6,6 +6,7 @@ package preflight
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -19,6 +20,14 @@ import (
 	"kubeboot.dev/kubeboot/internal/cri"
 	"kubeboot.dev/kubeboot/internal/nodefs"
 )
+
+// MustFix marks a check's error that ignoring the check does not turn into a warning: what it reports would make
+// the node fail later whatever the user meant by ignoring it.
+func MustFix(err error) error { return &mustFixError{err} }
+
+type mustFixError struct{ error }
+
+func (e *mustFixError) Unwrap() error { return e.error }
 
 // Check is one preflight check. Warnings are printed and never stop kubeboot; errors do unless ignored.
 type Check interface {
@@ -129,8 +138,15 @@ func Run(ctx context.Context, checks []Check, ignore []string, w io.Writer) erro
 		name := c.Name()
 		warnings, errs := c.Check(ctx)
 		if ignored["all"] || ignored[strings.ToLower(name)] {
-			warnings = append(warnings, errs...)
-			errs = nil
+			var kept []error
+			for _, err := range errs {
+				if errors.As(err, new(*mustFixError)) {
+					kept = append(kept, err)
+				} else {
+					warnings = append(warnings, err)
+				}
+			}
+			errs = kept
 		}
 		for _, warning := range warnings {
 			fmt.Fprintf(w, "\t[WARNING %s]: %v\n", name, warning)

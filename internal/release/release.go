@@ -3,6 +3,15 @@
 // version, the etcd, CoreDNS and pause image tags, kubeadm's feature gates, and every difference in the files and
 // objects init, join and reset write. Renderers look the facts up by the configuration's kubernetesVersion (For);
 // no other package holds a version constant.
+//
+// What kubeadm changed before the oldest supported minor is plain behaviour, not a table entry: every release here
+// writes kubeadm-flags.env without --pod-infra-container-image and --container-runtime-endpoint (1.35) and always
+// writes instance-config.yaml, never the cri-socket Node annotation (NodeLocalCRISocket, GA in 1.36); kubelet.conf
+// of a control-plane node points at its own API server (ControlPlaneKubeletLocalMode, GA in 1.35);
+// apiserver-kubelet-client.crt has no Organization and the ClusterRoleBinding kubeadm:apiserver-kubelet-client
+// grants it system:kubelet-api-admin (1.36); the controller-manager has no flexvolume mount (1.36); etcd runs with
+// --feature-gates=InitialCorruptCheck=true (etcd 3.6+); join has no control-plane-join/etcd phase and always runs
+// etcd-join and kubelet-wait-bootstrap (1.36).
 package release
 
 import (
@@ -61,16 +70,27 @@ type Release struct {
 	// 1.37 writes "iptables"; earlier releases leave it empty).
 	KubeProxyDefaultMode string
 
-	// APIServerKubeletClientOrganization is the O of apiserver-kubelet-client.crt. From 1.36 it has none and the
-	// ClusterRoleBinding kubeadm:apiserver-kubelet-client grants system:kubelet-api-admin instead.
-	APIServerKubeletClientOrganization []string
-	// APIServerKubeletClientBinding says whether init creates that ClusterRoleBinding.
-	APIServerKubeletClientBinding bool
+	// ControllerServiceAccounts are the kube-system ServiceAccounts kube-controller-manager of this minor creates
+	// with kubeadm's flags (--use-service-account-credentials=true --controllers=*,bootstrapsigner,tokencleaner) and
+	// default feature gates, sorted. init creates them before the controller-manager starts its controllers; the
+	// lab's TestLabKubeadm compares the list with a cluster made by upstream kubeadm. 1.36 added
+	// device-taint-eviction-controller (DRADeviceTaints beta); 1.37 the accounts of the ClusterTrustBundle publisher,
+	// the PodCertificateRequest cleaner and the storage version migrator (their gates went GA).
+	ControllerServiceAccounts []string
 
 	// V1beta3 says how kubeadm of this minor treats a kubeadm.k8s.io/v1beta3 document: "deprecated" (read with a
 	// warning) or "removed" (refused; kubeboot still reads it, with a warning, and offers config migrate).
 	V1beta3 string
 }
+
+// Facts about the kubelet on a node, which may be older than the control plane (down to MinKubeletMinor).
+const (
+	// CgroupV1FatalKubeletMinor is the first kubelet that refuses to start on cgroup v1 unless its
+	// KubeletConfiguration sets failCgroupV1: false (kubeadm's SystemVerification errors from then on).
+	CgroupV1FatalKubeletMinor = 35
+	// Containerd2KubeletMinor is the first kubelet that does not support containerd 1.x.
+	Containerd2KubeletMinor = 36
+)
 
 // releases is the table, newest first.
 var releases = []*Release{
@@ -86,9 +106,50 @@ var releases = []*Release{
 		FeatureGates: []FeatureGate{
 			{Name: "RootlessControlPlane", Default: false, Stage: Alpha},
 		},
-		KubeProxyDefaultMode:          "iptables",
-		APIServerKubeletClientBinding: true,
-		V1beta3:                       "removed",
+		KubeProxyDefaultMode: "iptables",
+		ControllerServiceAccounts: []string{
+			"attachdetach-controller",
+			"bootstrap-signer",
+			"certificate-controller",
+			"clusterrole-aggregation-controller",
+			"cronjob-controller",
+			"daemon-set-controller",
+			"deployment-controller",
+			"device-taint-eviction-controller",
+			"disruption-controller",
+			"endpoint-controller",
+			"endpointslice-controller",
+			"endpointslicemirroring-controller",
+			"ephemeral-volume-controller",
+			"expand-controller",
+			"generic-garbage-collector",
+			"horizontal-pod-autoscaler",
+			"job-controller",
+			"kube-apiserver-serving-clustertrustbundle-publisher",
+			"legacy-service-account-token-cleaner",
+			"namespace-controller",
+			"node-controller",
+			"persistent-volume-binder",
+			"pod-garbage-collector",
+			"podcertificaterequestcleaner",
+			"pv-protection-controller",
+			"pvc-protection-controller",
+			"replicaset-controller",
+			"replication-controller",
+			"resource-claim-controller",
+			"resourcequota-controller",
+			"root-ca-cert-publisher",
+			"service-account-controller",
+			"service-cidrs-controller",
+			"statefulset-controller",
+			"storage-version-migrator-controller",
+			"token-cleaner",
+			"ttl-after-finished-controller",
+			"ttl-controller",
+			"validatingadmissionpolicy-status-controller",
+			"volumeattributesclass-protection-controller",
+		},
+		V1beta3: "removed",
 	},
 	{
 		Minor:                  36,
@@ -104,8 +165,46 @@ var releases = []*Release{
 			{Name: "PublicKeysECDSA", Default: false, Stage: Deprecated},
 			{Name: "RootlessControlPlane", Default: false, Stage: Alpha},
 		},
-		APIServerKubeletClientBinding: true,
-		V1beta3:                       "deprecated",
+		ControllerServiceAccounts: []string{
+			"attachdetach-controller",
+			"bootstrap-signer",
+			"certificate-controller",
+			"clusterrole-aggregation-controller",
+			"cronjob-controller",
+			"daemon-set-controller",
+			"deployment-controller",
+			"device-taint-eviction-controller",
+			"disruption-controller",
+			"endpoint-controller",
+			"endpointslice-controller",
+			"endpointslicemirroring-controller",
+			"ephemeral-volume-controller",
+			"expand-controller",
+			"generic-garbage-collector",
+			"horizontal-pod-autoscaler",
+			"job-controller",
+			"legacy-service-account-token-cleaner",
+			"namespace-controller",
+			"node-controller",
+			"persistent-volume-binder",
+			"pod-garbage-collector",
+			"pv-protection-controller",
+			"pvc-protection-controller",
+			"replicaset-controller",
+			"replication-controller",
+			"resource-claim-controller",
+			"resourcequota-controller",
+			"root-ca-cert-publisher",
+			"service-account-controller",
+			"service-cidrs-controller",
+			"statefulset-controller",
+			"token-cleaner",
+			"ttl-after-finished-controller",
+			"ttl-controller",
+			"validatingadmissionpolicy-status-controller",
+			"volumeattributesclass-protection-controller",
+		},
+		V1beta3: "deprecated",
 	},
 }
 
@@ -127,7 +226,7 @@ type UnsupportedError struct{ Version string }
 func (e *UnsupportedError) Error() string {
 	oldest, newest := Oldest(), Default()
 	v, err := version.ParseGeneric(e.Version)
-	if err == nil && v.Minor() < uint(oldest.Minor) {
+	if err == nil && v.Major() == 1 && v.Minor() < uint(oldest.Minor) {
 		// kubeadm's own message for a control plane below its floor.
 		return fmt.Sprintf("this version of kubeboot only supports deploying clusters with the control plane version >= v1.%d.0. Current version: %s",
 			oldest.Minor, e.Version)

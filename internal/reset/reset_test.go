@@ -190,7 +190,7 @@ spec:
     - --listen-client-urls=https://127.0.0.1:2379,https://10.77.0.10:2379
     - --name=` + name + `
     - --trusted-ca-file=/etc/kubernetes/pki/etcd/ca.crt
-    image: registry.k8s.io/etcd:3.6.5-0
+    image: registry.k8s.io/etcd:3.7.0-0
     name: etcd
     volumeMounts:
     - mountPath: ` + dataDir + `

@@ -9,7 +9,7 @@ import (
 	"kubeboot.dev/kubeboot/internal/testutil/golden"
 )
 
-// The expected text is kubeadm v1.34's own (cmd/kubeadm/app/cmd/token_test.go, TestTokenOutput "text output").
+// The expected text is kubeadm's own (cmd/kubeadm/app/cmd/token_test.go, TestTokenOutput "text output").
 func TestFormatListMatchesKubeadm(t *testing.T) {
 	tokens := []Info{{
 		Token:       Token{ID: "abcdef", Secret: "1234567890123456"},

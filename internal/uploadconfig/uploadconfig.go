@@ -20,7 +20,7 @@ import (
 	"kubeboot.dev/kubeboot/internal/config"
 )
 
-// Names and keys kubeadm v1.34 uses; join, upgrade and kubeadm itself read exactly these.
+// Names and keys kubeadm uses; join, upgrade and kubeadm itself read exactly these.
 const (
 	KubeadmConfigMap    = "kubeadm-config"
 	KubeadmConfigKey    = "ClusterConfiguration"

@@ -26,7 +26,7 @@ func clusterConfig() config.ClusterConfiguration {
 	return config.ClusterConfiguration{
 		Etcd:                        config.Etcd{Local: &config.LocalEtcd{DataDir: "/var/lib/etcd"}},
 		Networking:                  config.Networking{ServiceSubnet: "10.96.0.0/12", PodSubnet: "10.244.0.0/16", DNSDomain: "cluster.local"},
-		KubernetesVersion:           "v1.34.4",
+		KubernetesVersion:           "v1.37.2",
 		ControlPlaneEndpoint:        "10.0.0.10:6443",
 		APIServer:                   config.APIServer{CertSANs: []string{"cp.example"}},
 		CertificatesDir:             "/etc/kubernetes/pki",
@@ -160,7 +160,7 @@ func TestUploadReplacesStoredConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(cm.Data["ClusterConfiguration"], "kubernetesVersion: v1.34.4") {
+	if !strings.Contains(cm.Data["ClusterConfiguration"], "kubernetesVersion: v1.37.2") {
 		t.Errorf("stored config not replaced: %s", cm.Data["ClusterConfiguration"])
 	}
 }

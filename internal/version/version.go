@@ -1,7 +1,7 @@
 // Package version says which kubeboot this is and which Kubernetes release it bootstraps by default.
 package version
 
-import "kubeboot.dev/kubeboot/internal/config"
+import "kubeboot.dev/kubeboot/internal/release"
 
 // Version is kubeboot's own version; release builds set it with -ldflags "-X kubeboot.dev/kubeboot/internal/version.Version=...".
 var Version = "v0.1.0-dev"
@@ -18,8 +18,8 @@ type Info struct {
 func Get() Info {
 	return Info{
 		Version:           Version,
-		KubernetesVersion: config.DefaultKubernetesVersion,
-		EtcdVersion:       config.DefaultEtcdVersion,
-		CoreDNSVersion:    config.DefaultCoreDNSVersion,
+		KubernetesVersion: release.Default().Version,
+		EtcdVersion:       release.Default().EtcdVersion,
+		CoreDNSVersion:    release.Default().CoreDNSVersion,
 	}
 }

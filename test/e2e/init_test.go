@@ -17,6 +17,8 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+
+	"kubeboot.dev/kubeboot/internal/release"
 )
 
 const (
@@ -190,7 +192,7 @@ func TestKubebootInit(t *testing.T) {
 			t.Fatal(err)
 		}
 		out, err := inNode(ctx, cp1, kubeboot, "init", "--config", badFile)
-		if err == nil || !strings.Contains(out, "[ERROR ImagePull]: image registry.invalid.example/kube-apiserver:v1.34.4 is not present") {
+		if err == nil || !strings.Contains(out, "[ERROR ImagePull]: image registry.invalid.example/kube-apiserver:"+release.DefaultVersion()+" is not present") {
 			t.Fatalf("init with a missing image: %v\n%s", err, out)
 		}
 		if files := nodeFiles(t); files != afterReset {

@@ -23,6 +23,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	"kubeboot.dev/kubeboot/internal/controlleraccounts"
+	"kubeboot.dev/kubeboot/internal/release"
 )
 
 const stateDir = "/var/lib/kubeboot-lab"
@@ -190,15 +191,15 @@ spec:
 		t.Errorf("nslookup did not resolve kubernetes.default to 10.96.0.1 through CoreDNS at 10.96.0.10:\n%s", s)
 	}
 	for _, name := range []string{"by name", "by service IP"} {
-		if !strings.Contains(sections[name], `"gitVersion": "v1.34.4"`) {
-			t.Errorf("GET /version %s: no gitVersion v1.34.4 in:\n%s", name, sections[name])
+		if !strings.Contains(sections[name], `"gitVersion": "`+release.DefaultVersion()+`"`) {
+			t.Errorf("GET /version %s: no gitVersion %s in:\n%s", name, release.DefaultVersion(), sections[name])
 		}
 	}
 }
 
 // checkControllerAccounts compares kube-system's ServiceAccounts, other than the addons' and "default", with
-// controlleraccounts.Names. Call it once a worker has joined: the CSR signer runs, so every controller has started
-// and has its account.
+// the release table's ControllerServiceAccounts for the lab's Kubernetes version. Call it once a worker has joined:
+// the CSR signer runs, so every controller has started and has its account.
 func checkControllerAccounts(t *testing.T) {
 	var list corev1.ServiceAccountList
 	kubectlJSON(t, &list, "-n", controlleraccounts.Namespace, "get", "serviceaccounts", "-o", "json")
@@ -211,8 +212,8 @@ func checkControllerAccounts(t *testing.T) {
 		}
 	}
 	slices.Sort(got)
-	if !slices.Equal(got, controlleraccounts.Names) {
-		t.Errorf("controller accounts in kube-system:\n%v\nkubeboot's list (internal/controlleraccounts.Names):\n%v", got, controlleraccounts.Names)
+	if want := release.Default().ControllerServiceAccounts; !slices.Equal(got, want) {
+		t.Errorf("controller accounts in kube-system:\n%v\nkubeboot's list (internal/release, ControllerServiceAccounts of %s):\n%v", got, release.DefaultVersion(), want)
 	}
 }
 

@@ -1,5 +1,5 @@
 #!/bin/sh
-# Regenerates what upstream kubeadm v1.34.4 writes to /var/lib/kubelet for each */kubeadm.yaml here
+# Regenerates what upstream kubeadm (the release of the cases' kubernetesVersion, v1.37.2 today) writes to /var/lib/kubelet for each */kubeadm.yaml here
 # (`kubeadm init phase kubelet-start`). kubeadm runs in private mount and UTS namespaces: /var and /etc are
 # overlays whose upper layers are temporary directories, the hostname is kb-ref-host, and PATH is empty so
 # kubeadm finds no init system and restarts nothing. The machine's files and services are never touched.

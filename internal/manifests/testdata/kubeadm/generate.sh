@@ -1,5 +1,5 @@
 #!/bin/sh
-# Regenerates the reference manifests rendered by upstream kubeadm v1.34.4 for each */kubeadm.yaml here.
+# Regenerates the reference manifests rendered by upstream kubeadm (the release of the cases' kubernetesVersion, v1.37.2 today) for each */kubeadm.yaml here.
 # kubeadm writes /etc/kubernetes/manifests and creates etcd's data directory, so it runs in a private mount
 # namespace with /etc and /var under overlays whose upper layers are temporary directories: the machine's files
 # are never touched. Every dataDir in the configurations must therefore lie under /var.
