@@ -54,11 +54,11 @@ func TestHostsAndResolvConf(t *testing.T) {
 }
 
 func TestContainerdConfig(t *testing.T) {
-	conf := string(ContainerdConfig())
+	conf := string(ContainerdConfig("registry.k8s.io/pause:3.10.2"))
 	// Each of these was needed on the lab machine (LAB-FACTS §3).
 	for _, want := range []string{
 		`restrict_oom_score_adj = true`,
-		`sandbox_image = "registry.k8s.io/pause:3.10.1"`,
+		`sandbox_image = "registry.k8s.io/pause:3.10.2"`,
 		`SystemdCgroup = false`,
 		`bin_dir = "/usr/lib/cni"`,
 		`address = "/run/containerd/containerd.sock"`,
