@@ -17,15 +17,21 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+
+	"kubeboot.dev/kubeboot/internal/release"
 )
 
 const (
-	cp1       = "kblab-cp1"
-	cp1IP     = "10.77.0.11"
-	binDir    = stateDir + "/bin"
-	kubeboot  = binDir + "/kubeboot"
-	kubeadm   = binDir + "/kubeadm"
-	kubectlIn = binDir + "/kubectl"
+	cp1   = "kblab-cp1"
+	cp1IP = "10.77.0.11"
+)
+
+// The binaries of the release the lab runs by default (the tests bring labs up without --kubernetes-version).
+var (
+	binDir    = filepath.Join(stateDir, "bin", release.DefaultVersion())
+	kubeboot  = filepath.Join(binDir, "kubeboot")
+	kubeadm   = filepath.Join(binDir, "kubeadm")
+	kubectlIn = filepath.Join(binDir, "kubectl")
 )
 
 // nodeDir is a node's directory; the lab makes it visible at the same path inside the node.
@@ -190,7 +196,7 @@ func TestKubebootInit(t *testing.T) {
 			t.Fatal(err)
 		}
 		out, err := inNode(ctx, cp1, kubeboot, "init", "--config", badFile)
-		if err == nil || !strings.Contains(out, "[ERROR ImagePull]: image registry.invalid.example/kube-apiserver:v1.34.4 is not present") {
+		if err == nil || !strings.Contains(out, "[ERROR ImagePull]: image registry.invalid.example/kube-apiserver:"+release.DefaultVersion()+" is not present") {
 			t.Fatalf("init with a missing image: %v\n%s", err, out)
 		}
 		if files := nodeFiles(t); files != afterReset {

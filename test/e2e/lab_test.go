@@ -23,6 +23,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	"kubeboot.dev/kubeboot/internal/controlleraccounts"
+	"kubeboot.dev/kubeboot/internal/release"
 )
 
 const stateDir = "/var/lib/kubeboot-lab"
@@ -190,8 +191,8 @@ spec:
 		t.Errorf("nslookup did not resolve kubernetes.default to 10.96.0.1 through CoreDNS at 10.96.0.10:\n%s", s)
 	}
 	for _, name := range []string{"by name", "by service IP"} {
-		if !strings.Contains(sections[name], `"gitVersion": "v1.34.4"`) {
-			t.Errorf("GET /version %s: no gitVersion v1.34.4 in:\n%s", name, sections[name])
+		if want := `"gitVersion": "` + release.DefaultVersion() + `"`; !strings.Contains(sections[name], want) {
+			t.Errorf("GET /version %s: no %s in:\n%s", name, want, sections[name])
 		}
 	}
 }
