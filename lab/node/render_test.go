@@ -63,10 +63,16 @@ func TestContainerdConfig(t *testing.T) {
 		`bin_dir = "/usr/lib/cni"`,
 		`address = "/run/containerd/containerd.sock"`,
 		`path = "/var/lib/containerd/opt"`,
+		// NRI's socket is a machine-wide path the nodes would share.
+		"[plugins.\"io.containerd.nri.v1.nri\"]\n  disable = true\n",
 	} {
 		if !strings.Contains(conf, want) {
 			t.Errorf("containerd config lacks %q", want)
 		}
+	}
+	want := "runtime-endpoint: unix:///run/containerd/containerd.sock\nimage-endpoint: unix:///run/containerd/containerd.sock\n"
+	if got := string(CrictlConfig()); got != want {
+		t.Errorf("crictl.yaml %q, want %q", got, want)
 	}
 }
 
