@@ -12,7 +12,8 @@ build:
 lab:
 	$(GO) build -o $(LAB) ./lab/cmd/lab
 
-# Builds the upstream components and the image bundle (cached; cold: 12-15 minutes).
+# Builds the upstream components and the image bundle of the default release (cached; cold: 12-15 minutes);
+# go run ./lab/cmd/labbuild -version v1.36.3 builds another release next to it.
 lab-build:
 	$(GO) run ./lab/cmd/labbuild
 
@@ -34,7 +35,7 @@ test: lab-build unit e2e
 unit:
 	$(GO) vet ./...
 	$(GO) vet -tags e2e ./test/e2e
-	KUBEBOOT_TEST_ETCD=/var/lib/kubeboot-lab/bin/etcd $(GO) test -race -count=1 ./...
+	KUBEBOOT_TEST_ETCD=$$($(GO) run ./lab/cmd/labbuild -print-bin-dir)/etcd $(GO) test -race -count=1 ./...
 
 # -count=1: a run that brings up a real cluster must never be answered from the test cache.
 e2e:

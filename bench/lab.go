@@ -53,6 +53,9 @@ const (
 	endpoint = cpIP + ":6443"
 )
 
+// labBinDir holds the binaries of the release the lab runs by default (`lab up` without --kubernetes-version).
+var labBinDir = filepath.Join(labState, "bin", release.DefaultVersion())
+
 // labBench compares kubeboot with upstream kubeadm on the same lab nodes, alternating the tools run by run.
 type labBench struct {
 	lab  string // the lab binary
@@ -73,7 +76,7 @@ func benchLab(ctx context.Context, args []string) error {
 	}
 	defer os.RemoveAll(work)
 	b := &labBench{lab: filepath.Join(work, "lab"), out: os.Stdout, tool: map[string]string{
-		"kubeboot": labState + "/bin/kubeboot", "kubeadm": labState + "/bin/kubeadm"}}
+		"kubeboot": filepath.Join(labBinDir, "kubeboot"), "kubeadm": filepath.Join(labBinDir, "kubeadm")}}
 	if out, err := exec.CommandContext(ctx, "go", "build", "-o", b.lab, "./lab/cmd/lab").CombinedOutput(); err != nil {
 		return fmt.Errorf("build the lab: %v\n%s", err, out)
 	}
@@ -223,7 +226,7 @@ func benchLab(ctx context.Context, args []string) error {
 		}
 	}
 
-	fmt.Fprintf(b.out, "\nkubeboot vs upstream kubeadm "+release.DefaultVersion()+", lab nodes %s + %s (+ %s for row 3), %d runs each, alternating; median [min-max]\n", cpNode, wNode, cp2Node, *n)
+	fmt.Fprintf(b.out, "\nkubeboot vs upstream kubeadm %s, lab nodes %s + %s (+ %s for row 3), %d runs each, alternating; median [min-max]\n", release.DefaultVersion(), cpNode, wNode, cp2Node, *n)
 	fmt.Fprintf(b.out, "%-42s %-24s %-24s %s\n", "metric", "kubeboot", "kubeadm", "kubeboot/kubeadm")
 	var metrics []string
 	for k := range samples {
@@ -426,7 +429,7 @@ func (b *labBench) floor(ctx context.Context) (time.Duration, error) {
 	// Its own port, and no claim on the kubernetes Service's endpoints, so the running cluster is untouched.
 	flags = append(flags, "--secure-port=16443", "--endpoint-reconciler-type=none")
 	script := fmt.Sprintf(`start=$(date +%%s%%N)
-%s/bin/kube-apiserver %s >/tmp/kubeboot-floor.log 2>&1 &
+%s/kube-apiserver %s >/tmp/kubeboot-floor.log 2>&1 &
 pid=$!
 i=0
 until [ "$(curl -sk -o /dev/null -w '%%{http_code}' https://127.0.0.1:16443/readyz)" = 200 ]; do
@@ -435,7 +438,7 @@ until [ "$(curl -sk -o /dev/null -w '%%{http_code}' https://127.0.0.1:16443/read
 done
 end=$(date +%%s%%N)
 kill $pid; wait $pid
-echo $(( (end-start)/1000 ))`, labState, strings.Join(flags, " "))
+echo $(( (end-start)/1000 ))`, labBinDir, strings.Join(flags, " "))
 	out, err := b.inNode(ctx, cpNode, "sh", "-c", script)
 	if err != nil {
 		return 0, fmt.Errorf("floor: %v\n%s", err, out)
@@ -580,6 +583,7 @@ nodeRegistration:
   name: %s
   criSocket: unix:///run/containerd/containerd.sock
   imagePullPolicy: Never
+  ignorePreflightErrors: [SystemVerification] # the lab machines run cgroup v1
   kubeletExtraArgs: [{name: node-ip, value: %s}]
 patches: {directory: %s}
 `, endpoint, tok, hash, wNode, wIP, filepath.Join(labState, "nodes", wNode, "patches"))

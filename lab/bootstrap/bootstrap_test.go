@@ -49,7 +49,7 @@ func golden(t *testing.T, name string, got []byte) {
 
 var (
 	testCluster = Cluster{
-		KubernetesVersion: "v1.34.4",
+		KubernetesVersion: "v1.37.2",
 		PodSubnet:         "10.244.0.0/16",
 		ServiceSubnet:     "10.96.0.0/12",
 		Token:             "abcdef.0123456789abcdef",

@@ -10,10 +10,14 @@ import (
 	"kubeboot.dev/kubeboot/lab/node"
 )
 
-// ignoredPreflight lists the preflight checks lab nodes must ignore, each with its reason. None is
-// needed today: kubeadm v1.34.4's preflight passes on lab nodes with two warnings (cgroup v1 in
-// maintenance mode; no systemd kubelet service, the lab supervises the kubelet itself).
-var ignoredPreflight = []struct{ Check, Reason string }{}
+// ignoredPreflight lists the preflight checks lab nodes must ignore, each with its reason. kubeadm's
+// preflight otherwise passes on lab nodes, warning that there is no systemd kubelet service (the lab
+// supervises the kubelet itself).
+var ignoredPreflight = []struct{ Check, Reason string }{
+	// The lab machines run cgroup v1; kubeadm from v1.35 on makes that an error (the kubelet runs on it with
+	// failCgroupV1: false, see kubeletConfiguration).
+	{Check: "SystemVerification", Reason: "cgroup v1"},
+}
 
 func ignoredChecks() []string {
 	var out []string
@@ -107,12 +111,14 @@ type joinConfiguration struct {
 }
 
 // kubeletConfiguration holds what every lab kubelet needs: no systemd, so the cgroupfs driver; the
-// machine may have swap. Its cgroupRoot differs per node and so comes from the node's patch.
+// machine may have swap; the machine runs cgroup v1, which kubelets from v1.35 on refuse unless
+// failCgroupV1 is false. Its cgroupRoot differs per node and so comes from the node's patch.
 var kubeletConfiguration = map[string]any{
 	"apiVersion":   "kubelet.config.k8s.io/v1beta1",
 	"kind":         "KubeletConfiguration",
 	"cgroupDriver": "cgroupfs",
 	"failSwapOn":   false,
+	"failCgroupV1": false,
 }
 
 // kubeProxyConfiguration: nf_conntrack_max is a machine-wide sysctl a namespace node may not set,

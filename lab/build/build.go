@@ -1,7 +1,9 @@
-// Package build produces what the lab's nodes run: the upstream Kubernetes components, etcd,
-// CoreDNS, pause and kubeboot as binaries, and the container images kubeadm v1.34 expects as
-// docker-archive tars that containerd imports without a registry. Every step is cached by a
-// stamp of its inputs, so a second Ensure with nothing changed takes seconds.
+// Package build produces what the lab's nodes run for one Kubernetes release: the upstream Kubernetes components,
+// etcd, CoreDNS, pause, containerd, crictl and kubeboot as binaries, and the container images kubeadm of that release
+// expects as docker-archive tars that containerd imports without a registry. The versions come from kubeboot's
+// release table (internal/release). Each release has its own bin, images and stamps directories, so several releases
+// stay built side by side; they share the Go build cache. Every step is cached by a stamp of its inputs, so a second
+// Ensure with nothing changed takes seconds.
 package build
 
 import (
@@ -13,20 +15,20 @@ import (
 	"path/filepath"
 	"syscall"
 	"time"
+
+	"kubeboot.dev/kubeboot/internal/release"
 )
 
-const (
-	// DefaultStateDir holds bin/, images/, stamps/ and generated work modules.
-	DefaultStateDir = "/var/lib/kubeboot-lab"
-	// DefaultKubernetesVersion is the version lab/components/k8s/go.mod pins.
-	DefaultKubernetesVersion = "v1.34.4"
-)
+// DefaultStateDir holds bin/VERSION, images/VERSION, stamps/VERSION and generated work modules.
+const DefaultStateDir = "/var/lib/kubeboot-lab"
 
 // Options configures Ensure. Zero values take the defaults.
 type Options struct {
-	StateDir          string // default DefaultStateDir; binaries in StateDir/bin, images in StateDir/images
-	RepoRoot          string // the kubeboot checkout (holds lab/components and cmd/kubeboot); required
-	KubernetesVersion string // default DefaultKubernetesVersion; drives the module version, replaces and ldflags
+	StateDir string // default DefaultStateDir
+	RepoRoot string // the kubeboot checkout (holds lab/components and cmd/kubeboot); required
+	// KubernetesVersion is the release to build, default release.DefaultVersion(). Its minor picks the etcd, CoreDNS
+	// and pause versions from the release table.
+	KubernetesVersion string
 	Log               io.Writer
 }
 
@@ -35,9 +37,16 @@ type Image struct{ Ref, Tar string }
 
 // Bundle is what Ensure produced.
 type Bundle struct {
-	BinDir string
-	Images []Image
+	Version string // the Kubernetes version
+	BinDir  string
+	Images  []Image
 }
+
+// BinDir is where Ensure puts the binaries of a Kubernetes version: StateDir/bin/VERSION.
+func BinDir(stateDir, version string) string { return filepath.Join(stateDir, "bin", version) }
+
+// ImageDir is where Ensure puts the image tars of a Kubernetes version.
+func ImageDir(stateDir, version string) string { return filepath.Join(stateDir, "images", version) }
 
 // Ensure builds every binary and image the lab needs, reusing what is current.
 func Ensure(ctx context.Context, o Options) (*Bundle, error) {
@@ -45,7 +54,7 @@ func Ensure(ctx context.Context, o Options) (*Bundle, error) {
 		o.StateDir = DefaultStateDir
 	}
 	if o.KubernetesVersion == "" {
-		o.KubernetesVersion = DefaultKubernetesVersion
+		o.KubernetesVersion = release.DefaultVersion()
 	}
 	if o.Log == nil {
 		o.Log = io.Discard
@@ -65,6 +74,10 @@ func Ensure(ctx context.Context, o Options) (*Bundle, error) {
 	if err != nil {
 		return nil, fmt.Errorf("lab build: %w", err)
 	}
+	rel, err := release.For(o.KubernetesVersion)
+	if err != nil {
+		return nil, fmt.Errorf("lab build: %w", err)
+	}
 	components := filepath.Join(o.RepoRoot, "lab", "components")
 	if _, err := os.Stat(filepath.Join(components, "k8s", "go.mod")); err != nil {
 		return nil, fmt.Errorf("lab build: %w (is Options.RepoRoot %q the kubeboot checkout?)", err, o.RepoRoot)
@@ -72,9 +85,9 @@ func Ensure(ctx context.Context, o Options) (*Bundle, error) {
 	log := &progress{w: o.Log}
 	start := time.Now()
 
-	binDir := filepath.Join(o.StateDir, "bin")
-	imageDir := filepath.Join(o.StateDir, "images")
-	stampDir := filepath.Join(o.StateDir, "stamps")
+	binDir := BinDir(o.StateDir, o.KubernetesVersion)
+	imageDir := ImageDir(o.StateDir, o.KubernetesVersion)
+	stampDir := filepath.Join(o.StateDir, "stamps", o.KubernetesVersion)
 	for _, d := range []string{binDir, imageDir, stampDir} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return nil, fmt.Errorf("lab build: %w", err)
@@ -94,19 +107,9 @@ func Ensure(ctx context.Context, o Options) (*Bundle, error) {
 		return nil, fmt.Errorf("lab build: %w", err)
 	}
 
-	k8sDir, err := k8sModuleDir(ctx, g, filepath.Join(components, "k8s"), filepath.Join(o.StateDir, "work"), o.KubernetesVersion, log)
+	groups, err := componentBuilds(ctx, g, components, filepath.Join(o.StateDir, "work"), o.KubernetesVersion, rel, ldflags, log)
 	if err != nil {
 		return nil, fmt.Errorf("lab build: %w", err)
-	}
-	k8sBins, err := mainDirs(k8sDir)
-	if err != nil {
-		return nil, fmt.Errorf("lab build: %w", err)
-	}
-	groups := []goBuild{
-		{name: "k8s", dir: k8sDir, pkg: "./cmd/...", outputs: k8sBins, ldflags: ldflags},
-		{name: "etcd", dir: filepath.Join(components, "etcd"), pkg: ".", outputs: []string{"etcd"}, ldflags: "-s -w", static: true},
-		{name: "coredns", dir: filepath.Join(components, "coredns"), pkg: ".", outputs: []string{"coredns"}, ldflags: "-s -w", static: true},
-		{name: "pause", dir: filepath.Join(components, "pause"), pkg: ".", outputs: []string{"pause"}, ldflags: "-s -w", static: true},
 	}
 	for _, b := range groups {
 		if err := b.ensure(ctx, g, binDir, stampDir, log); err != nil {
@@ -121,7 +124,7 @@ func Ensure(ctx context.Context, o Options) (*Bundle, error) {
 	if err != nil {
 		return nil, fmt.Errorf("lab build: %w", err)
 	}
-	specs, err := imageSpecs(ctx, binDir, o.KubernetesVersion, tools)
+	specs, err := imageSpecs(ctx, binDir, o.KubernetesVersion, rel, tools)
 	if err != nil {
 		return nil, fmt.Errorf("lab build: %w", err)
 	}
@@ -130,7 +133,76 @@ func Ensure(ctx context.Context, o Options) (*Bundle, error) {
 		return nil, fmt.Errorf("lab build: %w", err)
 	}
 	log.step("total", start, "done")
-	return &Bundle{BinDir: binDir, Images: images}, nil
+	return &Bundle{Version: o.KubernetesVersion, BinDir: binDir, Images: images}, nil
+}
+
+// componentBuilds lists the go builds of a release, generating the component modules of versions other than the
+// checked-in ones. containerd and crictl do not depend on the release: the checked-in modules pin them.
+func componentBuilds(ctx context.Context, g *goTool, components, workRoot, version string, rel *release.Release, k8sLDFlags string, log *progress) ([]goBuild, error) {
+	modules := []componentModule{
+		{name: "k8s", upstream: "k8s.io/kubernetes", version: version, goMod: k8sGoMod(version)},
+		{name: "etcd", upstream: "go.etcd.io/etcd/server/v3", version: rel.EtcdServerVersion()},
+		{name: "coredns", upstream: "github.com/coredns/coredns", version: rel.CoreDNSVersion},
+	}
+	dirs := map[string]string{}
+	for _, m := range modules {
+		if m.goMod == nil {
+			m.goMod = m.requireOnly
+		}
+		dir, err := m.dir(ctx, g, components, workRoot, log)
+		if err != nil {
+			return nil, err
+		}
+		dirs[m.name] = dir
+	}
+	k8sBins, err := mainDirs(dirs["k8s"])
+	if err != nil {
+		return nil, err
+	}
+	containerd := filepath.Join(components, "containerd")
+	containerdVersion, err := moduleRequirement(containerd, containerdModule)
+	if err != nil {
+		return nil, err
+	}
+	crictl := filepath.Join(components, "crictl")
+	crictlVersion, err := moduleRequirement(crictl, crictlModule)
+	if err != nil {
+		return nil, err
+	}
+	return []goBuild{
+		{name: "k8s", dir: dirs["k8s"], pkgs: []string{"./cmd/..."}, outputs: k8sBins, ldflags: k8sLDFlags},
+		{name: "etcd", dir: dirs["etcd"], pkgs: []string{"."}, outputs: []string{"etcd"}, ldflags: "-s -w", static: true},
+		{name: "coredns", dir: dirs["coredns"], pkgs: []string{"."}, outputs: []string{"coredns"}, ldflags: "-s -w", static: true},
+		// kubeadm's upgrade health check runs `pause -v` and waits for it to exit; the version printed is the tag's.
+		{name: "pause", dir: filepath.Join(components, "pause"), pkgs: []string{"."}, outputs: []string{"pause"},
+			ldflags: "-s -w -X main.version=" + rel.PauseVersion, static: true},
+		// LAB-FACTS §7: static, without btrfs support (no btrfs headers needed, and the nodes use overlayfs).
+		{name: "containerd", dir: containerd, pkgs: []string{
+			containerdModule + "/cmd/containerd", containerdModule + "/cmd/containerd-shim-runc-v2", containerdModule + "/cmd/ctr",
+		}, outputs: []string{"containerd", "containerd-shim-runc-v2", "ctr"},
+			ldflags: "-s -w -X " + containerdModule + "/version.Version=" + containerdVersion, static: true, tags: "no_btrfs"},
+		{name: "crictl", dir: crictl, pkgs: []string{crictlModule + "/cmd/crictl"}, outputs: []string{"crictl"},
+			ldflags: "-s -w -X " + crictlModule + "/pkg/version.Version=" + crictlVersion, static: true},
+	}, nil
+}
+
+// The upstream modules of the release-independent components.
+const (
+	containerdModule = "github.com/containerd/containerd/v2"
+	crictlModule     = "sigs.k8s.io/cri-tools"
+)
+
+// moduleRequirement returns the version the go.mod in dir requires of module.
+func moduleRequirement(dir, module string) (string, error) {
+	goMod, err := os.ReadFile(filepath.Join(dir, "go.mod"))
+	if err != nil {
+		return "", fmt.Errorf("read the components module: %w", err)
+	}
+	v := requiredVersion(goMod, module)
+	if v == "" {
+		return "", fmt.Errorf("%s requires no %s", filepath.Join(dir, "go.mod"), module)
+	}
+	return v, nil
 }
 
 // buildKubeboot always runs go build: the Go build cache makes an unchanged tree cost about a

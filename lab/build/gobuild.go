@@ -74,16 +74,18 @@ func lastLines(s string, n int) string {
 type goBuild struct {
 	name    string   // stamp and log name
 	dir     string   // module directory
-	pkg     string   // package pattern, "." or "./cmd/..."
+	pkgs    []string // package patterns: ".", "./cmd/..." or upstream main packages the module lists as tools
 	outputs []string // binary names written into the bin dir
 	ldflags string
-	static  bool // CGO_ENABLED=0
+	static  bool   // CGO_ENABLED=0
+	tags    string // -tags, comma-separated
 }
 
 func (b goBuild) stamp(g *goTool) (string, error) {
 	s := newStamper("go-build")
 	s.addString("name", b.name)
-	s.addString("pkg", b.pkg)
+	s.addString("pkg", strings.Join(b.pkgs, " "))
+	s.addString("tags", b.tags)
 	s.addString("outputs", strings.Join(b.outputs, ","))
 	s.addString("ldflags", b.ldflags)
 	s.addString("static", fmt.Sprint(b.static))
@@ -137,7 +139,12 @@ func (b goBuild) ensure(ctx context.Context, g *goTool, binDir, stampDir string,
 	if b.static {
 		env = append(env, "CGO_ENABLED=0")
 	}
-	if _, err := g.run(ctx, b.dir, env, "build", "-trimpath", "-buildvcs=false", "-ldflags", b.ldflags, "-o", out, b.pkg); err != nil {
+	args := []string{"build", "-trimpath", "-buildvcs=false", "-ldflags", b.ldflags}
+	if b.tags != "" {
+		args = append(args, "-tags", b.tags)
+	}
+	args = append(append(args, "-o", out), b.pkgs...)
+	if _, err := g.run(ctx, b.dir, env, args...); err != nil {
 		return fmt.Errorf("build %s: %w", b.name, err)
 	}
 	for _, o := range outputs {

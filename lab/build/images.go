@@ -10,16 +10,22 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"kubeboot.dev/kubeboot/internal/release"
 )
 
-// Tags kubeadm v1.34 asks for besides the Kubernetes version itself (its constants
-// DefaultEtcdVersion, CoreDNSVersion and PauseVersion).
-const (
-	etcdImage    = "registry.k8s.io/etcd:3.6.5-0"
-	corednsImage = "registry.k8s.io/coredns/coredns:v1.12.1"
-	pauseImage   = "registry.k8s.io/pause:3.10.1"
-	busyboxImage = "kubeboot.lab/busybox:1"
-)
+// busyboxImage is the lab's own image for test Pods.
+const busyboxImage = "kubeboot.lab/busybox:1"
+
+// Images kubeadm of a release asks for besides the kube-* ones, tagged as the release table says (kubeadm's
+// constants DefaultEtcdVersion, CoreDNSVersion and PauseVersion).
+func etcdImage(r *release.Release) string { return "registry.k8s.io/etcd:" + r.EtcdVersion }
+func corednsImage(r *release.Release) string {
+	return "registry.k8s.io/coredns/coredns:" + r.CoreDNSVersion
+}
+
+// PauseImage is the sandbox image of a release; the nodes' containerd must use the same.
+func PauseImage(r *release.Release) string { return "registry.k8s.io/pause:" + r.PauseVersion }
 
 // kubeImages are the Kubernetes components that run from images (the kubelet runs on the node).
 var kubeImages = []string{"kube-apiserver", "kube-controller-manager", "kube-scheduler", "kube-proxy"}
@@ -111,7 +117,7 @@ func baseLayer() (*layer, error) {
 }
 
 // imageSpecs describes every lab image. kube-* images take the Kubernetes version as their tag.
-func imageSpecs(ctx context.Context, binDir, version string, tools hostTools) ([]imageSpec, error) {
+func imageSpecs(ctx context.Context, binDir, version string, rel *release.Release, tools hostTools) ([]imageSpec, error) {
 	var specs []imageSpec
 	bin := func(name string) string { return filepath.Join(binDir, name) }
 
@@ -147,7 +153,7 @@ func imageSpecs(ctx context.Context, binDir, version string, tools hostTools) ([
 	}
 	// Like upstream's etcd image: no Entrypoint, so kubeadm's `command: [etcd, ...]` and
 	// `etcd --version` both run as written.
-	specs = append(specs, imageSpec{Ref: etcdImage, Layers: []*layer{etcd}, Env: []string{defaultPath}, Cmd: []string{"/usr/local/bin/etcd"}})
+	specs = append(specs, imageSpec{Ref: etcdImage(rel), Layers: []*layer{etcd}, Env: []string{defaultPath}, Cmd: []string{"/usr/local/bin/etcd"}})
 
 	dns, err := baseLayer()
 	if err != nil {
@@ -157,7 +163,7 @@ func imageSpecs(ctx context.Context, binDir, version string, tools hostTools) ([
 		return nil, fmt.Errorf("image coredns: %w", err)
 	}
 	// kubeadm's CoreDNS Deployment passes only args (-conf /etc/coredns/Corefile).
-	specs = append(specs, imageSpec{Ref: corednsImage, Layers: []*layer{dns}, Env: []string{defaultPath}, Entrypoint: []string{"/usr/local/bin/coredns"}})
+	specs = append(specs, imageSpec{Ref: corednsImage(rel), Layers: []*layer{dns}, Env: []string{defaultPath}, Entrypoint: []string{"/usr/local/bin/coredns"}})
 
 	pause, err := baseLayer()
 	if err != nil {
@@ -166,7 +172,7 @@ func imageSpecs(ctx context.Context, binDir, version string, tools hostTools) ([
 	if err := pause.addWithLibraries(ctx, "/pause", bin("pause")); err != nil {
 		return nil, fmt.Errorf("image pause: %w", err)
 	}
-	specs = append(specs, imageSpec{Ref: pauseImage, Layers: []*layer{pause}, Env: []string{defaultPath}, Entrypoint: []string{"/pause"}})
+	specs = append(specs, imageSpec{Ref: PauseImage(rel), Layers: []*layer{pause}, Env: []string{defaultPath}, Entrypoint: []string{"/pause"}})
 
 	bb, err := baseLayer()
 	if err != nil {

@@ -2,18 +2,13 @@ package build
 
 import (
 	"bytes"
-	"context"
-	"encoding/json"
 	"fmt"
-	"io/fs"
-	"os"
-	"path/filepath"
 	"regexp"
 	"sort"
 	"strings"
 )
 
-// versionRE accepts Kubernetes release versions such as v1.34.4 or v1.35.0-rc.1.
+// versionRE accepts Kubernetes release versions such as v1.37.2 or v1.38.0-rc.1.
 var versionRE = regexp.MustCompile(`^v1\.(\d+)\.(\d+)(-[0-9A-Za-z.-]+)?$`)
 
 // versionLDFlags sets the version the components report; without it they say v0.0.0 and
@@ -22,7 +17,7 @@ var versionRE = regexp.MustCompile(`^v1\.(\d+)\.(\d+)(-[0-9A-Za-z.-]+)?$`)
 func versionLDFlags(version string) (string, error) {
 	m := versionRE.FindStringSubmatch(version)
 	if m == nil {
-		return "", fmt.Errorf("Kubernetes version %q: want the form v1.MINOR.PATCH, e.g. v1.34.4", version)
+		return "", fmt.Errorf("Kubernetes version %q: want the form v1.MINOR.PATCH, e.g. v1.37.2", version)
 	}
 	flags := []string{"-s", "-w"}
 	for _, pkg := range []string{"k8s.io/component-base/version", "k8s.io/client-go/pkg/version"} {
@@ -36,7 +31,7 @@ func versionLDFlags(version string) (string, error) {
 }
 
 // stagingVersion is the tag the staging modules (k8s.io/api, ...) are published under for a
-// Kubernetes release: v1.34.4 -> v0.34.4.
+// Kubernetes release: v1.37.2 -> v0.37.2.
 func stagingVersion(version string) string { return "v0." + strings.TrimPrefix(version, "v1.") }
 
 // requiredVersion returns the version go.mod requires of module, or "" if it does not.
@@ -98,86 +93,4 @@ func renderK8sGoMod(version, goVersion string, staging []string) []byte {
 	}
 	b.WriteString(")\n")
 	return b.Bytes()
-}
-
-// k8sModuleDir returns the module directory to build Kubernetes version from: the checked-in
-// lab/components/k8s when it pins that version, otherwise a generated copy under workRoot, so
-// trying another version never edits the repository.
-func k8sModuleDir(ctx context.Context, g *goTool, checkedIn, workRoot, version string, log *progress) (string, error) {
-	goMod, err := os.ReadFile(filepath.Join(checkedIn, "go.mod"))
-	if err != nil {
-		return "", fmt.Errorf("read the components module: %w (is Options.RepoRoot the kubeboot checkout?)", err)
-	}
-	if requiredVersion(goMod, "k8s.io/kubernetes") == version {
-		return checkedIn, nil
-	}
-
-	if err := os.MkdirAll(workRoot, 0o755); err != nil {
-		return "", err
-	}
-	dl, err := g.run(ctx, workRoot, nil, "mod", "download", "-json", "k8s.io/kubernetes@"+version)
-	if err != nil {
-		return "", fmt.Errorf("Kubernetes %s: %w", version, err)
-	}
-	var info struct{ GoMod, Error string }
-	if err := json.Unmarshal(dl, &info); err != nil {
-		return "", fmt.Errorf("Kubernetes %s: read go mod download output: %w", version, err)
-	}
-	if info.Error != "" {
-		return "", fmt.Errorf("Kubernetes %s: %s", version, info.Error)
-	}
-	upstream, err := os.ReadFile(info.GoMod)
-	if err != nil {
-		return "", fmt.Errorf("Kubernetes %s: %w", version, err)
-	}
-	staging := stagingModules(upstream)
-	if len(staging) == 0 {
-		return "", fmt.Errorf("Kubernetes %s: no ./staging replace lines in %s", version, info.GoMod)
-	}
-
-	dir := filepath.Join(workRoot, "k8s-"+version)
-	if err := os.RemoveAll(filepath.Join(dir, "cmd")); err != nil {
-		return "", err
-	}
-	mains := newStamper("k8s-mains")
-	err = filepath.WalkDir(filepath.Join(checkedIn, "cmd"), func(p string, d fs.DirEntry, err error) error {
-		if err != nil || !d.Type().IsRegular() || !strings.HasSuffix(p, ".go") {
-			return err
-		}
-		rel, err := filepath.Rel(checkedIn, p)
-		if err != nil {
-			return err
-		}
-		data, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		mains.addString(rel, string(data))
-		if err := os.MkdirAll(filepath.Dir(filepath.Join(dir, rel)), 0o755); err != nil {
-			return err
-		}
-		return os.WriteFile(filepath.Join(dir, rel), data, 0o644)
-	})
-	if err != nil {
-		return "", fmt.Errorf("copy the component mains: %w", err)
-	}
-
-	// go.mod.gen records what the last tidy started from; tidy rewrites go.mod itself.
-	gen := append(renderK8sGoMod(version, goDirective(upstream), staging), []byte("// mains "+mains.sum()+"\n")...)
-	genFile := filepath.Join(dir, "go.mod.gen")
-	old, _ := os.ReadFile(genFile)
-	if _, err := os.Stat(filepath.Join(dir, "go.sum")); err == nil && bytes.Equal(old, gen) {
-		return dir, nil
-	}
-	log.note("build k8s: generating the components module for %s in %s (%d staging replaces)", version, dir, len(staging))
-	if err := os.WriteFile(filepath.Join(dir, "go.mod"), gen, 0o644); err != nil {
-		return "", err
-	}
-	if _, err := g.run(ctx, dir, nil, "mod", "tidy"); err != nil {
-		return "", fmt.Errorf("Kubernetes %s: %w", version, err)
-	}
-	if err := writeFileAtomic(genFile, gen, 0o644); err != nil {
-		return "", err
-	}
-	return dir, nil
 }

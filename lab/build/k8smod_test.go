@@ -6,6 +6,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"kubeboot.dev/kubeboot/internal/release"
 )
 
 func TestVersionLDFlags(t *testing.T) {
@@ -30,9 +32,9 @@ func TestVersionLDFlags(t *testing.T) {
 				" -X k8s.io/client-go/pkg/version.gitVersion=v1.35.0-rc.1 -X k8s.io/client-go/pkg/version.gitMajor=1" +
 				" -X k8s.io/client-go/pkg/version.gitMinor=35 -X k8s.io/client-go/pkg/version.gitTreeState=clean",
 		},
-		{version: "1.34.4", wantErr: `Kubernetes version "1.34.4": want the form v1.MINOR.PATCH, e.g. v1.34.4`},
-		{version: "v1.34", wantErr: `Kubernetes version "v1.34": want the form v1.MINOR.PATCH, e.g. v1.34.4`},
-		{version: "v1.34.4 -X evil=1", wantErr: `Kubernetes version "v1.34.4 -X evil=1": want the form v1.MINOR.PATCH, e.g. v1.34.4`},
+		{version: "1.34.4", wantErr: `Kubernetes version "1.34.4": want the form v1.MINOR.PATCH, e.g. v1.37.2`},
+		{version: "v1.34", wantErr: `Kubernetes version "v1.34": want the form v1.MINOR.PATCH, e.g. v1.37.2`},
+		{version: "v1.34.4 -X evil=1", wantErr: `Kubernetes version "v1.34.4 -X evil=1": want the form v1.MINOR.PATCH, e.g. v1.37.2`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.version, func(t *testing.T) {
@@ -98,27 +100,28 @@ func TestParseGoMod(t *testing.T) {
 	}
 }
 
-// TestRenderMatchesCheckedIn derives the replace block for v1.34.4 from upstream's go.mod, as
+// TestRenderMatchesCheckedIn derives the replace block for the default release from upstream's go.mod, as
 // Ensure does for other versions, and compares it with the checked-in module's.
 func TestRenderMatchesCheckedIn(t *testing.T) {
+	version := release.DefaultVersion()
 	gomodcache := os.Getenv("GOMODCACHE")
 	if gomodcache == "" {
 		gomodcache = filepath.Join(os.Getenv("HOME"), "go", "pkg", "mod")
 	}
-	upstream, err := os.ReadFile(filepath.Join(gomodcache, "cache", "download", "k8s.io", "kubernetes", "@v", "v1.34.4.mod"))
+	upstream, err := os.ReadFile(filepath.Join(gomodcache, "cache", "download", "k8s.io", "kubernetes", "@v", version+".mod"))
 	if err != nil {
-		t.Skipf("k8s.io/kubernetes v1.34.4 go.mod not in the module cache: %v", err)
+		t.Skipf("k8s.io/kubernetes %s go.mod not in the module cache: %v", version, err)
 	}
 	checkedIn, err := os.ReadFile("../components/k8s/go.mod")
 	if err != nil {
 		t.Fatal(err)
 	}
-	rendered := string(renderK8sGoMod("v1.34.4", goDirective(upstream), stagingModules(upstream)))
+	rendered := string(renderK8sGoMod(version, goDirective(upstream), stagingModules(upstream)))
 	if got, want := replaceBlock(rendered), replaceBlock(string(checkedIn)); got != want {
 		t.Errorf("rendered replace block:\n%s\nchecked-in:\n%s", got, want)
 	}
-	if requiredVersion([]byte(rendered), "k8s.io/kubernetes") != "v1.34.4" {
-		t.Errorf("rendered go.mod does not require k8s.io/kubernetes v1.34.4:\n%s", rendered)
+	if requiredVersion([]byte(rendered), "k8s.io/kubernetes") != version {
+		t.Errorf("rendered go.mod does not require k8s.io/kubernetes %s:\n%s", version, rendered)
 	}
 }
 

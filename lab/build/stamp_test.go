@@ -34,7 +34,7 @@ func TestBuildStamp(t *testing.T) {
 		t.Helper()
 		dir := t.TempDir()
 		writeModule(t, dir, baseFiles)
-		b := goBuild{name: "k8s", dir: dir, pkg: "./cmd/...", outputs: []string{"a", "b"}, ldflags: "-X v=1"}
+		b := goBuild{name: "k8s", dir: dir, pkgs: []string{"./cmd/..."}, outputs: []string{"a", "b"}, ldflags: "-X v=1"}
 		g := *tool
 		if edit != nil {
 			edit(dir, &b, &g)
@@ -69,6 +69,8 @@ func TestBuildStamp(t *testing.T) {
 		{"go version", func(_ string, _ *goBuild, g *goTool) { g.env = "go1.27.0 linux amd64 1 gcc" }, true},
 		{"cgo off", func(_ string, b *goBuild, _ *goTool) { b.static = true }, true},
 		{"outputs", func(_ string, b *goBuild, _ *goTool) { b.outputs = []string{"a"} }, true},
+		{"build tags", func(_ string, b *goBuild, _ *goTool) { b.tags = "no_btrfs" }, true},
+		{"packages", func(_ string, b *goBuild, _ *goTool) { b.pkgs = []string{"./cmd/a"} }, true},
 		{"non-go files", func(dir string, _ *goBuild, _ *goTool) {
 			writeModule(t, dir, map[string]string{"README.md": "other\n", "cmd/a/notes.txt": "x"})
 		}, false},

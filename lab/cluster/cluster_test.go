@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"testing"
 
+	"kubeboot.dev/kubeboot/internal/release"
 	"kubeboot.dev/kubeboot/lab/node"
 )
 
@@ -36,6 +37,10 @@ func TestPlan(t *testing.T) {
 		n := st.Nodes[i]
 		if n.Name != w.name || n.IP != w.ip || n.PodSubnet != w.pods || n.HostVeth != w.veth || n.Bootstrapper != w.bootstrapper || n.Role != w.role {
 			t.Errorf("node %d = %+v, want %+v", i, n, w)
+		}
+		// The default release's sandbox image, which containerd must use.
+		if n.PauseImage != "registry.k8s.io/pause:"+release.Default().PauseVersion {
+			t.Errorf("node %s pause image %q", w.name, n.PauseImage)
 		}
 		if n.Dir != "/lab/nodes/"+w.name || n.CgroupRoot != "/"+w.name || n.Gateway != "10.77.0.1" || n.PrefixLen != 24 || n.BinDir != "/lab/bin" {
 			t.Errorf("node %s layout %+v", w.name, n.Spec)
@@ -232,5 +237,15 @@ func TestUnescapeMount(t *testing.T) {
 		if got := unescapeMount(in); got != want {
 			t.Errorf("unescapeMount(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+func TestPlanRefusesAnUnsupportedRelease(t *testing.T) {
+	o := Options{StateDir: "/lab", BinDir: "/lab/bin", Self: "/lab/lab", KubernetesVersion: "v1.34.4"}
+	o.Defaults()
+	_, err := plan(o)
+	var unsupported *release.UnsupportedError
+	if !errors.As(err, &unsupported) || unsupported.Version != "v1.34.4" {
+		t.Errorf("plan(v1.34.4) = %v, want a release.UnsupportedError", err)
 	}
 }

@@ -16,7 +16,9 @@ import (
 	"sync"
 	"time"
 
+	"kubeboot.dev/kubeboot/internal/release"
 	"kubeboot.dev/kubeboot/lab/bootstrap"
+	"kubeboot.dev/kubeboot/lab/build"
 	"kubeboot.dev/kubeboot/lab/network"
 	"kubeboot.dev/kubeboot/lab/node"
 )
@@ -39,7 +41,7 @@ type Options struct {
 	Subnet            netip.Prefix // 10.77.0.0/24: the lab segment, bridge at .1
 	PodCIDR           netip.Prefix // 10.244.0.0/16: node N's Pods get its N-th /24
 	ServiceCIDR       netip.Prefix // 10.96.0.0/12
-	KubernetesVersion string       // v1.34.4
+	KubernetesVersion string       // release.DefaultVersion(); BinDir and Images must be that release's
 	ReadyTimeout      time.Duration
 
 	Log io.Writer
@@ -83,7 +85,7 @@ func (o *Options) Defaults() {
 		o.ServiceCIDR = netip.MustParsePrefix("10.96.0.0/12")
 	}
 	if o.KubernetesVersion == "" {
-		o.KubernetesVersion = "v1.34.4"
+		o.KubernetesVersion = release.DefaultVersion()
 	}
 	if o.ReadyTimeout == 0 {
 		o.ReadyTimeout = 5 * time.Minute
@@ -185,6 +187,10 @@ func plan(o Options) (*State, error) {
 	if err != nil {
 		return nil, err
 	}
+	rel, err := release.For(o.KubernetesVersion)
+	if err != nil {
+		return nil, fmt.Errorf("lab up: %w", err)
+	}
 	st := &State{
 		StateDir: o.StateDir, BinDir: o.BinDir, Bridge: BridgeName,
 		Subnet: o.Subnet.Masked().String(), Gateway: gw.String(),
@@ -204,7 +210,7 @@ func plan(o Options) (*State, error) {
 		st.Nodes = append(st.Nodes, NodeState{Spec: node.Spec{
 			Name: name, Role: role, IP: ip.String(), PrefixLen: o.Subnet.Bits(), Gateway: gw.String(),
 			PodSubnet: pods.String(), Dir: filepath.Join(NodesDir(o.StateDir), name), BinDir: o.BinDir,
-			CgroupRoot: "/" + name, HostVeth: vethPrefix + short,
+			PauseImage: build.PauseImage(rel), CgroupRoot: "/" + name, HostVeth: vethPrefix + short,
 		}, Bootstrapper: bootstrapper})
 		return nil
 	}

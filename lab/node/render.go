@@ -8,14 +8,13 @@ import (
 	"strings"
 )
 
-// PauseImage is the sandbox image kubeadm v1.34 expects; containerd must use the same.
-const PauseImage = "registry.k8s.io/pause:3.10.1"
-
-// ContainerdConfig is the node's /etc/containerd/config.toml (LAB-FACTS §3). restrict_oom_score_adj
-// is needed because the machine lacks CAP_SYS_RESOURCE: without it runc fails every sandbox.
-// The opt plugin's path is moved into the node's own /var/lib/containerd so that nothing lands in
-// the machine's /opt.
-func ContainerdConfig() []byte {
+// ContainerdConfig is the node's /etc/containerd/config.toml (LAB-FACTS §3, §7): containerd 2 reads this
+// version 2 config and migrates it at start. restrict_oom_score_adj is needed because the machine lacks
+// CAP_SYS_RESOURCE: without it runc fails every sandbox. sandboxImage is the release's pause image, the one
+// kubeadm of that release expects. The opt plugin's path is moved into the node's own /var/lib/containerd so that
+// nothing lands in the machine's /opt. NRI is off: its socket is a machine-wide path (/var/run/nri) that the
+// nodes' containerds would fight over, and the lab has no NRI plugins.
+func ContainerdConfig(sandboxImage string) []byte {
 	return []byte(`version = 2
 root = "/var/lib/containerd"
 state = "/run/containerd"
@@ -27,7 +26,7 @@ state = "/run/containerd"
   path = "/var/lib/containerd/opt"
 
 [plugins."io.containerd.grpc.v1.cri"]
-  sandbox_image = "` + PauseImage + `"
+  sandbox_image = "` + sandboxImage + `"
   restrict_oom_score_adj = true
 
   [plugins."io.containerd.grpc.v1.cri".containerd]
@@ -42,7 +41,15 @@ state = "/run/containerd"
   [plugins."io.containerd.grpc.v1.cri".cni]
     bin_dir = "/usr/lib/cni"
     conf_dir = "/etc/cni/net.d"
+
+[plugins."io.containerd.nri.v1.nri"]
+  disable = true
 `)
+}
+
+// CrictlConfig is the node's /etc/crictl.yaml: crictl talks to the node's own containerd.
+func CrictlConfig() []byte {
+	return []byte("runtime-endpoint: unix://" + containerdSocketPath + "\nimage-endpoint: unix://" + containerdSocketPath + "\n")
 }
 
 // CNIConfigName is the file name of the node's CNI network config under /etc/cni/net.d.
@@ -116,7 +123,8 @@ func Prepare(s Spec, all []Spec) error {
 			return err
 		}
 		files["/run/xtables.lock"] = nil
-		files["/etc/containerd/config.toml"] = ContainerdConfig()
+		files["/etc/containerd/config.toml"] = ContainerdConfig(s.PauseImage)
+		files["/etc/crictl.yaml"] = CrictlConfig()
 		files["/etc/cni/net.d/"+CNIConfigName] = cni
 	}
 	for p, content := range files {

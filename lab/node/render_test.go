@@ -54,19 +54,25 @@ func TestHostsAndResolvConf(t *testing.T) {
 }
 
 func TestContainerdConfig(t *testing.T) {
-	conf := string(ContainerdConfig())
+	conf := string(ContainerdConfig("registry.k8s.io/pause:3.10.2"))
 	// Each of these was needed on the lab machine (LAB-FACTS §3).
 	for _, want := range []string{
 		`restrict_oom_score_adj = true`,
-		`sandbox_image = "registry.k8s.io/pause:3.10.1"`,
+		`sandbox_image = "registry.k8s.io/pause:3.10.2"`,
 		`SystemdCgroup = false`,
 		`bin_dir = "/usr/lib/cni"`,
 		`address = "/run/containerd/containerd.sock"`,
 		`path = "/var/lib/containerd/opt"`,
+		// NRI's socket is a machine-wide path the nodes would share.
+		"[plugins.\"io.containerd.nri.v1.nri\"]\n  disable = true\n",
 	} {
 		if !strings.Contains(conf, want) {
 			t.Errorf("containerd config lacks %q", want)
 		}
+	}
+	want := "runtime-endpoint: unix:///run/containerd/containerd.sock\nimage-endpoint: unix:///run/containerd/containerd.sock\n"
+	if got := string(CrictlConfig()); got != want {
+		t.Errorf("crictl.yaml %q, want %q", got, want)
 	}
 }
 

@@ -24,10 +24,11 @@ const (
 	containerdSocketPath = "/run/containerd/containerd.sock"
 )
 
-// Path is the PATH of every process in a node: the machine's tools first, then the lab's binaries
-// (kubeadm's preflight runs `kubelet --version`).
+// Path is the PATH of every process in a node: the release's binaries first, then the machine's tools. kubeadm's
+// preflight runs `kubelet --version`; containerd starts containerd-shim-runc-v2 from its PATH, and that must be the
+// shim built with it, not one a Debian containerd package may have put in /usr/bin (runc stays Debian's).
 func Path(binDir string) string {
-	return "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:" + binDir
+	return binDir + ":/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 }
 
 // Run is the node's init process. It must already be in the node's own network, mount and UTS
@@ -55,7 +56,7 @@ func Run(ctx context.Context, specPath string) error {
 	containerd := &Service{
 		Name: "containerd",
 		Command: func() (*exec.Cmd, error) {
-			return s.logCommand("containerd", "/usr/bin/containerd", "--config", "/etc/containerd/config.toml")
+			return s.logCommand("containerd", filepath.Join(s.BinDir, "containerd"), "--config", "/etc/containerd/config.toml")
 		},
 		Backoff: time.Second, Poll: 250 * time.Millisecond, StopTimeout: 10 * time.Second,
 		PIDFile: s.PIDFile("containerd"), Log: logger,

@@ -33,7 +33,8 @@ type Spec struct {
 	Gateway    string `json:"gateway"`    // the bridge's own address
 	PodSubnet  string `json:"podSubnet"`  // this node's slice of the cluster pod CIDR
 	Dir        string `json:"dir"`        // StateDir/nodes/NAME
-	BinDir     string `json:"binDir"`     // kubelet, kubeadm, kubectl...
+	BinDir     string `json:"binDir"`     // the release's binaries: kubelet, kubeadm, kubectl, containerd, crictl...
+	PauseImage string `json:"pauseImage"` // the release's sandbox image, containerd's sandbox_image
 	CgroupRoot string `json:"cgroupRoot"` // the kubelet's cgroupRoot, e.g. /kblab-cp1
 	HostVeth   string `json:"hostVeth"`   // the veth end attached to the bridge in the root namespace
 
@@ -115,11 +116,13 @@ var BoundDirs = []string{
 
 // BoundFiles are bind-mounted like BoundDirs. Every node resolves the other nodes through its own
 // hosts file and sends DNS queries only to the lab bridge's address, where nothing answers.
-// /run/xtables.lock is the lock kube-proxy's Pod and iptables create there.
+// /run/xtables.lock is the lock kube-proxy's Pod and iptables create there; /etc/crictl.yaml points crictl at the
+// node's containerd.
 var BoundFiles = []string{
 	"/etc/resolv.conf",
 	"/etc/hosts",
 	"/run/xtables.lock",
+	"/etc/crictl.yaml",
 }
 
 // WriteSpec stores s in s.SpecFile.

@@ -22,12 +22,16 @@ import (
 )
 
 const (
-	cp1       = "kblab-cp1"
-	cp1IP     = "10.77.0.11"
-	binDir    = stateDir + "/bin"
-	kubeboot  = binDir + "/kubeboot"
-	kubeadm   = binDir + "/kubeadm"
-	kubectlIn = binDir + "/kubectl"
+	cp1   = "kblab-cp1"
+	cp1IP = "10.77.0.11"
+)
+
+// The binaries of the release the lab runs by default (the tests bring labs up without --kubernetes-version).
+var (
+	binDir    = filepath.Join(stateDir, "bin", release.DefaultVersion())
+	kubeboot  = filepath.Join(binDir, "kubeboot")
+	kubeadm   = filepath.Join(binDir, "kubeadm")
+	kubectlIn = filepath.Join(binDir, "kubectl")
 )
 
 // nodeDir is a node's directory; the lab makes it visible at the same path inside the node.

@@ -43,6 +43,7 @@ nodeRegistration:
   name: %s
   criSocket: unix:///run/containerd/containerd.sock
   imagePullPolicy: Never
+  ignorePreflightErrors: [SystemVerification] # the lab machines run cgroup v1
   kubeletExtraArgs: [{name: node-ip, value: %s}]
 patches:
   directory: %s

@@ -191,8 +191,8 @@ spec:
 		t.Errorf("nslookup did not resolve kubernetes.default to 10.96.0.1 through CoreDNS at 10.96.0.10:\n%s", s)
 	}
 	for _, name := range []string{"by name", "by service IP"} {
-		if !strings.Contains(sections[name], `"gitVersion": "`+release.DefaultVersion()+`"`) {
-			t.Errorf("GET /version %s: no gitVersion %s in:\n%s", name, release.DefaultVersion(), sections[name])
+		if want := `"gitVersion": "` + release.DefaultVersion() + `"`; !strings.Contains(sections[name], want) {
+			t.Errorf("GET /version %s: no %s in:\n%s", name, want, sections[name])
 		}
 	}
 }

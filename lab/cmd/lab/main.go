@@ -18,6 +18,7 @@ import (
 	"syscall"
 	"time"
 
+	"kubeboot.dev/kubeboot/internal/release"
 	"kubeboot.dev/kubeboot/lab/build"
 	"kubeboot.dev/kubeboot/lab/cluster"
 	"kubeboot.dev/kubeboot/lab/node"
@@ -26,6 +27,7 @@ import (
 const usage = `usage: lab COMMAND [flags]
 
   up [--control-planes N] [--workers N] [--bootstrapper kubeadm|kubeboot] [--worker-bootstrapper NAME]
+     [--kubernetes-version V]
                          build what is missing, start the nodes, bootstrap, wait until every Node is Ready
                          with more than one control plane, kblab-lb (kubeboot loadbalancer) is the endpoint
   status                 the nodes, the load balancer and their processes, then kubectl get nodes -o wide
@@ -180,6 +182,7 @@ func up(ctx context.Context, fs *flag.FlagSet, stateDir *string, args []string, 
 	subnet := fs.String("subnet", "10.77.0.0/24", "the lab's node segment (bridge at .1)")
 	repoRoot := fs.String("repo-root", "", "the kubeboot checkout to build from (default: found from the working directory)")
 	fs.DurationVar(&o.ReadyTimeout, "ready-timeout", 5*time.Minute, "how long to wait for every Node to be Ready")
+	fs.StringVar(&o.KubernetesVersion, "kubernetes-version", release.DefaultVersion(), "the Kubernetes release to build and run (kubeboot's release table gives etcd, CoreDNS and pause)")
 	if err := fs.Parse(args); err != nil {
 		return exitCode(2)
 	}
@@ -207,7 +210,7 @@ func up(ctx context.Context, fs *flag.FlagSet, stateDir *string, args []string, 
 	if err := ensurePackages(ctx, stdout); err != nil {
 		return err
 	}
-	bundle, err := build.Ensure(ctx, build.Options{StateDir: o.StateDir, RepoRoot: *repoRoot, Log: stdout})
+	bundle, err := build.Ensure(ctx, build.Options{StateDir: o.StateDir, RepoRoot: *repoRoot, KubernetesVersion: o.KubernetesVersion, Log: stdout})
 	if err != nil {
 		return err
 	}
@@ -277,9 +280,10 @@ func findRepoRoot() (string, error) {
 	}
 }
 
-// debianPackages are what the nodes run on: containerd and runc, the CNI plugins, and the tools
-// kubeadm's preflight and kube-proxy expect on a node.
-var debianPackages = []string{"containerd", "runc", "containernetworking-plugins", "iptables", "conntrack",
+// debianPackages are what the nodes run on besides the lab's own build: runc (containerd itself is built, as
+// kubelets from v1.36 on need containerd 2 and Debian 12 ships 1.6), the CNI plugins, and the tools kubeadm's
+// preflight and kube-proxy expect on a node.
+var debianPackages = []string{"runc", "containernetworking-plugins", "iptables", "conntrack",
 	"socat", "ebtables", "ethtool", "util-linux", "iproute2"}
 
 func ensurePackages(ctx context.Context, log io.Writer) error {

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"syscall"
 
+	"kubeboot.dev/kubeboot/internal/release"
 	"kubeboot.dev/kubeboot/lab/build"
 )
 
@@ -26,11 +27,16 @@ func main() {
 
 func run(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("labbuild", flag.ContinueOnError)
-	stateDir := fs.String("state-dir", build.DefaultStateDir, "where binaries (bin/), images (images/) and stamps go")
-	version := fs.String("version", build.DefaultKubernetesVersion, "Kubernetes version to build")
+	stateDir := fs.String("state-dir", build.DefaultStateDir, "where binaries (bin/VERSION), images (images/VERSION) and stamps go")
+	version := fs.String("version", release.DefaultVersion(), "Kubernetes version to build (etcd, CoreDNS and pause follow from kubeboot's release table)")
 	repo := fs.String("repo", "", "kubeboot checkout (default: the module root above the working directory)")
+	printBinDir := fs.Bool("print-bin-dir", false, "print the version's binary directory and build nothing")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *printBinDir {
+		fmt.Println(build.BinDir(*stateDir, *version))
+		return nil
 	}
 	if *repo == "" {
 		root, err := findRepoRoot()

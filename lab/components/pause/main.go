@@ -10,8 +10,9 @@ import (
 	"syscall"
 )
 
-// version is what -v prints; it matches the image tag kubeadm v1.34 expects.
-const version = "3.10.1"
+// version is what -v prints; the lab build sets it to the pause tag of the release it builds
+// (-ldflags -X main.version=...), as kubeadm's upgrade health check runs `pause -v`.
+var version = "unknown"
 
 func main() {
 	if len(os.Args) > 1 && os.Args[1] == "-v" {
