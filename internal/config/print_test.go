@@ -9,14 +9,10 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"kubeboot.dev/kubeboot/internal/release"
 	"kubeboot.dev/kubeboot/internal/testutil/golden"
+	"kubeboot.dev/kubeboot/internal/testutil/labbin"
 )
-
-// upstreamKubeadm is where the lab builds upstream kubeadm v1.37.2.
-const upstreamKubeadm = "/var/lib/kubeboot-lab/bin/kubeadm"
-
-// upstreamKubeadm136 is the lab's kubeadm of the previous release, which still migrates v1beta3.
-const upstreamKubeadm136 = "/var/lib/kubeboot-lab/bin/v1.36.3/kubeadm"
 
 // printedDocuments are the outputs that users see or kubeboot stores, by golden file name.
 func printedDocuments(t *testing.T) map[string][]byte {
@@ -140,9 +136,7 @@ func TestPrintedDocumentsRoundTrip(t *testing.T) {
 // TestUpstreamKubeadmAcceptsOurDocuments runs upstream kubeadm v1.37.2 on what kubeboot prints and stores.
 // It needs the lab's kubeadm binary and is skipped, loudly, without it.
 func TestUpstreamKubeadmAcceptsOurDocuments(t *testing.T) {
-	if _, err := os.Stat(upstreamKubeadm); err != nil {
-		t.Skipf("SKIPPED, NOT PASSED: upstream kubeadm is not at %s (%v); build the lab components to run this interop check", upstreamKubeadm, err)
-	}
+	upstreamKubeadm := labbin.Require(t, "", "kubeadm")
 	dir := t.TempDir()
 	run := func(t *testing.T, args ...string) []byte {
 		t.Helper()
@@ -204,9 +198,8 @@ func TestUpstreamKubeadmAcceptsOurDocuments(t *testing.T) {
 	})
 	// kubeadm v1.36's own v1beta3 conversion (config migrate) and ours agree.
 	t.Run("v1beta3 conversion matches kubeadm v1.36 config migrate", func(t *testing.T) {
-		if _, err := os.Stat(upstreamKubeadm136); err != nil {
-			t.Skipf("SKIPPED, NOT PASSED: upstream kubeadm v1.36 is not at %s (%v); build it with go run ./lab/cmd/labbuild -version v1.36.3", upstreamKubeadm136, err)
-		}
+		// kubeadm v1.36 is built only with the v1.36 lab (go run ./lab/cmd/labbuild -version v1.36.3).
+		upstreamKubeadm136 := labbin.Require(t, release.Oldest().Version, "kubeadm")
 		up, err := exec.CommandContext(t.Context(), upstreamKubeadm136, "config", "migrate", "--old-config", old).Output()
 		if err != nil {
 			t.Fatalf("kubeadm v1.36 config migrate: %v", err)

@@ -16,10 +16,8 @@ import (
 	"kubeboot.dev/kubeboot/internal/nodefs"
 	"kubeboot.dev/kubeboot/internal/pki"
 	"kubeboot.dev/kubeboot/internal/release"
+	"kubeboot.dev/kubeboot/internal/testutil/labbin"
 )
-
-// etcdBinary is the lab's etcd (lab/components/etcd), the default release's.
-const etcdBinary = "/var/lib/kubeboot-lab/bin/etcd"
 
 const testCertDir = "/etc/kubernetes/pki"
 
@@ -38,9 +36,7 @@ type testMember struct {
 
 func newTestCluster(t *testing.T) *testCluster {
 	t.Helper()
-	if _, err := os.Stat(etcdBinary); err != nil {
-		t.Skipf("needs the real etcd binary at %s (build it with the lab: lab/components/etcd): %v", etcdBinary, err)
-	}
+	labbin.Require(t, "", "etcd")
 	dir := t.TempDir()
 	fsys := nodefs.FS{Root: filepath.Join(dir, "root")}
 	cfg := &config.Init{}
@@ -92,7 +88,7 @@ func (tc *testCluster) start(m *testMember, initialCluster, state string) {
 		t.Fatal(err)
 	}
 	defer log.Close()
-	m.cmd = exec.Command(etcdBinary,
+	m.cmd = exec.Command(labbin.Path("", "etcd"),
 		"--name="+m.name,
 		"--data-dir="+m.dataDir,
 		"--listen-client-urls="+m.clientURL,

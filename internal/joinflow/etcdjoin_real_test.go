@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
@@ -29,11 +28,9 @@ import (
 	"kubeboot.dev/kubeboot/internal/nodefs"
 	"kubeboot.dev/kubeboot/internal/pki"
 	"kubeboot.dev/kubeboot/internal/reset"
+	"kubeboot.dev/kubeboot/internal/testutil/labbin"
 	"kubeboot.dev/kubeboot/internal/workflow"
 )
-
-// etcdBinary is the lab's etcd (lab/components/etcd), the default release's.
-const etcdBinary = "/var/lib/kubeboot-lab/bin/etcd"
 
 // freeLoopbackPair finds two addresses in 127.0.0.0/8 whose etcd ports (2379, 2380) are free: kubeadm's member
 // URLs have fixed ports, so each member needs an address of its own.
@@ -101,7 +98,7 @@ func runStaticEtcd(t *testing.T, fsys nodefs.FS) *staticEtcd {
 	// Faster elections than the defaults keep the test short; the protocol is the same.
 	args = append(args, "--heartbeat-interval=50", "--election-timeout=500")
 	s := &staticEtcd{t: t, root: fsys.Root, exited: make(chan struct{})}
-	s.cmd = exec.Command(etcdBinary, args...)
+	s.cmd = exec.Command(labbin.Path("", "etcd"), args...)
 	s.cmd.Stdout, s.cmd.Stderr = &s.log, &s.log
 	if err := s.cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -136,9 +133,7 @@ func lastLines(s string, n int) string {
 // etcd cluster with joinEtcd (learner, static Pod, wait, promotion), then removes it with reset's
 // remove-etcd-member, and checks the member list after each step: two voting members, then the first one alone.
 func TestEtcdGrowsAndShrinksWithRealMembers(t *testing.T) {
-	if _, err := os.Stat(etcdBinary); err != nil {
-		t.Skipf("needs the real etcd binary at %s (the lab builds it: lab/components/etcd): %v", etcdBinary, err)
-	}
+	labbin.Require(t, "", "etcd")
 	ctx := t.Context()
 	ip1, ip2 := freeLoopbackPair(t)
 	cc := config.ClusterConfiguration{

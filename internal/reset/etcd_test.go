@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"kubeboot.dev/kubeboot/internal/nodefs"
+	"kubeboot.dev/kubeboot/internal/testutil/labbin"
 )
 
 func TestReadEtcdManifest(t *testing.T) {
@@ -60,13 +61,10 @@ func TestCountEtcdMembersRefusesNonLoopback(t *testing.T) {
 }
 
 // TestCountEtcdMembersRealEtcd runs a two-member etcd cluster on loopback (TLS for clients, client certificates
-// required, as kubeadm configures it) and asks one member for the member list the way reset does. It needs an
-// etcd binary: KUBEBOOT_TEST_ETCD=/path/to/etcd.
+// required, as kubeadm configures it) and asks one member for the member list the way reset does. It needs the
+// lab's etcd binary.
 func TestCountEtcdMembersRealEtcd(t *testing.T) {
-	bin := os.Getenv("KUBEBOOT_TEST_ETCD")
-	if bin == "" {
-		t.Skip("set KUBEBOOT_TEST_ETCD to an etcd binary to run this test")
-	}
+	bin := labbin.Require(t, "", "etcd")
 	root := t.TempDir()
 	fsys := nodefs.FS{Root: root}
 	pki := newTestPKI(t)
