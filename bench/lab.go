@@ -188,6 +188,14 @@ func benchLab(ctx context.Context, args []string) error {
 				return err
 			}
 			record(tool, "2b join to Node Ready, right after init", wReady)
+			// DNS from the worker, measured from the start of init: CoreDNS Ready, and a Pod on the worker that
+			// resolves a Service name through it (kube-proxy on the worker must have programmed kube-dns).
+			dnsReady, resolved, err := waitDNS(ctx, client, wNode, start)
+			if err != nil {
+				return fmt.Errorf("%s: %w", tool, err)
+			}
+			record(tool, "5a init start to CoreDNS Ready", dnsReady)
+			record(tool, "5b init start to a worker Pod resolving", resolved)
 
 			// The same join on a settled cluster: cluster-info is signed by now.
 			if err := b.resetWorker(ctx, tool, client); err != nil {
@@ -588,6 +596,73 @@ nodeRegistration:
 patches: {directory: %s}
 `, endpoint, tok, hash, wNode, wIP, filepath.Join(labState, "nodes", wNode, "patches"))
 	return file, os.WriteFile(file, []byte(doc), 0o600)
+}
+
+// dnsProbe resolves a Service name until it succeeds (at most a minute), retrying every 100 ms.
+const dnsProbe = `apiVersion: v1
+kind: Pod
+metadata: {name: bench-dns, namespace: default}
+spec:
+  restartPolicy: Never
+  nodeName: NODE
+  terminationGracePeriodSeconds: 0
+  containers:
+  - name: probe
+    image: kubeboot.lab/busybox:1
+    imagePullPolicy: Never
+    command: [sh, -c, 'i=0; until nslookup kubernetes.default.svc.cluster.local >/dev/null 2>&1; do i=$((i+1)); [ $i -lt 600 ] || exit 1; sleep 0.1; done']
+`
+
+// waitDNS creates dnsProbe on node and returns, counted from since, when CoreDNS's Deployment first had all its
+// replicas available and when the probe Pod succeeded (both polled every 100 ms). The Pod is deleted afterwards.
+func waitDNS(ctx context.Context, c kubernetes.Interface, node string, since time.Time) (dnsReady, resolved time.Duration, err error) {
+	var pod corev1.Pod
+	if err := yaml.UnmarshalStrict([]byte(strings.ReplaceAll(dnsProbe, "NODE", node)), &pod); err != nil {
+		return 0, 0, err
+	}
+	pods := c.CoreV1().Pods(pod.Namespace)
+	if _, err := pods.Create(ctx, &pod, metav1.CreateOptions{}); err != nil {
+		return 0, 0, fmt.Errorf("create the DNS probe Pod: %w", err)
+	}
+	defer func() {
+		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		defer cancel()
+		zero := int64(0)
+		_ = pods.Delete(dctx, pod.Name, metav1.DeleteOptions{GracePeriodSeconds: &zero})
+		for dctx.Err() == nil {
+			if _, err := pods.Get(dctx, pod.Name, metav1.GetOptions{}); err != nil {
+				return
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}()
+	deadline := time.Now().Add(3 * time.Minute)
+	for dnsReady == 0 || resolved == 0 {
+		if dnsReady == 0 {
+			d, err := c.AppsV1().Deployments(metav1.NamespaceSystem).Get(ctx, "coredns", metav1.GetOptions{})
+			if err == nil && d.Spec.Replicas != nil && d.Status.AvailableReplicas == *d.Spec.Replicas {
+				dnsReady = time.Since(since)
+			}
+		}
+		if resolved == 0 {
+			p, err := pods.Get(ctx, pod.Name, metav1.GetOptions{})
+			switch {
+			case err == nil && p.Status.Phase == corev1.PodSucceeded:
+				resolved = time.Since(since)
+			case err == nil && p.Status.Phase == corev1.PodFailed:
+				return 0, 0, fmt.Errorf("the DNS probe on %s gave up after a minute of failed lookups", node)
+			}
+		}
+		if time.Now().After(deadline) {
+			return 0, 0, fmt.Errorf("DNS on %s not working 3 minutes after init started (CoreDNS Ready after %s)", node, dnsReady)
+		}
+		select {
+		case <-ctx.Done():
+			return 0, 0, ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	return dnsReady, resolved, nil
 }
 
 // waitReady polls the Node every 50 ms and returns the time from since until it is Ready.
