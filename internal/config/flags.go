@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -28,6 +29,9 @@ type InitFlags struct {
 	ImageRepository           *string        // --image-repository
 	Token                     *string        // --token
 	TokenTTL                  *time.Duration // --token-ttl
+	FeatureGates              *string        // --feature-gates, "Name=true,Other=false"
+	APIServerCertSANs         []string       // --apiserver-cert-extra-sans
+	Patches                   *string        // --patches
 	// UploadCerts is not part of the configuration API: the init workflow reads it from here.
 	UploadCerts    *bool   // --upload-certs
 	CertificateKey *string // --certificate-key
@@ -53,6 +57,7 @@ type JoinFlags struct {
 	IgnorePreflightErrors                  []string // --ignore-preflight-errors
 	SkipPhases                             []string // --skip-phases
 	DryRun                                 *bool    // --dry-run
+	Patches                                *string  // --patches
 }
 
 // ApplyInitFlags overlays the flags the user set on cfg, following kubeadm:
@@ -80,6 +85,9 @@ func ApplyInitFlags(cfg *Init, f InitFlags, withConfigFile bool) error {
 			"--token":                       f.Token != nil,
 			"--token-ttl":                   f.TokenTTL != nil,
 			"--certificate-key":             f.CertificateKey != nil,
+			"--feature-gates":               f.FeatureGates != nil,
+			"--apiserver-cert-extra-sans":   f.APIServerCertSANs != nil,
+			"--patches":                     f.Patches != nil,
 		}); err != nil {
 			return err
 		}
@@ -98,6 +106,17 @@ func ApplyInitFlags(cfg *Init, f InitFlags, withConfigFile bool) error {
 		setString(&ic.NodeRegistration.CRISocket, f.CRISocket)
 		setString(&c.ImageRepository, f.ImageRepository)
 		setString(&ic.CertificateKey, f.CertificateKey)
+		if f.FeatureGates != nil {
+			gates, err := ParseFeatureGates(*f.FeatureGates)
+			if err != nil {
+				return err
+			}
+			c.FeatureGates = gates
+		}
+		if f.APIServerCertSANs != nil {
+			c.APIServer.CertSANs = slices.Clone(f.APIServerCertSANs)
+		}
+		setPatches(&ic.Patches, f.Patches)
 		if f.Token != nil || f.TokenTTL != nil {
 			var t BootstrapToken
 			setString(&t.Token, f.Token)
@@ -147,6 +166,7 @@ func ApplyJoinFlags(cfg *Join, f JoinFlags, withConfigFile bool) ([]string, erro
 			"--apiserver-advertise-address": f.APIServerAdvertiseAddress != nil,
 			"--apiserver-bind-port":         f.APIServerBindPort != nil,
 			"--cri-socket":                  f.CRISocket != nil,
+			"--patches":                     f.Patches != nil,
 		}); err != nil {
 			return nil, err
 		}
@@ -173,6 +193,7 @@ func ApplyJoinFlags(cfg *Join, f JoinFlags, withConfigFile bool) ([]string, erro
 		jc.Discovery.TLSBootstrapToken = token
 		setString(&jc.Discovery.TLSBootstrapToken, f.TLSBootstrapToken)
 		setString(&jc.NodeRegistration.CRISocket, f.CRISocket)
+		setPatches(&jc.Patches, f.Patches)
 
 		if f.ControlPlane != nil && *f.ControlPlane {
 			cp := &JoinControlPlane{}
@@ -198,6 +219,46 @@ func ApplyJoinFlags(cfg *Join, f JoinFlags, withConfigFile bool) ([]string, erro
 		mergePreflightErrors(jc.NodeRegistration.IgnorePreflightErrors, f.IgnorePreflightErrors)
 	return warnings, nil
 }
+
+// setPatches points patches.directory at dir (--patches); an empty dir means none.
+func setPatches(dst **Patches, dir *string) {
+	if dir == nil {
+		return
+	}
+	if *dir == "" {
+		*dst = nil
+		return
+	}
+	*dst = &Patches{Directory: *dir}
+}
+
+// ParseFeatureGates reads --feature-gates ("Name=true,Other=false") as kubeadm does: names are kubeadm's own
+// feature gates, values true or false.
+func ParseFeatureGates(s string) (map[string]bool, error) {
+	gates := map[string]bool{}
+	for _, kv := range strings.Split(s, ",") {
+		if kv == "" {
+			continue
+		}
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok {
+			return nil, fmt.Errorf("--feature-gates: missing bool value for feature-gate key:%s (write %s=true or %s=false)", kv, kv, kv)
+		}
+		k, v = strings.TrimSpace(k), strings.TrimSpace(v)
+		if !slices.Contains(knownFeatureGates, k) {
+			return nil, fmt.Errorf("--feature-gates: unrecognized feature-gate key: %s (known: %s)", k, strings.Join(knownFeatureGates, ", "))
+		}
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return nil, fmt.Errorf("--feature-gates: invalid value %s for feature-gate key: %s, use true|false instead", v, k)
+		}
+		gates[k] = b
+	}
+	return gates, nil
+}
+
+// FeatureGateNames are the names --feature-gates and ClusterConfiguration.featureGates accept.
+func FeatureGateNames() []string { return slices.Clone(knownFeatureGates) }
 
 func setString(dst *string, v *string) {
 	if v != nil {
