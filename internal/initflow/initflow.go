@@ -41,6 +41,11 @@ type Data struct {
 	// UploadCerts is --upload-certs: the upload-certs phase stores the shared certificates in kube-system/kubeadm-certs,
 	// encrypted with Cfg.Init.CertificateKey (a new key when it is empty).
 	UploadCerts bool
+	// SkipTokenPrint and SkipCertificateKeyPrint are kubeadm's --skip-token-print and --skip-certificate-key-print:
+	// the join commands show "<value withheld>" instead of the secret.
+	SkipTokenPrint, SkipCertificateKeyPrint bool
+	// PrintManifest is kubeadm's --print-manifest: the addon phases print their objects instead of installing them.
+	PrintManifest bool
 	// Clients reach the new cluster (built from admin.conf and super-admin.conf).
 	Clients Clients
 	// DialRuntime connects to the container runtime, to explain a control plane that does not come up.

@@ -57,7 +57,7 @@ func InitChecks(cfg config.Init, env Env) []Check {
 		env:    env,
 		socket: criSocket(nr),
 		policy: nr.ImagePullPolicy,
-		images: controlPlaneImages(cluster),
+		images: ControlPlaneImages(cluster),
 	})
 	return checks
 }
@@ -252,8 +252,8 @@ func argPort(args []config.Arg, def int) int {
 	return def
 }
 
-// controlPlaneImages lists the images init needs, named as kubeadm v1.34 names them.
-func controlPlaneImages(cluster config.ClusterConfiguration) []string {
+// ControlPlaneImages lists the images init needs, named as kubeadm names them (also `config images list|pull`).
+func ControlPlaneImages(cluster config.ClusterConfiguration) []string {
 	repo := cluster.ImageRepository
 	if repo == "" {
 		repo = config.DefaultImageRepository

@@ -211,8 +211,8 @@ func TestControlPlaneImages(t *testing.T) {
 			if tt.modify != nil {
 				tt.modify(&cfg)
 			}
-			if got := controlPlaneImages(cfg); !reflect.DeepEqual(got, tt.want) {
-				t.Fatalf("controlPlaneImages:\n got %q\nwant %q", got, tt.want)
+			if got := ControlPlaneImages(cfg); !reflect.DeepEqual(got, tt.want) {
+				t.Fatalf("ControlPlaneImages:\n got %q\nwant %q", got, tt.want)
 			}
 		})
 	}
@@ -241,7 +241,7 @@ func TestInitPreflight(t *testing.T) {
 		m.missing["socat"] = true
 		cfg := initConfig()
 		cfg.Init.NodeRegistration.ImagePullPolicy = corev1.PullNever
-		for _, img := range controlPlaneImages(cfg.Cluster) {
+		for _, img := range ControlPlaneImages(cfg.Cluster) {
 			m.runtime.present[img] = img != "registry.k8s.io/etcd:3.6.5-0"
 		}
 		var w bytes.Buffer
