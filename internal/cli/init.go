@@ -30,15 +30,20 @@ type initOptions struct {
 	fs         *pflag.FlagSet
 	// raw values behind the pointer fields of flags; only flags the user set are copied into flags.
 	advertise, endpoint, podCIDR, svcCIDR, dnsDomain, version, nodeName, certDir, criSocket, imageRepo, token, certKey string
+	featureGates, patches                                                                                              string
+	certSANs                                                                                                           []string
 	bindPort                                                                                                           int32
 	tokenTTL                                                                                                           time.Duration
 	uploadCerts, dryRun                                                                                                bool
+	// not configuration: how this run prints and where it finds its files
+	kubeconfigDir, kubeconfig                              string
+	skipTokenPrint, skipCertificateKeyPrint, printManifest bool
 }
 
-func (o *initOptions) register(fs *pflag.FlagSet, withSkipPhases bool) {
+// register adds init's flags; phase is the phase path of `init phase ...` ("" for init itself).
+func (o *initOptions) register(fs *pflag.FlagSet, phase string) {
 	o.fs = fs
 	fs.StringVar(&o.configFile, "config", "", "path to a kubeadm configuration file (kubeadm.k8s.io/v1beta4 or v1beta3)")
-	fs.StringVar(&o.rootfs, "rootfs", "", "render the node under this directory instead of / (for tests, image builds and labs)")
 	fs.StringVar(&o.advertise, "apiserver-advertise-address", "", "the IP address the API server advertises; default: the address of the default route's interface")
 	fs.Int32Var(&o.bindPort, "apiserver-bind-port", config.DefaultAPIBindPort, "port the API server binds to")
 	fs.StringVar(&o.endpoint, "control-plane-endpoint", "", "a stable IP or DNS name (with optional port) for the control plane, e.g. a load balancer")
@@ -56,10 +61,28 @@ func (o *initOptions) register(fs *pflag.FlagSet, withSkipPhases bool) {
 	fs.StringVar(&o.certKey, "certificate-key", "", "the key that encrypts the uploaded certificates (64 hex characters)")
 	fs.StringSliceVar(&o.flags.IgnorePreflightErrors, "ignore-preflight-errors", nil, "checks whose errors become warnings, e.g. 'IsPrivilegedUser,Swap'; 'all' ignores every check")
 	fs.BoolVar(&o.dryRun, "dry-run", false, "change nothing: render into a scratch directory and print what would be written")
-	if withSkipPhases {
+	fs.StringVar(&o.featureGates, "feature-gates", "", featureGatesUsage)
+	fs.StringSliceVar(&o.certSANs, "apiserver-cert-extra-sans", nil, "extra Subject Alternative Names (IP addresses or DNS names) for the API server's serving certificate")
+	fs.StringVar(&o.patches, "patches", "", patchesUsage)
+	fs.BoolVar(&o.skipTokenPrint, "skip-token-print", false, "print \""+initflow.Withheld+"\" instead of the bootstrap token in the join commands")
+	fs.BoolVar(&o.skipCertificateKeyPrint, "skip-certificate-key-print", false, "print \""+initflow.Withheld+"\" instead of the certificate key in the join command")
+	fs.StringVar(&o.kubeconfigDir, "kubeconfig-dir", config.KubernetesDir, "where the kubeconfig files are; kubeboot supports only "+config.KubernetesDir+" (under --rootfs)")
+	fs.StringVar(&o.kubeconfig, "kubeconfig", "", "the kubeconfig file the phases that talk to the cluster use; default: the node's "+config.AdminKubeconfigFile)
+	fs.Lookup("kubeconfig").DefValue = config.AdminKubeconfigFile
+	if phase == "" {
 		fs.StringSliceVar(&o.flags.SkipPhases, "skip-phases", nil, "phases to skip, e.g. 'addon/kube-proxy'")
 	}
+	if phase == "addon" || strings.HasPrefix(phase, "addon/") {
+		fs.BoolVar(&o.printManifest, "print-manifest", false, "print the addon's objects as YAML instead of installing them")
+	}
 }
+
+// Usages shared by the commands that take these flags.
+var (
+	featureGatesUsage = "kubeadm feature gates to set, as Name=true|false pairs separated by commas; known: " + strings.Join(config.FeatureGateNames(), ", ")
+	patchesUsage      = "a directory of patches for the rendered files, named target[suffix][+patchtype].(yaml|json); " +
+		"kubeadm's patches.directory (targets: kube-apiserver, kube-controller-manager, kube-scheduler, etcd, kubeletconfiguration, corednsdeployment, kubeproxydaemonset)"
+)
 
 // resolved turns the flags the user set into config.InitFlags.
 func (o *initOptions) resolved() config.InitFlags {
@@ -95,11 +118,20 @@ func (o *initOptions) resolved() config.InitFlags {
 	if set("dry-run") {
 		f.DryRun = &o.dryRun
 	}
+	f.FeatureGates = str("feature-gates", o.featureGates)
+	f.Patches = str("patches", o.patches)
+	if set("apiserver-cert-extra-sans") {
+		f.APIServerCertSANs = o.certSANs
+	}
 	return f
 }
 
 // data loads the configuration and builds the phases' data. cleanup removes a dry run's scratch directory.
 func (o *initOptions) data(stdout io.Writer) (d *initflow.Data, cleanup func(), err error) {
+	if o.kubeconfigDir != config.KubernetesDir {
+		return nil, nil, withHint(fmt.Errorf("--kubeconfig-dir %s: kubeboot writes and reads the kubeconfig files only in %s", o.kubeconfigDir, config.KubernetesDir),
+			"leave --kubeconfig-dir out and use --rootfs to put the node's files under another directory")
+	}
 	var file []byte
 	if o.configFile != "" {
 		if file, err = os.ReadFile(o.configFile); err != nil {
@@ -134,12 +166,16 @@ func (o *initOptions) data(stdout io.Writer) (d *initflow.Data, cleanup func(), 
 		Out:         stdout,
 		Source:      pki.SystemSource(),
 		Preflight:   pre,
-		Clients:     &initflow.FileClients{FS: fsys},
+		Clients:     &initflow.FileClients{FS: fsys, Kubeconfig: o.kubeconfig},
 		DialRuntime: pre.DialRuntime,
 		InitSystem:  kubelet.DetectInitSystem(fsys),
 		Hostname:    hostname,
 		DryRun:      dry,
 		UploadCerts: o.uploadCerts,
+
+		SkipTokenPrint:          o.skipTokenPrint,
+		SkipCertificateKeyPrint: o.skipCertificateKeyPrint,
+		PrintManifest:           o.printManifest,
 	}, cleanup, nil
 }
 
@@ -158,7 +194,7 @@ phases run concurrently where they are independent, and the kubelet starts once 
 			return runInit(cmd, o, stdout, "")
 		},
 	}
-	o.register(cmd.Flags(), true)
+	o.register(cmd.Flags(), "")
 	cmd.AddCommand(newPhaseCmd(stdout, initflow.Phases()))
 	return cmd
 }
@@ -166,6 +202,7 @@ phases run concurrently where they are independent, and the kubelet starts once 
 func runInit(cmd *cobra.Command, o *initOptions, stdout io.Writer, only string) error {
 	// Phases run concurrently where they can (see initflow.Phases): they and the runner share one locked writer.
 	stdout = workflow.Locked(stdout)
+	o.rootfs = rootfsOf(cmd)
 	d, cleanup, err := o.data(stdout)
 	if err != nil {
 		return err
@@ -205,7 +242,7 @@ func newPhaseCmd(stdout io.Writer, phases []workflow.Phase[*initflow.Data]) *cob
 				return runInit(cmd, o, stdout, path)
 			},
 		}
-		o.register(c.Flags(), false)
+		o.register(c.Flags(), path)
 		return c
 	})
 }

@@ -321,6 +321,7 @@ func newTokenListCmd(stdout, stderr io.Writer, deps tokenDeps, clientFor tokenCl
 		},
 	}
 	cmd.Flags().StringVarP(&output, "output", "o", "text", "output format: text, json or yaml")
+	addPrinterFlags(cmd)
 	return cmd
 }
 
