@@ -69,8 +69,6 @@ var differences = []difference{
 
 	{Path: "kubeconfig", Refuse: true, Reason: "not in kubeboot yet: generate a user's kubeconfig with upstream kubeadm"},
 	{Path: "certs generate-csr", Refuse: true, Reason: "not in kubeboot yet: external-CA CSRs come from upstream kubeadm"},
-	{Path: "token", Flag: "dry-run", Refuse: true, Bool: true, Reason: "not in kubeboot yet"},
-	{Path: "token create", Flag: "config", Refuse: true, Reason: "not in kubeboot yet: pass the token's settings as flags"},
 }
 
 // matchPath reports whether a command path matches a difference's pattern; with prefix, a pattern also matches
