@@ -67,8 +67,7 @@ var differences = []difference{
 	{Path: "reset", Flag: "kubeconfig", Partial: true, Reason: "accepted and unused: kubeboot's reset finds the etcd member and the certificates in the node's own files, not in the cluster's kubeadm-config"},
 	{Path: "reset phase remove-etcd-member", Flag: "kubeconfig", Partial: true, Reason: "accepted and unused: the etcd member is found in the node's etcd manifest"},
 
-	{Path: "kubeconfig", Refuse: true, Reason: "not in kubeboot yet: generate a user's kubeconfig with upstream kubeadm"},
-	{Path: "certs generate-csr", Refuse: true, Reason: "not in kubeboot yet: external-CA CSRs come from upstream kubeadm"},
+	{Path: "certs generate-csr", Refuse: true, Reason: "kubeboot cannot make the CSRs of an external CA yet"},
 }
 
 // matchPath reports whether a command path matches a difference's pattern; with prefix, a pattern also matches

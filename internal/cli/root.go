@@ -12,6 +12,8 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"kubeboot.dev/kubeboot/internal/config"
+	"kubeboot.dev/kubeboot/internal/pki"
 	"kubeboot.dev/kubeboot/internal/version"
 )
 
@@ -85,6 +87,7 @@ so clusters, scripts and nodes made with either tool work with the other.`,
 		newCertsCmd(stdout),
 		newEtcdCmd(stdout),
 		newLoadBalancerCmd(stdout),
+		newKubeconfigCmd(stdout, config.HostEnvironment, pki.SystemSource),
 	)
 	// kubeadm's completion command: cobra's, which kubeboot otherwise adds only when it runs.
 	root.InitDefaultCompletionCmd()
