@@ -17,6 +17,7 @@ import (
 	"kubeboot.dev/kubeboot/internal/initflow"
 	"kubeboot.dev/kubeboot/internal/kubelet"
 	"kubeboot.dev/kubeboot/internal/nodefs"
+	"kubeboot.dev/kubeboot/internal/patches"
 	"kubeboot.dev/kubeboot/internal/pki"
 	"kubeboot.dev/kubeboot/internal/preflight"
 	"kubeboot.dev/kubeboot/internal/workflow"
@@ -80,8 +81,9 @@ func (o *initOptions) register(fs *pflag.FlagSet, phase string) {
 // Usages shared by the commands that take these flags.
 var (
 	featureGatesUsage = "kubeadm feature gates to set, as Name=true|false pairs separated by commas; known: " + strings.Join(config.FeatureGateNames(), ", ")
-	patchesUsage      = "a directory of patches for the rendered files, named target[suffix][+patchtype].(yaml|json); " +
-		"kubeadm's patches.directory (targets: kube-apiserver, kube-controller-manager, kube-scheduler, etcd, kubeletconfiguration, corednsdeployment, kubeproxydaemonset)"
+	patchesUsage      = "a directory of patches for the rendered files, as kubeadm's patches.directory: files named " +
+		"target[suffix][+patchtype].(yaml|json), target one of " + strings.Join(patches.Targets(), ", ") +
+		", patchtype strategic (the default), merge or json"
 )
 
 // resolved turns the flags the user set into config.InitFlags.
