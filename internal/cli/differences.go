@@ -66,8 +66,6 @@ var differences = []difference{
 	{Path: "token list", Flag: "show-managed-fields", Partial: true, Reason: "accepted and unused: kubeboot's output has no managed fields"},
 	{Path: "reset", Flag: "kubeconfig", Partial: true, Reason: "accepted and unused: kubeboot's reset finds the etcd member and the certificates in the node's own files, not in the cluster's kubeadm-config"},
 	{Path: "reset phase remove-etcd-member", Flag: "kubeconfig", Partial: true, Reason: "accepted and unused: the etcd member is found in the node's etcd manifest"},
-
-	{Path: "certs generate-csr", Refuse: true, Reason: "kubeboot cannot make the CSRs of an external CA yet"},
 }
 
 // matchPath reports whether a command path matches a difference's pattern; with prefix, a pattern also matches
