@@ -63,7 +63,8 @@ type JoinFlags struct {
 // ApplyInitFlags overlays the flags the user set on cfg, following kubeadm:
 //
 //   - Without a configuration file, cfg starts empty and every flag fills its field; --token and --token-ttl
-//     describe the one bootstrap token init creates.
+//     describe the one bootstrap token init creates; --feature-gates, --apiserver-cert-extra-sans and --patches
+//     fill featureGates, apiServer.certSANs and patches.directory.
 //   - With --config, only --node-name, --ignore-preflight-errors, --dry-run, --upload-certs and --skip-phases may
 //     be added (kubeadm's list); any other flag is an error naming it, because the file is the source of truth.
 //
