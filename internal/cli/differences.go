@@ -5,8 +5,6 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
-
-	"kubeboot.dev/kubeboot/internal/config"
 )
 
 // A difference is a place where kubeboot's command line knowingly departs from upstream kubeadm v1.37's. Every
@@ -32,10 +30,9 @@ type difference struct {
 }
 
 const (
-	kubernetesDir = config.KubernetesDir
-	certsIssue    = "certificate renewal and expiration checks come with issue 15"
-	upgradeIssue  = "upgrades come with issue 16"
-	stableLabel   = "kubeboot never asks dl.k8s.io for the \"stable-1\" label: it deploys the newest release of its release table unless a version is given"
+	certsIssue   = "certificate renewal and expiration checks come with issue 15"
+	upgradeIssue = "upgrades come with issue 16"
+	stableLabel  = "kubeboot never asks dl.k8s.io for the \"stable-1\" label: it deploys the newest release of its release table unless a version is given"
 )
 
 // differences is kubeboot's list of intended differences from kubeadm v1.37.2.
@@ -59,7 +56,6 @@ var differences = []difference{
 
 	{Path: "", Flag: "rootfs", Partial: true,
 		Reason: "kubeboot reads and writes the node's files under the directory instead of chrooting into it: paths given in flags (--config, --kubeconfig) are read as given"},
-	{Path: "init phase kubeconfig *", Flag: "kubeconfig-dir", Partial: true, Reason: "only " + kubernetesDir + " is accepted (with --rootfs for another root)"},
 	{Path: "config images list", Flag: "allow-missing-template-keys", Partial: true, Reason: "accepted and unused: kubeboot prints text, json and yaml, no templates"},
 	{Path: "config images list", Flag: "show-managed-fields", Partial: true, Reason: "accepted and unused: kubeboot's output has no managed fields"},
 	{Path: "token list", Flag: "allow-missing-template-keys", Partial: true, Reason: "accepted and unused: kubeboot prints text, json and yaml, no templates"},

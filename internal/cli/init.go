@@ -67,11 +67,14 @@ func (o *initOptions) register(fs *pflag.FlagSet, phase string) {
 	fs.StringVar(&o.patches, "patches", "", patchesUsage)
 	fs.BoolVar(&o.skipTokenPrint, "skip-token-print", false, "print \""+initflow.Withheld+"\" instead of the bootstrap token in the join commands")
 	fs.BoolVar(&o.skipCertificateKeyPrint, "skip-certificate-key-print", false, "print \""+initflow.Withheld+"\" instead of the certificate key in the join command")
-	fs.StringVar(&o.kubeconfigDir, "kubeconfig-dir", config.KubernetesDir, "where the kubeconfig files are; kubeboot supports only "+config.KubernetesDir+" (under --rootfs)")
 	fs.StringVar(&o.kubeconfig, "kubeconfig", "", "the kubeconfig file the phases that talk to the cluster use; default: the node's "+config.AdminKubeconfigFile)
 	fs.Lookup("kubeconfig").DefValue = config.AdminKubeconfigFile
 	if phase == "" {
 		fs.StringSliceVar(&o.flags.SkipPhases, "skip-phases", nil, "phases to skip, e.g. 'addon/kube-proxy'")
+	}
+	if phase == "kubeconfig" || strings.HasPrefix(phase, "kubeconfig/") {
+		// Only here, as in kubeadm: every other phase finds the kubeconfig files in /etc/kubernetes.
+		fs.StringVar(&o.kubeconfigDir, "kubeconfig-dir", config.KubernetesDir, "where to write the kubeconfig files")
 	}
 	if phase == "addon" || strings.HasPrefix(phase, "addon/") {
 		fs.BoolVar(&o.printManifest, "print-manifest", false, "print the addon's objects as YAML instead of installing them")
@@ -130,10 +133,6 @@ func (o *initOptions) resolved() config.InitFlags {
 
 // data loads the configuration and builds the phases' data. cleanup removes a dry run's scratch directory.
 func (o *initOptions) data(stdout io.Writer) (d *initflow.Data, cleanup func(), err error) {
-	if o.kubeconfigDir != config.KubernetesDir {
-		return nil, nil, withHint(fmt.Errorf("--kubeconfig-dir %s: kubeboot writes and reads the kubeconfig files only in %s", o.kubeconfigDir, config.KubernetesDir),
-			"leave --kubeconfig-dir out and use --rootfs to put the node's files under another directory")
-	}
 	var file []byte
 	if o.configFile != "" {
 		if file, err = os.ReadFile(o.configFile); err != nil {
@@ -178,6 +177,7 @@ func (o *initOptions) data(stdout io.Writer) (d *initflow.Data, cleanup func(), 
 		SkipTokenPrint:          o.skipTokenPrint,
 		SkipCertificateKeyPrint: o.skipCertificateKeyPrint,
 		PrintManifest:           o.printManifest,
+		KubeconfigDir:           o.kubeconfigDir,
 	}, cleanup, nil
 }
 

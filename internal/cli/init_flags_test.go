@@ -71,13 +71,24 @@ func TestInitFeatureGatesAndSANsReachTheCertificates(t *testing.T) {
 }
 
 func TestInitKubeconfigDir(t *testing.T) {
-	code, _, errs := run(t, "init", "phase", "kubeconfig", "admin", "--rootfs", t.TempDir(), "--kubeconfig-dir", "/srv/kubeconfigs")
-	if code != 1 || !strings.Contains(errs, "--kubeconfig-dir /srv/kubeconfigs: kubeboot writes and reads the kubeconfig files only in /etc/kubernetes") {
-		t.Errorf("exit %d: %s", code, errs)
+	root := t.TempDir()
+	args := []string{"--rootfs", root, "--apiserver-advertise-address", "10.0.0.1", "--node-name", "n1"}
+	if code, _, errs := run(t, append([]string{"init", "phase", "certs", "ca"}, args...)...); code != 0 {
+		t.Fatalf("certs ca: %s", errs)
 	}
-	code, _, errs = run(t, "init", "phase", "certs", "ca", "--rootfs", t.TempDir(), "--kubeconfig-dir", "/etc/kubernetes")
+	code, _, errs := run(t, append([]string{"init", "phase", "kubeconfig", "admin", "--kubeconfig-dir", "/srv/kubeconfigs"}, args...)...)
 	if code != 0 {
-		t.Errorf("the default --kubeconfig-dir: exit %d: %s", code, errs)
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	if _, err := os.Stat(root + "/srv/kubeconfigs/admin.conf"); err != nil {
+		t.Error(err)
+	}
+	if _, err := os.Stat(root + "/etc/kubernetes/admin.conf"); !os.IsNotExist(err) {
+		t.Errorf("admin.conf written to /etc/kubernetes too: %v", err)
+	}
+	// Only the kubeconfig phases have it, as in kubeadm.
+	if code, _, errs := run(t, "init", "phase", "certs", "ca", "--kubeconfig-dir", "/srv"); code != 1 || !strings.Contains(errs, "unknown flag: --kubeconfig-dir") {
+		t.Errorf("certs ca --kubeconfig-dir: exit %d, %s", code, errs)
 	}
 }
 
