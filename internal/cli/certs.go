@@ -3,10 +3,15 @@ package cli
 import (
 	"fmt"
 	"io"
+	"os"
 
 	"github.com/spf13/cobra"
 
+	"kubeboot.dev/kubeboot/internal/config"
 	"kubeboot.dev/kubeboot/internal/copycerts"
+	"kubeboot.dev/kubeboot/internal/kubeconfig"
+	"kubeboot.dev/kubeboot/internal/nodefs"
+	"kubeboot.dev/kubeboot/internal/pki"
 )
 
 func newCertsCmd(stdout io.Writer) *cobra.Command {
@@ -16,7 +21,63 @@ func newCertsCmd(stdout io.Writer) *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE:  func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 	}
-	cmd.AddCommand(newCertsCertificateKeyCmd(stdout))
+	cmd.AddCommand(newCertsCertificateKeyCmd(stdout), newCertsGenerateCSRCmd(stdout, config.HostEnvironment, pki.SystemSource))
+	return cmd
+}
+
+func newCertsGenerateCSRCmd(stdout io.Writer, env func() config.Environment, src func() pki.Source) *cobra.Command {
+	var configFile, certDir, kubeconfigDir string
+	cmd := &cobra.Command{
+		Use:   "generate-csr",
+		Short: "Generate keys and certificate signing requests",
+		Long: `Generate the keys and certificate signing requests of every certificate a control-plane node needs, for
+a cluster whose CAs are external (kubeboot never holds their keys): <name>.key and <name>.csr in the certificates
+directory for the leaf certificates, and in --kubeconfig-dir each kubeconfig file holding only its client key,
+with <name>.conf.csr beside it. Sign the requests with the external CAs, put the certificates (and the CAs'
+certificates, without their keys) in place, then run init. Nothing that exists is overwritten.`,
+		Example: "  kubeboot certs generate-csr --config kubeadm.yaml --kubeconfig-dir /etc/kubernetes",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var file []byte
+			if configFile != "" {
+				var err error
+				if file, err = os.ReadFile(configFile); err != nil {
+					return fmt.Errorf("read --config: %w", err)
+				}
+			}
+			cfg, _, err := config.ResolveInit(file, config.InitFlags{}, env())
+			if err != nil {
+				return withHint(fmt.Errorf("invalid configuration: %w", err), "fix the fields named above; nothing was written")
+			}
+			if certDir != "" {
+				// kubeadm lets --cert-dir override the file's certificatesDir here.
+				cfg.Cluster.CertificatesDir = certDir
+			}
+			fsys := nodefs.Host
+			if r := rootfsOf(cmd); r != "" {
+				fsys = nodefs.FS{Root: r}
+			}
+			s := src().Freeze()
+			fmt.Fprintf(stdout, "generating keys and CSRs in %s\n", pki.Dir(cfg))
+			certs, err := pki.WriteCSRs(fsys, cfg, s)
+			for _, name := range certs {
+				fmt.Fprintf(stdout, "  %s\n", name)
+			}
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(stdout, "generating keys and CSRs in %s\n", kubeconfigDir)
+			files, err := kubeconfig.WriteCSRs(fsys, kubeconfigDir, cfg, s)
+			for _, name := range files {
+				fmt.Fprintf(stdout, "  %s\n", name)
+			}
+			return err
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&configFile, "config", "", "a kubeadm configuration file: the certificates' names and SANs follow it, as in init")
+	f.StringVar(&certDir, "cert-dir", "", "where to write the certificates' keys and CSRs; default: the configuration's certificatesDir")
+	f.StringVar(&kubeconfigDir, "kubeconfig-dir", config.KubernetesDir, "where to write the kubeconfig files and their CSRs")
 	return cmd
 }
 

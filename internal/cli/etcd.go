@@ -70,10 +70,10 @@ The commands reach etcd as kubeadm's own tools do: with the etcd CA and the heal
 	pf := cmd.PersistentFlags()
 	pf.StringSliceVar(&f.endpoints, "endpoints", []string{etcd.LocalEndpoint}, "client URLs of etcd members to ask")
 	pf.StringVar(&f.certDir, "cert-dir", config.DefaultCertificatesDir, "the certificates directory holding etcd/ca.crt and the etcd client certificate")
-	pf.StringVar(&f.rootfs, "rootfs", "", "read the certificates of the node whose files are under this directory instead of / (for tests and labs)")
 	pf.DurationVar(&f.timeout, "timeout", 15*time.Second, "give up after this long")
 
 	run := func(cmd *cobra.Command, do func(ctx context.Context, api etcdAPI) error) error {
+		f.rootfs = rootfsOf(cmd)
 		api, err := connect(f)
 		if err != nil {
 			return err

@@ -17,6 +17,7 @@ import (
 	"kubeboot.dev/kubeboot/internal/initflow"
 	"kubeboot.dev/kubeboot/internal/kubelet"
 	"kubeboot.dev/kubeboot/internal/nodefs"
+	"kubeboot.dev/kubeboot/internal/patches"
 	"kubeboot.dev/kubeboot/internal/pki"
 	"kubeboot.dev/kubeboot/internal/preflight"
 	"kubeboot.dev/kubeboot/internal/release"
@@ -31,15 +32,20 @@ type initOptions struct {
 	fs         *pflag.FlagSet
 	// raw values behind the pointer fields of flags; only flags the user set are copied into flags.
 	advertise, endpoint, podCIDR, svcCIDR, dnsDomain, version, nodeName, certDir, criSocket, imageRepo, token, certKey string
+	featureGates, patches                                                                                              string
+	certSANs                                                                                                           []string
 	bindPort                                                                                                           int32
 	tokenTTL                                                                                                           time.Duration
 	uploadCerts, dryRun                                                                                                bool
+	// not configuration: how this run prints and where it finds its files
+	kubeconfigDir, kubeconfig                              string
+	skipTokenPrint, skipCertificateKeyPrint, printManifest bool
 }
 
-func (o *initOptions) register(fs *pflag.FlagSet, withSkipPhases bool) {
+// register adds init's flags; phase is the phase path of `init phase ...` ("" for init itself).
+func (o *initOptions) register(fs *pflag.FlagSet, phase string) {
 	o.fs = fs
 	fs.StringVar(&o.configFile, "config", "", "path to a kubeadm configuration file (kubeadm.k8s.io/v1beta4 or v1beta3)")
-	fs.StringVar(&o.rootfs, "rootfs", "", "render the node under this directory instead of / (for tests, image builds and labs)")
 	fs.StringVar(&o.advertise, "apiserver-advertise-address", "", "the IP address the API server advertises; default: the address of the default route's interface")
 	fs.Int32Var(&o.bindPort, "apiserver-bind-port", config.DefaultAPIBindPort, "port the API server binds to")
 	fs.StringVar(&o.endpoint, "control-plane-endpoint", "", "a stable IP or DNS name (with optional port) for the control plane, e.g. a load balancer")
@@ -57,10 +63,32 @@ func (o *initOptions) register(fs *pflag.FlagSet, withSkipPhases bool) {
 	fs.StringVar(&o.certKey, "certificate-key", "", "the key that encrypts the uploaded certificates (64 hex characters)")
 	fs.StringSliceVar(&o.flags.IgnorePreflightErrors, "ignore-preflight-errors", nil, "checks whose errors become warnings, e.g. 'IsPrivilegedUser,Swap'; 'all' ignores every check")
 	fs.BoolVar(&o.dryRun, "dry-run", false, "change nothing: render into a scratch directory and print what would be written")
-	if withSkipPhases {
+	fs.StringVar(&o.featureGates, "feature-gates", "", featureGatesUsage)
+	fs.StringSliceVar(&o.certSANs, "apiserver-cert-extra-sans", nil, "extra Subject Alternative Names (IP addresses or DNS names) for the API server's serving certificate")
+	fs.StringVar(&o.patches, "patches", "", patchesUsage)
+	fs.BoolVar(&o.skipTokenPrint, "skip-token-print", false, "print \""+initflow.Withheld+"\" instead of the bootstrap token in the join commands")
+	fs.BoolVar(&o.skipCertificateKeyPrint, "skip-certificate-key-print", false, "print \""+initflow.Withheld+"\" instead of the certificate key in the join command")
+	fs.StringVar(&o.kubeconfig, "kubeconfig", "", "the kubeconfig file the phases that talk to the cluster use; default: the node's "+config.AdminKubeconfigFile)
+	fs.Lookup("kubeconfig").DefValue = config.AdminKubeconfigFile
+	if phase == "" {
 		fs.StringSliceVar(&o.flags.SkipPhases, "skip-phases", nil, "phases to skip, e.g. 'addon/kube-proxy'")
 	}
+	if phase == "kubeconfig" || strings.HasPrefix(phase, "kubeconfig/") {
+		// Only here, as in kubeadm: every other phase finds the kubeconfig files in /etc/kubernetes.
+		fs.StringVar(&o.kubeconfigDir, "kubeconfig-dir", config.KubernetesDir, "where to write the kubeconfig files")
+	}
+	if phase == "addon" || strings.HasPrefix(phase, "addon/") {
+		fs.BoolVar(&o.printManifest, "print-manifest", false, "print the addon's objects as YAML instead of installing them")
+	}
 }
+
+// Usages shared by the commands that take these flags.
+var (
+	featureGatesUsage = "kubeadm feature gates to set, as Name=true|false pairs separated by commas; known: " + strings.Join(config.FeatureGateNames(), ", ")
+	patchesUsage      = "a directory of patches for the rendered files, as kubeadm's patches.directory: files named " +
+		"target[suffix][+patchtype].(yaml|json), target one of " + strings.Join(patches.Targets(), ", ") +
+		", patchtype strategic (the default), merge or json"
+)
 
 // resolved turns the flags the user set into config.InitFlags.
 func (o *initOptions) resolved() config.InitFlags {
@@ -95,6 +123,11 @@ func (o *initOptions) resolved() config.InitFlags {
 	}
 	if set("dry-run") {
 		f.DryRun = &o.dryRun
+	}
+	f.FeatureGates = str("feature-gates", o.featureGates)
+	f.Patches = str("patches", o.patches)
+	if set("apiserver-cert-extra-sans") {
+		f.APIServerCertSANs = o.certSANs
 	}
 	return f
 }
@@ -135,12 +168,17 @@ func (o *initOptions) data(stdout io.Writer) (d *initflow.Data, cleanup func(), 
 		Out:         stdout,
 		Source:      pki.SystemSource(),
 		Preflight:   pre,
-		Clients:     &initflow.FileClients{FS: fsys},
+		Clients:     &initflow.FileClients{FS: fsys, Kubeconfig: o.kubeconfig},
 		DialRuntime: pre.DialRuntime,
 		InitSystem:  kubelet.DetectInitSystem(fsys),
 		Hostname:    hostname,
 		DryRun:      dry,
 		UploadCerts: o.uploadCerts,
+
+		SkipTokenPrint:          o.skipTokenPrint,
+		SkipCertificateKeyPrint: o.skipCertificateKeyPrint,
+		PrintManifest:           o.printManifest,
+		KubeconfigDir:           o.kubeconfigDir,
 	}, cleanup, nil
 }
 
@@ -159,7 +197,7 @@ phases run concurrently where they are independent, and the kubelet starts once 
 			return runInit(cmd, o, stdout, "")
 		},
 	}
-	o.register(cmd.Flags(), true)
+	o.register(cmd.Flags(), "")
 	cmd.AddCommand(newPhaseCmd(stdout, initflow.Phases()))
 	return cmd
 }
@@ -167,6 +205,7 @@ phases run concurrently where they are independent, and the kubelet starts once 
 func runInit(cmd *cobra.Command, o *initOptions, stdout io.Writer, only string) error {
 	// Phases run concurrently where they can (see initflow.Phases): they and the runner share one locked writer.
 	stdout = workflow.Locked(stdout)
+	o.rootfs = rootfsOf(cmd)
 	d, cleanup, err := o.data(stdout)
 	if err != nil {
 		return err
@@ -206,7 +245,7 @@ func newPhaseCmd(stdout io.Writer, phases []workflow.Phase[*initflow.Data]) *cob
 				return runInit(cmd, o, stdout, path)
 			},
 		}
-		o.register(c.Flags(), false)
+		o.register(c.Flags(), path)
 		return c
 	})
 }

@@ -23,16 +23,15 @@ type joinOptions struct {
 	rootfs     string
 	fs         *pflag.FlagSet
 	// raw values behind the pointer fields of config.JoinFlags; only flags the user set are copied.
-	token, discoveryToken, discoveryFile, tlsBootstrapToken, nodeName, criSocket, certKey, advertise string
-	caHashes, ignore, skip                                                                           []string
-	unsafeSkip, controlPlane, dryRun                                                                 bool
-	bindPort                                                                                         int32
+	token, discoveryToken, discoveryFile, tlsBootstrapToken, nodeName, criSocket, certKey, advertise, patches string
+	caHashes, ignore, skip                                                                                    []string
+	unsafeSkip, controlPlane, dryRun                                                                          bool
+	bindPort                                                                                                  int32
 }
 
 func (o *joinOptions) register(fs *pflag.FlagSet, withSkipPhases bool) {
 	o.fs = fs
 	fs.StringVar(&o.configFile, "config", "", "path to a kubeadm configuration file with a JoinConfiguration (kubeadm.k8s.io/v1beta4 or v1beta3)")
-	fs.StringVar(&o.rootfs, "rootfs", "", "write the node's files under this directory instead of / (for tests, image builds and labs)")
 	fs.StringVar(&o.token, "token", "", "the bootstrap token for both discovery and TLS bootstrap, unless --discovery-token or --tls-bootstrap-token is given")
 	fs.StringVar(&o.discoveryToken, "discovery-token", "", "the bootstrap token that authenticates cluster-info during token discovery")
 	fs.StringSliceVar(&o.caHashes, "discovery-token-ca-cert-hash", nil, "the cluster CA's public key pin, sha256:<hex> (repeatable); init prints it")
@@ -47,6 +46,7 @@ func (o *joinOptions) register(fs *pflag.FlagSet, withSkipPhases bool) {
 	fs.StringVar(&o.certKey, "certificate-key", "", "with --control-plane: the key that decrypts the uploaded certificates")
 	fs.StringVar(&o.advertise, "apiserver-advertise-address", "", "with --control-plane: the address this node's API server advertises")
 	fs.Int32Var(&o.bindPort, "apiserver-bind-port", config.DefaultAPIBindPort, "with --control-plane: the port this node's API server binds to")
+	fs.StringVar(&o.patches, "patches", "", patchesUsage)
 	if withSkipPhases {
 		fs.StringSliceVar(&o.skip, "skip-phases", nil, "phases to skip, e.g. 'preflight'")
 	}
@@ -82,6 +82,7 @@ func (o *joinOptions) resolved(endpoint string) config.JoinFlags {
 		IgnorePreflightErrors:                  o.ignore,
 		SkipPhases:                             o.skip,
 		DryRun:                                 boolean("dry-run", o.dryRun),
+		Patches:                                str("patches", o.patches),
 	}
 	if set("discovery-token-ca-cert-hash") {
 		f.DiscoveryTokenCACertHashes = o.caHashes
@@ -175,6 +176,7 @@ Runs, in order (each is also 'kubeboot join phase <name>' and can be left out wi
 }
 
 func runJoin(cmd *cobra.Command, o *joinOptions, stdout io.Writer, only string, args []string) error {
+	o.rootfs = rootfsOf(cmd)
 	d, cleanup, err := o.data(stdout, args)
 	if err != nil {
 		return err

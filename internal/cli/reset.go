@@ -34,12 +34,15 @@ type resetOptions struct {
 func (o *resetOptions) register(fs *pflag.FlagSet, withSkipPhases bool) {
 	o.fs = fs
 	fs.StringVar(&o.configFile, "config", "", "path to a kubeadm ResetConfiguration file (kubeadm.k8s.io/v1beta4)")
-	fs.StringVar(&o.rootfs, "rootfs", "", "reset the node whose files are under this directory instead of / (for tests and labs)")
 	fs.StringVar(&o.certDir, "cert-dir", config.DefaultCertificatesDir, "the certificates directory to empty")
 	fs.StringVar(&o.criSocket, "cri-socket", "", "the container runtime's CRI socket; default: the one the kubelet was configured with, else "+config.DefaultCRISocket)
 	fs.BoolVarP(&o.force, "force", "f", false, "reset without asking for confirmation (and past a stacked etcd member of a larger cluster)")
 	fs.BoolVar(&o.dryRun, "dry-run", false, "change nothing; print what would be done")
 	fs.BoolVar(&o.cleanupTmpDir, "cleanup-tmp-dir", false, "also empty "+reset.TmpDir+" (it may hold backups made by upgrades)")
+	// kubeadm reads the cluster's ClusterConfiguration through it, for the etcd member to remove and the certificates
+	// directory; kubeboot finds both in the node's own files (the etcd manifest, --cert-dir), so it needs no cluster.
+	fs.String("kubeconfig", "", "accepted for kubeadm compatibility: kubeboot's reset reads what it needs from the node's own files, not from the cluster")
+	fs.Lookup("kubeconfig").DefValue = config.AdminKubeconfigFile
 	fs.StringSliceVar(&o.ignorePreflightErrors, "ignore-preflight-errors", nil, "checks whose errors become warnings, e.g. 'IsPrivilegedUser'; 'all' ignores every check")
 	if withSkipPhases {
 		fs.StringSliceVar(&o.skipPhases, "skip-phases", nil, "phases to skip, e.g. 'remove-etcd-member'")
@@ -193,6 +196,7 @@ Runs, in order (each is also 'kubeboot reset phase <name>' and can be left out w
 ` + resetPhaseList(),
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			o.rootfs = rootfsOf(cmd)
 			d, err := runReset(cmd.Context(), o, stdout, deps, "")
 			if err != nil {
 				return err
@@ -211,6 +215,7 @@ Runs, in order (each is also 'kubeboot reset phase <name>' and can be left out w
 			Short: p.Short,
 			Args:  cobra.NoArgs,
 			RunE: func(cmd *cobra.Command, _ []string) error {
+				po.rootfs = rootfsOf(cmd)
 				_, err := runReset(cmd.Context(), po, stdout, deps, p.Name)
 				return err
 			},

@@ -58,6 +58,7 @@ func (f *resetFixture) run(t *testing.T, args ...string) (string, error) {
 	t.Helper()
 	var out bytes.Buffer
 	root := &cobra.Command{Use: "kubeboot", SilenceUsage: true, SilenceErrors: true}
+	addGlobalFlags(root)
 	root.AddCommand(newResetCmdWith(&out, f.deps()))
 	root.SetArgs(append([]string{"reset", "--rootfs", f.root}, args...))
 	err := root.ExecuteContext(t.Context())
@@ -180,6 +181,7 @@ func TestResetCommand(t *testing.T) {
 		f := newResetFixture(t, map[string]string{"/etc/kubernetes/admin.conf": "x"})
 		var out bytes.Buffer
 		root := &cobra.Command{Use: "kubeboot", SilenceUsage: true, SilenceErrors: true}
+		addGlobalFlags(root)
 		root.AddCommand(newResetCmdWith(&out, f.deps()))
 		root.SetArgs([]string{"reset", "phase", "remove-etcd-member", "--rootfs", f.root})
 		if err := root.ExecuteContext(t.Context()); err != nil {

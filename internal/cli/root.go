@@ -8,9 +8,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strconv"
 
 	"github.com/spf13/cobra"
 
+	"kubeboot.dev/kubeboot/internal/config"
+	"kubeboot.dev/kubeboot/internal/pki"
 	"kubeboot.dev/kubeboot/internal/version"
 )
 
@@ -71,10 +74,7 @@ so clusters, scripts and nodes made with either tool work with the other.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	var verbosity int
-	// kubeadm's -v/--v: scripts pass it, so it is accepted. kubeboot's detail lines are always printed; the level
-	// only matters to the client libraries' own logging, which kubeboot does not enable.
-	root.PersistentFlags().IntVarP(&verbosity, "v", "v", 0, "log level verbosity (accepted for kubeadm compatibility)")
+	addGlobalFlags(root)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.AddCommand(
@@ -87,9 +87,56 @@ so clusters, scripts and nodes made with either tool work with the other.`,
 		newCertsCmd(stdout),
 		newEtcdCmd(stdout),
 		newLoadBalancerCmd(stdout),
+		newKubeconfigCmd(stdout, config.HostEnvironment, pki.SystemSource),
 	)
+	// kubeadm's completion command: cobra's, which kubeboot otherwise adds only when it runs.
+	root.InitDefaultCompletionCmd()
+	applyDifferences(root, differences)
 	return root
 }
+
+// addGlobalFlags adds kubeadm's global flags to the root command.
+func addGlobalFlags(root *cobra.Command) {
+	pf := root.PersistentFlags()
+	pf.String("rootfs", "", "the node's root directory: kubeboot reads and writes the node's files (/etc/kubernetes, "+
+		"/var/lib/kubelet, ...) under it instead of / (kubeadm chroots into it; kubeboot does not, so paths given in "+
+		"flags such as --config are read as given)")
+	// kubeadm's klog flags: scripts pass them, so they are accepted. kubeboot's detail lines are always printed; the
+	// level only matters to the client libraries' own logging, which kubeboot does not enable.
+	var v logLevel
+	pf.VarP(&v, "v", "v", "number for the log level verbosity (accepted for kubeadm compatibility)")
+	var vmodule moduleSpec
+	pf.Var(&vmodule, "vmodule", "comma-separated list of pattern=N settings for file-filtered logging (accepted for kubeadm compatibility)")
+}
+
+// rootfsOf is the global --rootfs of the command line cmd runs in.
+func rootfsOf(cmd *cobra.Command) string {
+	if f := cmd.Flags().Lookup("rootfs"); f != nil {
+		return f.Value.String()
+	}
+	return ""
+}
+
+// logLevel is klog's -v, with klog's type name so that --help reads as kubeadm's.
+type logLevel int32
+
+func (l *logLevel) String() string { return strconv.Itoa(int(*l)) }
+func (l *logLevel) Type() string   { return "Level" }
+func (l *logLevel) Set(s string) error {
+	n, err := strconv.ParseInt(s, 10, 32)
+	if err != nil {
+		return fmt.Errorf("a log level is a number: %w", err)
+	}
+	*l = logLevel(n)
+	return nil
+}
+
+// moduleSpec is klog's --vmodule, kept as given.
+type moduleSpec string
+
+func (m *moduleSpec) String() string     { return string(*m) }
+func (m *moduleSpec) Type() string       { return "moduleSpec" }
+func (m *moduleSpec) Set(s string) error { *m = moduleSpec(s); return nil }
 
 func newVersionCmd(stdout io.Writer) *cobra.Command {
 	var output string

@@ -32,10 +32,12 @@ type tokenDeps struct {
 	client   func(path string) (kubernetes.Interface, error)
 	now      func() time.Time
 	generate func() (token.Token, error)
+	// env is the machine, for defaulting `token create --config`'s InitConfiguration.
+	env func() config.Environment
 }
 
 func hostTokenDeps() tokenDeps {
-	return tokenDeps{client: clientFromKubeconfig, now: time.Now, generate: token.Generate}
+	return tokenDeps{client: clientFromKubeconfig, now: time.Now, generate: token.Generate, env: config.HostEnvironment}
 }
 
 func clientFromKubeconfig(path string) (kubernetes.Interface, error) {
@@ -77,9 +79,14 @@ A token has the form ` + token.Format + `: the first part is its public ID, the 
 	}
 	cmd.PersistentFlags().StringVar(&kubeconfigFlag, "kubeconfig", "", "the kubeconfig file to reach the cluster with; default: $KUBECONFIG, ~/.kube/config, then "+config.AdminKubeconfigFile)
 	cmd.PersistentFlags().Lookup("kubeconfig").DefValue = config.AdminKubeconfigFile
-	clientFor := func() (kubernetes.Interface, string, error) {
+	var dryRun bool
+	cmd.PersistentFlags().BoolVar(&dryRun, "dry-run", false, "change nothing: read the cluster, and print the objects that would be created or deleted")
+	clientFor := func(ctx context.Context, out io.Writer) (kubernetes.Interface, string, error) {
 		path := kubeconfigPath(kubeconfigFlag)
 		c, err := deps.client(path)
+		if err == nil && dryRun {
+			c = dryRunClient(ctx, c, out)
+		}
 		return c, path, err
 	}
 	cmd.AddCommand(
@@ -91,7 +98,8 @@ A token has the form ` + token.Format + `: the first part is its public ID, the 
 	return cmd
 }
 
-type tokenClientFunc func() (kubernetes.Interface, string, error)
+// tokenClientFunc builds the commands' client; with --dry-run its writes are printed to out instead of made.
+type tokenClientFunc func(ctx context.Context, out io.Writer) (kubernetes.Interface, string, error)
 
 // apiContext bounds the token commands' API calls: token.Create and friends retry while the API server is
 // unreachable, which must not go on forever.
@@ -101,10 +109,10 @@ func apiContext(ctx context.Context) (context.Context, context.CancelFunc) {
 
 func newTokenCreateCmd(stdout io.Writer, deps tokenDeps, clientFor tokenClientFunc) *cobra.Command {
 	var (
-		description, certKey string
-		usages, groups       []string
-		ttl                  time.Duration
-		printJoin            bool
+		description, certKey, configFile string
+		usages, groups                   []string
+		ttl                              time.Duration
+		printJoin                        bool
 	)
 	cmd := &cobra.Command{
 		Use:   "create [TOKEN]",
@@ -123,49 +131,62 @@ TOKEN, when given, is the token to store (` + token.Format + `); otherwise a ran
 						"pass the key printed by 'kubeboot init phase upload-certs --upload-certs' (or kubeadm's)")
 				}
 			}
-			var tok token.Token
+			var tokens []config.BootstrapToken
 			var err error
-			if len(args) == 1 {
-				if tok, err = token.Parse(args[0]); err != nil {
-					return withHint(fmt.Errorf("TOKEN argument: %w", err), "'kubeboot token generate' prints a valid random token")
+			if configFile != "" {
+				if tokens, err = tokensFromConfig(cmd, configFile, args, deps.env()); err != nil {
+					return err
 				}
-			} else if tok, err = deps.generate(); err != nil {
-				return err
+			} else {
+				var tok token.Token
+				if len(args) == 1 {
+					if tok, err = token.Parse(args[0]); err != nil {
+						return withHint(fmt.Errorf("TOKEN argument: %w", err), "'kubeboot token generate' prints a valid random token")
+					}
+				} else if tok, err = deps.generate(); err != nil {
+					return err
+				}
+				bt := config.BootstrapToken{
+					Token:       tok.Value(),
+					Description: description,
+					TTL:         &metav1.Duration{Duration: ttl},
+					Usages:      usages,
+				}
+				// The default group is for authenticating tokens only; token.Secret adds it when it applies, so a
+				// --usages signing token is not refused over a group the user never asked for.
+				if cmd.Flags().Changed("groups") {
+					bt.Groups = groups
+				}
+				tokens = []config.BootstrapToken{bt}
 			}
-			bt := config.BootstrapToken{
-				Token:       tok.Value(),
-				Description: description,
-				TTL:         &metav1.Duration{Duration: ttl},
-				Usages:      usages,
-			}
-			// The default group is for authenticating tokens only; token.Secret adds it when it applies, so a
-			// --usages signing token is not refused over a group the user never asked for.
-			if cmd.Flags().Changed("groups") {
-				bt.Groups = groups
-			}
-			if err := token.Validate(bt); err != nil {
-				return err
-			}
-			client, path, err := clientFor()
-			if err != nil {
-				return err
-			}
-			ctx, cancel := apiContext(cmd.Context())
-			defer cancel()
-			var join string
-			if printJoin {
-				// Before creating the token, so a kubeconfig that cannot give a join command leaves no token behind.
-				if join, err = joinCommand(ctx, path, client, tok.Value(), certKey); err != nil {
+			for _, bt := range tokens {
+				if err := token.Validate(bt); err != nil {
 					return err
 				}
 			}
-			if err := token.Create(ctx, client, bt); err != nil {
+			first := tokens[0].Token
+			ctx, cancel := apiContext(cmd.Context())
+			defer cancel()
+			client, path, err := clientFor(ctx, stdout)
+			if err != nil {
 				return err
+			}
+			var join string
+			if printJoin {
+				// Before creating the token, so a kubeconfig that cannot give a join command leaves no token behind.
+				if join, err = joinCommand(ctx, path, client, first, certKey); err != nil {
+					return err
+				}
+			}
+			for _, bt := range tokens {
+				if err := token.Create(ctx, client, bt); err != nil {
+					return err
+				}
 			}
 			if printJoin {
 				fmt.Fprintln(stdout, join)
 			} else {
-				fmt.Fprintln(stdout, tok.Value())
+				fmt.Fprintln(stdout, first)
 			}
 			return nil
 		},
@@ -177,7 +198,38 @@ TOKEN, when given, is the token to store (` + token.Format + `); otherwise a ran
 	f.StringSliceVar(&groups, "groups", []string{token.DefaultGroup}, "extra groups the token authenticates as; must match "+bootstrapapi.BootstrapGroupPattern)
 	f.BoolVar(&printJoin, "print-join-command", false, "print the whole 'kubeboot join' command instead of just the token")
 	f.StringVar(&certKey, "certificate-key", "", "with --print-join-command: print the control-plane join command with this certificate key")
+	f.StringVar(&configFile, "config", "", "a kubeadm configuration file: create every token of its InitConfiguration.bootstrapTokens (a token without a value gets a random one) and print the first")
 	return cmd
+}
+
+// tokensFromConfig reads the bootstrap tokens of `token create --config`, defaulted as init would default them.
+// As in kubeadm, the file is the only source: the token's flags and the TOKEN argument cannot be added.
+func tokensFromConfig(cmd *cobra.Command, file string, args []string, env config.Environment) ([]config.BootstrapToken, error) {
+	var mixed []string
+	for _, name := range []string{"ttl", "usages", "groups", "description"} {
+		if cmd.Flags().Changed(name) {
+			mixed = append(mixed, "--"+name)
+		}
+	}
+	if len(args) > 0 {
+		mixed = append(mixed, "the TOKEN argument")
+	}
+	if len(mixed) > 0 {
+		return nil, withHint(fmt.Errorf("cannot mix --config with %s", strings.Join(mixed, ", ")),
+			"set the token in the file's InitConfiguration.bootstrapTokens instead")
+	}
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return nil, fmt.Errorf("read --config: %w", err)
+	}
+	cfg, _, err := config.ResolveInit(data, config.InitFlags{}, env)
+	if err != nil {
+		return nil, withHint(fmt.Errorf("invalid configuration in %s: %w", file, err), "fix the fields named above; no token was created")
+	}
+	if len(cfg.Init.BootstrapTokens) == 0 {
+		return nil, fmt.Errorf("%s: InitConfiguration.bootstrapTokens is empty: no token to create", file)
+	}
+	return cfg.Init.BootstrapTokens, nil
 }
 
 // joinCommand is the one-line join command for tok: the endpoint is the kubeconfig's server, the CA pins come
@@ -276,12 +328,12 @@ func newTokenListCmd(stdout, stderr io.Writer, deps tokenDeps, clientFor tokenCl
 			default:
 				return fmt.Errorf("--output %q: must be one of text, json, yaml", output)
 			}
-			client, _, err := clientFor()
+			ctx, cancel := apiContext(cmd.Context())
+			defer cancel()
+			client, _, err := clientFor(ctx, stdout)
 			if err != nil {
 				return err
 			}
-			ctx, cancel := apiContext(cmd.Context())
-			defer cancel()
 			tokens, skipped, err := token.List(ctx, client)
 			if err != nil {
 				return err
@@ -321,6 +373,7 @@ func newTokenListCmd(stdout, stderr io.Writer, deps tokenDeps, clientFor tokenCl
 		},
 	}
 	cmd.Flags().StringVarP(&output, "output", "o", "text", "output format: text, json or yaml")
+	addPrinterFlags(cmd)
 	return cmd
 }
 
@@ -344,12 +397,12 @@ ID (` + token.IDFormat + `).`,
 				}
 				ids[i] = id
 			}
-			client, _, err := clientFor()
+			ctx, cancel := apiContext(cmd.Context())
+			defer cancel()
+			client, _, err := clientFor(ctx, stdout)
 			if err != nil {
 				return err
 			}
-			ctx, cancel := apiContext(cmd.Context())
-			defer cancel()
 			var errs []error
 			for _, id := range ids {
 				if err := token.Delete(ctx, client, id); err != nil {

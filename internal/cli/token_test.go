@@ -47,6 +47,7 @@ func (f *tokenFixture) deps() tokenDeps {
 		},
 		now:      func() time.Time { return f.now },
 		generate: func() (token.Token, error) { return token.Parse("genera.0123456789abcdef") },
+		env:      testConfigDeps(&fakePuller{}).env,
 	}
 }
 

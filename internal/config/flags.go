@@ -4,10 +4,13 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"kubeboot.dev/kubeboot/internal/release"
 )
 
 // InitFlags are kubeadm's `init` flags. A nil pointer (or nil slice) means the user did not set the flag; the CLI
@@ -28,6 +31,9 @@ type InitFlags struct {
 	ImageRepository           *string        // --image-repository
 	Token                     *string        // --token
 	TokenTTL                  *time.Duration // --token-ttl
+	FeatureGates              *string        // --feature-gates, "Name=true,Other=false"
+	APIServerCertSANs         []string       // --apiserver-cert-extra-sans
+	Patches                   *string        // --patches
 	// UploadCerts is not part of the configuration API: the init workflow reads it from here.
 	UploadCerts    *bool   // --upload-certs
 	CertificateKey *string // --certificate-key
@@ -53,12 +59,14 @@ type JoinFlags struct {
 	IgnorePreflightErrors                  []string // --ignore-preflight-errors
 	SkipPhases                             []string // --skip-phases
 	DryRun                                 *bool    // --dry-run
+	Patches                                *string  // --patches
 }
 
 // ApplyInitFlags overlays the flags the user set on cfg, following kubeadm:
 //
 //   - Without a configuration file, cfg starts empty and every flag fills its field; --token and --token-ttl
-//     describe the one bootstrap token init creates.
+//     describe the one bootstrap token init creates; --feature-gates, --apiserver-cert-extra-sans and --patches
+//     fill featureGates, apiServer.certSANs and patches.directory.
 //   - With --config, only --node-name, --ignore-preflight-errors, --dry-run, --upload-certs and --skip-phases may
 //     be added (kubeadm's list); any other flag is an error naming it, because the file is the source of truth.
 //
@@ -80,6 +88,9 @@ func ApplyInitFlags(cfg *Init, f InitFlags, withConfigFile bool) error {
 			"--token":                       f.Token != nil,
 			"--token-ttl":                   f.TokenTTL != nil,
 			"--certificate-key":             f.CertificateKey != nil,
+			"--feature-gates":               f.FeatureGates != nil,
+			"--apiserver-cert-extra-sans":   f.APIServerCertSANs != nil,
+			"--patches":                     f.Patches != nil,
 		}); err != nil {
 			return err
 		}
@@ -98,6 +109,17 @@ func ApplyInitFlags(cfg *Init, f InitFlags, withConfigFile bool) error {
 		setString(&ic.NodeRegistration.CRISocket, f.CRISocket)
 		setString(&c.ImageRepository, f.ImageRepository)
 		setString(&ic.CertificateKey, f.CertificateKey)
+		if f.FeatureGates != nil {
+			gates, err := ParseFeatureGates(*f.FeatureGates)
+			if err != nil {
+				return err
+			}
+			c.FeatureGates = gates
+		}
+		if f.APIServerCertSANs != nil {
+			c.APIServer.CertSANs = slices.Clone(f.APIServerCertSANs)
+		}
+		setPatches(&ic.Patches, f.Patches)
 		if f.Token != nil || f.TokenTTL != nil {
 			var t BootstrapToken
 			setString(&t.Token, f.Token)
@@ -147,6 +169,7 @@ func ApplyJoinFlags(cfg *Join, f JoinFlags, withConfigFile bool) ([]string, erro
 			"--apiserver-advertise-address": f.APIServerAdvertiseAddress != nil,
 			"--apiserver-bind-port":         f.APIServerBindPort != nil,
 			"--cri-socket":                  f.CRISocket != nil,
+			"--patches":                     f.Patches != nil,
 		}); err != nil {
 			return nil, err
 		}
@@ -173,6 +196,7 @@ func ApplyJoinFlags(cfg *Join, f JoinFlags, withConfigFile bool) ([]string, erro
 		jc.Discovery.TLSBootstrapToken = token
 		setString(&jc.Discovery.TLSBootstrapToken, f.TLSBootstrapToken)
 		setString(&jc.NodeRegistration.CRISocket, f.CRISocket)
+		setPatches(&jc.Patches, f.Patches)
 
 		if f.ControlPlane != nil && *f.ControlPlane {
 			cp := &JoinControlPlane{}
@@ -198,6 +222,47 @@ func ApplyJoinFlags(cfg *Join, f JoinFlags, withConfigFile bool) ([]string, erro
 		mergePreflightErrors(jc.NodeRegistration.IgnorePreflightErrors, f.IgnorePreflightErrors)
 	return warnings, nil
 }
+
+// setPatches points patches.directory at dir (--patches); an empty dir means none.
+func setPatches(dst **Patches, dir *string) {
+	if dir == nil {
+		return
+	}
+	if *dir == "" {
+		*dst = nil
+		return
+	}
+	*dst = &Patches{Directory: *dir}
+}
+
+// ParseFeatureGates reads --feature-gates ("Name=true,Other=false") as kubeadm does: names are kubeadm's own
+// feature gates (those of kubeboot's default release, as kubeadm v1.37 knows its own), values true or false.
+// Validation checks them again against the release of the configured kubernetesVersion.
+func ParseFeatureGates(s string) (map[string]bool, error) {
+	gates := map[string]bool{}
+	for _, kv := range strings.Split(s, ",") {
+		if kv == "" {
+			continue
+		}
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok {
+			return nil, fmt.Errorf("--feature-gates: missing bool value for feature-gate key:%s (write %s=true or %s=false)", kv, kv, kv)
+		}
+		k, v = strings.TrimSpace(k), strings.TrimSpace(v)
+		if known := FeatureGateNames(); !slices.Contains(known, k) {
+			return nil, fmt.Errorf("--feature-gates: unrecognized feature-gate key: %s (known: %s)", k, strings.Join(known, ", "))
+		}
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return nil, fmt.Errorf("--feature-gates: invalid value %s for feature-gate key: %s, use true|false instead", v, k)
+		}
+		gates[k] = b
+	}
+	return gates, nil
+}
+
+// FeatureGateNames are the names --feature-gates and ClusterConfiguration.featureGates accept.
+func FeatureGateNames() []string { return release.Default().FeatureGateNames() }
 
 func setString(dst *string, v *string) {
 	if v != nil {

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -313,4 +314,67 @@ func TestApplyJoinFlagsWithConfig(t *testing.T) {
 			"--discovery-token-ca-cert-hash, --discovery-token-unsafe-skip-ca-verification, --tls-bootstrap-token, "+
 			"--token: set the corresponding fields in the configuration file instead")
 	})
+}
+
+func TestApplyInitFlagsFeatureGatesSANsPatches(t *testing.T) {
+	cfg := &Init{}
+	err := ApplyInitFlags(cfg, InitFlags{
+		FeatureGates:      ptr.To("RootlessControlPlane=true"),
+		APIServerCertSANs: []string{"10.0.0.100", "api.lab"},
+		Patches:           ptr.To("/etc/kubeboot/patches"),
+	}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(map[string]bool{"RootlessControlPlane": true}, cfg.Cluster.FeatureGates); diff != "" {
+		t.Errorf("featureGates (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff([]string{"10.0.0.100", "api.lab"}, cfg.Cluster.APIServer.CertSANs); diff != "" {
+		t.Errorf("apiServer.certSANs (-want +got):\n%s", diff)
+	}
+	if cfg.Init.Patches == nil || cfg.Init.Patches.Directory != "/etc/kubeboot/patches" {
+		t.Errorf("patches = %+v", cfg.Init.Patches)
+	}
+}
+
+func TestApplyInitFlagsRefusesTheNewFlagsWithConfig(t *testing.T) {
+	err := ApplyInitFlags(&Init{}, InitFlags{
+		FeatureGates:      ptr.To("RootlessControlPlane=true"),
+		APIServerCertSANs: []string{"api.lab"},
+		Patches:           ptr.To("/p"),
+	}, true)
+	want := "cannot mix --config with --apiserver-cert-extra-sans, --feature-gates, --patches: set the corresponding fields in the configuration file instead"
+	if err == nil || err.Error() != want {
+		t.Fatalf("err = %v\nwant %s", err, want)
+	}
+}
+
+func TestParseFeatureGates(t *testing.T) {
+	for _, tt := range []struct{ in, err string }{
+		{"", ""},
+		{"RootlessControlPlane=true,", ""},
+		{"Nope=true", "--feature-gates: unrecognized feature-gate key: Nope (known: "},
+		// kubeadm v1.37 removed it with v1beta3.
+		{"PublicKeysECDSA=false", "--feature-gates: unrecognized feature-gate key: PublicKeysECDSA (known: RootlessControlPlane)"},
+		{"RootlessControlPlane", "--feature-gates: missing bool value for feature-gate key:RootlessControlPlane"},
+		{"RootlessControlPlane=yes", "--feature-gates: invalid value yes for feature-gate key: RootlessControlPlane, use true|false instead"},
+	} {
+		_, err := ParseFeatureGates(tt.in)
+		if tt.err == "" && err != nil || tt.err != "" && (err == nil || !strings.HasPrefix(err.Error(), tt.err)) {
+			t.Errorf("ParseFeatureGates(%q) = %v, want %q", tt.in, err, tt.err)
+		}
+	}
+}
+
+func TestApplyJoinFlagsPatches(t *testing.T) {
+	cfg := &Join{}
+	if _, err := ApplyJoinFlags(cfg, JoinFlags{Patches: ptr.To("/p")}, false); err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Join.Patches == nil || cfg.Join.Patches.Directory != "/p" {
+		t.Errorf("patches = %+v", cfg.Join.Patches)
+	}
+	if _, err := ApplyJoinFlags(&Join{}, JoinFlags{Patches: ptr.To("/p")}, true); err == nil || !strings.Contains(err.Error(), "--patches") {
+		t.Errorf("err = %v, want a refusal naming --patches", err)
+	}
 }

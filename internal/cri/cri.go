@@ -284,6 +284,15 @@ func (c *Client) ImageStatus(ctx context.Context, ref string) (Image, error) {
 	return Image{Present: true, ID: img.GetId(), RepoTags: img.GetRepoTags()}, nil
 }
 
+// PullImage pulls ref into the runtime's image store. A pull can take minutes, so only ctx bounds it, not the
+// per-call timeout of the other requests.
+func (c *Client) PullImage(ctx context.Context, ref string) error {
+	if _, err := c.images.PullImage(ctx, &runtimeapi.PullImageRequest{Image: &runtimeapi.ImageSpec{Image: ref}}); err != nil {
+		return c.wrap("CRI PullImage "+ref, err)
+	}
+	return nil
+}
+
 // ListPodSandboxes lists the sandboxes that carry all of labels.
 func (c *Client) ListPodSandboxes(ctx context.Context, labels map[string]string) ([]PodSandbox, error) {
 	ctx, cancel := c.call(ctx)

@@ -3,6 +3,7 @@ package initflow
 import (
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"path"
 	"slices"
@@ -13,6 +14,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 	certutil "k8s.io/client-go/util/cert"
@@ -46,23 +48,32 @@ type Clients interface {
 
 // FileClients builds clients from the kubeconfig files init wrote, once each.
 type FileClients struct {
-	FS    nodefs.FS
-	once  [2]sync.Once
-	cache [2]kubernetes.Interface
-	errs  [2]error
+	FS nodefs.FS
+	// Kubeconfig, when set, is a kubeconfig file on this machine (kubeadm's --kubeconfig) used instead of the
+	// node's admin.conf; super-admin.conf is then not used.
+	Kubeconfig string
+	once       [2]sync.Once
+	cache      [2]kubernetes.Interface
+	errs       [2]error
 }
 
 func (c *FileClients) Admin() (kubernetes.Interface, error) {
-	return c.get(0, config.AdminKubeconfigFile)
+	if c.Kubeconfig != "" {
+		return c.get(0, c.Kubeconfig, c.Kubeconfig)
+	}
+	return c.get(0, config.AdminKubeconfigFile, c.FS.Path(config.AdminKubeconfigFile))
 }
 
 func (c *FileClients) SuperAdmin() (kubernetes.Interface, error) {
-	return c.get(1, config.SuperAdminKubeconfig)
+	if c.Kubeconfig != "" {
+		return nil, fmt.Errorf("%s is not used with --kubeconfig %s", config.SuperAdminKubeconfig, c.Kubeconfig)
+	}
+	return c.get(1, config.SuperAdminKubeconfig, c.FS.Path(config.SuperAdminKubeconfig))
 }
 
-func (c *FileClients) get(i int, file string) (kubernetes.Interface, error) {
+func (c *FileClients) get(i int, file, path string) (kubernetes.Interface, error) {
 	c.once[i].Do(func() {
-		rc, err := clientcmd.BuildConfigFromFlags("", c.FS.Path(file))
+		rc, err := clientcmd.BuildConfigFromFlags("", path)
 		if err != nil {
 			c.errs[i] = fmt.Errorf("load %s: %w", file, err)
 			return
@@ -98,19 +109,44 @@ func clusterPhases() []workflow.Phase[*Data] {
 		{Name: "kubelet-finalize", Short: "Point kubelet.conf at the kubelet's rotating client certificate", RunIf: notDry, Phases: []workflow.Phase[*Data]{
 			{Name: "enable-client-cert-rotation", Short: "Enable kubelet client certificate rotation", Run: runKubeletFinalize},
 		}},
-		{Name: "addon", Short: "Install the CoreDNS and kube-proxy addons", RunIf: notDry, Phases: []workflow.Phase[*Data]{
-			{Name: "coredns", Short: "Install the CoreDNS addon", RunIf: func(d *Data) bool { return !addons.CoreDNSDisabled(d.Cfg) }, Run: withAPI(func(ctx context.Context, d *Data, c kubernetes.Interface) error {
-				return addons.EnsureCoreDNS(ctx, c, d.Cfg)
-			})},
-			{Name: "kube-proxy", Short: "Install the kube-proxy addon", RunIf: func(d *Data) bool { return !addons.KubeProxyDisabled(d.Cfg) }, Run: withAPI(func(ctx context.Context, d *Data, c kubernetes.Interface) error {
+		{Name: "addon", Short: "Install the CoreDNS and kube-proxy addons", RunIf: func(d *Data) bool { return !d.DryRun || d.PrintManifest }, Phases: []workflow.Phase[*Data]{
+			{Name: "coredns", Short: "Install the CoreDNS addon", RunIf: func(d *Data) bool { return !addons.CoreDNSDisabled(d.Cfg) }, Run: func(ctx context.Context, d *Data) error {
+				if d.PrintManifest {
+					return printAddon(d.Out)(addons.CoreDNSObjects(d.Cfg))
+				}
+				return withAPI(func(ctx context.Context, d *Data, c kubernetes.Interface) error {
+					return addons.EnsureCoreDNS(ctx, c, d.Cfg)
+				})(ctx, d)
+			}},
+			{Name: "kube-proxy", Short: "Install the kube-proxy addon", RunIf: func(d *Data) bool { return !addons.KubeProxyDisabled(d.Cfg) }, Run: func(ctx context.Context, d *Data) error {
 				endpoint, err := kubeconfig.ControlPlaneURL(d.Cfg)
 				if err != nil {
 					return err
 				}
-				return addons.EnsureKubeProxy(ctx, c, d.Cfg, endpoint)
-			})},
+				if d.PrintManifest {
+					return printAddon(d.Out)(addons.KubeProxyObjects(d.Cfg, endpoint))
+				}
+				return withAPI(func(ctx context.Context, d *Data, c kubernetes.Interface) error {
+					return addons.EnsureKubeProxy(ctx, c, d.Cfg, endpoint)
+				})(ctx, d)
+			}},
 		}},
 		{Name: "show-join-command", Short: "Show the join command for control-plane and worker nodes", Run: runShowJoinCommand},
+	}
+}
+
+// printAddon writes an addon's objects as YAML instead of installing them (--print-manifest).
+func printAddon(w io.Writer) func(objs []runtime.Object, err error) error {
+	return func(objs []runtime.Object, err error) error {
+		if err != nil {
+			return err
+		}
+		b, err := addons.MarshalYAML(objs...)
+		if err != nil {
+			return err
+		}
+		_, err = fmt.Fprintf(w, "---\n%s", b)
+		return err
 	}
 }
 
@@ -320,11 +356,14 @@ func Hours(d time.Duration) string { return fmt.Sprintf("%gh", d.Hours()) }
 // UnshownCertificateKey returns the certificate key this run uploaded the certificates with when the join
 // instructions did not show it (show-join-command did not run): the caller prints it last, or it is lost.
 func (d *Data) UnshownCertificateKey() string {
-	if !d.certsUploaded || d.keyShown {
+	if !d.certsUploaded || d.keyShown || d.SkipCertificateKeyPrint {
 		return ""
 	}
 	return d.Cfg.Init.CertificateKey
 }
+
+// Withheld stands in for a secret the user asked not to print, as in kubeadm.
+const Withheld = "<value withheld>"
 
 func runShowJoinCommand(_ context.Context, d *Data) error {
 	caPEM, err := d.FS.ReadFile(path.Join(d.Cfg.Cluster.CertificatesDir, "ca.crt"))
@@ -347,6 +386,9 @@ func runShowJoinCommand(_ context.Context, d *Data) error {
 	if len(d.Cfg.Init.BootstrapTokens) > 0 {
 		tok = d.Cfg.Init.BootstrapTokens[0].Token
 	}
+	if d.SkipTokenPrint {
+		tok = Withheld
+	}
 	join := fmt.Sprintf("kubeboot join %s --token %s \\\n\t--discovery-token-ca-cert-hash %s", endpoint, tok, pki.DiscoveryHash(ca))
 	fmt.Fprintf(d.Out, `
 Your Kubernetes control-plane has initialized successfully!
@@ -365,11 +407,14 @@ cannot join it (kubeadm and kubeboot refuse), so the certificate key is not show
 (--control-plane-endpoint) when you init a cluster that is to have several control-plane nodes.
 
 `)
-		d.keyShown = true // withheld on purpose: no node could use it
+		d.keyShown = true // Withheld on purpose: no node could use it
 	case d.Cfg.Cluster.ControlPlaneEndpoint != "" && d.UploadCerts:
 		key := d.Cfg.Init.CertificateKey
 		if key == "" {
 			key = "<the certificate key upload-certs makes>" // a dry run uploads nothing and makes no key
+		}
+		if d.SkipCertificateKeyPrint {
+			key = Withheld
 		}
 		fmt.Fprintf(d.Out, `You can now join any number of control-plane nodes by running on each as root:
 

@@ -41,6 +41,14 @@ type Data struct {
 	// UploadCerts is --upload-certs: the upload-certs phase stores the shared certificates in kube-system/kubeadm-certs,
 	// encrypted with Cfg.Init.CertificateKey (a new key when it is empty).
 	UploadCerts bool
+	// SkipTokenPrint and SkipCertificateKeyPrint are kubeadm's --skip-token-print and --skip-certificate-key-print:
+	// the join commands show "<value withheld>" instead of the secret.
+	SkipTokenPrint, SkipCertificateKeyPrint bool
+	// PrintManifest is kubeadm's --print-manifest: the addon phases print their objects instead of installing them.
+	PrintManifest bool
+	// KubeconfigDir is where the kubeconfig phases write (kubeadm's --kubeconfig-dir of `init phase kubeconfig`);
+	// "" is /etc/kubernetes, where every other phase looks for them.
+	KubeconfigDir string
 	// Clients reach the new cluster (built from admin.conf and super-admin.conf).
 	Clients Clients
 	// DialRuntime connects to the container runtime, to explain a control plane that does not come up.
@@ -112,7 +120,11 @@ func kubeconfigPhases() []workflow.Phase[*Data] {
 			needs = append(needs, "kubelet-start")
 		}
 		out = append(out, workflow.Phase[*Data]{Name: p.Name, Short: p.Short, Needs: needs, Run: func(ctx context.Context, d *Data) error {
-			res, err := kubeconfig.Ensure(ctx, d.FS, d.Cfg, p.Name, d.Source)
+			dir := d.KubeconfigDir
+			if dir == "" {
+				dir = config.KubernetesDir
+			}
+			res, err := kubeconfig.EnsureIn(ctx, d.FS, d.Cfg, dir, p.Name, d.Source)
 			if err != nil {
 				return err
 			}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path"
 	"slices"
 	"strings"
 	"sync"
@@ -55,6 +56,12 @@ func EnsureSome(ctx context.Context, fsys nodefs.FS, cfg *config.Init, names []s
 
 // Ensure runs one kubeconfig phase by name (see Phases).
 func Ensure(ctx context.Context, fsys nodefs.FS, cfg *config.Init, name string, src pki.Source) (pki.Result, error) {
+	return EnsureIn(ctx, fsys, cfg, config.KubernetesDir, name, src)
+}
+
+// EnsureIn is Ensure with the file in dir instead of /etc/kubernetes (kubeadm's --kubeconfig-dir of
+// `init phase kubeconfig`).
+func EnsureIn(ctx context.Context, fsys nodefs.FS, cfg *config.Init, dir, name string, src pki.Source) (pki.Result, error) {
 	specs, ca, src, err := prepare(fsys, cfg, src)
 	if err != nil {
 		return pki.Result{}, err
@@ -63,6 +70,7 @@ func Ensure(ctx context.Context, fsys nodefs.FS, cfg *config.Init, name string, 
 	if i < 0 {
 		return pki.Result{}, unknownPhase(name)
 	}
+	specs[i].File = path.Join(dir, path.Base(specs[i].File))
 	r, err := ensure(ctx, fsys, cfg, specs[i], ca, src)
 	if err != nil {
 		return pki.Result{}, err
