@@ -3,7 +3,6 @@ package cli
 import (
 	"fmt"
 	"io"
-	"os"
 
 	"github.com/spf13/cobra"
 
@@ -38,12 +37,9 @@ certificates, without their keys) in place, then run init. Nothing that exists i
 		Example: "  kubeboot certs generate-csr --config kubeadm.yaml --kubeconfig-dir /etc/kubernetes",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			var file []byte
-			if configFile != "" {
-				var err error
-				if file, err = os.ReadFile(configFile); err != nil {
-					return fmt.Errorf("read --config: %w", err)
-				}
+			file, err := readConfigFile(configFile, "init-defaults")
+			if err != nil {
+				return err
 			}
 			cfg, _, err := config.ResolveInit(file, config.InitFlags{}, env())
 			if err != nil {

@@ -198,12 +198,9 @@ func (o *imagesOptions) register(cmd *cobra.Command) {
 
 // cluster resolves the configuration the images follow, as init would.
 func (o *imagesOptions) cluster(env config.Environment) (*config.Init, error) {
-	var file []byte
-	if o.configFile != "" {
-		var err error
-		if file, err = os.ReadFile(o.configFile); err != nil {
-			return nil, fmt.Errorf("read --config: %w", err)
-		}
+	file, err := readConfigFile(o.configFile, "init-defaults")
+	if err != nil {
+		return nil, err
 	}
 	set := o.cmd.Flags().Changed
 	var f config.InitFlags

@@ -134,11 +134,9 @@ func (o *initOptions) resolved() config.InitFlags {
 
 // data loads the configuration and builds the phases' data. cleanup removes a dry run's scratch directory.
 func (o *initOptions) data(stdout io.Writer) (d *initflow.Data, cleanup func(), err error) {
-	var file []byte
-	if o.configFile != "" {
-		if file, err = os.ReadFile(o.configFile); err != nil {
-			return nil, nil, withHint(fmt.Errorf("read --config: %w", err), "pass the path of a kubeadm.k8s.io/v1beta4 configuration file; `kubeboot config print init-defaults` prints one to start from")
-		}
+	file, err := readConfigFile(o.configFile, "init-defaults")
+	if err != nil {
+		return nil, nil, err
 	}
 	cfg, warnings, err := config.ResolveInit(file, o.resolved(), config.HostEnvironment())
 	if err != nil {

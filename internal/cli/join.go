@@ -3,7 +3,6 @@ package cli
 import (
 	"fmt"
 	"io"
-	"os"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -99,11 +98,9 @@ func (o *joinOptions) data(stdout io.Writer, args []string) (d *joinflow.Data, c
 	if len(args) > 0 {
 		endpoint = args[0]
 	}
-	var file []byte
-	if o.configFile != "" {
-		if file, err = os.ReadFile(o.configFile); err != nil {
-			return nil, nil, withHint(fmt.Errorf("read --config: %w", err), "pass the path of a kubeadm.k8s.io/v1beta4 configuration file; `kubeboot config print join-defaults` prints one to start from")
-		}
+	file, err := readConfigFile(o.configFile, "join-defaults")
+	if err != nil {
+		return nil, nil, err
 	}
 	host := config.HostEnvironment()
 	cfg, warnings, err := config.ResolveJoin(file, o.resolved(endpoint), host)

@@ -3,7 +3,6 @@ package cli
 import (
 	"fmt"
 	"io"
-	"os"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -38,12 +37,9 @@ certificate). The output holds the user's credentials: keep it secret.`,
 			if clientName == "" {
 				return withHint(fmt.Errorf("--client-name is required"), "name the user: --client-name NAME")
 			}
-			var file []byte
-			if configFile != "" {
-				var err error
-				if file, err = os.ReadFile(configFile); err != nil {
-					return fmt.Errorf("read --config: %w", err)
-				}
+			file, err := readConfigFile(configFile, "init-defaults")
+			if err != nil {
+				return err
 			}
 			cfg, _, err := config.ResolveInit(file, config.InitFlags{}, env())
 			if err != nil {

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"strconv"
 
 	"github.com/spf13/cobra"
@@ -34,6 +35,20 @@ func (e *hintError) Unwrap() error { return e.err }
 func (e *hintError) Hint() string  { return e.hint }
 
 // withHint wraps err with advice shown to the user.
+// readConfigFile reads --config: nothing when path is empty, a hinted error naming the flag when it cannot be read.
+// printDefaults names the `config print` document that starts such a file ("init-defaults").
+func readConfigFile(path, printDefaults string) ([]byte, error) {
+	if path == "" {
+		return nil, nil
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, withHint(fmt.Errorf("read --config: %w", err),
+			"pass the path of a kubeadm.k8s.io/v1beta4 configuration file; `kubeboot config print "+printDefaults+"` prints one to start from")
+	}
+	return b, nil
+}
+
 func withHint(err error, hint string) error {
 	if err == nil {
 		return nil
