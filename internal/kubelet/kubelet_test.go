@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -21,6 +22,7 @@ import (
 
 	"kubeboot.dev/kubeboot/internal/config"
 	"kubeboot.dev/kubeboot/internal/nodefs"
+	"kubeboot.dev/kubeboot/internal/release"
 	"kubeboot.dev/kubeboot/internal/testutil/golden"
 )
 
@@ -119,7 +121,7 @@ func renderFiles(t *testing.T, fc fileCase) map[string][]byte {
 	root := t.TempDir()
 	fs := nodefs.FS{Root: root}
 	if p := cfg.Init.Patches; p != nil {
-		src := filepath.Join("testdata", "kubeadm", fc.name, "patches")
+		src := filepath.Join(kubeadmRefs(release.Default()), fc.name, "patches")
 		if err := os.CopyFS(fs.Path(p.Directory), os.DirFS(src)); err != nil {
 			t.Fatal(err)
 		}
@@ -164,13 +166,26 @@ func decodeKubelet(t *testing.T, b []byte) *kubeletv1beta1.KubeletConfiguration 
 	return &kc
 }
 
-// TestMatchesKubeadm compares with what upstream kubeadm v1.37.2 wrote for the same configuration
-// (testdata/kubeadm, see generate.sh): the flags file and instance-config.yaml byte for byte, config.yaml by
-// content, since kubeboot leaves out kubeadm's zero-valued noise.
+// kubeadmRefs is the directory of what upstream kubeadm of release r wrote (generate.sh).
+func kubeadmRefs(r *release.Release) string {
+	return filepath.Join("testdata", "kubeadm", fmt.Sprintf("v1.%d", r.Minor))
+}
+
+// TestMatchesKubeadm compares with what upstream kubeadm of each release wrote for the same configuration at that
+// release's version (testdata/kubeadm/v1.MINOR, see generate.sh): the flags file and instance-config.yaml byte for
+// byte, config.yaml by content, since kubeboot leaves out kubeadm's zero-valued noise.
 func TestMatchesKubeadm(t *testing.T) {
-	for _, fc := range fileCases() {
-		t.Run(fc.name, func(t *testing.T) {
-			dir := filepath.Join("testdata", "kubeadm", fc.name)
+	for _, r := range release.All() {
+		for _, fc := range fileCases() {
+			fc.cfg.Cluster.KubernetesVersion = r.Kubeadm
+			t.Run(r.Kubeadm+"/"+fc.name, func(t *testing.T) { matchKubeadm(t, fc, filepath.Join(kubeadmRefs(r), fc.name)) })
+		}
+	}
+}
+
+func matchKubeadm(t *testing.T, fc fileCase, dir string) {
+	{
+		{
 			refs, err := filepath.Glob(filepath.Join(dir, "*.ref"))
 			if err != nil {
 				t.Fatal(err)
@@ -204,7 +219,7 @@ func TestMatchesKubeadm(t *testing.T) {
 					t.Errorf("config.yaml is %d bytes, kubeadm's %d: expected the noise to be gone", len(b), len(want))
 				}
 			}
-		})
+		}
 	}
 }
 

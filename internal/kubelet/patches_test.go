@@ -14,6 +14,7 @@ import (
 	"kubeboot.dev/kubeboot/internal/config"
 	"kubeboot.dev/kubeboot/internal/nodefs"
 	"kubeboot.dev/kubeboot/internal/patches"
+	"kubeboot.dev/kubeboot/internal/release"
 )
 
 // patchesConfig mirrors testdata/kubeadm/patches/kubeadm.yaml: the default case with a patches directory.
@@ -126,7 +127,7 @@ func TestLabCgroupRootPatch(t *testing.T) {
 func TestPatchesOutputMatchesKubeadm(t *testing.T) {
 	cfg := patchesConfig()
 	fs := nodefs.FS{Root: t.TempDir()}
-	if err := os.CopyFS(fs.Path(cfg.Init.Patches.Directory), os.DirFS(filepath.Join("testdata", "kubeadm", "patches", "patches"))); err != nil {
+	if err := os.CopyFS(fs.Path(cfg.Init.Patches.Directory), os.DirFS(filepath.Join(kubeadmRefs(release.Default()), "patches", "patches"))); err != nil {
 		t.Fatal(err)
 	}
 	set, err := patches.Load(fs, cfg.Init.Patches.Directory)
@@ -142,7 +143,7 @@ func TestPatchesOutputMatchesKubeadm(t *testing.T) {
 		lines = append(lines, p.Line())
 	}
 	lines = append(lines, `[patches] Applied patch of type "application/strategic-merge-patch+json" to target "kubeletconfiguration"`)
-	want, err := os.ReadFile(filepath.Join("testdata", "kubeadm", "patches", "patches-output.txt"))
+	want, err := os.ReadFile(filepath.Join(kubeadmRefs(release.Default()), "patches", "patches-output.txt"))
 	if err != nil {
 		t.Fatal(err)
 	}

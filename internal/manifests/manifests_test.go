@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -20,6 +21,7 @@ import (
 	"kubeboot.dev/kubeboot/internal/config"
 	"kubeboot.dev/kubeboot/internal/nodefs"
 	"kubeboot.dev/kubeboot/internal/patches"
+	"kubeboot.dev/kubeboot/internal/release"
 	"kubeboot.dev/kubeboot/internal/testutil/golden"
 )
 
@@ -222,40 +224,54 @@ func TestGolden(t *testing.T) {
 	}
 }
 
-// TestMatchesKubeadm compares the rendering with what upstream kubeadm v1.37.2 wrote for the same configuration
-// (testdata/kubeadm/*/kubeadm.yaml, rendered by generate.sh), byte for byte.
+// kubeadmRefs is the directory of what upstream kubeadm of release r rendered (generate.sh).
+func kubeadmRefs(r *release.Release) string {
+	return filepath.Join("testdata", "kubeadm", fmt.Sprintf("v1.%d", r.Minor))
+}
+
+// TestMatchesKubeadm compares the rendering with what upstream kubeadm of each release wrote for the same
+// configuration at that release's version (testdata/kubeadm/v1.MINOR/*/kubeadm.yaml, rendered by generate.sh),
+// byte for byte.
 func TestMatchesKubeadm(t *testing.T) {
-	for _, rc := range renderCases() {
-		dir := filepath.Join("testdata", "kubeadm", rc.name)
-		if _, err := os.Stat(dir); err != nil {
-			continue // a kubeboot-only case
+	for _, r := range release.All() {
+		if _, err := os.Stat(kubeadmRefs(r)); err != nil {
+			t.Errorf("no references of kubeadm %s: %v (run testdata/kubeadm/generate.sh)", r.Kubeadm, err)
 		}
-		t.Run(rc.name, func(t *testing.T) {
-			refs, err := filepath.Glob(filepath.Join(dir, "*.yaml.ref"))
-			if err != nil {
-				t.Fatal(err)
+		for _, rc := range renderCases() {
+			rc.cfg.Cluster.KubernetesVersion = r.Kubeadm
+			dir := filepath.Join(kubeadmRefs(r), rc.name)
+			if _, err := os.Stat(dir); err != nil {
+				continue // a kubeboot-only case
 			}
-			got := renderAll(t, rc)
-			if len(refs) != len(got) {
-				t.Fatalf("kubeadm wrote %d manifests, kubeboot renders %d", len(refs), len(got))
-			}
-			for _, ref := range refs {
-				name := strings.TrimSuffix(filepath.Base(ref), ".ref")
-				want, err := os.ReadFile(ref)
-				if err != nil {
-					t.Fatal(err)
-				}
-				b := got[name]
-				// The one deliberate difference: kubeboot honours nodeRegistration.imagePullPolicy in static
-				// Pods, kubeadm always writes IfNotPresent.
-				if p := rc.cfg.Init.NodeRegistration.ImagePullPolicy; p != corev1.PullIfNotPresent {
-					b = bytes.ReplaceAll(b, []byte("imagePullPolicy: "+p), []byte("imagePullPolicy: IfNotPresent"))
-				}
-				if !bytes.Equal(b, want) {
-					t.Errorf("%s differs from kubeadm's %s\n--- kubeboot\n%s\n--- kubeadm\n%s", name, ref, b, want)
-				}
-			}
-		})
+			t.Run(r.Kubeadm+"/"+rc.name, func(t *testing.T) { matchKubeadm(t, rc, dir) })
+		}
+	}
+}
+
+func matchKubeadm(t *testing.T, rc renderCase, dir string) {
+	refs, err := filepath.Glob(filepath.Join(dir, "*.yaml.ref"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := renderAll(t, rc)
+	if len(refs) != len(got) {
+		t.Fatalf("kubeadm wrote %d manifests, kubeboot renders %d", len(refs), len(got))
+	}
+	for _, ref := range refs {
+		name := strings.TrimSuffix(filepath.Base(ref), ".ref")
+		want, err := os.ReadFile(ref)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b := got[name]
+		// The one deliberate difference: kubeboot honours nodeRegistration.imagePullPolicy in static
+		// Pods, kubeadm always writes IfNotPresent.
+		if p := rc.cfg.Init.NodeRegistration.ImagePullPolicy; p != corev1.PullIfNotPresent {
+			b = bytes.ReplaceAll(b, []byte("imagePullPolicy: "+p), []byte("imagePullPolicy: IfNotPresent"))
+		}
+		if !bytes.Equal(b, want) {
+			t.Errorf("%s differs from kubeadm's %s\n--- kubeboot\n%s\n--- kubeadm\n%s", name, ref, b, want)
+		}
 	}
 }
 

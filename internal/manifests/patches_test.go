@@ -9,6 +9,7 @@ import (
 	"kubeboot.dev/kubeboot/internal/config"
 	"kubeboot.dev/kubeboot/internal/nodefs"
 	"kubeboot.dev/kubeboot/internal/patches"
+	"kubeboot.dev/kubeboot/internal/release"
 )
 
 const patchesDir = "/etc/kubernetes/patches"
@@ -18,7 +19,7 @@ const patchesDir = "/etc/kubernetes/patches"
 func patchedNode(t *testing.T) (nodefs.FS, *config.Init) {
 	t.Helper()
 	fs := nodefs.FS{Root: t.TempDir()}
-	if err := os.CopyFS(fs.Path(patchesDir), os.DirFS(filepath.Join("testdata", "kubeadm", "patches", "patches"))); err != nil {
+	if err := os.CopyFS(fs.Path(patchesDir), os.DirFS(filepath.Join(kubeadmRefs(release.Default()), "patches", "patches"))); err != nil {
 		t.Fatal(err)
 	}
 	cfg := baseConfig()
@@ -54,7 +55,7 @@ func TestPatchesMatchKubeadm(t *testing.T) {
 	lines = append(lines, set.Summary()...)
 	report(WriteLocalEtcd(ctx, fs, cfg))
 
-	dir := filepath.Join("testdata", "kubeadm", "patches")
+	dir := filepath.Join(kubeadmRefs(release.Default()), "patches")
 	want, err := os.ReadFile(filepath.Join(dir, "patches-output.txt"))
 	if err != nil {
 		t.Fatal(err)
@@ -79,7 +80,7 @@ func TestPatchesMatchKubeadm(t *testing.T) {
 	// controller-manager, which no patch targets.
 	for name, patched := range map[string]bool{EtcdName: true, APIServerName: true, SchedulerName: true, ControllerManagerName: false} {
 		a, errA := os.ReadFile(filepath.Join(dir, name+".yaml.ref"))
-		b, errB := os.ReadFile(filepath.Join("testdata", "kubeadm", "ipv4-default", name+".yaml.ref"))
+		b, errB := os.ReadFile(filepath.Join(kubeadmRefs(release.Default()), "ipv4-default", name+".yaml.ref"))
 		if errA != nil || errB != nil {
 			t.Fatal(errA, errB)
 		}

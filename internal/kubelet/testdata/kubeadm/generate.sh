@@ -1,16 +1,20 @@
 #!/bin/sh
-# Regenerates what upstream kubeadm (the release of the cases' kubernetesVersion, v1.37.2 today) writes to /var/lib/kubelet for each */kubeadm.yaml here
+# Regenerates what upstream kubeadm writes to /var/lib/kubelet for each v*/*/kubeadm.yaml here
 # (`kubeadm init phase kubelet-start`). kubeadm runs in private mount and UTS namespaces: /var and /etc are
 # overlays whose upper layers are temporary directories, the hostname is kb-ref-host, and PATH is empty so
 # kubeadm finds no init system and restarts nothing. The machine's files and services are never touched.
 # A case with a patches/ folder gets it copied to /etc/kubernetes/patches inside the overlay, where its
 # kubeadm.yaml's patches.directory points, and kubeadm's [patches] lines are kept in patches-output.txt.
-# Usage: KUBEADM=/var/lib/kubeboot-lab/bin/kubeadm ./generate.sh   (as root)
+# Usage: ./generate.sh   (as root)
 set -eu
-KUBEADM=${KUBEADM:-/var/lib/kubeboot-lab/bin/kubeadm}
+# One directory per release (v1.37/, v1.36/): each case's kubernetesVersion names the kubeadm that renders it, the
+# lab's build of that release (LAB_BIN/VERSION/kubeadm; go run ./lab/cmd/labbuild -version VERSION builds it).
+LAB_BIN=${LAB_BIN:-/var/lib/kubeboot-lab/bin}
 here=$(cd "$(dirname "$0")" && pwd)
-for dir in "$here"/*/; do
-	case=$(basename "$dir")
+for dir in "$here"/v*/*/; do
+	case=$(basename "$(dirname "$dir")")/$(basename "$dir")
+	version=$(sed -n 's/^kubernetesVersion: //p' "$dir/kubeadm.yaml")
+	KUBEADM=$LAB_BIN/$version/kubeadm
 	tmp=$(mktemp -d)
 	mkdir "$tmp/etc" "$tmp/etcw" "$tmp/var" "$tmp/varw"
 	unshare -m -u --propagation private sh -c "

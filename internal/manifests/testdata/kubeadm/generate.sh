@@ -1,5 +1,5 @@
 #!/bin/sh
-# Regenerates the reference manifests rendered by upstream kubeadm (the release of the cases' kubernetesVersion, v1.37.2 today) for each */kubeadm.yaml here.
+# Regenerates the reference manifests rendered by upstream kubeadm for each v*/*/kubeadm.yaml here.
 # kubeadm writes /etc/kubernetes/manifests and creates etcd's data directory, so it runs in a private mount
 # namespace with /etc and /var under overlays whose upper layers are temporary directories: the machine's files
 # are never touched. Every dataDir in the configurations must therefore lie under /var.
@@ -7,12 +7,16 @@
 # /usr/share/ca-certificates, /usr/local/share/ca-certificates; debianHost in the tests).
 # A case with a patches/ folder gets it copied to /etc/kubernetes/patches inside the overlay, where its
 # kubeadm.yaml's patches.directory points, and kubeadm's [patches] lines are kept in patches-output.txt.
-# Usage: KUBEADM=/var/lib/kubeboot-lab/bin/kubeadm ./generate.sh   (as root, with no *_proxy variables set)
+# Usage: ./generate.sh   (as root, with no *_proxy variables set)
 set -eu
-KUBEADM=${KUBEADM:-/var/lib/kubeboot-lab/bin/kubeadm}
+# One directory per release (v1.37/, v1.36/): each case's kubernetesVersion names the kubeadm that renders it, the
+# lab's build of that release (LAB_BIN/VERSION/kubeadm; go run ./lab/cmd/labbuild -version VERSION builds it).
+LAB_BIN=${LAB_BIN:-/var/lib/kubeboot-lab/bin}
 here=$(cd "$(dirname "$0")" && pwd)
-for dir in "$here"/*/; do
-	case=$(basename "$dir")
+for dir in "$here"/v*/*/; do
+	case=$(basename "$(dirname "$dir")")/$(basename "$dir")
+	version=$(sed -n 's/^kubernetesVersion: //p' "$dir/kubeadm.yaml")
+	KUBEADM=$LAB_BIN/$version/kubeadm
 	tmp=$(mktemp -d)
 	mkdir "$tmp/upper" "$tmp/work" "$tmp/var" "$tmp/varw"
 	unshare -m --propagation private sh -c "
