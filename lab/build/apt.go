@@ -10,9 +10,9 @@ import (
 	"time"
 )
 
-// hostPackages are the Debian packages whose files go into the images: a static busybox for
-// the test image, iptables-nft for kube-proxy's.
-var hostPackages = []string{"busybox-static", "iptables"}
+// hostPackages are the Debian packages whose files go into the images: a static busybox and curl
+// for the test image, iptables-nft for kube-proxy's.
+var hostPackages = []string{"busybox-static", "curl", "iptables"}
 
 // installed reports whether dpkg has pkg fully installed.
 func installed(ctx context.Context, pkg string) bool {

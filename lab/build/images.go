@@ -40,6 +40,7 @@ var iptablesNames = []string{
 // hostTools are the host files the images copy besides our own binaries.
 type hostTools struct {
 	Busybox        string   // a static busybox binary
+	Curl           string   // Debian's curl, for HTTPS from test Pods
 	Applets        []string // image paths busybox answers to, e.g. /bin/sh
 	XtablesMulti   string   // xtables-nft-multi
 	XtablesModules []string // the libxt_*.so extensions iptables loads at run time
@@ -69,6 +70,9 @@ func findHostTools(ctx context.Context) (hostTools, error) {
 		return t, fmt.Errorf("busybox --list-full listed no applets")
 	}
 
+	if t.Curl, err = firstExisting("/usr/bin/curl"); err != nil {
+		return t, fmt.Errorf("curl: %w (install the Debian package curl)", err)
+	}
 	if t.XtablesMulti, err = firstExisting("/usr/sbin/xtables-nft-multi", "/sbin/xtables-nft-multi"); err != nil {
 		return t, fmt.Errorf("xtables-nft-multi: %w (install the Debian package iptables)", err)
 	}
@@ -188,6 +192,11 @@ func imageSpecs(ctx context.Context, binDir, version string, rel *release.Releas
 		if err := bb.addSymlink(a, "/bin/busybox"); err != nil {
 			return nil, fmt.Errorf("image busybox: %w", err)
 		}
+	}
+	// busybox's own TLS client cannot complete a handshake with kube-apiserver 1.37 (Go 1.26's TLS server
+	// answers its hello with handshake_failure); Pods reach the API over HTTPS with Debian's curl.
+	if err := bb.addWithLibraries(ctx, "/usr/bin/curl", tools.Curl); err != nil {
+		return nil, fmt.Errorf("image busybox: %w", err)
 	}
 	specs = append(specs, imageSpec{Ref: busyboxImage, Layers: []*layer{bb}, Env: []string{defaultPath}, Cmd: []string{"sh"}})
 	return specs, nil

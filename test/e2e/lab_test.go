@@ -162,10 +162,10 @@ spec:
       # kube-proxy on this node may program the kube-dns Service a moment after CoreDNS turns Ready; a resolver retries.
       i=0; until nslookup kubernetes.default.svc.cluster.local; do i=$((i+1)); [ $i -lt 20 ] || exit 1; sleep 0.5; done
       echo "== by name"
-      wget -q -O - --no-check-certificate https://kubernetes.default/version
+      curl -sSk --max-time 10 https://kubernetes.default/version
       echo
       echo "== by service IP"
-      wget -q -O - --no-check-certificate https://10.96.0.1:443/version
+      curl -sSk --max-time 10 https://10.96.0.1:443/version
 `, "NODE", node)
 	apply := exec.CommandContext(ctx, labBin, "kubectl", "apply", "-f", "-")
 	apply.Stdin = strings.NewReader(pod)
