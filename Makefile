@@ -4,7 +4,7 @@ LAB := bin/lab
 # Extra flags for `lab up`, e.g. make lab-up LAB_UP_FLAGS="--workers 1 --bootstrapper kubeadm"
 LAB_UP_FLAGS ?=
 
-.PHONY: build lab lab-build lab-up lab-down lab-status test unit e2e
+.PHONY: build lab lab-build lab-build-all lab-up lab-down lab-status test unit e2e
 
 build:
 	$(GO) build -o bin/kubeboot ./cmd/kubeboot
@@ -17,6 +17,10 @@ lab:
 lab-build:
 	$(GO) run ./lab/cmd/labbuild
 
+# Both supported releases: the unit tests compare with upstream kubeadm of each, the e2e runs a cluster of each.
+lab-build-all:
+	$(GO) run ./lab/cmd/labbuild -all
+
 lab-up: lab
 	$(LAB) up --repo-root $(CURDIR) $(LAB_UP_FLAGS)
 
@@ -28,7 +32,7 @@ lab-status: lab
 
 # The README's test command: the lab's components first (tests that compare with upstream kubeadm or talk to a
 # real etcd use them), then the unit tests, then the lab end-to-end tests.
-test: lab-build unit e2e
+test: lab-build-all unit e2e
 
 # go vet and the unit tests, with the race detector. The component modules under lab/components are separate
 # modules and not part of ./...

@@ -138,8 +138,13 @@ func TestLabKubeadm(t *testing.T) {
 }
 
 // checkDNSAndServiceIP runs a Pod on node that resolves kubernetes.default through CoreDNS and reaches the API
-// server by name and through its Service IP (kube-proxy's rules on that node).
+// server by name and through its Service IP (kube-proxy's rules on that node), which must run the default release.
 func checkDNSAndServiceIP(t *testing.T, node string) {
+	checkDNSAndServiceIPAt(t, node, release.DefaultVersion())
+}
+
+// checkDNSAndServiceIPAt is checkDNSAndServiceIP for an API server of the given version.
+func checkDNSAndServiceIPAt(t *testing.T, node, version string) {
 	ctx := t.Context()
 	// On a worker, so that DNS crosses nodes (CoreDNS runs on the control plane or the other
 	// worker) and Service traffic goes through kube-proxy's rules on that worker.
@@ -191,7 +196,7 @@ spec:
 		t.Errorf("nslookup did not resolve kubernetes.default to 10.96.0.1 through CoreDNS at 10.96.0.10:\n%s", s)
 	}
 	for _, name := range []string{"by name", "by service IP"} {
-		if want := `"gitVersion": "` + release.DefaultVersion() + `"`; !strings.Contains(sections[name], want) {
+		if want := `"gitVersion": "` + version + `"`; !strings.Contains(sections[name], want) {
 			t.Errorf("GET /version %s: no %s in:\n%s", name, want, sections[name])
 		}
 	}

@@ -31,6 +31,7 @@ func run(ctx context.Context, args []string) error {
 	version := fs.String("version", release.DefaultVersion(), "Kubernetes version to build (etcd, CoreDNS and pause follow from kubeboot's release table)")
 	repo := fs.String("repo", "", "kubeboot checkout (default: the module root above the working directory)")
 	printBinDir := fs.Bool("print-bin-dir", false, "print the version's binary directory and build nothing")
+	all := fs.Bool("all", false, "build every release of kubeboot's release table (newest first) instead of -version")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -45,13 +46,22 @@ func run(ctx context.Context, args []string) error {
 		}
 		*repo = root
 	}
-	b, err := build.Ensure(ctx, build.Options{StateDir: *stateDir, RepoRoot: *repo, KubernetesVersion: *version, Log: os.Stderr})
-	if err != nil {
-		return err
+	versions := []string{*version}
+	if *all {
+		versions = versions[:0]
+		for _, r := range release.All() {
+			versions = append(versions, r.Version)
+		}
 	}
-	fmt.Printf("bin\t%s\n", b.BinDir)
-	for _, img := range b.Images {
-		fmt.Printf("image\t%s\t%s\n", img.Ref, img.Tar)
+	for _, v := range versions {
+		b, err := build.Ensure(ctx, build.Options{StateDir: *stateDir, RepoRoot: *repo, KubernetesVersion: v, Log: os.Stderr})
+		if err != nil {
+			return err
+		}
+		fmt.Printf("bin\t%s\n", b.BinDir)
+		for _, img := range b.Images {
+			fmt.Printf("image\t%s\t%s\n", img.Ref, img.Tar)
+		}
 	}
 	return nil
 }
