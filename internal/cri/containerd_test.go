@@ -13,7 +13,7 @@ import (
 )
 
 // containerdConfig is a throwaway containerd: every directory and socket under dir, CRI set up as in the lab
-// (restrict_oom_score_adj because this machine lacks CAP_SYS_RESOURCE; the sandbox image kubeadm v1.34 expects).
+// (restrict_oom_score_adj because this machine lacks CAP_SYS_RESOURCE; a sandbox image name, never pulled: the test runs no Pod).
 const containerdConfig = `version = 2
 root = "%[1]s/root"
 state = "%[1]s/state"
