@@ -347,7 +347,9 @@ const (
 )
 
 // removeAllRetried deletes p like os.RemoveAll, again when a directory was not empty at the end: a kubelet that
-// could not be stopped (no init system) may still be creating files in a Pod's directory while it is deleted.
+// could not be stopped (no init system) may still be creating files in a Pod's directory while it is deleted. It
+// may also have mounted a Pod's volume again after unmountKubeletDir (EBUSY: seen with kubelet 1.37 in the lab),
+// so a busy entry gets the mounts below /var/lib/kubelet taken off once more before the next try.
 func (d *Data) removeAllRetried(p string) error {
 	removeAll := d.removeAll
 	if removeAll == nil {
@@ -355,8 +357,14 @@ func (d *Data) removeAllRetried(p string) error {
 	}
 	for attempt := 1; ; attempt++ {
 		err := removeAll(p)
-		if err == nil || !errors.Is(err, syscall.ENOTEMPTY) || attempt == removeRetries {
+		busy := errors.Is(err, syscall.EBUSY)
+		if err == nil || (!errors.Is(err, syscall.ENOTEMPTY) && !busy) || attempt == removeRetries {
 			return err
+		}
+		if busy {
+			if safe, uerr := d.unmountKubeletDir(); !safe || uerr != nil {
+				return err
+			}
 		}
 		time.Sleep(removeRetryPause)
 	}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"maps"
 	"os"
@@ -930,5 +931,41 @@ func TestRemoveAllRetriedOutlastsAWriter(t *testing.T) {
 	}
 	if _, err := os.Stat(dir); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("%s still exists after the writer stopped: %v", dir, err)
+	}
+}
+
+// TestRemoveAllRetriedUnmountsAVolumeMountedAgain: a kubelet still running may mount a Pod's volume again after
+// reset unmounted everything below /var/lib/kubelet; the busy entry is unmounted once more and the removal
+// retried.
+func TestRemoveAllRetriedUnmountsAVolumeMountedAgain(t *testing.T) {
+	root := t.TempDir()
+	fsys := nodefs.FS{Root: root}
+	vol := filepath.Join(fsys.Path(config.KubeletDir), "pods", "uid", "volumes", "kubernetes.io~projected", "token")
+	if err := os.MkdirAll(vol, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	busy := &fs.PathError{Op: "unlinkat", Path: vol, Err: syscall.EBUSY}
+	mounts := &fakeMounts{points: []string{vol}}
+	calls := 0
+	d := &Data{FS: fsys, Mounts: mounts, Out: io.Discard, Cfg: &config.ResetConfiguration{}, removeAll: func(p string) error {
+		calls++
+		if slices.Contains(mounts.points, vol) {
+			return busy
+		}
+		return os.RemoveAll(p)
+	}}
+	if err := d.removeAllRetried(filepath.Join(fsys.Path(config.KubeletDir), "pods")); err != nil || calls != 2 {
+		t.Fatalf("%d calls, error %v; want 2 calls and no error", calls, err)
+	}
+	if !slices.Equal(mounts.unmounts, []string{vol}) {
+		t.Errorf("unmounted %v, want the volume mounted again", mounts.unmounts)
+	}
+
+	// A mount that cannot come off stops the retries at once with the original error.
+	mounts = &fakeMounts{points: []string{vol}, failOn: map[string]error{vol: syscall.EBUSY}}
+	calls = 0
+	d.Mounts = mounts
+	if err := d.removeAllRetried(filepath.Join(fsys.Path(config.KubeletDir), "pods")); !errors.Is(err, syscall.EBUSY) || calls != 1 {
+		t.Errorf("%d calls, error %v; want 1 call and EBUSY", calls, err)
 	}
 }
