@@ -4,6 +4,7 @@ package e2e
 
 import (
 	"testing"
+	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -38,8 +39,12 @@ func TestKubebootPreviousRelease(t *testing.T) {
 			"component=kube-apiserver": "registry.k8s.io/kube-apiserver:" + r.Version,
 		}
 		for selector, image := range want {
+			// A mirror Pod may be missing for a moment while the kubelet re-creates it (after its restarts).
 			var pods corev1.PodList
-			kubectlJSON(t, &pods, "-n", "kube-system", "get", "pods", "-l", selector, "-o", "json")
+			poll(t.Context(), time.Minute, func() bool {
+				pods = corev1.PodList{}
+				return kubectl(t.Context(), &pods, "-n", "kube-system", "get", "pods", "-l", selector, "-o", "json") == nil && len(pods.Items) > 0
+			})
 			if len(pods.Items) != 1 || pods.Items[0].Spec.Containers[0].Image != image {
 				t.Errorf("%s: %d Pods, want one running %s: %+v", selector, len(pods.Items), image, pods.Items)
 			}
