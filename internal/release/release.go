@@ -56,8 +56,6 @@ type Release struct {
 	EtcdVersion    string
 	CoreDNSVersion string
 	PauseVersion   string
-	// MinExternalEtcdVersion is the oldest external etcd kubeadm accepts.
-	MinExternalEtcdVersion string
 
 	// MinKubeletMinor is the oldest kubelet minor that may join a control plane of this minor (kubeadm's
 	// MinimumKubeletVersion, three minors back).
@@ -77,10 +75,6 @@ type Release struct {
 	// device-taint-eviction-controller (DRADeviceTaints beta); 1.37 the accounts of the ClusterTrustBundle publisher,
 	// the PodCertificateRequest cleaner and the storage version migrator (their gates went GA).
 	ControllerServiceAccounts []string
-
-	// V1beta3 says how kubeadm of this minor treats a kubeadm.k8s.io/v1beta3 document: "deprecated" (read with a
-	// warning) or "removed" (refused; kubeboot still reads it, with a warning, and offers config migrate).
-	V1beta3 string
 }
 
 // Facts about the kubelet on a node, which may be older than the control plane (down to MinKubeletMinor).
@@ -143,38 +137,34 @@ func sortedUnion(base []string, more ...string) []string {
 // releases is the table, newest first.
 var releases = []*Release{
 	{
-		Minor:                  37,
-		Version:                "v1.37.2",
-		Kubeadm:                "v1.37.2",
-		EtcdVersion:            "3.7.0-0",
-		CoreDNSVersion:         "v1.14.6",
-		PauseVersion:           "3.10.2",
-		MinExternalEtcdVersion: "3.5.24-0",
-		MinKubeletMinor:        34,
+		Minor:           37,
+		Version:         "v1.37.2",
+		Kubeadm:         "v1.37.2",
+		EtcdVersion:     "3.7.0-0",
+		CoreDNSVersion:  "v1.14.6",
+		PauseVersion:    "3.10.2",
+		MinKubeletMinor: 34,
 		FeatureGates: []FeatureGate{
 			{Name: "RootlessControlPlane", Default: false, Stage: Alpha},
 		},
 		KubeProxyDefaultMode: "iptables",
 		ControllerServiceAccounts: sortedUnion(controllers136,
 			"kube-apiserver-serving-clustertrustbundle-publisher", "podcertificaterequestcleaner", "storage-version-migrator-controller"),
-		V1beta3: "removed",
 	},
 	{
-		Minor:                  36,
-		Version:                "v1.36.3",
-		Kubeadm:                "v1.36.3",
-		EtcdVersion:            "3.6.8-0",
-		CoreDNSVersion:         "v1.14.2",
-		PauseVersion:           "3.10.2",
-		MinExternalEtcdVersion: "3.5.24-0",
-		MinKubeletMinor:        33,
+		Minor:           36,
+		Version:         "v1.36.3",
+		Kubeadm:         "v1.36.3",
+		EtcdVersion:     "3.6.8-0",
+		CoreDNSVersion:  "v1.14.2",
+		PauseVersion:    "3.10.2",
+		MinKubeletMinor: 33,
 		FeatureGates: []FeatureGate{
 			{Name: "NodeLocalCRISocket", Default: true, Locked: true, Stage: GA},
 			{Name: "PublicKeysECDSA", Default: false, Stage: Deprecated},
 			{Name: "RootlessControlPlane", Default: false, Stage: Alpha},
 		},
 		ControllerServiceAccounts: controllers136,
-		V1beta3:                   "deprecated",
 	},
 }
 
