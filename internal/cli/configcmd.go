@@ -202,19 +202,12 @@ func (o *imagesOptions) cluster(env config.Environment) (*config.Init, error) {
 	if err != nil {
 		return nil, err
 	}
-	set := o.cmd.Flags().Changed
-	var f config.InitFlags
-	if set("kubernetes-version") {
-		f.KubernetesVersion = &o.version
-	}
-	if set("image-repository") {
-		f.ImageRepository = &o.imageRepo
-	}
-	if set("feature-gates") {
-		f.FeatureGates = &o.featureGates
-	}
-	if set("cri-socket") {
-		f.CRISocket = &o.criSocket
+	fs := o.cmd.Flags()
+	f := config.InitFlags{
+		KubernetesVersion: changedString(fs, "kubernetes-version", o.version),
+		ImageRepository:   changedString(fs, "image-repository", o.imageRepo),
+		FeatureGates:      changedString(fs, "feature-gates", o.featureGates),
+		CRISocket:         changedString(fs, "cri-socket", o.criSocket),
 	}
 	cfg, _, err := config.ResolveInit(file, f, env)
 	if err != nil {

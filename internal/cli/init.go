@@ -93,13 +93,8 @@ var (
 // resolved turns the flags the user set into config.InitFlags.
 func (o *initOptions) resolved() config.InitFlags {
 	f := o.flags
-	set := func(name string) bool { return o.fs.Changed(name) }
-	str := func(name string, v string) *string {
-		if set(name) {
-			return &v
-		}
-		return nil
-	}
+	set := o.fs.Changed
+	str := func(name, v string) *string { return changedString(o.fs, name, v) }
 	f.APIServerAdvertiseAddress = str("apiserver-advertise-address", o.advertise)
 	f.ControlPlaneEndpoint = str("control-plane-endpoint", o.endpoint)
 	f.PodNetworkCIDR = str("pod-network-cidr", o.podCIDR)

@@ -54,12 +54,7 @@ func (o *joinOptions) register(fs *pflag.FlagSet, withSkipPhases bool) {
 // resolved turns the flags the user set, and the endpoint argument, into config.JoinFlags.
 func (o *joinOptions) resolved(endpoint string) config.JoinFlags {
 	set := o.fs.Changed
-	str := func(name, v string) *string {
-		if set(name) {
-			return &v
-		}
-		return nil
-	}
+	str := func(name, v string) *string { return changedString(o.fs, name, v) }
 	boolean := func(name string, v bool) *bool {
 		if set(name) {
 			return &v

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/spf13/pflag"
 	"io"
 	"os"
 	"strconv"
@@ -47,6 +48,15 @@ func readConfigFile(path, printDefaults string) ([]byte, error) {
 			"pass the path of a kubeadm.k8s.io/v1beta4 configuration file; `kubeboot config print "+printDefaults+"` prints one to start from")
 	}
 	return b, nil
+}
+
+// changedString is v when the flag name was given on the command line, nil otherwise: a flag overrides the
+// configuration only when the user set it.
+func changedString(fs *pflag.FlagSet, name, v string) *string {
+	if fs.Changed(name) {
+		return &v
+	}
+	return nil
 }
 
 func withHint(err error, hint string) error {
