@@ -98,7 +98,26 @@ func runCleanupNode(ctx context.Context, d *Data) error {
 			fmt.Fprintf(d.Out, "  the kubelet had started %d pod sandbox(es) again; removed them\n", n)
 		}
 	}
+	if !stopped && kubeletDirSafe && !dry {
+		errs = append(errs, d.emptyKubeletDirAgain()...)
+	}
 	return errors.Join(errs...)
+}
+
+// emptyKubeletDirAgain deletes what a kubelet that could not be stopped wrote into /var/lib/kubelet while the
+// node was cleaned: on its way out it checkpoints its state through a temporary file (".<digits>", seen in the
+// lab with kubelet 1.37), and it may have set up a Pod's directory again before the second sweep.
+func (d *Data) emptyKubeletDirAgain() []error {
+	names, err := d.dirEntries(config.KubeletDir)
+	if err != nil || len(names) == 0 {
+		return nil
+	}
+	if err := d.emptyDir(config.KubeletDir); err != nil {
+		d.leave(fmt.Sprintf("%s: %v", config.KubeletDir, err))
+		return []error{err}
+	}
+	fmt.Fprintf(d.Out, "  the kubelet had written %s into %s while it ran; deleted them\n", plural(len(names), "entry", "entries"), config.KubeletDir)
+	return nil
 }
 
 // stopKubelet stops the kubelet when the init system can; it reports whether it did.

@@ -37,6 +37,10 @@ type fakeRuntime struct {
 	// manifestsAtStop records, for each StopPodSandbox, the manifests still present.
 	manifestsAtStop [][]string
 	closed          bool
+	// onSecondList runs when the sandboxes are listed the second time (the sweep after the files are deleted),
+	// like a kubelet still running that writes while the node is cleaned.
+	onSecondList func()
+	lists        int
 }
 
 func (f *fakeRuntime) Version(context.Context) (cri.Version, error) { return cri.Version{}, nil }
@@ -55,6 +59,9 @@ func (f *fakeRuntime) ContainerStatus(context.Context, string) (cri.ContainerSta
 }
 func (f *fakeRuntime) ListPodSandboxes(_ context.Context, labels map[string]string) ([]cri.PodSandbox, error) {
 	f.calls = append(f.calls, "list")
+	if f.lists++; f.lists == 2 && f.onSecondList != nil {
+		f.onSecondList()
+	}
 	return slices.Clone(f.pods), nil
 }
 func (f *fakeRuntime) StopPodSandbox(_ context.Context, id string) error {
@@ -806,6 +813,28 @@ func TestCleanupNode(t *testing.T) {
 		}
 		if !slices.Contains(d.left, "the kubelet: no init system could restart it; restart it yourself, or it keeps the removed cluster's credentials") {
 			t.Errorf("not-cleaned list %q", d.left)
+		}
+	})
+	t.Run("no init system: what the running kubelet wrote during the cleanup is deleted too", func(t *testing.T) {
+		e := newEnv(t, node(""))
+		e.init = kubelet.None{}
+		e.rt.onSecondList = func() {
+			// The kubelet's checkpoint store writes through a temporary file next to the checkpoint.
+			if err := e.fsys.WriteFile("/var/lib/kubelet/.3978591233", []byte("{}"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := e.run(t, config.ResetConfiguration{Force: true}); err != nil {
+			t.Fatalf("%v\n%s", err, e.out.String())
+		}
+		if e.rt.lists < 2 {
+			t.Fatalf("the runtime was listed %d time(s); the test's kubelet never wrote", e.rt.lists)
+		}
+		if e.fsys.Exists("/var/lib/kubelet/.3978591233") {
+			t.Error("the file the kubelet wrote during the cleanup is still there")
+		}
+		if line := "  the kubelet had written 1 entry into /var/lib/kubelet while it ran; deleted them\n"; !strings.Contains(e.out.String(), line) {
+			t.Errorf("output lacks %q:\n%s", line, e.out.String())
 		}
 	})
 	t.Run("a sandbox that will not stop", func(t *testing.T) {

@@ -72,8 +72,9 @@ func labJoinParams(t *testing.T, node, ip string) joinParams {
 func resetWorker(t *testing.T, tool, node string) {
 	t.Helper()
 	ctx := t.Context()
-	if out, err := inNode(ctx, node, tool, "reset", "-f"); err != nil {
-		t.Fatalf("%s reset on %s: %v\n%s", filepath.Base(tool), node, err, out)
+	resetOut, err := inNode(ctx, node, tool, "reset", "-f")
+	if err != nil {
+		t.Fatalf("%s reset on %s: %v\n%s", filepath.Base(tool), node, err, resetOut)
 	}
 	if files := filesOf(t, node); files != "" && tool == kubeadm {
 		// Upstream kubeadm's reset stops the kubelet through systemd, which the lab does not have; with the
@@ -86,7 +87,7 @@ func resetWorker(t *testing.T, tool, node string) {
 		}
 	}
 	if files := filesOf(t, node); files != "" {
-		t.Fatalf("files left on %s after reset:\n%s", node, files)
+		t.Fatalf("files left on %s after %s reset:\n%s\nreset printed:\n%s", node, filepath.Base(tool), files, resetOut)
 	}
 	// The kubelet must be gone before its Node is deleted, or it registers the Node again while it stops; and
 	// the next join's preflight needs its port free.
