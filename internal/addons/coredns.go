@@ -20,6 +20,7 @@ import (
 
 	"kubeboot.dev/kubeboot/internal/apply"
 	"kubeboot.dev/kubeboot/internal/config"
+	"kubeboot.dev/kubeboot/internal/patches"
 )
 
 // Names of the CoreDNS objects, as kubeadm creates them.
@@ -38,7 +39,9 @@ const (
 type CoreDNSOption func(*coreDNSOptions)
 
 type coreDNSOptions struct {
-	noForward bool
+	noForward     bool
+	patches       *patches.Set
+	reportPatches Patched
 }
 
 // WithoutForward renders a Corefile without the forward plugin: names outside the cluster's zones get SERVFAIL
@@ -215,7 +218,15 @@ func CoreDNSObjects(cfg *config.Init, opts ...CoreDNSOption) ([]runtime.Object, 
 		},
 	}
 
-	return []runtime.Object{sa, role, binding, cm, deploy, svc}, nil
+	objs := []runtime.Object{sa, role, binding, cm, deploy, svc}
+	var o coreDNSOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if err := patchWorkload[appsv1.Deployment](objs, o.patches, patches.CoreDNSDeployment, o.reportPatches); err != nil {
+		return nil, err
+	}
+	return objs, nil
 }
 
 func coreDNSPodSpec(image string) corev1.PodSpec {

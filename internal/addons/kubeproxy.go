@@ -21,6 +21,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"kubeboot.dev/kubeboot/internal/config"
+	"kubeboot.dev/kubeboot/internal/patches"
 )
 
 // Names of the kube-proxy objects, as kubeadm creates them.
@@ -47,8 +48,10 @@ const (
 type KubeProxyOption func(*kubeProxyOptions)
 
 type kubeProxyOptions struct {
-	generated bool
-	environ   []string
+	generated     bool
+	environ       []string
+	patches       *patches.Set
+	reportPatches Patched
 }
 
 // WithGeneratedConfig says the KubeProxyConfiguration was not supplied by the user, so the ConfigMap carries
@@ -154,7 +157,11 @@ func KubeProxyObjects(cfg *config.Init, controlPlaneEndpoint string, opts ...Kub
 		},
 	}
 
-	return []runtime.Object{sa, crb, role, rb, cm, ds}, nil
+	objs := []runtime.Object{sa, crb, role, rb, cm, ds}
+	if err := patchWorkload[appsv1.DaemonSet](objs, o.patches, patches.KubeProxyDaemonSet, o.reportPatches); err != nil {
+		return nil, err
+	}
+	return objs, nil
 }
 
 // kubeProxyKubeconfig is an in-cluster style kubeconfig: the Pod's service account token and CA, but an

@@ -32,6 +32,7 @@ import (
 	"kubeboot.dev/kubeboot/internal/markcontrolplane"
 	"kubeboot.dev/kubeboot/internal/nodebootstrap"
 	"kubeboot.dev/kubeboot/internal/nodefs"
+	"kubeboot.dev/kubeboot/internal/patches"
 	"kubeboot.dev/kubeboot/internal/pki"
 	"kubeboot.dev/kubeboot/internal/token"
 	"kubeboot.dev/kubeboot/internal/uploadconfig"
@@ -111,11 +112,16 @@ func clusterPhases() []workflow.Phase[*Data] {
 		}},
 		{Name: "addon", Short: "Install the CoreDNS and kube-proxy addons", RunIf: func(d *Data) bool { return !d.DryRun || d.PrintManifest }, Phases: []workflow.Phase[*Data]{
 			{Name: "coredns", Short: "Install the CoreDNS addon", RunIf: func(d *Data) bool { return !addons.CoreDNSDisabled(d.Cfg) }, Run: func(ctx context.Context, d *Data) error {
+				set, err := patches.LoadConfigured(d.FS, d.Cfg.Init.Patches)
+				if err != nil {
+					return err
+				}
+				opt := addons.CoreDNSPatches(set, func(ps []patches.Patch) { ReportPatches(d.Out, ps) })
 				if d.PrintManifest {
-					return printAddon(d.Out)(addons.CoreDNSObjects(d.Cfg))
+					return printAddon(d.Out)(addons.CoreDNSObjects(d.Cfg, opt))
 				}
 				return withAPI(func(ctx context.Context, d *Data, c kubernetes.Interface) error {
-					return addons.EnsureCoreDNS(ctx, c, d.Cfg)
+					return addons.EnsureCoreDNS(ctx, c, d.Cfg, opt)
 				})(ctx, d)
 			}},
 			{Name: "kube-proxy", Short: "Install the kube-proxy addon", RunIf: func(d *Data) bool { return !addons.KubeProxyDisabled(d.Cfg) }, Run: func(ctx context.Context, d *Data) error {
@@ -123,11 +129,16 @@ func clusterPhases() []workflow.Phase[*Data] {
 				if err != nil {
 					return err
 				}
+				set, err := patches.LoadConfigured(d.FS, d.Cfg.Init.Patches)
+				if err != nil {
+					return err
+				}
+				opt := addons.KubeProxyPatches(set, func(ps []patches.Patch) { ReportPatches(d.Out, ps) })
 				if d.PrintManifest {
-					return printAddon(d.Out)(addons.KubeProxyObjects(d.Cfg, endpoint))
+					return printAddon(d.Out)(addons.KubeProxyObjects(d.Cfg, endpoint, opt))
 				}
 				return withAPI(func(ctx context.Context, d *Data, c kubernetes.Interface) error {
-					return addons.EnsureKubeProxy(ctx, c, d.Cfg, endpoint)
+					return addons.EnsureKubeProxy(ctx, c, d.Cfg, endpoint, opt)
 				})(ctx, d)
 			}},
 		}},

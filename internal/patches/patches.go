@@ -1,6 +1,6 @@
 // Package patches applies the directory of InitConfiguration/JoinConfiguration patches.directory to what kubeboot
-// renders before it is written: the control plane's static Pods, the kubelet's config.yaml and the CoreDNS
-// Deployment. File names, order, patch types, warnings and messages are kubeadm v1.37's.
+// renders before it is written: the control plane's static Pods, the kubelet's config.yaml, the CoreDNS
+// Deployment and the kube-proxy DaemonSet. File names, order, patch types, warnings and messages are kubeadm v1.37's.
 //
 // A file is named target[suffix][+patchtype].extension: target is one of Targets(), suffix anything free of '.'
 // and '+', patchtype strategic (the default), merge or json, extension json or yaml. Files apply in the order a
@@ -32,8 +32,7 @@ import (
 )
 
 // Targets a patch file may name, as kubeadm spells them: the static Pods' names, the kubelet's config.yaml, the
-// CoreDNS Deployment and (kubeadm 1.37) the kube-proxy DaemonSet. The two addon targets are recognised but not yet
-// applied to the addons (see issue 13's note).
+// CoreDNS Deployment and (kubeadm 1.37) the kube-proxy DaemonSet (package addons applies those two).
 const (
 	Etcd                  = "etcd"
 	KubeAPIServer         = "kube-apiserver"

@@ -204,18 +204,39 @@ func TestKubebootInit(t *testing.T) {
 		}
 	})
 
-	t.Run("init again after reset; wall time next to upstream kubeadm", func(t *testing.T) {
+	t.Run("init again after reset, with addon patches; wall time next to upstream kubeadm", func(t *testing.T) {
 		// Preflight needs port 10250 free: the reset kubelet must have stopped.
 		waitKubeletStopped(t, cp1)
+		// The addons' patch targets (kubeadm 1.37 adds kubeproxydaemonset): both tools must apply them.
+		addonPatches := map[string]string{"corednsdeployment+merge.yaml": "deployment/coredns", "kubeproxydaemonset+merge.yaml": "daemonset/kube-proxy"}
+		for file := range addonPatches {
+			target, _, _ := strings.Cut(file, "+")
+			body := fmt.Sprintf("metadata:\n  annotations:\n    e2e.kubeboot.dev/patched: %s\n", target)
+			if err := os.WriteFile(filepath.Join(nodeDir(cp1), "patches", file), []byte(body), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		checkAddonPatches := func(t *testing.T, tool string) {
+			t.Helper()
+			for file, object := range addonPatches {
+				target, _, _ := strings.Cut(file, "+")
+				out, err := lab(ctx, "kubectl", "-n", "kube-system", "get", object, "-o", `jsonpath={.metadata.annotations.e2e\.kubeboot\.dev/patched}`)
+				if err != nil || strings.TrimSpace(out) != target {
+					t.Errorf("after %s init, %s carries patched=%q (err %v); want %q from patches/%s", tool, object, strings.TrimSpace(out), err, target, file)
+				}
+			}
+		}
 		kb := timed(t, kubeboot, "init", "--config", initConfig)
 		if code, body := anonymousGet(t, "/readyz"); code != http.StatusOK {
 			t.Fatalf("API not ready after init again: %d %s", code, body)
 		}
+		checkAddonPatches(t, "kubeboot")
 		if out, err := inNode(ctx, cp1, kubeboot, "reset", "-f"); err != nil {
 			t.Fatalf("reset: %v\n%s", err, out)
 		}
 		waitKubeletStopped(t, cp1)
 		ka := timed(t, kubeadm, "init", "--config", initConfig)
+		checkAddonPatches(t, "upstream kubeadm")
 		t.Logf("FIGURE init wall time on %s, same config, same run: kubeboot %s, upstream kubeadm %s (ratio %.2f)",
 			cp1, kb.Round(10*time.Millisecond), ka.Round(10*time.Millisecond), float64(kb)/float64(ka))
 	})
