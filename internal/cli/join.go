@@ -116,10 +116,7 @@ func (o *joinOptions) data(stdout io.Writer, args []string) (d *joinflow.Data, c
 		return nil, nil, err
 	}
 	dry := cfg.Join.DryRun
-	hostname, err := kubelet.Hostname()
-	if err != nil {
-		fmt.Fprintf(stdout, "[config] WARNING: %v; --hostname-override is set to the node name\n", err)
-	}
+	hostname := kubeletHostname(host, stdout)
 	pre := preflight.HostEnv(fsys)
 	return &joinflow.Data{
 		Cfg:             cfg,
