@@ -8,6 +8,7 @@ import (
 
 	"kubeboot.dev/kubeboot/internal/config"
 	"kubeboot.dev/kubeboot/internal/copycerts"
+	"kubeboot.dev/kubeboot/internal/hint"
 	"kubeboot.dev/kubeboot/internal/kubeconfig"
 	"kubeboot.dev/kubeboot/internal/nodefs"
 	"kubeboot.dev/kubeboot/internal/pki"
@@ -43,7 +44,7 @@ certificates, without their keys) in place, then run init. Nothing that exists i
 			}
 			cfg, _, err := config.ResolveInit(file, config.InitFlags{}, env())
 			if err != nil {
-				return withHint(fmt.Errorf("invalid configuration: %w", err), "fix the fields named above; nothing was written")
+				return hint.With(fmt.Errorf("invalid configuration: %w", err), "fix the fields named above; nothing was written")
 			}
 			if certDir != "" {
 				// kubeadm lets --cert-dir override the file's certificatesDir here.

@@ -13,6 +13,7 @@ import (
 
 	"kubeboot.dev/kubeboot/internal/config"
 	"kubeboot.dev/kubeboot/internal/cri"
+	"kubeboot.dev/kubeboot/internal/hint"
 	"kubeboot.dev/kubeboot/internal/release"
 )
 
@@ -115,7 +116,7 @@ Defaulting generates a bootstrap token when an InitConfiguration has none: keep 
 		Args: cobra.NoArgs,
 		RunE: func(*cobra.Command, []string) error {
 			if oldConfig == "" {
-				return withHint(fmt.Errorf("--old-config is required"), "pass the file to convert: --old-config FILE")
+				return hint.With(fmt.Errorf("--old-config is required"), "pass the file to convert: --old-config FILE")
 			}
 			data, err := os.ReadFile(oldConfig)
 			if err != nil {
@@ -123,7 +124,7 @@ Defaulting generates a bootstrap token when an InitConfiguration has none: keep 
 			}
 			out, err := config.Migrate(data, deps.env())
 			if err != nil {
-				return withHint(fmt.Errorf("%s: %w", oldConfig, err), "fix the fields named above; nothing was written")
+				return hint.With(fmt.Errorf("%s: %w", oldConfig, err), "fix the fields named above; nothing was written")
 			}
 			if newConfig == "" {
 				_, err = stdout.Write(out)
@@ -156,7 +157,7 @@ migrate' converts it.`,
 		Args: cobra.NoArgs,
 		RunE: func(*cobra.Command, []string) error {
 			if file == "" {
-				return withHint(fmt.Errorf("--config is required"), "pass the file to check: --config FILE")
+				return hint.With(fmt.Errorf("--config is required"), "pass the file to check: --config FILE")
 			}
 			data, err := os.ReadFile(file)
 			if err != nil {
@@ -215,7 +216,7 @@ func (o *imagesOptions) cluster(env config.Environment) (*config.Init, error) {
 		if o.configFile != "" {
 			where = o.configFile
 		}
-		return nil, withHint(fmt.Errorf("invalid configuration in %s: %w", where, err), "fix the fields named above")
+		return nil, hint.With(fmt.Errorf("invalid configuration in %s: %w", where, err), "fix the fields named above")
 	}
 	return cfg, nil
 }
@@ -266,7 +267,7 @@ func newConfigImagesCmd(stdout io.Writer, deps configDeps) *cobra.Command {
 			}
 			rt, err := deps.dialer(cmd.Context(), cfg.Init.NodeRegistration.CRISocket)
 			if err != nil {
-				return withHint(err, "start the container runtime, or pass --cri-socket")
+				return hint.With(err, "start the container runtime, or pass --cri-socket")
 			}
 			defer rt.Close()
 			for _, image := range images {

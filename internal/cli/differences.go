@@ -5,6 +5,8 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
+
+	"kubeboot.dev/kubeboot/internal/hint"
 )
 
 // A difference is a place where kubeboot's command line knowingly departs from upstream kubeadm v1.37's. Every
@@ -87,13 +89,13 @@ func commandPath(cmd *cobra.Command) string {
 
 // refusedCommandError is what a command kubeboot does not have answers.
 func refusedCommandError(path, reason string) error {
-	return withHint(fmt.Errorf("kubeboot does not support \"kubeadm %s\": %s", path, reason),
+	return hint.With(fmt.Errorf("kubeboot does not support \"kubeadm %s\": %s", path, reason),
 		"run upstream kubeadm for this command; kubeboot's files and objects are the same as kubeadm's")
 }
 
 // refusedFlagError is what setting a flag kubeboot does not have answers.
 func refusedFlagError(path, flag, reason string) error {
-	return withHint(fmt.Errorf("kubeboot does not support \"kubeadm %s --%s\": %s", path, flag, reason),
+	return hint.With(fmt.Errorf("kubeboot does not support \"kubeadm %s --%s\": %s", path, flag, reason),
 		"leave the flag out, or run upstream kubeadm for this command")
 }
 

@@ -15,6 +15,7 @@ import (
 
 	"kubeboot.dev/kubeboot/internal/config"
 	"kubeboot.dev/kubeboot/internal/etcd"
+	"kubeboot.dev/kubeboot/internal/hint"
 	"kubeboot.dev/kubeboot/internal/nodefs"
 )
 
@@ -46,7 +47,7 @@ func hostEtcdConnect(f etcdFlags) (etcdAPI, error) {
 	}
 	tlsCfg, err := etcd.ClientTLS(fsys, f.certDir)
 	if err != nil {
-		return nil, withHint(err, "run this on a control-plane node with stacked etcd, or pass --cert-dir")
+		return nil, hint.With(err, "run this on a control-plane node with stacked etcd, or pass --cert-dir")
 	}
 	return etcd.New(etcd.Options{Endpoints: f.endpoints, TLS: tlsCfg})
 }
@@ -102,7 +103,7 @@ The commands reach etcd as kubeadm's own tools do: with the etcd CA and the heal
 			return run(cmd, func(ctx context.Context, api etcdAPI) error {
 				members, err := api.MemberList(ctx)
 				if err != nil {
-					return withHint(err, "is etcd running? `kubeboot etcd status --endpoints URL,...` asks other members")
+					return hint.With(err, "is etcd running? `kubeboot etcd status --endpoints URL,...` asks other members")
 				}
 				if listOutput == "json" {
 					return writeJSON(stdout, memberViews(members))
@@ -130,7 +131,7 @@ member is not healthy, so scripts can wait on it.`,
 			return run(cmd, func(ctx context.Context, api etcdAPI) error {
 				st, err := api.Status(ctx)
 				if err != nil {
-					return withHint(err, "is etcd running? --endpoints URL,... asks other members")
+					return hint.With(err, "is etcd running? --endpoints URL,... asks other members")
 				}
 				if statusOutput == "json" {
 					err = writeJSON(stdout, statusViews(st))
@@ -301,6 +302,6 @@ func unhealthyError(st []etcd.MemberStatus) error {
 	if len(bad) == 0 {
 		return nil
 	}
-	return withHint(fmt.Errorf("%d of %d etcd members are not healthy: %s", len(bad), len(st), strings.Join(bad, ", ")),
+	return hint.With(fmt.Errorf("%d of %d etcd members are not healthy: %s", len(bad), len(st), strings.Join(bad, ", ")),
 		"the PROBLEM column says why each one is not healthy")
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"kubeboot.dev/kubeboot/internal/etcd"
+	"kubeboot.dev/kubeboot/internal/hint"
 )
 
 // fakeEtcd answers the etcd commands with fixed data.
@@ -104,8 +105,7 @@ fd422379fda50e48  -     unstarted  true     https://10.0.0.3:2380  -
 		t.Fatalf("error = %v", err)
 	}
 	_, _, err = runEtcd(t, &fakeEtcd{err: errors.New("list the etcd members at https://127.0.0.1:2379: context deadline exceeded")}, "member", "list")
-	var h Hinted
-	if err == nil || !errors.As(err, &h) || h.Hint() == "" {
+	if err == nil || hint.Of(err) == "" {
 		t.Fatalf("error = %v, want a hinted error", err)
 	}
 }

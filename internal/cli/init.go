@@ -14,6 +14,7 @@ import (
 
 	"kubeboot.dev/kubeboot/internal/config"
 	"kubeboot.dev/kubeboot/internal/copycerts"
+	"kubeboot.dev/kubeboot/internal/hint"
 	"kubeboot.dev/kubeboot/internal/initflow"
 	"kubeboot.dev/kubeboot/internal/kubelet"
 	"kubeboot.dev/kubeboot/internal/nodefs"
@@ -40,6 +41,8 @@ type initOptions struct {
 	// not configuration: how this run prints and where it finds its files
 	kubeconfigDir, kubeconfig                              string
 	skipTokenPrint, skipCertificateKeyPrint, printManifest bool
+	// env answers questions about the machine; nil: config.HostEnvironment.
+	env func() config.Environment
 }
 
 // register adds init's flags; phase is the phase path of `init phase ...` ("" for init itself).
@@ -133,13 +136,18 @@ func (o *initOptions) data(stdout io.Writer) (d *initflow.Data, cleanup func(), 
 	if err != nil {
 		return nil, nil, err
 	}
-	cfg, warnings, err := config.ResolveInit(file, o.resolved(), config.HostEnvironment())
+	env := config.HostEnvironment
+	if o.env != nil {
+		env = o.env
+	}
+	host := env()
+	cfg, warnings, err := config.ResolveInit(file, o.resolved(), host)
 	if err != nil {
 		where := "the flags"
 		if o.configFile != "" {
 			where = o.configFile
 		}
-		return nil, nil, withHint(fmt.Errorf("invalid configuration in %s: %w", where, err), "fix the fields named above; nothing was written")
+		return nil, nil, hint.With(fmt.Errorf("invalid configuration in %s: %w", where, err), "fix the fields named above; nothing was written")
 	}
 	for _, w := range warnings {
 		fmt.Fprintf(stdout, "[config] WARNING: %s\n", w)
@@ -153,7 +161,7 @@ func (o *initOptions) data(stdout io.Writer) (d *initflow.Data, cleanup func(), 
 		return nil, nil, err
 	}
 	dry := cfg.Init.DryRun
-	hostname, _ := os.Hostname()
+	hostname := kubeletHostname(host, stdout)
 	pre := preflight.HostEnv(fsys)
 	return &initflow.Data{
 		Cfg:         cfg,
@@ -241,6 +249,16 @@ func newPhaseCmd(stdout io.Writer, phases []workflow.Phase[*initflow.Data]) *cob
 		o.register(c.Flags(), path)
 		return c
 	})
+}
+
+// kubeletHostname is the hostname init and join compare the node name with to decide on --hostname-override,
+// as kubeadm does. If it cannot be read the user is told, and --hostname-override is set to the node name.
+func kubeletHostname(host config.Environment, stdout io.Writer) string {
+	h, err := host.NodeHostname()
+	if err != nil {
+		fmt.Fprintf(stdout, "[config] WARNING: read the hostname: %v; --hostname-override is set to the node name\n", err)
+	}
+	return h
 }
 
 // nodeRoot is the filesystem a command works on: the machine's root, or --rootfs; with --dry-run a scratch copy of

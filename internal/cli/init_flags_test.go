@@ -1,14 +1,22 @@
 package cli
 
 import (
+	"bytes"
 	"crypto/x509"
 	"net"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 
+	"github.com/spf13/pflag"
 	certutil "k8s.io/client-go/util/cert"
+
+	"kubeboot.dev/kubeboot/internal/config"
+	"kubeboot.dev/kubeboot/internal/initflow"
+	"kubeboot.dev/kubeboot/internal/kubelet"
+	"kubeboot.dev/kubeboot/internal/workflow"
 )
 
 func TestInitSkipTokenAndCertificateKeyPrint(t *testing.T) {
@@ -107,4 +115,41 @@ func readCert(t *testing.T, path string) *x509.Certificate {
 
 func containsIP(ips []net.IP, want string) bool {
 	return slices.ContainsFunc(ips, func(ip net.IP) bool { return ip.Equal(net.ParseIP(want)) })
+}
+
+// On a host with a mixed-case name init names the node, and compares that name with the hostname, as kubeadm does:
+// both lowercased, so kubeadm-flags.env carries no --hostname-override.
+func TestInitMixedCaseHostname(t *testing.T) {
+	root := t.TempDir()
+	o := &initOptions{env: func() config.Environment {
+		return config.Environment{
+			Hostname:              func() (string, error) { return "CP-1.Lab", nil },
+			AdvertiseAddress:      func() (net.IP, error) { return net.ParseIP("10.0.0.10"), nil },
+			SystemdResolvedActive: func() bool { return false },
+			Random:                bytes.NewReader(bytes.Repeat([]byte{7}, 64)),
+		}
+	}}
+	o.register(pflag.NewFlagSet("init", pflag.ContinueOnError), "kubelet-start")
+	o.rootfs = root
+	var out bytes.Buffer
+	d, cleanup, err := o.data(&out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cleanup()
+	if name := d.Cfg.Init.NodeRegistration.Name; name != "cp-1.lab" {
+		t.Errorf("node name %q, want cp-1.lab", name)
+	}
+	d.InitSystem = kubelet.None{}
+	r := workflow.Runner[*initflow.Data]{Phases: initflow.Phases(), Out: &out}
+	if err := r.Run(t.Context(), d, workflow.Options{Only: "kubelet-start"}); err != nil {
+		t.Fatalf("%v\n%s", err, out.String())
+	}
+	flags, err := os.ReadFile(filepath.Join(root, config.KubeletFlagsEnvFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "KUBELET_KUBEADM_ARGS=\"\"\n"; string(flags) != want {
+		t.Errorf("kubeadm-flags.env:\n%s\nwant:\n%s", flags, want)
+	}
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"kubeboot.dev/kubeboot/internal/config"
+	"kubeboot.dev/kubeboot/internal/hint"
 	"kubeboot.dev/kubeboot/internal/joinflow"
 	"kubeboot.dev/kubeboot/internal/kubelet"
 	"kubeboot.dev/kubeboot/internal/pki"
@@ -104,7 +105,7 @@ func (o *joinOptions) data(stdout io.Writer, args []string) (d *joinflow.Data, c
 		if o.configFile != "" {
 			where = o.configFile
 		}
-		return nil, nil, withHint(fmt.Errorf("invalid configuration in %s: %w", where, err), "fix the fields named above; nothing was written")
+		return nil, nil, hint.With(fmt.Errorf("invalid configuration in %s: %w", where, err), "fix the fields named above; nothing was written")
 	}
 	for _, w := range warnings {
 		fmt.Fprintf(stdout, "[config] WARNING: %s\n", w)
@@ -115,10 +116,7 @@ func (o *joinOptions) data(stdout io.Writer, args []string) (d *joinflow.Data, c
 		return nil, nil, err
 	}
 	dry := cfg.Join.DryRun
-	hostname, err := kubelet.Hostname()
-	if err != nil {
-		fmt.Fprintf(stdout, "[config] WARNING: %v; --hostname-override is set to the node name\n", err)
-	}
+	hostname := kubeletHostname(host, stdout)
 	pre := preflight.HostEnv(fsys)
 	return &joinflow.Data{
 		Cfg:             cfg,

@@ -9,6 +9,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"kubeboot.dev/kubeboot/internal/config"
+	"kubeboot.dev/kubeboot/internal/hint"
 	"kubeboot.dev/kubeboot/internal/kubeconfig"
 	"kubeboot.dev/kubeboot/internal/nodefs"
 	"kubeboot.dev/kubeboot/internal/pki"
@@ -35,7 +36,7 @@ certificate). The output holds the user's credentials: keep it secret.`,
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if clientName == "" {
-				return withHint(fmt.Errorf("--client-name is required"), "name the user: --client-name NAME")
+				return hint.With(fmt.Errorf("--client-name is required"), "name the user: --client-name NAME")
 			}
 			file, err := readConfigFile(configFile, "init-defaults")
 			if err != nil {
@@ -43,7 +44,7 @@ certificate). The output holds the user's credentials: keep it secret.`,
 			}
 			cfg, _, err := config.ResolveInit(file, config.InitFlags{}, env())
 			if err != nil {
-				return withHint(fmt.Errorf("invalid configuration: %w", err), "fix the fields named above")
+				return hint.With(fmt.Errorf("invalid configuration: %w", err), "fix the fields named above")
 			}
 			server, err := kubeconfig.ControlPlaneURL(cfg)
 			if err != nil {
@@ -56,12 +57,12 @@ certificate). The output holds the user's credentials: keep it secret.`,
 			s := src().Freeze()
 			ca, err := pki.LoadCA(fsys, cfg, pki.CAPhase, s.Now())
 			if err != nil {
-				return withHint(err, "run this on a control-plane node, or pass --config with its certificatesDir")
+				return hint.With(err, "run this on a control-plane node, or pass --config with its certificatesDir")
 			}
 			var kc = kubeconfig.WithToken(server, cfg.Cluster.ClusterName, clientName, ca.PEM, tok)
 			if tok == "" {
 				if ca.Key == nil {
-					return withHint(fmt.Errorf("the cluster CA's key is not in %s", pki.Dir(cfg)),
+					return hint.With(fmt.Errorf("the cluster CA's key is not in %s", pki.Dir(cfg)),
 						"with an external CA, pass --token, or sign the user's certificate with the CA yourself")
 				}
 				req := pki.ClientRequest(cfg, ca, clientName, orgs)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"kubeboot.dev/kubeboot/internal/hint"
 	"kubeboot.dev/kubeboot/internal/loadbalancer"
 )
 
@@ -57,10 +58,10 @@ servers' certificates. A line is printed whenever an API server goes up or down.
 // loadBalancerOptions checks the flags and reads the CA file.
 func loadBalancerOptions(f loadBalancerFlags) (loadbalancer.Options, error) {
 	if f.listen == "" {
-		return loadbalancer.Options{}, withHint(errors.New("--listen is required"), "e.g. --listen 10.0.0.10:6443")
+		return loadbalancer.Options{}, hint.With(errors.New("--listen is required"), "e.g. --listen 10.0.0.10:6443")
 	}
 	if len(f.backends) == 0 {
-		return loadbalancer.Options{}, withHint(errors.New("--backend is required"), "give each API server: --backend 10.0.0.1:6443 --backend 10.0.0.2:6443")
+		return loadbalancer.Options{}, hint.With(errors.New("--backend is required"), "give each API server: --backend 10.0.0.1:6443 --backend 10.0.0.2:6443")
 	}
 	opts := loadbalancer.Options{Listen: f.listen, Backends: f.backends}
 	if f.caFile != "" {

@@ -16,6 +16,7 @@ import (
 
 	"kubeboot.dev/kubeboot/internal/config"
 	"kubeboot.dev/kubeboot/internal/cri"
+	"kubeboot.dev/kubeboot/internal/hint"
 	"kubeboot.dev/kubeboot/internal/kubelet"
 	"kubeboot.dev/kubeboot/internal/nodefs"
 	"kubeboot.dev/kubeboot/internal/preflight"
@@ -112,10 +113,10 @@ func (o *resetOptions) data(stdout io.Writer, deps resetDeps) (*reset.Data, erro
 	if o.configFile != "" {
 		file, err := os.ReadFile(o.configFile)
 		if err != nil {
-			return nil, withHint(fmt.Errorf("read --config: %w", err), "pass the path of a file holding a kubeadm.k8s.io/v1beta4 ResetConfiguration")
+			return nil, hint.With(fmt.Errorf("read --config: %w", err), "pass the path of a file holding a kubeadm.k8s.io/v1beta4 ResetConfiguration")
 		}
 		if cfg, err = config.LoadReset(file); err != nil {
-			return nil, withHint(fmt.Errorf("invalid configuration in %s: %w", o.configFile, err), "fix the fields named above; nothing was changed")
+			return nil, hint.With(fmt.Errorf("invalid configuration in %s: %w", o.configFile, err), "fix the fields named above; nothing was changed")
 		}
 	}
 	// Flags the user set win over the file, as in kubeadm.
@@ -157,7 +158,7 @@ func (o *resetOptions) data(stdout io.Writer, deps resetDeps) (*reset.Data, erro
 		if o.configFile != "" {
 			where = o.configFile + " and the flags"
 		}
-		return nil, withHint(fmt.Errorf("invalid configuration in %s: %w", where, err), "fix the fields named above; nothing was changed")
+		return nil, hint.With(fmt.Errorf("invalid configuration in %s: %w", where, err), "fix the fields named above; nothing was changed")
 	}
 	etcdMembers := deps.etcdMembers
 	remote := fsys.Root != "/" && fsys.Root != ""

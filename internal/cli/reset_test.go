@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"kubeboot.dev/kubeboot/internal/cri"
+	"kubeboot.dev/kubeboot/internal/hint"
 	"kubeboot.dev/kubeboot/internal/kubelet"
 	"kubeboot.dev/kubeboot/internal/nodefs"
 	"kubeboot.dev/kubeboot/internal/preflight"
@@ -94,9 +95,8 @@ func TestResetCommand(t *testing.T) {
 	t.Run("no --force and nothing on stdin: refused with a hint", func(t *testing.T) {
 		f := newResetFixture(t, map[string]string{"/etc/kubernetes/admin.conf": "x"})
 		_, err := f.run(t)
-		var h Hinted
 		if err == nil || err.Error() != "phase preflight: reset not confirmed: standard input is not a terminal and gave no answer" ||
-			!errors.As(err, &h) || h.Hint() != "run 'kubeboot reset --force' to reset without a question (or answer y on standard input)" {
+			hint.Of(err) != "run 'kubeboot reset --force' to reset without a question (or answer y on standard input)" {
 			t.Fatalf("error = %v", err)
 		}
 		if _, err := os.Stat(filepath.Join(f.root, "etc/kubernetes/admin.conf")); err != nil {

@@ -15,27 +15,11 @@ import (
 	"github.com/spf13/pflag"
 
 	"kubeboot.dev/kubeboot/internal/config"
+	"kubeboot.dev/kubeboot/internal/hint"
 	"kubeboot.dev/kubeboot/internal/pki"
 	"kubeboot.dev/kubeboot/internal/version"
 )
 
-// Hinted is an error that carries advice for the user, printed after the error itself.
-type Hinted interface {
-	error
-	Hint() string
-}
-
-// hintError attaches a hint to an error.
-type hintError struct {
-	err  error
-	hint string
-}
-
-func (e *hintError) Error() string { return e.err.Error() }
-func (e *hintError) Unwrap() error { return e.err }
-func (e *hintError) Hint() string  { return e.hint }
-
-// withHint wraps err with advice shown to the user.
 // readConfigFile reads --config: nothing when path is empty, a hinted error naming the flag when it cannot be read.
 // printDefaults names the `config print` document that starts such a file ("init-defaults").
 func readConfigFile(path, printDefaults string) ([]byte, error) {
@@ -44,7 +28,7 @@ func readConfigFile(path, printDefaults string) ([]byte, error) {
 	}
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return nil, withHint(fmt.Errorf("read --config: %w", err),
+		return nil, hint.With(fmt.Errorf("read --config: %w", err),
 			"pass the path of a kubeadm.k8s.io/v1beta4 configuration file; `kubeboot config print "+printDefaults+"` prints one to start from")
 	}
 	return b, nil
@@ -59,13 +43,6 @@ func changedString(fs *pflag.FlagSet, name, v string) *string {
 	return nil
 }
 
-func withHint(err error, hint string) error {
-	if err == nil {
-		return nil
-	}
-	return &hintError{err: err, hint: hint}
-}
-
 // Main runs kubeboot with args and returns the process exit code.
 func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	root := newRoot(stdout, stderr)
@@ -75,9 +52,8 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 0
 	}
 	fmt.Fprintf(stderr, "error: %v\n", err)
-	var h Hinted
-	if errors.As(err, &h) && h.Hint() != "" {
-		fmt.Fprintf(stderr, "hint: %s\n", h.Hint())
+	if h := hint.Of(err); h != "" {
+		fmt.Fprintf(stderr, "hint: %s\n", h)
 	}
 	if errors.Is(err, context.Canceled) {
 		return 130

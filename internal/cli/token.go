@@ -21,6 +21,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"kubeboot.dev/kubeboot/internal/config"
+	"kubeboot.dev/kubeboot/internal/hint"
 	"kubeboot.dev/kubeboot/internal/kubeconfig"
 	"kubeboot.dev/kubeboot/internal/pki"
 	"kubeboot.dev/kubeboot/internal/token"
@@ -43,7 +44,7 @@ func hostTokenDeps() tokenDeps {
 func clientFromKubeconfig(path string) (kubernetes.Interface, error) {
 	rc, err := clientcmd.BuildConfigFromFlags("", path)
 	if err != nil {
-		return nil, withHint(fmt.Errorf("load kubeconfig %s: %w", path, err),
+		return nil, hint.With(fmt.Errorf("load kubeconfig %s: %w", path, err),
 			"pass --kubeconfig FILE or set KUBECONFIG; on a control-plane node the admin kubeconfig is "+config.AdminKubeconfigFile)
 	}
 	rc.Timeout = 30 * time.Second
@@ -123,11 +124,11 @@ TOKEN, when given, is the token to store (` + token.Format + `); otherwise a ran
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if certKey != "" && !printJoin {
-				return withHint(errors.New("--certificate-key needs --print-join-command"), "add --print-join-command to print the control-plane join command")
+				return hint.With(errors.New("--certificate-key needs --print-join-command"), "add --print-join-command to print the control-plane join command")
 			}
 			if certKey != "" {
 				if b, err := hex.DecodeString(certKey); err != nil || len(b) != 32 {
-					return withHint(fmt.Errorf("--certificate-key: not 64 hexadecimal characters (got %d characters)", len(certKey)),
+					return hint.With(fmt.Errorf("--certificate-key: not 64 hexadecimal characters (got %d characters)", len(certKey)),
 						"pass the key printed by 'kubeboot init phase upload-certs --upload-certs' (or kubeadm's)")
 				}
 			}
@@ -141,7 +142,7 @@ TOKEN, when given, is the token to store (` + token.Format + `); otherwise a ran
 				var tok token.Token
 				if len(args) == 1 {
 					if tok, err = token.Parse(args[0]); err != nil {
-						return withHint(fmt.Errorf("TOKEN argument: %w", err), "'kubeboot token generate' prints a valid random token")
+						return hint.With(fmt.Errorf("TOKEN argument: %w", err), "'kubeboot token generate' prints a valid random token")
 					}
 				} else if tok, err = deps.generate(); err != nil {
 					return err
@@ -215,7 +216,7 @@ func tokensFromConfig(cmd *cobra.Command, file string, args []string, env config
 		mixed = append(mixed, "the TOKEN argument")
 	}
 	if len(mixed) > 0 {
-		return nil, withHint(fmt.Errorf("cannot mix --config with %s", strings.Join(mixed, ", ")),
+		return nil, hint.With(fmt.Errorf("cannot mix --config with %s", strings.Join(mixed, ", ")),
 			"set the token in the file's InitConfiguration.bootstrapTokens instead")
 	}
 	data, err := os.ReadFile(file)
@@ -224,7 +225,7 @@ func tokensFromConfig(cmd *cobra.Command, file string, args []string, env config
 	}
 	cfg, _, err := config.ResolveInit(data, config.InitFlags{}, env)
 	if err != nil {
-		return nil, withHint(fmt.Errorf("invalid configuration in %s: %w", file, err), "fix the fields named above; no token was created")
+		return nil, hint.With(fmt.Errorf("invalid configuration in %s: %w", file, err), "fix the fields named above; no token was created")
 	}
 	if len(cfg.Init.BootstrapTokens) == 0 {
 		return nil, fmt.Errorf("%s: InitConfiguration.bootstrapTokens is empty: no token to create", file)
@@ -385,7 +386,7 @@ func newTokenDeleteCmd(stdout io.Writer, clientFor tokenClientFunc) *cobra.Comma
 ID (` + token.IDFormat + `).`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if len(args) == 0 {
-				return withHint(fmt.Errorf("missing argument: name the tokens to delete, each as %s or %s", token.Format, token.IDFormat),
+				return hint.With(fmt.Errorf("missing argument: name the tokens to delete, each as %s or %s", token.Format, token.IDFormat),
 					"'kubeboot token list' shows the tokens that exist")
 			}
 			// Check every argument before deleting anything: a typo should not leave half the list deleted.

@@ -60,7 +60,7 @@ func ControlPlaneTaint() corev1.Taint {
 // Environment is what defaulting needs to know about the machine. Every field may be nil: defaulting then fails
 // only if it actually needs the missing answer. Tests pass fixed functions; HostEnvironment asks the machine.
 type Environment struct {
-	// Hostname names the node when nodeRegistration.name is unset.
+	// Hostname is the machine's hostname as the system gives it; NodeHostname makes the node's default name of it.
 	Hostname func() (string, error)
 	// AdvertiseAddress returns the address the API server advertises when localAPIEndpoint.advertiseAddress is
 	// unset: on a real host, the IPv4 address of the interface that carries the default route.
@@ -70,6 +70,24 @@ type Environment struct {
 	SystemdResolvedActive func() bool
 	// Random is the source of generated bootstrap tokens (crypto/rand on a real host).
 	Random io.Reader
+}
+
+// NodeHostname is the machine's hostname as kubeadm and the kubelet make a node name of it (component-helpers'
+// node/util.GetHostname): trimmed and lowercased; empty is an error. Init and join both use it, to default
+// nodeRegistration.name and to decide whether kubeadm-flags.env needs --hostname-override, so the two agree.
+func (e Environment) NodeHostname() (string, error) {
+	if e.Hostname == nil {
+		return "", errors.New("the hostname is unknown")
+	}
+	h, err := e.Hostname()
+	if err != nil {
+		return "", err
+	}
+	h = strings.ToLower(strings.TrimSpace(h))
+	if h == "" {
+		return "", errors.New("it is empty")
+	}
+	return h, nil
 }
 
 // SetInitDefaults fills every field of cfg that the user left unset, exactly as kubeadm v1beta4 would, except that
@@ -275,7 +293,7 @@ func setNodeRegistrationDefaults(nr *NodeRegistrationOptions, kind string, contr
 		if env.Hostname == nil {
 			return fmt.Errorf("%s: nodeRegistration.name is unset and the hostname is unknown; set it or pass --node-name", kind)
 		}
-		h, err := env.Hostname()
+		h, err := env.NodeHostname()
 		if err != nil {
 			return fmt.Errorf("%s: nodeRegistration.name is unset and the hostname could not be read (%w); "+
 				"set it or pass --node-name", kind, err)

@@ -315,6 +315,12 @@ func TestSetInitDefaultsErrors(t *testing.T) {
 				"set it or pass --node-name",
 		},
 		{
+			name: "hostname empty",
+			env:  func(e *Environment) { e.Hostname = func() (string, error) { return " \n", nil } },
+			want: "InitConfiguration: nodeRegistration.name is unset and the hostname could not be read (it is empty); " +
+				"set it or pass --node-name",
+		},
+		{
 			name: "no default route",
 			env: func(e *Environment) {
 				e.AdvertiseAddress = func() (net.IP, error) { return nil, errors.New("there is no IPv4 default route") }

@@ -26,6 +26,7 @@ import (
 	"kubeboot.dev/kubeboot/internal/controlleraccounts"
 	"kubeboot.dev/kubeboot/internal/copycerts"
 	"kubeboot.dev/kubeboot/internal/cri"
+	"kubeboot.dev/kubeboot/internal/hint"
 	"kubeboot.dev/kubeboot/internal/kubeconfig"
 	"kubeboot.dev/kubeboot/internal/kubelet"
 	"kubeboot.dev/kubeboot/internal/manifests"
@@ -214,7 +215,7 @@ func runWaitControlPlane(ctx context.Context, d *Data) error {
 	fmt.Fprintf(d.Out, "  waiting for the kubelet and the control plane (up to %s)\n", d.Cfg.Init.Timeouts.ControlPlaneComponentHealthCheck.Duration)
 	all := append([]waiter.Endpoint{waiter.Kubelet(addr, port)}, eps...)
 	if err := w.Wait(ctx, d.Cfg.Init.Timeouts.ControlPlaneComponentHealthCheck.Duration, all...); err != nil {
-		return fmt.Errorf("%w\n(the diagnosis comes from the container runtime; the kubelet's log says why a static Pod did not start)", err)
+		return hint.With(err, "the diagnosis comes from the container runtime; the kubelet's log says why a static Pod did not start")
 	}
 	return nil
 }

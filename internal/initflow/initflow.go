@@ -34,7 +34,8 @@ type Data struct {
 	Preflight preflight.Env
 	// InitSystem restarts the kubelet.
 	InitSystem kubelet.InitSystem
-	// Hostname is the machine's hostname, for kubeadm-flags.env's --hostname-override decision.
+	// Hostname is the machine's hostname as the kubelet sees it (config.Environment.NodeHostname), for
+	// kubeadm-flags.env's --hostname-override decision.
 	Hostname string
 	// DryRun means FS is a scratch directory and nothing may touch the machine or the cluster.
 	DryRun bool

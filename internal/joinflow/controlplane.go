@@ -16,6 +16,7 @@ import (
 
 	"kubeboot.dev/kubeboot/internal/config"
 	"kubeboot.dev/kubeboot/internal/copycerts"
+	"kubeboot.dev/kubeboot/internal/hint"
 	"kubeboot.dev/kubeboot/internal/initflow"
 	"kubeboot.dev/kubeboot/internal/kubeconfig"
 	"kubeboot.dev/kubeboot/internal/kubelet"
@@ -358,7 +359,7 @@ func runWaitControlPlane(ctx context.Context, d *Data) error {
 	w := &waiter.Waiter{Interval: d.interval(), Out: d.Out,
 		Diagnose: initflow.NewDiagnoser(cp.cfg.Init.NodeRegistration.CRISocket, d.FS, d.DialRuntime)}
 	if err := w.Wait(ctx, timeout, eps...); err != nil {
-		return fmt.Errorf("%w\n(the diagnosis comes from the container runtime; the kubelet's log says why a static Pod did not start)", err)
+		return hint.With(err, "the diagnosis comes from the container runtime; the kubelet's log says why a static Pod did not start")
 	}
 	return nil
 }

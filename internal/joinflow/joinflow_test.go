@@ -38,6 +38,7 @@ import (
 	"kubeboot.dev/kubeboot/internal/config"
 	"kubeboot.dev/kubeboot/internal/cri"
 	"kubeboot.dev/kubeboot/internal/discovery"
+	"kubeboot.dev/kubeboot/internal/hint"
 	"kubeboot.dev/kubeboot/internal/kubelet"
 	"kubeboot.dev/kubeboot/internal/nodefs"
 	"kubeboot.dev/kubeboot/internal/pki"
@@ -623,11 +624,11 @@ func TestWaitBootstrap(t *testing.T) {
 		h.data.Cfg.Join.Timeouts.TLSBootstrap.Duration = 300 * time.Millisecond
 		err := h.run(t, workflow.Options{})
 		want := "phase kubelet-wait-bootstrap: the kubelet did not finish its TLS bootstrap: /etc/kubernetes/kubelet.conf not usable " +
-			"after 300ms: read kubeconfig: open " + h.data.FS.Path(config.KubeletKubeconfigFile) + ": no such file or directory\n" +
-			"(check the kubelet's log: it must run with --bootstrap-kubeconfig=/etc/kubernetes/bootstrap-kubelet.conf " +
-			"--kubeconfig=/etc/kubernetes/kubelet.conf --config=/var/lib/kubelet/config.yaml and the flags of /var/lib/kubelet/kubeadm-flags.env)"
-		if err == nil || err.Error() != want {
-			t.Fatalf("error\n got %v\nwant %s", err, want)
+			"after 300ms: read kubeconfig: open " + h.data.FS.Path(config.KubeletKubeconfigFile) + ": no such file or directory"
+		wantHint := "check the kubelet's log: it must run with --bootstrap-kubeconfig=/etc/kubernetes/bootstrap-kubelet.conf " +
+			"--kubeconfig=/etc/kubernetes/kubelet.conf --config=/var/lib/kubelet/config.yaml and the flags of /var/lib/kubelet/kubeadm-flags.env"
+		if err == nil || err.Error() != want || hint.Of(err) != wantHint {
+			t.Fatalf("error\n got %v\n     hint: %s\nwant %s\n     hint: %s", err, hint.Of(err), want, wantHint)
 		}
 		if h.data.FS.Exists(config.BootstrapKubeletConf) {
 			t.Fatal("bootstrap-kubelet.conf, which holds the token, was left behind")

@@ -15,6 +15,7 @@ import (
 
 	"kubeboot.dev/kubeboot/internal/apply"
 	"kubeboot.dev/kubeboot/internal/config"
+	"kubeboot.dev/kubeboot/internal/hint"
 	"kubeboot.dev/kubeboot/internal/kubeconfig"
 	"kubeboot.dev/kubeboot/internal/kubelet"
 	"kubeboot.dev/kubeboot/internal/nodebootstrap"
@@ -205,9 +206,9 @@ func waitBootstrap(ctx context.Context, d *Data, cl *Cluster) error {
 	}()
 	wg.Wait()
 	if healthErr != nil || confErr != nil {
-		return fmt.Errorf("the kubelet did not finish its TLS bootstrap: %w\n(check the kubelet's log: it must run with "+
-			"--bootstrap-kubeconfig=%s --kubeconfig=%s --config=%s and the flags of %s)", errors.Join(healthErr, confErr),
-			config.BootstrapKubeletConf, config.KubeletKubeconfigFile, config.KubeletConfigFile, config.KubeletFlagsEnvFile)
+		return hint.With(fmt.Errorf("the kubelet did not finish its TLS bootstrap: %w", errors.Join(healthErr, confErr)),
+			fmt.Sprintf("check the kubelet's log: it must run with --bootstrap-kubeconfig=%s --kubeconfig=%s --config=%s and the flags of %s",
+				config.BootstrapKubeletConf, config.KubeletKubeconfigFile, config.KubeletConfigFile, config.KubeletFlagsEnvFile))
 	}
 	d.bootstrapped = true
 	return nil

@@ -1,9 +1,7 @@
 package kubelet
 
 import (
-	"errors"
 	"fmt"
-	"os"
 	"sort"
 	"strings"
 
@@ -16,8 +14,8 @@ const EnvVariable = "KUBELET_KUBEADM_ARGS"
 // FlagsInput is what kubeadm-flags.env depends on.
 type FlagsInput struct {
 	NodeRegistration config.NodeRegistrationOptions
-	// Hostname is the machine's hostname as the kubelet sees it (see Hostname); --hostname-override is set only
-	// when the node name differs from it.
+	// Hostname is the machine's hostname as the kubelet sees it (config.Environment.NodeHostname);
+	// --hostname-override is set only when the node name differs from it.
 	Hostname string
 	// RegisterTaints passes the node's taints with --register-with-taints: kubeadm does so only when a worker
 	// joins; a control-plane node is tainted by the mark-control-plane phase instead.
@@ -65,20 +63,6 @@ func NodeName(nr config.NodeRegistrationOptions, hostname string) string {
 		}
 	}
 	return name
-}
-
-// Hostname returns the machine's hostname the way the kubelet derives its default node name: trimmed and
-// lowercased.
-func Hostname() (string, error) {
-	h, err := os.Hostname()
-	if err != nil {
-		return "", fmt.Errorf("read the hostname: %w", err)
-	}
-	h = strings.ToLower(strings.TrimSpace(h))
-	if h == "" {
-		return "", errors.New("the hostname is empty: set one, or set nodeRegistration.name")
-	}
-	return h, nil
 }
 
 // commandLine merges kubeadm's flags with the user's as kubeadm v1beta4 does (see Flags).

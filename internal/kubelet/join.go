@@ -35,7 +35,7 @@ type JoinInput struct {
 	Cluster config.ClusterConfiguration
 	// Kubelet is the KubeletConfiguration read from kube-system/kubelet-config.
 	Kubelet *kubeletv1beta1.KubeletConfiguration
-	// Hostname is the machine's hostname as the kubelet derives it (see Hostname).
+	// Hostname is the machine's hostname as the kubelet derives it (config.Environment.NodeHostname).
 	Hostname string
 	// ControlPlane is true for a joining control-plane node, which is tainted by an API call instead of
 	// --register-with-taints.

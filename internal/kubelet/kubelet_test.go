@@ -496,14 +496,3 @@ func TestNoneRestart(t *testing.T) {
 		t.Errorf("message %q", got)
 	}
 }
-
-func TestHostname(t *testing.T) {
-	h, err := Hostname()
-	if err != nil {
-		t.Fatal(err)
-	}
-	osName, _ := os.Hostname()
-	if h != strings.ToLower(strings.TrimSpace(osName)) || h == "" {
-		t.Errorf("Hostname() = %q for os.Hostname %q", h, osName)
-	}
-}

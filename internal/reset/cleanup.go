@@ -16,6 +16,7 @@ import (
 
 	"kubeboot.dev/kubeboot/internal/config"
 	"kubeboot.dev/kubeboot/internal/cri"
+	"kubeboot.dev/kubeboot/internal/hint"
 	"kubeboot.dev/kubeboot/internal/kubelet"
 )
 
@@ -283,10 +284,8 @@ func (d *Data) unmountKubeletDir() (bool, error) {
 	}
 	if left := mountsBelow(points, dir); len(left) > 0 {
 		d.leave(fmt.Sprintf("%s was not emptied: still mounted below it: %s", config.KubeletDir, strings.Join(left, ", ")))
-		return false, &HintError{
-			Err:  fmt.Errorf("%s not emptied: %d mount(s) below it could not be unmounted: %w", config.KubeletDir, len(left), errors.Join(failed...)),
-			Text: "unmount them by hand (a busy mount may need unmountFlags: [MNT_DETACH] in a ResetConfiguration), then run reset again",
-		}
+		return false, hint.With(fmt.Errorf("%s not emptied: %d mount(s) below it could not be unmounted: %w", config.KubeletDir, len(left), errors.Join(failed...)),
+			"unmount them by hand (a busy mount may need unmountFlags: [MNT_DETACH] in a ResetConfiguration), then run reset again")
 	}
 	fmt.Fprintf(d.Out, "  unmounted %d mount(s) below %s\n", len(below), config.KubeletDir)
 	return true, nil

@@ -16,6 +16,7 @@ import (
 	"kubeboot.dev/kubeboot/internal/config"
 	"kubeboot.dev/kubeboot/internal/cri"
 	"kubeboot.dev/kubeboot/internal/etcd"
+	"kubeboot.dev/kubeboot/internal/hint"
 	"kubeboot.dev/kubeboot/internal/kubelet"
 	"kubeboot.dev/kubeboot/internal/nodefs"
 	"kubeboot.dev/kubeboot/internal/preflight"
@@ -66,18 +67,6 @@ type Stopper interface {
 // ErrNotConfirmed is returned when the user did not confirm the reset.
 var ErrNotConfirmed = errors.New("reset not confirmed")
 
-// HintError carries advice for the user; the CLI prints the hint after the error.
-type HintError struct {
-	Err  error
-	Text string
-}
-
-func (e *HintError) Error() string { return e.Err.Error() }
-func (e *HintError) Unwrap() error { return e.Err }
-
-// Hint returns the advice.
-func (e *HintError) Hint() string { return e.Text }
-
 // Phases is the reset phase tree, with kubeadm's names.
 func Phases() []workflow.Phase[*Data] {
 	return []workflow.Phase[*Data]{
@@ -115,10 +104,8 @@ func confirm(d *Data) error {
 		if !d.InTerminal {
 			what = "standard input is not a terminal and gave no answer"
 		}
-		return &HintError{
-			Err:  fmt.Errorf("%w: %s", ErrNotConfirmed, what),
-			Text: "run 'kubeboot reset --force' to reset without a question (or answer y on standard input)",
-		}
+		return hint.With(fmt.Errorf("%w: %s", ErrNotConfirmed, what),
+			"run 'kubeboot reset --force' to reset without a question (or answer y on standard input)")
 	}
 	if err != nil {
 		fmt.Fprintln(d.Out) // the answer had no newline of its own
@@ -140,10 +127,8 @@ func runRemoveEtcdMember(ctx context.Context, d *Data) error {
 	}
 	if err != nil {
 		if !d.Cfg.Force && !d.Cfg.DryRun {
-			return &HintError{
-				Err:  fmt.Errorf("cannot tell whether this node runs a member of a larger etcd cluster: %w", err),
-				Text: "fix or remove " + EtcdManifest + ", or pass --force to reset anyway (a member of a larger cluster would then stay in its member list)",
-			}
+			return hint.With(fmt.Errorf("cannot tell whether this node runs a member of a larger etcd cluster: %w", err),
+				"fix or remove "+EtcdManifest+", or pass --force to reset anyway (a member of a larger cluster would then stay in its member list)")
 		}
 		d.leave(fmt.Sprintf("the etcd member of this node, if any: %v", err))
 		fmt.Fprintf(d.Out, "  WARNING: %v\n", err)
@@ -193,8 +178,8 @@ func runRemoveEtcdMember(ctx context.Context, d *Data) error {
 			fmt.Fprintf(d.Out, "  [dryrun] %v: without --force a reset stops here\n", err)
 			return nil
 		case !d.Cfg.Force:
-			return &HintError{Err: err, Text: "bring the members that are down back first; or pass --force to remove this member anyway, " +
-				"at the risk of the cluster losing its quorum (and with it the API)"}
+			return hint.With(err, "bring the members that are down back first; or pass --force to remove this member anyway, "+
+				"at the risk of the cluster losing its quorum (and with it the API)")
 		}
 		fmt.Fprintf(d.Out, "  WARNING (--force): %v; removing %s anyway\n", err, what)
 	}
@@ -204,8 +189,8 @@ func runRemoveEtcdMember(ctx context.Context, d *Data) error {
 	}
 	if err := mc.Remove(ctx, self.ID); err != nil {
 		if !d.Cfg.Force {
-			return &HintError{Err: err, Text: "retry the reset; or pass --force to reset anyway, and the member stays in the member list " +
-				"(remove it from another control-plane node: 'etcdctl member remove " + self.IDString() + "')"}
+			return hint.With(err, "retry the reset; or pass --force to reset anyway, and the member stays in the member list "+
+				"(remove it from another control-plane node: 'etcdctl member remove "+self.IDString()+"')")
 		}
 		fmt.Fprintf(d.Out, "  WARNING (--force): %v; the member stays in the member list\n", err)
 		d.leave(fmt.Sprintf("%s: it is still in the member list; run 'etcdctl member remove %s' on another control-plane node", what, self.IDString()))
@@ -268,12 +253,10 @@ func (d *Data) etcdUnreachable(ctx context.Context, m *EtcdMember, cause error) 
 		fmt.Fprintf(d.Out, "  [dryrun] %v: without --force a reset stops here\n", err)
 		return nil
 	case !d.Cfg.Force:
-		return &HintError{
-			Err: err,
-			Text: "start the member again (the kubelet runs it from " + EtcdManifest + ") so that reset can remove it; or remove it from " +
-				"another control-plane node ('etcdctl member remove <ID>'); or pass --force to reset anyway, and the member stays " +
-				"in the member list, where the other members count it toward quorum",
-		}
+		return hint.With(err,
+			"start the member again (the kubelet runs it from "+EtcdManifest+") so that reset can remove it; or remove it from "+
+				"another control-plane node ('etcdctl member remove <ID>'); or pass --force to reset anyway, and the member stays "+
+				"in the member list, where the other members count it toward quorum")
 	}
 	fmt.Fprintf(d.Out, "  WARNING (--force): %v; the member stays in the member list\n", err)
 	d.leave(fmt.Sprintf("etcd member %q: it is still in the member list of the other %d members; run 'etcdctl member remove <ID>' on another control-plane node", m.Name, n-1))

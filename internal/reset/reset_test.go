@@ -19,6 +19,7 @@ import (
 	"kubeboot.dev/kubeboot/internal/config"
 	"kubeboot.dev/kubeboot/internal/cri"
 	"kubeboot.dev/kubeboot/internal/etcd"
+	"kubeboot.dev/kubeboot/internal/hint"
 	"kubeboot.dev/kubeboot/internal/kubelet"
 	"kubeboot.dev/kubeboot/internal/nodefs"
 	"kubeboot.dev/kubeboot/internal/preflight"
@@ -506,8 +507,7 @@ func TestConfirmation(t *testing.T) {
 			if err == nil || err.Error() != c.wantErr || !errors.Is(err, ErrNotConfirmed) {
 				t.Fatalf("error = %v\nwant    %s", err, c.wantErr)
 			}
-			var h interface{ Hint() string }
-			if c.hint != "" && (!errors.As(err, &h) || h.Hint() != c.hint) {
+			if c.hint != "" && hint.Of(err) != c.hint {
 				t.Errorf("hint missing or wrong, want %q", c.hint)
 			}
 			if after := tree(t, e.root); !maps.Equal(before, after) {
@@ -689,8 +689,7 @@ func TestRemoveEtcdMember(t *testing.T) {
 				if c.wantIs != nil && !errors.Is(err, c.wantIs) {
 					t.Errorf("errors.Is(%v, %v) is false", err, c.wantIs)
 				}
-				var h interface{ Hint() string }
-				if !errors.As(err, &h) || h.Hint() != c.wantHint {
+				if hint.Of(err) != c.wantHint {
 					t.Errorf("hint missing or wrong: %v", err)
 				}
 				if after := tree(t, e.root); !maps.Equal(before, after) {

@@ -27,7 +27,7 @@ type Phase[D any] struct {
 	// path covers the phase and everything below it; a needed phase that is skipped or not selected counts as
 	// finished. Without Needs a phase waits for its earlier siblings, so a tree without Needs runs strictly in
 	// order. A phase always waits for its parent. Needs may name a later phase (to let it go first), but not
-	// form a cycle.
+	// form a cycle, nor name a phase that does not exist (see Check).
 	Needs []string
 	// Hidden phases run as part of the workflow but are not offered as `phase` subcommands.
 	Hidden bool
@@ -95,10 +95,37 @@ func Validate[D any](phases []Phase[D], paths []string) error {
 	return fmt.Errorf("%w %s: known phases are %s", ErrUnknownPhase, strings.Join(quote(bad), ", "), strings.Join(all, ", "))
 }
 
+// Check reports the mistakes of a phase tree that no selection of phases can hide: a Needs path that names no
+// phase. Without it such a need would be dropped and the phase would run before what it needs. Run checks first.
+func Check[D any](phases []Phase[D]) error {
+	known := map[string]bool{}
+	for _, p := range Paths(phases) {
+		known[p] = true
+	}
+	var errs []error
+	var walk func(prefix string, ps []Phase[D])
+	walk = func(prefix string, ps []Phase[D]) {
+		for _, p := range ps {
+			path := join(prefix, p.Name)
+			for _, n := range p.Needs {
+				if !known[normalize(n)] {
+					errs = append(errs, fmt.Errorf("phase %s: Needs %q names no phase", path, n))
+				}
+			}
+			walk(path, p.Phases)
+		}
+	}
+	walk("", phases)
+	return errors.Join(errs...)
+}
+
 // Run executes the phases selected by opts over d. It stops at the first error: phases that have not started by
 // then do not start, and the error is returned once the running ones have returned. Phases that run concurrently
 // (see Phase.Needs) share d and its writers, so both must be safe for that (see Locked).
 func (r *Runner[D]) Run(ctx context.Context, d D, opts Options) error {
+	if err := Check(r.Phases); err != nil {
+		return err
+	}
 	if err := Validate(r.Phases, opts.Skip); err != nil {
 		return fmt.Errorf("--skip-phases: %w", err)
 	}

@@ -245,3 +245,33 @@ func TestParentRunIfSkipsChildren(t *testing.T) {
 		t.Fatalf("output %q", out.String())
 	}
 }
+
+// A Needs path that names no phase is a mistake in the tree: it is refused before anything runs, whatever the
+// options select, instead of being dropped (the phase would then run before what it meant to wait for).
+func TestNeedsNamingNoPhase(t *testing.T) {
+	typo := leaf("kubelet-start")
+	typo.Needs = []string{"certs/ca", "certs/cs"}
+	nested := leaf("admin")
+	nested.Needs = []string{"kubelet-strat", "kubeconfig/all"}
+	phases := []Phase[*record]{
+		leaf("preflight"),
+		phase("certs", leaf("ca"), leaf("apiserver")),
+		typo,
+		phase("kubeconfig", nested, leaf("kubelet")),
+	}
+	want := "phase kubelet-start: Needs \"certs/cs\" names no phase\n" +
+		"phase kubeconfig/admin: Needs \"kubelet-strat\" names no phase"
+	if err := Check(phases); err == nil || err.Error() != want {
+		t.Fatalf("Check: %v\nwant %s", err, want)
+	}
+	for _, opts := range []Options{{}, {Skip: []string{"kubeconfig", "kubelet-start"}}, {Only: "preflight"}} {
+		r := &record{}
+		err := (&Runner[*record]{Phases: phases}).Run(t.Context(), r, opts)
+		if err == nil || err.Error() != want || len(r.ran) != 0 {
+			t.Errorf("Run(%+v): %v, ran %v\nwant %s", opts, err, r.ran, want)
+		}
+	}
+	if err := Check(tree()); err != nil {
+		t.Errorf("a tree without Needs: %v", err)
+	}
+}
