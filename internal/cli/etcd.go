@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -16,7 +15,6 @@ import (
 	"kubeboot.dev/kubeboot/internal/config"
 	"kubeboot.dev/kubeboot/internal/etcd"
 	"kubeboot.dev/kubeboot/internal/hint"
-	"kubeboot.dev/kubeboot/internal/nodefs"
 )
 
 // etcdAPI is what the etcd commands ask; tests replace it.
@@ -37,19 +35,16 @@ type etcdFlags struct {
 type etcdConnect func(f etcdFlags) (etcdAPI, error)
 
 func hostEtcdConnect(f etcdFlags) (etcdAPI, error) {
-	fsys := nodefs.Host
-	if f.rootfs != "" {
-		abs, err := filepath.Abs(f.rootfs)
-		if err != nil {
-			return nil, err
-		}
-		fsys = nodefs.FS{Root: abs}
+	fsys, err := rootFS(f.rootfs)
+	if err != nil {
+		return nil, err
 	}
-	tlsCfg, err := etcd.ClientTLS(fsys, f.certDir)
+	// Connect fails only for want of the etcd CA or a client certificate: it does not dial.
+	c, err := etcd.Connect(fsys, f.certDir, etcd.Options{Endpoints: f.endpoints})
 	if err != nil {
 		return nil, hint.With(err, "run this on a control-plane node with stacked etcd, or pass --cert-dir")
 	}
-	return etcd.New(etcd.Options{Endpoints: f.endpoints, TLS: tlsCfg})
+	return c, nil
 }
 
 func newEtcdCmd(stdout io.Writer) *cobra.Command {

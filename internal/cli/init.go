@@ -16,11 +16,9 @@ import (
 	"kubeboot.dev/kubeboot/internal/copycerts"
 	"kubeboot.dev/kubeboot/internal/hint"
 	"kubeboot.dev/kubeboot/internal/initflow"
-	"kubeboot.dev/kubeboot/internal/kubelet"
+	"kubeboot.dev/kubeboot/internal/nodeenv"
 	"kubeboot.dev/kubeboot/internal/nodefs"
 	"kubeboot.dev/kubeboot/internal/patches"
-	"kubeboot.dev/kubeboot/internal/pki"
-	"kubeboot.dev/kubeboot/internal/preflight"
 	"kubeboot.dev/kubeboot/internal/release"
 	"kubeboot.dev/kubeboot/internal/workflow"
 )
@@ -162,16 +160,10 @@ func (o *initOptions) data(stdout io.Writer) (d *initflow.Data, cleanup func(), 
 	}
 	dry := cfg.Init.DryRun
 	hostname := kubeletHostname(host, stdout)
-	pre := preflight.HostEnv(fsys)
 	return &initflow.Data{
+		Env:         nodeenv.Host(fsys, stdout),
 		Cfg:         cfg,
-		FS:          fsys,
-		Out:         stdout,
-		Source:      pki.SystemSource(),
-		Preflight:   pre,
 		Clients:     &initflow.FileClients{FS: fsys, Kubeconfig: o.kubeconfig},
-		DialRuntime: pre.DialRuntime,
-		InitSystem:  kubelet.DetectInitSystem(fsys),
 		Hostname:    hostname,
 		DryRun:      dry,
 		UploadCerts: o.uploadCerts,
@@ -264,13 +256,9 @@ func kubeletHostname(host config.Environment, stdout io.Writer) string {
 // nodeRoot is the filesystem a command works on: the machine's root, or --rootfs; with --dry-run a scratch copy of
 // it seeded with the seed directories (so reuse decisions are the real ones), which cleanup removes.
 func nodeRoot(rootfs string, dryRun bool, seed ...string) (fsys nodefs.FS, cleanup func(), err error) {
-	fsys = nodefs.Host
-	if rootfs != "" {
-		abs, err := filepath.Abs(rootfs)
-		if err != nil {
-			return fsys, nil, err
-		}
-		fsys = nodefs.FS{Root: abs}
+	fsys, err = rootFS(rootfs)
+	if err != nil {
+		return fsys, nil, err
 	}
 	if !dryRun {
 		return fsys, func() {}, nil
@@ -286,6 +274,18 @@ func nodeRoot(rootfs string, dryRun bool, seed ...string) (fsys nodefs.FS, clean
 		}
 	}
 	return nodefs.FS{Root: scratch}, func() { os.RemoveAll(scratch) }, nil
+}
+
+// rootFS is the node's filesystem: the machine's root, or --rootfs (made absolute).
+func rootFS(rootfs string) (nodefs.FS, error) {
+	if rootfs == "" {
+		return nodefs.Host, nil
+	}
+	abs, err := filepath.Abs(rootfs)
+	if err != nil {
+		return nodefs.Host, err
+	}
+	return nodefs.FS{Root: abs}, nil
 }
 
 // copyTree copies the node directory dir from one root to another (used to seed a dry run).

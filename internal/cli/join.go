@@ -11,9 +11,7 @@ import (
 	"kubeboot.dev/kubeboot/internal/config"
 	"kubeboot.dev/kubeboot/internal/hint"
 	"kubeboot.dev/kubeboot/internal/joinflow"
-	"kubeboot.dev/kubeboot/internal/kubelet"
-	"kubeboot.dev/kubeboot/internal/pki"
-	"kubeboot.dev/kubeboot/internal/preflight"
+	"kubeboot.dev/kubeboot/internal/nodeenv"
 	"kubeboot.dev/kubeboot/internal/workflow"
 )
 
@@ -117,15 +115,9 @@ func (o *joinOptions) data(stdout io.Writer, args []string) (d *joinflow.Data, c
 	}
 	dry := cfg.Join.DryRun
 	hostname := kubeletHostname(host, stdout)
-	pre := preflight.HostEnv(fsys)
 	return &joinflow.Data{
+		Env:             nodeenv.Host(fsys, stdout),
 		Cfg:             cfg,
-		FS:              fsys,
-		Out:             stdout,
-		Preflight:       pre,
-		DialRuntime:     pre.DialRuntime,
-		Source:          pki.SystemSource(),
-		InitSystem:      kubelet.DetectInitSystem(fsys),
 		Hostname:        hostname,
 		SystemdResolved: host.SystemdResolvedActive != nil && host.SystemdResolvedActive(),
 		DryRun:          dry,

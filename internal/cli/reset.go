@@ -6,7 +6,6 @@ import (
 	"io"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -15,11 +14,10 @@ import (
 	"golang.org/x/term"
 
 	"kubeboot.dev/kubeboot/internal/config"
-	"kubeboot.dev/kubeboot/internal/cri"
 	"kubeboot.dev/kubeboot/internal/hint"
 	"kubeboot.dev/kubeboot/internal/kubelet"
+	"kubeboot.dev/kubeboot/internal/nodeenv"
 	"kubeboot.dev/kubeboot/internal/nodefs"
-	"kubeboot.dev/kubeboot/internal/preflight"
 	"kubeboot.dev/kubeboot/internal/reset"
 	"kubeboot.dev/kubeboot/internal/workflow"
 )
@@ -52,11 +50,10 @@ func (o *resetOptions) register(fs *pflag.FlagSet, withSkipPhases bool) {
 
 // resetDeps are reset's effects; tests replace them.
 type resetDeps struct {
-	in          io.Reader
-	inTerminal  bool
-	preflight   func(nodefs.FS) preflight.Env
-	dialRuntime func(ctx context.Context, criSocket string) (cri.Runtime, error)
-	initSystem  func(nodefs.FS) kubelet.InitSystem
+	in         io.Reader
+	inTerminal bool
+	// node is the machine with its files under fsys.
+	node        func(fsys nodefs.FS, out io.Writer) nodeenv.Env
 	mounts      reset.Mounter
 	etcdMembers func(ctx context.Context, fsys nodefs.FS, m *reset.EtcdMember) (int, error)
 	etcd        func(ctx context.Context, fsys nodefs.FS, m *reset.EtcdMember, endpoints []string, callTimeout time.Duration) (reset.EtcdMembership, error)
@@ -66,20 +63,12 @@ func hostResetDeps() resetDeps {
 	return resetDeps{
 		in:         os.Stdin,
 		inTerminal: term.IsTerminal(int(os.Stdin.Fd())),
-		preflight:  preflight.HostEnv,
-		dialRuntime: func(ctx context.Context, criSocket string) (cri.Runtime, error) {
-			c, err := cri.Dial(ctx, criSocket)
-			if err != nil {
-				return nil, err // not c: a nil *Client in a Runtime would not compare equal to nil
+		node: func(fsys nodefs.FS, out io.Writer) nodeenv.Env {
+			env := nodeenv.Host(fsys, out)
+			if sd, ok := env.InitSystem.(kubelet.Systemd); ok {
+				env.InitSystem = systemdStopper{sd}
 			}
-			return c, nil
-		},
-		initSystem: func(fsys nodefs.FS) kubelet.InitSystem {
-			is := kubelet.DetectInitSystem(fsys)
-			if sd, ok := is.(kubelet.Systemd); ok {
-				return systemdStopper{sd}
-			}
-			return is
+			return env
 		},
 		mounts:      reset.HostMounts{},
 		etcdMembers: reset.CountEtcdMembers,
@@ -141,13 +130,9 @@ func (o *resetOptions) data(stdout io.Writer, deps resetDeps) (*reset.Data, erro
 	}
 	cfg.IgnorePreflightErrors = append(cfg.IgnorePreflightErrors, o.ignorePreflightErrors...)
 
-	fsys := nodefs.Host
-	if o.rootfs != "" {
-		abs, err := filepath.Abs(o.rootfs)
-		if err != nil {
-			return nil, err
-		}
-		fsys = nodefs.FS{Root: abs}
+	fsys, err := rootFS(o.rootfs)
+	if err != nil {
+		return nil, err
 	}
 	if cfg.CRISocket == "" {
 		cfg.CRISocket = reset.DetectCRISocket(fsys)
@@ -167,14 +152,10 @@ func (o *resetOptions) data(stdout io.Writer, deps resetDeps) (*reset.Data, erro
 		etcdMembers = nil
 	}
 	return &reset.Data{
+		Env:            deps.node(fsys, stdout),
 		Cfg:            cfg,
-		FS:             fsys,
-		Out:            stdout,
 		In:             deps.in,
 		InTerminal:     deps.inTerminal,
-		Preflight:      deps.preflight(fsys),
-		DialRuntime:    deps.dialRuntime,
-		InitSystem:     deps.initSystem(fsys),
 		Mounts:         deps.mounts,
 		EtcdMembers:    etcdMembers,
 		Etcd:           deps.etcd,

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -15,6 +16,7 @@ import (
 	"kubeboot.dev/kubeboot/internal/cri"
 	"kubeboot.dev/kubeboot/internal/hint"
 	"kubeboot.dev/kubeboot/internal/kubelet"
+	"kubeboot.dev/kubeboot/internal/nodeenv"
 	"kubeboot.dev/kubeboot/internal/nodefs"
 	"kubeboot.dev/kubeboot/internal/preflight"
 	"kubeboot.dev/kubeboot/internal/reset"
@@ -36,14 +38,20 @@ func (noMounts) Unmount(string, int) error      { return errors.New("nothing to 
 
 func (f *resetFixture) deps() resetDeps {
 	return resetDeps{
-		in:        strings.NewReader(f.stdin),
-		preflight: func(fsys nodefs.FS) preflight.Env { return preflight.Env{FS: fsys, Geteuid: func() int { return 0 }} },
-		dialRuntime: func(_ context.Context, socket string) (cri.Runtime, error) {
-			f.sockets = append(f.sockets, socket)
-			return nil, errors.New("no runtime in this test")
+		in: strings.NewReader(f.stdin),
+		node: func(fsys nodefs.FS, out io.Writer) nodeenv.Env {
+			return nodeenv.Env{
+				FS:        fsys,
+				Out:       out,
+				Preflight: preflight.Env{FS: fsys, Geteuid: func() int { return 0 }},
+				DialRuntime: func(_ context.Context, socket string) (cri.Runtime, error) {
+					f.sockets = append(f.sockets, socket)
+					return nil, errors.New("no runtime in this test")
+				},
+				InitSystem: kubelet.None{},
+			}
 		},
-		initSystem: func(nodefs.FS) kubelet.InitSystem { return kubelet.None{} },
-		mounts:     noMounts{},
+		mounts: noMounts{},
 		etcdMembers: func(context.Context, nodefs.FS, *reset.EtcdMember) (int, error) {
 			f.counted++
 			return 3, nil

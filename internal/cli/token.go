@@ -22,6 +22,7 @@ import (
 
 	"kubeboot.dev/kubeboot/internal/config"
 	"kubeboot.dev/kubeboot/internal/hint"
+	"kubeboot.dev/kubeboot/internal/kubeclient"
 	"kubeboot.dev/kubeboot/internal/kubeconfig"
 	"kubeboot.dev/kubeboot/internal/pki"
 	"kubeboot.dev/kubeboot/internal/token"
@@ -42,13 +43,12 @@ func hostTokenDeps() tokenDeps {
 }
 
 func clientFromKubeconfig(path string) (kubernetes.Interface, error) {
-	rc, err := clientcmd.BuildConfigFromFlags("", path)
+	rc, err := kubeclient.LoadFile(path)
 	if err != nil {
 		return nil, hint.With(fmt.Errorf("load kubeconfig %s: %w", path, err),
 			"pass --kubeconfig FILE or set KUBECONFIG; on a control-plane node the admin kubeconfig is "+config.AdminKubeconfigFile)
 	}
-	rc.Timeout = 30 * time.Second
-	return kubernetes.NewForConfig(rc)
+	return kubeclient.New(rc, kubeclient.Command)
 }
 
 // kubeconfigPath picks the kubeconfig as kubeadm does: the flag; else the first existing file of $KUBECONFIG

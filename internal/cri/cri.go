@@ -199,6 +199,15 @@ func Dial(ctx context.Context, criSocket string) (*Client, error) {
 	}, nil
 }
 
+// DialRuntime is Dial for callers that hold the runtime as a Runtime (and fakes in tests).
+func DialRuntime(ctx context.Context, criSocket string) (Runtime, error) {
+	c, err := Dial(ctx, criSocket)
+	if err != nil {
+		return nil, err // not c: a nil *Client in a Runtime would not compare equal to nil
+	}
+	return c, nil
+}
+
 func unreachable(socket string, err error) error {
 	return fmt.Errorf("%w at %s: is containerd running? (%w)", ErrUnreachable, socket, err)
 }

@@ -104,6 +104,27 @@ type Options struct {
 	CallTimeout time.Duration
 }
 
+// WithClientTLS returns o authenticated with the etcd client certificate of certDir on fsys (ClientTLS), for a
+// caller that hands the options to a connect function of its own (join's, which its tests replace).
+func (o Options) WithClientTLS(fsys nodefs.FS, certDir string) (Options, error) {
+	tlsConfig, err := ClientTLS(fsys, certDir)
+	if err != nil {
+		return o, err
+	}
+	o.TLS = tlsConfig
+	return o, nil
+}
+
+// Connect reaches the cluster's etcd the way a control-plane node does: at opts.Endpoints, with the etcd client
+// certificate of certDir on fsys (WithClientTLS). Like New, it does not dial until the first call.
+func Connect(fsys nodefs.FS, certDir string, opts Options) (*Client, error) {
+	opts, err := opts.WithClientTLS(fsys, certDir)
+	if err != nil {
+		return nil, err
+	}
+	return New(opts)
+}
+
 // Client talks to one etcd cluster.
 type Client struct {
 	cli         *clientv3.Client
@@ -196,6 +217,24 @@ func (c *Client) MemberList(ctx context.Context) ([]Member, error) {
 	return fromPB(resp.Members), nil
 }
 
+// LocalMemberList lists the members as the member asked knows them: a serializable read, answered by that member
+// alone, so it works without quorum (reset asks its node's own member whether it is alone). Its error says which
+// endpoints could not be reached and why, or why the member did not answer.
+func (c *Client) LocalMemberList(ctx context.Context) ([]Member, error) {
+	eps := c.cli.Endpoints()
+	// The etcd client waits out its deadline on endpoints that refuse connections; say so at once instead.
+	if err := anyOf(eps, func(ep string) error { return reach(ctx, ep, c.tls) }); err != nil {
+		return nil, fmt.Errorf("etcd is not reachable at %s: %w", strings.Join(eps, ","), err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
+	defer cancel()
+	resp, err := c.cli.MemberList(ctx, clientv3.WithSerializable())
+	if err != nil {
+		return nil, fmt.Errorf("list the etcd members at %s: %w", strings.Join(eps, ","), err)
+	}
+	return fromPB(resp.Members), nil
+}
+
 // MemberStatus is a member and what its endpoint says about itself.
 type MemberStatus struct {
 	Member
@@ -267,12 +306,17 @@ func (c *Client) memberStatus(ctx context.Context, s *MemberStatus) {
 }
 
 // probeAny succeeds as soon as one endpoint accepts a connection (see probe); otherwise it returns the errors.
-// The other probes are left to finish on their own (within statusTimeout): cutting their handshakes short would
-// make those members log a rejected connection.
 func probeAny(ctx context.Context, endpoints []string, tlsConfig *tls.Config) error {
+	return anyOf(endpoints, func(ep string) error { return probe(ctx, ep, tlsConfig) })
+}
+
+// anyOf tries every endpoint at once and succeeds as soon as one try does; otherwise it returns the errors,
+// sorted. The other tries are left to finish on their own (within statusTimeout): cutting their handshakes short
+// would make those members log a rejected connection.
+func anyOf(endpoints []string, try func(endpoint string) error) error {
 	errs := make(chan error, len(endpoints))
 	for _, ep := range endpoints {
-		go func() { errs <- probe(ctx, ep, tlsConfig) }()
+		go func() { errs <- try(ep) }()
 	}
 	var all []string
 	for range endpoints {
@@ -286,23 +330,49 @@ func probeAny(ctx context.Context, endpoints []string, tlsConfig *tls.Config) er
 	return errors.New(strings.Join(all, "; "))
 }
 
-// probe connects to the endpoint, completing the TLS handshake when tlsConfig is set: etcd logs a warning
-// ("rejected connection on client endpoint") for every connection closed before its handshake, and a control-plane
-// join asks several times a second.
+// probe is reach for a member's status: a member that cannot be reached is "unreachable: <why>".
 func probe(ctx context.Context, endpoint string, tlsConfig *tls.Config) error {
+	host, err := clientHost(endpoint)
+	if err != nil {
+		return err
+	}
+	if err := connect(ctx, host, tlsConfig); err != nil {
+		return fmt.Errorf("unreachable: %w", err)
+	}
+	return nil
+}
+
+// reach connects to the endpoint, completing the TLS handshake when tlsConfig is set: etcd logs a warning
+// ("rejected connection on client endpoint") for every connection closed before its handshake, and a control-plane
+// join asks several times a second. A listener that accepts the connection but does not complete etcd's handshake
+// (not etcd, or not with this CA) is not reached either.
+func reach(ctx context.Context, endpoint string, tlsConfig *tls.Config) error {
+	host, err := clientHost(endpoint)
+	if err != nil {
+		return err
+	}
+	return connect(ctx, host, tlsConfig)
+}
+
+func clientHost(endpoint string) (string, error) {
 	u, err := url.Parse(endpoint)
 	if err != nil {
-		return fmt.Errorf("client URL %q: %w", endpoint, err)
+		return "", fmt.Errorf("client URL %q: %w", endpoint, err)
 	}
+	return u.Host, nil
+}
+
+func connect(ctx context.Context, host string, tlsConfig *tls.Config) error {
 	nd := &net.Dialer{Timeout: statusTimeout}
 	var conn net.Conn
+	var err error
 	if tlsConfig != nil {
-		conn, err = (&tls.Dialer{NetDialer: nd, Config: tlsConfig}).DialContext(ctx, "tcp", u.Host)
+		conn, err = (&tls.Dialer{NetDialer: nd, Config: tlsConfig}).DialContext(ctx, "tcp", host)
 	} else {
-		conn, err = nd.DialContext(ctx, "tcp", u.Host)
+		conn, err = nd.DialContext(ctx, "tcp", host)
 	}
 	if err != nil {
-		return fmt.Errorf("unreachable: %w", err)
+		return err
 	}
 	return conn.Close()
 }

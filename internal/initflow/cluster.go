@@ -16,7 +16,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/tools/clientcmd"
 	certutil "k8s.io/client-go/util/cert"
 	"sigs.k8s.io/yaml"
 
@@ -27,6 +26,7 @@ import (
 	"kubeboot.dev/kubeboot/internal/copycerts"
 	"kubeboot.dev/kubeboot/internal/cri"
 	"kubeboot.dev/kubeboot/internal/hint"
+	"kubeboot.dev/kubeboot/internal/kubeclient"
 	"kubeboot.dev/kubeboot/internal/kubeconfig"
 	"kubeboot.dev/kubeboot/internal/kubelet"
 	"kubeboot.dev/kubeboot/internal/manifests"
@@ -75,14 +75,12 @@ func (c *FileClients) SuperAdmin() (kubernetes.Interface, error) {
 
 func (c *FileClients) get(i int, file, path string) (kubernetes.Interface, error) {
 	c.once[i].Do(func() {
-		rc, err := clientcmd.BuildConfigFromFlags("", path)
+		rc, err := kubeclient.LoadFile(path)
 		if err != nil {
 			c.errs[i] = fmt.Errorf("load %s: %w", file, err)
 			return
 		}
-		rc.Timeout = 30 * time.Second
-		rc.QPS, rc.Burst = 100, 200
-		c.cache[i], c.errs[i] = kubernetes.NewForConfig(rc)
+		c.cache[i], c.errs[i] = kubeclient.New(rc, kubeclient.Init)
 	})
 	return c.cache[i], c.errs[i]
 }

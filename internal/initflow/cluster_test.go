@@ -16,6 +16,7 @@ import (
 	"kubeboot.dev/kubeboot/internal/config"
 	"kubeboot.dev/kubeboot/internal/copycerts"
 	"kubeboot.dev/kubeboot/internal/manifests"
+	"kubeboot.dev/kubeboot/internal/nodeenv"
 	"kubeboot.dev/kubeboot/internal/nodefs"
 	"kubeboot.dev/kubeboot/internal/pki"
 	"kubeboot.dev/kubeboot/internal/release"
@@ -37,7 +38,7 @@ func TestClusterPhasesCreateKubeadmsObjects(t *testing.T) {
 	}
 	client := fake.NewClientset(&corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "cp-1", Labels: map[string]string{"kubernetes.io/hostname": "cp-1"}}})
 	var out bytes.Buffer
-	d := &Data{Cfg: cfg, FS: fsys, Out: &out, Clients: fakeClients{client}}
+	d := &Data{Env: nodeenv.Env{FS: fsys, Out: &out}, Cfg: cfg, Clients: fakeClients{client}}
 	r := workflow.Runner[*Data]{Phases: Phases(), Out: &out}
 	for _, only := range []string{"upload-config", "mark-control-plane", "bootstrap-token", "kubelet-finalize", "addon"} {
 		if err := r.Run(t.Context(), d, workflow.Options{Only: only}); err != nil {
@@ -124,7 +125,7 @@ func TestUploadCerts(t *testing.T) {
 			}
 			client := fake.NewClientset()
 			var out bytes.Buffer
-			d := &Data{Cfg: cfg, FS: fsys, Out: &out, Clients: fakeClients{client}, UploadCerts: true}
+			d := &Data{Env: nodeenv.Env{FS: fsys, Out: &out}, Cfg: cfg, Clients: fakeClients{client}, UploadCerts: true}
 			r := workflow.Runner[*Data]{Phases: Phases(), Out: &out}
 			for _, only := range tt.only {
 				if err := r.Run(t.Context(), d, workflow.Options{Only: only}); err != nil {
@@ -196,7 +197,7 @@ func TestControllerAccounts(t *testing.T) {
 			}
 			client := fake.NewClientset()
 			var out bytes.Buffer
-			d := &Data{Cfg: cfg, FS: fsys, Out: &out, Clients: fakeClients{client}}
+			d := &Data{Env: nodeenv.Env{FS: fsys, Out: &out}, Cfg: cfg, Clients: fakeClients{client}}
 			r := workflow.Runner[*Data]{Phases: Phases(), Out: &out}
 			if err := r.Run(t.Context(), d, workflow.Options{Only: "controller-accounts"}); err != nil {
 				t.Fatalf("%v\n%s", err, out.String())
@@ -215,7 +216,7 @@ func TestControllerAccounts(t *testing.T) {
 func TestControllerAccountsNeedTheManifest(t *testing.T) {
 	cfg := testConfig(t, config.EncryptionAlgorithmECDSAP256)
 	var out bytes.Buffer
-	d := &Data{Cfg: cfg, FS: nodefs.FS{Root: t.TempDir()}, Out: &out, Clients: fakeClients{fake.NewClientset()}}
+	d := &Data{Env: nodeenv.Env{FS: nodefs.FS{Root: t.TempDir()}, Out: &out}, Cfg: cfg, Clients: fakeClients{fake.NewClientset()}}
 	r := workflow.Runner[*Data]{Phases: Phases(), Out: &out}
 	err := r.Run(t.Context(), d, workflow.Options{Only: "controller-accounts"})
 	if err == nil || !strings.Contains(err.Error(), "controller-accounts") || !strings.Contains(err.Error(), "read the static Pod of kube-controller-manager") || !errors.Is(err, fs.ErrNotExist) {

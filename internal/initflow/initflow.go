@@ -10,10 +10,10 @@ import (
 	"strings"
 
 	"kubeboot.dev/kubeboot/internal/config"
-	"kubeboot.dev/kubeboot/internal/cri"
 	"kubeboot.dev/kubeboot/internal/kubeconfig"
 	"kubeboot.dev/kubeboot/internal/kubelet"
 	"kubeboot.dev/kubeboot/internal/manifests"
+	"kubeboot.dev/kubeboot/internal/nodeenv"
 	"kubeboot.dev/kubeboot/internal/nodefs"
 	"kubeboot.dev/kubeboot/internal/patches"
 	"kubeboot.dev/kubeboot/internal/pki"
@@ -23,17 +23,9 @@ import (
 
 // Data is what every init phase works on. Effects go through its fields, so tests and --dry-run substitute them.
 type Data struct {
+	// Env is the node: its filesystem, the output, the clock and randomness, the init system, the runtime.
+	nodeenv.Env
 	Cfg *config.Init
-	// FS is the node's filesystem: the real root, a --rootfs directory, or a --dry-run scratch directory.
-	FS nodefs.FS
-	// Out receives the phases' detail lines (the runner prints one progress line per phase).
-	Out io.Writer
-	// Source supplies time, randomness and keys to certificate generation.
-	Source pki.Source
-	// Preflight is the machine as preflight checks see it.
-	Preflight preflight.Env
-	// InitSystem restarts the kubelet.
-	InitSystem kubelet.InitSystem
 	// Hostname is the machine's hostname as the kubelet sees it (config.Environment.NodeHostname), for
 	// kubeadm-flags.env's --hostname-override decision.
 	Hostname string
@@ -52,8 +44,6 @@ type Data struct {
 	KubeconfigDir string
 	// Clients reach the new cluster (built from admin.conf and super-admin.conf).
 	Clients Clients
-	// DialRuntime connects to the container runtime, to explain a control plane that does not come up.
-	DialRuntime func(ctx context.Context, criSocket string) (cri.Runtime, error)
 
 	adminReady    bool // the kubeadm:cluster-admins binding is known to exist
 	certsUploaded bool // upload-certs stored the certificates under Cfg.Init.CertificateKey in this run

@@ -11,6 +11,7 @@ import (
 
 	"kubeboot.dev/kubeboot/internal/config"
 	"kubeboot.dev/kubeboot/internal/kubelet"
+	"kubeboot.dev/kubeboot/internal/nodeenv"
 	"kubeboot.dev/kubeboot/internal/nodefs"
 	"kubeboot.dev/kubeboot/internal/pki"
 	"kubeboot.dev/kubeboot/internal/workflow"
@@ -100,7 +101,7 @@ func TestRenderControlPlane(t *testing.T) {
 			initSys := &fakeInitSystem{}
 			var out bytes.Buffer
 			w := workflow.Locked(&out) // the file phases run concurrently
-			d := &Data{Cfg: testConfig(t, alg), FS: fsys, Out: w, Source: pki.SystemSource(), InitSystem: initSys, Hostname: "cp-1"}
+			d := &Data{Env: nodeenv.Env{FS: fsys, Out: w, Source: pki.SystemSource(), InitSystem: initSys}, Cfg: testConfig(t, alg), Hostname: "cp-1"}
 			r := workflow.Runner[*Data]{Phases: Phases(), Out: w}
 			if err := r.Run(t.Context(), d, workflow.Options{Skip: []string{"preflight", "wait-control-plane", "controller-accounts", "upload-config", "mark-control-plane", "bootstrap-token", "kubelet-finalize", "addon"}}); err != nil {
 				t.Fatalf("%v\n%s", err, out.String())
@@ -156,7 +157,7 @@ func TestKubeletStartsWithWhatItReads(t *testing.T) {
 		}}
 		var out bytes.Buffer
 		w := workflow.Locked(&out)
-		d := &Data{Cfg: testConfig(t, config.EncryptionAlgorithmRSA2048), FS: fsys, Out: w, Source: pki.SystemSource(), InitSystem: initSys, Hostname: "cp-1"}
+		d := &Data{Env: nodeenv.Env{FS: fsys, Out: w, Source: pki.SystemSource(), InitSystem: initSys}, Cfg: testConfig(t, config.EncryptionAlgorithmRSA2048), Hostname: "cp-1"}
 		r := workflow.Runner[*Data]{Phases: Phases(), Out: w}
 		keep := map[string]bool{"certs": true, "kubeconfig": true, "etcd": true, "control-plane": true, "kubelet-start": true}
 		var skip []string
@@ -176,7 +177,7 @@ func TestKubeletStartsWithWhatItReads(t *testing.T) {
 
 func TestKubeletStartWithoutInitSystemSaysWhatToDo(t *testing.T) {
 	var out bytes.Buffer
-	d := &Data{Cfg: testConfig(t, config.EncryptionAlgorithmECDSAP256), FS: nodefs.FS{Root: t.TempDir()}, Out: &out, InitSystem: kubelet.None{}, Hostname: "cp-1"}
+	d := &Data{Env: nodeenv.Env{FS: nodefs.FS{Root: t.TempDir()}, Out: &out, InitSystem: kubelet.None{}}, Cfg: testConfig(t, config.EncryptionAlgorithmECDSAP256), Hostname: "cp-1"}
 	if err := runKubeletStart(t.Context(), d); err != nil {
 		t.Fatal(err)
 	}

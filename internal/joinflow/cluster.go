@@ -5,13 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 	certutil "k8s.io/client-go/util/cert"
 	kubeletv1beta1 "k8s.io/kubelet/config/v1beta1"
@@ -20,6 +18,7 @@ import (
 	"kubeboot.dev/kubeboot/internal/apply"
 	"kubeboot.dev/kubeboot/internal/config"
 	"kubeboot.dev/kubeboot/internal/discovery"
+	"kubeboot.dev/kubeboot/internal/kubeclient"
 	"kubeboot.dev/kubeboot/internal/kubeconfig"
 	"kubeboot.dev/kubeboot/internal/kubelet"
 	"kubeboot.dev/kubeboot/internal/nodebootstrap"
@@ -163,14 +162,9 @@ func renameCluster(kc *clientcmdapi.Config, name string) {
 	ctx.Cluster = name
 }
 
-// bootstrapClient is a client-go client acting with bootstrap-kubelet.conf's credentials.
+// bootstrapClient is a client-go client acting with bootstrap-kubelet.conf's credentials (or admin.conf's).
 func bootstrapClient(kc *clientcmdapi.Config) (kubernetes.Interface, error) {
-	rc, err := clientcmd.NewDefaultClientConfig(*kc, &clientcmd.ConfigOverrides{}).ClientConfig()
-	if err != nil {
-		return nil, err
-	}
-	rc.Timeout = 10 * time.Second
-	return kubernetes.NewForConfig(rc)
+	return kubeclient.FromKubeconfig(kc, kubeclient.Bootstrap)
 }
 
 // credentials names the TLS bootstrap credentials in messages: the token's public ID, never its secret.

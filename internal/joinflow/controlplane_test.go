@@ -30,6 +30,7 @@ import (
 	"kubeboot.dev/kubeboot/internal/etcd"
 	"kubeboot.dev/kubeboot/internal/manifests"
 	"kubeboot.dev/kubeboot/internal/markcontrolplane"
+	"kubeboot.dev/kubeboot/internal/nodeenv"
 	"kubeboot.dev/kubeboot/internal/nodefs"
 	"kubeboot.dev/kubeboot/internal/pki"
 	"kubeboot.dev/kubeboot/internal/workflow"
@@ -229,11 +230,8 @@ func newCPHarness(t *testing.T, c cpCluster, joinKey string) *cpHarness {
 	h.kubelet = &fakeKubelet{fs: fsys, bootstraps: true}
 	fe := &fakeEtcd{fs: fsys, notRunning: 2}
 	h.data = &Data{
+		Env:          nodeenv.Env{FS: fsys, Out: &h.out, Preflight: machine(h.root), InitSystem: h.kubelet},
 		Cfg:          cfg,
-		FS:           fsys,
-		Out:          &h.out,
-		Preflight:    machine(h.root),
-		InitSystem:   h.kubelet,
 		Hostname:     cpName,
 		PollInterval: 10 * time.Millisecond,
 		NewEtcd:      fe.connect,

@@ -50,7 +50,7 @@ func (d *Data) etcdCluster(ctx context.Context, fsys nodefs.FS, cfg *config.Init
 	if err != nil {
 		return nil, err
 	}
-	tlsCfg, err := etcd.ClientTLS(fsys, cfg.Cluster.CertificatesDir)
+	opts, err := etcd.Options{Endpoints: endpoints, CallTimeout: cfg.Init.Timeouts.EtcdAPICall.Duration}.WithClientTLS(fsys, cfg.Cluster.CertificatesDir)
 	if err != nil {
 		return nil, err
 	}
@@ -58,7 +58,7 @@ func (d *Data) etcdCluster(ctx context.Context, fsys nodefs.FS, cfg *config.Init
 	if newEtcd == nil {
 		newEtcd = newEtcdClient
 	}
-	return newEtcd(etcd.Options{Endpoints: endpoints, TLS: tlsCfg, CallTimeout: cfg.Init.Timeouts.EtcdAPICall.Duration})
+	return newEtcd(opts)
 }
 
 // runEtcdJoin is etcd-join: it adds this node's etcd member.

@@ -25,6 +25,7 @@ import (
 	"kubeboot.dev/kubeboot/internal/etcd"
 	"kubeboot.dev/kubeboot/internal/kubeconfig"
 	"kubeboot.dev/kubeboot/internal/manifests"
+	"kubeboot.dev/kubeboot/internal/nodeenv"
 	"kubeboot.dev/kubeboot/internal/nodefs"
 	"kubeboot.dev/kubeboot/internal/pki"
 	"kubeboot.dev/kubeboot/internal/reset"
@@ -208,9 +209,8 @@ func TestEtcdGrowsAndShrinksWithRealMembers(t *testing.T) {
 		Annotations: map[string]string{etcd.AdvertiseClientURLsAnnotation: etcd.ClientURL(ip1)}}})
 	var out bytes.Buffer
 	d := &Data{
+		Env:       nodeenv.Env{FS: fs2, Out: &out},
 		Cfg:       &config.Join{Join: config.JoinConfiguration{ControlPlane: &config.JoinControlPlane{LocalAPIEndpoint: cfg2.Init.LocalAPIEndpoint}}},
-		FS:        fs2,
-		Out:       &out,
 		NewClient: func(*clientcmdapi.Config) (kubernetes.Interface, error) { return client, nil },
 		cluster:   &Cluster{Config: cc},
 		cpJoin:    &controlPlaneJoin{cfg: cfg2},
@@ -258,7 +258,7 @@ func TestEtcdGrowsAndShrinksWithRealMembers(t *testing.T) {
 	config.SetResetDefaults(rcfg)
 	rcfg.Timeouts.EtcdAPICall.Duration = 30 * time.Second
 	var rout bytes.Buffer
-	rd := &reset.Data{Cfg: rcfg, FS: fs2, Out: &rout, Etcd: reset.OpenEtcd,
+	rd := &reset.Data{Env: nodeenv.Env{FS: fs2, Out: &rout}, Cfg: rcfg, Etcd: reset.OpenEtcd,
 		// The member's loopback listener is left out here (see runStaticEtcd): reach it as under --rootfs.
 		EtcdRemoteNode: true}
 	if err := (&workflow.Runner[*reset.Data]{Phases: reset.Phases(), Out: &rout}).Run(ctx, rd, workflow.Options{Only: "remove-etcd-member"}); err != nil {

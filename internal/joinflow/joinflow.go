@@ -21,26 +21,18 @@ import (
 
 	"kubeboot.dev/kubeboot/internal/config"
 	"kubeboot.dev/kubeboot/internal/copycerts"
-	"kubeboot.dev/kubeboot/internal/cri"
 	"kubeboot.dev/kubeboot/internal/etcd"
-	"kubeboot.dev/kubeboot/internal/kubelet"
-	"kubeboot.dev/kubeboot/internal/nodefs"
-	"kubeboot.dev/kubeboot/internal/pki"
+	"kubeboot.dev/kubeboot/internal/nodeenv"
 	"kubeboot.dev/kubeboot/internal/preflight"
 	"kubeboot.dev/kubeboot/internal/workflow"
 )
 
 // Data is what every join phase works on. Effects go through its fields, so tests and --dry-run substitute them.
 type Data struct {
+	// Env is the node: its filesystem, the output, the clock and randomness (a control-plane node's certificates),
+	// the init system, the runtime (to explain a control plane that does not come up; nil: no diagnosis).
+	nodeenv.Env
 	Cfg *config.Join
-	// FS is the node's filesystem: the real root, a --rootfs directory, or a --dry-run scratch directory.
-	FS nodefs.FS
-	// Out receives the phases' detail lines (the runner prints one progress line per phase).
-	Out io.Writer
-	// Preflight is the machine as preflight checks see it.
-	Preflight preflight.Env
-	// InitSystem restarts the kubelet.
-	InitSystem kubelet.InitSystem
 	// Hostname is the machine's hostname as the kubelet derives it, for the node name and --hostname-override.
 	Hostname string
 	// SystemdResolved says systemd-resolved manages DNS on this machine.
@@ -54,14 +46,8 @@ type Data struct {
 	NewClient func(kc *clientcmdapi.Config) (kubernetes.Interface, error)
 	// PollInterval is how often the kubelet's and etcd's progress is checked; 0 means 100ms.
 	PollInterval time.Duration
-
-	// Source supplies time, randomness and keys to a control-plane node's certificates; zero means the system's.
-	Source pki.Source
 	// NewEtcd connects to the cluster's etcd; nil means internal/etcd over the network.
 	NewEtcd func(opts etcd.Options) (EtcdCluster, error)
-	// DialRuntime connects to the container runtime, to explain a control plane that does not come up; nil: no
-	// diagnosis.
-	DialRuntime func(ctx context.Context, criSocket string) (cri.Runtime, error)
 
 	cluster      *Cluster
 	cpJoin       *controlPlaneJoin

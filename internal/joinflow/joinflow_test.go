@@ -40,6 +40,7 @@ import (
 	"kubeboot.dev/kubeboot/internal/discovery"
 	"kubeboot.dev/kubeboot/internal/hint"
 	"kubeboot.dev/kubeboot/internal/kubelet"
+	"kubeboot.dev/kubeboot/internal/nodeenv"
 	"kubeboot.dev/kubeboot/internal/nodefs"
 	"kubeboot.dev/kubeboot/internal/pki"
 	"kubeboot.dev/kubeboot/internal/preflight"
@@ -331,11 +332,8 @@ func newHarness(t *testing.T, hashes []string, objects ...runtime.Object) *harne
 	fsys := nodefs.FS{Root: h.root}
 	h.kubelet = &fakeKubelet{fs: fsys, bootstraps: true}
 	h.data = &Data{
+		Env:          nodeenv.Env{FS: fsys, Out: &h.out, Preflight: machine(h.root), InitSystem: h.kubelet},
 		Cfg:          cfg,
-		FS:           fsys,
-		Out:          &h.out,
-		Preflight:    machine(h.root),
-		InitSystem:   h.kubelet,
 		Hostname:     nodeName,
 		PollInterval: 10 * time.Millisecond,
 		NewClient: func(kc *clientcmdapi.Config) (kubernetes.Interface, error) {

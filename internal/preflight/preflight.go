@@ -69,15 +69,9 @@ func HostEnv(fsys nodefs.FS) Env {
 		Output: func(ctx context.Context, name string, args ...string) ([]byte, error) {
 			return exec.CommandContext(ctx, name, args...).Output()
 		},
-		DialRuntime: func(ctx context.Context, criSocket string) (cri.Runtime, error) {
-			c, err := cri.Dial(ctx, criSocket)
-			if err != nil {
-				return nil, err // not c: a nil *Client in a Runtime would not compare equal to nil
-			}
-			return c, nil
-		},
-		Geteuid: os.Geteuid,
-		NumCPU:  runtime.NumCPU,
+		DialRuntime: cri.DialRuntime,
+		Geteuid:     os.Geteuid,
+		NumCPU:      runtime.NumCPU,
 		MemoryMB: func() (uint64, error) {
 			var info syscall.Sysinfo_t
 			if err := syscall.Sysinfo(&info); err != nil {

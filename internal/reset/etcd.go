@@ -2,8 +2,6 @@ package reset
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -13,8 +11,6 @@ import (
 	"strings"
 	"time"
 
-	clientv3 "go.etcd.io/etcd/client/v3"
-	"go.uber.org/zap"
 	corev1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/yaml"
 
@@ -120,30 +116,32 @@ type EtcdMembership interface {
 	Close() error
 }
 
-// OpenEtcd connects to the etcd cluster of this node's member at endpoints, with the healthcheck-client
-// certificate kubeadm issues next to the member's CA (--trusted-ca-file).
+// OpenEtcd connects to the etcd cluster of this node's member at endpoints, with the etcd client certificate
+// kubeadm issues beside the member's CA (see etcdCertDir).
 func OpenEtcd(_ context.Context, fsys nodefs.FS, m *EtcdMember, endpoints []string, callTimeout time.Duration) (EtcdMembership, error) {
-	if m.TrustedCAFile == "" {
-		return nil, fmt.Errorf("%s: no --trusted-ca-file", EtcdManifest)
-	}
-	// kubeadm's layout: <certificatesDir>/etcd/ca.crt.
-	tlsCfg, err := etcd.ClientTLS(fsys, path.Dir(path.Dir(m.TrustedCAFile)))
+	certDir, err := etcdCertDir(m)
 	if err != nil {
 		return nil, err
 	}
-	c, err := etcd.New(etcd.Options{Endpoints: endpoints, TLS: tlsCfg, CallTimeout: callTimeout})
+	c, err := etcd.Connect(fsys, certDir, etcd.Options{Endpoints: endpoints, CallTimeout: callTimeout})
 	if err != nil {
 		return nil, err // not c: a nil *etcd.Client in the interface would not compare equal to nil
 	}
 	return c, nil
 }
 
-// etcdQueryTimeout bounds asking the local member: a member that is down must not stall reset.
-const etcdQueryTimeout = 5 * time.Second
+// etcdCertDir is the certificates directory of the member's manifest, in kubeadm's layout: its CA
+// (--trusted-ca-file) is <certificatesDir>/etcd/ca.crt.
+func etcdCertDir(m *EtcdMember) (string, error) {
+	if m.TrustedCAFile == "" {
+		return "", fmt.Errorf("%s: no --trusted-ca-file", EtcdManifest)
+	}
+	return path.Dir(path.Dir(m.TrustedCAFile)), nil
+}
 
 // CountEtcdMembers asks the local etcd member, on a loopback client URL of its manifest, how many members the
-// cluster has. It authenticates with the healthcheck-client certificate kubeadm issues next to the etcd CA.
-// The read is serializable: it is answered by the local member alone, so it works without quorum.
+// cluster has, with the etcd client certificate kubeadm issues beside its CA (see etcdCertDir). The read is
+// serializable: it is answered by the local member alone, so it works without quorum.
 func CountEtcdMembers(ctx context.Context, fsys nodefs.FS, m *EtcdMember) (int, error) {
 	var endpoints []string
 	for _, u := range m.ClientURLs {
@@ -154,36 +152,22 @@ func CountEtcdMembers(ctx context.Context, fsys nodefs.FS, m *EtcdMember) (int, 
 	if len(endpoints) == 0 {
 		return 0, fmt.Errorf("%s: no loopback address in --listen-client-urls %s", EtcdManifest, strings.Join(m.ClientURLs, ","))
 	}
-	if m.TrustedCAFile == "" {
-		return 0, fmt.Errorf("%s: no --trusted-ca-file", EtcdManifest)
-	}
-	// The etcd client retries a refused connection until its deadline; a member that is down is common at
-	// reset (the kubelet may have stopped it already), so find that out at once.
-	if err := probeAny(ctx, endpoints); err != nil {
-		return 0, err
-	}
-	tlsCfg, err := etcdClientTLS(fsys, m.TrustedCAFile)
+	certDir, err := etcdCertDir(m)
 	if err != nil {
 		return 0, err
 	}
-	ctx, cancel := context.WithTimeout(ctx, etcdQueryTimeout)
-	defer cancel()
-	c, err := clientv3.New(clientv3.Config{
-		Endpoints:   endpoints,
-		TLS:         tlsCfg,
-		DialTimeout: 2 * time.Second,
-		Logger:      zap.NewNop(),
-		Context:     ctx,
-	})
+	c, err := etcd.Connect(fsys, certDir, etcd.Options{Endpoints: endpoints})
 	if err != nil {
-		return 0, fmt.Errorf("connect to etcd at %s: %w", strings.Join(endpoints, ","), err)
+		return 0, err
 	}
 	defer c.Close()
-	resp, err := c.MemberList(ctx, clientv3.WithSerializable())
+	// A member that is down is common at reset (the kubelet may have stopped it already): LocalMemberList finds
+	// that out at once, with a TLS handshake, and bounds its request.
+	members, err := c.LocalMemberList(ctx)
 	if err != nil {
-		return 0, fmt.Errorf("list the etcd members at %s: %w", strings.Join(endpoints, ","), err)
+		return 0, err
 	}
-	return len(resp.Members), nil
+	return len(members), nil
 }
 
 func isLoopbackURL(raw string) bool {
@@ -197,52 +181,4 @@ func isLoopbackURL(raw string) bool {
 	}
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()
-}
-
-// etcdClientTLS builds the client TLS configuration from the etcd CA and the healthcheck-client pair beside it.
-func etcdClientTLS(fsys nodefs.FS, caFile string) (*tls.Config, error) {
-	caPEM, err := fsys.ReadFile(caFile)
-	if err != nil {
-		return nil, fmt.Errorf("read the etcd CA: %w", err)
-	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(caPEM) {
-		return nil, fmt.Errorf("%s: no PEM certificate", caFile)
-	}
-	dir := path.Dir(caFile)
-	certFile, keyFile := path.Join(dir, "healthcheck-client.crt"), path.Join(dir, "healthcheck-client.key")
-	certPEM, err := fsys.ReadFile(certFile)
-	if err != nil {
-		return nil, fmt.Errorf("read the etcd client certificate: %w", err)
-	}
-	keyPEM, err := fsys.ReadFile(keyFile)
-	if err != nil {
-		return nil, fmt.Errorf("read the etcd client key: %w", err)
-	}
-	pair, err := tls.X509KeyPair(certPEM, keyPEM)
-	if err != nil {
-		return nil, fmt.Errorf("%s and %s: %w", certFile, keyFile, err)
-	}
-	return &tls.Config{RootCAs: pool, Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12}, nil
-}
-
-// probeAny succeeds when a TCP connection to one of the endpoints' hosts opens.
-func probeAny(ctx context.Context, endpoints []string) error {
-	var errs []error
-	d := net.Dialer{Timeout: 2 * time.Second}
-	for _, e := range endpoints {
-		u, err := url.Parse(e)
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		c, err := d.DialContext(ctx, "tcp", u.Host)
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		c.Close()
-		return nil
-	}
-	return fmt.Errorf("etcd is not reachable at %s: %w", strings.Join(endpoints, ","), errors.Join(errs...))
 }

@@ -1,9 +1,11 @@
 package reset
 
 import (
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
@@ -149,6 +151,89 @@ func TestCountEtcdMembersRealEtcd(t *testing.T) {
 	if took := time.Since(start); took > time.Second {
 		t.Errorf("giving up on a member that is down took %s", took)
 	}
+}
+
+// TestCountEtcdMembersProbesWithATLSHandshake: reset probes its member as the etcd package does (a469118), with
+// a TLS handshake, not a bare TCP connect. A listener that accepts connections but is not etcd's TLS endpoint is
+// not reachable (a TCP connect alone passed it, and the etcd client then waited out its request timeout); etcd's
+// endpoint sees a complete handshake, so it logs no "rejected connection on client endpoint".
+func TestCountEtcdMembersProbesWithATLSHandshake(t *testing.T) {
+	fsys := nodefs.FS{Root: t.TempDir()}
+	pki := newTestPKI(t)
+	writeTree(t, fsys, map[string]string{
+		"/etc/kubernetes/pki/etcd/ca.crt":                 string(pki.caPEM),
+		"/etc/kubernetes/pki/etcd/healthcheck-client.crt": string(pki.clientPEM),
+		"/etc/kubernetes/pki/etcd/healthcheck-client.key": string(pki.clientKey),
+	})
+	member := func(l net.Listener) *EtcdMember {
+		return &EtcdMember{ClientURLs: []string{"https://" + l.Addr().String()}, TrustedCAFile: "/etc/kubernetes/pki/etcd/ca.crt"}
+	}
+	// serve answers every connection with handle until the test ends.
+	serve := func(t *testing.T, l net.Listener, handle func(net.Conn)) {
+		t.Cleanup(func() { l.Close() })
+		go func() {
+			for {
+				conn, err := l.Accept()
+				if err != nil {
+					return
+				}
+				go func() {
+					defer conn.Close()
+					handle(conn)
+				}()
+			}
+		}()
+	}
+
+	t.Run("a listener that is not etcd's TLS endpoint is not reachable", func(t *testing.T) {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		serve(t, l, func(conn net.Conn) { _, _ = conn.Write([]byte("HTTP/1.1 400 Bad Request\r\n\r\n")) })
+		start := time.Now()
+		_, err = CountEtcdMembers(t.Context(), fsys, member(l))
+		want := "etcd is not reachable at https://" + l.Addr().String() + ": tls: first record does not look like a TLS handshake"
+		if err == nil || err.Error() != want {
+			t.Errorf("error = %v\nwant    %s", err, want)
+		}
+		if took := time.Since(start); took > time.Second {
+			t.Errorf("giving up on a listener that is not etcd took %s", took)
+		}
+	})
+
+	t.Run("etcd's TLS endpoint sees a complete handshake", func(t *testing.T) {
+		serverCert, err := tls.X509KeyPair(pki.serverPEM, pki.serverKey)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cas := x509.NewCertPool()
+		cas.AppendCertsFromPEM(pki.caPEM)
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		// As etcd's client endpoint: a client certificate of the etcd CA is required.
+		cfg := &tls.Config{Certificates: []tls.Certificate{serverCert}, ClientCAs: cas, ClientAuth: tls.RequireAndVerifyClientCert, MinVersion: tls.VersionTLS12}
+		handshakes := make(chan error, 16)
+		serve(t, l, func(conn net.Conn) {
+			err := tls.Server(conn, cfg).HandshakeContext(t.Context())
+			select {
+			case handshakes <- err:
+			default:
+			}
+		})
+		// Not an etcd server beyond the handshake: the member list itself is not answered.
+		ctx, cancel := context.WithTimeout(t.Context(), time.Second)
+		defer cancel()
+		_, err = CountEtcdMembers(ctx, fsys, member(l))
+		if want := "list the etcd members at https://" + l.Addr().String() + ": "; err == nil || !strings.HasPrefix(err.Error(), want) {
+			t.Errorf("error = %v\nwant    %s...", err, want)
+		}
+		if err := <-handshakes; err != nil {
+			t.Errorf("the probe's connection did not complete its handshake (etcd would log a rejected connection): %v", err)
+		}
+	})
 }
 
 func tail(s string, n int) string {

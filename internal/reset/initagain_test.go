@@ -10,6 +10,7 @@ import (
 
 	"kubeboot.dev/kubeboot/internal/config"
 	"kubeboot.dev/kubeboot/internal/initflow"
+	"kubeboot.dev/kubeboot/internal/nodeenv"
 	"kubeboot.dev/kubeboot/internal/nodefs"
 	"kubeboot.dev/kubeboot/internal/pki"
 	"kubeboot.dev/kubeboot/internal/preflight"
@@ -44,7 +45,7 @@ func renderInit(t *testing.T, cfg *config.Init, fsys nodefs.FS) string {
 	}
 	var out bytes.Buffer
 	w := workflow.Locked(&out) // the file phases run concurrently
-	d := &initflow.Data{Cfg: cfg, FS: fsys, Out: w, Source: pki.SystemSource(), InitSystem: &fakeInitSystem{name: "fake"}, Hostname: "cp-1"}
+	d := &initflow.Data{Env: nodeenv.Env{FS: fsys, Out: w, Source: pki.SystemSource(), InitSystem: &fakeInitSystem{name: "fake"}}, Cfg: cfg, Hostname: "cp-1"}
 	if err := (&workflow.Runner[*initflow.Data]{Phases: initflow.Phases(), Out: w}).Run(t.Context(), d, workflow.Options{Skip: skip}); err != nil {
 		t.Fatalf("%v\n%s", err, out.String())
 	}

@@ -14,10 +14,9 @@ import (
 	"time"
 
 	"kubeboot.dev/kubeboot/internal/config"
-	"kubeboot.dev/kubeboot/internal/cri"
 	"kubeboot.dev/kubeboot/internal/etcd"
 	"kubeboot.dev/kubeboot/internal/hint"
-	"kubeboot.dev/kubeboot/internal/kubelet"
+	"kubeboot.dev/kubeboot/internal/nodeenv"
 	"kubeboot.dev/kubeboot/internal/nodefs"
 	"kubeboot.dev/kubeboot/internal/preflight"
 	"kubeboot.dev/kubeboot/internal/workflow"
@@ -25,22 +24,16 @@ import (
 
 // Data is what every reset phase works on.
 type Data struct {
+	// Env is the node: its filesystem (the real root or a --rootfs directory), the output (the phases' detail lines
+	// and the confirmation prompt), the root check's view of the machine, the container runtime, and the init
+	// system, which restarts the kubelet and, if it is also a Stopper, stops it while the node is cleaned.
+	nodeenv.Env
 	// Cfg is defaulted and validated (config.SetResetDefaults, config.ValidateReset).
 	Cfg *config.ResetConfiguration
-	// FS is the node's filesystem: the real root or a --rootfs directory.
-	FS nodefs.FS
-	// Out receives the phases' detail lines and the confirmation prompt.
-	Out io.Writer
 	// In answers the confirmation prompt.
 	In io.Reader
 	// InTerminal says whether In is a terminal; it only changes what a refusal says.
 	InTerminal bool
-	// Preflight is the machine as the root check sees it.
-	Preflight preflight.Env
-	// DialRuntime connects to the container runtime.
-	DialRuntime func(ctx context.Context, criSocket string) (cri.Runtime, error)
-	// InitSystem restarts the kubelet; if it is also a Stopper, the kubelet is stopped while the node is cleaned.
-	InitSystem kubelet.InitSystem
 	// Mounts is the mount table.
 	Mounts Mounter
 	// Etcd connects to the etcd cluster of this node's member at endpoints (OpenEtcd); nil: etcd cannot be reached.

@@ -21,6 +21,7 @@ import (
 	"kubeboot.dev/kubeboot/internal/etcd"
 	"kubeboot.dev/kubeboot/internal/hint"
 	"kubeboot.dev/kubeboot/internal/kubelet"
+	"kubeboot.dev/kubeboot/internal/nodeenv"
 	"kubeboot.dev/kubeboot/internal/nodefs"
 	"kubeboot.dev/kubeboot/internal/preflight"
 	"kubeboot.dev/kubeboot/internal/workflow"
@@ -328,19 +329,21 @@ func newEnv(t *testing.T, files map[string]string) *env {
 func (e *env) data(cfg config.ResetConfiguration) *Data {
 	config.SetResetDefaults(&cfg)
 	return &Data{
-		Cfg:        &cfg,
-		FS:         e.fsys,
-		Out:        &e.out,
-		In:         strings.NewReader(e.stdin),
-		InTerminal: e.tty,
-		Preflight:  preflight.Env{FS: e.fsys, Geteuid: func() int { return e.euid }},
-		DialRuntime: func(ctx context.Context, socket string) (cri.Runtime, error) {
-			if e.rt == nil {
-				return nil, errors.New("dial unix /run/containerd/containerd.sock: connect: no such file or directory")
-			}
-			return e.rt, nil
+		Env: nodeenv.Env{
+			FS:        e.fsys,
+			Out:       &e.out,
+			Preflight: preflight.Env{FS: e.fsys, Geteuid: func() int { return e.euid }},
+			DialRuntime: func(ctx context.Context, socket string) (cri.Runtime, error) {
+				if e.rt == nil {
+					return nil, errors.New("dial unix /run/containerd/containerd.sock: connect: no such file or directory")
+				}
+				return e.rt, nil
+			},
+			InitSystem: e.init,
 		},
-		InitSystem:  e.init,
+		Cfg:         &cfg,
+		In:          strings.NewReader(e.stdin),
+		InTerminal:  e.tty,
 		Mounts:      e.mnt,
 		EtcdMembers: e.count,
 		Etcd:        e.etcd.open,
@@ -975,7 +978,7 @@ func TestRemoveAllRetriedUnmountsAVolumeMountedAgain(t *testing.T) {
 	busy := &fs.PathError{Op: "unlinkat", Path: vol, Err: syscall.EBUSY}
 	mounts := &fakeMounts{points: []string{vol}}
 	calls := 0
-	d := &Data{FS: fsys, Mounts: mounts, Out: io.Discard, Cfg: &config.ResetConfiguration{}, removeAll: func(p string) error {
+	d := &Data{Env: nodeenv.Env{FS: fsys, Out: io.Discard}, Mounts: mounts, Cfg: &config.ResetConfiguration{}, removeAll: func(p string) error {
 		calls++
 		if slices.Contains(mounts.points, vol) {
 			return busy
