@@ -28,11 +28,11 @@ import (
 	"kubeboot.dev/kubeboot/internal/cri"
 	"kubeboot.dev/kubeboot/internal/kubeconfig"
 	"kubeboot.dev/kubeboot/internal/kubelet"
-	"kubeboot.dev/kubeboot/internal/manifests"
 	"kubeboot.dev/kubeboot/internal/markcontrolplane"
 	"kubeboot.dev/kubeboot/internal/nodebootstrap"
 	"kubeboot.dev/kubeboot/internal/nodefs"
 	"kubeboot.dev/kubeboot/internal/pki"
+	"kubeboot.dev/kubeboot/internal/staticpod"
 	"kubeboot.dev/kubeboot/internal/token"
 	"kubeboot.dev/kubeboot/internal/uploadconfig"
 	"kubeboot.dev/kubeboot/internal/waiter"
@@ -212,7 +212,7 @@ func runWaitControlPlane(ctx context.Context, d *Data) error {
 // runs and returns their health endpoints (a joining control-plane node waits for the same ones).
 func ControlPlaneHealth(fsys nodefs.FS) ([]waiter.Endpoint, error) {
 	pods := map[string]*corev1.Pod{}
-	for _, name := range []string{manifests.APIServerName, manifests.ControllerManagerName, manifests.SchedulerName} {
+	for _, name := range []string{staticpod.APIServerName, staticpod.ControllerManagerName, staticpod.SchedulerName} {
 		pod, err := readStaticPod(fsys, name)
 		if err != nil {
 			return nil, err
@@ -224,13 +224,13 @@ func ControlPlaneHealth(fsys nodefs.FS) ([]waiter.Endpoint, error) {
 
 // readStaticPod reads and strictly decodes the static Pod manifest of component name.
 func readStaticPod(fsys nodefs.FS, name string) (*corev1.Pod, error) {
-	b, err := fsys.ReadFile(manifests.Path(name))
+	b, err := fsys.ReadFile(staticpod.Path(name))
 	if err != nil {
 		return nil, fmt.Errorf("read the static Pod of %s: %w", name, err)
 	}
 	var pod corev1.Pod
 	if err := yaml.UnmarshalStrict(b, &pod); err != nil {
-		return nil, fmt.Errorf("%s: %w", manifests.Path(name), err)
+		return nil, fmt.Errorf("%s: %w", staticpod.Path(name), err)
 	}
 	return &pod, nil
 }
@@ -238,14 +238,14 @@ func readStaticPod(fsys nodefs.FS, name string) (*corev1.Pod, error) {
 // runControllerAccounts creates the accounts the controller-manager this node runs would create one by one,
 // throttled, before its CSR signer starts (see package controlleraccounts).
 func runControllerAccounts(ctx context.Context, d *Data, c kubernetes.Interface) error {
-	file := manifests.Path(manifests.ControllerManagerName)
-	pod, err := readStaticPod(d.FS, manifests.ControllerManagerName)
+	file := staticpod.Path(staticpod.ControllerManagerName)
+	pod, err := readStaticPod(d.FS, staticpod.ControllerManagerName)
 	if err != nil {
 		return err
 	}
-	i := slices.IndexFunc(pod.Spec.Containers, func(c corev1.Container) bool { return c.Name == manifests.ControllerManagerName })
+	i := slices.IndexFunc(pod.Spec.Containers, func(c corev1.Container) bool { return c.Name == staticpod.ControllerManagerName })
 	if i < 0 {
-		fmt.Fprintf(d.Out, "  not needed: %s has no container %s\n", file, manifests.ControllerManagerName)
+		fmt.Fprintf(d.Out, "  not needed: %s has no container %s\n", file, staticpod.ControllerManagerName)
 		return nil
 	}
 	command := slices.Concat(pod.Spec.Containers[i].Command, pod.Spec.Containers[i].Args)

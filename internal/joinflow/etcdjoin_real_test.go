@@ -28,6 +28,7 @@ import (
 	"kubeboot.dev/kubeboot/internal/nodefs"
 	"kubeboot.dev/kubeboot/internal/pki"
 	"kubeboot.dev/kubeboot/internal/reset"
+	"kubeboot.dev/kubeboot/internal/staticpod"
 	"kubeboot.dev/kubeboot/internal/testutil/labbin"
 	"kubeboot.dev/kubeboot/internal/workflow"
 )
@@ -74,7 +75,7 @@ type staticEtcd struct {
 
 func runStaticEtcd(t *testing.T, fsys nodefs.FS) *staticEtcd {
 	t.Helper()
-	b, err := fsys.ReadFile(manifests.Path(manifests.EtcdName))
+	b, err := fsys.ReadFile(staticpod.Path(staticpod.EtcdName))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -218,7 +219,7 @@ func TestEtcdGrowsAndShrinksWithRealMembers(t *testing.T) {
 	// The kubelet of the joining node: it starts etcd once etcd.yaml appears.
 	started := make(chan *staticEtcd, 1)
 	go func() {
-		for !fs2.Exists(manifests.Path(manifests.EtcdName)) {
+		for !fs2.Exists(staticpod.Path(staticpod.EtcdName)) {
 			if ctx.Err() != nil {
 				return
 			}
