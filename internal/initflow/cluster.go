@@ -6,7 +6,6 @@ import (
 	"io"
 	"net"
 	"path"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -18,7 +17,6 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 	certutil "k8s.io/client-go/util/cert"
-	"sigs.k8s.io/yaml"
 
 	"kubeboot.dev/kubeboot/internal/addons"
 	"kubeboot.dev/kubeboot/internal/clusterinfo"
@@ -213,45 +211,29 @@ func runWaitControlPlane(ctx context.Context, d *Data) error {
 func ControlPlaneHealth(fsys nodefs.FS) ([]waiter.Endpoint, error) {
 	pods := map[string]*corev1.Pod{}
 	for _, name := range []string{staticpod.APIServerName, staticpod.ControllerManagerName, staticpod.SchedulerName} {
-		pod, err := readStaticPod(fsys, name)
+		m, err := staticpod.Read(fsys, name)
 		if err != nil {
 			return nil, err
 		}
-		pods[name] = pod
+		pods[name] = m.Pod
 	}
 	return waiter.ControlPlane(pods)
-}
-
-// readStaticPod reads and strictly decodes the static Pod manifest of component name.
-func readStaticPod(fsys nodefs.FS, name string) (*corev1.Pod, error) {
-	b, err := fsys.ReadFile(staticpod.Path(name))
-	if err != nil {
-		return nil, fmt.Errorf("read the static Pod of %s: %w", name, err)
-	}
-	var pod corev1.Pod
-	if err := yaml.UnmarshalStrict(b, &pod); err != nil {
-		return nil, fmt.Errorf("%s: %w", staticpod.Path(name), err)
-	}
-	return &pod, nil
 }
 
 // runControllerAccounts creates the accounts the controller-manager this node runs would create one by one,
 // throttled, before its CSR signer starts (see package controlleraccounts).
 func runControllerAccounts(ctx context.Context, d *Data, c kubernetes.Interface) error {
-	file := staticpod.Path(staticpod.ControllerManagerName)
-	pod, err := readStaticPod(d.FS, staticpod.ControllerManagerName)
+	m, err := staticpod.Read(d.FS, staticpod.ControllerManagerName)
 	if err != nil {
 		return err
 	}
-	i := slices.IndexFunc(pod.Spec.Containers, func(c corev1.Container) bool { return c.Name == staticpod.ControllerManagerName })
-	if i < 0 {
-		fmt.Fprintf(d.Out, "  not needed: %s has no container %s\n", file, staticpod.ControllerManagerName)
-		return nil
+	command, err := m.Command()
+	if err != nil {
+		return err
 	}
-	command := slices.Concat(pod.Spec.Containers[i].Command, pod.Spec.Containers[i].Args)
 	names, reason := controlleraccounts.Plan(command, d.Cfg.Cluster.KubernetesVersion)
 	if len(names) == 0 {
-		fmt.Fprintf(d.Out, "  not needed: %s (%s)\n", reason, file)
+		fmt.Fprintf(d.Out, "  not needed: %s (%s)\n", reason, m.File)
 		return nil
 	}
 	created, err := controlleraccounts.Create(ctx, c, names)
