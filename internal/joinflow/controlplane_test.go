@@ -202,7 +202,7 @@ func newCPHarness(t *testing.T, c cpCluster, joinKey string) *cpHarness {
 	if !c.noPods {
 		objects = append(objects, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "etcd-cp-1", Namespace: "kube-system",
 			Labels:      map[string]string{"component": "etcd", "tier": "control-plane"},
-			Annotations: map[string]string{etcd.AdvertiseClientURLsAnnotation: firstEtcd}}})
+			Annotations: map[string]string{staticpod.EtcdAdvertiseClientURLsAnnotation: firstEtcd}}})
 	}
 	h.client = fake.NewClientset(objects...)
 	if c.upload != "" {

@@ -81,7 +81,7 @@ func joinEtcd(ctx context.Context, d *Data) error {
 		return nil
 	}
 	name := cfg.Init.NodeRegistration.Name
-	peerURL := etcd.PeerURL(cfg.Init.LocalAPIEndpoint.AdvertiseAddress)
+	peerURL := staticpod.EtcdPeerURL(cfg.Init.LocalAPIEndpoint.AdvertiseAddress)
 	ec, err := d.etcdCluster(ctx, d.FS, cfg)
 	if err != nil {
 		return err
@@ -207,7 +207,7 @@ func waitMemberRunning(ctx context.Context, d *Data, ec EtcdCluster, id uint64, 
 			}
 			return fmt.Errorf("the new etcd member %x did not start within %s (timeouts.controlPlaneComponentHealthCheck): %s; check that "+
 				"the kubelet runs the static Pod %s and that the member reaches the other members' peer URLs (port %d)",
-				id, timeout, last, staticpod.Path(staticpod.EtcdName), etcd.PeerPort)
+				id, timeout, last, staticpod.Path(staticpod.EtcdName), staticpod.EtcdPeerPort)
 		case <-t.C:
 		}
 	}

@@ -185,13 +185,16 @@ func TestDescription(t *testing.T) {
 	if got, want := Path(ControllerManagerName), "/etc/kubernetes/manifests/kube-controller-manager.yaml"; got != want {
 		t.Errorf("Path = %q, want %q", got, want)
 	}
-	for _, c := range []struct{ got, want string }{
-		{EtcdClientURL("10.0.0.2"), "https://10.0.0.2:2379"},
-		{EtcdPeerURL("fd00::2"), "https://[fd00::2]:2380"},
-		{EtcdMetricsURL("::1"), "http://[::1]:2381"},
-	} {
-		if c.got != c.want {
-			t.Errorf("got %q, want %q", c.got, c.want)
-		}
+	if got, want := EtcdMetricsURL("::1"), "http://[::1]:2381"; got != want {
+		t.Errorf("EtcdMetricsURL = %q, want %q", got, want)
+	}
+}
+
+func TestURLs(t *testing.T) {
+	if got := EtcdPeerURL("10.0.0.2"); got != "https://10.0.0.2:2380" {
+		t.Errorf("PeerURL = %s", got)
+	}
+	if got := EtcdClientURL("fd00::2"); got != "https://[fd00::2]:2379" {
+		t.Errorf("ClientURL = %s", got)
 	}
 }
