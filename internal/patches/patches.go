@@ -29,16 +29,17 @@ import (
 
 	"kubeboot.dev/kubeboot/internal/config"
 	"kubeboot.dev/kubeboot/internal/nodefs"
+	"kubeboot.dev/kubeboot/internal/staticpod"
 )
 
 // Targets a patch file may name, as kubeadm spells them: the static Pods' names, the kubelet's config.yaml, the
 // CoreDNS Deployment and (kubeadm 1.37) the kube-proxy DaemonSet. The two addon targets are recognised but not yet
 // applied to the addons (see issue 13's note).
 const (
-	Etcd                  = "etcd"
-	KubeAPIServer         = "kube-apiserver"
-	KubeControllerManager = "kube-controller-manager"
-	KubeScheduler         = "kube-scheduler"
+	Etcd                  = staticpod.EtcdName
+	KubeAPIServer         = staticpod.APIServerName
+	KubeControllerManager = staticpod.ControllerManagerName
+	KubeScheduler         = staticpod.SchedulerName
 	KubeletConfiguration  = "kubeletconfiguration"
 	CoreDNSDeployment     = "corednsdeployment"
 	KubeProxyDaemonSet    = "kubeproxydaemonset"
