@@ -300,7 +300,7 @@ func runControlPlaneManifests(ctx context.Context, d *Data) error {
 		}
 	}
 	fmt.Fprintf(d.Out, "  wrote the static Pods of %s, %s and %s in %s\n", staticpod.APIServerName, staticpod.ControllerManagerName,
-		staticpod.SchedulerName, config.ManifestsDir)
+		staticpod.SchedulerName, staticpod.Dir)
 	return nil
 }
 
