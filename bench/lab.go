@@ -37,8 +37,10 @@ import (
 	"kubeboot.dev/kubeboot/internal/joinflow"
 	"kubeboot.dev/kubeboot/internal/kubeclient"
 	"kubeboot.dev/kubeboot/internal/kubeconfig"
+	"kubeboot.dev/kubeboot/internal/nodefs"
 	"kubeboot.dev/kubeboot/internal/pki"
 	"kubeboot.dev/kubeboot/internal/release"
+	"kubeboot.dev/kubeboot/internal/staticpod"
 	"kubeboot.dev/kubeboot/internal/token"
 	"kubeboot.dev/kubeboot/internal/workflow"
 )
@@ -419,16 +421,16 @@ func waitKubeletsStopped(ctx context.Context, nodes ...string) error {
 // floor measures the kube-apiserver alone: the control plane's own binary and flags, on another port, against the
 // running etcd, from process start to /readyz answering 200, timed inside the node.
 func (b *labBench) floor(ctx context.Context) (time.Duration, error) {
-	manifest, err := os.ReadFile(filepath.Join(labState, "nodes", cpNode, "root", config.ManifestsDir, "kube-apiserver.yaml"))
+	manifest, err := staticpod.Read(nodefs.FS{Root: filepath.Join(labState, "nodes", cpNode, "root")}, staticpod.APIServerName)
 	if err != nil {
 		return 0, err
 	}
-	var pod corev1.Pod
-	if err := yaml.Unmarshal(manifest, &pod); err != nil {
+	command, err := manifest.Command()
+	if err != nil {
 		return 0, err
 	}
 	var flags []string
-	for _, a := range pod.Spec.Containers[0].Command[1:] {
+	for _, a := range command[1:] {
 		if strings.HasPrefix(a, "--secure-port=") {
 			continue
 		}

@@ -7,6 +7,7 @@ import (
 	kubeletv1beta1 "k8s.io/kubelet/config/v1beta1"
 
 	"kubeboot.dev/kubeboot/internal/release"
+	"kubeboot.dev/kubeboot/internal/staticpod"
 )
 
 // Well-known defaults, identical to kubeadm's.
@@ -17,11 +18,10 @@ const (
 	DefaultDNSDomain        = "cluster.local"
 	DefaultClusterName      = "kubernetes"
 	DefaultEtcdDataDir      = "/var/lib/etcd"
-	DefaultAPIBindPort      = 6443
+	DefaultAPIBindPort      = staticpod.APIServerPort
 	DefaultCRISocket        = "unix:///var/run/containerd/containerd.sock"
 	DefaultCACertPath       = "/etc/kubernetes/pki/ca.crt"
 	KubernetesDir           = "/etc/kubernetes"
-	ManifestsDir            = "/etc/kubernetes/manifests"
 	KubeletDir              = "/var/lib/kubelet"
 	KubeletConfigFile       = "/var/lib/kubelet/config.yaml"
 	KubeletFlagsEnvFile     = "/var/lib/kubelet/kubeadm-flags.env"

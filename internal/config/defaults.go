@@ -21,6 +21,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"kubeboot.dev/kubeboot/internal/release"
+	"kubeboot.dev/kubeboot/internal/staticpod"
 )
 
 // kubeadm's default values that bundle.go does not already name.
@@ -380,7 +381,7 @@ func setKubeletDefaults(k *kubeletv1beta1.KubeletConfiguration, c *ClusterConfig
 		k.FeatureGates = map[string]bool{}
 	}
 	if k.StaticPodPath == "" {
-		k.StaticPodPath = ManifestsDir
+		k.StaticPodPath = staticpod.Dir
 	}
 	if k.ClusterDNS == nil {
 		dns := DefaultClusterDNSIP

@@ -2,13 +2,16 @@ package config
 
 import (
 	"regexp"
+
+	"kubeboot.dev/kubeboot/internal/staticpod"
 )
 
-// Names of the Kubernetes components that run from images (the kubelet runs on the host).
+// Names of the Kubernetes components that run from images (the kubelet runs on the host); a control-plane
+// component's image has its static Pod's name.
 const (
-	ImageAPIServer         = "kube-apiserver"
-	ImageControllerManager = "kube-controller-manager"
-	ImageScheduler         = "kube-scheduler"
+	ImageAPIServer         = staticpod.APIServerName
+	ImageControllerManager = staticpod.ControllerManagerName
+	ImageScheduler         = staticpod.SchedulerName
 	ImageProxy             = "kube-proxy"
 )
 
@@ -46,7 +49,7 @@ func (c *ClusterConfiguration) EtcdImage() (string, error) {
 		}
 		tag = r.EtcdVersion
 	}
-	return repo + "/etcd:" + tag, nil
+	return repo + "/" + staticpod.EtcdName + ":" + tag, nil
 }
 
 // CoreDNSImage is the DNS addon's image. Like kubeadm, the default registry keeps CoreDNS under a "coredns/"

@@ -3,10 +3,14 @@ package config
 import (
 	"bytes"
 	"fmt"
+	"net"
+	"strconv"
 
 	kubeproxyv1alpha1 "k8s.io/kube-proxy/config/v1alpha1"
 	kubeletv1beta1 "k8s.io/kubelet/config/v1beta1"
 	"sigs.k8s.io/yaml"
+
+	"kubeboot.dev/kubeboot/internal/staticpod"
 )
 
 // PlaceholderToken stands in for secrets in printed defaults, as in kubeadm: valid in form, never a real token.
@@ -14,10 +18,12 @@ const PlaceholderToken = "abcdef.0123456789abcdef"
 
 // Placeholders of the printed defaults, as in kubeadm.
 const (
-	PlaceholderAdvertiseAddress  = "1.2.3.4"
-	PlaceholderNodeName          = "node"
-	PlaceholderAPIServerEndpoint = "kube-apiserver:6443"
+	PlaceholderAdvertiseAddress = "1.2.3.4"
+	PlaceholderNodeName         = "node"
 )
+
+// PlaceholderAPIServerEndpoint is kubeadm's "kube-apiserver:6443".
+var PlaceholderAPIServerEndpoint = net.JoinHostPort(staticpod.APIServerName, strconv.Itoa(staticpod.APIServerPort))
 
 const documentSeparator = "---\n"
 

@@ -16,7 +16,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"sync/atomic"
 
 	corev1 "k8s.io/api/core/v1"
@@ -26,6 +25,7 @@ import (
 
 	"kubeboot.dev/kubeboot/internal/apply"
 	"kubeboot.dev/kubeboot/internal/release"
+	"kubeboot.dev/kubeboot/internal/staticpod"
 )
 
 // Namespace is where the controller-manager keeps its controllers' accounts.
@@ -46,10 +46,11 @@ func Plan(command []string, kubernetesVersion string) (names []string, reason st
 	if err != nil {
 		return nil, err.Error()
 	}
-	if got := flag(command, flagCredentials); got != "true" {
+	flags := staticpod.ParseFlags(command)
+	if got := flags.Get(flagCredentials); got != "true" {
 		return nil, fmt.Sprintf("kube-controller-manager runs %s: its controllers do not use their own accounts", describe(flagCredentials, got))
 	}
-	if got := flag(command, flagControllers); got != kubeadmControllers {
+	if got := flags.Get(flagControllers); got != kubeadmControllers {
 		return nil, fmt.Sprintf("kube-controller-manager runs %s, not kubeadm's --%s=%s", describe(flagControllers, got), flagControllers, kubeadmControllers)
 	}
 	return r.ControllerServiceAccounts, ""
@@ -60,17 +61,6 @@ func describe(name, value string) string {
 		return "without --" + name
 	}
 	return "with --" + name + "=" + value
-}
-
-// flag returns the value of the last --name=value in command, as the flag parser does; "" if there is none.
-func flag(command []string, name string) string {
-	value := ""
-	for _, a := range command {
-		if v, ok := strings.CutPrefix(a, "--"+name+"="); ok {
-			value = v
-		}
-	}
-	return value
 }
 
 // maxConcurrent bounds the POSTs in flight: all of them fit in a few round trips without crowding the API server

@@ -26,15 +26,11 @@ import (
 
 	"kubeboot.dev/kubeboot/internal/config"
 	"kubeboot.dev/kubeboot/internal/nodefs"
+	"kubeboot.dev/kubeboot/internal/staticpod"
 )
 
-// Ports and the local endpoint of a kubeadm stacked etcd member.
-const (
-	ClientPort = 2379
-	PeerPort   = 2380
-	// LocalEndpoint is where every stacked member listens besides its advertise address.
-	LocalEndpoint = "https://127.0.0.1:2379"
-)
+// LocalEndpoint is where every stacked member listens besides its advertise address.
+var LocalEndpoint = staticpod.EtcdClientURL("127.0.0.1")
 
 // Timing. A single request is short so that a member that is down costs little; operations that wait for the
 // cluster (a learner catching up, a leader election) retry until Options.CallTimeout.
@@ -53,16 +49,6 @@ var (
 	// ErrMemberNotFound is wrapped when an ID names no member.
 	ErrMemberNotFound = errors.New("no such etcd member")
 )
-
-// PeerURL is the peer URL kubeadm gives the member of a node with this advertise address.
-func PeerURL(advertiseAddress string) string {
-	return "https://" + net.JoinHostPort(advertiseAddress, strconv.Itoa(PeerPort))
-}
-
-// ClientURL is the client URL kubeadm gives the member of a node with this advertise address.
-func ClientURL(advertiseAddress string) string {
-	return "https://" + net.JoinHostPort(advertiseAddress, strconv.Itoa(ClientPort))
-}
 
 // ClientTLS is the TLS configuration to reach the cluster's etcd from a control-plane node: the etcd CA
 // (etcd/ca.crt) and a client certificate kubeadm issues, etcd/healthcheck-client, or apiserver-etcd-client when

@@ -22,16 +22,8 @@ import (
 	"kubeboot.dev/kubeboot/internal/config"
 	"kubeboot.dev/kubeboot/internal/nodefs"
 	"kubeboot.dev/kubeboot/internal/pki"
+	"kubeboot.dev/kubeboot/internal/staticpod"
 )
-
-func TestURLs(t *testing.T) {
-	if got := PeerURL("10.0.0.2"); got != "https://10.0.0.2:2380" {
-		t.Errorf("PeerURL = %s", got)
-	}
-	if got := ClientURL("fd00::2"); got != "https://[fd00::2]:2379" {
-		t.Errorf("ClientURL = %s", got)
-	}
-}
 
 func voter(id uint64, name string, healthy bool) MemberStatus {
 	s := MemberStatus{Member: Member{ID: id, Name: name, PeerURLs: []string{fmt.Sprintf("https://10.0.0.%d:2380", id)}}, Healthy: healthy}
@@ -198,7 +190,7 @@ func TestClientTLS(t *testing.T) {
 func etcdPod(name, urls string) *corev1.Pod {
 	p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "kube-system", Name: name, Labels: map[string]string{"component": "etcd", "tier": "control-plane"}}}
 	if urls != "" {
-		p.Annotations = map[string]string{AdvertiseClientURLsAnnotation: urls}
+		p.Annotations = map[string]string{staticpod.EtcdAdvertiseClientURLsAnnotation: urls}
 	}
 	return p
 }

@@ -6,7 +6,6 @@ import (
 	"io"
 	"net"
 	"path"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -17,7 +16,6 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes"
 	certutil "k8s.io/client-go/util/cert"
-	"sigs.k8s.io/yaml"
 
 	"kubeboot.dev/kubeboot/internal/addons"
 	"kubeboot.dev/kubeboot/internal/clusterinfo"
@@ -29,12 +27,12 @@ import (
 	"kubeboot.dev/kubeboot/internal/kubeclient"
 	"kubeboot.dev/kubeboot/internal/kubeconfig"
 	"kubeboot.dev/kubeboot/internal/kubelet"
-	"kubeboot.dev/kubeboot/internal/manifests"
 	"kubeboot.dev/kubeboot/internal/markcontrolplane"
 	"kubeboot.dev/kubeboot/internal/nodebootstrap"
 	"kubeboot.dev/kubeboot/internal/nodefs"
 	"kubeboot.dev/kubeboot/internal/patches"
 	"kubeboot.dev/kubeboot/internal/pki"
+	"kubeboot.dev/kubeboot/internal/staticpod"
 	"kubeboot.dev/kubeboot/internal/token"
 	"kubeboot.dev/kubeboot/internal/uploadconfig"
 	"kubeboot.dev/kubeboot/internal/waiter"
@@ -222,46 +220,30 @@ func runWaitControlPlane(ctx context.Context, d *Data) error {
 // runs and returns their health endpoints (a joining control-plane node waits for the same ones).
 func ControlPlaneHealth(fsys nodefs.FS) ([]waiter.Endpoint, error) {
 	pods := map[string]*corev1.Pod{}
-	for _, name := range []string{manifests.APIServerName, manifests.ControllerManagerName, manifests.SchedulerName} {
-		pod, err := readStaticPod(fsys, name)
+	for _, name := range []string{staticpod.APIServerName, staticpod.ControllerManagerName, staticpod.SchedulerName} {
+		m, err := staticpod.Read(fsys, name)
 		if err != nil {
 			return nil, err
 		}
-		pods[name] = pod
+		pods[name] = m.Pod
 	}
 	return waiter.ControlPlane(pods)
-}
-
-// readStaticPod reads and strictly decodes the static Pod manifest of component name.
-func readStaticPod(fsys nodefs.FS, name string) (*corev1.Pod, error) {
-	b, err := fsys.ReadFile(manifests.Path(name))
-	if err != nil {
-		return nil, fmt.Errorf("read the static Pod of %s: %w", name, err)
-	}
-	var pod corev1.Pod
-	if err := yaml.UnmarshalStrict(b, &pod); err != nil {
-		return nil, fmt.Errorf("%s: %w", manifests.Path(name), err)
-	}
-	return &pod, nil
 }
 
 // runControllerAccounts creates the accounts the controller-manager this node runs would create one by one,
 // throttled, before its CSR signer starts (see package controlleraccounts).
 func runControllerAccounts(ctx context.Context, d *Data, c kubernetes.Interface) error {
-	file := manifests.Path(manifests.ControllerManagerName)
-	pod, err := readStaticPod(d.FS, manifests.ControllerManagerName)
+	m, err := staticpod.Read(d.FS, staticpod.ControllerManagerName)
 	if err != nil {
 		return err
 	}
-	i := slices.IndexFunc(pod.Spec.Containers, func(c corev1.Container) bool { return c.Name == manifests.ControllerManagerName })
-	if i < 0 {
-		fmt.Fprintf(d.Out, "  not needed: %s has no container %s\n", file, manifests.ControllerManagerName)
-		return nil
+	command, err := m.Command()
+	if err != nil {
+		return err
 	}
-	command := slices.Concat(pod.Spec.Containers[i].Command, pod.Spec.Containers[i].Args)
 	names, reason := controlleraccounts.Plan(command, d.Cfg.Cluster.KubernetesVersion)
 	if len(names) == 0 {
-		fmt.Fprintf(d.Out, "  not needed: %s (%s)\n", reason, file)
+		fmt.Fprintf(d.Out, "  not needed: %s (%s)\n", reason, m.File)
 		return nil
 	}
 	created, err := controlleraccounts.Create(ctx, c, names)

@@ -18,6 +18,7 @@ import (
 	"kubeboot.dev/kubeboot/internal/patches"
 	"kubeboot.dev/kubeboot/internal/pki"
 	"kubeboot.dev/kubeboot/internal/preflight"
+	"kubeboot.dev/kubeboot/internal/staticpod"
 	"kubeboot.dev/kubeboot/internal/workflow"
 )
 
@@ -152,7 +153,7 @@ func runPreflight(ctx context.Context, d *Data) error {
 func runKubeletStart(ctx context.Context, d *Data) error {
 	// In a whole init the kubelet starts before the static Pods are written: it must find their directory to
 	// watch it.
-	if err := d.FS.MkdirAll(config.ManifestsDir, 0o755); err != nil {
+	if err := d.FS.MkdirAll(staticpod.Dir, 0o755); err != nil {
 		return err
 	}
 	if err := kubelet.WriteFlags(d.FS, d.Cfg, d.Hostname); err != nil {

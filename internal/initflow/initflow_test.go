@@ -14,6 +14,7 @@ import (
 	"kubeboot.dev/kubeboot/internal/nodeenv"
 	"kubeboot.dev/kubeboot/internal/nodefs"
 	"kubeboot.dev/kubeboot/internal/pki"
+	"kubeboot.dev/kubeboot/internal/staticpod"
 	"kubeboot.dev/kubeboot/internal/workflow"
 )
 
@@ -149,7 +150,7 @@ func TestKubeletStartsWithWhatItReads(t *testing.T) {
 		var missing []string
 		initSys := &fakeInitSystem{onRestart: func() {
 			for _, f := range []string{"/etc/kubernetes/pki/ca.crt", config.KubeletKubeconfigFile, config.KubeletConfigFile,
-				config.KubeletFlagsEnvFile, config.ManifestsDir} {
+				config.KubeletFlagsEnvFile, staticpod.Dir} {
 				if !fsys.Exists(f) {
 					missing = append(missing, f)
 				}

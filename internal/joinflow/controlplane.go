@@ -25,6 +25,7 @@ import (
 	"kubeboot.dev/kubeboot/internal/nodefs"
 	"kubeboot.dev/kubeboot/internal/patches"
 	"kubeboot.dev/kubeboot/internal/pki"
+	"kubeboot.dev/kubeboot/internal/staticpod"
 	"kubeboot.dev/kubeboot/internal/waiter"
 )
 
@@ -299,8 +300,8 @@ func runControlPlaneManifests(ctx context.Context, d *Data) error {
 			return err
 		}
 	}
-	fmt.Fprintf(d.Out, "  wrote the static Pods of %s, %s and %s in %s\n", manifests.APIServerName, manifests.ControllerManagerName,
-		manifests.SchedulerName, config.ManifestsDir)
+	fmt.Fprintf(d.Out, "  wrote the static Pods of %s, %s and %s in %s\n", staticpod.APIServerName, staticpod.ControllerManagerName,
+		staticpod.SchedulerName, staticpod.Dir)
 	return nil
 }
 

@@ -28,11 +28,11 @@ import (
 	"kubeboot.dev/kubeboot/internal/config"
 	"kubeboot.dev/kubeboot/internal/copycerts"
 	"kubeboot.dev/kubeboot/internal/etcd"
-	"kubeboot.dev/kubeboot/internal/manifests"
 	"kubeboot.dev/kubeboot/internal/markcontrolplane"
 	"kubeboot.dev/kubeboot/internal/nodeenv"
 	"kubeboot.dev/kubeboot/internal/nodefs"
 	"kubeboot.dev/kubeboot/internal/pki"
+	"kubeboot.dev/kubeboot/internal/staticpod"
 	"kubeboot.dev/kubeboot/internal/workflow"
 )
 
@@ -73,7 +73,7 @@ func (f *fakeEtcd) record(format string, args ...any) {
 }
 
 func (f *fakeEtcd) manifest() string {
-	if f.fs.Exists(manifests.Path(manifests.EtcdName)) {
+	if f.fs.Exists(staticpod.Path(staticpod.EtcdName)) {
 		return "etcd.yaml written"
 	}
 	return "no etcd.yaml"
@@ -203,7 +203,7 @@ func newCPHarness(t *testing.T, c cpCluster, joinKey string) *cpHarness {
 	if !c.noPods {
 		objects = append(objects, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "etcd-cp-1", Namespace: "kube-system",
 			Labels:      map[string]string{"component": "etcd", "tier": "control-plane"},
-			Annotations: map[string]string{etcd.AdvertiseClientURLsAnnotation: firstEtcd}}})
+			Annotations: map[string]string{staticpod.EtcdAdvertiseClientURLsAnnotation: firstEtcd}}})
 	}
 	h.client = fake.NewClientset(objects...)
 	if c.upload != "" {
@@ -287,7 +287,7 @@ func (h *cpHarness) etcdEvents() []string {
 func (h *cpHarness) command(t *testing.T, name string) []string {
 	t.Helper()
 	var pod corev1.Pod
-	if err := yaml.UnmarshalStrict([]byte(h.read(t, manifests.Path(name))), &pod); err != nil {
+	if err := yaml.UnmarshalStrict([]byte(h.read(t, staticpod.Path(name))), &pod); err != nil {
 		t.Fatal(err)
 	}
 	return pod.Spec.Containers[0].Command
@@ -454,7 +454,7 @@ func TestJoinControlPlaneExternalEtcd(t *testing.T) {
 	if got := h.etcdEvents(); len(got) > 0 || len(h.etcd.opts) > 0 {
 		t.Errorf("etcd was asked %q with an external etcd", got)
 	}
-	if h.data.FS.Exists(manifests.Path("etcd")) || h.data.FS.Exists("/etc/kubernetes/pki/etcd/ca.crt") {
+	if h.data.FS.Exists(staticpod.Path("etcd")) || h.data.FS.Exists("/etc/kubernetes/pki/etcd/ca.crt") {
 		t.Error("a stacked etcd member or its CA was set up for a cluster with an external etcd")
 	}
 	for _, p := range []string{"/etc/etcd/ca.crt", "/etc/etcd/client.crt", "/etc/etcd/client.key"} {

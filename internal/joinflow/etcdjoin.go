@@ -14,6 +14,7 @@ import (
 	"kubeboot.dev/kubeboot/internal/manifests"
 	"kubeboot.dev/kubeboot/internal/nodefs"
 	"kubeboot.dev/kubeboot/internal/patches"
+	"kubeboot.dev/kubeboot/internal/staticpod"
 )
 
 // EtcdCluster is the cluster's etcd as a joining control-plane node uses it; *etcd.Client is one. Tests put a
@@ -80,7 +81,7 @@ func joinEtcd(ctx context.Context, d *Data) error {
 		return nil
 	}
 	name := cfg.Init.NodeRegistration.Name
-	peerURL := etcd.PeerURL(cfg.Init.LocalAPIEndpoint.AdvertiseAddress)
+	peerURL := staticpod.EtcdPeerURL(cfg.Init.LocalAPIEndpoint.AdvertiseAddress)
 	ec, err := d.etcdCluster(ctx, d.FS, cfg)
 	if err != nil {
 		return err
@@ -125,7 +126,7 @@ func joinEtcd(ctx context.Context, d *Data) error {
 	if err := writeEtcdManifest(d, cfg, initial); err != nil {
 		return fmt.Errorf("%w; %s", err, undo)
 	}
-	fmt.Fprintf(d.Out, "  wrote %s: member %s of %d, initial-cluster-state=existing\n", manifests.Path(manifests.EtcdName), name, len(initial))
+	fmt.Fprintf(d.Out, "  wrote %s: member %s of %d, initial-cluster-state=existing\n", staticpod.Path(staticpod.EtcdName), name, len(initial))
 
 	start := time.Now()
 	startTimeout := cfg.Init.Timeouts.ControlPlaneComponentHealthCheck.Duration
@@ -169,14 +170,14 @@ func writeEtcdManifest(d *Data, cfg *config.Init, initial []manifests.EtcdMember
 	}
 	set, err := patches.LoadConfigured(d.FS, cfg.Init.Patches)
 	if err != nil {
-		return fmt.Errorf("write static Pod manifest for %s: %w", manifests.EtcdName, err)
+		return fmt.Errorf("write static Pod manifest for %s: %w", staticpod.EtcdName, err)
 	}
 	pod, applied, err := manifests.PatchPod(set, pod)
 	if err != nil {
 		return err
 	}
 	initflow.ReportPatches(d.Out, applied)
-	return manifests.Write(d.FS, manifests.EtcdName, pod)
+	return manifests.Write(d.FS, staticpod.EtcdName, pod)
 }
 
 // waitMemberRunning polls the member list and the members' status until the member id has started (it has
@@ -206,7 +207,7 @@ func waitMemberRunning(ctx context.Context, d *Data, ec EtcdCluster, id uint64, 
 			}
 			return fmt.Errorf("the new etcd member %x did not start within %s (timeouts.controlPlaneComponentHealthCheck): %s; check that "+
 				"the kubelet runs the static Pod %s and that the member reaches the other members' peer URLs (port %d)",
-				id, timeout, last, manifests.Path(manifests.EtcdName), etcd.PeerPort)
+				id, timeout, last, staticpod.Path(staticpod.EtcdName), staticpod.EtcdPeerPort)
 		case <-t.C:
 		}
 	}

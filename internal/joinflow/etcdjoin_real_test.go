@@ -29,6 +29,7 @@ import (
 	"kubeboot.dev/kubeboot/internal/nodefs"
 	"kubeboot.dev/kubeboot/internal/pki"
 	"kubeboot.dev/kubeboot/internal/reset"
+	"kubeboot.dev/kubeboot/internal/staticpod"
 	"kubeboot.dev/kubeboot/internal/testutil/labbin"
 	"kubeboot.dev/kubeboot/internal/workflow"
 )
@@ -75,7 +76,7 @@ type staticEtcd struct {
 
 func runStaticEtcd(t *testing.T, fsys nodefs.FS) *staticEtcd {
 	t.Helper()
-	b, err := fsys.ReadFile(manifests.Path(manifests.EtcdName))
+	b, err := fsys.ReadFile(staticpod.Path(staticpod.EtcdName))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -172,7 +173,7 @@ func TestEtcdGrowsAndShrinksWithRealMembers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ec, err := etcd.New(etcd.Options{Endpoints: []string{etcd.ClientURL(ip1)}, TLS: tlsCfg, CallTimeout: 10 * time.Second})
+	ec, err := etcd.New(etcd.Options{Endpoints: []string{staticpod.EtcdClientURL(ip1)}, TLS: tlsCfg, CallTimeout: 10 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -206,7 +207,7 @@ func TestEtcdGrowsAndShrinksWithRealMembers(t *testing.T) {
 	// The API server only tells where the members are, through the first member's Pod.
 	client := fake.NewClientset(&corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "etcd-cp-1", Namespace: "kube-system",
 		Labels:      map[string]string{"component": "etcd", "tier": "control-plane"},
-		Annotations: map[string]string{etcd.AdvertiseClientURLsAnnotation: etcd.ClientURL(ip1)}}})
+		Annotations: map[string]string{staticpod.EtcdAdvertiseClientURLsAnnotation: staticpod.EtcdClientURL(ip1)}}})
 	var out bytes.Buffer
 	d := &Data{
 		Env:       nodeenv.Env{FS: fs2, Out: &out},
@@ -218,7 +219,7 @@ func TestEtcdGrowsAndShrinksWithRealMembers(t *testing.T) {
 	// The kubelet of the joining node: it starts etcd once etcd.yaml appears.
 	started := make(chan *staticEtcd, 1)
 	go func() {
-		for !fs2.Exists(manifests.Path(manifests.EtcdName)) {
+		for !fs2.Exists(staticpod.Path(staticpod.EtcdName)) {
 			if ctx.Err() != nil {
 				return
 			}
@@ -246,8 +247,8 @@ func TestEtcdGrowsAndShrinksWithRealMembers(t *testing.T) {
 	}
 	slices.Sort(got)
 	want := []string{
-		fmt.Sprintf("cp-1 %s learner=false healthy=true", etcd.PeerURL(ip1)),
-		fmt.Sprintf("cp-2 %s learner=false healthy=true", etcd.PeerURL(ip2)),
+		fmt.Sprintf("cp-1 %s learner=false healthy=true", staticpod.EtcdPeerURL(ip1)),
+		fmt.Sprintf("cp-2 %s learner=false healthy=true", staticpod.EtcdPeerURL(ip2)),
 	}
 	if !slices.Equal(got, want) {
 		t.Fatalf("members after the join\n%q\nwant\n%q", got, want)

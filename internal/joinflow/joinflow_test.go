@@ -44,6 +44,7 @@ import (
 	"kubeboot.dev/kubeboot/internal/nodefs"
 	"kubeboot.dev/kubeboot/internal/pki"
 	"kubeboot.dev/kubeboot/internal/preflight"
+	"kubeboot.dev/kubeboot/internal/staticpod"
 	"kubeboot.dev/kubeboot/internal/uploadconfig"
 	"kubeboot.dev/kubeboot/internal/waiter"
 	"kubeboot.dev/kubeboot/internal/workflow"
@@ -147,7 +148,7 @@ func clusterObjectsFor(t *testing.T, healthzPort int32, clusterCfg config.Cluste
 	f := false
 	kc, err := uploadconfig.KubeletConfigurationYAML(&kubeletv1beta1.KubeletConfiguration{
 		ClusterDNS: []string{"10.96.0.10"}, ClusterDomain: "cluster.local", CgroupDriver: "cgroupfs", FailSwapOn: &f,
-		HealthzBindAddress: "127.0.0.1", HealthzPort: &healthzPort, StaticPodPath: config.ManifestsDir,
+		HealthzBindAddress: "127.0.0.1", HealthzPort: &healthzPort, StaticPodPath: staticpod.Dir,
 		Authentication: kubeletv1beta1.KubeletAuthentication{X509: kubeletv1beta1.KubeletX509Authentication{ClientCAFile: config.DefaultCACertPath}},
 	})
 	if err != nil {

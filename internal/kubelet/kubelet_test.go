@@ -23,6 +23,7 @@ import (
 	"kubeboot.dev/kubeboot/internal/config"
 	"kubeboot.dev/kubeboot/internal/nodefs"
 	"kubeboot.dev/kubeboot/internal/release"
+	"kubeboot.dev/kubeboot/internal/staticpod"
 	"kubeboot.dev/kubeboot/internal/testutil/golden"
 )
 
@@ -33,7 +34,7 @@ func ptrTo[T any](v T) *T { return &v }
 func kubeadmKubelet(dnsIP, domain string) *kubeletv1beta1.KubeletConfiguration {
 	return &kubeletv1beta1.KubeletConfiguration{
 		FeatureGates:  map[string]bool{},
-		StaticPodPath: config.ManifestsDir,
+		StaticPodPath: staticpod.Dir,
 		ClusterDNS:    []string{dnsIP},
 		ClusterDomain: domain,
 		Authentication: kubeletv1beta1.KubeletAuthentication{

@@ -17,6 +17,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"kubeboot.dev/kubeboot/internal/staticpod"
 )
 
 // Defaults: a failing API server is out of rotation within about half a second.
@@ -212,8 +214,10 @@ func (lb *LoadBalancer) check(ctx context.Context, b *backend) {
 	}
 }
 
+// readyz asks the API server at addr the question its own readiness probe asks.
 func (lb *LoadBalancer) readyz(ctx context.Context, addr string) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "https://"+addr+"/readyz", nil)
+	path := staticpod.APIServer.ReadinessPath
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "https://"+addr+path, nil)
 	if err != nil {
 		return err
 	}
@@ -224,7 +228,7 @@ func (lb *LoadBalancer) readyz(ctx context.Context, addr string) error {
 	defer resp.Body.Close()
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("GET /readyz: %s", resp.Status)
+		return fmt.Errorf("GET %s: %s", path, resp.Status)
 	}
 	return nil
 }

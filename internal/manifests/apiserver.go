@@ -9,6 +9,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	"kubeboot.dev/kubeboot/internal/config"
+	"kubeboot.dev/kubeboot/internal/staticpod"
 )
 
 // APIServer renders the kube-apiserver static Pod of this node, listening on cfg.Init.LocalAPIEndpoint.
@@ -27,21 +28,22 @@ func APIServer(cfg *config.Init, host Host) *corev1.Pod {
 		probe = "127.0.0.1"
 	}
 	timeout := healthCheckTimeout(cfg)
+	d := staticpod.APIServer
 	c := corev1.Container{
-		Name:            APIServerName,
-		Image:           kubernetesImage(cfg, APIServerName),
+		Name:            d.Name,
+		Image:           kubernetesImage(cfg, d.Name),
 		ImagePullPolicy: pullPolicy(cfg),
-		Command:         commandLine(APIServerName, apiServerArgs(cfg), cfg.Cluster.APIServer.ExtraArgs),
+		Command:         commandLine(d.Name, apiServerArgs(cfg), cfg.Cluster.APIServer.ExtraArgs),
 		VolumeMounts:    hp.volumeMounts(),
-		LivenessProbe:   livenessProbe(probe, "/livez", corev1.URISchemeHTTPS),
-		ReadinessProbe:  readinessProbe(probe, "/readyz", corev1.URISchemeHTTPS),
-		StartupProbe:    startupProbe(probe, "/livez", corev1.URISchemeHTTPS, timeout),
+		LivenessProbe:   livenessProbe(probe, d.LivenessPath, d.Scheme),
+		ReadinessProbe:  readinessProbe(probe, d.ReadinessPath, d.Scheme),
+		StartupProbe:    startupProbe(probe, d.StartupPath, d.Scheme, timeout),
 		Resources:       cpuRequest("250m"),
 		Env:             mergeEnv(host.ProxyEnv, extraEnv(cfg.Cluster.APIServer.ExtraEnvs)),
 		Ports:           probePort(endpoint.BindPort),
 	}
 	annotations := map[string]string{
-		APIServerAdvertiseAddressAnnotation: net.JoinHostPort(endpoint.AdvertiseAddress, strconv.Itoa(int(endpoint.BindPort))),
+		staticpod.APIServerAdvertiseAddressAnnotation: net.JoinHostPort(endpoint.AdvertiseAddress, strconv.Itoa(int(endpoint.BindPort))),
 	}
 	return componentPod(c, hp.volumes, annotations)
 }
@@ -85,7 +87,7 @@ func apiServerArgs(cfg *config.Init) []config.Arg {
 			args = setArg(args, "etcd-keyfile", ext.KeyFile)
 		}
 	} else {
-		servers := "https://" + net.JoinHostPort(loopback(endpoint.AdvertiseAddress), strconv.Itoa(etcdClientPort))
+		servers := staticpod.EtcdClientURL(loopback(endpoint.AdvertiseAddress))
 		if local := cfg.Cluster.Etcd.Local; local != nil {
 			// A user who moves etcd's client URLs moves the apiserver with it.
 			if v, ok := argValue(local.ExtraArgs, "advertise-client-urls"); ok {

@@ -6,6 +6,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	"kubeboot.dev/kubeboot/internal/config"
+	"kubeboot.dev/kubeboot/internal/staticpod"
 )
 
 // ControllerManager renders the kube-controller-manager static Pod. Since 1.36 kubeadm no longer mounts a
@@ -23,17 +24,18 @@ func ControllerManager(cfg *config.Init, host Host) *corev1.Pod {
 		probe = probeHost(addr)
 	}
 	timeout := healthCheckTimeout(cfg)
+	d := staticpod.ControllerManager
 	c := corev1.Container{
-		Name:            ControllerManagerName,
-		Image:           kubernetesImage(cfg, ControllerManagerName),
+		Name:            d.Name,
+		Image:           kubernetesImage(cfg, d.Name),
 		ImagePullPolicy: pullPolicy(cfg),
-		Command:         commandLine(ControllerManagerName, controllerManagerArgs(cfg, host), extra),
+		Command:         commandLine(d.Name, controllerManagerArgs(cfg, host), extra),
 		VolumeMounts:    hp.volumeMounts(),
-		LivenessProbe:   livenessProbe(probe, "/healthz", corev1.URISchemeHTTPS),
-		StartupProbe:    startupProbe(probe, "/healthz", corev1.URISchemeHTTPS, timeout),
+		LivenessProbe:   livenessProbe(probe, d.LivenessPath, d.Scheme),
+		StartupProbe:    startupProbe(probe, d.StartupPath, d.Scheme, timeout),
 		Resources:       cpuRequest("200m"),
 		Env:             mergeEnv(host.ProxyEnv, extraEnv(cfg.Cluster.ControllerManager.ExtraEnvs)),
-		Ports:           probePort(controllerManagerPort),
+		Ports:           probePort(d.Port),
 	}
 	return componentPod(c, hp.volumes, nil)
 }

@@ -2,7 +2,6 @@ package manifests
 
 import (
 	"errors"
-	"net"
 	"net/url"
 	"path"
 	"strconv"
@@ -12,6 +11,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 
 	"kubeboot.dev/kubeboot/internal/config"
+	"kubeboot.dev/kubeboot/internal/staticpod"
 )
 
 // ErrExternalEtcd is returned when a local etcd Pod is asked for while the cluster uses an external etcd.
@@ -21,16 +21,6 @@ var ErrExternalEtcd = errors.New("etcd.external is set in ClusterConfiguration: 
 type EtcdMember struct {
 	Name    string
 	PeerURL string
-}
-
-// EtcdClientURL is where the etcd member of the node advertised at endpoint serves clients.
-func EtcdClientURL(endpoint config.APIEndpoint) string {
-	return "https://" + net.JoinHostPort(endpoint.AdvertiseAddress, strconv.Itoa(etcdClientPort))
-}
-
-// EtcdPeerURL is where the etcd member of the node advertised at endpoint talks to its peers.
-func EtcdPeerURL(endpoint config.APIEndpoint) string {
-	return "https://" + net.JoinHostPort(endpoint.AdvertiseAddress, strconv.Itoa(etcdPeerPort))
 }
 
 // Etcd renders the local etcd member's static Pod for the node advertised at endpoint. An empty initialCluster
@@ -43,8 +33,8 @@ func Etcd(cfg *config.Init, endpoint config.APIEndpoint, initialCluster []EtcdMe
 	}
 	pki := path.Join(cfg.Cluster.CertificatesDir, "etcd")
 	volumes := map[string]corev1.Volume{
-		"etcd-data":  hostPathVolume("etcd-data", local.DataDir, corev1.HostPathDirectoryOrCreate),
-		"etcd-certs": hostPathVolume("etcd-certs", pki, corev1.HostPathDirectoryOrCreate),
+		staticpod.EtcdDataVolume: hostPathVolume(staticpod.EtcdDataVolume, local.DataDir, corev1.HostPathDirectoryOrCreate),
+		"etcd-certs":             hostPathVolume("etcd-certs", pki, corev1.HostPathDirectoryOrCreate),
 	}
 	image, err := cfg.Cluster.EtcdImage()
 	if err != nil {
@@ -52,14 +42,15 @@ func Etcd(cfg *config.Init, endpoint config.APIEndpoint, initialCluster []EtcdMe
 	}
 	host, port, scheme := etcdProbeEndpoint(local, loopback(endpoint.AdvertiseAddress))
 	timeout := healthCheckTimeout(cfg)
+	d := staticpod.Etcd
 	c := corev1.Container{
-		Name:            EtcdName,
-		Command:         commandLine(EtcdName, etcdArgs(cfg, endpoint, initialCluster), local.ExtraArgs),
+		Name:            d.Name,
+		Command:         commandLine(d.Name, etcdArgs(cfg, endpoint, initialCluster), local.ExtraArgs),
 		Image:           image,
 		ImagePullPolicy: pullPolicy(cfg),
 		// Read-write: etcd writes its data, and the certificates are rotated in place.
 		VolumeMounts: []corev1.VolumeMount{
-			{Name: "etcd-data", MountPath: local.DataDir},
+			{Name: staticpod.EtcdDataVolume, MountPath: local.DataDir},
 			{Name: "etcd-certs", MountPath: pki},
 		},
 		Resources: corev1.ResourceRequirements{Requests: corev1.ResourceList{
@@ -67,13 +58,13 @@ func Etcd(cfg *config.Init, endpoint config.APIEndpoint, initialCluster []EtcdMe
 			corev1.ResourceMemory: resource.MustParse("100Mi"),
 		}},
 		// /livez and /readyz on the metrics listener (plain HTTP on loopback) need no client certificate.
-		LivenessProbe:  livenessProbe(host, "/livez", scheme),
-		ReadinessProbe: readinessProbe(host, "/readyz", scheme),
-		StartupProbe:   startupProbe(host, "/readyz", scheme, timeout),
+		LivenessProbe:  livenessProbe(host, d.LivenessPath, scheme),
+		ReadinessProbe: readinessProbe(host, d.ReadinessPath, scheme),
+		StartupProbe:   startupProbe(host, d.StartupPath, scheme, timeout),
 		Env:            mergeEnv(extraEnv(local.ExtraEnvs)),
 		Ports:          probePort(port),
 	}
-	annotations := map[string]string{EtcdAdvertiseClientURLsAnnotation: EtcdClientURL(endpoint)}
+	annotations := map[string]string{staticpod.EtcdAdvertiseClientURLsAnnotation: staticpod.EtcdClientURL(endpoint.AdvertiseAddress)}
 	return componentPod(c, volumes, annotations), nil
 }
 
@@ -81,10 +72,10 @@ func etcdArgs(cfg *config.Init, endpoint config.APIEndpoint, initialCluster []Et
 	pki := cfg.Cluster.CertificatesDir
 	lo := loopback(endpoint.AdvertiseAddress)
 	name := cfg.Init.NodeRegistration.Name
-	clientURL, peerURL := EtcdClientURL(endpoint), EtcdPeerURL(endpoint)
+	clientURL, peerURL := staticpod.EtcdClientURL(endpoint.AdvertiseAddress), staticpod.EtcdPeerURL(endpoint.AdvertiseAddress)
 	args := []config.Arg{
 		{Name: "name", Value: name},
-		{Name: "listen-client-urls", Value: "https://" + net.JoinHostPort(lo, strconv.Itoa(etcdClientPort)) + "," + clientURL},
+		{Name: "listen-client-urls", Value: staticpod.EtcdClientURL(lo) + "," + clientURL},
 		{Name: "advertise-client-urls", Value: clientURL},
 		{Name: "listen-peer-urls", Value: peerURL},
 		{Name: "initial-advertise-peer-urls", Value: peerURL},
@@ -98,7 +89,7 @@ func etcdArgs(cfg *config.Init, endpoint config.APIEndpoint, initialCluster []Et
 		{Name: "peer-trusted-ca-file", Value: path.Join(pki, "etcd", "ca.crt")},
 		{Name: "peer-client-cert-auth", Value: "true"},
 		{Name: "snapshot-count", Value: "10000"},
-		{Name: "listen-metrics-urls", Value: "http://" + net.JoinHostPort(lo, strconv.Itoa(etcdMetricsPort))},
+		{Name: "listen-metrics-urls", Value: staticpod.EtcdMetricsURL(lo)},
 		// Since 1.36 kubeadm no longer renders etcd 3.5's experimental-* spellings of these two.
 		{Name: "feature-gates", Value: "InitialCorruptCheck=true"},
 		{Name: "watch-progress-notify-interval", Value: "5s"},
@@ -118,13 +109,14 @@ func etcdArgs(cfg *config.Init, endpoint config.APIEndpoint, initialCluster []Et
 
 // etcdProbeEndpoint follows a user's listen-metrics-urls (its first URL) so the probes hit a listener that exists.
 func etcdProbeEndpoint(local *config.LocalEtcd, lo string) (string, int32, corev1.URIScheme) {
+	d := staticpod.Etcd
 	v, ok := argValue(local.ExtraArgs, "listen-metrics-urls")
 	if !ok {
-		return lo, etcdMetricsPort, corev1.URISchemeHTTP
+		return lo, d.Port, d.Scheme
 	}
 	u, err := url.Parse(strings.Split(v, ",")[0])
 	if err != nil {
-		return lo, etcdMetricsPort, corev1.URISchemeHTTP
+		return lo, d.Port, d.Scheme
 	}
 	scheme := corev1.URISchemeHTTP
 	if u.Scheme == "https" {
@@ -134,7 +126,7 @@ func etcdProbeEndpoint(local *config.LocalEtcd, lo string) (string, int32, corev
 	if host == "" {
 		host = lo
 	}
-	port := int32(etcdMetricsPort)
+	port := d.Port
 	if p, err := strconv.Atoi(u.Port()); err == nil && p > 0 && p < 65536 {
 		port = int32(p)
 	}

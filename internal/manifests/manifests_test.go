@@ -22,6 +22,7 @@ import (
 	"kubeboot.dev/kubeboot/internal/nodefs"
 	"kubeboot.dev/kubeboot/internal/patches"
 	"kubeboot.dev/kubeboot/internal/release"
+	"kubeboot.dev/kubeboot/internal/staticpod"
 	"kubeboot.dev/kubeboot/internal/testutil/golden"
 )
 
@@ -340,8 +341,8 @@ func TestAPIServerFlags(t *testing.T) {
 	if !slices.IsSorted(flagsOf(pod)) {
 		t.Errorf("default flags are not sorted: %v", flagsOf(pod))
 	}
-	if got := pod.Annotations[APIServerAdvertiseAddressAnnotation]; got != "10.77.0.10:6443" {
-		t.Errorf("annotation %s = %q, want 10.77.0.10:6443", APIServerAdvertiseAddressAnnotation, got)
+	if got := pod.Annotations[staticpod.APIServerAdvertiseAddressAnnotation]; got != "10.77.0.10:6443" {
+		t.Errorf("annotation %s = %q, want 10.77.0.10:6443", staticpod.APIServerAdvertiseAddressAnnotation, got)
 	}
 	if c.Image != "registry.k8s.io/kube-apiserver:v1.37.2" || c.ImagePullPolicy != corev1.PullIfNotPresent {
 		t.Errorf("image %q policy %q", c.Image, c.ImagePullPolicy)
@@ -733,7 +734,7 @@ func TestEtcd(t *testing.T) {
 	if n := len(flagsOf(pod)); n != 19 {
 		t.Errorf("etcd has %d flags, want 19: %v", n, flagsOf(pod))
 	}
-	if got := pod.Annotations[EtcdAdvertiseClientURLsAnnotation]; got != "https://10.77.0.10:2379" {
+	if got := pod.Annotations[staticpod.EtcdAdvertiseClientURLsAnnotation]; got != "https://10.77.0.10:2379" {
 		t.Errorf("annotation = %q", got)
 	}
 	c := pod.Spec.Containers[0]
@@ -779,7 +780,7 @@ func TestIPv6UsesIPv6Loopback(t *testing.T) {
 	if !hasFlag(api, "--etcd-servers=https://[::1]:2379") {
 		t.Errorf("flags: %v", flagsOf(api))
 	}
-	if a := api.Annotations[APIServerAdvertiseAddressAnnotation]; a != "[fd00:77::10]:6443" {
+	if a := api.Annotations[staticpod.APIServerAdvertiseAddressAnnotation]; a != "[fd00:77::10]:6443" {
 		t.Errorf("annotation = %s", a)
 	}
 }
@@ -905,10 +906,10 @@ func TestWritePhases(t *testing.T) {
 		name string
 		run  func() ([]patches.Patch, error)
 	}{
-		{APIServerName, func() ([]patches.Patch, error) { return WriteAPIServer(ctx, fs, cfg, debianHost) }},
-		{ControllerManagerName, func() ([]patches.Patch, error) { return WriteControllerManager(ctx, fs, cfg, debianHost) }},
-		{SchedulerName, func() ([]patches.Patch, error) { return WriteScheduler(ctx, fs, cfg, debianHost) }},
-		{EtcdName, func() ([]patches.Patch, error) { return WriteLocalEtcd(ctx, fs, cfg) }},
+		{staticpod.APIServerName, func() ([]patches.Patch, error) { return WriteAPIServer(ctx, fs, cfg, debianHost) }},
+		{staticpod.ControllerManagerName, func() ([]patches.Patch, error) { return WriteControllerManager(ctx, fs, cfg, debianHost) }},
+		{staticpod.SchedulerName, func() ([]patches.Patch, error) { return WriteScheduler(ctx, fs, cfg, debianHost) }},
+		{staticpod.EtcdName, func() ([]patches.Patch, error) { return WriteLocalEtcd(ctx, fs, cfg) }},
 	}
 	for _, s := range steps {
 		t.Run(s.name, func(t *testing.T) {
@@ -954,7 +955,7 @@ func TestWriteErrors(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(root, "etc/kubernetes/manifests"), nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	err := Write(nodefs.FS{Root: root}, SchedulerName, Scheduler(baseConfig(), Host{}))
+	err := Write(nodefs.FS{Root: root}, staticpod.SchedulerName, Scheduler(baseConfig(), Host{}))
 	want := "create " + filepath.Join(root, "etc/kubernetes/manifests") + ": mkdir " + filepath.Join(root, "etc/kubernetes/manifests") + ": not a directory"
 	if err == nil || err.Error() != want {
 		t.Errorf("Write error = %v, want %s", err, want)

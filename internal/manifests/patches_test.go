@@ -10,6 +10,7 @@ import (
 	"kubeboot.dev/kubeboot/internal/nodefs"
 	"kubeboot.dev/kubeboot/internal/patches"
 	"kubeboot.dev/kubeboot/internal/release"
+	"kubeboot.dev/kubeboot/internal/staticpod"
 )
 
 const patchesDir = "/etc/kubernetes/patches"
@@ -63,8 +64,8 @@ func TestPatchesMatchKubeadm(t *testing.T) {
 	if got := strings.Join(lines, "\n") + "\n"; got != string(want) {
 		t.Errorf("[patches] lines\n--- kubeboot\n%s--- kubeadm\n%s", got, want)
 	}
-	for _, name := range []string{EtcdName, APIServerName, ControllerManagerName, SchedulerName} {
-		got, err := fs.ReadFile(Path(name))
+	for _, name := range []string{staticpod.EtcdName, staticpod.APIServerName, staticpod.ControllerManagerName, staticpod.SchedulerName} {
+		got, err := fs.ReadFile(staticpod.Path(name))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -78,7 +79,7 @@ func TestPatchesMatchKubeadm(t *testing.T) {
 	}
 	// The references really are patched: kubeadm's rendering without patches differs for all but the
 	// controller-manager, which no patch targets.
-	for name, patched := range map[string]bool{EtcdName: true, APIServerName: true, SchedulerName: true, ControllerManagerName: false} {
+	for name, patched := range map[string]bool{staticpod.EtcdName: true, staticpod.APIServerName: true, staticpod.SchedulerName: true, staticpod.ControllerManagerName: false} {
 		a, errA := os.ReadFile(filepath.Join(dir, name+".yaml.ref"))
 		b, errB := os.ReadFile(filepath.Join(kubeadmRefs(release.Default()), "ipv4-default", name+".yaml.ref"))
 		if errA != nil || errB != nil {
@@ -147,7 +148,7 @@ func TestWriteWithPatchesErrors(t *testing.T) {
 			if applied != nil {
 				t.Errorf("applied %v with an error", applied)
 			}
-			if fs.Exists(Path(SchedulerName)) {
+			if fs.Exists(staticpod.Path(staticpod.SchedulerName)) {
 				t.Error("the manifest was written despite the error")
 			}
 		})
@@ -177,11 +178,11 @@ func TestPatchesEmptyDirectory(t *testing.T) {
 	if err != nil || applied != nil {
 		t.Fatalf("WriteAPIServer = %v, %v", applied, err)
 	}
-	got, err := fs.ReadFile(Path(APIServerName))
+	got, err := fs.ReadFile(staticpod.Path(staticpod.APIServerName))
 	if err != nil {
 		t.Fatal(err)
 	}
-	want, err := os.ReadFile(filepath.Join("testdata", "golden", "ipv4-default", APIServerName+".yaml"))
+	want, err := os.ReadFile(filepath.Join("testdata", "golden", "ipv4-default", staticpod.APIServerName+".yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}

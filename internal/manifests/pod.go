@@ -21,30 +21,12 @@ import (
 
 	"kubeboot.dev/kubeboot/internal/config"
 	"kubeboot.dev/kubeboot/internal/nodefs"
+	"kubeboot.dev/kubeboot/internal/staticpod"
 )
 
-// Names of the static Pods, their files and their containers.
+// Names and values kubeadm uses in the manifests; the components' own facts are package staticpod's.
 const (
-	EtcdName              = "etcd"
-	APIServerName         = "kube-apiserver"
-	ControllerManagerName = "kube-controller-manager"
-	SchedulerName         = "kube-scheduler"
-)
-
-// Annotations kubeadm reads back on upgrade and join to find each member's endpoints.
-const (
-	EtcdAdvertiseClientURLsAnnotation   = "kubeadm.kubernetes.io/etcd.advertise-client-urls"
-	APIServerAdvertiseAddressAnnotation = "kubeadm.kubernetes.io/kube-apiserver.advertise-address.endpoint"
-)
-
-// Ports and names kubeadm uses in the manifests.
-const (
-	probePortName         = "probe-port"
-	etcdClientPort        = 2379
-	etcdPeerPort          = 2380
-	etcdMetricsPort       = 2381
-	controllerManagerPort = 10257
-	schedulerPort         = 10259
+	probePortName = "probe-port"
 
 	systemNodeCriticalPriority = int32(2000001000)
 	defaultHealthCheckTimeout  = 4 * time.Minute
@@ -99,7 +81,7 @@ func componentPod(c corev1.Container, volumes map[string]corev1.Volume, annotati
 		ObjectMeta: metav1.ObjectMeta{
 			Name:        c.Name,
 			Namespace:   metav1.NamespaceSystem,
-			Labels:      map[string]string{"component": c.Name, "tier": "control-plane"},
+			Labels:      staticpod.Labels(c.Name),
 			Annotations: annotations,
 		},
 		Spec: corev1.PodSpec{
@@ -121,7 +103,7 @@ func cpuRequest(cpu string) corev1.ResourceRequirements {
 	return corev1.ResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse(cpu)}}
 }
 
-// The three probes of kubeadm: liveness waits one period before its first check; readiness checks every second
+// The three probes of kubeadm (their paths and schemes: staticpod.Component): liveness waits one period before its first check; readiness checks every second
 // from the start; startup allows the whole control-plane health-check timeout before the kubelet gives up.
 func livenessProbe(host, urlPath string, scheme corev1.URIScheme) *corev1.Probe {
 	return httpProbe(host, urlPath, scheme, 10, 15, 8, 10)

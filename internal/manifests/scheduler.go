@@ -4,6 +4,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	"kubeboot.dev/kubeboot/internal/config"
+	"kubeboot.dev/kubeboot/internal/staticpod"
 )
 
 // Scheduler renders the kube-scheduler static Pod.
@@ -26,18 +27,19 @@ func Scheduler(cfg *config.Init, host Host) *corev1.Pod {
 		{Name: "authorization-kubeconfig", Value: kubeconfig},
 	}
 	timeout := healthCheckTimeout(cfg)
+	d := staticpod.Scheduler
 	c := corev1.Container{
-		Name:            SchedulerName,
-		Image:           kubernetesImage(cfg, SchedulerName),
+		Name:            d.Name,
+		Image:           kubernetesImage(cfg, d.Name),
 		ImagePullPolicy: pullPolicy(cfg),
-		Command:         commandLine(SchedulerName, args, extra),
+		Command:         commandLine(d.Name, args, extra),
 		VolumeMounts:    hp.volumeMounts(),
-		LivenessProbe:   livenessProbe(probe, "/livez", corev1.URISchemeHTTPS),
-		ReadinessProbe:  readinessProbe(probe, "/readyz", corev1.URISchemeHTTPS),
-		StartupProbe:    startupProbe(probe, "/livez", corev1.URISchemeHTTPS, timeout),
+		LivenessProbe:   livenessProbe(probe, d.LivenessPath, d.Scheme),
+		ReadinessProbe:  readinessProbe(probe, d.ReadinessPath, d.Scheme),
+		StartupProbe:    startupProbe(probe, d.StartupPath, d.Scheme, timeout),
 		Resources:       cpuRequest("100m"),
 		Env:             mergeEnv(host.ProxyEnv, extraEnv(cfg.Cluster.Scheduler.ExtraEnvs)),
-		Ports:           probePort(schedulerPort),
+		Ports:           probePort(d.Port),
 	}
 	return componentPod(c, hp.volumes, nil)
 }

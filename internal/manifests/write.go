@@ -3,7 +3,6 @@ package manifests
 import (
 	"context"
 	"fmt"
-	"path"
 
 	corev1 "k8s.io/api/core/v1"
 	utiljson "k8s.io/apimachinery/pkg/util/json"
@@ -12,6 +11,7 @@ import (
 	"kubeboot.dev/kubeboot/internal/config"
 	"kubeboot.dev/kubeboot/internal/nodefs"
 	"kubeboot.dev/kubeboot/internal/patches"
+	"kubeboot.dev/kubeboot/internal/staticpod"
 )
 
 // Phase names, public in the CLI (`kubeboot init phase control-plane apiserver`, --skip-phases).
@@ -21,9 +21,6 @@ const (
 	PhaseScheduler         = "control-plane/scheduler"
 	PhaseLocalEtcd         = "etcd/local"
 )
-
-// Path is the node path of the static Pod manifest called name.
-func Path(name string) string { return path.Join(config.ManifestsDir, name+".yaml") }
 
 // Marshal serializes pod as the kubelet reads it from the manifests directory.
 func Marshal(pod *corev1.Pod) ([]byte, error) {
@@ -42,10 +39,10 @@ func Write(fs nodefs.FS, name string, pod *corev1.Pod) error {
 		return err
 	}
 	// The kubelet watches this directory; only root needs to read it.
-	if err := fs.MkdirAll(config.ManifestsDir, 0o700); err != nil {
-		return fmt.Errorf("create %s: %w", fs.Path(config.ManifestsDir), err)
+	if err := fs.MkdirAll(staticpod.Dir, 0o700); err != nil {
+		return fmt.Errorf("create %s: %w", fs.Path(staticpod.Dir), err)
 	}
-	if err := fs.WriteFile(Path(name), b, 0o600); err != nil {
+	if err := fs.WriteFile(staticpod.Path(name), b, 0o600); err != nil {
 		return fmt.Errorf("write static Pod manifest for %s: %w", name, err)
 	}
 	return nil
@@ -106,7 +103,7 @@ func WriteAPIServer(ctx context.Context, fs nodefs.FS, cfg *config.Init, host Ho
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	return writePatched(fs, cfg, APIServerName, APIServer(cfg, host))
+	return writePatched(fs, cfg, staticpod.APIServerName, APIServer(cfg, host))
 }
 
 // WriteControllerManager is the control-plane/controller-manager phase. It returns the patches applied.
@@ -114,7 +111,7 @@ func WriteControllerManager(ctx context.Context, fs nodefs.FS, cfg *config.Init,
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	return writePatched(fs, cfg, ControllerManagerName, ControllerManager(cfg, host))
+	return writePatched(fs, cfg, staticpod.ControllerManagerName, ControllerManager(cfg, host))
 }
 
 // WriteScheduler is the control-plane/scheduler phase. It returns the patches applied.
@@ -122,7 +119,7 @@ func WriteScheduler(ctx context.Context, fs nodefs.FS, cfg *config.Init, host Ho
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	return writePatched(fs, cfg, SchedulerName, Scheduler(cfg, host))
+	return writePatched(fs, cfg, staticpod.SchedulerName, Scheduler(cfg, host))
 }
 
 // WriteLocalEtcd is the etcd/local phase of init: a new single-member cluster on this node's advertise address.
@@ -138,5 +135,5 @@ func WriteLocalEtcd(ctx context.Context, fs nodefs.FS, cfg *config.Init) ([]patc
 	if err != nil {
 		return nil, err
 	}
-	return writePatched(fs, cfg, EtcdName, pod)
+	return writePatched(fs, cfg, staticpod.EtcdName, pod)
 }

@@ -29,15 +29,16 @@ import (
 
 	"kubeboot.dev/kubeboot/internal/config"
 	"kubeboot.dev/kubeboot/internal/nodefs"
+	"kubeboot.dev/kubeboot/internal/staticpod"
 )
 
 // Targets a patch file may name, as kubeadm spells them: the static Pods' names, the kubelet's config.yaml, the
 // CoreDNS Deployment and (kubeadm 1.37) the kube-proxy DaemonSet (package addons applies those two).
 const (
-	Etcd                  = "etcd"
-	KubeAPIServer         = "kube-apiserver"
-	KubeControllerManager = "kube-controller-manager"
-	KubeScheduler         = "kube-scheduler"
+	Etcd                  = staticpod.EtcdName
+	KubeAPIServer         = staticpod.APIServerName
+	KubeControllerManager = staticpod.ControllerManagerName
+	KubeScheduler         = staticpod.SchedulerName
 	KubeletConfiguration  = "kubeletconfiguration"
 	CoreDNSDeployment     = "corednsdeployment"
 	KubeProxyDaemonSet    = "kubeproxydaemonset"

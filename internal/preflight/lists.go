@@ -3,7 +3,6 @@ package preflight
 import (
 	"net"
 	"net/netip"
-	"path"
 	"slices"
 	"strconv"
 	"strings"
@@ -11,16 +10,11 @@ import (
 	kubeletv1beta1 "k8s.io/kubelet/config/v1beta1"
 
 	"kubeboot.dev/kubeboot/internal/config"
+	"kubeboot.dev/kubeboot/internal/staticpod"
 )
 
-// Ports kubeadm's components use unless the configuration says otherwise.
-const (
-	kubeSchedulerPort         = 10259
-	kubeControllerManagerPort = 10257
-	kubeletPort               = 10250
-	etcdClientPort            = 2379
-	etcdPeerPort              = 2380
-)
+// kubeletPort is the kubelet's unless its configuration says otherwise; the control plane's are staticpod's.
+const kubeletPort = 10250
 
 // The address meaning "every address of the machine", where a component binds unless told otherwise.
 const allAddresses = "0.0.0.0"
@@ -118,14 +112,14 @@ func controlPlaneChecks(env Env, cluster config.ClusterConfiguration, ep config.
 		memory{env: env, minMB: minControlPlaneMemMB},
 		port{env: env, port: apiPort, hosts: []string{argOr(cluster.APIServer.ExtraArgs, "bind-address", allAddresses)}},
 		// kubeadm binds the scheduler and the controller-manager to loopback.
-		port{env: env, port: argPort(cluster.Scheduler.ExtraArgs, kubeSchedulerPort),
+		port{env: env, port: argPort(cluster.Scheduler.ExtraArgs, staticpod.SchedulerPort),
 			hosts: []string{argOr(cluster.Scheduler.ExtraArgs, "bind-address", "127.0.0.1")}},
-		port{env: env, port: argPort(cluster.ControllerManager.ExtraArgs, kubeControllerManagerPort),
+		port{env: env, port: argPort(cluster.ControllerManager.ExtraArgs, staticpod.ControllerManagerPort),
 			hosts: []string{argOr(cluster.ControllerManager.ExtraArgs, "bind-address", "127.0.0.1")}},
-		dirAvailable{env: env, path: config.ManifestsDir},
+		dirAvailable{env: env, path: staticpod.Dir},
 	}
-	for _, component := range []string{"kube-apiserver", "kube-controller-manager", "kube-scheduler", "etcd"} {
-		checks = append(checks, fileAvailable{env: env, path: path.Join(config.ManifestsDir, component+".yaml")})
+	for _, component := range staticpod.Names() {
+		checks = append(checks, fileAvailable{env: env, path: staticpod.Path(component)})
 	}
 	return checks
 }
@@ -179,8 +173,8 @@ func localEtcdChecks(env Env, advertise, dataDir string) []Check {
 		clientHosts = append(clientHosts, advertise)
 	}
 	return []Check{
-		port{env: env, port: etcdClientPort, hosts: clientHosts},
-		port{env: env, port: etcdPeerPort, hosts: []string{advertise}},
+		port{env: env, port: staticpod.EtcdClientPort, hosts: clientHosts},
+		port{env: env, port: staticpod.EtcdPeerPort, hosts: []string{advertise}},
 		dirAvailable{env: env, path: dataDir},
 	}
 }

@@ -18,6 +18,7 @@ import (
 	"kubeboot.dev/kubeboot/internal/cri"
 	"kubeboot.dev/kubeboot/internal/hint"
 	"kubeboot.dev/kubeboot/internal/kubelet"
+	"kubeboot.dev/kubeboot/internal/staticpod"
 )
 
 // Node paths reset knows besides those of package config.
@@ -72,7 +73,7 @@ func runCleanupNode(ctx context.Context, d *Data) error {
 		errs = append(errs, err)
 	}
 
-	dirs := []string{config.ManifestsDir, d.Cfg.CertificatesDir}
+	dirs := []string{staticpod.Dir, d.Cfg.CertificatesDir}
 	if kubeletDirSafe {
 		dirs = append(dirs, config.KubeletDir)
 	}
@@ -140,22 +141,22 @@ func (d *Data) stopKubelet(ctx context.Context) bool {
 }
 
 func (d *Data) removeManifests() error {
-	names, err := d.dirEntries(config.ManifestsDir)
+	names, err := d.dirEntries(staticpod.Dir)
 	if err != nil {
 		return fmt.Errorf("list the static Pod manifests: %w", err)
 	}
 	if len(names) == 0 {
-		fmt.Fprintf(d.Out, "  no static Pod manifests in %s\n", config.ManifestsDir)
+		fmt.Fprintf(d.Out, "  no static Pod manifests in %s\n", staticpod.Dir)
 		return nil
 	}
 	if d.Cfg.DryRun {
-		fmt.Fprintf(d.Out, "  [dryrun] would remove the static Pod manifests in %s: %s\n", config.ManifestsDir, strings.Join(names, ", "))
+		fmt.Fprintf(d.Out, "  [dryrun] would remove the static Pod manifests in %s: %s\n", staticpod.Dir, strings.Join(names, ", "))
 		return nil
 	}
-	if err := d.emptyDir(config.ManifestsDir); err != nil {
+	if err := d.emptyDir(staticpod.Dir); err != nil {
 		return fmt.Errorf("remove the static Pod manifests so the kubelet stops the control plane: %w", err)
 	}
-	fmt.Fprintf(d.Out, "  removed the static Pod manifests in %s: %s\n", config.ManifestsDir, strings.Join(names, ", "))
+	fmt.Fprintf(d.Out, "  removed the static Pod manifests in %s: %s\n", staticpod.Dir, strings.Join(names, ", "))
 	return nil
 }
 

@@ -11,19 +11,13 @@ import (
 	"strings"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
-	"sigs.k8s.io/yaml"
-
-	"kubeboot.dev/kubeboot/internal/config"
 	"kubeboot.dev/kubeboot/internal/etcd"
 	"kubeboot.dev/kubeboot/internal/nodefs"
+	"kubeboot.dev/kubeboot/internal/staticpod"
 )
 
 // EtcdManifest is the static Pod manifest of a stacked etcd member.
-const EtcdManifest = config.ManifestsDir + "/etcd.yaml"
-
-// etcdDataVolume is the volume kubeadm's etcd manifest mounts the data directory with.
-const etcdDataVolume = "etcd-data"
+var EtcdManifest = staticpod.Path(staticpod.EtcdName)
 
 // EtcdMember is what the etcd manifest says about this node's member.
 type EtcdMember struct {
@@ -46,54 +40,32 @@ type EtcdMember struct {
 // ReadEtcdManifest reads /etc/kubernetes/manifests/etcd.yaml. It returns nil and no error when the file does
 // not exist: the node runs no stacked etcd member (a worker, or a control plane with external etcd).
 func ReadEtcdManifest(fsys nodefs.FS) (*EtcdMember, error) {
-	data, err := fsys.ReadFile(EtcdManifest)
+	manifest, err := staticpod.Read(fsys, staticpod.EtcdName)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("read the etcd manifest: %w", err)
+		return nil, err
 	}
-	var pod corev1.Pod
-	if err := yaml.Unmarshal(data, &pod); err != nil {
-		return nil, fmt.Errorf("%s: %w", EtcdManifest, err)
+	flags, err := manifest.Flags()
+	if err != nil {
+		return nil, err
 	}
-	var ctr *corev1.Container
-	for i := range pod.Spec.Containers {
-		if pod.Spec.Containers[i].Name == "etcd" {
-			ctr = &pod.Spec.Containers[i]
-		}
+	m := &EtcdMember{
+		Name:                flags.Get("name"),
+		InitialCluster:      splitNonEmpty(flags.Get("initial-cluster")),
+		ClientURLs:          splitNonEmpty(flags.Get("listen-client-urls")),
+		AdvertiseClientURLs: splitNonEmpty(flags.Get("advertise-client-urls")),
+		PeerURLs:            splitNonEmpty(flags.Get("initial-advertise-peer-urls")),
+		TrustedCAFile:       flags.Get("trusted-ca-file"),
 	}
-	if ctr == nil {
-		return nil, fmt.Errorf("%s: no container named etcd", EtcdManifest)
-	}
-	m := &EtcdMember{}
-	for _, arg := range append(append([]string{}, ctr.Command...), ctr.Args...) {
-		name, value, ok := strings.Cut(strings.TrimPrefix(arg, "--"), "=")
-		if !ok || !strings.HasPrefix(arg, "--") {
-			continue
-		}
-		switch name {
-		case "name":
-			m.Name = value
-		case "initial-cluster":
-			m.InitialCluster = splitNonEmpty(value)
-		case "listen-client-urls":
-			m.ClientURLs = splitNonEmpty(value)
-		case "advertise-client-urls":
-			m.AdvertiseClientURLs = splitNonEmpty(value)
-		case "initial-advertise-peer-urls":
-			m.PeerURLs = splitNonEmpty(value)
-		case "trusted-ca-file":
-			m.TrustedCAFile = value
-		}
-	}
-	for _, v := range pod.Spec.Volumes {
-		if v.Name == etcdDataVolume && v.HostPath != nil {
+	for _, v := range manifest.Pod.Spec.Volumes {
+		if v.Name == staticpod.EtcdDataVolume && v.HostPath != nil {
 			m.DataDir = path.Clean(v.HostPath.Path)
 		}
 	}
 	if m.DataDir == "" {
-		return nil, fmt.Errorf("%s: no hostPath volume named %s, so where etcd keeps its data is unknown", EtcdManifest, etcdDataVolume)
+		return nil, fmt.Errorf("%s: no hostPath volume named %s, so where etcd keeps its data is unknown", manifest.File, staticpod.EtcdDataVolume)
 	}
 	return m, nil
 }

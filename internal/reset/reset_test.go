@@ -24,6 +24,7 @@ import (
 	"kubeboot.dev/kubeboot/internal/nodeenv"
 	"kubeboot.dev/kubeboot/internal/nodefs"
 	"kubeboot.dev/kubeboot/internal/preflight"
+	"kubeboot.dev/kubeboot/internal/staticpod"
 	"kubeboot.dev/kubeboot/internal/workflow"
 )
 
@@ -68,7 +69,7 @@ func (f *fakeRuntime) ListPodSandboxes(_ context.Context, labels map[string]stri
 }
 func (f *fakeRuntime) StopPodSandbox(_ context.Context, id string) error {
 	f.calls = append(f.calls, "stop "+id)
-	names, _ := os.ReadDir(f.fsys.Path(config.ManifestsDir))
+	names, _ := os.ReadDir(f.fsys.Path(staticpod.Dir))
 	var left []string
 	for _, n := range names {
 		left = append(left, n.Name())

@@ -10,12 +10,16 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+
+	"kubeboot.dev/kubeboot/internal/staticpod"
 )
 
 // Endpoint is one health endpoint that must answer 200.
@@ -191,51 +195,39 @@ func Kubelet(address string, port int32) Endpoint {
 	return Endpoint{Component: "kubelet", URL: fmt.Sprintf("http://%s/healthz", net.JoinHostPort(address, fmt.Sprint(port)))}
 }
 
-// ControlPlane derives the health endpoints of kube-apiserver (/livez), kube-controller-manager (/healthz) and
-// kube-scheduler (/livez) from their static Pods, so user extraArgs that move an address or port are honoured.
+// ControlPlane derives the liveness endpoints of kube-apiserver, kube-controller-manager and kube-scheduler
+// (staticpod.Component) from their static Pods, keyed by component name, so user extraArgs that move an address
+// or port are honoured.
 func ControlPlane(pods map[string]*corev1.Pod) ([]Endpoint, error) {
-	type comp struct {
-		name, addrFlag, defAddr, defPort, path string
-	}
-	comps := []comp{
-		{"kube-apiserver", "advertise-address", "", "6443", "livez"},
-		{"kube-controller-manager", "bind-address", "127.0.0.1", "10257", "healthz"},
-		{"kube-scheduler", "bind-address", "127.0.0.1", "10259", "livez"},
+	comps := []struct {
+		staticpod.Component
+		addrFlag string // where the component is reached; on loopback when unset or unspecified
+	}{
+		{staticpod.APIServer, "advertise-address"},
+		{staticpod.ControllerManager, "bind-address"},
+		{staticpod.Scheduler, "bind-address"},
 	}
 	var out []Endpoint
 	for _, c := range comps {
-		pod, ok := pods[c.name]
+		pod, ok := pods[c.Name]
 		if !ok {
 			continue
 		}
-		if len(pod.Spec.Containers) == 0 {
-			return nil, fmt.Errorf("static Pod %s has no containers", c.name)
+		command, err := staticpod.Command(pod)
+		if err != nil {
+			return nil, fmt.Errorf("static Pod %s: %w", c.Name, err)
 		}
-		args := flagValues(pod.Spec.Containers[0].Command)
-		addr := args[c.addrFlag]
-		if addr == "" || addr == "0.0.0.0" || addr == "::" {
-			addr = c.defAddr
-		}
+		flags := staticpod.ParseFlags(command)
+		addr := flags.Get(c.addrFlag)
 		if addr == "" || addr == "0.0.0.0" || addr == "::" {
 			addr = "127.0.0.1"
 		}
-		port := args["secure-port"]
+		port := flags.Get("secure-port")
 		if port == "" {
-			port = c.defPort
+			port = strconv.Itoa(int(c.Port))
 		}
-		out = append(out, Endpoint{Component: c.name, URL: fmt.Sprintf("https://%s/%s", net.JoinHostPort(addr, port), c.path)})
+		u := url.URL{Scheme: strings.ToLower(string(c.Scheme)), Host: net.JoinHostPort(addr, port), Path: c.LivenessPath}
+		out = append(out, Endpoint{Component: c.Name, URL: u.String()})
 	}
 	return out, nil
-}
-
-func flagValues(command []string) map[string]string {
-	out := map[string]string{}
-	for _, a := range command {
-		if !strings.HasPrefix(a, "--") {
-			continue
-		}
-		k, v, _ := strings.Cut(strings.TrimPrefix(a, "--"), "=")
-		out[k] = v
-	}
-	return out
 }
