@@ -8,11 +8,11 @@ import (
 	"path/filepath"
 )
 
-// File is one file of WriteTogether.
+// File is one file's path, mode and content.
 type File struct {
 	Path string
+	Mode os.FileMode
 	Data []byte
-	Perm os.FileMode
 }
 
 // WriteTogether replaces several node files as one change, for files that are only valid together (a
@@ -80,7 +80,7 @@ func (f FS) stage(file File) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("write %s: %w", target, err)
 	}
-	err = tmp.Chmod(file.Perm)
+	err = tmp.Chmod(file.Mode)
 	if err == nil {
 		_, err = tmp.Write(file.Data)
 	}

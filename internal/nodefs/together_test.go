@@ -14,7 +14,7 @@ func TestWriteTogether(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if err := fsys.WriteTogether(File{"/pki/a.key", []byte("new key"), 0o600}, File{"/pki/a.crt", []byte("new crt"), 0o644}); err != nil {
+	if err := fsys.WriteTogether(File{"/pki/a.key", 0o600, []byte("new key")}, File{"/pki/a.crt", 0o644, []byte("new crt")}); err != nil {
 		t.Fatal(err)
 	}
 	for p, want := range map[string]string{"/pki/a.key": "new key", "/pki/a.crt": "new crt"} {
@@ -41,7 +41,7 @@ func TestWriteTogetherFailureKeepsTheOldPair(t *testing.T) {
 	if err := os.WriteFile(fsys.Path("/pki/sub"), []byte("not a directory"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	err := fsys.WriteTogether(File{"/pki/a.key", []byte("new key"), 0o600}, File{"/pki/sub/a.crt", []byte("new crt"), 0o644})
+	err := fsys.WriteTogether(File{"/pki/a.key", 0o600, []byte("new key")}, File{"/pki/sub/a.crt", 0o644, []byte("new crt")})
 	if err == nil || !strings.Contains(err.Error(), filepath.Join(fsys.Root, "pki/sub")) {
 		t.Fatalf("error %v, want one naming %s", err, filepath.Join(fsys.Root, "pki/sub"))
 	}
@@ -68,7 +68,7 @@ func TestWriteTogetherRenameFailurePutsBack(t *testing.T) {
 		return os.Rename(from, to)
 	}
 	t.Cleanup(func() { renameFile = os.Rename })
-	err := fsys.WriteTogether(File{"/pki/new.key", []byte("n"), 0o600}, File{"/pki/a.key", []byte("new key"), 0o600}, File{"/pki/a.crt", []byte("new crt"), 0o644})
+	err := fsys.WriteTogether(File{"/pki/new.key", 0o600, []byte("n")}, File{"/pki/a.key", 0o600, []byte("new key")}, File{"/pki/a.crt", 0o644, []byte("new crt")})
 	if err == nil || !strings.Contains(err.Error(), "(the files written with it were put back)") {
 		t.Fatalf("error %v", err)
 	}

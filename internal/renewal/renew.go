@@ -89,8 +89,8 @@ func (s *Set) Renew(c Cert, p Policy, src pki.Source) (Outcome, error) {
 	} else {
 		keyFile := c.File[:len(c.File)-len(".crt")] + ".key"
 		err = s.FS.WriteTogether(
-			nodefs.File{Path: keyFile, Data: kp.Key, Perm: pki.KeyMode},
-			nodefs.File{Path: c.File, Data: kp.Cert, Perm: pki.CertMode})
+			nodefs.File{Path: keyFile, Mode: pki.KeyMode, Data: kp.Key},
+			nodefs.File{Path: c.File, Mode: pki.CertMode, Data: kp.Cert})
 	}
 	if err != nil {
 		return 0, fmt.Errorf("renew %s: %w", c.Name, err)
@@ -161,5 +161,5 @@ func (s *Set) writeKubeconfig(c Cert, ca pki.CA, kp pki.KeyPair) error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", c.File, err)
 	}
-	return s.FS.WriteTogether(nodefs.File{Path: c.File, Data: out, Perm: kubeconfig.FileMode})
+	return s.FS.WriteTogether(nodefs.File{Path: c.File, Mode: kubeconfig.FileMode, Data: out})
 }
