@@ -3,6 +3,7 @@ package cli
 import (
 	"fmt"
 	"io"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -14,14 +15,15 @@ import (
 	"kubeboot.dev/kubeboot/internal/pki"
 )
 
-func newCertsCmd(stdout io.Writer) *cobra.Command {
+func newCertsCmd(stdout, stderr io.Writer) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "certs",
 		Short: "Commands related to handling Kubernetes certificates",
 		Args:  cobra.NoArgs,
 		RunE:  func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 	}
-	cmd.AddCommand(newCertsCertificateKeyCmd(stdout), newCertsGenerateCSRCmd(stdout, config.HostEnvironment, pki.SystemSource))
+	cmd.AddCommand(newCertsCertificateKeyCmd(stdout), newCertsGenerateCSRCmd(stdout, config.HostEnvironment, pki.SystemSource),
+		newCertsCheckExpirationCmd(stdout, stderr, time.Now), newCertsRenewCmd(stdout, pki.SystemSource))
 	return cmd
 }
 

@@ -292,26 +292,32 @@ func printImages(w io.Writer, format string, images []string) error {
 		APIVersion string   `json:"apiVersion"`
 		Images     []string `json:"images"`
 	}{"Images", "output.kubeadm.k8s.io/v1alpha3", images}
-	switch format {
-	case "text":
+	if format == "text" {
 		_, err := fmt.Fprintln(w, strings.Join(images, "\n"))
 		return err
+	}
+	return printObject(w, format, obj)
+}
+
+// printObject prints one of kubeadm's output.kubeadm.k8s.io objects as kubeadm's -o json (indented by four
+// spaces) or -o yaml does.
+func printObject(w io.Writer, format string, obj any) error {
+	var b []byte
+	var err error
+	switch format {
 	case "json":
-		b, err := json.MarshalIndent(obj, "", "    ")
-		if err != nil {
-			return err
-		}
-		_, err = fmt.Fprintf(w, "%s\n", b)
-		return err
+		b, err = json.MarshalIndent(obj, "", "    ")
+		b = append(b, '\n')
 	case "yaml":
-		b, err := yaml.Marshal(obj)
-		if err != nil {
-			return err
-		}
-		_, err = w.Write(b)
+		b, err = yaml.Marshal(obj)
+	default:
+		return fmt.Errorf("--output %q: kubeboot prints text, json or yaml", format)
+	}
+	if err != nil {
 		return err
 	}
-	return fmt.Errorf("--output %q: kubeboot prints text, json or yaml", format)
+	_, err = w.Write(b)
+	return err
 }
 
 // addPrinterFlags adds kubeadm's printer flags for template output. kubeboot prints text, json and yaml, where they

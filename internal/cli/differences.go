@@ -32,15 +32,12 @@ type difference struct {
 }
 
 const (
-	certsIssue   = "certificate renewal and expiration checks come with issue 15"
 	upgradeIssue = "upgrades come with issue 16"
 	stableLabel  = "kubeboot never asks dl.k8s.io for the \"stable-1\" label: it deploys the newest release of its release table unless a version is given"
 )
 
 // differences is kubeboot's list of intended differences from kubeadm v1.37.2.
 var differences = []difference{
-	{Path: "certs renew", Refuse: true, Reason: certsIssue},
-	{Path: "certs check-expiration", Refuse: true, Reason: certsIssue},
 	{Path: "upgrade", Refuse: true, Reason: upgradeIssue},
 
 	{Path: "init", Flag: "kubernetes-version", Reason: stableLabel},

@@ -196,7 +196,12 @@ func setStaticInitDefaults(cfg *Init) {
 	}
 	setTimeoutDefaults(ic.Timeouts)
 
-	c := &cfg.Cluster
+	SetClusterStaticDefaults(&cfg.Cluster)
+}
+
+// SetClusterStaticDefaults fills the unset fields of a ClusterConfiguration that kubeadm's scheme defaults
+// (constants only): for one given by the user, or read back from kube-system/kubeadm-config.
+func SetClusterStaticDefaults(c *ClusterConfiguration) {
 	c.TypeMeta = typeMeta(KindCluster)
 	if c.KubernetesVersion == "" {
 		c.KubernetesVersion = release.DefaultVersion()

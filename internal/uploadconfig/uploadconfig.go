@@ -119,3 +119,27 @@ func readableConfigMap(name, key string, doc []byte, rbacName string, groups ...
 	}
 	return []runtime.Object{cm, role, binding}
 }
+
+// ReadClusterConfiguration reads the ClusterConfiguration back from kube-system/kubeadm-config, with the defaults
+// kubeadm's scheme gives unset fields.
+func ReadClusterConfiguration(ctx context.Context, client kubernetes.Interface) (config.ClusterConfiguration, error) {
+	object := "kube-system/" + KubeadmConfigMap
+	cm, err := client.CoreV1().ConfigMaps(metav1.NamespaceSystem).Get(ctx, KubeadmConfigMap, metav1.GetOptions{})
+	if err != nil {
+		return config.ClusterConfiguration{}, fmt.Errorf("read %s: %w", object, err)
+	}
+	doc, ok := cm.Data[KubeadmConfigKey]
+	if !ok {
+		return config.ClusterConfiguration{}, fmt.Errorf("%s has no key %s", object, KubeadmConfigKey)
+	}
+	docs, err := config.Load([]byte(doc))
+	if err != nil {
+		return config.ClusterConfiguration{}, fmt.Errorf("%s: %w", object, err)
+	}
+	if docs.Cluster == nil {
+		return config.ClusterConfiguration{}, fmt.Errorf("%s: no %s in key %s", object, config.KindCluster, KubeadmConfigKey)
+	}
+	cc := *docs.Cluster
+	config.SetClusterStaticDefaults(&cc)
+	return cc, nil
+}
