@@ -127,6 +127,7 @@ func TestKubebootInit(t *testing.T) {
 		}
 	})
 
+	t.Run("certs check-expiration: upstream kubeadm's tables are kubeboot's", func(t *testing.T) { checkExpirationAgrees(t, cp1) })
 	t.Run("init twice is refused and the cluster keeps running", func(t *testing.T) {
 		out, err := inNode(ctx, cp1, kubeboot, "init", "--config", initConfig)
 		if err == nil {

@@ -129,6 +129,8 @@ func TestLabKubeadm(t *testing.T) {
 
 	t.Run("Pod resolves through CoreDNS and reaches the API through its Service IP", func(t *testing.T) { checkDNSAndServiceIP(t, "kblab-w1") })
 
+	t.Run("certs check-expiration: kubeboot's tables are upstream kubeadm's", func(t *testing.T) { checkExpirationAgrees(t, "kblab-cp1") })
+	t.Run("kubeboot certs renew all on a kubeadm control plane", func(t *testing.T) { checkRenewAll(t, "kblab-cp1") })
 	t.Run("kubeboot join works against a kubeadm control plane", func(t *testing.T) {
 		p := labJoinParams(t, "kblab-w2", "10.77.0.22")
 		resetWorker(t, kubeadm, "kblab-w2")

@@ -1,0 +1,87 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"os"
+	"strings"
+	"testing"
+)
+
+// expirationTables runs tool's `certs check-expiration` on node and returns its two tables, without the lines
+// that say where the configuration came from (they name the tool).
+func expirationTables(t *testing.T, tool, node string) string {
+	t.Helper()
+	out, err := inNode(t.Context(), node, tool, "certs", "check-expiration")
+	if err != nil {
+		t.Fatalf("%s certs check-expiration on %s: %v\n%s", tool, node, err, out)
+	}
+	var keep []string
+	for _, l := range strings.Split(out, "\n") {
+		if strings.HasPrefix(l, "[check-expiration]") {
+			continue
+		}
+		keep = append(keep, l)
+	}
+	tables := strings.TrimSpace(strings.Join(keep, "\n"))
+	// kubeboot adds the kubelet's certificates as a third table after kubeadm's two.
+	if i := strings.Index(tables, "\n\nKUBELET CERTIFICATE"); i >= 0 {
+		tables = tables[:i]
+	}
+	return tables
+}
+
+// checkExpirationAgrees: kubeboot's and upstream kubeadm's check-expiration print the same tables on node, and
+// each reads the configuration from the cluster.
+func checkExpirationAgrees(t *testing.T, node string) {
+	t.Helper()
+	kb := expirationTables(t, kubeboot, node)
+	ka := expirationTables(t, kubeadm, node)
+	if kb != ka {
+		t.Errorf("check-expiration on %s differs:\nkubeboot:\n%s\nupstream kubeadm:\n%s", node, kb, ka)
+	}
+	if strings.Contains(kb, "!MISSING!") || !strings.Contains(kb, "\napiserver ") || !strings.Contains(kb, "\netcd-ca ") {
+		t.Errorf("check-expiration on %s lists:\n%s", node, kb)
+	}
+	t.Logf("check-expiration on %s, the same from both tools:\n%s", node, kb)
+}
+
+// checkRenewAll renews every certificate of node with kubeboot, then checks that upstream kubeadm sees new
+// expiry dates and that admin.conf's new client certificate is accepted by the running API server.
+func checkRenewAll(t *testing.T, node string) {
+	t.Helper()
+	ctx := t.Context()
+	files := []string{"/etc/kubernetes/pki/apiserver.crt", "/etc/kubernetes/pki/etcd/peer.crt", "/etc/kubernetes/admin.conf"}
+	read := func() map[string]string {
+		m := map[string]string{}
+		for _, f := range files {
+			b, err := os.ReadFile(nodeHostPath(node, f))
+			if err != nil {
+				t.Fatal(err)
+			}
+			m[f] = string(b)
+		}
+		return m
+	}
+	before := read()
+	out, err := inNode(ctx, node, kubeboot, "certs", "renew", "all")
+	if err != nil {
+		t.Fatalf("kubeboot certs renew all on %s: %v\n%s", node, err, out)
+	}
+	if n := strings.Count(out, " renewed\n"); n != 11 || !strings.Contains(out, "Done renewing certificates.") {
+		t.Fatalf("kubeboot certs renew all on %s renewed %d of 11:\n%s", node, n, out)
+	}
+	after := read()
+	for _, f := range files {
+		if after[f] == before[f] {
+			t.Errorf("%s unchanged by renew all", f)
+		}
+	}
+	t.Logf("upstream kubeadm check-expiration after kubeboot's renewal:\n%s", expirationTables(t, kubeadm, node))
+	if out, err := inNode(ctx, node, kubectlIn, "--kubeconfig", "/etc/kubernetes/admin.conf", "auth", "can-i", "*", "*"); err != nil || strings.TrimSpace(out) != "yes" {
+		t.Errorf("admin.conf after renewal: %v %q", err, out)
+	}
+	if out, err := inNode(ctx, node, kubectlIn, "--kubeconfig", "/etc/kubernetes/super-admin.conf", "get", "--raw", "/readyz"); err != nil || strings.TrimSpace(out) != "ok" {
+		t.Errorf("super-admin.conf after renewal: %v %q", err, out)
+	}
+}
