@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"sync"
 
 	"kubeboot.dev/kubeboot/internal/config"
 	"kubeboot.dev/kubeboot/internal/kubeconfig"
@@ -46,6 +47,7 @@ type Data struct {
 	// Clients reach the new cluster (built from admin.conf and super-admin.conf).
 	Clients Clients
 
+	adminMu       sync.Mutex
 	adminReady    bool // the kubeadm:cluster-admins binding is known to exist
 	certsUploaded bool // upload-certs stored the certificates under Cfg.Init.CertificateKey in this run
 	keyShown      bool // show-join-command printed the certificate key
