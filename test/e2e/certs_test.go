@@ -23,12 +23,12 @@ func expirationTables(t *testing.T, tool, node string) string {
 		}
 		keep = append(keep, l)
 	}
-	tables := strings.TrimSpace(strings.Join(keep, "\n"))
+	tables := strings.Join(keep, "\n")
 	// kubeboot adds the kubelet's certificates as a third table after kubeadm's two.
 	if i := strings.Index(tables, "\n\nKUBELET CERTIFICATE"); i >= 0 {
 		tables = tables[:i]
 	}
-	return tables
+	return strings.TrimSpace(tables)
 }
 
 // checkExpirationAgrees: kubeboot's and upstream kubeadm's check-expiration print the same tables on node, and
