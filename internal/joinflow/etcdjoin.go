@@ -37,6 +37,9 @@ func newEtcdClient(opts etcd.Options) (EtcdCluster, error) {
 	return c, nil
 }
 
+// mirrorPodLag is the kubelet's default syncFrequency.
+const mirrorPodLag = time.Minute
+
 // etcdCluster connects to the cluster's etcd as the control-plane node whose files are in fsys: the members'
 // client URLs come from the annotations of the etcd Pods (read with admin.conf), the client certificate is
 // etcd/healthcheck-client (or apiserver-etcd-client).
@@ -45,7 +48,11 @@ func (d *Data) etcdCluster(ctx context.Context, fsys nodefs.FS, cfg *config.Init
 	if err != nil {
 		return nil, err
 	}
-	actx, cancel := context.WithTimeout(ctx, cfg.Init.Timeouts.KubernetesAPICall.Duration)
+	// The etcd mirror Pods may lag the first control plane's init by up to the kubelet's syncFrequency: a kubelet
+	// whose static Pods run steadily creates their mirror Pods at its next periodic sync after its Node registers
+	// (seen in the lab: a join right after init waited a minute). So the wait is one such period longer than an
+	// API call's.
+	actx, cancel := context.WithTimeout(ctx, cfg.Init.Timeouts.KubernetesAPICall.Duration+mirrorPodLag)
 	defer cancel()
 	endpoints, err := etcd.EndpointsFromPods(actx, admin)
 	if err != nil {
