@@ -229,3 +229,25 @@ func TestEndpointsFromPods(t *testing.T) {
 		t.Fatalf("error = %v\nwant    %s", err, want)
 	}
 }
+
+func TestClientTLSFromMemory(t *testing.T) {
+	fsys := nodefs.Memory()
+	cfg := &config.Init{}
+	cfg.Init.NodeRegistration.Name = "n"
+	cfg.Init.LocalAPIEndpoint.AdvertiseAddress = "127.0.0.1"
+	cfg.Cluster.CertificatesDir = testCertDir
+	cfg.Cluster.Etcd.Local = &config.LocalEtcd{}
+	cfg.Cluster.EncryptionAlgorithm = config.EncryptionAlgorithmECDSAP256
+	for _, phase := range []string{"etcd-ca", "etcd-healthcheck-client"} {
+		if _, err := pki.Ensure(t.Context(), fsys, cfg, phase, pki.SystemSource()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c, err := ClientTLS(fsys, testCertDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cn := c.Certificates[0].Leaf.Subject.CommonName; cn != "kube-etcd-healthcheck-client" {
+		t.Errorf("client CN %q, want the healthcheck client", cn)
+	}
+}
