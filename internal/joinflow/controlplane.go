@@ -119,19 +119,14 @@ func nodeConfig(jc *config.JoinConfiguration, cl *Cluster) (*config.Init, error)
 	return cfg, nil
 }
 
-// downloadShared decrypts kube-system/kubeadm-certs into memory, through a private scratch directory that is
-// removed at once: copycerts.Download checks everything before it writes, and writes to a filesystem.
+// downloadShared decrypts kube-system/kubeadm-certs into memory: copycerts.Download checks everything before it
+// writes, and writes to a filesystem, here one held in memory, so no CA key reaches a disk before download-certs.
 func downloadShared(ctx context.Context, client kubernetes.Interface, cfg *config.Init, key string) ([]file, error) {
-	scratch, err := os.MkdirTemp("", "kubeboot-certs-")
-	if err != nil {
-		return nil, err
-	}
-	defer os.RemoveAll(scratch)
-	sfs := nodefs.FS{Root: scratch}
+	mem := nodefs.Memory()
 	ctx, cancel := context.WithTimeout(ctx, cfg.Init.Timeouts.KubernetesAPICall.Duration)
 	defer cancel()
 	certDir, external := cfg.Cluster.CertificatesDir, cfg.Cluster.Etcd.External
-	if err := copycerts.Download(ctx, client, sfs, certDir, key, external); err != nil {
+	if err := copycerts.Download(ctx, client, mem, certDir, key, external); err != nil {
 		return nil, fmt.Errorf("download the shared certificates: %w", err)
 	}
 	var out []file
@@ -139,7 +134,7 @@ func downloadShared(ctx context.Context, client kubernetes.Interface, cfg *confi
 		if f.Path == "" {
 			continue
 		}
-		b, err := sfs.ReadFile(f.Path)
+		b, err := mem.ReadFile(f.Path)
 		if errors.Is(err, fs.ErrNotExist) {
 			continue // the uploading node did not have it (an external CA's key)
 		}
@@ -183,16 +178,11 @@ func checkControlPlane(ctx context.Context, d *Data) error {
 }
 
 // checkEtcdBeforeWriting asks the cluster's etcd whether it can take a new member. It needs an etcd client
-// certificate and an admin kubeconfig (to find the etcd members from their Pods); both are made from the shared
-// CAs in a private scratch directory that is removed afterwards, so the node stays untouched.
+// certificate and an admin kubeconfig (to find the etcd members from their Pods); both are issued from the shared
+// CAs into memory, so the node stays untouched and no key reaches a disk.
 func checkEtcdBeforeWriting(ctx context.Context, d *Data, cp *controlPlaneJoin) error {
 	cfg := cp.cfg
-	scratch, err := os.MkdirTemp("", "kubeboot-etcdcheck-")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(scratch)
-	sfs := nodefs.FS{Root: scratch}
+	sfs := nodefs.Memory()
 	files := cp.shared
 	if files == nil {
 		for _, f := range copycerts.Files(cfg.Cluster.CertificatesDir, nil) {
