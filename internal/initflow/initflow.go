@@ -30,7 +30,7 @@ type Data struct {
 	// Hostname is the machine's hostname as the kubelet sees it (config.Environment.NodeHostname), for
 	// kubeadm-flags.env's --hostname-override decision.
 	Hostname string
-	// DryRun means FS is a scratch directory and nothing may touch the machine or the cluster.
+	// DryRun means FS keeps every write in memory and nothing may touch the machine or the cluster.
 	DryRun bool
 	// UploadCerts is --upload-certs: the upload-certs phase stores the shared certificates in kube-system/kubeadm-certs,
 	// encrypted with Cfg.Init.CertificateKey (a new key when it is empty).

@@ -2,9 +2,11 @@ package joinflow
 
 import (
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"kubeboot.dev/kubeboot/internal/config"
+	"kubeboot.dev/kubeboot/internal/dryrun"
 	"kubeboot.dev/kubeboot/internal/nodefs"
 	"kubeboot.dev/kubeboot/internal/testutil/keyleak"
 	"kubeboot.dev/kubeboot/internal/workflow"
@@ -12,7 +14,7 @@ import (
 
 // runWatched runs the join with its output going to a keyleak.Watch over dirs: at every line a phase prints, the
 // Watch looks for key material in the output and in dirs (outside skip).
-func runWatched(t *testing.T, h *cpHarness, dirs, skip []string) *keyleak.Watch {
+func runWatched(t *testing.T, h *harness, dirs, skip []string) *keyleak.Watch {
 	t.Helper()
 	w := &keyleak.Watch{Dirs: dirs, Skip: skip}
 	h.data.Out = w
@@ -29,7 +31,7 @@ func TestControlPlaneJoinKeepsKeysOutOfTmp(t *testing.T) {
 	tmp := t.TempDir()
 	t.Setenv("TMPDIR", tmp)
 	h := newCPHarness(t, cpCluster{endpoint: "cp.lab:6443", upload: certKey}, certKey)
-	w := runWatched(t, h, []string{tmp}, nil)
+	w := runWatched(t, h.harness, []string{tmp}, nil)
 	if found := w.Check(); len(found) > 0 {
 		t.Errorf("key material outside the node's certificates directory: %q\n%s", found, w.String())
 	}
@@ -47,7 +49,11 @@ func TestControlPlaneDryRunKeepsKeysInMemory(t *testing.T) {
 	h := newCPHarness(t, cpCluster{endpoint: "cp.lab:6443", upload: certKey}, certKey)
 	h.data.DryRun = true
 	h.data.FS = nodefs.Overlay(h.data.FS)
-	w := runWatched(t, h, []string{tmp, h.root}, nil)
+	w := runWatched(t, h.harness, []string{tmp, h.root}, nil)
+	// What `kubeboot join --dry-run` prints after the phases.
+	if err := dryrun.Report(w, h.data.FS); err != nil {
+		t.Fatal(err)
+	}
 	if found := w.Check(); len(found) > 0 {
 		t.Errorf("key material outside memory: %q\n%s", found, w.String())
 	}
@@ -58,5 +64,31 @@ func TestControlPlaneDryRunKeepsKeysInMemory(t *testing.T) {
 		if (nodefs.FS{Root: h.root}).Exists(p) {
 			t.Errorf("the dry run wrote %s", filepath.Join(h.root, p))
 		}
+	}
+}
+
+// A worker's dry run holds bootstrap-kubelet.conf, whose token is a credential, in memory and does not print it.
+func TestWorkerDryRunKeepsTheTokenInMemory(t *testing.T) {
+	tmp := t.TempDir()
+	t.Setenv("TMPDIR", tmp)
+	h := newHarness(t, nil, clusterObjects(t, kubeletHealthz(t), nil)...)
+	h.data.DryRun = true
+	h.data.FS = nodefs.Overlay(h.data.FS)
+	w := runWatched(t, h, []string{tmp, h.root}, nil)
+	if err := dryrun.Report(w, h.data.FS); err != nil {
+		t.Fatal(err)
+	}
+	if found := w.Check(); len(found) > 0 {
+		t.Errorf("key material outside memory: %q\n%s", found, w.String())
+	}
+	secret := testToken[strings.Index(testToken, ".")+1:]
+	if strings.Contains(w.String(), secret) {
+		t.Errorf("the dry run printed the token's secret:\n%s", w.String())
+	}
+	if !strings.Contains(w.String(), "[dryrun]   -rw------- "+config.BootstrapKubeletConf+" (") {
+		t.Errorf("the report does not name %s:\n%s", config.BootstrapKubeletConf, w.String())
+	}
+	if (nodefs.FS{Root: h.root}).Exists(config.BootstrapKubeletConf) {
+		t.Errorf("the dry run wrote %s", config.BootstrapKubeletConf)
 	}
 }
