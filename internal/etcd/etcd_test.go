@@ -147,7 +147,7 @@ func TestClientTLS(t *testing.T) {
 	cfg.Cluster.CertificatesDir = testCertDir
 	cfg.Cluster.Etcd.Local = &config.LocalEtcd{}
 	cfg.Cluster.EncryptionAlgorithm = config.EncryptionAlgorithmECDSAP256
-	if _, err := pki.EnsureAll(t.Context(), fsys, cfg, pki.SystemSource()); err != nil {
+	if _, err := pki.EnsureAll(t.Context(), fsys, cfg.ClusterPart(), cfg.NodePart(), pki.SystemSource()); err != nil {
 		t.Fatal(err)
 	}
 	leafCN := func() string {
@@ -239,7 +239,7 @@ func TestClientTLSFromMemory(t *testing.T) {
 	cfg.Cluster.Etcd.Local = &config.LocalEtcd{}
 	cfg.Cluster.EncryptionAlgorithm = config.EncryptionAlgorithmECDSAP256
 	for _, phase := range []string{"etcd-ca", "etcd-healthcheck-client"} {
-		if _, err := pki.Ensure(t.Context(), fsys, cfg, phase, pki.SystemSource()); err != nil {
+		if _, err := pki.Ensure(t.Context(), fsys, cfg.ClusterPart(), cfg.NodePart(), phase, pki.SystemSource()); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -122,7 +122,7 @@ func clusterPhases() []workflow.Phase[*Data] {
 				})(ctx, d)
 			}},
 			{Name: "kube-proxy", Short: "Install the kube-proxy addon", RunIf: func(d *Data) bool { return !addons.KubeProxyDisabled(d.Cfg) }, Run: func(ctx context.Context, d *Data) error {
-				endpoint, err := kubeconfig.ControlPlaneURL(d.Cfg)
+				endpoint, err := kubeconfig.ControlPlaneURL(d.Cfg.ClusterPart(), d.Cfg.NodePart())
 				if err != nil {
 					return err
 				}
@@ -274,7 +274,7 @@ func runBootstrapToken(ctx context.Context, d *Data) error {
 	if err != nil {
 		return err
 	}
-	server, err := kubeconfig.ControlPlaneURL(d.Cfg)
+	server, err := kubeconfig.ControlPlaneURL(d.Cfg.ClusterPart(), d.Cfg.NodePart())
 	if err != nil {
 		return err
 	}

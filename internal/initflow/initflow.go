@@ -91,7 +91,7 @@ func certPhases() []workflow.Phase[*Data] {
 			needs = append(needs, "certs/"+s.CAName)
 		}
 		out = append(out, workflow.Phase[*Data]{Name: p.Name, Short: p.Short, Needs: needs, Run: func(ctx context.Context, d *Data) error {
-			res, err := pki.Ensure(ctx, d.FS, d.Cfg, p.Name, d.Source)
+			res, err := pki.Ensure(ctx, d.FS, d.Cfg.ClusterPart(), d.Cfg.NodePart(), p.Name, d.Source)
 			if err != nil {
 				return err
 			}
@@ -116,7 +116,7 @@ func kubeconfigPhases() []workflow.Phase[*Data] {
 			if dir == "" {
 				dir = config.KubernetesDir
 			}
-			res, err := kubeconfig.EnsureIn(ctx, d.FS, d.Cfg, dir, p.Name, d.Source)
+			res, err := kubeconfig.EnsureIn(ctx, d.FS, d.Cfg.ClusterPart(), d.Cfg.NodePart(), dir, p.Name, d.Source)
 			if err != nil {
 				return err
 			}

@@ -203,10 +203,10 @@ func checkEtcdBeforeWriting(ctx context.Context, d *Data, cp *controlPlaneJoin) 
 			return nil
 		}
 	}
-	if _, err := pki.Ensure(ctx, sfs, cfg, "etcd-healthcheck-client", d.Source); err != nil {
+	if _, err := pki.Ensure(ctx, sfs, cfg.ClusterPart(), cfg.NodePart(), "etcd-healthcheck-client", d.Source); err != nil {
 		return err
 	}
-	if _, err := kubeconfig.Ensure(ctx, sfs, cfg, "admin", d.Source); err != nil {
+	if _, err := kubeconfig.Ensure(ctx, sfs, cfg.ClusterPart(), cfg.NodePart(), "admin", d.Source); err != nil {
 		return err
 	}
 	ec, err := d.etcdCluster(ctx, sfs, cfg)
@@ -252,7 +252,7 @@ func runControlPlaneCerts(ctx context.Context, d *Data) error {
 		return fmt.Errorf("%w: %s missing; run the control-plane-prepare/download-certs phase with --certificate-key first, or copy them from a control-plane node",
 			ErrSharedCertificatesMissing, strings.Join(missing, ", "))
 	}
-	res, err := pki.EnsureAll(ctx, d.FS, cp.cfg, d.Source)
+	res, err := pki.EnsureAll(ctx, d.FS, cp.cfg.ClusterPart(), cp.cfg.NodePart(), d.Source)
 	for _, r := range res {
 		initflow.ReportPKI(d.Out, r)
 	}
@@ -268,7 +268,7 @@ func runControlPlaneKubeconfigs(ctx context.Context, d *Data) error {
 	if err != nil {
 		return err
 	}
-	res, err := kubeconfig.EnsureSome(ctx, d.FS, cp.cfg, controlPlaneKubeconfigs, d.Source)
+	res, err := kubeconfig.EnsureSome(ctx, d.FS, cp.cfg.ClusterPart(), cp.cfg.NodePart(), controlPlaneKubeconfigs, d.Source)
 	for _, r := range res {
 		initflow.ReportPKI(d.Out, r)
 	}

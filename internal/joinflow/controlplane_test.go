@@ -180,7 +180,7 @@ func newCPHarness(t *testing.T, c cpCluster, joinKey string) *cpHarness {
 		firstCfg.Cluster = cc
 		writeExternalEtcdFiles(t, first, cc.Etcd.External)
 	}
-	if _, err := pki.EnsureAll(ctx, first, firstCfg, pki.SystemSource()); err != nil {
+	if _, err := pki.EnsureAll(ctx, first, firstCfg.ClusterPart(), firstCfg.NodePart(), pki.SystemSource()); err != nil {
 		t.Fatal(err)
 	}
 	caCrt, err := first.ReadFile(certDir + "/ca.crt")

@@ -159,7 +159,7 @@ func TestEtcdGrowsAndShrinksWithRealMembers(t *testing.T) {
 
 	// The first control-plane node: its own certificates and the single-member etcd init writes.
 	cfg1, fs1 := node("cp-1", ip1)
-	if _, err := pki.EnsureAll(ctx, fs1, cfg1, pki.SystemSource()); err != nil {
+	if _, err := pki.EnsureAll(ctx, fs1, cfg1.ClusterPart(), cfg1.NodePart(), pki.SystemSource()); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := manifests.WriteLocalEtcd(ctx, fs1, cfg1); err != nil {
@@ -198,10 +198,10 @@ func TestEtcdGrowsAndShrinksWithRealMembers(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if _, err := pki.EnsureAll(ctx, fs2, cfg2, pki.SystemSource()); err != nil {
+	if _, err := pki.EnsureAll(ctx, fs2, cfg2.ClusterPart(), cfg2.NodePart(), pki.SystemSource()); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := kubeconfig.Ensure(ctx, fs2, cfg2, "admin", pki.SystemSource()); err != nil {
+	if _, err := kubeconfig.Ensure(ctx, fs2, cfg2.ClusterPart(), cfg2.NodePart(), "admin", pki.SystemSource()); err != nil {
 		t.Fatal(err)
 	}
 	// The API server only tells where the members are, through the first member's Pod.
