@@ -192,7 +192,7 @@ func TestControllerAccounts(t *testing.T) {
 			cfg := testConfig(t, config.EncryptionAlgorithmECDSAP256)
 			cfg.Cluster.ControllerManager.ExtraArgs = tt.extra
 			fsys := nodefs.FS{Root: t.TempDir()}
-			if _, err := manifests.WriteControllerManager(t.Context(), fsys, cfg, manifests.Host{}); err != nil {
+			if _, err := manifests.WriteControllerManager(t.Context(), fsys, cfg.ClusterPart(), cfg.NodePart(), manifests.Host{}); err != nil {
 				t.Fatal(err)
 			}
 			client := fake.NewClientset()

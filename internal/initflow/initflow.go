@@ -67,7 +67,7 @@ func Phases() []workflow.Phase[*Data] {
 			Phases: kubeconfigPhases(), Needs: []string{"preflight", "certs/" + pki.CAPhase}},
 		{Name: "etcd", Short: "Generate static Pod manifest file for local etcd", Needs: []string{"preflight", "certs"}, Phases: []workflow.Phase[*Data]{
 			{Name: "local", Short: "Generate the static Pod manifest file for a local, single-node local etcd instance", Run: func(ctx context.Context, d *Data) error {
-				applied, err := manifests.WriteLocalEtcd(ctx, d.FS, d.Cfg)
+				applied, err := manifests.WriteLocalEtcd(ctx, d.FS, d.Cfg.ClusterPart(), d.Cfg.NodePart())
 				ReportPatches(d.Out, applied)
 				return err
 			}, RunIf: func(d *Data) bool { return d.Cfg.Cluster.Etcd.External == nil }},
@@ -128,10 +128,10 @@ func kubeconfigPhases() []workflow.Phase[*Data] {
 }
 
 func controlPlanePhases() []workflow.Phase[*Data] {
-	write := func(f func(context.Context, nodefs.FS, *config.Init, manifests.Host) ([]patches.Patch, error)) func(context.Context, *Data) error {
+	write := func(f func(context.Context, nodefs.FS, *config.Cluster, *config.Node, manifests.Host) ([]patches.Patch, error)) func(context.Context, *Data) error {
 		return func(ctx context.Context, d *Data) error {
 			host := manifests.DetectHost(d.FS, d.Cfg.Cluster.CertificatesDir, os.Environ())
-			applied, err := f(ctx, d.FS, d.Cfg, host)
+			applied, err := f(ctx, d.FS, d.Cfg.ClusterPart(), d.Cfg.NodePart(), host)
 			ReportPatches(d.Out, applied)
 			return err
 		}

@@ -281,10 +281,10 @@ func runControlPlaneManifests(ctx context.Context, d *Data) error {
 		return err
 	}
 	host := manifests.DetectHost(d.FS, cp.cfg.Cluster.CertificatesDir, os.Environ())
-	for _, write := range []func(context.Context, nodefs.FS, *config.Init, manifests.Host) ([]patches.Patch, error){
+	for _, write := range []func(context.Context, nodefs.FS, *config.Cluster, *config.Node, manifests.Host) ([]patches.Patch, error){
 		manifests.WriteAPIServer, manifests.WriteControllerManager, manifests.WriteScheduler,
 	} {
-		applied, err := write(ctx, d.FS, cp.cfg, host)
+		applied, err := write(ctx, d.FS, cp.cfg.ClusterPart(), cp.cfg.NodePart(), host)
 		initflow.ReportPatches(d.Out, applied)
 		if err != nil {
 			return err

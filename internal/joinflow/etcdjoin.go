@@ -164,7 +164,7 @@ func parseInitialCluster(s string) ([]manifests.EtcdMember, error) {
 
 // writeEtcdManifest writes etcd.yaml for this node joining initial, with the node's etcd patches applied.
 func writeEtcdManifest(d *Data, cfg *config.Init, initial []manifests.EtcdMember) error {
-	pod, err := manifests.Etcd(cfg, cfg.Init.LocalAPIEndpoint, initial)
+	pod, err := manifests.Etcd(cfg.ClusterPart(), cfg.NodePart(), initial)
 	if err != nil {
 		return err
 	}

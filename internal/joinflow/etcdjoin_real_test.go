@@ -162,7 +162,7 @@ func TestEtcdGrowsAndShrinksWithRealMembers(t *testing.T) {
 	if _, err := pki.EnsureAll(ctx, fs1, cfg1.ClusterPart(), cfg1.NodePart(), pki.SystemSource()); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := manifests.WriteLocalEtcd(ctx, fs1, cfg1); err != nil {
+	if _, err := manifests.WriteLocalEtcd(ctx, fs1, cfg1.ClusterPart(), cfg1.NodePart()); err != nil {
 		t.Fatal(err)
 	}
 	if err := fs1.MkdirAll("/var/lib/etcd", 0o700); err != nil {
