@@ -156,10 +156,11 @@ func runKubeletStart(ctx context.Context, d *Data) error {
 	if err := d.FS.MkdirAll(staticpod.Dir, 0o755); err != nil {
 		return err
 	}
-	if err := kubelet.WriteFlags(d.FS, d.Cfg, d.Hostname); err != nil {
+	node := d.Cfg.NodePart()
+	if err := kubelet.WriteFlags(d.FS, node, d.Hostname); err != nil {
 		return err
 	}
-	applied, err := kubelet.WriteConfig(d.FS, d.Cfg)
+	applied, err := kubelet.WriteConfig(d.FS, d.Cfg.ClusterPart(), node)
 	if err != nil {
 		return err
 	}
