@@ -108,20 +108,20 @@ func clusterPhases() []workflow.Phase[*Data] {
 			{Name: "enable-client-cert-rotation", Short: "Enable kubelet client certificate rotation", Run: runKubeletFinalize},
 		}},
 		{Name: "addon", Short: "Install the CoreDNS and kube-proxy addons", RunIf: func(d *Data) bool { return !d.DryRun || d.PrintManifest }, Phases: []workflow.Phase[*Data]{
-			{Name: "coredns", Short: "Install the CoreDNS addon", RunIf: func(d *Data) bool { return !addons.CoreDNSDisabled(d.Cfg) }, Run: func(ctx context.Context, d *Data) error {
+			{Name: "coredns", Short: "Install the CoreDNS addon", RunIf: func(d *Data) bool { return !addons.CoreDNSDisabled(d.Cfg.ClusterPart()) }, Run: func(ctx context.Context, d *Data) error {
 				set, err := patches.LoadConfigured(d.FS, d.Cfg.Init.Patches)
 				if err != nil {
 					return err
 				}
 				opt := addons.CoreDNSPatches(set, func(ps []patches.Patch) { ReportPatches(d.Out, ps) })
 				if d.PrintManifest {
-					return printAddon(d.Out)(addons.CoreDNSObjects(d.Cfg, opt))
+					return printAddon(d.Out)(addons.CoreDNSObjects(d.Cfg.ClusterPart(), opt))
 				}
 				return withAPI(func(ctx context.Context, d *Data, c kubernetes.Interface) error {
-					return addons.EnsureCoreDNS(ctx, c, d.Cfg, opt)
+					return addons.EnsureCoreDNS(ctx, c, d.Cfg.ClusterPart(), opt)
 				})(ctx, d)
 			}},
-			{Name: "kube-proxy", Short: "Install the kube-proxy addon", RunIf: func(d *Data) bool { return !addons.KubeProxyDisabled(d.Cfg) }, Run: func(ctx context.Context, d *Data) error {
+			{Name: "kube-proxy", Short: "Install the kube-proxy addon", RunIf: func(d *Data) bool { return !addons.KubeProxyDisabled(d.Cfg.ClusterPart()) }, Run: func(ctx context.Context, d *Data) error {
 				endpoint, err := kubeconfig.ControlPlaneURL(d.Cfg.ClusterPart(), d.Cfg.NodePart())
 				if err != nil {
 					return err
@@ -132,10 +132,10 @@ func clusterPhases() []workflow.Phase[*Data] {
 				}
 				opt := addons.KubeProxyPatches(set, func(ps []patches.Patch) { ReportPatches(d.Out, ps) })
 				if d.PrintManifest {
-					return printAddon(d.Out)(addons.KubeProxyObjects(d.Cfg, endpoint, opt))
+					return printAddon(d.Out)(addons.KubeProxyObjects(d.Cfg.ClusterPart(), endpoint, opt))
 				}
 				return withAPI(func(ctx context.Context, d *Data, c kubernetes.Interface) error {
-					return addons.EnsureKubeProxy(ctx, c, d.Cfg, endpoint, opt)
+					return addons.EnsureKubeProxy(ctx, c, d.Cfg.ClusterPart(), endpoint, opt)
 				})(ctx, d)
 			}},
 		}},
