@@ -539,6 +539,12 @@ func TestRefusedControlPlaneJoinWritesNothing(t *testing.T) {
 			wantMsg: "phase preflight: " + memberDown.Error(),
 		},
 		{
+			name: "a cluster configuration this kubeboot cannot render", key: certKey,
+			cluster: cpCluster{endpoint: "cp.lab:6443", upload: certKey, gates: map[string]bool{"NoSuchGate": true}},
+			wantMsg: "phase preflight: the cluster's configuration (kube-system/kubeadm-config, kube-system/kubelet-config): ClusterConfiguration: " +
+				`featureGates[NoSuchGate]: Unsupported value: "NoSuchGate": supported values: "RootlessControlPlane"`,
+		},
+		{
 			name: "no etcd Pod announces its member", cluster: cpCluster{endpoint: "cp.lab:6443", upload: certKey, noPods: true}, key: certKey,
 			wantMsg: "phase preflight: no etcd Pod in kube-system carries the annotation kubeadm.kubernetes.io/etcd.advertise-client-urls: the " +
 				"cluster's etcd is external (set etcd.external), or its control-plane nodes were not made by kubeadm or kubeboot",

@@ -214,7 +214,7 @@ func TestEtcdGrowsAndShrinksWithRealMembers(t *testing.T) {
 		Cfg:       &config.Join{Join: config.JoinConfiguration{ControlPlane: &config.JoinControlPlane{LocalAPIEndpoint: cfg2.Init.LocalAPIEndpoint}}},
 		NewClient: func(*clientcmdapi.Config) (kubernetes.Interface, error) { return client, nil },
 		cluster:   &Cluster{Config: cc},
-		cpJoin:    &controlPlaneJoin{cfg: cfg2},
+		cpJoin:    &controlPlaneJoin{cluster: cfg2.ClusterPart(), node: cfg2.NodePart()},
 	}
 	// The kubelet of the joining node: it starts etcd once etcd.yaml appears.
 	started := make(chan *staticEtcd, 1)
