@@ -16,10 +16,10 @@ import (
 const systemNamespace = "kube-system"
 
 // CoreDNSDisabled reports whether the configuration turns the CoreDNS addon off (dns.disabled).
-func CoreDNSDisabled(cfg *config.Init) bool { return cfg.Cluster.DNS.Disabled }
+func CoreDNSDisabled(cluster *config.Cluster) bool { return cluster.DNS.Disabled }
 
 // KubeProxyDisabled reports whether the configuration turns the kube-proxy addon off (proxy.disabled).
-func KubeProxyDisabled(cfg *config.Init) bool { return cfg.Cluster.Proxy.Disabled }
+func KubeProxyDisabled(cluster *config.Cluster) bool { return cluster.Proxy.Disabled }
 
 // MarshalYAML renders objects as one multi-document YAML stream, in order; it is what `--print-manifest`
 // style output and the golden files show.

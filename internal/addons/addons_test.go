@@ -58,10 +58,10 @@ func TestDisabled(t *testing.T) {
 			cfg := testInit()
 			cfg.Cluster.DNS.Disabled = tc.dns
 			cfg.Cluster.Proxy.Disabled = tc.proxy
-			if got := CoreDNSDisabled(cfg); got != tc.wantDNS {
+			if got := CoreDNSDisabled(cfg.ClusterPart()); got != tc.wantDNS {
 				t.Errorf("CoreDNSDisabled = %v, want %v", got, tc.wantDNS)
 			}
-			if got := KubeProxyDisabled(cfg); got != tc.wantProxy {
+			if got := KubeProxyDisabled(cfg.ClusterPart()); got != tc.wantProxy {
 				t.Errorf("KubeProxyDisabled = %v, want %v", got, tc.wantProxy)
 			}
 		})

@@ -122,8 +122,7 @@ func Corefile(dnsDomain string, opts ...CoreDNSOption) string {
 
 // CoreDNSObjects renders the CoreDNS addon in the order it should be applied: ServiceAccount, ClusterRole,
 // ClusterRoleBinding, ConfigMap, Deployment, Service. There is no PodDisruptionBudget: kubeadm creates none.
-func CoreDNSObjects(cfg *config.Init, opts ...CoreDNSOption) ([]runtime.Object, error) {
-	cluster := &cfg.Cluster
+func CoreDNSObjects(cluster *config.Cluster, opts ...CoreDNSOption) ([]runtime.Object, error) {
 	if cluster.Networking.DNSDomain == "" {
 		return nil, errors.New("networking.dnsDomain is empty; the configuration must be defaulted before rendering the CoreDNS addon")
 	}
@@ -314,8 +313,8 @@ func coreDNSPodSpec(image string) corev1.PodSpec {
 // EnsureCoreDNS installs or updates the CoreDNS addon. Like kubeadm, it keeps what a user may have tuned: an
 // existing coredns ConfigMap is left untouched (its Corefile may be edited), and an existing Deployment keeps its
 // replica count.
-func EnsureCoreDNS(ctx context.Context, client kubernetes.Interface, cfg *config.Init, opts ...CoreDNSOption) error {
-	objs, err := CoreDNSObjects(cfg, opts...)
+func EnsureCoreDNS(ctx context.Context, client kubernetes.Interface, cluster *config.Cluster, opts ...CoreDNSOption) error {
+	objs, err := CoreDNSObjects(cluster, opts...)
 	if err != nil {
 		return err
 	}

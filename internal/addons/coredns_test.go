@@ -106,7 +106,7 @@ func TestCoreDNSObjectsGolden(t *testing.T) {
 		mutate func(*testing.T) ([]runtime.Object, error)
 	}{
 		{name: "kubeadm defaults", golden: "coredns.yaml", mutate: func(t *testing.T) ([]runtime.Object, error) {
-			return CoreDNSObjects(testInit())
+			return CoreDNSObjects(testInit().ClusterPart())
 		}},
 		{name: "custom registry, IPv6 service range, own domain, no forward", golden: "coredns-lab.yaml", mutate: func(t *testing.T) ([]runtime.Object, error) {
 			cfg := testInit()
@@ -114,7 +114,7 @@ func TestCoreDNSObjectsGolden(t *testing.T) {
 			cfg.Cluster.DNS.ImageTag = "v1.12.1-lab"
 			cfg.Cluster.Networking.ServiceSubnet = "fd00:10:96::/108,10.96.0.0/12"
 			cfg.Cluster.Networking.DNSDomain = "lab.local"
-			return CoreDNSObjects(cfg, WithoutForward())
+			return CoreDNSObjects(cfg.ClusterPart(), WithoutForward())
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -146,7 +146,7 @@ func find[T runtime.Object](t *testing.T, objs []runtime.Object) T {
 func TestCoreDNSObjectsFacts(t *testing.T) {
 	cfg := testInit()
 	cfg.Cluster.Networking.ServiceSubnet = "10.100.0.0/16"
-	objs, err := CoreDNSObjects(cfg)
+	objs, err := CoreDNSObjects(cfg.ClusterPart())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -234,7 +234,7 @@ func TestCoreDNSObjectsErrors(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := testInit()
 			tc.mutate(cfg)
-			_, err := CoreDNSObjects(cfg)
+			_, err := CoreDNSObjects(cfg.ClusterPart())
 			if err == nil || err.Error() != tc.wantErr {
 				t.Fatalf("err = %v, want %s", err, tc.wantErr)
 			}
@@ -270,7 +270,7 @@ func TestEnsureCoreDNS(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			client := fake.NewClientset(tc.existing...)
-			if err := EnsureCoreDNS(t.Context(), client, testInit()); err != nil {
+			if err := EnsureCoreDNS(t.Context(), client, testInit().ClusterPart()); err != nil {
 				t.Fatal(err)
 			}
 			ctx := t.Context()
@@ -318,7 +318,7 @@ func TestEnsureCoreDNS(t *testing.T) {
 			}
 
 			// A second run changes nothing the user owns either.
-			if err := EnsureCoreDNS(ctx, client, testInit()); err != nil {
+			if err := EnsureCoreDNS(ctx, client, testInit().ClusterPart()); err != nil {
 				t.Fatal(err)
 			}
 			cm, err = client.CoreV1().ConfigMaps("kube-system").Get(ctx, "coredns", metav1.GetOptions{})
@@ -361,7 +361,7 @@ func TestEnsureCoreDNSErrors(t *testing.T) {
 			if tc.reactor != nil {
 				client.PrependReactor("get", "configmaps", tc.reactor)
 			}
-			err := EnsureCoreDNS(t.Context(), client, testInit())
+			err := EnsureCoreDNS(t.Context(), client, testInit().ClusterPart())
 			if err == nil || err.Error() != tc.wantErr {
 				t.Fatalf("err = %v, want %s", err, tc.wantErr)
 			}
@@ -387,7 +387,7 @@ func TestEnsureCoreDNSRetriesTransientRead(t *testing.T) {
 	})
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
-	if err := EnsureCoreDNS(ctx, client, testInit()); err != nil {
+	if err := EnsureCoreDNS(ctx, client, testInit().ClusterPart()); err != nil {
 		t.Fatal(err)
 	}
 	if failures != 0 {

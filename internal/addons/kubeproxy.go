@@ -69,13 +69,12 @@ func WithProxyEnvironment(environ []string) KubeProxyOption {
 // KubeProxyObjects renders the kube-proxy addon in the order it should be applied: ServiceAccount,
 // ClusterRoleBinding, Role, RoleBinding, ConfigMap, DaemonSet. controlPlaneEndpoint is the API server URL the
 // kube-proxies use ("https://host:port"), normally the cluster's controlPlaneEndpoint.
-func KubeProxyObjects(cfg *config.Init, controlPlaneEndpoint string, opts ...KubeProxyOption) ([]runtime.Object, error) {
+func KubeProxyObjects(cluster *config.Cluster, controlPlaneEndpoint string, opts ...KubeProxyOption) ([]runtime.Object, error) {
 	var o kubeProxyOptions
 	for _, opt := range opts {
 		opt(&o)
 	}
-	cluster := &cfg.Cluster
-	if cfg.Proxy == nil {
+	if cluster.KubeProxy == nil {
 		return nil, errors.New("no KubeProxyConfiguration: the configuration must be defaulted before rendering the kube-proxy addon")
 	}
 	if cluster.ImageRepository == "" || cluster.KubernetesVersion == "" {
@@ -85,7 +84,7 @@ func KubeProxyObjects(cfg *config.Init, controlPlaneEndpoint string, opts ...Kub
 		return nil, fmt.Errorf("kube-proxy API server endpoint %q: want an https URL such as https://10.0.0.1:6443", controlPlaneEndpoint)
 	}
 
-	proxyCfg := cfg.Proxy.DeepCopy()
+	proxyCfg := cluster.KubeProxy.DeepCopy()
 	proxyCfg.TypeMeta = metav1.TypeMeta{APIVersion: config.ProxyGroupVer, Kind: config.KindProxy}
 	proxyYAML, err := yaml.Marshal(proxyCfg)
 	if err != nil {
@@ -255,8 +254,8 @@ func kubeProxyPodSpec(image string, extraEnv []corev1.EnvVar) corev1.PodSpec {
 
 // EnsureKubeProxy installs or updates the kube-proxy addon; unlike CoreDNS's, its ConfigMap is always rewritten
 // from the configuration, as kubeadm does.
-func EnsureKubeProxy(ctx context.Context, client kubernetes.Interface, cfg *config.Init, controlPlaneEndpoint string, opts ...KubeProxyOption) error {
-	objs, err := KubeProxyObjects(cfg, controlPlaneEndpoint, opts...)
+func EnsureKubeProxy(ctx context.Context, client kubernetes.Interface, cluster *config.Cluster, controlPlaneEndpoint string, opts ...KubeProxyOption) error {
+	objs, err := KubeProxyObjects(cluster, controlPlaneEndpoint, opts...)
 	if err != nil {
 		return err
 	}

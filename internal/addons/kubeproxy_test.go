@@ -36,7 +36,7 @@ func TestKubeProxyObjectsGolden(t *testing.T) {
 			opts: []KubeProxyOption{WithProxyEnvironment([]string{"PATH=/usr/bin", "https_proxy=http://10.1.0.1:3128", "NO_PROXY=10.0.0.0/8"})}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			objs, err := KubeProxyObjects(tc.cfg, tc.endpoint, tc.opts...)
+			objs, err := KubeProxyObjects(tc.cfg.ClusterPart(), tc.endpoint, tc.opts...)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -62,7 +62,7 @@ func TestKubeProxyConfigRoundTrip(t *testing.T) {
 			cfg.Proxy.Conntrack.MaxPerCore = tc.maxPerCore
 			cfg.Proxy.Mode = "iptables"
 			cfg.Proxy.FeatureGates = map[string]bool{"SomeGate": true}
-			objs, err := KubeProxyObjects(cfg, testEndpoint)
+			objs, err := KubeProxyObjects(cfg.ClusterPart(), testEndpoint)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -94,7 +94,7 @@ func TestKubeProxyConfigRoundTrip(t *testing.T) {
 func TestKubeProxyObjectsFacts(t *testing.T) {
 	cfg := testInit()
 	cfg.Cluster.KubernetesVersion = "v1.37.2+lab.1"
-	objs, err := KubeProxyObjects(cfg, testEndpoint, WithGeneratedConfig())
+	objs, err := KubeProxyObjects(cfg.ClusterPart(), testEndpoint, WithGeneratedConfig())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -182,7 +182,7 @@ func TestKubeProxyObjectsFacts(t *testing.T) {
 }
 
 func TestKubeProxyEnv(t *testing.T) {
-	objs, err := KubeProxyObjects(testInit(), testEndpoint, WithProxyEnvironment([]string{
+	objs, err := KubeProxyObjects(testInit().ClusterPart(), testEndpoint, WithProxyEnvironment([]string{
 		"PATH=/usr/bin", "no_proxy=localhost", "HTTP_PROXY=http://a:3128", "EMPTY_PROXY=", "broken", "HTTP_PROXY=http://b:3128",
 	}))
 	if err != nil {
@@ -220,7 +220,7 @@ func TestKubeProxyObjectsErrors(t *testing.T) {
 			if tc.mutate != nil {
 				tc.mutate(cfg)
 			}
-			_, err := KubeProxyObjects(cfg, tc.endpoint)
+			_, err := KubeProxyObjects(cfg.ClusterPart(), tc.endpoint)
 			if err == nil || err.Error() != tc.wantErr {
 				t.Fatalf("err = %v, want %s", err, tc.wantErr)
 			}
@@ -231,7 +231,7 @@ func TestKubeProxyObjectsErrors(t *testing.T) {
 func TestEnsureKubeProxy(t *testing.T) {
 	ctx := t.Context()
 	client := fake.NewClientset()
-	if err := EnsureKubeProxy(ctx, client, testInit(), testEndpoint); err != nil {
+	if err := EnsureKubeProxy(ctx, client, testInit().ClusterPart(), testEndpoint); err != nil {
 		t.Fatal(err)
 	}
 	for _, get := range []func() error{
@@ -264,7 +264,7 @@ func TestEnsureKubeProxy(t *testing.T) {
 	// Unlike CoreDNS's Corefile, kubeadm rewrites kube-proxy's ConfigMap from the configuration on every apply.
 	cfg := testInit()
 	cfg.Proxy.Conntrack.MaxPerCore = ptr.To[int32](0)
-	if err := EnsureKubeProxy(ctx, client, cfg, testEndpoint); err != nil {
+	if err := EnsureKubeProxy(ctx, client, cfg.ClusterPart(), testEndpoint); err != nil {
 		t.Fatal(err)
 	}
 	cm, err := client.CoreV1().ConfigMaps("kube-system").Get(ctx, "kube-proxy", metav1.GetOptions{})

@@ -39,7 +39,7 @@ func TestAddonPatches(t *testing.T) {
 	var reported []patches.Patch
 	report := func(ps []patches.Patch) { reported = append(reported, ps...) }
 
-	dns, err := CoreDNSObjects(testInit(), CoreDNSPatches(set, report))
+	dns, err := CoreDNSObjects(testInit().ClusterPart(), CoreDNSPatches(set, report))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -57,7 +57,7 @@ func TestAddonPatches(t *testing.T) {
 		t.Errorf("CoreDNS labels %v, want k8s-app kept and patched=yes", d.Labels)
 	}
 
-	proxy, err := KubeProxyObjects(testInit(), testEndpoint, KubeProxyPatches(set, report))
+	proxy, err := KubeProxyObjects(testInit().ClusterPart(), testEndpoint, KubeProxyPatches(set, report))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -78,12 +78,12 @@ func TestAddonPatches(t *testing.T) {
 	}
 
 	// Without patches for its target an addon renders as without the option.
-	plain, err := KubeProxyObjects(testInit(), testEndpoint)
+	plain, err := KubeProxyObjects(testInit().ClusterPart(), testEndpoint)
 	if err != nil {
 		t.Fatal(err)
 	}
 	onlyDNS := patches.NewSet(dnsReplicas)
-	withDNSOnly, err := KubeProxyObjects(testInit(), testEndpoint, KubeProxyPatches(onlyDNS, func([]patches.Patch) { t.Error("kube-proxy reported CoreDNS's patch") }))
+	withDNSOnly, err := KubeProxyObjects(testInit().ClusterPart(), testEndpoint, KubeProxyPatches(onlyDNS, func([]patches.Patch) { t.Error("kube-proxy reported CoreDNS's patch") }))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -98,7 +98,7 @@ func TestAddonPatches(t *testing.T) {
 func TestAddonPatchErrorNamesTheFile(t *testing.T) {
 	bad := patches.Patch{File: "/etc/kubeboot/patches/kubeproxydaemonset+json.yaml", Doc: 2, Target: patches.KubeProxyDaemonSet, Type: types.JSONPatchType,
 		Data: []byte(`[{"op":"replace","path":"/spec/nosuchfield/x","value":1}]`)}
-	_, err := KubeProxyObjects(testInit(), testEndpoint, KubeProxyPatches(patches.NewSet(bad), nil))
+	_, err := KubeProxyObjects(testInit().ClusterPart(), testEndpoint, KubeProxyPatches(patches.NewSet(bad), nil))
 	want := "apply patch file /etc/kubeboot/patches/kubeproxydaemonset+json.yaml (document 2, type json) to kubeproxydaemonset: "
 	if err == nil || !strings.HasPrefix(err.Error(), want) {
 		t.Fatalf("error %v, want one starting %q", err, want)

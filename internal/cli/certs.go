@@ -57,8 +57,9 @@ certificates, without their keys) in place, then run init. Nothing that exists i
 				fsys = nodefs.FS{Root: r}
 			}
 			s := src().Freeze()
-			fmt.Fprintf(stdout, "generating keys and CSRs in %s\n", pki.Dir(cfg))
-			certs, err := pki.WriteCSRs(fsys, cfg, s)
+			cluster, node := cfg.ClusterPart(), cfg.NodePart()
+			fmt.Fprintf(stdout, "generating keys and CSRs in %s\n", pki.Dir(cluster))
+			certs, err := pki.WriteCSRs(fsys, cluster, node, s)
 			for _, name := range certs {
 				fmt.Fprintf(stdout, "  %s\n", name)
 			}
@@ -66,7 +67,7 @@ certificates, without their keys) in place, then run init. Nothing that exists i
 				return err
 			}
 			fmt.Fprintf(stdout, "generating keys and CSRs in %s\n", kubeconfigDir)
-			files, err := kubeconfig.WriteCSRs(fsys, kubeconfigDir, cfg, s)
+			files, err := kubeconfig.WriteCSRs(fsys, kubeconfigDir, cluster, node, s)
 			for _, name := range files {
 				fmt.Fprintf(stdout, "  %s\n", name)
 			}

@@ -3,9 +3,7 @@ package cli
 import (
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 	"time"
 
@@ -14,6 +12,7 @@ import (
 
 	"kubeboot.dev/kubeboot/internal/config"
 	"kubeboot.dev/kubeboot/internal/copycerts"
+	"kubeboot.dev/kubeboot/internal/dryrun"
 	"kubeboot.dev/kubeboot/internal/hint"
 	"kubeboot.dev/kubeboot/internal/initflow"
 	"kubeboot.dev/kubeboot/internal/nodeenv"
@@ -63,7 +62,7 @@ func (o *initOptions) register(fs *pflag.FlagSet, phase string) {
 	fs.BoolVar(&o.uploadCerts, "upload-certs", false, "upload the control-plane certificates to the kubeadm-certs Secret")
 	fs.StringVar(&o.certKey, "certificate-key", "", "the key that encrypts the uploaded certificates (64 hex characters)")
 	fs.StringSliceVar(&o.flags.IgnorePreflightErrors, "ignore-preflight-errors", nil, "checks whose errors become warnings, e.g. 'IsPrivilegedUser,Swap'; 'all' ignores every check")
-	fs.BoolVar(&o.dryRun, "dry-run", false, "change nothing: render into a scratch directory and print what would be written")
+	fs.BoolVar(&o.dryRun, "dry-run", false, "change nothing: render in memory and print what would be written (secrets named, not shown)")
 	fs.StringVar(&o.featureGates, "feature-gates", "", featureGatesUsage)
 	fs.StringSliceVar(&o.certSANs, "apiserver-cert-extra-sans", nil, "extra Subject Alternative Names (IP addresses or DNS names) for the API server's serving certificate")
 	fs.StringVar(&o.patches, "patches", "", patchesUsage)
@@ -128,11 +127,11 @@ func (o *initOptions) resolved() config.InitFlags {
 	return f
 }
 
-// data loads the configuration and builds the phases' data. cleanup removes a dry run's scratch directory.
-func (o *initOptions) data(stdout io.Writer) (d *initflow.Data, cleanup func(), err error) {
+// data loads the configuration and builds the phases' data.
+func (o *initOptions) data(stdout io.Writer) (*initflow.Data, error) {
 	file, err := readConfigFile(o.configFile, "init-defaults")
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	env := config.HostEnvironment
 	if o.env != nil {
@@ -145,18 +144,14 @@ func (o *initOptions) data(stdout io.Writer) (d *initflow.Data, cleanup func(), 
 		if o.configFile != "" {
 			where = o.configFile
 		}
-		return nil, nil, hint.With(fmt.Errorf("invalid configuration in %s: %w", where, err), "fix the fields named above; nothing was written")
+		return nil, hint.With(fmt.Errorf("invalid configuration in %s: %w", where, err), "fix the fields named above; nothing was written")
 	}
 	for _, w := range warnings {
 		fmt.Fprintf(stdout, "[config] WARNING: %s\n", w)
 	}
-	seed := []string{config.KubernetesDir}
-	if p := cfg.Init.Patches; p != nil && p.Directory != "" {
-		seed = append(seed, p.Directory)
-	}
-	fsys, cleanup, err := nodeRoot(o.rootfs, cfg.Init.DryRun, seed...)
+	fsys, err := nodeRoot(o.rootfs, cfg.Init.DryRun)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	dry := cfg.Init.DryRun
 	hostname := kubeletHostname(host, stdout)
@@ -172,7 +167,7 @@ func (o *initOptions) data(stdout io.Writer) (d *initflow.Data, cleanup func(), 
 		SkipCertificateKeyPrint: o.skipCertificateKeyPrint,
 		PrintManifest:           o.printManifest,
 		KubeconfigDir:           o.kubeconfigDir,
-	}, cleanup, nil
+	}, nil
 }
 
 func newInitCmd(stdout io.Writer) *cobra.Command {
@@ -199,11 +194,10 @@ func runInit(cmd *cobra.Command, o *initOptions, stdout io.Writer, only string) 
 	// Phases run concurrently where they can (see initflow.Phases): they and the runner share one locked writer.
 	stdout = workflow.Locked(stdout)
 	o.rootfs = rootfsOf(cmd)
-	d, cleanup, err := o.data(stdout)
+	d, err := o.data(stdout)
 	if err != nil {
 		return err
 	}
-	defer cleanup()
 	runner := workflow.Runner[*initflow.Data]{Phases: initflow.Phases(), Out: stdout}
 	skip := d.Cfg.Init.SkipPhases
 	start := time.Now()
@@ -211,7 +205,7 @@ func runInit(cmd *cobra.Command, o *initOptions, stdout io.Writer, only string) 
 		return err
 	}
 	if d.DryRun {
-		if err := printDryRun(stdout, d.FS); err != nil {
+		if err := dryrun.Report(stdout, d.FS); err != nil {
 			return err
 		}
 	}
@@ -253,27 +247,14 @@ func kubeletHostname(host config.Environment, stdout io.Writer) string {
 	return h
 }
 
-// nodeRoot is the filesystem a command works on: the machine's root, or --rootfs; with --dry-run a scratch copy of
-// it seeded with the seed directories (so reuse decisions are the real ones), which cleanup removes.
-func nodeRoot(rootfs string, dryRun bool, seed ...string) (fsys nodefs.FS, cleanup func(), err error) {
-	fsys, err = rootFS(rootfs)
-	if err != nil {
-		return fsys, nil, err
+// nodeRoot is the filesystem a command works on: the machine's root, or --rootfs; with --dry-run an overlay of it
+// that reads its files (so reuse decisions are the real ones) and keeps every write, keys included, in memory.
+func nodeRoot(rootfs string, dryRun bool) (nodefs.FS, error) {
+	fsys, err := rootFS(rootfs)
+	if err != nil || !dryRun {
+		return fsys, err
 	}
-	if !dryRun {
-		return fsys, func() {}, nil
-	}
-	scratch, err := os.MkdirTemp("", "kubeboot-dryrun-")
-	if err != nil {
-		return fsys, nil, err
-	}
-	for _, dir := range seed {
-		if err := copyTree(fsys, nodefs.FS{Root: scratch}, dir); err != nil {
-			os.RemoveAll(scratch)
-			return fsys, nil, err
-		}
-	}
-	return nodefs.FS{Root: scratch}, func() { os.RemoveAll(scratch) }, nil
+	return nodefs.Overlay(fsys), nil
 }
 
 // rootFS is the node's filesystem: the machine's root, or --rootfs (made absolute).
@@ -286,63 +267,4 @@ func rootFS(rootfs string) (nodefs.FS, error) {
 		return nodefs.Host, err
 	}
 	return nodefs.FS{Root: abs}, nil
-}
-
-// copyTree copies the node directory dir from one root to another (used to seed a dry run).
-func copyTree(from, to nodefs.FS, dir string) error {
-	files, err := from.List(dir)
-	if err != nil {
-		return err
-	}
-	for _, f := range files {
-		data, err := from.ReadFile(f)
-		if err != nil {
-			return err
-		}
-		st, err := os.Stat(from.Path(f))
-		if err != nil {
-			return err
-		}
-		if err := to.WriteFile(f, data, st.Mode().Perm()); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// printDryRun lists what a dry run would write; secrets are named, never shown.
-func printDryRun(w io.Writer, fsys nodefs.FS) error {
-	var all []string
-	for _, dir := range []string{config.KubernetesDir, config.KubeletDir} {
-		files, err := fsys.List(dir)
-		if err != nil {
-			return err
-		}
-		all = append(all, files...)
-	}
-	sort.Strings(all)
-	fmt.Fprintf(w, "[dryrun] would write %d files:\n", len(all))
-	for _, f := range all {
-		st, err := os.Stat(fsys.Path(f))
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(w, "[dryrun]   %s %s (%d bytes)\n", st.Mode().Perm(), f, st.Size())
-	}
-	for _, f := range all {
-		if isSecret(f) {
-			continue
-		}
-		data, err := fsys.ReadFile(f)
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(w, "[dryrun] --- %s\n%s\n", f, data)
-	}
-	return nil
-}
-
-// isSecret says whether a file holds key material or credentials that must never be printed.
-func isSecret(path string) bool {
-	return strings.HasSuffix(path, ".key") || strings.HasSuffix(path, ".conf")
 }

@@ -132,11 +132,10 @@ func TestInitMixedCaseHostname(t *testing.T) {
 	o.register(pflag.NewFlagSet("init", pflag.ContinueOnError), "kubelet-start")
 	o.rootfs = root
 	var out bytes.Buffer
-	d, cleanup, err := o.data(&out)
+	d, err := o.data(&out)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer cleanup()
 	if name := d.Cfg.Init.NodeRegistration.Name; name != "cp-1.lab" {
 		t.Errorf("node name %q, want cp-1.lab", name)
 	}

@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"kubeboot.dev/kubeboot/internal/config"
+	"kubeboot.dev/kubeboot/internal/dryrun"
 	"kubeboot.dev/kubeboot/internal/hint"
 	"kubeboot.dev/kubeboot/internal/joinflow"
 	"kubeboot.dev/kubeboot/internal/nodeenv"
@@ -39,7 +40,7 @@ func (o *joinOptions) register(fs *pflag.FlagSet, withSkipPhases bool) {
 	fs.StringVar(&o.nodeName, "node-name", "", "the node's name; default: the hostname")
 	fs.StringVar(&o.criSocket, "cri-socket", "", "the container runtime's CRI socket; default: "+config.DefaultCRISocket)
 	fs.StringSliceVar(&o.ignore, "ignore-preflight-errors", nil, "checks whose errors become warnings, e.g. 'IsPrivilegedUser,Swap'; 'all' ignores every check")
-	fs.BoolVar(&o.dryRun, "dry-run", false, "change nothing: read the cluster, render into a scratch directory and print what would be written")
+	fs.BoolVar(&o.dryRun, "dry-run", false, "change nothing: read the cluster, render in memory and print what would be written (secrets named, not shown)")
 	fs.BoolVar(&o.controlPlane, "control-plane", false, "join as a control-plane node: the cluster needs a controlPlaneEndpoint, and --certificate-key (or the shared certificates copied here)")
 	fs.StringVar(&o.certKey, "certificate-key", "", "with --control-plane: the key that decrypts the uploaded certificates")
 	fs.StringVar(&o.advertise, "apiserver-advertise-address", "", "with --control-plane: the address this node's API server advertises")
@@ -86,15 +87,15 @@ func (o *joinOptions) resolved(endpoint string) config.JoinFlags {
 	return f
 }
 
-// data loads the configuration and builds the phases' data. cleanup removes a dry run's scratch directory.
-func (o *joinOptions) data(stdout io.Writer, args []string) (d *joinflow.Data, cleanup func(), err error) {
+// data loads the configuration and builds the phases' data.
+func (o *joinOptions) data(stdout io.Writer, args []string) (*joinflow.Data, error) {
 	endpoint := ""
 	if len(args) > 0 {
 		endpoint = args[0]
 	}
 	file, err := readConfigFile(o.configFile, "join-defaults")
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	host := config.HostEnvironment()
 	cfg, warnings, err := config.ResolveJoin(file, o.resolved(endpoint), host)
@@ -103,15 +104,15 @@ func (o *joinOptions) data(stdout io.Writer, args []string) (d *joinflow.Data, c
 		if o.configFile != "" {
 			where = o.configFile
 		}
-		return nil, nil, hint.With(fmt.Errorf("invalid configuration in %s: %w", where, err), "fix the fields named above; nothing was written")
+		return nil, hint.With(fmt.Errorf("invalid configuration in %s: %w", where, err), "fix the fields named above; nothing was written")
 	}
 	for _, w := range warnings {
 		fmt.Fprintf(stdout, "[config] WARNING: %s\n", w)
 	}
 	// An existing ca.crt is kept on a dry run, as on a real join.
-	fsys, cleanup, err := nodeRoot(o.rootfs, cfg.Join.DryRun, config.KubernetesDir)
+	fsys, err := nodeRoot(o.rootfs, cfg.Join.DryRun)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	dry := cfg.Join.DryRun
 	hostname := kubeletHostname(host, stdout)
@@ -121,7 +122,7 @@ func (o *joinOptions) data(stdout io.Writer, args []string) (d *joinflow.Data, c
 		Hostname:        hostname,
 		SystemdResolved: host.SystemdResolvedActive != nil && host.SystemdResolvedActive(),
 		DryRun:          dry,
-	}, cleanup, nil
+	}, nil
 }
 
 func newJoinCmd(stdout io.Writer) *cobra.Command {
@@ -159,18 +160,17 @@ Runs, in order (each is also 'kubeboot join phase <name>' and can be left out wi
 
 func runJoin(cmd *cobra.Command, o *joinOptions, stdout io.Writer, only string, args []string) error {
 	o.rootfs = rootfsOf(cmd)
-	d, cleanup, err := o.data(stdout, args)
+	d, err := o.data(stdout, args)
 	if err != nil {
 		return err
 	}
-	defer cleanup()
 	runner := workflow.Runner[*joinflow.Data]{Phases: joinflow.Phases(), Out: stdout}
 	start := time.Now()
 	if err := runner.Run(cmd.Context(), d, workflow.Options{Skip: d.Cfg.Join.SkipPhases, Only: only}); err != nil {
 		return err
 	}
 	if d.DryRun {
-		return printDryRun(stdout, d.FS)
+		return dryrun.Report(stdout, d.FS)
 	}
 	if !d.Bootstrapped() {
 		if only == "" {

@@ -46,7 +46,8 @@ certificate). The output holds the user's credentials: keep it secret.`,
 			if err != nil {
 				return hint.With(fmt.Errorf("invalid configuration: %w", err), "fix the fields named above")
 			}
-			server, err := kubeconfig.ControlPlaneURL(cfg)
+			cluster := cfg.ClusterPart()
+			server, err := kubeconfig.ControlPlaneURL(cluster, cfg.NodePart())
 			if err != nil {
 				return err
 			}
@@ -55,17 +56,17 @@ certificate). The output holds the user's credentials: keep it secret.`,
 				fsys = nodefs.FS{Root: r}
 			}
 			s := src().Freeze()
-			ca, err := pki.LoadCA(fsys, cfg, pki.CAPhase, s.Now())
+			ca, err := pki.LoadCA(fsys, cluster, pki.CAPhase, s.Now())
 			if err != nil {
 				return hint.With(err, "run this on a control-plane node, or pass --config with its certificatesDir")
 			}
 			var kc = kubeconfig.WithToken(server, cfg.Cluster.ClusterName, clientName, ca.PEM, tok)
 			if tok == "" {
 				if ca.Key == nil {
-					return hint.With(fmt.Errorf("the cluster CA's key is not in %s", pki.Dir(cfg)),
+					return hint.With(fmt.Errorf("the cluster CA's key is not in %s", pki.Dir(cluster)),
 						"with an external CA, pass --token, or sign the user's certificate with the CA yourself")
 				}
-				req := pki.ClientRequest(cfg, ca, clientName, orgs)
+				req := pki.ClientRequest(cluster, ca, clientName, orgs)
 				req.Validity = validity
 				kp, err := pki.NewSignedCert(s, ca, req)
 				if err != nil {

@@ -34,7 +34,7 @@ const (
 )
 
 // Init is the complete configuration of `kubeboot init` after loading, flag merging, defaulting and validation.
-// Renderers may rely on every defaulted field being set: NodeRegistration.Name, CRISocket, Taints,
+// Renderers take its ClusterPart and NodePart, and may rely on every defaulted field being set: NodeRegistration.Name, CRISocket, Taints,
 // LocalAPIEndpoint (AdvertiseAddress is an IP, BindPort > 0), Cluster.KubernetesVersion ("vX.Y.Z"),
 // Networking.ServiceSubnet/DNSDomain, CertificatesDir, ImageRepository, ClusterName, EncryptionAlgorithm,
 // both validity periods, Timeouts (every field), Etcd.Local (unless Etcd.External is set), Kubelet and Proxy
@@ -49,6 +49,46 @@ type Init struct {
 // Join is the complete configuration of `kubeboot join` after loading, flag merging, defaulting and validation.
 type Join struct {
 	Join JoinConfiguration
+}
+
+// Cluster is the configuration every node of a cluster shares, what certificates, kubeconfig files, static Pods,
+// the kubelet's files and the addons render from alongside the Node: the ClusterConfiguration (kept in
+// kube-system/kubeadm-config) and the component configurations (kube-system/kubelet-config and kube-system/kube-proxy).
+// A joining node reads it from the cluster; it then has no KubeProxy, which only init renders.
+type Cluster struct {
+	ClusterConfiguration
+	Kubelet   *kubeletv1beta1.KubeletConfiguration
+	KubeProxy *kubeproxyv1alpha1.KubeProxyConfiguration
+}
+
+// Node is one node's own part of the configuration: how it registers, where its API server listens (on a
+// control-plane node), the patches for what is rendered for it and how long it waits.
+type Node struct {
+	Registration     NodeRegistrationOptions
+	LocalAPIEndpoint APIEndpoint
+	Patches          *Patches
+	Timeouts         *Timeouts
+}
+
+// ClusterPart is the part of c every node shares. It shares c's memory: renderers only read it.
+func (c *Init) ClusterPart() *Cluster {
+	return &Cluster{ClusterConfiguration: c.Cluster, Kubelet: c.Kubelet, KubeProxy: c.Proxy}
+}
+
+// NodePart is the part of c that belongs to the node running init. It shares c's memory.
+func (c *Init) NodePart() *Node {
+	return &Node{Registration: c.Init.NodeRegistration, LocalAPIEndpoint: c.Init.LocalAPIEndpoint, Patches: c.Init.Patches,
+		Timeouts: c.Init.Timeouts}
+}
+
+// ControlPlaneNode is the part of a control-plane join that belongs to the joining node; nil for a worker. It
+// shares c's memory.
+func (c *JoinConfiguration) ControlPlaneNode() *Node {
+	if c.ControlPlane == nil {
+		return nil
+	}
+	return &Node{Registration: c.NodeRegistration, LocalAPIEndpoint: c.ControlPlane.LocalAPIEndpoint, Patches: c.Patches,
+		Timeouts: c.Timeouts}
 }
 
 // Release returns the facts of the Kubernetes release this cluster runs (its kubernetesVersion), or an error that

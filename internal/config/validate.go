@@ -43,33 +43,46 @@ var knownEncryptionAlgorithms = []EncryptionAlgorithmType{
 // document kind, the field path and the offending value.
 func ValidateInit(cfg *Init) error {
 	var errs []error
+	for _, e := range validateInitConfiguration(&cfg.Init) {
+		errs = append(errs, fmt.Errorf("%s: %w", KindInit, e))
+	}
+	return errors.Join(append(errs, clusterErrors(cfg.ClusterPart())...)...)
+}
+
+// ValidateCluster checks the configuration a cluster's nodes share, as ValidateInit does; a joining control-plane
+// node checks what it read from the cluster with it before it renders anything.
+func ValidateCluster(c *Cluster) error {
+	return errors.Join(clusterErrors(c)...)
+}
+
+func clusterErrors(c *Cluster) []error {
+	var errs []error
 	add := func(kind string, list field.ErrorList) {
 		for _, e := range list {
 			errs = append(errs, fmt.Errorf("%s: %w", kind, e))
 		}
 	}
-	add(KindInit, validateInitConfiguration(&cfg.Init))
-	add(KindCluster, validateClusterConfiguration(&cfg.Cluster))
-	if cfg.Kubelet != nil {
+	add(KindCluster, validateClusterConfiguration(&c.ClusterConfiguration))
+	if c.Kubelet != nil {
 		var l field.ErrorList
-		if d := cfg.Kubelet.CgroupDriver; d != "" && d != "systemd" && d != "cgroupfs" {
+		if d := c.Kubelet.CgroupDriver; d != "" && d != "systemd" && d != "cgroupfs" {
 			l = append(l, field.NotSupported(field.NewPath("cgroupDriver"), d, []string{"cgroupfs", "systemd"}))
 		}
-		for i, ip := range cfg.Kubelet.ClusterDNS {
+		for i, ip := range c.Kubelet.ClusterDNS {
 			if net.ParseIP(ip) == nil {
 				l = append(l, field.Invalid(field.NewPath("clusterDNS").Index(i), ip, "not an IP address"))
 			}
 		}
 		add(KindKubelet, l)
 	}
-	if cfg.Proxy != nil && cfg.Proxy.ClusterCIDR != "" {
+	if c.KubeProxy != nil && c.KubeProxy.ClusterCIDR != "" {
 		var l field.ErrorList
-		if _, err := parseSubnets(cfg.Proxy.ClusterCIDR); err != nil {
-			l = append(l, field.Invalid(field.NewPath("clusterCIDR"), cfg.Proxy.ClusterCIDR, err.Error()))
+		if _, err := parseSubnets(c.KubeProxy.ClusterCIDR); err != nil {
+			l = append(l, field.Invalid(field.NewPath("clusterCIDR"), c.KubeProxy.ClusterCIDR, err.Error()))
 		}
 		add(KindProxy, l)
 	}
-	return errors.Join(errs...)
+	return errs
 }
 
 // ValidateJoin checks a defaulted Join the same way.

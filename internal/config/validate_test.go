@@ -1,6 +1,7 @@
 package config
 
 import (
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -8,6 +9,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	kubeletv1beta1 "k8s.io/kubelet/config/v1beta1"
+
+	"kubeboot.dev/kubeboot/internal/release"
 )
 
 // validInit is a defaulted configuration that passes validation; each case breaks one thing.
@@ -640,4 +643,27 @@ func TestValidateReset(t *testing.T) {
 			"ResetConfiguration: unmountFlags[1]: Unsupported value: \"MNT_LAZY\": supported values: \"MNT_DETACH\", \"MNT_EXPIRE\", \"MNT_FORCE\", \"UMOUNT_NOFOLLOW\"\n"+
 			"ResetConfiguration: ignorePreflightErrors: Invalid value: \"All,x\": \"all\" ignores every check; do not list individual checks with it\n"+
 			"ResetConfiguration: timeouts.tlsBootstrap: Invalid value: \"-1s\": must not be negative")
+}
+
+func TestValidateClusterIsInitsClusterPart(t *testing.T) {
+	cfg := &Init{}
+	if err := SetInitDefaults(cfg, Environment{
+		Hostname:         func() (string, error) { return "n1", nil },
+		AdvertiseAddress: func() (net.IP, error) { return net.ParseIP("10.0.0.1"), nil },
+		Random:           strings.NewReader(strings.Repeat("a", 64)),
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := ValidateCluster(cfg.ClusterPart()); err != nil {
+		t.Fatalf("a defaulted configuration: %v", err)
+	}
+	cfg.Cluster.KubernetesVersion = "1.37"
+	cfg.Kubelet.CgroupDriver = "openrc"
+	cfg.Init.NodeRegistration.Name = "" // the node's part: not ValidateCluster's
+	err := ValidateCluster(cfg.ClusterPart())
+	want := `ClusterConfiguration: kubernetesVersion: Invalid value: "1.37": must be a version such as "` + release.DefaultVersion() + `"` + "\n" +
+		`KubeletConfiguration: cgroupDriver: Unsupported value: "openrc": supported values: "cgroupfs", "systemd"`
+	if err == nil || err.Error() != want {
+		t.Fatalf("error\n%v\nwant\n%s", err, want)
+	}
 }

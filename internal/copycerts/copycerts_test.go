@@ -50,7 +50,8 @@ func testConfig() *config.Init {
 func cluster(t *testing.T) nodefs.FS {
 	t.Helper()
 	fsys := nodefs.FS{Root: t.TempDir()}
-	if _, err := pki.EnsureAll(t.Context(), fsys, testConfig(), pki.SystemSource()); err != nil {
+	cfg := testConfig()
+	if _, err := pki.EnsureAll(t.Context(), fsys, cfg.ClusterPart(), cfg.NodePart(), pki.SystemSource()); err != nil {
 		t.Fatal(err)
 	}
 	return fsys

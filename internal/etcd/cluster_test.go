@@ -46,7 +46,7 @@ func newTestCluster(t *testing.T) *testCluster {
 	cfg.Cluster.CertificatesDir = testCertDir
 	cfg.Cluster.Etcd.Local = &config.LocalEtcd{DataDir: "/var/lib/etcd"}
 	cfg.Cluster.EncryptionAlgorithm = config.EncryptionAlgorithmECDSAP256
-	if _, err := pki.EnsureAll(t.Context(), fsys, cfg, pki.SystemSource()); err != nil {
+	if _, err := pki.EnsureAll(t.Context(), fsys, cfg.ClusterPart(), cfg.NodePart(), pki.SystemSource()); err != nil {
 		t.Fatal(err)
 	}
 	tlsCfg, err := ClientTLS(fsys, testCertDir)

@@ -70,7 +70,16 @@ func ClientTLS(fsys nodefs.FS, certDir string) (*tls.Config, error) {
 		if !fsys.Exists(crt) {
 			continue
 		}
-		pair, err := tls.LoadX509KeyPair(fsys.Path(crt), fsys.Path(key))
+		// Through fsys, not by path: the pair may be held in memory (nodefs.Memory).
+		crtPEM, err := fsys.ReadFile(crt)
+		if err != nil {
+			return nil, fmt.Errorf("etcd client certificate %s: %w", crt, err)
+		}
+		keyPEM, err := fsys.ReadFile(key)
+		if err != nil {
+			return nil, fmt.Errorf("etcd client certificate %s: %w", crt, err)
+		}
+		pair, err := tls.X509KeyPair(crtPEM, keyPEM)
 		if err != nil {
 			return nil, fmt.Errorf("etcd client certificate %s: %w", crt, err)
 		}

@@ -147,7 +147,7 @@ func TestClientTLS(t *testing.T) {
 	cfg.Cluster.CertificatesDir = testCertDir
 	cfg.Cluster.Etcd.Local = &config.LocalEtcd{}
 	cfg.Cluster.EncryptionAlgorithm = config.EncryptionAlgorithmECDSAP256
-	if _, err := pki.EnsureAll(t.Context(), fsys, cfg, pki.SystemSource()); err != nil {
+	if _, err := pki.EnsureAll(t.Context(), fsys, cfg.ClusterPart(), cfg.NodePart(), pki.SystemSource()); err != nil {
 		t.Fatal(err)
 	}
 	leafCN := func() string {
@@ -227,5 +227,27 @@ func TestEndpointsFromPods(t *testing.T) {
 	want := "no etcd Pod in kube-system carries the annotation kubeadm.kubernetes.io/etcd.advertise-client-urls: the cluster's etcd is external (set etcd.external), or its control-plane nodes were not made by kubeadm or kubeboot"
 	if err == nil || err.Error() != want {
 		t.Fatalf("error = %v\nwant    %s", err, want)
+	}
+}
+
+func TestClientTLSFromMemory(t *testing.T) {
+	fsys := nodefs.Memory()
+	cfg := &config.Init{}
+	cfg.Init.NodeRegistration.Name = "n"
+	cfg.Init.LocalAPIEndpoint.AdvertiseAddress = "127.0.0.1"
+	cfg.Cluster.CertificatesDir = testCertDir
+	cfg.Cluster.Etcd.Local = &config.LocalEtcd{}
+	cfg.Cluster.EncryptionAlgorithm = config.EncryptionAlgorithmECDSAP256
+	for _, phase := range []string{"etcd-ca", "etcd-healthcheck-client"} {
+		if _, err := pki.Ensure(t.Context(), fsys, cfg.ClusterPart(), cfg.NodePart(), phase, pki.SystemSource()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c, err := ClientTLS(fsys, testCertDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cn := c.Certificates[0].Leaf.Subject.CommonName; cn != "kube-etcd-healthcheck-client" {
+		t.Errorf("client CN %q, want the healthcheck client", cn)
 	}
 }

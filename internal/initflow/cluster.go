@@ -112,21 +112,21 @@ func clusterPhases() []workflow.Phase[*Data] {
 		// so the seconds it starts earlier are the seconds DNS works earlier. The cluster left is the same.
 		{Name: "addon", Short: "Install the CoreDNS and kube-proxy addons", Needs: []string{"controller-accounts"},
 			RunIf: func(d *Data) bool { return !d.DryRun || d.PrintManifest }, Phases: []workflow.Phase[*Data]{
-				{Name: "coredns", Short: "Install the CoreDNS addon", RunIf: func(d *Data) bool { return !addons.CoreDNSDisabled(d.Cfg) }, Run: func(ctx context.Context, d *Data) error {
+				{Name: "coredns", Short: "Install the CoreDNS addon", RunIf: func(d *Data) bool { return !addons.CoreDNSDisabled(d.Cfg.ClusterPart()) }, Run: func(ctx context.Context, d *Data) error {
 					set, err := patches.LoadConfigured(d.FS, d.Cfg.Init.Patches)
 					if err != nil {
 						return err
 					}
 					opt := addons.CoreDNSPatches(set, func(ps []patches.Patch) { ReportPatches(d.Out, ps) })
 					if d.PrintManifest {
-						return printAddon(d.Out)(addons.CoreDNSObjects(d.Cfg, opt))
+						return printAddon(d.Out)(addons.CoreDNSObjects(d.Cfg.ClusterPart(), opt))
 					}
 					return withAPI(func(ctx context.Context, d *Data, c kubernetes.Interface) error {
-						return addons.EnsureCoreDNS(ctx, c, d.Cfg, opt)
+						return addons.EnsureCoreDNS(ctx, c, d.Cfg.ClusterPart(), opt)
 					})(ctx, d)
 				}},
-				{Name: "kube-proxy", Short: "Install the kube-proxy addon", RunIf: func(d *Data) bool { return !addons.KubeProxyDisabled(d.Cfg) }, Run: func(ctx context.Context, d *Data) error {
-					endpoint, err := kubeconfig.ControlPlaneURL(d.Cfg)
+				{Name: "kube-proxy", Short: "Install the kube-proxy addon", RunIf: func(d *Data) bool { return !addons.KubeProxyDisabled(d.Cfg.ClusterPart()) }, Run: func(ctx context.Context, d *Data) error {
+					endpoint, err := kubeconfig.ControlPlaneURL(d.Cfg.ClusterPart(), d.Cfg.NodePart())
 					if err != nil {
 						return err
 					}
@@ -136,10 +136,10 @@ func clusterPhases() []workflow.Phase[*Data] {
 					}
 					opt := addons.KubeProxyPatches(set, func(ps []patches.Patch) { ReportPatches(d.Out, ps) })
 					if d.PrintManifest {
-						return printAddon(d.Out)(addons.KubeProxyObjects(d.Cfg, endpoint, opt))
+						return printAddon(d.Out)(addons.KubeProxyObjects(d.Cfg.ClusterPart(), endpoint, opt))
 					}
 					return withAPI(func(ctx context.Context, d *Data, c kubernetes.Interface) error {
-						return addons.EnsureKubeProxy(ctx, c, d.Cfg, endpoint, opt)
+						return addons.EnsureKubeProxy(ctx, c, d.Cfg.ClusterPart(), endpoint, opt)
 					})(ctx, d)
 				}},
 			}},
@@ -281,7 +281,7 @@ func runBootstrapToken(ctx context.Context, d *Data) error {
 	if err != nil {
 		return err
 	}
-	server, err := kubeconfig.ControlPlaneURL(d.Cfg)
+	server, err := kubeconfig.ControlPlaneURL(d.Cfg.ClusterPart(), d.Cfg.NodePart())
 	if err != nil {
 		return err
 	}

@@ -33,7 +33,7 @@ func (f fakeClients) SuperAdmin() (kubernetes.Interface, error) { return f.c, ni
 func TestClusterPhasesCreateKubeadmsObjects(t *testing.T) {
 	cfg := testConfig(t, config.EncryptionAlgorithmECDSAP256)
 	fsys := nodefs.FS{Root: t.TempDir()}
-	if _, err := pki.EnsureAll(t.Context(), fsys, cfg, pki.SystemSource()); err != nil {
+	if _, err := pki.EnsureAll(t.Context(), fsys, cfg.ClusterPart(), cfg.NodePart(), pki.SystemSource()); err != nil {
 		t.Fatal(err)
 	}
 	client := fake.NewClientset(&corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "cp-1", Labels: map[string]string{"kubernetes.io/hostname": "cp-1"}}})
@@ -120,7 +120,7 @@ func TestUploadCerts(t *testing.T) {
 			cfg.Cluster.ControlPlaneEndpoint = tt.endpoint
 			cfg.Init.CertificateKey = tt.key
 			fsys := nodefs.FS{Root: t.TempDir()}
-			if _, err := pki.EnsureAll(t.Context(), fsys, cfg, pki.SystemSource()); err != nil {
+			if _, err := pki.EnsureAll(t.Context(), fsys, cfg.ClusterPart(), cfg.NodePart(), pki.SystemSource()); err != nil {
 				t.Fatal(err)
 			}
 			client := fake.NewClientset()
@@ -192,7 +192,7 @@ func TestControllerAccounts(t *testing.T) {
 			cfg := testConfig(t, config.EncryptionAlgorithmECDSAP256)
 			cfg.Cluster.ControllerManager.ExtraArgs = tt.extra
 			fsys := nodefs.FS{Root: t.TempDir()}
-			if _, err := manifests.WriteControllerManager(t.Context(), fsys, cfg, manifests.Host{}); err != nil {
+			if _, err := manifests.WriteControllerManager(t.Context(), fsys, cfg.ClusterPart(), cfg.NodePart(), manifests.Host{}); err != nil {
 				t.Fatal(err)
 			}
 			client := fake.NewClientset()

@@ -31,7 +31,7 @@ type Data struct {
 	// Hostname is the machine's hostname as the kubelet sees it (config.Environment.NodeHostname), for
 	// kubeadm-flags.env's --hostname-override decision.
 	Hostname string
-	// DryRun means FS is a scratch directory and nothing may touch the machine or the cluster.
+	// DryRun means FS keeps every write in memory and nothing may touch the machine or the cluster.
 	DryRun bool
 	// UploadCerts is --upload-certs: the upload-certs phase stores the shared certificates in kube-system/kubeadm-certs,
 	// encrypted with Cfg.Init.CertificateKey (a new key when it is empty).
@@ -69,7 +69,7 @@ func Phases() []workflow.Phase[*Data] {
 			Phases: kubeconfigPhases(), Needs: []string{"preflight", "certs/" + pki.CAPhase}},
 		{Name: "etcd", Short: "Generate static Pod manifest file for local etcd", Needs: []string{"preflight", "certs"}, Phases: []workflow.Phase[*Data]{
 			{Name: "local", Short: "Generate the static Pod manifest file for a local, single-node local etcd instance", Run: func(ctx context.Context, d *Data) error {
-				applied, err := manifests.WriteLocalEtcd(ctx, d.FS, d.Cfg)
+				applied, err := manifests.WriteLocalEtcd(ctx, d.FS, d.Cfg.ClusterPart(), d.Cfg.NodePart())
 				ReportPatches(d.Out, applied)
 				return err
 			}, RunIf: func(d *Data) bool { return d.Cfg.Cluster.Etcd.External == nil }},
@@ -93,7 +93,7 @@ func certPhases() []workflow.Phase[*Data] {
 			needs = append(needs, "certs/"+s.CAName)
 		}
 		out = append(out, workflow.Phase[*Data]{Name: p.Name, Short: p.Short, Needs: needs, Run: func(ctx context.Context, d *Data) error {
-			res, err := pki.Ensure(ctx, d.FS, d.Cfg, p.Name, d.Source)
+			res, err := pki.Ensure(ctx, d.FS, d.Cfg.ClusterPart(), d.Cfg.NodePart(), p.Name, d.Source)
 			if err != nil {
 				return err
 			}
@@ -118,7 +118,7 @@ func kubeconfigPhases() []workflow.Phase[*Data] {
 			if dir == "" {
 				dir = config.KubernetesDir
 			}
-			res, err := kubeconfig.EnsureIn(ctx, d.FS, d.Cfg, dir, p.Name, d.Source)
+			res, err := kubeconfig.EnsureIn(ctx, d.FS, d.Cfg.ClusterPart(), d.Cfg.NodePart(), dir, p.Name, d.Source)
 			if err != nil {
 				return err
 			}
@@ -130,10 +130,10 @@ func kubeconfigPhases() []workflow.Phase[*Data] {
 }
 
 func controlPlanePhases() []workflow.Phase[*Data] {
-	write := func(f func(context.Context, nodefs.FS, *config.Init, manifests.Host) ([]patches.Patch, error)) func(context.Context, *Data) error {
+	write := func(f func(context.Context, nodefs.FS, *config.Cluster, *config.Node, manifests.Host) ([]patches.Patch, error)) func(context.Context, *Data) error {
 		return func(ctx context.Context, d *Data) error {
 			host := manifests.DetectHost(d.FS, d.Cfg.Cluster.CertificatesDir, os.Environ())
-			applied, err := f(ctx, d.FS, d.Cfg, host)
+			applied, err := f(ctx, d.FS, d.Cfg.ClusterPart(), d.Cfg.NodePart(), host)
 			ReportPatches(d.Out, applied)
 			return err
 		}
@@ -158,10 +158,11 @@ func runKubeletStart(ctx context.Context, d *Data) error {
 	if err := d.FS.MkdirAll(staticpod.Dir, 0o755); err != nil {
 		return err
 	}
-	if err := kubelet.WriteFlags(d.FS, d.Cfg, d.Hostname); err != nil {
+	node := d.Cfg.NodePart()
+	if err := kubelet.WriteFlags(d.FS, node, d.Hostname); err != nil {
 		return err
 	}
-	applied, err := kubelet.WriteConfig(d.FS, d.Cfg)
+	applied, err := kubelet.WriteConfig(d.FS, d.Cfg.ClusterPart(), node)
 	if err != nil {
 		return err
 	}

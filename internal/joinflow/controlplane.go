@@ -2,8 +2,6 @@ package joinflow
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -26,6 +24,7 @@ import (
 	"kubeboot.dev/kubeboot/internal/patches"
 	"kubeboot.dev/kubeboot/internal/pki"
 	"kubeboot.dev/kubeboot/internal/staticpod"
+	"kubeboot.dev/kubeboot/internal/uploadconfig"
 	"kubeboot.dev/kubeboot/internal/waiter"
 )
 
@@ -42,9 +41,10 @@ const notReadyPrefix = "one or more conditions for hosting a new control plane i
 
 // controlPlaneJoin is what a control-plane join learns, and checks, before it writes anything.
 type controlPlaneJoin struct {
-	// cfg is this node seen as init sees a control-plane node: the cluster's ClusterConfiguration with this node's
-	// registration, API endpoint, patches and timeouts. Certificates, kubeconfig files and static Pods render from it.
-	cfg *config.Init
+	// cluster is the cluster's configuration as kube-system/kubeadm-config and kubelet-config hold it; node is this
+	// node's part of the JoinConfiguration. Certificates, kubeconfig files and static Pods render from both.
+	cluster *config.Cluster
+	node    *config.Node
 	// shared are the files of kube-system/kubeadm-certs, decrypted with the certificate key; nil without a key
 	// (the files are then on the node already).
 	shared []file
@@ -68,17 +68,21 @@ func (d *Data) controlPlaneJoin(ctx context.Context) (*controlPlaneJoin, error) 
 		return nil, fmt.Errorf("%s: %w (kube-system/kubeadm-config has no controlPlaneEndpoint): init a cluster that is to have several "+
 			"control-plane nodes with --control-plane-endpoint (a load balancer or DNS name for every API server)", notReadyPrefix, ErrNoControlPlaneEndpoint)
 	}
-	cfg, err := nodeConfig(jc, cl)
-	if err != nil {
-		return nil, err
+	// The cluster's configuration is used as init uploaded it, defaulted. It is checked here, once, because that
+	// init may have been a kubeadm or kubeboot of a release this one cannot render (another Kubernetes minor): a
+	// refused join writes nothing. ResolveJoin has checked the JoinConfiguration.
+	cluster := &config.Cluster{ClusterConfiguration: cl.Config, Kubelet: cl.Kubelet}
+	if err := config.ValidateCluster(cluster); err != nil {
+		return nil, fmt.Errorf("the cluster's configuration (kube-system/%s, kube-system/%s): %w", uploadconfig.KubeadmConfigMap,
+			uploadconfig.KubeletConfigMap, err)
 	}
-	cp := &controlPlaneJoin{cfg: cfg}
+	cp := &controlPlaneJoin{cluster: cluster, node: jc.ControlPlaneNode()}
 	if key := jc.ControlPlane.CertificateKey; key != "" {
-		if cp.shared, err = downloadShared(ctx, cl.Client, cfg, key); err != nil {
+		if cp.shared, err = downloadShared(ctx, cl.Client, cp, key); err != nil {
 			return nil, err
 		}
 		fmt.Fprintf(d.Out, "  decrypted %d shared certificates and keys of kube-system/%s with the certificate key\n", len(cp.shared), copycerts.SecretName)
-	} else if missing := missingShared(d.FS, cfg); len(missing) > 0 {
+	} else if missing := missingShared(d.FS, cluster); len(missing) > 0 {
 		return nil, fmt.Errorf("%s: %w: %s missing; pass the --certificate-key printed by `kubeboot init --upload-certs` "+
 			"(or `kubeboot init phase upload-certs --upload-certs`), or copy them from a control-plane node", notReadyPrefix,
 			ErrSharedCertificatesMissing, strings.Join(missing, ", "))
@@ -87,51 +91,14 @@ func (d *Data) controlPlaneJoin(ctx context.Context) (*controlPlaneJoin, error) 
 	return cp, nil
 }
 
-// nodeConfig builds this node's configuration as init would have it, from the cluster's ClusterConfiguration and
-// KubeletConfiguration and the JoinConfiguration, defaulted and validated as init's is.
-func nodeConfig(jc *config.JoinConfiguration, cl *Cluster) (*config.Init, error) {
-	cfg := &config.Init{}
-	// A deep copy: defaulting must not change the Cluster other phases read.
-	b, err := json.Marshal(cl.Config)
-	if err == nil {
-		err = json.Unmarshal(b, &cfg.Cluster)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("copy the cluster's ClusterConfiguration: %w", err)
-	}
-	cfg.Init.NodeRegistration = jc.NodeRegistration
-	cfg.Init.LocalAPIEndpoint = jc.ControlPlane.LocalAPIEndpoint
-	cfg.Init.CertificateKey = jc.ControlPlane.CertificateKey
-	cfg.Init.Patches = jc.Patches
-	timeouts := *jc.Timeouts
-	cfg.Init.Timeouts = &timeouts
-	if cl.Kubelet != nil {
-		cfg.Kubelet = cl.Kubelet.DeepCopy()
-	}
-	if err := config.SetInitDefaults(cfg, config.Environment{Random: rand.Reader}); err != nil {
-		return nil, fmt.Errorf("kube-system/kubeadm-config with this node's JoinConfiguration: %w", err)
-	}
-	// Defaulting adds init's bootstrap token; a joining node creates none.
-	cfg.Init.BootstrapTokens = nil
-	if err := config.ValidateInit(cfg); err != nil {
-		return nil, fmt.Errorf("kube-system/kubeadm-config with this node's JoinConfiguration: %w", err)
-	}
-	return cfg, nil
-}
-
-// downloadShared decrypts kube-system/kubeadm-certs into memory, through a private scratch directory that is
-// removed at once: copycerts.Download checks everything before it writes, and writes to a filesystem.
-func downloadShared(ctx context.Context, client kubernetes.Interface, cfg *config.Init, key string) ([]file, error) {
-	scratch, err := os.MkdirTemp("", "kubeboot-certs-")
-	if err != nil {
-		return nil, err
-	}
-	defer os.RemoveAll(scratch)
-	sfs := nodefs.FS{Root: scratch}
-	ctx, cancel := context.WithTimeout(ctx, cfg.Init.Timeouts.KubernetesAPICall.Duration)
+// downloadShared decrypts kube-system/kubeadm-certs into memory: copycerts.Download checks everything before it
+// writes, and writes to a filesystem, here one held in memory, so no CA key reaches a disk before download-certs.
+func downloadShared(ctx context.Context, client kubernetes.Interface, cp *controlPlaneJoin, key string) ([]file, error) {
+	mem := nodefs.Memory()
+	ctx, cancel := context.WithTimeout(ctx, cp.node.Timeouts.KubernetesAPICall.Duration)
 	defer cancel()
-	certDir, external := cfg.Cluster.CertificatesDir, cfg.Cluster.Etcd.External
-	if err := copycerts.Download(ctx, client, sfs, certDir, key, external); err != nil {
+	certDir, external := cp.cluster.CertificatesDir, cp.cluster.Etcd.External
+	if err := copycerts.Download(ctx, client, mem, certDir, key, external); err != nil {
 		return nil, fmt.Errorf("download the shared certificates: %w", err)
 	}
 	var out []file
@@ -139,7 +106,7 @@ func downloadShared(ctx context.Context, client kubernetes.Interface, cfg *confi
 		if f.Path == "" {
 			continue
 		}
-		b, err := sfs.ReadFile(f.Path)
+		b, err := mem.ReadFile(f.Path)
 		if errors.Is(err, fs.ErrNotExist) {
 			continue // the uploading node did not have it (an external CA's key)
 		}
@@ -157,9 +124,9 @@ func downloadShared(ctx context.Context, client kubernetes.Interface, cfg *confi
 
 // missingShared lists the shared files a control-plane node must have before it makes its own certificates:
 // every CA certificate and the service-account key pair. CA keys may be absent (an external CA).
-func missingShared(fsys nodefs.FS, cfg *config.Init) []string {
+func missingShared(fsys nodefs.FS, cluster *config.Cluster) []string {
 	var missing []string
-	for _, f := range copycerts.Files(cfg.Cluster.CertificatesDir, cfg.Cluster.Etcd.External) {
+	for _, f := range copycerts.Files(cluster.CertificatesDir, cluster.Etcd.External) {
 		required := !f.Private || f.SecretKey == pki.ServiceAccountKeyName
 		if f.Path != "" && required && !fsys.Exists(f.Path) {
 			missing = append(missing, f.Path)
@@ -175,7 +142,7 @@ func checkControlPlane(ctx context.Context, d *Data) error {
 	if err != nil {
 		return err
 	}
-	if cp.cfg.Cluster.Etcd.External != nil {
+	if cp.cluster.Etcd.External != nil {
 		fmt.Fprintln(d.Out, "  the cluster uses an external etcd: this node runs no etcd member")
 		return nil
 	}
@@ -183,19 +150,13 @@ func checkControlPlane(ctx context.Context, d *Data) error {
 }
 
 // checkEtcdBeforeWriting asks the cluster's etcd whether it can take a new member. It needs an etcd client
-// certificate and an admin kubeconfig (to find the etcd members from their Pods); both are made from the shared
-// CAs in a private scratch directory that is removed afterwards, so the node stays untouched.
+// certificate and an admin kubeconfig (to find the etcd members from their Pods); both are issued from the shared
+// CAs into memory, so the node stays untouched and no key reaches a disk.
 func checkEtcdBeforeWriting(ctx context.Context, d *Data, cp *controlPlaneJoin) error {
-	cfg := cp.cfg
-	scratch, err := os.MkdirTemp("", "kubeboot-etcdcheck-")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(scratch)
-	sfs := nodefs.FS{Root: scratch}
+	sfs := nodefs.Memory()
 	files := cp.shared
 	if files == nil {
-		for _, f := range copycerts.Files(cfg.Cluster.CertificatesDir, nil) {
+		for _, f := range copycerts.Files(cp.cluster.CertificatesDir, nil) {
 			if b, err := d.FS.ReadFile(f.Path); err == nil {
 				files = append(files, file{f.Path, b, pki.KeyMode})
 			}
@@ -206,20 +167,20 @@ func checkEtcdBeforeWriting(ctx context.Context, d *Data, cp *controlPlaneJoin) 
 			return err
 		}
 	}
-	dir := cfg.Cluster.CertificatesDir
+	dir := cp.cluster.CertificatesDir
 	for _, key := range []string{path.Join(dir, "ca.key"), path.Join(dir, "etcd", "ca.key")} {
 		if !sfs.Exists(key) {
 			fmt.Fprintf(d.Out, "  no %s (an external CA): the etcd cluster is checked by check-etcd, once this node has its certificates\n", key)
 			return nil
 		}
 	}
-	if _, err := pki.Ensure(ctx, sfs, cfg, "etcd-healthcheck-client", d.Source); err != nil {
+	if _, err := pki.Ensure(ctx, sfs, cp.cluster, cp.node, "etcd-healthcheck-client", d.Source); err != nil {
 		return err
 	}
-	if _, err := kubeconfig.Ensure(ctx, sfs, cfg, "admin", d.Source); err != nil {
+	if _, err := kubeconfig.Ensure(ctx, sfs, cp.cluster, cp.node, "admin", d.Source); err != nil {
 		return err
 	}
-	ec, err := d.etcdCluster(ctx, sfs, cfg)
+	ec, err := d.etcdCluster(ctx, sfs, cp)
 	if err != nil {
 		return err
 	}
@@ -258,11 +219,11 @@ func runControlPlaneCerts(ctx context.Context, d *Data) error {
 		return err
 	}
 	// EnsureAll would make new CAs where the shared ones are missing: a node with its own CAs cannot join.
-	if missing := missingShared(d.FS, cp.cfg); len(missing) > 0 {
+	if missing := missingShared(d.FS, cp.cluster); len(missing) > 0 {
 		return fmt.Errorf("%w: %s missing; run the control-plane-prepare/download-certs phase with --certificate-key first, or copy them from a control-plane node",
 			ErrSharedCertificatesMissing, strings.Join(missing, ", "))
 	}
-	res, err := pki.EnsureAll(ctx, d.FS, cp.cfg, d.Source)
+	res, err := pki.EnsureAll(ctx, d.FS, cp.cluster, cp.node, d.Source)
 	for _, r := range res {
 		initflow.ReportPKI(d.Out, r)
 	}
@@ -278,7 +239,7 @@ func runControlPlaneKubeconfigs(ctx context.Context, d *Data) error {
 	if err != nil {
 		return err
 	}
-	res, err := kubeconfig.EnsureSome(ctx, d.FS, cp.cfg, controlPlaneKubeconfigs, d.Source)
+	res, err := kubeconfig.EnsureSome(ctx, d.FS, cp.cluster, cp.node, controlPlaneKubeconfigs, d.Source)
 	for _, r := range res {
 		initflow.ReportPKI(d.Out, r)
 	}
@@ -290,11 +251,11 @@ func runControlPlaneManifests(ctx context.Context, d *Data) error {
 	if err != nil {
 		return err
 	}
-	host := manifests.DetectHost(d.FS, cp.cfg.Cluster.CertificatesDir, os.Environ())
-	for _, write := range []func(context.Context, nodefs.FS, *config.Init, manifests.Host) ([]patches.Patch, error){
+	host := manifests.DetectHost(d.FS, cp.cluster.CertificatesDir, os.Environ())
+	for _, write := range []func(context.Context, nodefs.FS, *config.Cluster, *config.Node, manifests.Host) ([]patches.Patch, error){
 		manifests.WriteAPIServer, manifests.WriteControllerManager, manifests.WriteScheduler,
 	} {
-		applied, err := write(ctx, d.FS, cp.cfg, host)
+		applied, err := write(ctx, d.FS, cp.cluster, cp.node, host)
 		initflow.ReportPatches(d.Out, applied)
 		if err != nil {
 			return err
@@ -310,11 +271,11 @@ func runCheckEtcd(ctx context.Context, d *Data) error {
 	if err != nil {
 		return err
 	}
-	if cp.cfg.Cluster.Etcd.External != nil {
+	if cp.cluster.Etcd.External != nil {
 		fmt.Fprintln(d.Out, "  external etcd: nothing to check")
 		return nil
 	}
-	ec, err := d.etcdCluster(ctx, d.FS, cp.cfg)
+	ec, err := d.etcdCluster(ctx, d.FS, cp)
 	if err != nil {
 		return err
 	}
@@ -336,13 +297,13 @@ func runMarkControlPlane(ctx context.Context, d *Data) error {
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(ctx, cp.cfg.Init.Timeouts.KubernetesAPICall.Duration)
+	ctx, cancel := context.WithTimeout(ctx, cp.node.Timeouts.KubernetesAPICall.Duration)
 	defer cancel()
-	if err := markcontrolplane.Mark(ctx, admin, name, cp.cfg.Init.NodeRegistration.Taints); err != nil {
+	if err := markcontrolplane.Mark(ctx, admin, name, cp.node.Registration.Taints); err != nil {
 		return err
 	}
 	fmt.Fprintf(d.Out, "  labelled Node %s %s and %s; %s\n", name, markcontrolplane.LabelControlPlane,
-		markcontrolplane.LabelExcludeFromExternalLB, taintList(cp.cfg.Init.NodeRegistration.Taints))
+		markcontrolplane.LabelExcludeFromExternalLB, taintList(cp.node.Registration.Taints))
 	return nil
 }
 
@@ -355,10 +316,10 @@ func runWaitControlPlane(ctx context.Context, d *Data) error {
 	if err != nil {
 		return err
 	}
-	timeout := cp.cfg.Init.Timeouts.ControlPlaneComponentHealthCheck.Duration
+	timeout := cp.node.Timeouts.ControlPlaneComponentHealthCheck.Duration
 	fmt.Fprintf(d.Out, "  waiting for this node's control plane (up to %s)\n", timeout)
 	w := &waiter.Waiter{Interval: d.interval(), Out: d.Out,
-		Diagnose: initflow.NewDiagnoser(cp.cfg.Init.NodeRegistration.CRISocket, d.FS, d.DialRuntime)}
+		Diagnose: initflow.NewDiagnoser(cp.node.Registration.CRISocket, d.FS, d.DialRuntime)}
 	if err := w.Wait(ctx, timeout, eps...); err != nil {
 		return hint.With(err, "the diagnosis comes from the container runtime; the kubelet's log says why a static Pod did not start")
 	}

@@ -180,7 +180,7 @@ func newCPHarness(t *testing.T, c cpCluster, joinKey string) *cpHarness {
 		firstCfg.Cluster = cc
 		writeExternalEtcdFiles(t, first, cc.Etcd.External)
 	}
-	if _, err := pki.EnsureAll(ctx, first, firstCfg, pki.SystemSource()); err != nil {
+	if _, err := pki.EnsureAll(ctx, first, firstCfg.ClusterPart(), firstCfg.NodePart(), pki.SystemSource()); err != nil {
 		t.Fatal(err)
 	}
 	caCrt, err := first.ReadFile(certDir + "/ca.crt")
@@ -537,6 +537,12 @@ func TestRefusedControlPlaneJoinWritesNothing(t *testing.T) {
 			name: "an etcd member is down", cluster: cpCluster{endpoint: "cp.lab:6443", upload: certKey}, key: certKey, wantErr: etcd.ErrUnhealthy,
 			setup:   func(h *cpHarness) { h.etcd.quorumErr = memberDown },
 			wantMsg: "phase preflight: " + memberDown.Error(),
+		},
+		{
+			name: "a cluster configuration this kubeboot cannot render", key: certKey,
+			cluster: cpCluster{endpoint: "cp.lab:6443", upload: certKey, gates: map[string]bool{"NoSuchGate": true}},
+			wantMsg: "phase preflight: the cluster's configuration (kube-system/kubeadm-config, kube-system/kubelet-config): ClusterConfiguration: " +
+				`featureGates[NoSuchGate]: Unsupported value: "NoSuchGate": supported values: "RootlessControlPlane"`,
 		},
 		{
 			name: "no etcd Pod announces its member", cluster: cpCluster{endpoint: "cp.lab:6443", upload: certKey, noPods: true}, key: certKey,

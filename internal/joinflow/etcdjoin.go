@@ -8,7 +8,6 @@ import (
 	"strings"
 	"time"
 
-	"kubeboot.dev/kubeboot/internal/config"
 	"kubeboot.dev/kubeboot/internal/etcd"
 	"kubeboot.dev/kubeboot/internal/initflow"
 	"kubeboot.dev/kubeboot/internal/manifests"
@@ -43,7 +42,7 @@ const mirrorPodLag = time.Minute
 // etcdCluster connects to the cluster's etcd as the control-plane node whose files are in fsys: the members'
 // client URLs come from the annotations of the etcd Pods (read with admin.conf), the client certificate is
 // etcd/healthcheck-client (or apiserver-etcd-client).
-func (d *Data) etcdCluster(ctx context.Context, fsys nodefs.FS, cfg *config.Init) (EtcdCluster, error) {
+func (d *Data) etcdCluster(ctx context.Context, fsys nodefs.FS, cp *controlPlaneJoin) (EtcdCluster, error) {
 	admin, err := d.adminClient(fsys)
 	if err != nil {
 		return nil, err
@@ -52,13 +51,14 @@ func (d *Data) etcdCluster(ctx context.Context, fsys nodefs.FS, cfg *config.Init
 	// whose static Pods run steadily creates their mirror Pods at its next periodic sync after its Node registers
 	// (seen in the lab: a join right after init waited a minute). So the wait is one such period longer than an
 	// API call's.
-	actx, cancel := context.WithTimeout(ctx, cfg.Init.Timeouts.KubernetesAPICall.Duration+mirrorPodLag)
+	timeouts := cp.node.Timeouts
+	actx, cancel := context.WithTimeout(ctx, timeouts.KubernetesAPICall.Duration+mirrorPodLag)
 	defer cancel()
 	endpoints, err := etcd.EndpointsFromPods(actx, admin)
 	if err != nil {
 		return nil, err
 	}
-	opts, err := etcd.Options{Endpoints: endpoints, CallTimeout: cfg.Init.Timeouts.EtcdAPICall.Duration}.WithClientTLS(fsys, cfg.Cluster.CertificatesDir)
+	opts, err := etcd.Options{Endpoints: endpoints, CallTimeout: timeouts.EtcdAPICall.Duration}.WithClientTLS(fsys, cp.cluster.CertificatesDir)
 	if err != nil {
 		return nil, err
 	}
@@ -82,14 +82,14 @@ func joinEtcd(ctx context.Context, d *Data) error {
 	if err != nil {
 		return err
 	}
-	cfg := cp.cfg
-	if cfg.Cluster.Etcd.External != nil {
+	cluster, node := cp.cluster, cp.node
+	if cluster.Etcd.External != nil {
 		fmt.Fprintln(d.Out, "  the cluster uses an external etcd: this node runs no etcd member")
 		return nil
 	}
-	name := cfg.Init.NodeRegistration.Name
-	peerURL := staticpod.EtcdPeerURL(cfg.Init.LocalAPIEndpoint.AdvertiseAddress)
-	ec, err := d.etcdCluster(ctx, d.FS, cfg)
+	name := node.Registration.Name
+	peerURL := staticpod.EtcdPeerURL(node.LocalAPIEndpoint.AdvertiseAddress)
+	ec, err := d.etcdCluster(ctx, d.FS, cp)
 	if err != nil {
 		return err
 	}
@@ -107,7 +107,7 @@ func joinEtcd(ctx context.Context, d *Data) error {
 			}
 		}
 		initial = append(initial, manifests.EtcdMember{Name: name, PeerURL: peerURL})
-		if err := writeEtcdManifest(d, cfg, initial); err != nil {
+		if err := writeEtcdManifest(d, cp, initial); err != nil {
 			return err
 		}
 		fmt.Fprintf(d.Out, "  dry run: would add %s as an etcd learner at %s through %s, wait for it to run, and promote it\n",
@@ -127,16 +127,16 @@ func joinEtcd(ctx context.Context, d *Data) error {
 	if err != nil {
 		return fmt.Errorf("%w; %s", err, undo)
 	}
-	if err := d.FS.MkdirAll(cfg.Cluster.Etcd.Local.DataDir, 0o700); err != nil {
+	if err := d.FS.MkdirAll(cluster.Etcd.Local.DataDir, 0o700); err != nil {
 		return fmt.Errorf("create the etcd data directory: %w; %s", err, undo)
 	}
-	if err := writeEtcdManifest(d, cfg, initial); err != nil {
+	if err := writeEtcdManifest(d, cp, initial); err != nil {
 		return fmt.Errorf("%w; %s", err, undo)
 	}
 	fmt.Fprintf(d.Out, "  wrote %s: member %s of %d, initial-cluster-state=existing\n", staticpod.Path(staticpod.EtcdName), name, len(initial))
 
 	start := time.Now()
-	startTimeout := cfg.Init.Timeouts.ControlPlaneComponentHealthCheck.Duration
+	startTimeout := node.Timeouts.ControlPlaneComponentHealthCheck.Duration
 	if err := waitMemberRunning(ctx, d, ec, id, startTimeout); err != nil {
 		return fmt.Errorf("%w; %s", err, undo)
 	}
@@ -170,12 +170,12 @@ func parseInitialCluster(s string) ([]manifests.EtcdMember, error) {
 }
 
 // writeEtcdManifest writes etcd.yaml for this node joining initial, with the node's etcd patches applied.
-func writeEtcdManifest(d *Data, cfg *config.Init, initial []manifests.EtcdMember) error {
-	pod, err := manifests.Etcd(cfg, cfg.Init.LocalAPIEndpoint, initial)
+func writeEtcdManifest(d *Data, cp *controlPlaneJoin, initial []manifests.EtcdMember) error {
+	pod, err := manifests.Etcd(cp.cluster, cp.node, initial)
 	if err != nil {
 		return err
 	}
-	set, err := patches.LoadConfigured(d.FS, cfg.Init.Patches)
+	set, err := patches.LoadConfigured(d.FS, cp.node.Patches)
 	if err != nil {
 		return fmt.Errorf("write static Pod manifest for %s: %w", staticpod.EtcdName, err)
 	}

@@ -159,10 +159,10 @@ func TestEtcdGrowsAndShrinksWithRealMembers(t *testing.T) {
 
 	// The first control-plane node: its own certificates and the single-member etcd init writes.
 	cfg1, fs1 := node("cp-1", ip1)
-	if _, err := pki.EnsureAll(ctx, fs1, cfg1, pki.SystemSource()); err != nil {
+	if _, err := pki.EnsureAll(ctx, fs1, cfg1.ClusterPart(), cfg1.NodePart(), pki.SystemSource()); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := manifests.WriteLocalEtcd(ctx, fs1, cfg1); err != nil {
+	if _, err := manifests.WriteLocalEtcd(ctx, fs1, cfg1.ClusterPart(), cfg1.NodePart()); err != nil {
 		t.Fatal(err)
 	}
 	if err := fs1.MkdirAll("/var/lib/etcd", 0o700); err != nil {
@@ -198,10 +198,10 @@ func TestEtcdGrowsAndShrinksWithRealMembers(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if _, err := pki.EnsureAll(ctx, fs2, cfg2, pki.SystemSource()); err != nil {
+	if _, err := pki.EnsureAll(ctx, fs2, cfg2.ClusterPart(), cfg2.NodePart(), pki.SystemSource()); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := kubeconfig.Ensure(ctx, fs2, cfg2, "admin", pki.SystemSource()); err != nil {
+	if _, err := kubeconfig.Ensure(ctx, fs2, cfg2.ClusterPart(), cfg2.NodePart(), "admin", pki.SystemSource()); err != nil {
 		t.Fatal(err)
 	}
 	// The API server only tells where the members are, through the first member's Pod.
@@ -214,7 +214,7 @@ func TestEtcdGrowsAndShrinksWithRealMembers(t *testing.T) {
 		Cfg:       &config.Join{Join: config.JoinConfiguration{ControlPlane: &config.JoinControlPlane{LocalAPIEndpoint: cfg2.Init.LocalAPIEndpoint}}},
 		NewClient: func(*clientcmdapi.Config) (kubernetes.Interface, error) { return client, nil },
 		cluster:   &Cluster{Config: cc},
-		cpJoin:    &controlPlaneJoin{cfg: cfg2},
+		cpJoin:    &controlPlaneJoin{cluster: cfg2.ClusterPart(), node: cfg2.NodePart()},
 	}
 	// The kubelet of the joining node: it starts etcd once etcd.yaml appears.
 	started := make(chan *staticEtcd, 1)

@@ -37,7 +37,7 @@ type Data struct {
 	Hostname string
 	// SystemdResolved says systemd-resolved manages DNS on this machine.
 	SystemdResolved bool
-	// DryRun means FS is a scratch directory: the cluster is only read, the kubelet is left alone.
+	// DryRun means FS keeps every write in memory: the cluster is only read, the kubelet is left alone.
 	DryRun bool
 	// Discover finds and authenticates the cluster; nil means Discover (over the network).
 	Discover func(ctx context.Context, jc *config.JoinConfiguration, out io.Writer) (*clientcmdapi.Config, error)

@@ -67,7 +67,7 @@ func runKubeletStart(ctx context.Context, d *Data) error {
 		if err != nil {
 			return err
 		}
-		local, err := kubeconfig.LocalURL(cp.cfg)
+		local, err := kubeconfig.LocalURL(cp.node)
 		if err != nil {
 			return err
 		}

@@ -23,10 +23,10 @@ func BenchmarkInitCredentials(b *testing.B) {
 					b.Fatal(err)
 				}
 				fsys := nodefs.FS{Root: root}
-				if _, err := pki.EnsureAll(b.Context(), fsys, cfg, pki.SystemSource()); err != nil {
+				if _, err := pki.EnsureAll(b.Context(), fsys, cfg.ClusterPart(), cfg.NodePart(), pki.SystemSource()); err != nil {
 					b.Fatal(err)
 				}
-				if _, err := EnsureAll(b.Context(), fsys, cfg, pki.SystemSource()); err != nil {
+				if _, err := EnsureAll(b.Context(), fsys, cfg.ClusterPart(), cfg.NodePart(), pki.SystemSource()); err != nil {
 					b.Fatal(err)
 				}
 			}

@@ -13,8 +13,8 @@ import (
 // the client key; the CA and the client certificate are added once the external CA has signed) and the client
 // certificate's signing request next to it (<name>.conf.csr), into dir, as kubeadm's `certs generate-csr` does.
 // It refuses to overwrite either, and returns the file names written.
-func WriteCSRs(fsys nodefs.FS, dir string, cfg *config.Init, src pki.Source) ([]string, error) {
-	specs, err := Specs(cfg)
+func WriteCSRs(fsys nodefs.FS, dir string, cluster *config.Cluster, node *config.Node, src pki.Source) ([]string, error) {
+	specs, err := Specs(cluster, node)
 	if err != nil {
 		return nil, err
 	}
@@ -27,11 +27,11 @@ func WriteCSRs(fsys nodefs.FS, dir string, cfg *config.Init, src pki.Source) ([]
 				return written, fmt.Errorf("%s already exists: move it away to generate a new key and CSR for %s", p, name)
 			}
 		}
-		csrPEM, keyPEM, err := pki.NewCSR(src, pki.Request{CommonName: s.User, Organization: s.Organization, Algorithm: cfg.Cluster.EncryptionAlgorithm})
+		csrPEM, keyPEM, err := pki.NewCSR(src, pki.Request{CommonName: s.User, Organization: s.Organization, Algorithm: cluster.EncryptionAlgorithm})
 		if err != nil {
 			return written, fmt.Errorf("%s: %w", name, err)
 		}
-		if err := Write(fsys, file, WithCerts(s.Server, cfg.Cluster.ClusterName, s.User, nil, nil, keyPEM)); err != nil {
+		if err := Write(fsys, file, WithCerts(s.Server, cluster.ClusterName, s.User, nil, nil, keyPEM)); err != nil {
 			return written, err
 		}
 		if err := fsys.WriteFile(csrFile, csrPEM, pki.CSRMode); err != nil {

@@ -17,16 +17,16 @@ import (
 	"kubeboot.dev/kubeboot/internal/pki"
 )
 
-// EnsureAll makes sure every kubeconfig file of init exists and fits cfg (see EnsureSome).
-func EnsureAll(ctx context.Context, fsys nodefs.FS, cfg *config.Init, src pki.Source) ([]pki.Result, error) {
-	return EnsureSome(ctx, fsys, cfg, nil, src)
+// EnsureAll makes sure every kubeconfig file of init exists and fits the configuration (see EnsureSome).
+func EnsureAll(ctx context.Context, fsys nodefs.FS, cluster *config.Cluster, node *config.Node, src pki.Source) ([]pki.Result, error) {
+	return EnsureSome(ctx, fsys, cluster, node, nil, src)
 }
 
 // EnsureSome makes sure the kubeconfig files of the named phases (all of them when names is nil) exist and fit
-// cfg, concurrently: each one needs a new key. Results come in phase order; the error joins every file's error in
-// phase order.
-func EnsureSome(ctx context.Context, fsys nodefs.FS, cfg *config.Init, names []string, src pki.Source) ([]pki.Result, error) {
-	specs, ca, src, err := prepare(fsys, cfg, src)
+// the cluster's and the node's configuration, concurrently: each one needs a new key. Results come in phase
+// order; the error joins every file's error in phase order.
+func EnsureSome(ctx context.Context, fsys nodefs.FS, cluster *config.Cluster, node *config.Node, names []string, src pki.Source) ([]pki.Result, error) {
+	specs, ca, src, err := prepare(fsys, cluster, node, src)
 	if err != nil {
 		return nil, err
 	}
@@ -42,7 +42,7 @@ func EnsureSome(ctx context.Context, fsys nodefs.FS, cfg *config.Init, names []s
 	errs := make([]error, len(specs))
 	var wg sync.WaitGroup
 	for i, s := range specs {
-		wg.Go(func() { results[i], errs[i] = ensure(ctx, fsys, cfg, s, ca, src) })
+		wg.Go(func() { results[i], errs[i] = ensure(ctx, fsys, cluster, s, ca, src) })
 	}
 	wg.Wait()
 	var out []pki.Result
@@ -55,14 +55,14 @@ func EnsureSome(ctx context.Context, fsys nodefs.FS, cfg *config.Init, names []s
 }
 
 // Ensure runs one kubeconfig phase by name (see Phases).
-func Ensure(ctx context.Context, fsys nodefs.FS, cfg *config.Init, name string, src pki.Source) (pki.Result, error) {
-	return EnsureIn(ctx, fsys, cfg, config.KubernetesDir, name, src)
+func Ensure(ctx context.Context, fsys nodefs.FS, cluster *config.Cluster, node *config.Node, name string, src pki.Source) (pki.Result, error) {
+	return EnsureIn(ctx, fsys, cluster, node, config.KubernetesDir, name, src)
 }
 
 // EnsureIn is Ensure with the file in dir instead of /etc/kubernetes (kubeadm's --kubeconfig-dir of
 // `init phase kubeconfig`).
-func EnsureIn(ctx context.Context, fsys nodefs.FS, cfg *config.Init, dir, name string, src pki.Source) (pki.Result, error) {
-	specs, ca, src, err := prepare(fsys, cfg, src)
+func EnsureIn(ctx context.Context, fsys nodefs.FS, cluster *config.Cluster, node *config.Node, dir, name string, src pki.Source) (pki.Result, error) {
+	specs, ca, src, err := prepare(fsys, cluster, node, src)
 	if err != nil {
 		return pki.Result{}, err
 	}
@@ -71,7 +71,7 @@ func EnsureIn(ctx context.Context, fsys nodefs.FS, cfg *config.Init, dir, name s
 		return pki.Result{}, unknownPhase(name)
 	}
 	specs[i].File = path.Join(dir, path.Base(specs[i].File))
-	r, err := ensure(ctx, fsys, cfg, specs[i], ca, src)
+	r, err := ensure(ctx, fsys, cluster, specs[i], ca, src)
 	if err != nil {
 		return pki.Result{}, err
 	}
@@ -86,26 +86,26 @@ func unknownPhase(name string) error {
 	return fmt.Errorf("unknown kubeconfig phase %q: known phases are %s", name, strings.Join(names, ", "))
 }
 
-func prepare(fsys nodefs.FS, cfg *config.Init, src pki.Source) ([]Spec, pki.CA, pki.Source, error) {
-	specs, err := Specs(cfg)
+func prepare(fsys nodefs.FS, cluster *config.Cluster, node *config.Node, src pki.Source) ([]Spec, pki.CA, pki.Source, error) {
+	specs, err := Specs(cluster, node)
 	if err != nil {
 		return nil, pki.CA{}, src, err
 	}
 	src = src.Freeze()
 	t := src.Now()
 	caSpec, _ := pki.SpecByName(pki.CAPhase)
-	caPath := caSpec.CertPath(pki.Dir(cfg))
+	caPath := caSpec.CertPath(pki.Dir(cluster))
 	if !fsys.Exists(caPath) {
 		return nil, pki.CA{}, src, fmt.Errorf("the CA certificate %s does not exist: run the certs/ca phase first, or provide the CA", caPath)
 	}
-	ca, err := pki.LoadCA(fsys, cfg, pki.CAPhase, t)
+	ca, err := pki.LoadCA(fsys, cluster, pki.CAPhase, t)
 	if err != nil {
 		return nil, pki.CA{}, src, err
 	}
 	return specs, ca, src, nil
 }
 
-func ensure(ctx context.Context, fsys nodefs.FS, cfg *config.Init, s Spec, ca pki.CA, src pki.Source) (*pki.Result, error) {
+func ensure(ctx context.Context, fsys nodefs.FS, cluster *config.Cluster, s Spec, ca pki.CA, src pki.Source) (*pki.Result, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -119,11 +119,11 @@ func ensure(ctx context.Context, fsys nodefs.FS, cfg *config.Init, s Spec, ca pk
 	}
 	if ca.Key == nil {
 		caSpec, _ := pki.SpecByName(pki.CAPhase)
-		dir := pki.Dir(cfg)
+		dir := pki.Dir(cluster)
 		return nil, fmt.Errorf("external CA mode (%s present, %s absent): kubeboot cannot sign the client certificate of %s; provide %s, or provide %s",
 			caSpec.CertPath(dir), caSpec.KeyPath(dir), s.File, s.File, caSpec.KeyPath(dir))
 	}
-	kc, err := Build(cfg, s, ca, src)
+	kc, err := Build(cluster, s, ca, src)
 	if err != nil {
 		return nil, err
 	}

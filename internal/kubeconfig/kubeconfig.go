@@ -70,20 +70,21 @@ type Spec struct {
 	Server string
 }
 
-// Specs resolves every kubeconfig file of init against cfg, in phase order.
-func Specs(cfg *config.Init) ([]Spec, error) {
-	cpe, err := ControlPlaneURL(cfg)
+// Specs resolves every kubeconfig file of a control-plane node against the cluster's and the node's
+// configuration, in phase order.
+func Specs(cluster *config.Cluster, node *config.Node) ([]Spec, error) {
+	cpe, err := ControlPlaneURL(cluster, node)
 	if err != nil {
 		return nil, err
 	}
-	local, err := LocalURL(cfg)
+	local, err := LocalURL(node)
 	if err != nil {
 		return nil, err
 	}
 	return []Spec{
 		{Name: "admin", File: config.AdminKubeconfigFile, User: AdminUser, Organization: []string{pki.ClusterAdminsGroup}, Server: cpe},
 		{Name: "super-admin", File: config.SuperAdminKubeconfig, User: SuperAdminUser, Organization: []string{MastersGroup}, Server: cpe},
-		{Name: KubeletPhase, File: config.KubeletKubeconfigFile, User: NodeUserPrefix + cfg.Init.NodeRegistration.Name, Organization: []string{NodesGroup}, Server: local},
+		{Name: KubeletPhase, File: config.KubeletKubeconfigFile, User: NodeUserPrefix + node.Registration.Name, Organization: []string{NodesGroup}, Server: local},
 		// The kubelet (ControlPlaneKubeletLocalMode, GA since 1.35), the controller-manager and the scheduler talk
 		// to the API server next to them; a load balancer in between would only add a failure point.
 		{Name: "controller-manager", File: config.ControllerManagerConfig, User: ControllerManagerUser, Server: local},
@@ -92,8 +93,8 @@ func Specs(cfg *config.Init) ([]Spec, error) {
 }
 
 // LocalURL is this node's API server: https://<advertiseAddress>:<bindPort>.
-func LocalURL(cfg *config.Init) (string, error) {
-	ep := cfg.Init.LocalAPIEndpoint
+func LocalURL(node *config.Node) (string, error) {
+	ep := node.LocalAPIEndpoint
 	ip := net.ParseIP(ep.AdvertiseAddress)
 	if ip == nil {
 		return "", fmt.Errorf("localAPIEndpoint.advertiseAddress %q is not an IP address", ep.AdvertiseAddress)
@@ -106,33 +107,33 @@ func LocalURL(cfg *config.Init) (string, error) {
 
 // ControlPlaneURL is the cluster's API endpoint: controlPlaneEndpoint (its port defaulting to bindPort) when
 // set, else LocalURL.
-func ControlPlaneURL(cfg *config.Init) (string, error) {
-	local, err := LocalURL(cfg)
-	if err != nil || cfg.Cluster.ControlPlaneEndpoint == "" {
+func ControlPlaneURL(cluster *config.Cluster, node *config.Node) (string, error) {
+	local, err := LocalURL(node)
+	if err != nil || cluster.ControlPlaneEndpoint == "" {
 		return local, err
 	}
-	host, port, err := pki.SplitHostPort(cfg.Cluster.ControlPlaneEndpoint)
+	host, port, err := pki.SplitHostPort(cluster.ControlPlaneEndpoint)
 	if err != nil {
 		return "", fmt.Errorf("controlPlaneEndpoint: %w", err)
 	}
 	if port == "" {
-		port = strconv.Itoa(int(cfg.Init.LocalAPIEndpoint.BindPort))
+		port = strconv.Itoa(int(node.LocalAPIEndpoint.BindPort))
 	}
 	return "https://" + net.JoinHostPort(host, port), nil
 }
 
 // Build makes the kubeconfig of spec with a new client certificate signed by ca. It touches nothing but src.
-func Build(cfg *config.Init, spec Spec, ca pki.CA, src pki.Source) (*clientcmdapi.Config, error) {
-	kp, err := pki.NewSignedCert(src, ca, pki.ClientRequest(cfg, ca, spec.User, spec.Organization))
+func Build(cluster *config.Cluster, spec Spec, ca pki.CA, src pki.Source) (*clientcmdapi.Config, error) {
+	kp, err := pki.NewSignedCert(src, ca, pki.ClientRequest(cluster, ca, spec.User, spec.Organization))
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", spec.File, err)
 	}
-	return WithCerts(spec.Server, cfg.Cluster.ClusterName, spec.User, pki.EncodeCertPEM(ca.Cert.Raw), kp.Cert, kp.Key), nil
+	return WithCerts(spec.Server, cluster.ClusterName, spec.User, pki.EncodeCertPEM(ca.Cert.Raw), kp.Cert, kp.Key), nil
 }
 
 // Render is Build serialized.
-func Render(cfg *config.Init, spec Spec, ca pki.CA, src pki.Source) ([]byte, error) {
-	kc, err := Build(cfg, spec, ca, src)
+func Render(cluster *config.Cluster, spec Spec, ca pki.CA, src pki.Source) ([]byte, error) {
+	kc, err := Build(cluster, spec, ca, src)
 	if err != nil {
 		return nil, err
 	}

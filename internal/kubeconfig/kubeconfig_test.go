@@ -53,7 +53,7 @@ func testConfig(alg config.EncryptionAlgorithmType) *config.Init {
 func withPKI(t testing.TB, cfg *config.Init) nodefs.FS {
 	t.Helper()
 	fsys := nodefs.FS{Root: t.TempDir()}
-	if _, err := pki.EnsureAll(t.Context(), fsys, cfg, fixedSource()); err != nil {
+	if _, err := pki.EnsureAll(t.Context(), fsys, cfg.ClusterPart(), cfg.NodePart(), fixedSource()); err != nil {
 		t.Fatal(err)
 	}
 	return fsys
@@ -129,7 +129,7 @@ func TestSpecsServers(t *testing.T) {
 			if tt.mutate != nil {
 				tt.mutate(cfg)
 			}
-			specs, err := Specs(cfg)
+			specs, err := Specs(cfg.ClusterPart(), cfg.NodePart())
 			if tt.wantErr != "" {
 				if err == nil || err.Error() != tt.wantErr {
 					t.Fatalf("error = %v, want %q", err, tt.wantErr)
@@ -182,7 +182,7 @@ func TestEnsureAllWritesKubeadmsFiles(t *testing.T) {
 			caCerts, _ := certutil.ParseCertsPEM(caPEM)
 			ca := caCerts[0]
 
-			res, err := EnsureAll(t.Context(), fsys, cfg, fixedSource())
+			res, err := EnsureAll(t.Context(), fsys, cfg.ClusterPart(), cfg.NodePart(), fixedSource())
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -259,7 +259,7 @@ func TestEnsureAllWritesKubeadmsFiles(t *testing.T) {
 func TestEnsureSomeWritesOnlyThose(t *testing.T) {
 	cfg := testConfig(config.EncryptionAlgorithmECDSAP256)
 	fsys := withPKI(t, cfg)
-	res, err := EnsureSome(t.Context(), fsys, cfg, []string{"scheduler", "admin"}, fixedSource())
+	res, err := EnsureSome(t.Context(), fsys, cfg.ClusterPart(), cfg.NodePart(), []string{"scheduler", "admin"}, fixedSource())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -271,7 +271,7 @@ func TestEnsureSomeWritesOnlyThose(t *testing.T) {
 			t.Errorf("%s was written", f)
 		}
 	}
-	_, err = EnsureSome(t.Context(), fsys, cfg, []string{"admin", "kubelett"}, fixedSource())
+	_, err = EnsureSome(t.Context(), fsys, cfg.ClusterPart(), cfg.NodePart(), []string{"admin", "kubelett"}, fixedSource())
 	want := `unknown kubeconfig phase "kubelett": known phases are admin, super-admin, kubelet, controller-manager, scheduler`
 	if err == nil || err.Error() != want {
 		t.Fatalf("got %v, want %s", err, want)
@@ -281,11 +281,11 @@ func TestEnsureSomeWritesOnlyThose(t *testing.T) {
 func TestEnsureRerunReuses(t *testing.T) {
 	cfg := testConfig(config.EncryptionAlgorithmECDSAP256)
 	fsys := withPKI(t, cfg)
-	if _, err := EnsureAll(t.Context(), fsys, cfg, fixedSource()); err != nil {
+	if _, err := EnsureAll(t.Context(), fsys, cfg.ClusterPart(), cfg.NodePart(), fixedSource()); err != nil {
 		t.Fatal(err)
 	}
 	before := snapshot(t, fsys)
-	res, err := EnsureAll(t.Context(), fsys, cfg, fixedSource())
+	res, err := EnsureAll(t.Context(), fsys, cfg.ClusterPart(), cfg.NodePart(), fixedSource())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -331,7 +331,7 @@ func TestEnsureRefuses(t *testing.T) {
 			name: "another cluster's kubeconfig",
 			mutate: func(t *testing.T, fsys nodefs.FS, cfg *config.Init) {
 				other := withPKI(t, cfg)
-				if _, err := Ensure(t.Context(), other, cfg, "controller-manager", fixedSource()); err != nil {
+				if _, err := Ensure(t.Context(), other, cfg.ClusterPart(), cfg.NodePart(), "controller-manager", fixedSource()); err != nil {
 					t.Fatal(err)
 				}
 				b, _ := other.ReadFile(config.ControllerManagerConfig)
@@ -397,7 +397,7 @@ func TestEnsureRefuses(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			cfg := testConfig(config.EncryptionAlgorithmECDSAP256)
 			fsys := withPKI(t, cfg)
-			if _, err := EnsureAll(t.Context(), fsys, cfg, fixedSource()); err != nil {
+			if _, err := EnsureAll(t.Context(), fsys, cfg.ClusterPart(), cfg.NodePart(), fixedSource()); err != nil {
 				t.Fatal(err)
 			}
 			if tt.mutate != nil {
@@ -411,15 +411,15 @@ func TestEnsureRefuses(t *testing.T) {
 					}
 				}
 			}
-			if ca, err := pki.LoadCA(fsys, cfg, "ca", testNow); err == nil {
+			if ca, err := pki.LoadCA(fsys, cfg.ClusterPart(), "ca", testNow); err == nil {
 				want = strings.ReplaceAll(want, "%OURS%", pki.DiscoveryHash(ca.Cert))
 			}
 			before := snapshot(t, fsys)
 			var err error
 			if tt.phase == "" {
-				_, err = EnsureAll(t.Context(), fsys, cfg, fixedSource())
+				_, err = EnsureAll(t.Context(), fsys, cfg.ClusterPart(), cfg.NodePart(), fixedSource())
 			} else {
-				_, err = Ensure(t.Context(), fsys, cfg, tt.phase, fixedSource())
+				_, err = Ensure(t.Context(), fsys, cfg.ClusterPart(), cfg.NodePart(), tt.phase, fixedSource())
 			}
 			if err == nil || err.Error() != want {
 				t.Fatalf("error = %v\nwant    %s", err, want)
@@ -434,13 +434,13 @@ func TestEnsureRefuses(t *testing.T) {
 func TestEnsureExternalCAReusesProvidedFiles(t *testing.T) {
 	cfg := testConfig(config.EncryptionAlgorithmECDSAP256)
 	fsys := withPKI(t, cfg)
-	if _, err := EnsureAll(t.Context(), fsys, cfg, fixedSource()); err != nil {
+	if _, err := EnsureAll(t.Context(), fsys, cfg.ClusterPart(), cfg.NodePart(), fixedSource()); err != nil {
 		t.Fatal(err)
 	}
 	if err := fsys.Remove("/etc/kubernetes/pki/ca.key"); err != nil {
 		t.Fatal(err)
 	}
-	res, err := EnsureAll(t.Context(), fsys, cfg, fixedSource())
+	res, err := EnsureAll(t.Context(), fsys, cfg.ClusterPart(), cfg.NodePart(), fixedSource())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -20,14 +20,14 @@ import (
 // nodes and so are not in the cluster-wide kube-system/kubelet-config ConfigMap.
 const InstanceConfigFile = "/var/lib/kubelet/instance-config.yaml"
 
-// Config renders /var/lib/kubelet/config.yaml for this node: cfg.Kubelet plus the node's CRI socket, as kubeadm
-// does by patching config.yaml with instance-config.yaml (NodeLocalCRISocket, GA since 1.36).
-func Config(cfg *config.Init) ([]byte, error) {
-	if cfg.Kubelet == nil {
+// Config renders /var/lib/kubelet/config.yaml for this node: the cluster's KubeletConfiguration plus the node's
+// CRI socket, as kubeadm does by patching config.yaml with instance-config.yaml (NodeLocalCRISocket, GA since 1.36).
+func Config(cluster *config.Cluster, node *config.Node) ([]byte, error) {
+	if cluster.Kubelet == nil {
 		return nil, fmt.Errorf("render %s: no KubeletConfiguration in the configuration", config.KubeletConfigFile)
 	}
-	kc := cfg.Kubelet.DeepCopy()
-	kc.ContainerRuntimeEndpoint = cfg.Init.NodeRegistration.CRISocket
+	kc := cluster.Kubelet.DeepCopy()
+	kc.ContainerRuntimeEndpoint = node.Registration.CRISocket
 	return MarshalConfig(kc)
 }
 

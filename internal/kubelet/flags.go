@@ -43,9 +43,9 @@ func Flags(in FlagsInput) []byte {
 }
 
 // InitFlags renders kubeadm-flags.env for the node running init.
-func InitFlags(cfg *config.Init, hostname string) []byte {
+func InitFlags(node *config.Node, hostname string) []byte {
 	return Flags(FlagsInput{
-		NodeRegistration: cfg.Init.NodeRegistration,
+		NodeRegistration: node.Registration,
 		Hostname:         hostname,
 	})
 }

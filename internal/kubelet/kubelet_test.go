@@ -127,10 +127,10 @@ func renderFiles(t *testing.T, fc fileCase) map[string][]byte {
 			t.Fatal(err)
 		}
 	}
-	if _, err := WriteConfig(fs, cfg); err != nil {
+	if _, err := WriteConfig(fs, cfg.ClusterPart(), cfg.NodePart()); err != nil {
 		t.Fatal(err)
 	}
-	if err := WriteFlags(fs, cfg, refHostname); err != nil {
+	if err := WriteFlags(fs, cfg.NodePart(), refHostname); err != nil {
 		t.Fatal(err)
 	}
 	files, err := fs.List(config.KubeletDir)
@@ -225,7 +225,7 @@ func matchKubeadm(t *testing.T, fc fileCase, dir string) {
 }
 
 func TestMarshalConfigIsClean(t *testing.T) {
-	b, err := Config(defaultConfig())
+	b, err := Config(defaultConfig().ClusterPart(), defaultConfig().NodePart())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -300,7 +300,7 @@ func withTypeMeta(kc *kubeletv1beta1.KubeletConfiguration) *kubeletv1beta1.Kubel
 func TestConfigCRISocket(t *testing.T) {
 	cfg := defaultConfig()
 	cfg.Kubelet.ContainerRuntimeEndpoint = "unix:///wrong.sock"
-	b, err := Config(cfg)
+	b, err := Config(cfg.ClusterPart(), cfg.NodePart())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -311,7 +311,7 @@ func TestConfigCRISocket(t *testing.T) {
 		t.Error("Config modified cfg.Kubelet")
 	}
 	cfg.Kubelet = nil
-	if _, err := Config(cfg); err == nil || err.Error() != "render /var/lib/kubelet/config.yaml: no KubeletConfiguration in the configuration" {
+	if _, err := Config(cfg.ClusterPart(), cfg.NodePart()); err == nil || err.Error() != "render /var/lib/kubelet/config.yaml: no KubeletConfiguration in the configuration" {
 		t.Errorf("Config without a KubeletConfiguration: %v", err)
 	}
 }
@@ -386,10 +386,10 @@ func TestFlags(t *testing.T) {
 func TestWriteModes(t *testing.T) {
 	root := t.TempDir()
 	fs := nodefs.FS{Root: root}
-	if _, err := WriteConfig(fs, defaultConfig()); err != nil {
+	if _, err := WriteConfig(fs, defaultConfig().ClusterPart(), defaultConfig().NodePart()); err != nil {
 		t.Fatal(err)
 	}
-	if err := WriteFlags(fs, defaultConfig(), "host"); err != nil {
+	if err := WriteFlags(fs, defaultConfig().NodePart(), "host"); err != nil {
 		t.Fatal(err)
 	}
 	for p, mode := range map[string]os.FileMode{
@@ -415,7 +415,7 @@ func TestWriteModes(t *testing.T) {
 		t.Fatal(err)
 	}
 	dir := filepath.Join(blocked, "var/lib/kubelet")
-	err := WriteFlags(nodefs.FS{Root: blocked}, defaultConfig(), "host")
+	err := WriteFlags(nodefs.FS{Root: blocked}, defaultConfig().NodePart(), "host")
 	if want := "create " + dir + ": mkdir " + dir + ": not a directory"; err == nil || err.Error() != want {
 		t.Errorf("WriteFlags error = %v, want %s", err, want)
 	}

@@ -79,7 +79,7 @@ func TestLabCgroupRootPatch(t *testing.T) {
 	unpatched := nodefs.FS{Root: t.TempDir()}
 	cfgNoPatches := *cfg
 	cfgNoPatches.Init.Patches = nil
-	if applied, err := WriteConfig(unpatched, &cfgNoPatches); err != nil || applied != nil {
+	if applied, err := WriteConfig(unpatched, cfgNoPatches.ClusterPart(), cfgNoPatches.NodePart()); err != nil || applied != nil {
 		t.Fatalf("WriteConfig without patches = %v, %v", applied, err)
 	}
 	before, err := unpatched.ReadFile(config.KubeletConfigFile)
@@ -92,7 +92,7 @@ func TestLabCgroupRootPatch(t *testing.T) {
 	if err := fs.WriteFile(patchFile, []byte("cgroupRoot: /kblab-cp1\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	applied, err := WriteConfig(fs, cfg)
+	applied, err := WriteConfig(fs, cfg.ClusterPart(), cfg.NodePart())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -134,7 +134,7 @@ func TestPatchesOutputMatchesKubeadm(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	applied, err := WriteConfig(fs, cfg)
+	applied, err := WriteConfig(fs, cfg.ClusterPart(), cfg.NodePart())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -197,7 +197,7 @@ func TestPatchConfig(t *testing.T) {
 			if !tt.nodeLocal {
 				cfg.Cluster.FeatureGates = map[string]bool{"NodeLocalCRISocket": false}
 			}
-			b, err := Config(cfg)
+			b, err := Config(cfg.ClusterPart(), cfg.NodePart())
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -264,7 +264,7 @@ func TestWriteConfigPatchErrors(t *testing.T) {
 			if tt.dir != "" {
 				cfg.Init.Patches.Directory = tt.dir
 			}
-			applied, err := WriteConfig(fs, cfg)
+			applied, err := WriteConfig(fs, cfg.ClusterPart(), cfg.NodePart())
 			want := strings.ReplaceAll(tt.want, "{root}", fs.Root)
 			if err == nil || err.Error() != want {
 				t.Errorf("error\n got %v\nwant %s", err, want)

@@ -19,19 +19,19 @@ const (
 )
 
 // WriteConfig writes /var/lib/kubelet/config.yaml and instance-config.yaml, which
-// kubeadm upgrade and join read back for this node's CRI socket. The kubeletconfiguration patches of cfg's
+// kubeadm upgrade and join read back for this node's CRI socket. The kubeletconfiguration patches of the node's
 // patches.directory apply to config.yaml (see PatchConfig); WriteConfig returns them for the caller to report with
 // Patch.Line, as kubeadm prints them.
-func WriteConfig(fs nodefs.FS, cfg *config.Init) ([]patches.Patch, error) {
-	b, err := Config(cfg)
+func WriteConfig(fs nodefs.FS, cluster *config.Cluster, node *config.Node) ([]patches.Patch, error) {
+	b, err := Config(cluster, node)
 	if err != nil {
 		return nil, err
 	}
-	set, err := patches.LoadConfigured(fs, cfg.Init.Patches)
+	set, err := patches.LoadConfigured(fs, node.Patches)
 	if err != nil {
 		return nil, fmt.Errorf("write the kubelet's %s: %w", config.KubeletConfigFile, err)
 	}
-	criSocket := cfg.Init.NodeRegistration.CRISocket
+	criSocket := node.Registration.CRISocket
 	b, applied, err := PatchConfig(set, b, criSocket)
 	if err != nil {
 		return nil, err
@@ -75,8 +75,8 @@ func PatchConfig(set *patches.Set, b []byte, criSocket string) ([]byte, []patche
 }
 
 // WriteFlags writes /var/lib/kubelet/kubeadm-flags.env for the node running init on a machine called hostname.
-func WriteFlags(fs nodefs.FS, cfg *config.Init, hostname string) error {
-	return writeFile(fs, config.KubeletFlagsEnvFile, InitFlags(cfg, hostname))
+func WriteFlags(fs nodefs.FS, node *config.Node, hostname string) error {
+	return writeFile(fs, config.KubeletFlagsEnvFile, InitFlags(node, hostname))
 }
 
 func writeFile(fs nodefs.FS, p string, b []byte) error {

@@ -12,34 +12,34 @@ import (
 	"kubeboot.dev/kubeboot/internal/staticpod"
 )
 
-// APIServer renders the kube-apiserver static Pod of this node, listening on cfg.Init.LocalAPIEndpoint.
-func APIServer(cfg *config.Init, host Host) *corev1.Pod {
-	endpoint := cfg.Init.LocalAPIEndpoint
+// APIServer renders the kube-apiserver static Pod of this node, listening on node.LocalAPIEndpoint.
+func APIServer(cluster *config.Cluster, node *config.Node, host Host) *corev1.Pod {
+	endpoint := node.LocalAPIEndpoint
 	hp := newHostPaths()
-	hp.add("k8s-certs", cfg.Cluster.CertificatesDir, cfg.Cluster.CertificatesDir, true, corev1.HostPathDirectoryOrCreate)
+	hp.add("k8s-certs", cluster.CertificatesDir, cluster.CertificatesDir, true, corev1.HostPathDirectoryOrCreate)
 	hp.addCACerts(host)
-	if ext := cfg.Cluster.Etcd.External; ext != nil {
-		hp.addExternalEtcdCerts(ext, cfg.Cluster.CertificatesDir)
+	if ext := cluster.Etcd.External; ext != nil {
+		hp.addExternalEtcdCerts(ext, cluster.CertificatesDir)
 	}
-	hp.addExtra(cfg.Cluster.APIServer.ExtraVolumes)
+	hp.addExtra(cluster.APIServer.ExtraVolumes)
 
 	probe := probeHost(endpoint.AdvertiseAddress)
 	if endpoint.AdvertiseAddress == "" {
 		probe = "127.0.0.1"
 	}
-	timeout := healthCheckTimeout(cfg)
+	timeout := healthCheckTimeout(node)
 	d := staticpod.APIServer
 	c := corev1.Container{
 		Name:            d.Name,
-		Image:           kubernetesImage(cfg, d.Name),
-		ImagePullPolicy: pullPolicy(cfg),
-		Command:         commandLine(d.Name, apiServerArgs(cfg), cfg.Cluster.APIServer.ExtraArgs),
+		Image:           cluster.KubernetesImage(d.Name),
+		ImagePullPolicy: pullPolicy(node),
+		Command:         commandLine(d.Name, apiServerArgs(cluster, node), cluster.APIServer.ExtraArgs),
 		VolumeMounts:    hp.volumeMounts(),
 		LivenessProbe:   livenessProbe(probe, d.LivenessPath, d.Scheme),
 		ReadinessProbe:  readinessProbe(probe, d.ReadinessPath, d.Scheme),
 		StartupProbe:    startupProbe(probe, d.StartupPath, d.Scheme, timeout),
 		Resources:       cpuRequest("250m"),
-		Env:             mergeEnv(host.ProxyEnv, extraEnv(cfg.Cluster.APIServer.ExtraEnvs)),
+		Env:             mergeEnv(host.ProxyEnv, extraEnv(cluster.APIServer.ExtraEnvs)),
 		Ports:           probePort(endpoint.BindPort),
 	}
 	annotations := map[string]string{
@@ -48,16 +48,16 @@ func APIServer(cfg *config.Init, host Host) *corev1.Pod {
 	return componentPod(c, hp.volumes, annotations)
 }
 
-func apiServerArgs(cfg *config.Init) []config.Arg {
-	pki := cfg.Cluster.CertificatesDir
-	endpoint := cfg.Init.LocalAPIEndpoint
+func apiServerArgs(cluster *config.Cluster, node *config.Node) []config.Arg {
+	pki := cluster.CertificatesDir
+	endpoint := node.LocalAPIEndpoint
 	args := []config.Arg{
 		{Name: "advertise-address", Value: endpoint.AdvertiseAddress},
 		{Name: "enable-admission-plugins", Value: "NodeRestriction"},
-		{Name: "service-cluster-ip-range", Value: cfg.Cluster.Networking.ServiceSubnet},
+		{Name: "service-cluster-ip-range", Value: cluster.Networking.ServiceSubnet},
 		{Name: "service-account-key-file", Value: path.Join(pki, "sa.pub")},
 		{Name: "service-account-signing-key-file", Value: path.Join(pki, "sa.key")},
-		{Name: "service-account-issuer", Value: "https://kubernetes.default.svc." + cfg.Cluster.Networking.DNSDomain},
+		{Name: "service-account-issuer", Value: "https://kubernetes.default.svc." + cluster.Networking.DNSDomain},
 		{Name: "client-ca-file", Value: path.Join(pki, "ca.crt")},
 		{Name: "tls-cert-file", Value: path.Join(pki, "apiserver.crt")},
 		{Name: "tls-private-key-file", Value: path.Join(pki, "apiserver.key")},
@@ -77,7 +77,7 @@ func apiServerArgs(cfg *config.Init) []config.Arg {
 		{Name: "proxy-client-key-file", Value: path.Join(pki, "front-proxy-client.key")},
 	}
 
-	if ext := cfg.Cluster.Etcd.External; ext != nil {
+	if ext := cluster.Etcd.External; ext != nil {
 		args = setArg(args, "etcd-servers", strings.Join(ext.Endpoints, ","))
 		if ext.CAFile != "" {
 			args = setArg(args, "etcd-cafile", ext.CAFile)
@@ -88,7 +88,7 @@ func apiServerArgs(cfg *config.Init) []config.Arg {
 		}
 	} else {
 		servers := staticpod.EtcdClientURL(loopback(endpoint.AdvertiseAddress))
-		if local := cfg.Cluster.Etcd.Local; local != nil {
+		if local := cluster.Etcd.Local; local != nil {
 			// A user who moves etcd's client URLs moves the apiserver with it.
 			if v, ok := argValue(local.ExtraArgs, "advertise-client-urls"); ok {
 				servers = v
@@ -102,7 +102,7 @@ func apiServerArgs(cfg *config.Init) []config.Arg {
 
 	// --authorization-config and --authorization-mode are mutually exclusive in the apiserver; a user's
 	// --authorization-mode replaces the default through the extraArgs override anyway.
-	if _, structured := argValue(cfg.Cluster.APIServer.ExtraArgs, "authorization-config"); !structured {
+	if _, structured := argValue(cluster.APIServer.ExtraArgs, "authorization-config"); !structured {
 		args = setArg(args, "authorization-mode", "Node,RBAC")
 	}
 	return args

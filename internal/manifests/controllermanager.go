@@ -11,37 +11,37 @@ import (
 
 // ControllerManager renders the kube-controller-manager static Pod. Since 1.36 kubeadm no longer mounts a
 // FlexVolume driver directory into it (FlexVolume support was removed).
-func ControllerManager(cfg *config.Init, host Host) *corev1.Pod {
-	extra := cfg.Cluster.ControllerManager.ExtraArgs
+func ControllerManager(cluster *config.Cluster, node *config.Node, host Host) *corev1.Pod {
+	extra := cluster.ControllerManager.ExtraArgs
 	hp := newHostPaths()
-	hp.add("k8s-certs", cfg.Cluster.CertificatesDir, cfg.Cluster.CertificatesDir, true, corev1.HostPathDirectoryOrCreate)
+	hp.add("k8s-certs", cluster.CertificatesDir, cluster.CertificatesDir, true, corev1.HostPathDirectoryOrCreate)
 	hp.addCACerts(host)
 	hp.add("kubeconfig", config.ControllerManagerConfig, config.ControllerManagerConfig, true, corev1.HostPathFileOrCreate)
-	hp.addExtra(cfg.Cluster.ControllerManager.ExtraVolumes)
+	hp.addExtra(cluster.ControllerManager.ExtraVolumes)
 
 	probe := "127.0.0.1"
 	if addr, ok := argValue(extra, "bind-address"); ok {
 		probe = probeHost(addr)
 	}
-	timeout := healthCheckTimeout(cfg)
+	timeout := healthCheckTimeout(node)
 	d := staticpod.ControllerManager
 	c := corev1.Container{
 		Name:            d.Name,
-		Image:           kubernetesImage(cfg, d.Name),
-		ImagePullPolicy: pullPolicy(cfg),
-		Command:         commandLine(d.Name, controllerManagerArgs(cfg, host), extra),
+		Image:           cluster.KubernetesImage(d.Name),
+		ImagePullPolicy: pullPolicy(node),
+		Command:         commandLine(d.Name, controllerManagerArgs(cluster, host), extra),
 		VolumeMounts:    hp.volumeMounts(),
 		LivenessProbe:   livenessProbe(probe, d.LivenessPath, d.Scheme),
 		StartupProbe:    startupProbe(probe, d.StartupPath, d.Scheme, timeout),
 		Resources:       cpuRequest("200m"),
-		Env:             mergeEnv(host.ProxyEnv, extraEnv(cfg.Cluster.ControllerManager.ExtraEnvs)),
+		Env:             mergeEnv(host.ProxyEnv, extraEnv(cluster.ControllerManager.ExtraEnvs)),
 		Ports:           probePort(d.Port),
 	}
 	return componentPod(c, hp.volumes, nil)
 }
 
-func controllerManagerArgs(cfg *config.Init, host Host) []config.Arg {
-	pki := cfg.Cluster.CertificatesDir
+func controllerManagerArgs(cluster *config.Cluster, host Host) []config.Arg {
+	pki := cluster.CertificatesDir
 	kubeconfig := config.ControllerManagerConfig
 	caFile := path.Join(pki, "ca.crt")
 	args := []config.Arg{
@@ -66,15 +66,15 @@ func controllerManagerArgs(cfg *config.Init, host Host) []config.Arg {
 		args = setArg(args, "cluster-signing-key-file", "")
 		args = setArg(args, "cluster-signing-cert-file", "")
 	}
-	if n := cfg.Cluster.Networking; n.PodSubnet != "" {
+	if n := cluster.Networking; n.PodSubnet != "" {
 		args = setArg(args, "allocate-node-cidrs", "true")
 		args = setArg(args, "cluster-cidr", n.PodSubnet)
 		if n.ServiceSubnet != "" {
 			args = setArg(args, "service-cluster-ip-range", n.ServiceSubnet)
 		}
 	}
-	if cfg.Cluster.ClusterName != "" {
-		args = setArg(args, "cluster-name", cfg.Cluster.ClusterName)
+	if cluster.ClusterName != "" {
+		args = setArg(args, "cluster-name", cluster.ClusterName)
 	}
 	return args
 }

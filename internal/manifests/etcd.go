@@ -23,31 +23,32 @@ type EtcdMember struct {
 	PeerURL string
 }
 
-// Etcd renders the local etcd member's static Pod for the node advertised at endpoint. An empty initialCluster
-// starts a new single-member cluster; otherwise the member joins the listed members (which must include itself)
-// with initial-cluster-state=existing.
-func Etcd(cfg *config.Init, endpoint config.APIEndpoint, initialCluster []EtcdMember) (*corev1.Pod, error) {
-	local := cfg.Cluster.Etcd.Local
+// Etcd renders the local etcd member's static Pod for the node, advertised at its LocalAPIEndpoint. An empty
+// initialCluster starts a new single-member cluster; otherwise the member joins the listed members (which must
+// include itself) with initial-cluster-state=existing.
+func Etcd(cluster *config.Cluster, node *config.Node, initialCluster []EtcdMember) (*corev1.Pod, error) {
+	local := cluster.Etcd.Local
 	if local == nil {
 		return nil, ErrExternalEtcd
 	}
-	pki := path.Join(cfg.Cluster.CertificatesDir, "etcd")
+	endpoint := node.LocalAPIEndpoint
+	pki := path.Join(cluster.CertificatesDir, "etcd")
 	volumes := map[string]corev1.Volume{
 		staticpod.EtcdDataVolume: hostPathVolume(staticpod.EtcdDataVolume, local.DataDir, corev1.HostPathDirectoryOrCreate),
 		"etcd-certs":             hostPathVolume("etcd-certs", pki, corev1.HostPathDirectoryOrCreate),
 	}
-	image, err := cfg.Cluster.EtcdImage()
+	image, err := cluster.EtcdImage()
 	if err != nil {
 		return nil, err
 	}
 	host, port, scheme := etcdProbeEndpoint(local, loopback(endpoint.AdvertiseAddress))
-	timeout := healthCheckTimeout(cfg)
+	timeout := healthCheckTimeout(node)
 	d := staticpod.Etcd
 	c := corev1.Container{
 		Name:            d.Name,
-		Command:         commandLine(d.Name, etcdArgs(cfg, endpoint, initialCluster), local.ExtraArgs),
+		Command:         commandLine(d.Name, etcdArgs(cluster, node, initialCluster), local.ExtraArgs),
 		Image:           image,
-		ImagePullPolicy: pullPolicy(cfg),
+		ImagePullPolicy: pullPolicy(node),
 		// Read-write: etcd writes its data, and the certificates are rotated in place.
 		VolumeMounts: []corev1.VolumeMount{
 			{Name: staticpod.EtcdDataVolume, MountPath: local.DataDir},
@@ -68,10 +69,11 @@ func Etcd(cfg *config.Init, endpoint config.APIEndpoint, initialCluster []EtcdMe
 	return componentPod(c, volumes, annotations), nil
 }
 
-func etcdArgs(cfg *config.Init, endpoint config.APIEndpoint, initialCluster []EtcdMember) []config.Arg {
-	pki := cfg.Cluster.CertificatesDir
+func etcdArgs(cluster *config.Cluster, node *config.Node, initialCluster []EtcdMember) []config.Arg {
+	pki := cluster.CertificatesDir
+	endpoint := node.LocalAPIEndpoint
 	lo := loopback(endpoint.AdvertiseAddress)
-	name := cfg.Init.NodeRegistration.Name
+	name := node.Registration.Name
 	clientURL, peerURL := staticpod.EtcdClientURL(endpoint.AdvertiseAddress), staticpod.EtcdPeerURL(endpoint.AdvertiseAddress)
 	args := []config.Arg{
 		{Name: "name", Value: name},
@@ -79,7 +81,7 @@ func etcdArgs(cfg *config.Init, endpoint config.APIEndpoint, initialCluster []Et
 		{Name: "advertise-client-urls", Value: clientURL},
 		{Name: "listen-peer-urls", Value: peerURL},
 		{Name: "initial-advertise-peer-urls", Value: peerURL},
-		{Name: "data-dir", Value: cfg.Cluster.Etcd.Local.DataDir},
+		{Name: "data-dir", Value: cluster.Etcd.Local.DataDir},
 		{Name: "cert-file", Value: path.Join(pki, "etcd", "server.crt")},
 		{Name: "key-file", Value: path.Join(pki, "etcd", "server.key")},
 		{Name: "trusted-ca-file", Value: path.Join(pki, "etcd", "ca.crt")},

@@ -189,11 +189,11 @@ func renderCases() []renderCase {
 func renderAll(t *testing.T, rc renderCase) map[string][]byte {
 	t.Helper()
 	pods := []*corev1.Pod{
-		APIServer(rc.cfg, rc.host),
-		ControllerManager(rc.cfg, rc.host),
-		Scheduler(rc.cfg, rc.host),
+		APIServer(rc.cfg.ClusterPart(), rc.cfg.NodePart(), rc.host),
+		ControllerManager(rc.cfg.ClusterPart(), rc.cfg.NodePart(), rc.host),
+		Scheduler(rc.cfg.ClusterPart(), rc.cfg.NodePart(), rc.host),
 	}
-	etcd, err := Etcd(rc.cfg, rc.cfg.Init.LocalAPIEndpoint, rc.initialCluster)
+	etcd, err := Etcd(rc.cfg.ClusterPart(), rc.cfg.NodePart(), rc.initialCluster)
 	switch {
 	case rc.cfg.Cluster.Etcd.External != nil:
 		if !errors.Is(err, ErrExternalEtcd) {
@@ -300,7 +300,7 @@ func flagsOf(pod *corev1.Pod) []string { return pod.Spec.Containers[0].Command[1
 func hasFlag(pod *corev1.Pod, flag string) bool { return slices.Contains(flagsOf(pod), flag) }
 
 func TestAPIServerFlags(t *testing.T) {
-	pod := roundTrip(t, APIServer(baseConfig(), debianHost))
+	pod := roundTrip(t, APIServer(baseConfig().ClusterPart(), baseConfig().NodePart(), debianHost))
 	c := pod.Spec.Containers[0]
 	if c.Command[0] != "kube-apiserver" {
 		t.Fatalf("command[0] = %q", c.Command[0])
@@ -360,11 +360,11 @@ func TestAPIServerFlags(t *testing.T) {
 
 func TestControlPlanePodCommon(t *testing.T) {
 	cfg := baseConfig()
-	etcd, err := Etcd(cfg, cfg.Init.LocalAPIEndpoint, nil)
+	etcd, err := Etcd(cfg.ClusterPart(), cfg.NodePart(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, pod := range []*corev1.Pod{APIServer(cfg, debianHost), ControllerManager(cfg, debianHost), Scheduler(cfg, debianHost), etcd} {
+	for _, pod := range []*corev1.Pod{APIServer(cfg.ClusterPart(), cfg.NodePart(), debianHost), ControllerManager(cfg.ClusterPart(), cfg.NodePart(), debianHost), Scheduler(cfg.ClusterPart(), cfg.NodePart(), debianHost), etcd} {
 		p := roundTrip(t, pod)
 		t.Run(p.Name, func(t *testing.T) {
 			if p.APIVersion != "v1" || p.Kind != "Pod" || p.Namespace != "kube-system" {
@@ -409,7 +409,7 @@ func TestControlPlanePodCommon(t *testing.T) {
 func TestProbes(t *testing.T) {
 	cfg := baseConfig()
 	cfg.Init.Timeouts.ControlPlaneComponentHealthCheck = duration(95 * time.Second)
-	etcd, err := Etcd(cfg, cfg.Init.LocalAPIEndpoint, nil)
+	etcd, err := Etcd(cfg.ClusterPart(), cfg.NodePart(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -426,18 +426,18 @@ func TestProbes(t *testing.T) {
 		liveness, readiness, startup *probeWant
 	}{
 		{
-			pod: APIServer(cfg, debianHost), port: 6443,
+			pod: APIServer(cfg.ClusterPart(), cfg.NodePart(), debianHost), port: 6443,
 			liveness:  &probeWant{"10.77.0.10", "/livez", "HTTPS", 10, 8, 10},
 			readiness: &probeWant{"10.77.0.10", "/readyz", "HTTPS", 0, 3, 1},
 			startup:   &probeWant{"10.77.0.10", "/livez", "HTTPS", 10, 10, 10},
 		},
 		{
-			pod: ControllerManager(cfg, debianHost), port: 10257,
+			pod: ControllerManager(cfg.ClusterPart(), cfg.NodePart(), debianHost), port: 10257,
 			liveness: &probeWant{"127.0.0.1", "/healthz", "HTTPS", 10, 8, 10},
 			startup:  &probeWant{"127.0.0.1", "/healthz", "HTTPS", 10, 10, 10},
 		},
 		{
-			pod: Scheduler(cfg, debianHost), port: 10259,
+			pod: Scheduler(cfg.ClusterPart(), cfg.NodePart(), debianHost), port: 10259,
 			liveness:  &probeWant{"127.0.0.1", "/livez", "HTTPS", 10, 8, 10},
 			readiness: &probeWant{"127.0.0.1", "/readyz", "HTTPS", 0, 3, 1},
 			startup:   &probeWant{"127.0.0.1", "/livez", "HTTPS", 10, 10, 10},
@@ -504,7 +504,7 @@ func volumeByName(pod *corev1.Pod, name string) (corev1.Volume, corev1.VolumeMou
 
 func TestVolumes(t *testing.T) {
 	cfg := baseConfig()
-	etcd, err := Etcd(cfg, cfg.Init.LocalAPIEndpoint, nil)
+	etcd, err := Etcd(cfg.ClusterPart(), cfg.NodePart(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -525,12 +525,12 @@ func TestVolumes(t *testing.T) {
 		pod  *corev1.Pod
 		want []vol
 	}{
-		{APIServer(cfg, debianHost), append([]vol{{"k8s-certs", "/etc/kubernetes/pki", "/etc/kubernetes/pki", true, dir}}, caVols...)},
-		{ControllerManager(cfg, debianHost), append([]vol{
+		{APIServer(cfg.ClusterPart(), cfg.NodePart(), debianHost), append([]vol{{"k8s-certs", "/etc/kubernetes/pki", "/etc/kubernetes/pki", true, dir}}, caVols...)},
+		{ControllerManager(cfg.ClusterPart(), cfg.NodePart(), debianHost), append([]vol{
 			{"k8s-certs", "/etc/kubernetes/pki", "/etc/kubernetes/pki", true, dir},
 			{"kubeconfig", "/etc/kubernetes/controller-manager.conf", "/etc/kubernetes/controller-manager.conf", true, file},
 		}, caVols...)},
-		{Scheduler(cfg, debianHost), []vol{
+		{Scheduler(cfg.ClusterPart(), cfg.NodePart(), debianHost), []vol{
 			{"kubeconfig", "/etc/kubernetes/scheduler.conf", "/etc/kubernetes/scheduler.conf", true, file},
 		}},
 		{etcd, []vol{
@@ -560,7 +560,7 @@ func TestVolumes(t *testing.T) {
 }
 
 func TestExtraArgsOverride(t *testing.T) {
-	pod := roundTrip(t, APIServer(extrasConfig(), debianHost))
+	pod := roundTrip(t, APIServer(extrasConfig().ClusterPart(), extrasConfig().NodePart(), debianHost))
 	flags := flagsOf(pod)
 	// Overridden defaults vanish from their sorted place; overrides follow in the user's order, repeats kept.
 	tail := []string{
@@ -596,7 +596,7 @@ func TestExtraArgsOverride(t *testing.T) {
 		t.Errorf("env = %v", env)
 	}
 
-	kcm := roundTrip(t, ControllerManager(extrasConfig(), debianHost))
+	kcm := roundTrip(t, ControllerManager(extrasConfig().ClusterPart(), extrasConfig().NodePart(), debianHost))
 	if !hasFlag(kcm, "--controllers=*,bootstrapsigner,tokencleaner,-nodeipam") || hasFlag(kcm, "--controllers=*,bootstrapsigner,tokencleaner") {
 		t.Errorf("controllers not overridden: %v", flagsOf(kcm))
 	}
@@ -608,7 +608,7 @@ func TestExtraArgsOverride(t *testing.T) {
 		t.Errorf("probe host for bind-address 0.0.0.0 = %q, want empty (the Pod IP)", h)
 	}
 
-	etcd, err := Etcd(extrasConfig(), extrasConfig().Init.LocalAPIEndpoint, nil)
+	etcd, err := Etcd(extrasConfig().ClusterPart(), extrasConfig().NodePart(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -633,7 +633,7 @@ func TestExtraArgsOverride(t *testing.T) {
 func TestAPIServerFollowsEtcdAdvertiseURL(t *testing.T) {
 	cfg := baseConfig()
 	cfg.Cluster.Etcd.Local.ExtraArgs = []config.Arg{{Name: "advertise-client-urls", Value: "https://10.77.0.10:12379"}}
-	pod := APIServer(cfg, debianHost)
+	pod := APIServer(cfg.ClusterPart(), cfg.NodePart(), debianHost)
 	if !hasFlag(pod, "--etcd-servers=https://10.77.0.10:12379") {
 		t.Errorf("flags: %v", flagsOf(pod))
 	}
@@ -642,7 +642,7 @@ func TestAPIServerFollowsEtcdAdvertiseURL(t *testing.T) {
 func TestAuthorizationConfigDropsMode(t *testing.T) {
 	cfg := baseConfig()
 	cfg.Cluster.APIServer.ExtraArgs = []config.Arg{{Name: "authorization-config", Value: "/etc/kubernetes/authz.yaml"}}
-	for _, f := range flagsOf(APIServer(cfg, debianHost)) {
+	for _, f := range flagsOf(APIServer(cfg.ClusterPart(), cfg.NodePart(), debianHost)) {
 		if strings.HasPrefix(f, "--authorization-mode=") {
 			t.Errorf("%s set together with --authorization-config", f)
 		}
@@ -651,7 +651,7 @@ func TestAuthorizationConfigDropsMode(t *testing.T) {
 
 func TestExternalEtcd(t *testing.T) {
 	cfg := externalEtcdConfig()
-	pod := roundTrip(t, APIServer(cfg, debianHost))
+	pod := roundTrip(t, APIServer(cfg.ClusterPart(), cfg.NodePart(), debianHost))
 	for _, f := range []string{
 		"--etcd-servers=https://10.77.0.2:2379,https://10.77.0.3:2379",
 		"--etcd-cafile=/etc/etcd/pki/ca.crt",
@@ -672,7 +672,7 @@ func TestExternalEtcd(t *testing.T) {
 	if _, _, ok := volumeByName(pod, "etcd-certs-2"); ok {
 		t.Error("a third etcd-certs volume for a covered directory")
 	}
-	if _, err := WriteLocalEtcd(t.Context(), nodefs.FS{Root: t.TempDir()}, cfg); err != nil {
+	if _, err := WriteLocalEtcd(t.Context(), nodefs.FS{Root: t.TempDir()}, cfg.ClusterPart(), cfg.NodePart()); err != nil {
 		t.Errorf("WriteLocalEtcd with external etcd: %v, want nothing done", err)
 	}
 }
@@ -701,7 +701,7 @@ func TestExternalEtcdCertDirs(t *testing.T) {
 
 func TestEtcd(t *testing.T) {
 	cfg := baseConfig()
-	pod, err := Etcd(cfg, cfg.Init.LocalAPIEndpoint, nil)
+	pod, err := Etcd(cfg.ClusterPart(), cfg.NodePart(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -745,7 +745,7 @@ func TestEtcd(t *testing.T) {
 		t.Errorf("requests = %v", c.Resources.Requests)
 	}
 
-	joining, err := Etcd(cfg, cfg.Init.LocalAPIEndpoint, []EtcdMember{
+	joining, err := Etcd(cfg.ClusterPart(), cfg.NodePart(), []EtcdMember{
 		{Name: "cp0", PeerURL: "https://10.77.0.9:2380"}, {Name: "cp1", PeerURL: "https://10.77.0.10:2380"},
 	})
 	if err != nil {
@@ -757,14 +757,14 @@ func TestEtcd(t *testing.T) {
 		}
 	}
 
-	if _, err := Etcd(externalEtcdConfig(), config.APIEndpoint{}, nil); !errors.Is(err, ErrExternalEtcd) {
+	if _, err := Etcd(externalEtcdConfig().ClusterPart(), &config.Node{}, nil); !errors.Is(err, ErrExternalEtcd) {
 		t.Errorf("Etcd with external etcd: %v, want %v", err, ErrExternalEtcd)
 	}
 }
 
 func TestIPv6UsesIPv6Loopback(t *testing.T) {
 	cfg := ipv6Config()
-	etcd, err := Etcd(cfg, cfg.Init.LocalAPIEndpoint, nil)
+	etcd, err := Etcd(cfg.ClusterPart(), cfg.NodePart(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -776,7 +776,7 @@ func TestIPv6UsesIPv6Loopback(t *testing.T) {
 	if h := etcd.Spec.Containers[0].LivenessProbe.HTTPGet.Host; h != "::1" {
 		t.Errorf("etcd probe host = %s", h)
 	}
-	api := APIServer(cfg, debianHost)
+	api := APIServer(cfg.ClusterPart(), cfg.NodePart(), debianHost)
 	if !hasFlag(api, "--etcd-servers=https://[::1]:2379") {
 		t.Errorf("flags: %v", flagsOf(api))
 	}
@@ -787,7 +787,7 @@ func TestIPv6UsesIPv6Loopback(t *testing.T) {
 
 func TestControllerManagerFlags(t *testing.T) {
 	t.Run("pod subnet", func(t *testing.T) {
-		pod := ControllerManager(baseConfig(), debianHost)
+		pod := ControllerManager(baseConfig().ClusterPart(), baseConfig().NodePart(), debianHost)
 		want := []string{
 			"--allocate-node-cidrs=true",
 			"--authentication-kubeconfig=/etc/kubernetes/controller-manager.conf",
@@ -814,14 +814,14 @@ func TestControllerManagerFlags(t *testing.T) {
 	t.Run("no pod subnet", func(t *testing.T) {
 		cfg := baseConfig()
 		cfg.Cluster.Networking.PodSubnet = ""
-		for _, f := range flagsOf(ControllerManager(cfg, debianHost)) {
+		for _, f := range flagsOf(ControllerManager(cfg.ClusterPart(), cfg.NodePart(), debianHost)) {
 			if strings.HasPrefix(f, "--allocate-node-cidrs") || strings.HasPrefix(f, "--cluster-cidr") || strings.HasPrefix(f, "--service-cluster-ip-range") {
 				t.Errorf("%s without a pod subnet", f)
 			}
 		}
 	})
 	t.Run("external CA", func(t *testing.T) {
-		pod := ControllerManager(baseConfig(), Host{ExternalCA: true})
+		pod := ControllerManager(baseConfig().ClusterPart(), baseConfig().NodePart(), Host{ExternalCA: true})
 		for _, f := range []string{"--cluster-signing-cert-file=", "--cluster-signing-key-file="} {
 			if !hasFlag(pod, f) {
 				t.Errorf("lacks %s: %v", f, flagsOf(pod))
@@ -838,10 +838,10 @@ func TestSchedulerFlags(t *testing.T) {
 		"--kubeconfig=/etc/kubernetes/scheduler.conf",
 		"--leader-elect=true",
 	}
-	if got := flagsOf(Scheduler(baseConfig(), debianHost)); !slices.Equal(got, want) {
+	if got := flagsOf(Scheduler(baseConfig().ClusterPart(), baseConfig().NodePart(), debianHost)); !slices.Equal(got, want) {
 		t.Errorf("flags\n got %v\nwant %v", got, want)
 	}
-	pod := Scheduler(extrasConfig(), debianHost)
+	pod := Scheduler(extrasConfig().ClusterPart(), extrasConfig().NodePart(), debianHost)
 	if h := pod.Spec.Containers[0].ReadinessProbe.HTTPGet.Host; h != "10.0.0.5" {
 		t.Errorf("probe host = %q, want the bind address 10.0.0.5", h)
 	}
@@ -855,10 +855,10 @@ func TestProxyEnv(t *testing.T) {
 	}
 	host := Host{ProxyEnv: []corev1.EnvVar{{Name: "https_proxy", Value: "http://proxy:3128"}, {Name: "NO_PROXY", Value: "10.0.0.0/8"}}}
 	want := []corev1.EnvVar{{Name: "A", Value: "1"}, {Name: "NO_PROXY", Value: "10.0.0.0/8"}, {Name: "https_proxy", Value: "http://other:3128"}}
-	if got := APIServer(cfg, host).Spec.Containers[0].Env; !slices.Equal(got, want) {
+	if got := APIServer(cfg.ClusterPart(), cfg.NodePart(), host).Spec.Containers[0].Env; !slices.Equal(got, want) {
 		t.Errorf("apiserver env = %v, want %v", got, want)
 	}
-	etcd, err := Etcd(cfg, cfg.Init.LocalAPIEndpoint, nil)
+	etcd, err := Etcd(cfg.ClusterPart(), cfg.NodePart(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -906,10 +906,16 @@ func TestWritePhases(t *testing.T) {
 		name string
 		run  func() ([]patches.Patch, error)
 	}{
-		{staticpod.APIServerName, func() ([]patches.Patch, error) { return WriteAPIServer(ctx, fs, cfg, debianHost) }},
-		{staticpod.ControllerManagerName, func() ([]patches.Patch, error) { return WriteControllerManager(ctx, fs, cfg, debianHost) }},
-		{staticpod.SchedulerName, func() ([]patches.Patch, error) { return WriteScheduler(ctx, fs, cfg, debianHost) }},
-		{staticpod.EtcdName, func() ([]patches.Patch, error) { return WriteLocalEtcd(ctx, fs, cfg) }},
+		{staticpod.APIServerName, func() ([]patches.Patch, error) {
+			return WriteAPIServer(ctx, fs, cfg.ClusterPart(), cfg.NodePart(), debianHost)
+		}},
+		{staticpod.ControllerManagerName, func() ([]patches.Patch, error) {
+			return WriteControllerManager(ctx, fs, cfg.ClusterPart(), cfg.NodePart(), debianHost)
+		}},
+		{staticpod.SchedulerName, func() ([]patches.Patch, error) {
+			return WriteScheduler(ctx, fs, cfg.ClusterPart(), cfg.NodePart(), debianHost)
+		}},
+		{staticpod.EtcdName, func() ([]patches.Patch, error) { return WriteLocalEtcd(ctx, fs, cfg.ClusterPart(), cfg.NodePart()) }},
 	}
 	for _, s := range steps {
 		t.Run(s.name, func(t *testing.T) {
@@ -955,7 +961,7 @@ func TestWriteErrors(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(root, "etc/kubernetes/manifests"), nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	err := Write(nodefs.FS{Root: root}, staticpod.SchedulerName, Scheduler(baseConfig(), Host{}))
+	err := Write(nodefs.FS{Root: root}, staticpod.SchedulerName, Scheduler(baseConfig().ClusterPart(), baseConfig().NodePart(), Host{}))
 	want := "create " + filepath.Join(root, "etc/kubernetes/manifests") + ": mkdir " + filepath.Join(root, "etc/kubernetes/manifests") + ": not a directory"
 	if err == nil || err.Error() != want {
 		t.Errorf("Write error = %v, want %s", err, want)
@@ -963,7 +969,7 @@ func TestWriteErrors(t *testing.T) {
 
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
-	if _, err := WriteAPIServer(ctx, nodefs.FS{Root: t.TempDir()}, baseConfig(), Host{}); !errors.Is(err, context.Canceled) {
+	if _, err := WriteAPIServer(ctx, nodefs.FS{Root: t.TempDir()}, baseConfig().ClusterPart(), baseConfig().NodePart(), Host{}); !errors.Is(err, context.Canceled) {
 		t.Errorf("WriteAPIServer on a cancelled context: %v", err)
 	}
 }

@@ -50,11 +50,11 @@ func TestPatchesMatchKubeadm(t *testing.T) {
 		}
 	}
 	lines = append(lines, set.Summary()...)
-	report(WriteAPIServer(ctx, fs, cfg, debianHost))
-	report(WriteControllerManager(ctx, fs, cfg, debianHost))
-	report(WriteScheduler(ctx, fs, cfg, debianHost))
+	report(WriteAPIServer(ctx, fs, cfg.ClusterPart(), cfg.NodePart(), debianHost))
+	report(WriteControllerManager(ctx, fs, cfg.ClusterPart(), cfg.NodePart(), debianHost))
+	report(WriteScheduler(ctx, fs, cfg.ClusterPart(), cfg.NodePart(), debianHost))
 	lines = append(lines, set.Summary()...)
-	report(WriteLocalEtcd(ctx, fs, cfg))
+	report(WriteLocalEtcd(ctx, fs, cfg.ClusterPart(), cfg.NodePart()))
 
 	dir := filepath.Join(kubeadmRefs(release.Default()), "patches")
 	want, err := os.ReadFile(filepath.Join(dir, "patches-output.txt"))
@@ -140,7 +140,7 @@ func TestWriteWithPatchesErrors(t *testing.T) {
 			if tt.dir != "" {
 				cfg.Init.Patches.Directory = tt.dir
 			}
-			applied, err := WriteScheduler(t.Context(), fs, cfg, debianHost)
+			applied, err := WriteScheduler(t.Context(), fs, cfg.ClusterPart(), cfg.NodePart(), debianHost)
 			want := strings.ReplaceAll(tt.want, "{root}", fs.Root)
 			if err == nil || err.Error() != want {
 				t.Errorf("error\n got %v\nwant %s", err, want)
@@ -156,7 +156,7 @@ func TestWriteWithPatchesErrors(t *testing.T) {
 }
 
 func TestPatchPodWithoutPatches(t *testing.T) {
-	pod := Scheduler(baseConfig(), debianHost)
+	pod := Scheduler(baseConfig().ClusterPart(), baseConfig().NodePart(), debianHost)
 	set := patches.NewSet(patches.Patch{Target: patches.Etcd, Type: "application/merge-patch+json", Data: []byte(`{}`)})
 	for _, s := range []*patches.Set{nil, set} {
 		got, applied, err := PatchPod(s, pod)
@@ -174,7 +174,7 @@ func TestPatchesEmptyDirectory(t *testing.T) {
 	}
 	cfg := baseConfig()
 	cfg.Init.Patches = &config.Patches{Directory: patchesDir}
-	applied, err := WriteAPIServer(t.Context(), fs, cfg, debianHost)
+	applied, err := WriteAPIServer(t.Context(), fs, cfg.ClusterPart(), cfg.NodePart(), debianHost)
 	if err != nil || applied != nil {
 		t.Fatalf("WriteAPIServer = %v, %v", applied, err)
 	}

@@ -148,8 +148,8 @@ func probeHost(addr string) string {
 }
 
 // healthCheckTimeout is how long the startup probe lets a component come up.
-func healthCheckTimeout(cfg *config.Init) time.Duration {
-	if t := cfg.Init.Timeouts; t != nil && t.ControlPlaneComponentHealthCheck != nil {
+func healthCheckTimeout(node *config.Node) time.Duration {
+	if t := node.Timeouts; t != nil && t.ControlPlaneComponentHealthCheck != nil {
 		return t.ControlPlaneComponentHealthCheck.Duration
 	}
 	return defaultHealthCheckTimeout
@@ -168,14 +168,12 @@ func loopback(advertiseAddress string) string {
 	return "127.0.0.1"
 }
 
-func pullPolicy(cfg *config.Init) corev1.PullPolicy {
-	if p := cfg.Init.NodeRegistration.ImagePullPolicy; p != "" {
+func pullPolicy(node *config.Node) corev1.PullPolicy {
+	if p := node.Registration.ImagePullPolicy; p != "" {
 		return p
 	}
 	return corev1.PullIfNotPresent
 }
-
-func kubernetesImage(cfg *config.Init, name string) string { return cfg.Cluster.KubernetesImage(name) }
 
 // mergeEnv returns the union of the lists, later lists winning on equal names, sorted by name as kubeadm does.
 func mergeEnv(lists ...[]corev1.EnvVar) []corev1.EnvVar {

@@ -8,11 +8,11 @@ import (
 )
 
 // Scheduler renders the kube-scheduler static Pod.
-func Scheduler(cfg *config.Init, host Host) *corev1.Pod {
-	extra := cfg.Cluster.Scheduler.ExtraArgs
+func Scheduler(cluster *config.Cluster, node *config.Node, host Host) *corev1.Pod {
+	extra := cluster.Scheduler.ExtraArgs
 	hp := newHostPaths()
 	hp.add("kubeconfig", config.SchedulerConfig, config.SchedulerConfig, true, corev1.HostPathFileOrCreate)
-	hp.addExtra(cfg.Cluster.Scheduler.ExtraVolumes)
+	hp.addExtra(cluster.Scheduler.ExtraVolumes)
 
 	probe := "127.0.0.1"
 	if addr, ok := argValue(extra, "bind-address"); ok {
@@ -26,19 +26,19 @@ func Scheduler(cfg *config.Init, host Host) *corev1.Pod {
 		{Name: "authentication-kubeconfig", Value: kubeconfig},
 		{Name: "authorization-kubeconfig", Value: kubeconfig},
 	}
-	timeout := healthCheckTimeout(cfg)
+	timeout := healthCheckTimeout(node)
 	d := staticpod.Scheduler
 	c := corev1.Container{
 		Name:            d.Name,
-		Image:           kubernetesImage(cfg, d.Name),
-		ImagePullPolicy: pullPolicy(cfg),
+		Image:           cluster.KubernetesImage(d.Name),
+		ImagePullPolicy: pullPolicy(node),
 		Command:         commandLine(d.Name, args, extra),
 		VolumeMounts:    hp.volumeMounts(),
 		LivenessProbe:   livenessProbe(probe, d.LivenessPath, d.Scheme),
 		ReadinessProbe:  readinessProbe(probe, d.ReadinessPath, d.Scheme),
 		StartupProbe:    startupProbe(probe, d.StartupPath, d.Scheme, timeout),
 		Resources:       cpuRequest("100m"),
-		Env:             mergeEnv(host.ProxyEnv, extraEnv(cfg.Cluster.Scheduler.ExtraEnvs)),
+		Env:             mergeEnv(host.ProxyEnv, extraEnv(cluster.Scheduler.ExtraEnvs)),
 		Ports:           probePort(d.Port),
 	}
 	return componentPod(c, hp.volumes, nil)

@@ -81,10 +81,10 @@ func PatchPod(set *patches.Set, pod *corev1.Pod) (*corev1.Pod, []patches.Patch, 
 	return &patched, applied, nil
 }
 
-// writePatched applies the patches of cfg's patches.directory to pod and writes it as name. It returns the
+// writePatched applies the patches of the node's patches.directory to pod and writes it as name. It returns the
 // patches applied, for the caller to report with Patch.Line, as kubeadm prints them.
-func writePatched(fs nodefs.FS, cfg *config.Init, name string, pod *corev1.Pod) ([]patches.Patch, error) {
-	set, err := patches.LoadConfigured(fs, cfg.Init.Patches)
+func writePatched(fs nodefs.FS, node *config.Node, name string, pod *corev1.Pod) ([]patches.Patch, error) {
+	set, err := patches.LoadConfigured(fs, node.Patches)
 	if err != nil {
 		return nil, fmt.Errorf("write static Pod manifest for %s: %w", name, err)
 	}
@@ -99,41 +99,41 @@ func writePatched(fs nodefs.FS, cfg *config.Init, name string, pod *corev1.Pod) 
 }
 
 // WriteAPIServer is the control-plane/apiserver phase. It returns the patches applied (see writePatched).
-func WriteAPIServer(ctx context.Context, fs nodefs.FS, cfg *config.Init, host Host) ([]patches.Patch, error) {
+func WriteAPIServer(ctx context.Context, fs nodefs.FS, cluster *config.Cluster, node *config.Node, host Host) ([]patches.Patch, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	return writePatched(fs, cfg, staticpod.APIServerName, APIServer(cfg, host))
+	return writePatched(fs, node, staticpod.APIServerName, APIServer(cluster, node, host))
 }
 
 // WriteControllerManager is the control-plane/controller-manager phase. It returns the patches applied.
-func WriteControllerManager(ctx context.Context, fs nodefs.FS, cfg *config.Init, host Host) ([]patches.Patch, error) {
+func WriteControllerManager(ctx context.Context, fs nodefs.FS, cluster *config.Cluster, node *config.Node, host Host) ([]patches.Patch, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	return writePatched(fs, cfg, staticpod.ControllerManagerName, ControllerManager(cfg, host))
+	return writePatched(fs, node, staticpod.ControllerManagerName, ControllerManager(cluster, node, host))
 }
 
 // WriteScheduler is the control-plane/scheduler phase. It returns the patches applied.
-func WriteScheduler(ctx context.Context, fs nodefs.FS, cfg *config.Init, host Host) ([]patches.Patch, error) {
+func WriteScheduler(ctx context.Context, fs nodefs.FS, cluster *config.Cluster, node *config.Node, host Host) ([]patches.Patch, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	return writePatched(fs, cfg, staticpod.SchedulerName, Scheduler(cfg, host))
+	return writePatched(fs, node, staticpod.SchedulerName, Scheduler(cluster, node, host))
 }
 
 // WriteLocalEtcd is the etcd/local phase of init: a new single-member cluster on this node's advertise address.
 // With an external etcd there is nothing to do, as in kubeadm. It returns the patches applied.
-func WriteLocalEtcd(ctx context.Context, fs nodefs.FS, cfg *config.Init) ([]patches.Patch, error) {
+func WriteLocalEtcd(ctx context.Context, fs nodefs.FS, cluster *config.Cluster, node *config.Node) ([]patches.Patch, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	if cfg.Cluster.Etcd.External != nil {
+	if cluster.Etcd.External != nil {
 		return nil, nil
 	}
-	pod, err := Etcd(cfg, cfg.Init.LocalAPIEndpoint, nil)
+	pod, err := Etcd(cluster, node, nil)
 	if err != nil {
 		return nil, err
 	}
-	return writePatched(fs, cfg, staticpod.EtcdName, pod)
+	return writePatched(fs, node, staticpod.EtcdName, pod)
 }

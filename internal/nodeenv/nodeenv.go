@@ -17,7 +17,8 @@ import (
 
 // Env is the node as a flow's phases reach it.
 type Env struct {
-	// FS is the node's filesystem: the real root, a --rootfs directory, or a --dry-run scratch directory.
+	// FS is the node's filesystem: the real root or a --rootfs directory, under --dry-run seen through a
+	// nodefs.Overlay that keeps every write in memory.
 	FS nodefs.FS
 	// Out receives the phases' detail lines (the runner prints one progress line per phase).
 	Out io.Writer

@@ -1,5 +1,7 @@
 // Package nodefs is the node's filesystem seen through a root directory, so that rendering a node into a
-// temporary directory (tests, --dry-run, the lab) uses exactly the code that writes the real /etc/kubernetes.
+// temporary directory (tests, the lab) uses exactly the code that writes the real /etc/kubernetes; or held in
+// memory, so that key material a run only needs for a moment (--dry-run, a joining node's checks) never reaches a
+// disk.
 package nodefs
 
 import (
@@ -12,15 +14,26 @@ import (
 )
 
 // FS maps absolute node paths ("/etc/kubernetes/pki/ca.crt") under Root. Root "" or "/" is the real filesystem.
+// An FS made by Memory or Overlay keeps what is written through it in memory instead.
 type FS struct {
 	Root string
+	// mem holds the files of a Memory or Overlay FS; nil for a directory.
+	mem *memory
 }
 
 // Host is the real root filesystem.
 var Host = FS{Root: "/"}
 
-// Path returns where the node path p lives on the machine.
+// Path returns where the node path p lives on the machine. An Overlay answers with its base's path, which does
+// not see what the overlay holds; a Memory FS has no place on the machine and answers "". Code that reaches files
+// by their path (os.Open, a kubeconfig loaded by client-go) therefore only sees a directory's files.
 func (f FS) Path(p string) string {
+	if f.mem != nil {
+		if f.mem.base == nil {
+			return ""
+		}
+		return f.mem.base.Path(p)
+	}
 	if !filepath.IsAbs(p) {
 		// Relative paths are the caller's own (e.g. a --config file); they are not re-rooted.
 		return p
@@ -32,20 +45,38 @@ func (f FS) Path(p string) string {
 }
 
 // ReadFile reads the node path p.
-func (f FS) ReadFile(p string) ([]byte, error) { return os.ReadFile(f.Path(p)) }
+func (f FS) ReadFile(p string) ([]byte, error) {
+	if f.mem != nil {
+		return f.mem.readFile(p)
+	}
+	return os.ReadFile(f.Path(p))
+}
 
 // Exists reports whether the node path p exists.
 func (f FS) Exists(p string) bool {
+	if f.mem != nil {
+		return f.mem.exists(p)
+	}
 	_, err := os.Lstat(f.Path(p))
 	return err == nil
 }
 
 // MkdirAll creates the node directory p and its parents.
-func (f FS) MkdirAll(p string, perm os.FileMode) error { return os.MkdirAll(f.Path(p), perm) }
+func (f FS) MkdirAll(p string, perm os.FileMode) error {
+	if f.mem != nil {
+		f.mem.mkdirAll(p)
+		return nil
+	}
+	return os.MkdirAll(f.Path(p), perm)
+}
 
 // WriteFile writes data to the node path p atomically (temporary file + rename in the same directory), creating
 // parent directories 0755, so a crash never leaves a half-written certificate or manifest behind.
 func (f FS) WriteFile(p string, data []byte, perm os.FileMode) error {
+	if f.mem != nil {
+		f.mem.writeFile(p, data, perm)
+		return nil
+	}
 	target := f.Path(p)
 	dir := filepath.Dir(target)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -75,6 +106,10 @@ func (f FS) WriteFile(p string, data []byte, perm os.FileMode) error {
 
 // Remove removes the node path p; a missing path is not an error.
 func (f FS) Remove(p string) error {
+	if f.mem != nil {
+		f.mem.remove(p, false)
+		return nil
+	}
 	if err := os.Remove(f.Path(p)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return err
 	}
@@ -82,10 +117,19 @@ func (f FS) Remove(p string) error {
 }
 
 // RemoveAll removes the node path p and everything below it.
-func (f FS) RemoveAll(p string) error { return os.RemoveAll(f.Path(p)) }
+func (f FS) RemoveAll(p string) error {
+	if f.mem != nil {
+		f.mem.remove(p, true)
+		return nil
+	}
+	return os.RemoveAll(f.Path(p))
+}
 
 // List returns the node paths of all regular files under the node directory p, sorted.
 func (f FS) List(p string) ([]string, error) {
+	if f.mem != nil {
+		return f.mem.list(p)
+	}
 	base := f.Path(p)
 	var out []string
 	err := filepath.WalkDir(base, func(path string, d fs.DirEntry, err error) error {

@@ -18,8 +18,13 @@ type File struct {
 // WriteTogether replaces several node files as one change, for files that are only valid together (a
 // certificate and its key): every new content is written to a temporary file next to its target first, so a
 // write that fails (a full disk) leaves every target as it was; only then are they renamed into place, and if a
-// rename fails the targets already replaced get their old content back.
+// rename fails the targets already replaced get their old content back. A Memory or Overlay FS takes them all at
+// once.
 func (f FS) WriteTogether(files ...File) error {
+	if f.mem != nil {
+		f.mem.writeFiles(files...)
+		return nil
+	}
 	staged := make([]string, len(files))
 	defer func() {
 		for _, s := range staged {

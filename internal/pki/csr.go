@@ -39,11 +39,11 @@ func NewCSR(src Source, req Request) (csrPEM, keyPEM []byte, err error) {
 }
 
 // WriteCSRs writes a key (<base>.key) and a certificate signing request (<base>.csr) for every leaf certificate
-// into the certificates directory of cfg, as kubeadm's `certs generate-csr` does for an external CA: the CAs and
+// into the cluster's certificates directory, as kubeadm's `certs generate-csr` does for an external CA: the CAs and
 // the service-account key are left out, the etcd certificates are not. It refuses to overwrite a key or CSR, and
 // returns the base names written.
-func WriteCSRs(fsys nodefs.FS, cfg *config.Init, src Source) ([]string, error) {
-	dir := Dir(cfg)
+func WriteCSRs(fsys nodefs.FS, cluster *config.Cluster, node *config.Node, src Source) ([]string, error) {
+	dir := Dir(cluster)
 	var written []string
 	for _, s := range Specs() {
 		if s.IsCA() {
@@ -55,7 +55,7 @@ func WriteCSRs(fsys nodefs.FS, cfg *config.Init, src Source) ([]string, error) {
 				return written, fmt.Errorf("%s already exists: move it away to generate a new key and CSR for %s", p, s.Name)
 			}
 		}
-		req, err := s.Request(cfg)
+		req, err := s.Request(cluster, node)
 		if err != nil {
 			return written, err
 		}

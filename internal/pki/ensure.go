@@ -49,19 +49,19 @@ type Result struct {
 	SANs []string
 }
 
-// Dir returns the node path of the certificates directory of cfg.
-func Dir(cfg *config.Init) string {
-	if cfg.Cluster.CertificatesDir == "" {
+// Dir returns the node path of the cluster's certificates directory.
+func Dir(cluster *config.Cluster) string {
+	if cluster.CertificatesDir == "" {
 		return config.DefaultCertificatesDir
 	}
-	return cfg.Cluster.CertificatesDir
+	return cluster.CertificatesDir
 }
 
-// EnsureAll makes sure every certificate of the tree and the service-account key pair exist and are valid for
-// cfg: missing ones are generated, existing ones are verified and kept, invalid ones are refused with an error
+// EnsureAll makes sure every certificate of the tree and the service-account key pair exist in fsys (the node's
+// disk, or memory) and are valid for the cluster and this node: missing ones are generated, existing ones are verified and kept, invalid ones are refused with an error
 // naming the file. The CAs and the service-account key are done concurrently, then each CA's leaves as soon as
 // their CA is ready. Results come in phase order; the error joins every phase's error, in phase order.
-func EnsureAll(ctx context.Context, fsys nodefs.FS, cfg *config.Init, src Source) ([]Result, error) {
+func EnsureAll(ctx context.Context, fsys nodefs.FS, cluster *config.Cluster, node *config.Node, src Source) ([]Result, error) {
 	src = src.Freeze()
 	specs := Specs()
 	results := make([]*Result, len(specs)+1)
@@ -72,7 +72,7 @@ func EnsureAll(ctx context.Context, fsys nodefs.FS, cfg *config.Init, src Source
 			continue
 		}
 		wg.Go(func() {
-			ca, res, err := ensureCA(ctx, fsys, cfg, s, src)
+			ca, res, err := ensureCA(ctx, fsys, cluster, node, s, src)
 			results[i], errs[i] = res, err
 			if err != nil {
 				return // the leaves would only repeat that their CA is unusable
@@ -81,11 +81,11 @@ func EnsureAll(ctx context.Context, fsys nodefs.FS, cfg *config.Init, src Source
 				if l.CAName != s.Name {
 					continue
 				}
-				wg.Go(func() { results[j], errs[j] = ensureLeaf(ctx, fsys, cfg, l, ca, src) })
+				wg.Go(func() { results[j], errs[j] = ensureLeaf(ctx, fsys, cluster, node, l, ca, src) })
 			}
 		})
 	}
-	wg.Go(func() { results[len(specs)], errs[len(specs)] = ensureSA(ctx, fsys, cfg, src) })
+	wg.Go(func() { results[len(specs)], errs[len(specs)] = ensureSA(ctx, fsys, cluster, src) })
 	wg.Wait()
 	var out []Result
 	for _, r := range results {
@@ -97,10 +97,10 @@ func EnsureAll(ctx context.Context, fsys nodefs.FS, cfg *config.Init, src Source
 }
 
 // Ensure runs one phase by name (see Phases): a CA, a leaf whose CA must already be on disk, or "sa".
-func Ensure(ctx context.Context, fsys nodefs.FS, cfg *config.Init, name string, src Source) (Result, error) {
+func Ensure(ctx context.Context, fsys nodefs.FS, cluster *config.Cluster, node *config.Node, name string, src Source) (Result, error) {
 	src = src.Freeze()
 	if name == SAPhase {
-		r, err := ensureSA(ctx, fsys, cfg, src)
+		r, err := ensureSA(ctx, fsys, cluster, src)
 		return deref(r), err
 	}
 	s, ok := SpecByName(name)
@@ -112,14 +112,14 @@ func Ensure(ctx context.Context, fsys nodefs.FS, cfg *config.Init, name string, 
 		return Result{}, fmt.Errorf("unknown certificate phase %q: known phases are %s", name, strings.Join(names, ", "))
 	}
 	if s.IsCA() {
-		_, r, err := ensureCA(ctx, fsys, cfg, s, src)
+		_, r, err := ensureCA(ctx, fsys, cluster, node, s, src)
 		return deref(r), err
 	}
-	if skip := skipReason(cfg, s); skip != "" {
+	if skip := skipReason(cluster, s); skip != "" {
 		return Result{Phase: s.Name, Action: Skipped, Note: skip}, nil
 	}
 	caSpec, _ := SpecByName(s.CAName)
-	dir := Dir(cfg)
+	dir := Dir(cluster)
 	if !fsys.Exists(caSpec.CertPath(dir)) {
 		return Result{}, fmt.Errorf("the CA certificate %s does not exist: run the certs/%s phase first, or provide the CA", caSpec.CertPath(dir), caSpec.Name)
 	}
@@ -127,7 +127,7 @@ func Ensure(ctx context.Context, fsys nodefs.FS, cfg *config.Init, name string, 
 	if err != nil {
 		return Result{}, err
 	}
-	r, err := ensureLeaf(ctx, fsys, cfg, s, ca, src)
+	r, err := ensureLeaf(ctx, fsys, cluster, node, s, ca, src)
 	return deref(r), err
 }
 
@@ -138,21 +138,21 @@ func deref(r *Result) Result {
 	return *r
 }
 
-func skipReason(cfg *config.Init, s Spec) string {
-	if s.LocalEtcdOnly && cfg.Cluster.Etcd.External != nil {
+func skipReason(cluster *config.Cluster, s Spec) string {
+	if s.LocalEtcdOnly && cluster.Etcd.External != nil {
 		return "external etcd"
 	}
 	return ""
 }
 
-// LoadCA reads the CA spec named caName from the certificates directory of cfg. The key is optional: without
+// LoadCA reads the CA spec named caName from the cluster's certificates directory. The key is optional: without
 // it the CA is external and CA.Key is nil. The CA must be a CA, currently valid, and match its key.
-func LoadCA(fsys nodefs.FS, cfg *config.Init, caName string, now time.Time) (CA, error) {
+func LoadCA(fsys nodefs.FS, cluster *config.Cluster, caName string, now time.Time) (CA, error) {
 	s, ok := SpecByName(caName)
 	if !ok || !s.IsCA() {
 		return CA{}, fmt.Errorf("%q is not a CA of the certificate tree", caName)
 	}
-	return loadCA(fsys, Dir(cfg), s, now)
+	return loadCA(fsys, Dir(cluster), s, now)
 }
 
 func loadCA(fsys nodefs.FS, dir string, s Spec, now time.Time) (CA, error) {
@@ -184,14 +184,14 @@ func loadCA(fsys nodefs.FS, dir string, s Spec, now time.Time) (CA, error) {
 	return ca, nil
 }
 
-func ensureCA(ctx context.Context, fsys nodefs.FS, cfg *config.Init, s Spec, src Source) (CA, *Result, error) {
-	if skip := skipReason(cfg, s); skip != "" {
+func ensureCA(ctx context.Context, fsys nodefs.FS, cluster *config.Cluster, node *config.Node, s Spec, src Source) (CA, *Result, error) {
+	if skip := skipReason(cluster, s); skip != "" {
 		return CA{}, &Result{Phase: s.Name, Action: Skipped, Note: skip}, nil
 	}
 	if err := ctx.Err(); err != nil {
 		return CA{}, nil, err
 	}
-	dir := Dir(cfg)
+	dir := Dir(cluster)
 	crtPath, keyPath := s.CertPath(dir), s.KeyPath(dir)
 	res := &Result{Phase: s.Name, Files: []string{crtPath, keyPath}}
 	hasCrt, hasKey := fsys.Exists(crtPath), fsys.Exists(keyPath)
@@ -210,7 +210,7 @@ func ensureCA(ctx context.Context, fsys nodefs.FS, cfg *config.Init, s Spec, src
 	case hasKey:
 		return CA{}, nil, fmt.Errorf("found the CA key %s but not its certificate %s; provide the certificate, or remove the key to generate a new CA", keyPath, crtPath)
 	}
-	req, err := s.Request(cfg)
+	req, err := s.Request(cluster, node)
 	if err != nil {
 		return CA{}, nil, err
 	}
@@ -229,17 +229,17 @@ func ensureCA(ctx context.Context, fsys nodefs.FS, cfg *config.Init, s Spec, src
 	return ca, res, nil
 }
 
-func ensureLeaf(ctx context.Context, fsys nodefs.FS, cfg *config.Init, s Spec, ca CA, src Source) (*Result, error) {
-	if skip := skipReason(cfg, s); skip != "" {
+func ensureLeaf(ctx context.Context, fsys nodefs.FS, cluster *config.Cluster, node *config.Node, s Spec, ca CA, src Source) (*Result, error) {
+	if skip := skipReason(cluster, s); skip != "" {
 		return &Result{Phase: s.Name, Action: Skipped, Note: skip}, nil
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	dir := Dir(cfg)
+	dir := Dir(cluster)
 	caSpec, _ := SpecByName(s.CAName)
 	crtPath, keyPath := s.CertPath(dir), s.KeyPath(dir)
-	req, err := s.Request(cfg)
+	req, err := s.Request(cluster, node)
 	if err != nil {
 		return nil, err
 	}
@@ -356,11 +356,11 @@ func writePair(fsys nodefs.FS, crtPath, keyPath string, kp KeyPair) error {
 
 // ensureSA makes the service-account signing key pair. kubeadm uses the configured encryptionAlgorithm for
 // it too. An existing sa.key is kept; a missing sa.pub is derived from it.
-func ensureSA(ctx context.Context, fsys nodefs.FS, cfg *config.Init, src Source) (*Result, error) {
+func ensureSA(ctx context.Context, fsys nodefs.FS, cluster *config.Cluster, src Source) (*Result, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	dir := Dir(cfg)
+	dir := Dir(cluster)
 	keyPath, pubPath := path.Join(dir, ServiceAccountKeyName), path.Join(dir, ServiceAccountPubName)
 	res := &Result{Phase: SAPhase, Files: []string{keyPath, pubPath}}
 	hasKey, hasPub := fsys.Exists(keyPath), fsys.Exists(pubPath)
@@ -395,7 +395,7 @@ func ensureSA(ctx context.Context, fsys nodefs.FS, cfg *config.Init, src Source)
 		res.Note = fmt.Sprintf("%s derived from the existing %s", pubPath, keyPath)
 	} else {
 		var err error
-		if key, err = src.newKey(cfg.Cluster.EncryptionAlgorithm); err != nil {
+		if key, err = src.newKey(cluster.EncryptionAlgorithm); err != nil {
 			return nil, fmt.Errorf("service-account key: %w", err)
 		}
 		keyPEM, err := keyutil.MarshalPrivateKeyToPEM(key)

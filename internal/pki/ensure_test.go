@@ -49,7 +49,7 @@ func snapshot(t *testing.T, fsys nodefs.FS) map[string][]byte {
 
 func mustEnsureAll(t *testing.T, fsys nodefs.FS, cfg *config.Init, src Source) []Result {
 	t.Helper()
-	res, err := EnsureAll(t.Context(), fsys, cfg, src)
+	res, err := EnsureAll(t.Context(), fsys, cfg.ClusterPart(), cfg.NodePart(), src)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -264,7 +264,7 @@ func TestEnsureAllExternalEtcd(t *testing.T) {
 			t.Errorf("external etcd, yet %s was written", f)
 		}
 	}
-	r, err := Ensure(t.Context(), fsys, cfg, "etcd-server", fixedSource())
+	r, err := Ensure(t.Context(), fsys, cfg.ClusterPart(), cfg.NodePart(), "etcd-server", fixedSource())
 	if err != nil || r.Action != Skipped || r.Note != "external etcd" {
 		t.Errorf("Ensure(etcd-server) = %+v, %v; want skipped for external etcd", r, err)
 	}
@@ -284,7 +284,7 @@ func TestEnsureRerunReusesEverything(t *testing.T) {
 	// A superset of SANs is fine: drop a certSAN the certificate still carries.
 	cfg.Cluster.APIServer.CertSANs = nil
 	for _, p := range Phases() {
-		r, err := Ensure(t.Context(), fsys, cfg, p.Name, later)
+		r, err := Ensure(t.Context(), fsys, cfg.ClusterPart(), cfg.NodePart(), p.Name, later)
 		if err != nil || r.Action != Reused {
 			t.Errorf("Ensure(%s) = %v, %v; want reused", p.Name, r.Action, err)
 		}
@@ -357,7 +357,7 @@ func TestEnsureExternalCA(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		_, err := EnsureAll(t.Context(), fsys, cfg, fixedSource())
+		_, err := EnsureAll(t.Context(), fsys, cfg.ClusterPart(), cfg.NodePart(), fixedSource())
 		if want := fmt.Sprintf(extErr, "apiserver"); err == nil || err.Error() != want {
 			t.Fatalf("error = %v\nwant    %s", err, want)
 		}
@@ -374,7 +374,7 @@ func TestEnsureExternalCA(t *testing.T) {
 		if err := fsys.WriteFile(pkiDir+"/ca.crt", kp.Cert, 0o644); err != nil {
 			t.Fatal(err)
 		}
-		res, err := EnsureAll(t.Context(), fsys, cfg, fixedSource())
+		res, err := EnsureAll(t.Context(), fsys, cfg.ClusterPart(), cfg.NodePart(), fixedSource())
 		if want := fmt.Sprintf(extErr, "apiserver") + "\n" + fmt.Sprintf(extErr, "apiserver-kubelet-client"); err == nil || err.Error() != want {
 			t.Fatalf("error = %v\nwant    %s", err, want)
 		}
@@ -561,9 +561,9 @@ func TestEnsureRefuses(t *testing.T) {
 			}
 			var err error
 			if tt.phase == "" {
-				_, err = EnsureAll(t.Context(), fsys, cfg, src)
+				_, err = EnsureAll(t.Context(), fsys, cfg.ClusterPart(), cfg.NodePart(), src)
 			} else {
-				_, err = Ensure(t.Context(), fsys, cfg, tt.phase, src)
+				_, err = Ensure(t.Context(), fsys, cfg.ClusterPart(), cfg.NodePart(), tt.phase, src)
 			}
 			if err == nil || err.Error() != tt.want {
 				t.Fatalf("error = %v\nwant    %s", err, tt.want)
@@ -583,7 +583,7 @@ func TestEnsureDerivesMissingSAPub(t *testing.T) {
 	if err := fsys.Remove(pkiDir + "/sa.pub"); err != nil {
 		t.Fatal(err)
 	}
-	r, err := Ensure(t.Context(), fsys, cfg, "sa", fixedSource())
+	r, err := Ensure(t.Context(), fsys, cfg.ClusterPart(), cfg.NodePart(), "sa", fixedSource())
 	if err != nil || r.Action != Reused || r.Note != "/etc/kubernetes/pki/sa.pub derived from the existing /etc/kubernetes/pki/sa.key" {
 		t.Fatalf("Ensure(sa) = %+v, %v", r, err)
 	}
@@ -620,7 +620,8 @@ func TestEnsureAllStopsOnCancelledContext(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
 	fsys := nodefs.FS{Root: t.TempDir()}
-	_, err := EnsureAll(ctx, fsys, testConfig(config.EncryptionAlgorithmECDSAP256), fixedSource())
+	cfg := testConfig(config.EncryptionAlgorithmECDSAP256)
+	_, err := EnsureAll(ctx, fsys, cfg.ClusterPart(), cfg.NodePart(), fixedSource())
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("error = %v, want context.Canceled", err)
 	}

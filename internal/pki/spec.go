@@ -2,9 +2,11 @@
 // certificatesDir (/etc/kubernetes/pki): three CAs, the leaf certificates they sign, and the service-account
 // key pair.
 //
-// The tree is data (Specs); rendering is pure (NewCA, NewSignedCert: a Source in, PEM bytes out); effects
-// (EnsureAll, Ensure) go through a nodefs.FS and never overwrite what is on disk: an existing file is reused
-// after it has been verified, or refused with a reason and a remedy.
+// The tree is data (Specs) resolved against the cluster's configuration and the node's (config.Cluster,
+// config.Node); rendering is pure (NewCA, NewSignedCert: a Source in, PEM bytes out); effects (EnsureAll, Ensure)
+// go through a nodefs.FS, the node's disk or memory (nodefs.Memory, nodefs.Overlay: keys a run needs only for a
+// moment, a dry run), and never overwrite what is there: an existing file is reused after it has been verified,
+// or refused with a reason and a remedy.
 package pki
 
 import (
@@ -87,7 +89,7 @@ type Spec struct {
 	KeyUsage     x509.KeyUsage
 	ExtKeyUsage  []x509.ExtKeyUsage
 	// SANs computes the subject alternative names from the configuration; nil means none.
-	SANs func(cfg *config.Init) (AltNames, error)
+	SANs func(cluster *config.Cluster, node *config.Node) (AltNames, error)
 	// LocalEtcdOnly certificates are not made when etcd is external.
 	LocalEtcdOnly bool
 }
@@ -164,7 +166,7 @@ func Specs() []Spec {
 func caSpec(name, desc, base, cn string, etcd bool) Spec {
 	return Spec{
 		Name: name, Description: desc, BaseName: base, CommonName: cn, KeyUsage: caKeyUsage,
-		SANs:          func(*config.Init) (AltNames, error) { return AltNames{DNSNames: []string{cn}}, nil },
+		SANs:          func(*config.Cluster, *config.Node) (AltNames, error) { return AltNames{DNSNames: []string{cn}}, nil },
 		LocalEtcdOnly: etcd,
 	}
 }
@@ -179,25 +181,26 @@ func SpecByName(name string) (Spec, bool) {
 	return specs[i], true
 }
 
-// Request resolves the spec against cfg: everything needed to issue the certificate or check an existing one.
-func (s Spec) Request(cfg *config.Init) (Request, error) {
+// Request resolves the spec against the cluster's and this node's configuration: everything needed to issue the
+// certificate or check an existing one.
+func (s Spec) Request(cluster *config.Cluster, node *config.Node) (Request, error) {
 	r := Request{
 		CommonName:   s.CommonName,
 		Organization: slices.Clone(s.Organization),
 		KeyUsage:     s.KeyUsage,
 		ExtKeyUsage:  slices.Clone(s.ExtKeyUsage),
 		IsCA:         s.IsCA(),
-		Algorithm:    cfg.Cluster.EncryptionAlgorithm,
-		Validity:     durationOr(cfg.Cluster.CertificateValidityPeriod, DefaultValidity),
+		Algorithm:    cluster.EncryptionAlgorithm,
+		Validity:     durationOr(cluster.CertificateValidityPeriod, DefaultValidity),
 	}
 	if s.IsCA() {
-		r.Validity = durationOr(cfg.Cluster.CACertificateValidityPeriod, DefaultCAValidity)
+		r.Validity = durationOr(cluster.CACertificateValidityPeriod, DefaultCAValidity)
 	}
 	if s.NodeNameCN {
-		r.CommonName = cfg.Init.NodeRegistration.Name
+		r.CommonName = node.Registration.Name
 	}
 	if s.SANs != nil {
-		alt, err := s.SANs(cfg)
+		alt, err := s.SANs(cluster, node)
 		if err != nil {
 			return Request{}, fmt.Errorf("%s certificate: %w", s.Name, err)
 		}
@@ -213,39 +216,39 @@ func (s Spec) Request(cfg *config.Init) (Request, error) {
 
 // ClientRequest is a client certificate as kubeadm issues them for kubeconfig files: clientAuth only, the
 // configured key algorithm and leaf validity, valid from the CA's own NotBefore.
-func ClientRequest(cfg *config.Init, ca CA, commonName string, organization []string) Request {
+func ClientRequest(cluster *config.Cluster, ca CA, commonName string, organization []string) Request {
 	return Request{
 		CommonName:   commonName,
 		Organization: slices.Clone(organization),
 		KeyUsage:     leafKeyUsage,
 		ExtKeyUsage:  slices.Clone(clientAuth),
-		Algorithm:    cfg.Cluster.EncryptionAlgorithm,
+		Algorithm:    cluster.EncryptionAlgorithm,
 		NotBefore:    ca.Cert.NotBefore,
-		Validity:     durationOr(cfg.Cluster.CertificateValidityPeriod, DefaultValidity),
+		Validity:     durationOr(cluster.CertificateValidityPeriod, DefaultValidity),
 	}
 }
 
 // APIServerSANs are the names of the API server's serving certificate: the node name, the in-cluster names of
 // the kubernetes Service, its ClusterIP, the advertise address, the controlPlaneEndpoint host and certSANs.
-func APIServerSANs(cfg *config.Init) (AltNames, error) {
-	adv, err := advertiseIP(cfg)
+func APIServerSANs(cluster *config.Cluster, node *config.Node) (AltNames, error) {
+	adv, err := advertiseIP(node)
 	if err != nil {
 		return AltNames{}, err
 	}
-	svcIP, err := KubernetesServiceIP(cfg.Cluster.Networking.ServiceSubnet)
+	svcIP, err := KubernetesServiceIP(cluster.Networking.ServiceSubnet)
 	if err != nil {
 		return AltNames{}, err
 	}
 	var alt AltNames
-	if n := cfg.Init.NodeRegistration.Name; n != "" {
+	if n := node.Registration.Name; n != "" {
 		alt.DNSNames = append(alt.DNSNames, n)
 	}
 	alt.DNSNames = append(alt.DNSNames, "kubernetes", "kubernetes.default", "kubernetes.default.svc")
-	if d := cfg.Cluster.Networking.DNSDomain; d != "" {
+	if d := cluster.Networking.DNSDomain; d != "" {
 		alt.DNSNames = append(alt.DNSNames, "kubernetes.default.svc."+d)
 	}
 	alt.IPs = []net.IP{svcIP, adv}
-	if ep := cfg.Cluster.ControlPlaneEndpoint; ep != "" {
+	if ep := cluster.ControlPlaneEndpoint; ep != "" {
 		host, _, err := SplitHostPort(ep)
 		if err != nil {
 			return AltNames{}, fmt.Errorf("controlPlaneEndpoint: %w", err)
@@ -256,37 +259,37 @@ func APIServerSANs(cfg *config.Init) (AltNames, error) {
 			alt.DNSNames = append(alt.DNSNames, host)
 		}
 	}
-	if err := appendSANs(&alt, cfg.Cluster.APIServer.CertSANs, "apiServer.certSANs"); err != nil {
+	if err := appendSANs(&alt, cluster.APIServer.CertSANs, "apiServer.certSANs"); err != nil {
 		return AltNames{}, err
 	}
 	return alt, nil
 }
 
 // EtcdServerSANs are the names of etcd's client-facing serving certificate.
-func EtcdServerSANs(cfg *config.Init) (AltNames, error) {
+func EtcdServerSANs(cluster *config.Cluster, node *config.Node) (AltNames, error) {
 	var extra []string
-	if cfg.Cluster.Etcd.Local != nil {
-		extra = cfg.Cluster.Etcd.Local.ServerCertSANs
+	if cluster.Etcd.Local != nil {
+		extra = cluster.Etcd.Local.ServerCertSANs
 	}
-	return etcdSANs(cfg, extra, "etcd.local.serverCertSANs")
+	return etcdSANs(node, extra, "etcd.local.serverCertSANs")
 }
 
 // EtcdPeerSANs are the names of etcd's peer certificate.
-func EtcdPeerSANs(cfg *config.Init) (AltNames, error) {
+func EtcdPeerSANs(cluster *config.Cluster, node *config.Node) (AltNames, error) {
 	var extra []string
-	if cfg.Cluster.Etcd.Local != nil {
-		extra = cfg.Cluster.Etcd.Local.PeerCertSANs
+	if cluster.Etcd.Local != nil {
+		extra = cluster.Etcd.Local.PeerCertSANs
 	}
-	return etcdSANs(cfg, extra, "etcd.local.peerCertSANs")
+	return etcdSANs(node, extra, "etcd.local.peerCertSANs")
 }
 
-func etcdSANs(cfg *config.Init, extra []string, field string) (AltNames, error) {
-	adv, err := advertiseIP(cfg)
+func etcdSANs(node *config.Node, extra []string, field string) (AltNames, error) {
+	adv, err := advertiseIP(node)
 	if err != nil {
 		return AltNames{}, err
 	}
 	var alt AltNames
-	if n := cfg.Init.NodeRegistration.Name; n != "" {
+	if n := node.Registration.Name; n != "" {
 		alt.DNSNames = append(alt.DNSNames, n)
 	}
 	alt.DNSNames = append(alt.DNSNames, "localhost")
@@ -297,8 +300,8 @@ func etcdSANs(cfg *config.Init, extra []string, field string) (AltNames, error) 
 	return alt, nil
 }
 
-func advertiseIP(cfg *config.Init) (net.IP, error) {
-	a := cfg.Init.LocalAPIEndpoint.AdvertiseAddress
+func advertiseIP(node *config.Node) (net.IP, error) {
+	a := node.LocalAPIEndpoint.AdvertiseAddress
 	ip := net.ParseIP(a)
 	if ip == nil {
 		return nil, fmt.Errorf("localAPIEndpoint.advertiseAddress %q is not an IP address", a)

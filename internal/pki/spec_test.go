@@ -151,7 +151,7 @@ func TestRequestSANs(t *testing.T) {
 			if !ok {
 				t.Fatalf("no spec %q", tt.spec)
 			}
-			req, err := s.Request(cfg)
+			req, err := s.Request(cfg.ClusterPart(), cfg.NodePart())
 			if tt.wantErr != "" {
 				if err == nil || err.Error() != tt.wantErr {
 					t.Fatalf("error = %v, want %q", err, tt.wantErr)
@@ -190,7 +190,7 @@ func TestRequestSubjectAndValidity(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.spec, func(t *testing.T) {
 			s, _ := SpecByName(tt.spec)
-			req, err := s.Request(cfg)
+			req, err := s.Request(cfg.ClusterPart(), cfg.NodePart())
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -45,10 +45,10 @@ func controlPlaneNode(t *testing.T) nodefs.FS {
 	fsys := nodefs.FS{Root: t.TempDir()}
 	cfg := testConfig()
 	src := pki.Source{Now: func() time.Time { return testNow }}
-	if _, err := pki.EnsureAll(t.Context(), fsys, cfg, src); err != nil {
+	if _, err := pki.EnsureAll(t.Context(), fsys, cfg.ClusterPart(), cfg.NodePart(), src); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := kubeconfig.EnsureAll(t.Context(), fsys, cfg, src); err != nil {
+	if _, err := kubeconfig.EnsureAll(t.Context(), fsys, cfg.ClusterPart(), cfg.NodePart(), src); err != nil {
 		t.Fatal(err)
 	}
 	return fsys
