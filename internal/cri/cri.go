@@ -1,5 +1,6 @@
 // Package cri is the small part of the Container Runtime Interface kubeboot needs: is the runtime there and
-// ready, are the images present, what happened to the control-plane containers, and removing the pods on reset.
+// ready, are the images present, what happened to the control-plane containers, stopping one so the kubelet starts it again (a
+// restart after a certificate renewal), and removing the pods on reset.
 //
 // Callers depend on the Runtime interface so they can be tested with a fake; Dial returns the real client.
 package cri
@@ -386,6 +387,19 @@ func (c *Client) ContainerStatus(ctx context.Context, id string) (ContainerStatu
 		FinishedAt: nanos(s.GetFinishedAt()),
 		Labels:     s.GetLabels(),
 	}, nil
+}
+
+// StopContainer stops a container: its process gets SIGTERM, and SIGKILL once grace has passed (whole seconds,
+// as the CRI counts them). The call waits for the container to stop, so it is bounded by grace plus the call
+// timeout rather than the call timeout alone.
+func (c *Client) StopContainer(ctx context.Context, id string, grace time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, grace+c.callTimeout)
+	defer cancel()
+	req := &runtimeapi.StopContainerRequest{ContainerId: id, Timeout: int64(grace / time.Second)}
+	if _, err := c.runtime.StopContainer(ctx, req); err != nil {
+		return c.wrap("CRI StopContainer "+id, err)
+	}
+	return nil
 }
 
 // StopPodSandbox stops every container of the sandbox and tears down its network.

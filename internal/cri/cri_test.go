@@ -3,6 +3,7 @@ package cri
 import (
 	"context"
 	"errors"
+	"fmt"
 	"maps"
 	"net"
 	"os"
@@ -43,6 +44,8 @@ type fakeServer struct {
 	conditions []*runtimeapi.RuntimeCondition
 	stopped    []string
 	removed    []string
+	// stoppedContainers are the StopContainer calls, as "ID/timeout".
+	stoppedContainers []string
 }
 
 func (f *fakeServer) Version(context.Context, *runtimeapi.VersionRequest) (*runtimeapi.VersionResponse, error) {
@@ -100,6 +103,13 @@ func (f *fakeServer) StopPodSandbox(_ context.Context, r *runtimeapi.StopPodSand
 	defer f.mu.Unlock()
 	f.stopped = append(f.stopped, r.GetPodSandboxId())
 	return &runtimeapi.StopPodSandboxResponse{}, nil
+}
+
+func (f *fakeServer) StopContainer(_ context.Context, r *runtimeapi.StopContainerRequest) (*runtimeapi.StopContainerResponse, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.stoppedContainers = append(f.stoppedContainers, fmt.Sprintf("%s/%d", r.GetContainerId(), r.GetTimeout()))
+	return &runtimeapi.StopContainerResponse{}, nil
 }
 
 func (f *fakeServer) RemovePodSandbox(_ context.Context, r *runtimeapi.RemovePodSandboxRequest) (*runtimeapi.RemovePodSandboxResponse, error) {
@@ -314,6 +324,16 @@ func TestClientAgainstFakeRuntime(t *testing.T) {
 		wantErr := "CRI ContainerStatus nope at " + c.socket + `: rpc error: code = NotFound desc = container "nope" not found`
 		if err == nil || err.Error() != wantErr || status.Code(errors.Unwrap(err)) != codes.NotFound {
 			t.Fatalf("ContainerStatus(nope) error = %v\nwant %s (code NotFound)", err, wantErr)
+		}
+	})
+	t.Run("StopContainer", func(t *testing.T) {
+		if err := c.StopContainer(ctx, "c2", 30*time.Second); err != nil {
+			t.Fatal(err)
+		}
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		if !reflect.DeepEqual(f.stoppedContainers, []string{"c2/30"}) {
+			t.Fatalf("runtime saw StopContainer %v; want [c2/30]", f.stoppedContainers)
 		}
 	})
 	t.Run("Stop and remove sandbox", func(t *testing.T) {
