@@ -199,3 +199,17 @@ func expiresText(residualSeconds int64, notAfter time.Time) string {
 	}
 	return "expires in " + duration.HumanDuration(time.Duration(residualSeconds)*time.Second) + " (" + notAfter.Format(expiresFormat) + ")"
 }
+
+// Due reports whether c is to be renewed at now by `certs renew --if-expires-within within`: its residual time
+// (as check-expiration shows it) is below within, or it has expired. A missing certificate is not due: there
+// is nothing to renew.
+func (s *Set) Due(c Cert, now time.Time, within time.Duration) (bool, error) {
+	cert, err := s.Read(c)
+	if errors.Is(err, ErrMissing) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("certificate %s: %w", c.Name, err)
+	}
+	return residual(cert, now) < within, nil
+}

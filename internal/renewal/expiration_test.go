@@ -167,3 +167,55 @@ func TestWarnings(t *testing.T) {
 		}
 	}
 }
+
+func TestDue(t *testing.T) {
+	fsys := controlPlaneNode(t)
+	s := newTestSet(fsys, false)
+	notAfter := certOf(t, s, "apiserver").NotAfter
+	const within = 720 * time.Hour
+	tests := []struct {
+		name   string
+		cert   string
+		now    time.Time
+		within time.Duration
+		want   bool
+	}{
+		{name: "well before the window", cert: "apiserver", now: testNow, within: within, want: false},
+		{name: "residual exactly the window: not below it", cert: "apiserver", now: notAfter.Add(-within), within: within, want: false},
+		{name: "a second into the window", cert: "apiserver", now: notAfter.Add(-within + time.Second), within: within, want: true},
+		{name: "a nanosecond into the window: the residual counts whole seconds", cert: "apiserver", now: notAfter.Add(-within + 1), within: within, want: true},
+		{name: "expiring now", cert: "apiserver", now: notAfter, within: within, want: true},
+		{name: "expired", cert: "apiserver", now: notAfter.Add(time.Hour), within: within, want: true},
+		{name: "a window of zero: only the expired", cert: "apiserver", now: notAfter, within: 0, want: false},
+		{name: "a window of zero, expired a second ago", cert: "apiserver", now: notAfter.Add(time.Second), within: 0, want: true},
+		{name: "an embedded kubeconfig certificate", cert: "admin.conf", now: notAfter.Add(-within + time.Second), within: within, want: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := s.Due(byName(t, s, tt.cert), tt.now, tt.within)
+			if err != nil || got != tt.want {
+				t.Errorf("Due(%s, NotAfter%+v, %s) = %v, %v; want %v", tt.cert, tt.now.Sub(notAfter), tt.within, got, err, tt.want)
+			}
+		})
+	}
+
+	t.Run("missing: nothing to renew", func(t *testing.T) {
+		if err := fsys.Remove("/etc/kubernetes/super-admin.conf"); err != nil {
+			t.Fatal(err)
+		}
+		got, err := s.Due(byName(t, s, "super-admin.conf"), notAfter, within)
+		if err != nil || got {
+			t.Errorf("Due(missing) = %v, %v; want false, nil", got, err)
+		}
+	})
+	t.Run("unreadable: an error naming it", func(t *testing.T) {
+		if err := fsys.WriteFile("/etc/kubernetes/pki/front-proxy-client.crt", []byte("not PEM"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		_, err := s.Due(byName(t, s, "front-proxy-client"), notAfter, within)
+		want := "certificate front-proxy-client: /etc/kubernetes/pki/front-proxy-client.crt: data does not contain any valid RSA or ECDSA certificates"
+		if err == nil || err.Error() != want {
+			t.Errorf("Due(unreadable) error %v\nwant %s", err, want)
+		}
+	})
+}
