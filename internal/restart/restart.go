@@ -1,0 +1,393 @@
+// Package restart restarts this node's control-plane components after their certificates were renewed: one at a
+// time, each only once the one before it is healthy again, and only when the rest of the control plane can spare
+// it, so that an HA cluster renewed node by node keeps etcd's quorum and a ready API server throughout. It is the
+// step kubeadm's `certs renew` leaves to the user ("You must restart ...").
+//
+// How a component restarts: its running container is stopped through the CRI, and the kubelet, whose static Pod
+// it is, starts a new container from the same manifest; the new process reads the renewed files. The manifests
+// stay byte for byte what kubeadm (or kubeboot) wrote, the mirror Pod keeps its UID and the sandbox its network;
+// only the Pod's restartCount grows. The alternatives do worse:
+//   - moving the manifest out of the kubelet's staticPodPath and back (what people do by hand) touches files
+//     kubeadm owns, and the kubelet then tears down the whole Pod, sandbox included, and sees the file back only
+//     on its next look at the directory;
+//   - deleting the mirror Pod through the API makes the kubelet recreate the mirror Pod, not the container, which
+//     keeps running with the old certificates;
+//   - stopping the Pod's sandbox restarts the container too, but recreates the sandbox for nothing;
+//   - signalling the process directly bypasses the runtime, which kubeboot otherwise asks for everything.
+//
+// A static Pod's restartPolicy is Always (kubeadm sets none), so the kubelet starts the stopped container again;
+// it does so at once, at its next relist (about a second), unless that container already exited within the last
+// few minutes: then the kubelet's crash-loop back-off (kuberuntime's doBackOff, 10 s doubling up to 5 min) delays
+// it, which the restart timeout must cover.
+package restart
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"time"
+
+	"kubeboot.dev/kubeboot/internal/cri"
+	"kubeboot.dev/kubeboot/internal/etcd"
+	"kubeboot.dev/kubeboot/internal/hint"
+	"kubeboot.dev/kubeboot/internal/nodefs"
+	"kubeboot.dev/kubeboot/internal/staticpod"
+)
+
+// Order is the order the components restart in: etcd first, then its client the API server, then the API
+// server's clients.
+var Order = []string{staticpod.EtcdName, staticpod.APIServerName, staticpod.ControllerManagerName, staticpod.SchedulerName}
+
+// readers maps each certificate `certs renew` knows (renewal's names) to the component that reads it. admin.conf
+// and super-admin.conf are read by people and tools, no component: they restart nothing.
+var readers = map[string]string{
+	"etcd-server":              staticpod.EtcdName,
+	"etcd-peer":                staticpod.EtcdName,
+	"etcd-healthcheck-client":  staticpod.EtcdName,
+	"apiserver":                staticpod.APIServerName,
+	"apiserver-kubelet-client": staticpod.APIServerName,
+	"apiserver-etcd-client":    staticpod.APIServerName,
+	"front-proxy-client":       staticpod.APIServerName,
+	"controller-manager.conf":  staticpod.ControllerManagerName,
+	"scheduler.conf":           staticpod.SchedulerName,
+}
+
+// Components returns the components that read one of the certificates named, in Order.
+func Components(certs []string) []string {
+	var out []string
+	for _, c := range Order {
+		if slices.ContainsFunc(certs, func(name string) bool { return readers[name] == c }) {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// OnNode keeps the components that run on this node, those whose static Pod manifest is under fsys. With an
+// external etcd, etcd is never one of them, whatever the manifests directory holds.
+func OnNode(fsys nodefs.FS, components []string, externalEtcd bool) []string {
+	var out []string
+	for _, c := range components {
+		if c == staticpod.EtcdName && externalEtcd {
+			continue
+		}
+		if fsys.Exists(staticpod.Path(c)) {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// Runtime is what a restart asks of the container runtime (*cri.Client).
+type Runtime interface {
+	// ListContainers returns the containers carrying every given label.
+	ListContainers(ctx context.Context, labels map[string]string) ([]cri.Container, error)
+	// StopContainer stops a container, killing it once grace has passed.
+	StopContainer(ctx context.Context, id string, grace time.Duration) error
+}
+
+// Prober says whether a component of this node is healthy.
+type Prober interface {
+	// Probe returns nil when component is healthy, and otherwise what is wrong.
+	Probe(ctx context.Context, component string) error
+}
+
+// Cluster is the rest of the control plane, as the refusals see it.
+type Cluster interface {
+	// EtcdMembers lists the etcd members with their health.
+	EtcdMembers(ctx context.Context) ([]etcd.MemberStatus, error)
+	// APIServers lists the cluster's API servers, this node's marked Self.
+	APIServers(ctx context.Context) ([]APIServer, error)
+}
+
+// APIServer is one of the cluster's API servers.
+type APIServer struct {
+	// Name is its mirror Pod's name, or its endpoint when no Pod tells.
+	Name string
+	// Endpoint is its host:port, as the default/kubernetes EndpointSlice and kubeadm's annotation hold it.
+	Endpoint string
+	// Self: it is this node's.
+	Self  bool
+	Ready bool
+	// Problem says why it is not ready.
+	Problem string
+}
+
+// Defaults of a Restarter.
+const (
+	// DefaultTimeout bounds each component's restart, from the stop of its container to its health: a few
+	// seconds usually, more when the kubelet waits out a crash-loop back-off.
+	DefaultTimeout = 2 * time.Minute
+	// DefaultGrace is what the kubelet gives a Pod that sets no terminationGracePeriodSeconds (kubeadm's set
+	// none): the API server finishes its requests in flight, etcd hands over its leadership.
+	DefaultGrace    = 30 * time.Second
+	defaultInterval = 500 * time.Millisecond
+)
+
+// Restarter restarts this node's components.
+type Restarter struct {
+	Runtime Runtime
+	Probe   Prober
+	Cluster Cluster
+	// Out gets one line per component restarted, with its time.
+	Out io.Writer
+	// Now is the clock of those times; nil: time.Now.
+	Now func() time.Time
+	// Timeout bounds each component's restart; 0: DefaultTimeout.
+	Timeout time.Duration
+	// Interval is between two looks at the container or the health; 0: 500 ms.
+	Interval time.Duration
+	// Grace is how long a stopped container's process has to exit before it is killed; 0: DefaultGrace.
+	Grace time.Duration
+}
+
+// ErrUnsafe is wrapped by the refusals to restart: restarting would risk etcd's quorum or the last ready API
+// server.
+var ErrUnsafe = errors.New("the rest of the control plane is not healthy")
+
+// Check refuses, wrapping ErrUnsafe, to restart components when the cluster cannot spare them: etcd unless every
+// voting member is healthy, the API server unless every other API server is ready. Restarting the controller
+// manager or the scheduler risks nothing: their other instances hold or take over the lease. A cluster where this
+// node's is the only etcd member or API server is not refused; Check says on Out what will be unavailable.
+func (r *Restarter) Check(ctx context.Context, components []string) error {
+	soleEtcd, soleAPI, err := r.check(ctx, components)
+	if err != nil {
+		return err
+	}
+	if soleEtcd {
+		fmt.Fprintf(r.Out, "[restart] etcd has this node's member only: etcd, and the API with it, is unavailable while it restarts\n")
+	}
+	if soleAPI {
+		fmt.Fprintf(r.Out, "[restart] this node's API server is the cluster's only one: the API is unavailable while it restarts\n")
+	}
+	return nil
+}
+
+// check is Check's refusal; it also says whether this node's etcd member or API server is the only one.
+func (r *Restarter) check(ctx context.Context, components []string) (soleEtcd, soleAPI bool, err error) {
+	var problems []string
+	if slices.Contains(components, staticpod.EtcdName) {
+		members, err := r.Cluster.EtcdMembers(ctx)
+		if err != nil {
+			problems = append(problems, "etcd's health is unknown: "+err.Error())
+		}
+		voters := 0
+		for _, m := range members {
+			if m.IsLearner {
+				continue
+			}
+			voters++
+			if !m.Healthy {
+				problems = append(problems, fmt.Sprintf("etcd member %s is not healthy: %s", memberName(m), m.Problem))
+			}
+		}
+		soleEtcd = voters == 1
+	}
+	if slices.Contains(components, staticpod.APIServerName) {
+		servers, err := r.Cluster.APIServers(ctx)
+		if err != nil {
+			problems = append(problems, "the API servers' readiness is unknown: "+err.Error())
+		}
+		others := 0
+		for _, s := range servers {
+			if s.Self {
+				continue
+			}
+			others++
+			if !s.Ready {
+				problems = append(problems, fmt.Sprintf("API server %s (%s) is not ready: %s", s.Name, s.Endpoint, s.Problem))
+			}
+		}
+		soleAPI = err == nil && others == 0
+	}
+	if len(problems) > 0 {
+		err = fmt.Errorf("refusing to restart %s on this node: %w: %s", strings.Join(components, ", "), ErrUnsafe, strings.Join(problems, "; "))
+	}
+	return soleEtcd, soleAPI, err
+}
+
+func memberName(m etcd.MemberStatus) string {
+	name := m.Name
+	if name == "" {
+		name = m.IDString()
+	}
+	return name + " (" + m.PeerURL() + ")"
+}
+
+// Restart restarts components, in the order given (Components' order), one at a time: it stops the running
+// container of each through the runtime, waits for the kubelet to run a new one and for the component to be
+// healthy, and says so on Out with the time it took. Before etcd and the API server it checks again that the
+// cluster can spare them (see Check): another node may have started its own restart since. The first component
+// that fails, or does not come back healthy within the timeout, ends the restart; the error's hint says how to
+// look at it and what was and was not restarted.
+func (r *Restarter) Restart(ctx context.Context, components []string) error {
+	for i, c := range components {
+		done, left := components[:i], components[i+1:]
+		if c == staticpod.EtcdName || c == staticpod.APIServerName {
+			if _, _, err := r.check(ctx, []string{c}); err != nil {
+				return hint.With(err, progress(done, components[i:])+
+					"; restart the rest once the control plane is healthy again (see `kubeboot etcd status`, `kubectl -n kube-system get pods -l tier=control-plane -o wide`)")
+			}
+		}
+		start := r.now()
+		restarted, err := r.restartOne(ctx, c)
+		if err != nil {
+			return hint.With(err, fmt.Sprintf("look at it with `crictl ps -a --name %s`, `crictl logs CONTAINER` and the kubelet's log (`journalctl -u kubelet`); ", c)+
+				progress(done, left))
+		}
+		what := "restarted"
+		if !restarted {
+			what = "was not running; started by the kubelet"
+		}
+		fmt.Fprintf(r.Out, "[restart] %s: %s and healthy (%s)\n", c, what, r.now().Sub(start).Round(100*time.Millisecond))
+	}
+	return nil
+}
+
+// progress says, for a hint, what a restart that stopped did and did not do.
+func progress(done, left []string) string {
+	s := "the certificates are renewed"
+	if len(done) > 0 {
+		s += "; restarted: " + strings.Join(done, ", ")
+	}
+	if len(left) > 0 {
+		s += "; not restarted: " + strings.Join(left, ", ")
+	}
+	return s
+}
+
+// errNoNewContainer is the state of a restart before the kubelet runs the new container.
+var errNoNewContainer = errors.New("no new container")
+
+// restartOne stops the running containers of component and waits for a new one, and then for its health. It
+// reports whether there was a container to stop.
+func (r *Restarter) restartOne(ctx context.Context, component string) (bool, error) {
+	timeout := cmpOr(r.Timeout, DefaultTimeout)
+	wctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	old, err := r.running(wctx, component)
+	if err != nil {
+		return false, fmt.Errorf("restart %s: %w", component, err)
+	}
+	for _, id := range old {
+		if err := r.Runtime.StopContainer(wctx, id, cmpOr(r.Grace, DefaultGrace)); err != nil {
+			return false, fmt.Errorf("restart %s: stop its container %s: %w", component, shortID(id), err)
+		}
+	}
+	var started string
+	err = r.poll(ctx, wctx, func() error {
+		ids, err := r.running(wctx, component)
+		if err != nil {
+			return err
+		}
+		for _, id := range ids {
+			if !slices.Contains(old, id) {
+				started = id
+				return nil
+			}
+		}
+		return errNoNewContainer
+	})
+	if err == nil {
+		err = r.poll(ctx, wctx, func() error { return r.Probe.Probe(wctx, component) })
+	}
+	if err != nil {
+		if ctx.Err() != nil {
+			return false, fmt.Errorf("restart %s: %w", component, context.Cause(ctx))
+		}
+		return false, &TimeoutError{Component: component, Timeout: timeout, Stopped: old, Started: started, Last: err}
+	}
+	return len(old) > 0, nil
+}
+
+// running lists the IDs of component's running containers: the kubelet labels each with its Pod's namespace
+// and its container's name, which for a static Pod is the component's.
+func (r *Restarter) running(ctx context.Context, component string) ([]string, error) {
+	cs, err := r.Runtime.ListContainers(ctx, map[string]string{cri.LabelPodNamespace: "kube-system", cri.LabelContainerName: component})
+	if err != nil {
+		return nil, err
+	}
+	var ids []string
+	for _, c := range cs {
+		if c.State == cri.ContainerRunning {
+			ids = append(ids, c.ID)
+		}
+	}
+	return ids, nil
+}
+
+// poll calls f every interval until it returns nil, and returns nil then; once wctx ends, it returns f's last
+// error. An end of ctx, the caller's, is the caller's to report.
+func (r *Restarter) poll(ctx, wctx context.Context, f func() error) error {
+	t := time.NewTicker(cmpOr(r.Interval, defaultInterval))
+	defer t.Stop()
+	for {
+		err := f()
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		select {
+		case <-wctx.Done():
+			return err
+		case <-t.C:
+		}
+	}
+}
+
+func (r *Restarter) now() time.Time {
+	if r.Now == nil {
+		return time.Now()
+	}
+	return r.Now()
+}
+
+func cmpOr(d, def time.Duration) time.Duration {
+	if d <= 0 {
+		return def
+	}
+	return d
+}
+
+// shortID is a container ID as crictl prints it.
+func shortID(id string) string {
+	if len(id) > 13 {
+		return id[:13]
+	}
+	return id
+}
+
+// TimeoutError is a component that did not come back healthy in time after its restart.
+type TimeoutError struct {
+	Component string
+	Timeout   time.Duration
+	// Stopped are the containers stopped; Started the new one, "" if the kubelet ran none.
+	Stopped []string
+	Started string
+	// Last is what was last wrong.
+	Last error
+}
+
+func (e *TimeoutError) Error() string {
+	prefix := fmt.Sprintf("%s did not come back healthy within %s", e.Component, e.Timeout)
+	stopped := make([]string, len(e.Stopped))
+	for i, id := range e.Stopped {
+		stopped[i] = shortID(id)
+	}
+	switch {
+	case e.Started != "":
+		return fmt.Sprintf("%s: its new container %s runs, but: %v", prefix, shortID(e.Started), e.Last)
+	case errors.Is(e.Last, errNoNewContainer) && len(stopped) > 0:
+		return fmt.Sprintf("%s: the kubelet ran no new container after its container %s was stopped", prefix, strings.Join(stopped, ", "))
+	case errors.Is(e.Last, errNoNewContainer):
+		return fmt.Sprintf("%s: no container of it runs", prefix)
+	}
+	return fmt.Sprintf("%s: %v", prefix, e.Last)
+}
+
+func (e *TimeoutError) Unwrap() error { return e.Last }
