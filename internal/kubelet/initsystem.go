@@ -63,6 +63,22 @@ func (s Systemd) Restart(ctx context.Context, service string) error {
 	return nil
 }
 
+// EnableNow loads a unit file just written (daemon-reload), then enables the unit to start at every boot and
+// starts it now, as `systemctl enable --now` does.
+func (s Systemd) EnableNow(ctx context.Context, unit string) error {
+	run := s.Run
+	if run == nil {
+		run = execRun
+	}
+	if err := run(ctx, "systemctl", "daemon-reload"); err != nil {
+		return fmt.Errorf("reload systemd before enabling %s: %w", unit, err)
+	}
+	if err := run(ctx, "systemctl", "enable", "--now", unit); err != nil {
+		return fmt.Errorf("enable %s (check `systemctl status %s`): %w", unit, unit, err)
+	}
+	return nil
+}
+
 func execRun(ctx context.Context, name string, args ...string) error {
 	cmd := exec.CommandContext(ctx, name, args...)
 	var stderr bytes.Buffer

@@ -473,6 +473,45 @@ func TestSystemdRestart(t *testing.T) {
 	}
 }
 
+func TestSystemdEnableNow(t *testing.T) {
+	boom := errors.New("boom")
+	tests := []struct {
+		name    string
+		failOn  string
+		want    []string
+		wantErr string
+	}{
+		{name: "ok", want: []string{"systemctl daemon-reload", "systemctl enable --now x.timer"}},
+		{name: "reload fails", failOn: "systemctl daemon-reload", want: []string{"systemctl daemon-reload"},
+			wantErr: "reload systemd before enabling x.timer: boom"},
+		{name: "enable fails", failOn: "systemctl enable --now x.timer", want: []string{"systemctl daemon-reload", "systemctl enable --now x.timer"},
+			wantErr: "enable x.timer (check `systemctl status x.timer`): boom"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var calls []string
+			s := Systemd{Run: func(_ context.Context, name string, args ...string) error {
+				call := name + " " + strings.Join(args, " ")
+				calls = append(calls, call)
+				if call == tt.failOn {
+					return boom
+				}
+				return nil
+			}}
+			err := s.EnableNow(t.Context(), "x.timer")
+			if !slices.Equal(calls, tt.want) {
+				t.Errorf("calls %q, want %q", calls, tt.want)
+			}
+			switch {
+			case tt.wantErr == "" && err != nil:
+				t.Errorf("error %v", err)
+			case tt.wantErr != "" && (err == nil || err.Error() != tt.wantErr || !errors.Is(err, boom)):
+				t.Errorf("error %v, want %s wrapping boom", err, tt.wantErr)
+			}
+		})
+	}
+}
+
 func TestExecRun(t *testing.T) {
 	if err := execRun(t.Context(), "sh", "-c", "exit 0"); err != nil {
 		t.Errorf("success: %v", err)
