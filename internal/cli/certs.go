@@ -23,7 +23,8 @@ func newCertsCmd(stdout, stderr io.Writer) *cobra.Command {
 		RunE:  func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 	}
 	cmd.AddCommand(newCertsCertificateKeyCmd(stdout), newCertsGenerateCSRCmd(stdout, config.HostEnvironment, pki.SystemSource),
-		newCertsCheckExpirationCmd(stdout, stderr, time.Now), newCertsRenewCmd(stdout, hostRenewDeps()))
+		newCertsCheckExpirationCmd(stdout, stderr, time.Now), newCertsRenewCmd(stdout, hostRenewDeps()),
+		newCertsAutoRenewCmd(stdout, hostAutoRenewDeps()))
 	return cmd
 }
 

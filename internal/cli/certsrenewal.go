@@ -221,7 +221,8 @@ Beyond kubeadm, --restart then restarts this node's control-plane components tha
 (etcd, kube-apiserver, kube-controller-manager, kube-scheduler, in that order), one at a time and each only once
 the one before is healthy again: the kubelet runs a new container from the unchanged manifest. It refuses, before
 renewing anything, while another control plane's etcd member or API server is unhealthy. --if-expires-within
-renews only what is due, so that "renew all --if-expires-within 720h --restart" can run daily.`,
+renews only what is due, so that "renew all --if-expires-within 720h --restart" can run daily
+('kubeboot certs auto-renew install' installs that).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 	}
