@@ -12,7 +12,10 @@ import (
 // A difference is a place where kubeboot's command line knowingly departs from upstream kubeadm v1.37's. Every
 // command and flag of kubeadm either exists in kubeboot with the same meaning or is listed here with the reason;
 // parity_test.go compares the two trees and fails on a difference that is not listed (and on an entry that no
-// longer matches one).
+// longer matches one). What kubeboot has beyond kubeadm is no difference and is not listed: the test looks for
+// kubeadm's commands and flags in kubeboot's tree, not the reverse, so a kubeboot-only command (etcd,
+// loadbalancer, certs auto-renew) or flag (certs renew's --restart, --restart-timeout, --if-expires-within) leaves
+// kubeadm's meanings intact. kubeboot's own flags on kubeadm's commands start their help with "(beyond kubeadm)".
 type difference struct {
 	// Path is the command after "kubeadm", e.g. "upgrade" or "init phase kubeconfig *"; "*" matches any one word.
 	// A refused command covers its subcommands.
