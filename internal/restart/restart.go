@@ -220,14 +220,15 @@ func memberName(m etcd.MemberStatus) string {
 // Restart restarts components, in the order given (Components' order), one at a time: it stops the running
 // container of each through the runtime, waits for the kubelet to run a new one and for the component to be
 // healthy, and says so on Out with the time it took. Before etcd and the API server it checks again that the
-// cluster can spare them (see Check): another node may have started its own restart since. The first component
+// cluster can spare them (see Check), waiting up to the timeout until it can: another node may have started its
+// own restart since, or, on a single control plane, the API may still be catching up with etcd. The first component
 // that fails, or does not come back healthy within the timeout, ends the restart; the error's hint says how to
 // look at it and what was and was not restarted.
 func (r *Restarter) Restart(ctx context.Context, components []string) error {
 	for i, c := range components {
 		done, left := components[:i], components[i+1:]
 		if c == staticpod.EtcdName || c == staticpod.APIServerName {
-			if _, _, err := r.check(ctx, []string{c}); err != nil {
+			if err := r.waitSafe(ctx, c); err != nil {
 				return hint.With(err, progress(done, components[i:])+
 					"; restart the rest once the control plane is healthy again (see `kubeboot etcd status`, `kubectl -n kube-system get pods -l tier=control-plane -o wide`)")
 			}
@@ -245,6 +246,27 @@ func (r *Restarter) Restart(ctx context.Context, components []string) error {
 		fmt.Fprintf(r.Out, "[restart] %s: %s and healthy (%s)\n", c, what, r.now().Sub(start).Round(100*time.Millisecond))
 	}
 	return nil
+}
+
+// waitSafe waits, up to the timeout, until the cluster can spare component (see Check), and otherwise returns the
+// last refusal. Within a restart a refusal is often brief: on a single control plane the API answers again only a
+// moment after etcd's restart, and another node's restart that began meanwhile ends within its own timeout.
+func (r *Restarter) waitSafe(ctx context.Context, component string) error {
+	wctx, cancel := context.WithTimeout(ctx, cmpOr(r.Timeout, DefaultTimeout))
+	defer cancel()
+	said := false
+	err := r.poll(ctx, wctx, func() error {
+		_, _, err := r.check(wctx, []string{component})
+		if err != nil && !said {
+			fmt.Fprintf(r.Out, "[restart] %s: waiting until the control plane can spare it: %v\n", component, err)
+			said = true
+		}
+		return err
+	})
+	if err != nil && ctx.Err() != nil {
+		return fmt.Errorf("restart %s: %w", component, context.Cause(ctx))
+	}
+	return err
 }
 
 // progress says, for a hint, what a restart that stopped did and did not do.

@@ -390,29 +390,63 @@ func TestCheck(t *testing.T) {
 	}
 }
 
-// Another node may start its own restart while this one runs: the check before the API server sees it.
+// Another node may start its own restart while this one runs: the check before the API server sees it, and waits
+// for that node's API server to be ready again, up to the timeout.
 func TestRestartChecksAgainBeforeTheAPIServer(t *testing.T) {
-	ev := &events{}
-	rt := newFakeRuntime(ev, Order...)
-	probe := &fakeProber{ev: ev, rt: rt}
-	cp2Restarting := []APIServer{readyServers[0], {Name: "kube-apiserver-cp-2", Endpoint: "10.0.0.2:6443", Problem: "its Pod is not Ready (ContainersNotReady: containers with unready status: [kube-apiserver])"}, readyServers[2]}
-	cluster := &fakeCluster{ev: ev, members: [][]etcd.MemberStatus{healthyMembers}, servers: [][]APIServer{cp2Restarting}}
-	var out bytes.Buffer
-	r := newTestRestarter(rt, probe, cluster, &out)
-	err := r.Restart(t.Context(), Order)
-	wantErr := "refusing to restart kube-apiserver on this node: the rest of the control plane is not healthy: API server kube-apiserver-cp-2 (10.0.0.2:6443) is not ready: " +
+	cp2Restarting := []APIServer{readyServers[0], {Name: "kube-apiserver-cp-2", Endpoint: "10.0.0.2:6443",
+		Problem: "its Pod is not Ready (ContainersNotReady: containers with unready status: [kube-apiserver])"}, readyServers[2]}
+	const refusal = "refusing to restart kube-apiserver on this node: the rest of the control plane is not healthy: API server kube-apiserver-cp-2 (10.0.0.2:6443) is not ready: " +
 		"its Pod is not Ready (ContainersNotReady: containers with unready status: [kube-apiserver])"
-	wantHint := "the certificates are renewed; restarted: etcd; not restarted: kube-apiserver, kube-controller-manager, kube-scheduler; " +
-		"restart the rest once the control plane is healthy again (see `kubeboot etcd status`, `kubectl -n kube-system get pods -l tier=control-plane -o wide`)"
-	if err == nil || err.Error() != wantErr || hint.Of(err) != wantHint || !errors.Is(err, ErrUnsafe) {
-		t.Fatalf("Restart error:\n%v\nhint: %s\nwant:\n%s\nhint: %s", err, hint.Of(err), wantErr, wantHint)
+	const waiting = "[restart] kube-apiserver: waiting until the control plane can spare it: " + refusal + "\n"
+	etcdDone := []string{"check etcd", "stop etcd-0 (grace 30s)", "kubelet started etcd-1", "etcd healthy, running etcd-1"}
+	tests := []struct {
+		name       string
+		servers    [][]APIServer
+		wantErr    string
+		wantEvents []string
+		wantOut    string
+	}{
+		{name: "cp-2 comes back: the restart goes on", servers: [][]APIServer{cp2Restarting, cp2Restarting, readyServers},
+			wantEvents: append(etcdDone, "check API servers", "check API servers", "check API servers",
+				"stop api-0 (grace 30s)", "kubelet started api-1", "kube-apiserver healthy, running api-1"),
+			wantOut: "[restart] etcd: restarted and healthy (1.6s)\n" + waiting + "[restart] kube-apiserver: restarted and healthy (1.6s)\n"},
+		{name: "cp-2 does not come back within the timeout: refused, nothing further restarted", servers: [][]APIServer{cp2Restarting},
+			wantErr: refusal,
+			wantOut: "[restart] etcd: restarted and healthy (1.6s)\n" + waiting},
 	}
-	want := []string{"check etcd", "stop etcd-0 (grace 30s)", "kubelet started etcd-1", "etcd healthy, running etcd-1", "check API servers"}
-	if d := cmp.Diff(want, ev.get()); d != "" {
-		t.Errorf("events (-want +got):\n%s", d)
-	}
-	if got := out.String(); got != "[restart] etcd: restarted and healthy (1.6s)\n" {
-		t.Errorf("output %q", got)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ev := &events{}
+			rt := newFakeRuntime(ev, Order...)
+			probe := &fakeProber{ev: ev, rt: rt}
+			cluster := &fakeCluster{ev: ev, members: [][]etcd.MemberStatus{healthyMembers}, servers: tt.servers}
+			var out bytes.Buffer
+			r := newTestRestarter(rt, probe, cluster, &out)
+			r.Timeout = 50 * time.Millisecond
+			err := r.Restart(t.Context(), Order[:2])
+			if tt.wantErr == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				if d := cmp.Diff(tt.wantEvents, ev.get()); d != "" {
+					t.Errorf("events (-want +got):\n%s", d)
+				}
+			} else {
+				wantHint := "the certificates are renewed; restarted: etcd; not restarted: kube-apiserver; " +
+					"restart the rest once the control plane is healthy again (see `kubeboot etcd status`, `kubectl -n kube-system get pods -l tier=control-plane -o wide`)"
+				if err == nil || err.Error() != tt.wantErr || hint.Of(err) != wantHint || !errors.Is(err, ErrUnsafe) {
+					t.Fatalf("Restart error:\n%v\nhint: %s\nwant:\n%s\nhint: %s", err, hint.Of(err), tt.wantErr, wantHint)
+				}
+				for _, e := range ev.get() {
+					if e == "stop api-0 (grace 30s)" {
+						t.Errorf("the API server was stopped: %q", ev.get())
+					}
+				}
+			}
+			if d := cmp.Diff(tt.wantOut, out.String()); d != "" {
+				t.Errorf("output (-want +got):\n%s", d)
+			}
+		})
 	}
 }
 
