@@ -128,6 +128,7 @@ func TestKubebootInit(t *testing.T) {
 	})
 
 	t.Run("certs check-expiration: upstream kubeadm's tables are kubeboot's", func(t *testing.T) { checkExpirationAgrees(t, cp1) })
+	t.Run("certs renew all --restart: every component comes back serving its new certificate", func(t *testing.T) { checkRenewRestart(t, cp1, cp1IP) })
 	t.Run("init twice is refused and the cluster keeps running", func(t *testing.T) {
 		out, err := inNode(ctx, cp1, kubeboot, "init", "--config", initConfig)
 		if err == nil {
