@@ -5,6 +5,7 @@ package e2e
 import (
 	"bytes"
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/pem"
 	"net"
 	"os"
@@ -91,15 +92,28 @@ func checkRenewAll(t *testing.T, node string) {
 	}
 }
 
-// servedCert is the leaf certificate a TLS server at addr presents.
+// servedCert is the leaf certificate a TLS server at addr presents. It is read as soon as the server sends it,
+// so a server that then asks for a client certificate (etcd) may refuse the rest of the handshake.
 func servedCert(t *testing.T, addr string) []byte {
 	t.Helper()
-	conn, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", addr, &tls.Config{InsecureSkipVerify: true}) //nolint:gosec // only the certificate is read
-	if err != nil {
-		t.Fatalf("TLS dial %s: %v", addr, err)
+	var leaf []byte
+	cfg := &tls.Config{
+		InsecureSkipVerify: true, //nolint:gosec // only the certificate is read
+		VerifyPeerCertificate: func(raw [][]byte, _ [][]*x509.Certificate) error {
+			if len(raw) > 0 {
+				leaf = raw[0]
+			}
+			return nil
+		},
 	}
-	defer conn.Close()
-	return conn.ConnectionState().PeerCertificates[0].Raw
+	conn, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", addr, cfg)
+	if err == nil {
+		conn.Close()
+	}
+	if leaf == nil {
+		t.Fatalf("TLS dial %s: no certificate (%v)", addr, err)
+	}
+	return leaf
 }
 
 // fileCert is the first certificate of a node's PEM file.
