@@ -192,6 +192,12 @@ func testHA(t *testing.T, bootstrapper string) {
 
 	// cp2's admin.conf names the endpoint (checked above): every write below goes through the load balancer.
 	cp2Admin := nodeHostPath(cp2.name, "/etc/kubernetes/admin.conf")
+	if bootstrapper == "kubeboot" {
+		t.Run("certs renew all --restart on each control plane in turn, writes flowing through the endpoint", func(t *testing.T) {
+			renewOnEachControlPlane(t, cp2Admin)
+		})
+	}
+
 	ok := t.Run("losing cp1: a write through the endpoint", func(t *testing.T) {
 		start := time.Now()
 		out, err := lab(ctx, "kill", cp1.name)
@@ -622,4 +628,57 @@ func nodeProcesses(t *testing.T, node string) []string {
 		}
 	}
 	return left
+}
+
+// renewOnEachControlPlane runs `kubeboot certs renew all --restart` on each control plane in turn while a client
+// writes a ConfigMap through the endpoint every 100 ms, and reports how many writes failed. Each node's
+// components must come back serving their renewed certificates.
+func renewOnEachControlPlane(t *testing.T, kubeconfig string) {
+	ctx := t.Context()
+	cs, err := newClient(kubeconfig, 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var sent int
+	var failed []string
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	start := time.Now()
+	go func() {
+		defer close(done)
+		tick := time.NewTicker(100 * time.Millisecond)
+		defer tick.Stop()
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+			}
+			cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("e2e-renew-%d", i), Namespace: "default"}}
+			at := time.Since(start)
+			_, err := cs.CoreV1().ConfigMaps("default").Create(ctx, cm, metav1.CreateOptions{})
+			mu.Lock()
+			sent++
+			if err != nil {
+				failed = append(failed, fmt.Sprintf("%s: %v", at.Round(time.Millisecond), err))
+			}
+			mu.Unlock()
+		}
+	}()
+	for _, cp := range haControlPlanes {
+		checkRenewRestart(t, cp.name, cp.ip)
+	}
+	close(stop)
+	<-done
+	mu.Lock()
+	defer mu.Unlock()
+	if len(failed) > 0 {
+		t.Logf("writes that failed (time after the first write: error):\n%s", strings.Join(failed, "\n"))
+	}
+	t.Logf("FIGURE writes through the endpoint during certs renew all --restart on 3 control planes in turn: %d of %d failed (%s)",
+		len(failed), sent, time.Since(start).Round(time.Second))
+	if sent < 10 {
+		t.Errorf("only %d writes were sent", sent)
+	}
 }
