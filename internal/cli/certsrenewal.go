@@ -56,7 +56,7 @@ func (f *certsFlags) clusterConfig(ctx context.Context, out io.Writer, prefix st
 			if err == nil {
 				rctx, cancel := context.WithTimeout(ctx, clusterConfigReadTimeout)
 				var cc config.ClusterConfiguration
-				cc, err = uploadconfig.ReadClusterConfiguration(rctx, client)
+				cc, err = uploadconfig.ReadClusterConfiguration(rctx, client, out)
 				cancel()
 				if err == nil {
 					say("\n")

@@ -13,7 +13,6 @@ import (
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 	certutil "k8s.io/client-go/util/cert"
 	kubeletv1beta1 "k8s.io/kubelet/config/v1beta1"
-	"sigs.k8s.io/yaml"
 
 	"kubeboot.dev/kubeboot/internal/apply"
 	"kubeboot.dev/kubeboot/internal/config"
@@ -83,7 +82,7 @@ func (d *Data) Cluster(ctx context.Context) (*Cluster, error) {
 	if err != nil {
 		return nil, err
 	}
-	cluster, err := clusterConfiguration(cc, d.Out)
+	cluster, err := uploadconfig.ParseClusterConfiguration(cc, d.Out)
 	if err != nil {
 		return nil, err
 	}
@@ -208,29 +207,4 @@ func explainAPIError(err error, action, server, who, rbac string) error {
 			action, who, err, nodebootstrap.BootstrapTokenGroup, rbac)
 	}
 	return fmt.Errorf("%s at %s: %w", action, server, err)
-}
-
-// clusterConfiguration decodes kube-system/kubeadm-config's ClusterConfiguration. A document written by a
-// newer kubeadm may carry fields this kubeboot does not know: like kubeadm, it then warns and reads what it knows.
-func clusterConfiguration(doc string, out io.Writer) (config.ClusterConfiguration, error) {
-	var cc config.ClusterConfiguration
-	docs, err := config.Load([]byte(doc))
-	switch {
-	case err == nil && docs.Cluster != nil:
-		cc = *docs.Cluster
-	case err == nil:
-		return cc, fmt.Errorf("kube-system/%s: no %s in key %s", uploadconfig.KubeadmConfigMap, config.KindCluster, uploadconfig.KubeadmConfigKey)
-	default:
-		if lerr := yaml.Unmarshal([]byte(doc), &cc); lerr != nil || cc.Kind != config.KindCluster {
-			return cc, fmt.Errorf("kube-system/%s: %w", uploadconfig.KubeadmConfigMap, err)
-		}
-		fmt.Fprintf(out, "  WARNING: kube-system/%s: %v; reading the fields kubeboot knows\n", uploadconfig.KubeadmConfigMap, err)
-	}
-	if cc.ImageRepository == "" {
-		cc.ImageRepository = config.DefaultImageRepository
-	}
-	if cc.ClusterName == "" {
-		cc.ClusterName = config.DefaultClusterName
-	}
-	return cc, nil
 }

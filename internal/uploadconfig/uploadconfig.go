@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
@@ -120,9 +121,9 @@ func readableConfigMap(name, key string, doc []byte, rbacName string, groups ...
 	return []runtime.Object{cm, role, binding}
 }
 
-// ReadClusterConfiguration reads the ClusterConfiguration back from kube-system/kubeadm-config, with the defaults
-// kubeadm's scheme gives unset fields.
-func ReadClusterConfiguration(ctx context.Context, client kubernetes.Interface) (config.ClusterConfiguration, error) {
+// ReadClusterConfiguration reads the ClusterConfiguration back from kube-system/kubeadm-config
+// (ParseClusterConfiguration), with the defaults kubeadm's scheme gives unset fields.
+func ReadClusterConfiguration(ctx context.Context, client kubernetes.Interface, warn io.Writer) (config.ClusterConfiguration, error) {
 	object := "kube-system/" + KubeadmConfigMap
 	cm, err := client.CoreV1().ConfigMaps(metav1.NamespaceSystem).Get(ctx, KubeadmConfigMap, metav1.GetOptions{})
 	if err != nil {
@@ -132,14 +133,39 @@ func ReadClusterConfiguration(ctx context.Context, client kubernetes.Interface) 
 	if !ok {
 		return config.ClusterConfiguration{}, fmt.Errorf("%s has no key %s", object, KubeadmConfigKey)
 	}
-	docs, err := config.Load([]byte(doc))
+	cc, err := ParseClusterConfiguration(doc, warn)
 	if err != nil {
-		return config.ClusterConfiguration{}, fmt.Errorf("%s: %w", object, err)
+		return cc, err
 	}
-	if docs.Cluster == nil {
-		return config.ClusterConfiguration{}, fmt.Errorf("%s: no %s in key %s", object, config.KindCluster, KubeadmConfigKey)
-	}
-	cc := *docs.Cluster
 	config.SetClusterStaticDefaults(&cc)
+	return cc, nil
+}
+
+// ParseClusterConfiguration decodes the ClusterConfiguration key of kube-system/kubeadm-config. A document this
+// kubeboot cannot decode strictly (a newer kubeadm's field) is read for the fields it knows, with a warning to
+// warn, so that a node can still join a cluster whose configuration carries more than it knows.
+func ParseClusterConfiguration(doc string, warn io.Writer) (config.ClusterConfiguration, error) {
+	var cc config.ClusterConfiguration
+	object := "kube-system/" + KubeadmConfigMap
+	docs, err := config.Load([]byte(doc))
+	switch {
+	case err == nil && docs.Cluster != nil:
+		cc = *docs.Cluster
+	case err == nil:
+		return cc, fmt.Errorf("%s: no %s in key %s", object, config.KindCluster, KubeadmConfigKey)
+	default:
+		if lerr := yaml.Unmarshal([]byte(doc), &cc); lerr != nil || cc.Kind != config.KindCluster {
+			return cc, fmt.Errorf("%s: %w", object, err)
+		}
+		if warn != nil {
+			fmt.Fprintf(warn, "  WARNING: %s: %v; reading the fields kubeboot knows\n", object, err)
+		}
+	}
+	if cc.ImageRepository == "" {
+		cc.ImageRepository = config.DefaultImageRepository
+	}
+	if cc.ClusterName == "" {
+		cc.ClusterName = config.DefaultClusterName
+	}
 	return cc, nil
 }
