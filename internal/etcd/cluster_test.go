@@ -336,6 +336,44 @@ func TestRealCluster(t *testing.T) {
 				}
 			}
 		}},
+		{"the leader hands its leadership to another member; a follower hands nothing", func(t *testing.T) {
+			st, err := c.Status(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var leader, follower *testMember
+			for _, s := range st {
+				m := map[string]*testMember{"m1": m1, "m2": m2, "m3": m3}[s.Name]
+				if s.IsLeader {
+					leader = m
+				} else {
+					follower = m
+				}
+			}
+			if leader == nil || follower == nil {
+				t.Fatalf("no leader or no follower in %+v", st)
+			}
+			lc := tc.client(leader.clientURL)
+			to, err := lc.HandOffLeadership(ctx, leader.clientURL)
+			if err != nil || to == "" || to == leader.name {
+				t.Fatalf("HandOffLeadership from the leader %s = %q, %v", leader.name, to, err)
+			}
+			after, err := c.Status(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if s := statusByName(after); !s[to].IsLeader || s[leader.name].IsLeader {
+				t.Errorf("after handing to %s: %+v", to, after)
+			}
+			fc := tc.client(follower.clientURL)
+			if follower.name == to {
+				fc = tc.client(leader.clientURL) // the old leader is a follower now
+				follower = leader
+			}
+			if got, err := fc.HandOffLeadership(ctx, follower.clientURL); err != nil || got != "" {
+				t.Errorf("HandOffLeadership from the follower %s = %q, %v; want nothing moved", follower.name, got, err)
+			}
+		}},
 		{"a voting member is down: add refused, removal checked", func(t *testing.T) {
 			m3.stop()
 			err := c.CheckQuorumSafeToAdd(ctx)

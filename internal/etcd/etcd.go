@@ -197,6 +197,39 @@ func fromPB(pb []*etcdserverpb.Member) []Member {
 	return out
 }
 
+// HandOffLeadership makes another healthy voting member the leader when the member serving endpoint leads, and
+// returns that member's name ("" when nothing was moved: the member does not lead, or no other member could take
+// over). A leader that stops takes the cluster's leadership with it until an election times out, and requests in
+// flight then fail ("etcdserver: request timed out", seen in TestHA while a leader restarted); a member that
+// hands it over first stops as a follower. The client's endpoints must include endpoint.
+func (c *Client) HandOffLeadership(ctx context.Context, endpoint string) (string, error) {
+	sctx, cancel := context.WithTimeout(ctx, statusTimeout)
+	st, err := c.cli.Status(sctx, endpoint)
+	cancel()
+	if err != nil {
+		return "", fmt.Errorf("status of the etcd member at %s: %w", endpoint, err)
+	}
+	if st.Header == nil || st.Leader != st.Header.MemberId {
+		return "", nil
+	}
+	self := st.Header.MemberId
+	statuses, err := c.Status(ctx)
+	if err != nil {
+		return "", err
+	}
+	i := slices.IndexFunc(statuses, func(s MemberStatus) bool { return s.ID != self && !s.IsLearner && s.Healthy })
+	if i < 0 {
+		return "", nil
+	}
+	to := statuses[i]
+	mctx, cancel := context.WithTimeout(clientv3.WithRequireLeader(ctx), c.callTimeout)
+	defer cancel()
+	if _, err := c.cli.MoveLeader(mctx, to.ID); err != nil {
+		return "", fmt.Errorf("hand the etcd leadership to %s: %w", to.describe(), err)
+	}
+	return to.Name, nil
+}
+
 // MemberList lists the members (a linearizable read: it needs quorum).
 func (c *Client) MemberList(ctx context.Context) ([]Member, error) {
 	// The etcd client waits out its deadline on endpoints that refuse connections; say so at once instead.

@@ -175,6 +175,16 @@ func (c *NodeCluster) EtcdMembers(ctx context.Context) ([]etcd.MemberStatus, err
 	return cli.Status(ctx)
 }
 
+// HandOffEtcdLeadership implements LeaderHandOff for this node's member.
+func (c *NodeCluster) HandOffEtcdLeadership(ctx context.Context) (string, error) {
+	cli, err := etcd.Connect(c.FS, c.CertDir, etcd.Options{})
+	if err != nil {
+		return "", err
+	}
+	defer cli.Close()
+	return cli.HandOffLeadership(ctx, etcd.LocalEndpoint)
+}
+
 // APIServers implements Cluster (see APIServersOf), this node's API server found by its manifest (SelfEndpoint).
 func (c *NodeCluster) APIServers(ctx context.Context) ([]APIServer, error) {
 	rc, err := kubeclient.LoadFile(c.Kubeconfig)

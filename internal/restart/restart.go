@@ -103,6 +103,12 @@ type Cluster interface {
 	APIServers(ctx context.Context) ([]APIServer, error)
 }
 
+// LeaderHandOff is a Cluster that can also make another etcd member the leader before this node's member
+// restarts (etcd.Client.HandOffLeadership); it returns the new leader's name, "" when nothing moved.
+type LeaderHandOff interface {
+	HandOffEtcdLeadership(ctx context.Context) (string, error)
+}
+
 // APIServer is one of the cluster's API servers.
 type APIServer struct {
 	// Name is its mirror Pod's name, or its endpoint when no Pod tells.
@@ -234,6 +240,15 @@ func (r *Restarter) Restart(ctx context.Context, components []string) error {
 			}
 		}
 		start := r.now()
+		if h, ok := r.Cluster.(LeaderHandOff); ok && c == staticpod.EtcdName {
+			// A failed hand-off costs an election, not the restart: say so and go on.
+			switch to, err := h.HandOffEtcdLeadership(ctx); {
+			case err != nil:
+				fmt.Fprintf(r.Out, "[restart] etcd: WARNING: %v; the members elect a new leader when it stops\n", err)
+			case to != "":
+				fmt.Fprintf(r.Out, "[restart] etcd: handed the leadership to %s\n", to)
+			}
+		}
 		restarted, err := r.restartOne(ctx, c)
 		if err != nil {
 			return hint.With(err, fmt.Sprintf("look at it with `crictl ps -a --name %s`, `crictl logs CONTAINER` and the kubelet's log (`journalctl -u kubelet`); ", c)+

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -504,6 +505,57 @@ func TestRestartTimeout(t *testing.T) {
 			}
 			if got := out.String(); got != "[restart] etcd: restarted and healthy (1.6s)\n" {
 				t.Errorf("output %q", got)
+			}
+		})
+	}
+}
+
+// handingCluster is a fakeCluster that can hand the etcd leadership over (LeaderHandOff).
+type handingCluster struct {
+	*fakeCluster
+	to  string
+	err error
+}
+
+func (c *handingCluster) HandOffEtcdLeadership(context.Context) (string, error) {
+	c.ev.add("hand off etcd leadership")
+	return c.to, c.err
+}
+
+// TestRestartHandsTheEtcdLeadershipOver: before this node's etcd member stops, it hands the leadership to
+// another member, once, and says to whom; a failed hand-off is a warning and the restart goes on.
+func TestRestartHandsTheEtcdLeadershipOver(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		to      string
+		err     error
+		wantOut string
+	}{
+		{"handed over", "kblab-cp2", nil, "[restart] etcd: handed the leadership to kblab-cp2\n"},
+		{"not the leader", "", nil, ""},
+		{"hand-off failed", "", errors.New("hand the etcd leadership to kblab-cp2: context deadline exceeded"),
+			"[restart] etcd: WARNING: hand the etcd leadership to kblab-cp2: context deadline exceeded; the members elect a new leader when it stops\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ev := &events{}
+			rt := newFakeRuntime(ev, Order...)
+			probe := &fakeProber{ev: ev, rt: rt}
+			cluster := &handingCluster{fakeCluster: &fakeCluster{ev: ev, members: [][]etcd.MemberStatus{healthyMembers}, servers: [][]APIServer{readyServers}}, to: tc.to, err: tc.err}
+			var out bytes.Buffer
+			r := newTestRestarter(rt, probe, cluster, &out)
+			if err := r.Restart(t.Context(), []string{staticpod.EtcdName, staticpod.SchedulerName}); err != nil {
+				t.Fatal(err)
+			}
+			want := []string{
+				"check etcd", "hand off etcd leadership",
+				"stop etcd-0 (grace 30s)", "kubelet started etcd-1", "etcd healthy, running etcd-1",
+				"stop sched-0 (grace 30s)", "kubelet started sched-1", "kube-scheduler healthy, running sched-1",
+			}
+			if d := cmp.Diff(want, ev.get()); d != "" {
+				t.Errorf("events (-want +got):\n%s", d)
+			}
+			if !strings.HasPrefix(out.String(), tc.wantOut+"[restart] etcd: restarted and healthy") {
+				t.Errorf("output:\n%s\nwant it to start with:\n%s", out.String(), tc.wantOut)
 			}
 		})
 	}
