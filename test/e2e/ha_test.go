@@ -666,7 +666,13 @@ func renewOnEachControlPlane(t *testing.T, kubeconfig string) {
 			mu.Unlock()
 		}
 	}()
-	for _, cp := range haControlPlanes {
+	for i, cp := range haControlPlanes {
+		if i > 0 {
+			// As an operator going node by node would: the next node's renew --restart refuses while the
+			// control plane the previous one restarted is not Ready everywhere yet (its mirror Pods' Ready
+			// condition follows its /readyz by a kubelet status update).
+			waitControlPlaneReady(t)
+		}
 		checkRenewRestart(t, cp.name, cp.ip)
 	}
 	close(stop)
@@ -681,4 +687,34 @@ func renewOnEachControlPlane(t *testing.T, kubeconfig string) {
 	if sent < 10 {
 		t.Errorf("only %d writes were sent", sent)
 	}
+}
+
+// waitControlPlaneReady waits until every control-plane mirror Pod (etcd, API server, controller-manager,
+// scheduler, on every node) is Ready.
+func waitControlPlaneReady(t *testing.T) {
+	t.Helper()
+	start := time.Now()
+	var notReady []string
+	if !poll(t.Context(), 2*time.Minute, func() bool {
+		var pods corev1.PodList
+		if err := kubectl(t.Context(), &pods, "-n", "kube-system", "get", "pods", "-l", "tier=control-plane", "-o", "json"); err != nil {
+			return false
+		}
+		notReady = notReady[:0]
+		for _, p := range pods.Items {
+			ready := false
+			for _, c := range p.Status.Conditions {
+				if c.Type == corev1.PodReady && c.Status == corev1.ConditionTrue {
+					ready = true
+				}
+			}
+			if !ready {
+				notReady = append(notReady, p.Name)
+			}
+		}
+		return len(pods.Items) > 0 && len(notReady) == 0
+	}) {
+		t.Fatalf("control-plane Pods not Ready after 2m: %v", notReady)
+	}
+	t.Logf("every control-plane Pod Ready %s later", time.Since(start).Round(100*time.Millisecond))
 }
