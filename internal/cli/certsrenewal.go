@@ -15,10 +15,10 @@ import (
 	"kubeboot.dev/kubeboot/internal/cri"
 	"kubeboot.dev/kubeboot/internal/hint"
 	"kubeboot.dev/kubeboot/internal/kubeclient"
+	"kubeboot.dev/kubeboot/internal/kubelet"
 	"kubeboot.dev/kubeboot/internal/nodefs"
 	"kubeboot.dev/kubeboot/internal/pki"
 	"kubeboot.dev/kubeboot/internal/renewal"
-	"kubeboot.dev/kubeboot/internal/reset"
 	"kubeboot.dev/kubeboot/internal/restart"
 	"kubeboot.dev/kubeboot/internal/uploadconfig"
 )
@@ -172,7 +172,7 @@ func hostRenewDeps() renewDeps {
 // hostRestarter reaches this node's container runtime (the kubelet's, from its configuration files), the
 // components' health endpoints, etcd with this node's certificates and the API with --kubeconfig.
 func hostRestarter(ctx context.Context, n restartNode) (*restart.Restarter, func(), error) {
-	socket := reset.DetectCRISocket(n.fsys)
+	socket := kubelet.CRISocket(n.fsys)
 	if socket == "" {
 		socket = config.DefaultCRISocket
 	}

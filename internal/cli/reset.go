@@ -135,7 +135,7 @@ func (o *resetOptions) data(stdout io.Writer, deps resetDeps) (*reset.Data, erro
 		return nil, err
 	}
 	if cfg.CRISocket == "" {
-		cfg.CRISocket = reset.DetectCRISocket(fsys)
+		cfg.CRISocket = kubelet.CRISocket(fsys)
 	}
 	config.SetResetDefaults(cfg)
 	if err := config.ValidateReset(cfg); err != nil {

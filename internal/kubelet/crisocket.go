@@ -1,4 +1,4 @@
-package reset
+package kubelet
 
 import (
 	"regexp"
@@ -6,18 +6,18 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"kubeboot.dev/kubeboot/internal/config"
-	"kubeboot.dev/kubeboot/internal/kubelet"
 	"kubeboot.dev/kubeboot/internal/nodefs"
 )
 
 // runtimeEndpointFlag finds --container-runtime-endpoint in kubeadm-flags.env (kubeadm before NodeLocalCRISocket).
 var runtimeEndpointFlag = regexp.MustCompile(`--container-runtime-endpoint=("[^"]*"|[^\s"]+)`)
 
-// DetectCRISocket returns the CRI socket the kubelet of this node was configured with by init or join
+// CRISocket returns the CRI socket the kubelet of this node was configured with by init or join
 // (instance-config.yaml, config.yaml, then kubeadm-flags.env), or "" if none says. kubeadm asks the cluster for
-// the Node's annotation instead; the node's own files answer without a cluster, which reset may not have.
-func DetectCRISocket(fsys nodefs.FS) string {
-	for _, f := range []string{kubelet.InstanceConfigFile, config.KubeletConfigFile} {
+// the Node's annotation instead; the node's own files answer without a cluster, which reset and certs renew
+// --restart may not have.
+func CRISocket(fsys nodefs.FS) string {
+	for _, f := range []string{InstanceConfigFile, config.KubeletConfigFile} {
 		data, err := fsys.ReadFile(f)
 		if err != nil {
 			continue
