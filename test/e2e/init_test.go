@@ -129,6 +129,20 @@ func TestKubebootInit(t *testing.T) {
 
 	t.Run("certs check-expiration: upstream kubeadm's tables are kubeboot's", func(t *testing.T) { checkExpirationAgrees(t, cp1) })
 	t.Run("certs renew all --restart: every component comes back serving its new certificate", func(t *testing.T) { checkRenewRestart(t, cp1, cp1IP) })
+	t.Run("certs renew --if-expires-within: nothing due on a fresh node; auto-renew install without systemd prints the cron line", func(t *testing.T) {
+		before, _ := os.ReadFile(nodeHostPath(cp1, "/etc/kubernetes/pki/apiserver.crt"))
+		out, err := inNode(ctx, cp1, kubeboot, "certs", "renew", "all", "--if-expires-within", "720h", "--restart")
+		if err != nil || !strings.Contains(out, "[renew] No certificate expires within 720h0m0s: nothing to renew") || strings.Contains(out, "[restart]") {
+			t.Errorf("renew --if-expires-within 720h on a fresh node: %v\n%s", err, out)
+		}
+		if after, _ := os.ReadFile(nodeHostPath(cp1, "/etc/kubernetes/pki/apiserver.crt")); string(after) != string(before) {
+			t.Error("apiserver.crt changed although nothing was due")
+		}
+		out, err = inNode(ctx, cp1, kubeboot, "certs", "auto-renew", "install")
+		if err != nil || !strings.Contains(out, "does not run systemd") || !strings.Contains(out, kubeboot+" certs renew all --if-expires-within 720h") {
+			t.Errorf("auto-renew install in a node without systemd: %v\n%s", err, out)
+		}
+	})
 	t.Run("init twice is refused and the cluster keeps running", func(t *testing.T) {
 		out, err := inNode(ctx, cp1, kubeboot, "init", "--config", initConfig)
 		if err == nil {
