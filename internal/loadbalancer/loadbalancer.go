@@ -1,8 +1,19 @@
 // Package loadbalancer is a small TCP load balancer for the control-plane endpoint of a highly available
 // cluster: it forwards connections to the API servers that answer GET /readyz with 200, checks them every
-// 500 ms, takes a failing one out of rotation at once (closing the connections it holds so clients reconnect
-// to a live one) and puts it back when it passes again. TLS passes through untouched: clients still verify
-// the API server's certificate, which must carry the endpoint's address (controlPlaneEndpoint in certSANs).
+// 500 ms, takes a failing one out of rotation at once and puts it back when it passes again. What happens to the
+// connections a failing backend holds depends on how it fails:
+//
+//   - one that no longer answers (dead, unreachable) has them closed at once, so their clients reconnect to a live
+//     one instead of waiting on a dead one;
+//
+//   - one that answers /readyz with an error is most often an API server shutting down (a restart after a
+//     certificate renewal, an upgrade): it fails /readyz from the moment it is told to stop, then finishes the
+//     requests in flight and closes its connections itself (HTTP/2 GOAWAY, which clients follow without losing a
+//     request). Cutting them there would fail those requests, so they are left to it for Options.Drain, and closed
+//     only if it is still not ready then (an API server that lost etcd, say, which would keep failing them).
+//
+// TLS passes through untouched: clients still verify the API server's certificate, which must carry the
+// endpoint's address (controlPlaneEndpoint in certSANs).
 package loadbalancer
 
 import (
@@ -16,6 +27,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"kubeboot.dev/kubeboot/internal/staticpod"
@@ -25,7 +37,11 @@ import (
 const (
 	DefaultCheckInterval = 500 * time.Millisecond
 	DefaultCheckTimeout  = time.Second
-	dialTimeout          = time.Second
+	// DefaultDrain covers an API server's graceful shutdown under kubeadm's flags: it finishes the requests in
+	// flight (the longest non-watch request times out after 60 s, most take milliseconds) and the kubelet kills
+	// it after the Pod's 30 s grace period.
+	DefaultDrain = 30 * time.Second
+	dialTimeout  = time.Second
 )
 
 // Options configure a LoadBalancer.
@@ -39,6 +55,9 @@ type Options struct {
 	RootCAs *x509.CertPool
 	// CheckInterval and CheckTimeout default to 500 ms and 1 s.
 	CheckInterval, CheckTimeout time.Duration
+	// Drain is how long the connections of a backend that answers /readyz with an error are left open (see the
+	// package comment); 0: DefaultDrain.
+	Drain time.Duration
 	// Log receives one line whenever a backend goes up or down; nil discards them.
 	Log io.Writer
 }
@@ -60,7 +79,10 @@ type backend struct {
 	addr string
 	// known is false until the first health check; healthy is meaningless before.
 	known, healthy bool
-	conns          map[*proxied]struct{}
+	// drainingSince is when it last answered /readyz with an error after being healthy; zero when it is
+	// healthy, or its connections are closed.
+	drainingSince time.Time
+	conns         map[*proxied]struct{}
 }
 
 // proxied is one client connection and the backend connection it is forwarded to.
@@ -96,6 +118,9 @@ func Listen(opts Options) (*LoadBalancer, error) {
 	}
 	if opts.CheckTimeout <= 0 {
 		opts.CheckTimeout = DefaultCheckTimeout
+	}
+	if opts.Drain <= 0 {
+		opts.Drain = DefaultDrain
 	}
 	if opts.Log == nil {
 		opts.Log = io.Discard
@@ -203,43 +228,79 @@ func (lb *LoadBalancer) watch(ctx context.Context, b *backend) {
 
 // check asks the backend's /readyz and updates its state.
 func (lb *LoadBalancer) check(ctx context.Context, b *backend) {
-	err := lb.readyz(ctx, b.addr)
+	answered, err := lb.readyz(ctx, b.addr)
 	if ctx.Err() != nil {
 		return // shutting down: the failure is ours
 	}
-	if err != nil {
-		lb.markDown(b, err)
-	} else {
+	switch {
+	case err == nil:
 		lb.markUp(b)
+	case answered || refused(err):
+		lb.markDraining(b, err)
+	default:
+		lb.markDown(b, err)
 	}
 }
 
-// readyz asks the API server at addr the question its own readiness probe asks.
-func (lb *LoadBalancer) readyz(ctx context.Context, addr string) error {
+// refused is a connection the backend's host turned away: nothing listens on the port any more. That is an API
+// server in the last part of its graceful shutdown, which closed its listener and still finishes the requests of
+// the connections it has; or one whose process is gone, whose connections the host closed with it. Either way
+// nothing is gained by closing them at once, unlike for a backend that does not answer at all.
+func refused(err error) bool { return errors.Is(err, syscall.ECONNREFUSED) }
+
+// readyz asks the API server at addr the question its own readiness probe asks; answered says whether it gave
+// an HTTP answer at all.
+func (lb *LoadBalancer) readyz(ctx context.Context, addr string) (answered bool, err error) {
 	path := staticpod.APIServer.ReadinessPath
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "https://"+addr+path, nil)
 	if err != nil {
-		return err
+		return false, err
 	}
 	resp, err := lb.client.Do(req)
 	if err != nil {
-		return err
+		return false, err
 	}
 	defer resp.Body.Close()
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("GET %s: %s", path, resp.Status)
+		return true, fmt.Errorf("GET %s: %s", path, resp.Status)
 	}
-	return nil
+	return true, nil
 }
 
 func (lb *LoadBalancer) markUp(b *backend) {
 	lb.mu.Lock()
 	changed := !b.known || !b.healthy
 	b.known, b.healthy = true, true
+	b.drainingSince = time.Time{}
 	lb.mu.Unlock()
 	if changed {
 		lb.logf("backend %s is up", b.addr)
+	}
+}
+
+// markDraining takes b, which answered /readyz with an error, out of rotation and leaves its connections to it
+// for Options.Drain (see the package comment); after that it closes them as markDown does.
+func (lb *LoadBalancer) markDraining(b *backend, why error) {
+	lb.mu.Lock()
+	changed := !b.known || b.healthy
+	b.known, b.healthy = true, false
+	now := time.Now()
+	if changed || b.drainingSince.IsZero() && len(b.conns) > 0 {
+		b.drainingSince = now
+	}
+	since, open := b.drainingSince, len(b.conns)
+	lb.mu.Unlock()
+	if !since.IsZero() && now.Sub(since) >= lb.opts.Drain {
+		lb.markDown(b, fmt.Errorf("%w, still after %s", why, lb.opts.Drain))
+		return
+	}
+	if changed {
+		msg := fmt.Sprintf("backend %s is down: %v", b.addr, why)
+		if open > 0 {
+			msg += fmt.Sprintf(" (%d connections left to finish, for up to %s)", open, lb.opts.Drain)
+		}
+		lb.logf("%s", msg)
 	}
 }
 
@@ -247,8 +308,9 @@ func (lb *LoadBalancer) markUp(b *backend) {
 // through the load balancer to a healthy backend instead of waiting on a dead one.
 func (lb *LoadBalancer) markDown(b *backend, why error) {
 	lb.mu.Lock()
-	changed := !b.known || b.healthy
+	changed := !b.known || b.healthy || !b.drainingSince.IsZero()
 	b.known, b.healthy = true, false
+	b.drainingSince = time.Time{}
 	conns := make([]*proxied, 0, len(b.conns))
 	for p := range b.conns {
 		conns = append(conns, p)
@@ -281,8 +343,8 @@ func (lb *LoadBalancer) pick(tried map[*backend]bool) *backend {
 	return nil
 }
 
-// forward connects client to a healthy backend and copies bytes both ways. A backend that refuses the
-// connection is marked down at once and the next one is tried; with none left the client is closed.
+// forward connects client to a healthy backend and copies bytes both ways. A backend that cannot be dialed is
+// taken out of rotation at once and the next one is tried; with none left the client is closed.
 func (lb *LoadBalancer) forward(ctx context.Context, client net.Conn) {
 	tried := map[*backend]bool{}
 	for {
@@ -299,7 +361,11 @@ func (lb *LoadBalancer) forward(ctx context.Context, client net.Conn) {
 				client.Close()
 				return
 			}
-			lb.markDown(b, err)
+			if refused(err) {
+				lb.markDraining(b, err)
+			} else {
+				lb.markDown(b, err)
+			}
 			continue
 		}
 		p := &proxied{client: client, server: server}

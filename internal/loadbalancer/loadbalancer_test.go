@@ -62,6 +62,8 @@ type testBackend struct {
 	name  string
 	ln    net.Listener
 	ready atomic.Bool
+	// hang: /readyz does not answer (a host that stopped answering, a wedged process).
+	hang  atomic.Bool
 	srv   *http.Server
 	https *chanListener
 
@@ -78,7 +80,11 @@ func startBackend(t *testing.T, name string, p testPKI) *testBackend {
 	b := &testBackend{name: name, ln: ln, conns: map[net.Conn]struct{}{}, https: newChanListener(ln.Addr())}
 	b.ready.Store(true)
 	mux := http.NewServeMux()
-	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
+	mux.HandleFunc("/readyz", func(w http.ResponseWriter, r *http.Request) {
+		if b.hang.Load() {
+			<-r.Context().Done()
+			return
+		}
 		if !b.ready.Load() {
 			http.Error(w, "not ready", http.StatusServiceUnavailable)
 			return
@@ -128,6 +134,10 @@ func (b *testBackend) accept(p testPKI) {
 		}()
 	}
 }
+
+// stopListening closes the backend's listener and keeps its connections, like an API server in the last part
+// of its graceful shutdown.
+func (b *testBackend) stopListening() { b.ln.Close() }
 
 // kill stops the backend like a dead API server: no listener, every connection cut.
 func (b *testBackend) kill() {
@@ -356,15 +366,11 @@ func TestDeadBackendLeavesRotation(t *testing.T) {
 	}
 }
 
-func TestUnreadyBackendIsCutAndComesBack(t *testing.T) {
-	p := newTestPKI(t)
-	a, b := startBackend(t, "a", p), startBackend(t, "b", p)
-	lb, log := startLB(t, Options{Backends: []string{a.addr(), b.addr()}})
-	eventually(t, time.Second, "both backends healthy", func() bool { return len(lb.Healthy()) == 2 })
-
-	// An open connection to each backend.
+// openToEach opens a raw connection through lb to each backend, keyed by the backend's name.
+func openToEach(t *testing.T, lb *LoadBalancer, n int) map[string]net.Conn {
+	t.Helper()
 	open := map[string]net.Conn{}
-	for len(open) < 2 {
+	for len(open) < n {
 		c := dialRaw(t, lb)
 		name, err := ask(c)
 		if err != nil {
@@ -372,30 +378,63 @@ func TestUnreadyBackendIsCutAndComesBack(t *testing.T) {
 		}
 		open[name] = c
 	}
+	return open
+}
 
-	// a stays up but says it is not ready (an API server shutting down): its connection is closed by the
-	// load balancer, b's stays open.
-	a.ready.Store(false)
+// onlyReaches checks that new connections through lb reach the backend named want, and no other.
+func onlyReaches(t *testing.T, lb *LoadBalancer, want string) {
+	t.Helper()
+	for range 6 {
+		if name, err := whoAnswers(t, lb); err != nil || name != want {
+			t.Fatalf("new connection reached %q, %v; want %s only", name, err, want)
+		}
+	}
+}
+
+// closedWithin waits for the load balancer to close c, failing the test after limit.
+func closedWithin(t *testing.T, c net.Conn, limit time.Duration) time.Duration {
+	t.Helper()
 	start := time.Now()
-	open["a"].SetReadDeadline(time.Now().Add(2 * time.Second))
-	_, err := open["a"].Read(make([]byte, 1))
-	if !errors.Is(err, io.EOF) {
-		t.Fatalf("read on the connection to a = %v, want EOF", err)
+	c.SetReadDeadline(start.Add(limit))
+	if _, err := c.Read(make([]byte, 1)); !errors.Is(err, io.EOF) {
+		t.Fatalf("read on the connection = %v after %v, want EOF within %v", err, time.Since(start).Round(time.Millisecond), limit)
 	}
-	if took := time.Since(start); took > 1200*time.Millisecond {
-		t.Errorf("the connection to a was closed %v after it became unready", took)
+	return time.Since(start)
+}
+
+func TestUnreadyBackendDrainsThenIsCutAndComesBack(t *testing.T) {
+	p := newTestPKI(t)
+	a, b := startBackend(t, "a", p), startBackend(t, "b", p)
+	const drain = 1500 * time.Millisecond
+	lb, log := startLB(t, Options{Backends: []string{a.addr(), b.addr()}, Drain: drain})
+	eventually(t, time.Second, "both backends healthy", func() bool { return len(lb.Healthy()) == 2 })
+	open := openToEach(t, lb, 2)
+
+	// a stays up but says it is not ready (an API server shutting down): it leaves the rotation, and its open
+	// connection is left to it while it drains.
+	a.ready.Store(false)
+	cut := time.Now()
+	eventually(t, 1200*time.Millisecond, "a out of rotation", func() bool { return len(lb.Healthy()) == 1 })
+	onlyReaches(t, lb, "b")
+	if name, err := ask(open["a"]); err != nil || name != "a" {
+		t.Fatalf("the connection to the draining backend a broke %v after it became unready: %q, %v", time.Since(cut).Round(time.Millisecond), name, err)
 	}
-	t.Logf("connection to the unready backend closed after %v", time.Since(start).Round(time.Millisecond))
 	if name, err := ask(open["b"]); err != nil || name != "b" {
 		t.Fatalf("the connection to b broke: %q, %v", name, err)
 	}
-	for range 6 {
-		if name, err := whoAnswers(t, lb); err != nil || name != "b" {
-			t.Fatalf("new connection reached %q, %v; want b only", name, err)
-		}
+	if want := "backend " + a.addr() + " is down: GET /readyz: 503 Service Unavailable (1 connections left to finish, for up to 1.5s)\n"; !strings.Contains(log.String(), want) {
+		t.Errorf("log lacks %q:\n%s", want, log)
 	}
-	if !strings.Contains(log.String(), "backend "+a.addr()+" is down: GET /readyz: 503 Service Unavailable (closed 1 connections)\n") {
-		t.Errorf("log:\n%s", log)
+
+	// Still unready once the drain time has passed: its connection is closed.
+	closedWithin(t, open["a"], drain+time.Second)
+	took := time.Since(cut)
+	if took < drain {
+		t.Errorf("the connection to a was closed %v after it became unready, before the drain time %v", took, drain)
+	}
+	t.Logf("connection to the unready backend closed %v after it became unready (drain %v)", took.Round(time.Millisecond), drain)
+	if want := "backend " + a.addr() + " is down: GET /readyz: 503 Service Unavailable, still after 1.5s (closed 1 connections)\n"; !strings.Contains(log.String(), want) {
+		t.Errorf("log lacks %q:\n%s", want, log)
 	}
 
 	a.ready.Store(true)
@@ -411,6 +450,47 @@ func TestUnreadyBackendIsCutAndComesBack(t *testing.T) {
 	}
 	if !seen["a"] || !seen["b"] {
 		t.Fatalf("backends reached after a came back: %v", seen)
+	}
+}
+
+// An API server that closed its listener still finishes the requests of its open connections: they stay.
+func TestBackendThatStoppedListeningKeepsItsConnections(t *testing.T) {
+	p := newTestPKI(t)
+	a, b := startBackend(t, "a", p), startBackend(t, "b", p)
+	lb, log := startLB(t, Options{Backends: []string{a.addr(), b.addr()}})
+	eventually(t, time.Second, "both backends healthy", func() bool { return len(lb.Healthy()) == 2 })
+	open := openToEach(t, lb, 2)
+
+	a.stopListening()
+	eventually(t, 1200*time.Millisecond, "a out of rotation", func() bool { return len(lb.Healthy()) == 1 })
+	onlyReaches(t, lb, "b")
+	time.Sleep(time.Second) // two more failed checks
+	if name, err := ask(open["a"]); err != nil || name != "a" {
+		t.Fatalf("the connection to a, which only stopped listening, broke: %q, %v", name, err)
+	}
+	if want := "backend " + a.addr() + " is down: "; !strings.Contains(log.String(), want) || strings.Contains(log.String(), "closed 1 connections") {
+		t.Errorf("log should say a is down and close nothing:\n%s", log)
+	}
+}
+
+// A backend that does not answer its health check at all has its connections closed at once: their clients
+// would otherwise wait on it.
+func TestUnansweringBackendIsCutAtOnce(t *testing.T) {
+	p := newTestPKI(t)
+	a, b := startBackend(t, "a", p), startBackend(t, "b", p)
+	lb, log := startLB(t, Options{Backends: []string{a.addr(), b.addr()}, CheckTimeout: 300 * time.Millisecond})
+	eventually(t, time.Second, "both backends healthy", func() bool { return len(lb.Healthy()) == 2 })
+	open := openToEach(t, lb, 2)
+
+	a.hang.Store(true)
+	took := closedWithin(t, open["a"], 2*time.Second)
+	t.Logf("connection to the unanswering backend closed %v after it stopped answering", took.Round(time.Millisecond))
+	onlyReaches(t, lb, "b")
+	if name, err := ask(open["b"]); err != nil || name != "b" {
+		t.Fatalf("the connection to b broke: %q, %v", name, err)
+	}
+	if want := "(closed 1 connections)"; !strings.Contains(log.String(), want) {
+		t.Errorf("log lacks %q:\n%s", want, log)
 	}
 }
 

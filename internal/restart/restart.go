@@ -258,7 +258,45 @@ func (r *Restarter) Restart(ctx context.Context, components []string) error {
 		if !restarted {
 			what = "was not running; started by the kubelet"
 		}
-		fmt.Fprintf(r.Out, "[restart] %s: %s and healthy (%s)\n", c, what, r.now().Sub(start).Round(100*time.Millisecond))
+		healthy := r.now()
+		fmt.Fprintf(r.Out, "[restart] %s: %s and healthy (%s)\n", c, what, healthy.Sub(start).Round(100*time.Millisecond))
+		if c == staticpod.APIServerName {
+			// What the next node's restart checks (Check) is the cluster's view, which follows the API server's own
+			// /readyz by a kubelet status update and the endpoint reconciler: end only once it agrees, so that
+			// node-by-node renewals never find this one not ready yet.
+			if err := r.waitSeenReady(ctx); err != nil {
+				return hint.With(err, "it answers /readyz on this node; look at `kubectl -n kube-system get pods -l component=kube-apiserver -o wide` and `kubectl get endpointslice kubernetes`; "+
+					progress(components[:i+1], left))
+			}
+			fmt.Fprintf(r.Out, "[restart] %s: Ready in the cluster (%s later)\n", c, r.now().Sub(healthy).Round(100*time.Millisecond))
+		}
+	}
+	return nil
+}
+
+// waitSeenReady waits, up to the timeout, until the cluster's list of API servers has this node's as ready. A
+// list without this node's (an API server without kubeadm's advertise-address annotation, found by nothing)
+// is no reason to wait.
+func (r *Restarter) waitSeenReady(ctx context.Context) error {
+	wctx, cancel := context.WithTimeout(ctx, cmpOr(r.Timeout, DefaultTimeout))
+	defer cancel()
+	err := r.poll(ctx, wctx, func() error {
+		servers, err := r.Cluster.APIServers(wctx)
+		if err != nil {
+			return err
+		}
+		for _, s := range servers {
+			if s.Self && !s.Ready {
+				return fmt.Errorf("API server %s (%s) is not ready in the cluster's view: %s", s.Name, s.Endpoint, s.Problem)
+			}
+		}
+		return nil
+	})
+	if err != nil && ctx.Err() != nil {
+		return fmt.Errorf("restart %s: %w", staticpod.APIServerName, context.Cause(ctx))
+	}
+	if err != nil {
+		return fmt.Errorf("%s did not turn Ready in the cluster within %s: %w", staticpod.APIServerName, cmpOr(r.Timeout, DefaultTimeout), err)
 	}
 	return nil
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -256,7 +257,7 @@ func TestRestartOneAtATimeInOrder(t *testing.T) {
 		"check etcd",
 		"stop etcd-0 (grace 30s)", "kubelet started etcd-1", "etcd healthy, running etcd-1",
 		"check API servers",
-		"stop api-0 (grace 30s)", "kubelet started api-1", "kube-apiserver healthy, running api-1",
+		"stop api-0 (grace 30s)", "kubelet started api-1", "kube-apiserver healthy, running api-1", "check API servers",
 		"stop kcm-0 (grace 30s)", "kubelet started kcm-1", "kube-controller-manager healthy, running kcm-1",
 		"stop sched-0 (grace 30s)", "kubelet started sched-1", "kube-scheduler healthy, running sched-1",
 	}
@@ -265,6 +266,7 @@ func TestRestartOneAtATimeInOrder(t *testing.T) {
 	}
 	wantOut := `[restart] etcd: restarted and healthy (1.6s)
 [restart] kube-apiserver: restarted and healthy (1.6s)
+[restart] kube-apiserver: Ready in the cluster (1.6s later)
 [restart] kube-controller-manager: restarted and healthy (1.6s)
 [restart] kube-scheduler: restarted and healthy (1.6s)
 `
@@ -409,8 +411,9 @@ func TestRestartChecksAgainBeforeTheAPIServer(t *testing.T) {
 	}{
 		{name: "cp-2 comes back: the restart goes on", servers: [][]APIServer{cp2Restarting, cp2Restarting, readyServers},
 			wantEvents: append(etcdDone, "check API servers", "check API servers", "check API servers",
-				"stop api-0 (grace 30s)", "kubelet started api-1", "kube-apiserver healthy, running api-1"),
-			wantOut: "[restart] etcd: restarted and healthy (1.6s)\n" + waiting + "[restart] kube-apiserver: restarted and healthy (1.6s)\n"},
+				"stop api-0 (grace 30s)", "kubelet started api-1", "kube-apiserver healthy, running api-1", "check API servers"),
+			wantOut: "[restart] etcd: restarted and healthy (1.6s)\n" + waiting + "[restart] kube-apiserver: restarted and healthy (1.6s)\n" +
+				"[restart] kube-apiserver: Ready in the cluster (1.6s later)\n"},
 		{name: "cp-2 does not come back within the timeout: refused, nothing further restarted", servers: [][]APIServer{cp2Restarting},
 			wantErr: refusal,
 			wantOut: "[restart] etcd: restarted and healthy (1.6s)\n" + waiting},
@@ -443,6 +446,54 @@ func TestRestartChecksAgainBeforeTheAPIServer(t *testing.T) {
 						t.Errorf("the API server was stopped: %q", ev.get())
 					}
 				}
+			}
+			if d := cmp.Diff(tt.wantOut, out.String()); d != "" {
+				t.Errorf("output (-want +got):\n%s", d)
+			}
+		})
+	}
+}
+
+// The API server's restart ends once the cluster, not only its own /readyz, sees it ready: that is what the next
+// node's restart checks.
+func TestRestartWaitsUntilTheClusterSeesTheAPIServerReady(t *testing.T) {
+	selfNotReady := []APIServer{{Name: "kube-apiserver-cp-1", Endpoint: "10.0.0.1:6443", Self: true,
+		Problem: "its Pod is not Ready (ContainersNotReady: containers with unready status: [kube-apiserver])"}, readyServers[1], readyServers[2]}
+	tests := []struct {
+		name    string
+		servers [][]APIServer
+		wantErr string
+		wantOut string
+	}{
+		{name: "its Pod turns Ready after two looks", servers: [][]APIServer{readyServers, selfNotReady, selfNotReady, readyServers},
+			wantOut: "[restart] kube-apiserver: restarted and healthy (1.6s)\n[restart] kube-apiserver: Ready in the cluster (1.6s later)\n" +
+				"[restart] kube-scheduler: restarted and healthy (1.6s)\n"},
+		{name: "never: the restart fails, naming what the cluster sees", servers: [][]APIServer{readyServers, selfNotReady},
+			wantErr: "kube-apiserver did not turn Ready in the cluster within 50ms: API server kube-apiserver-cp-1 (10.0.0.1:6443) is not ready in the cluster's view: " +
+				"its Pod is not Ready (ContainersNotReady: containers with unready status: [kube-apiserver])",
+			wantOut: "[restart] kube-apiserver: restarted and healthy (1.6s)\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ev := &events{}
+			rt := newFakeRuntime(ev, Order...)
+			cluster := &fakeCluster{ev: ev, members: [][]etcd.MemberStatus{healthyMembers}, servers: tt.servers}
+			var out bytes.Buffer
+			r := newTestRestarter(rt, &fakeProber{ev: ev, rt: rt}, cluster, &out)
+			r.Timeout = 50 * time.Millisecond
+			err := r.Restart(t.Context(), []string{staticpod.APIServerName, staticpod.SchedulerName})
+			if tt.wantErr == "" && err != nil {
+				t.Fatal(err)
+			}
+			if tt.wantErr != "" {
+				if err == nil || err.Error() != tt.wantErr || !strings.Contains(hint.Of(err), "not restarted: kube-scheduler") {
+					t.Fatalf("Restart error:\n%v\nhint: %s\nwant:\n%s", err, hint.Of(err), tt.wantErr)
+				}
+				if slices.Contains(ev.get(), "stop sched-0 (grace 30s)") {
+					t.Errorf("the scheduler was restarted after the API server failed: %q", ev.get())
+				}
+			} else if !slices.Contains(ev.get(), "stop sched-0 (grace 30s)") {
+				t.Errorf("the scheduler was not restarted: %q", ev.get())
 			}
 			if d := cmp.Diff(tt.wantOut, out.String()); d != "" {
 				t.Errorf("output (-want +got):\n%s", d)

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"time"
 
 	"kubeboot.dev/kubeboot/lab/node"
 )
@@ -36,6 +37,10 @@ type Cluster struct {
 	// CertificateKey encrypts the uploaded control-plane certificates (hex, 32 bytes); only with
 	// more than one control plane.
 	CertificateKey string
+	// CertificateValidityPeriod, when set, is the ClusterConfiguration's certificateValidityPeriod: the lifetime
+	// of every leaf certificate the bootstrapper signs (kubeadm's default is a year). Short ones let a test
+	// watch the cluster outlive its first certificates.
+	CertificateValidityPeriod time.Duration
 }
 
 // JoinInfo is what Init learned that joining nodes need.

@@ -362,3 +362,18 @@ func TestCLIInitJoinEndpoint(t *testing.T) {
 		})
 	}
 }
+
+func TestInitConfigCertificateValidity(t *testing.T) {
+	c := testCluster
+	c.CertificateValidityPeriod = 12 * time.Minute
+	b, err := InitConfig(c, testCP)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(b), "\ncertificateValidityPeriod: 12m0s\n") {
+		t.Errorf("the ClusterConfiguration lacks certificateValidityPeriod: 12m0s:\n%s", b)
+	}
+	if b, _ := InitConfig(testCluster, testCP); strings.Contains(string(b), "certificateValidityPeriod") {
+		t.Errorf("certificateValidityPeriod set without being asked for:\n%s", b)
+	}
+}

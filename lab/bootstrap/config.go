@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"path/filepath"
+	"time"
 
 	"sigs.k8s.io/yaml"
 
@@ -85,6 +86,8 @@ type clusterConfiguration struct {
 	KubernetesVersion    string     `json:"kubernetesVersion"`
 	ControlPlaneEndpoint string     `json:"controlPlaneEndpoint,omitempty"`
 	Networking           networking `json:"networking"`
+	// CertificateValidityPeriod is a duration string ("10m0s"); empty: the bootstrapper's default.
+	CertificateValidityPeriod string `json:"certificateValidityPeriod,omitempty"`
 }
 
 type tokenDiscovery struct {
@@ -130,6 +133,14 @@ var kubeProxyConfiguration = map[string]any{
 	"conntrack":  map[string]any{"maxPerCore": 0},
 }
 
+// validity is d as a kubeadm configuration's duration, "" for none.
+func validity(d time.Duration) string {
+	if d <= 0 {
+		return ""
+	}
+	return d.String()
+}
+
 func registration(n node.Spec) nodeRegistration {
 	return nodeRegistration{
 		Name:      n.Name,
@@ -163,10 +174,11 @@ func InitConfig(c Cluster, n node.Spec) ([]byte, error) {
 			Patches:          patches{Directory: PatchesDir(n)},
 		},
 		clusterConfiguration{
-			typeMeta:             typeMeta{kubeadmAPI, "ClusterConfiguration"},
-			KubernetesVersion:    c.KubernetesVersion,
-			ControlPlaneEndpoint: c.ControlPlaneEndpoint,
-			Networking:           networking{PodSubnet: c.PodSubnet, ServiceSubnet: c.ServiceSubnet},
+			typeMeta:                  typeMeta{kubeadmAPI, "ClusterConfiguration"},
+			KubernetesVersion:         c.KubernetesVersion,
+			ControlPlaneEndpoint:      c.ControlPlaneEndpoint,
+			Networking:                networking{PodSubnet: c.PodSubnet, ServiceSubnet: c.ServiceSubnet},
+			CertificateValidityPeriod: validity(c.CertificateValidityPeriod),
 		},
 		kubeletConfiguration,
 		kubeProxyConfiguration,

@@ -43,6 +43,8 @@ type Options struct {
 	ServiceCIDR       netip.Prefix // 10.96.0.0/12
 	KubernetesVersion string       // release.DefaultVersion(); BinDir and Images must be that release's
 	ReadyTimeout      time.Duration
+	// CertificateValidityPeriod: see bootstrap.Cluster; 0 keeps the bootstrapper's default.
+	CertificateValidityPeriod time.Duration
 
 	Log io.Writer
 }
@@ -413,6 +415,8 @@ func bootstrapCluster(ctx context.Context, st *State, o Options, p progress) err
 		PodSubnet:         st.PodCIDR,
 		ServiceSubnet:     st.ServiceCIDR,
 		Token:             token,
+
+		CertificateValidityPeriod: o.CertificateValidityPeriod,
 	}
 	cp, err := st.FirstControlPlane()
 	if err != nil {

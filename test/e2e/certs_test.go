@@ -132,13 +132,13 @@ func fileCert(t *testing.T, node, file string) []byte {
 
 // checkRenewRestart renews every certificate of a control plane with --restart and checks that each component
 // came back and serves the new certificates: the failure kubernetes #102556 reports (renewed, yet the API server
-// kept serving the old certificate) cannot happen.
-func checkRenewRestart(t *testing.T, node, ip string) {
+// kept serving the old certificate) cannot happen. args are added to the command.
+func checkRenewRestart(t *testing.T, node, ip string, args ...string) {
 	t.Helper()
 	ctx := t.Context()
 	oldAPI, oldEtcd := servedCert(t, ip+":6443"), servedCert(t, ip+":2379")
 	start := time.Now()
-	out, err := inNode(ctx, node, kubeboot, "certs", "renew", "all", "--restart")
+	out, err := inNode(ctx, node, append([]string{kubeboot, "certs", "renew", "all", "--restart"}, args...)...)
 	took := time.Since(start)
 	t.Logf("kubeboot certs renew all --restart on %s (%s):\n%s", node, took.Round(10*time.Millisecond), out)
 	if err != nil {

@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -24,6 +25,7 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
@@ -47,6 +49,13 @@ const (
 	haLB       = "kblab-lb"
 	haWorker   = "kblab-w1"
 	haAPIWrite = 30 * time.Second // the longest the API may refuse writes through the endpoint after losing cp1
+	// haCertValidity is the lifetime of the first certificates of kubeboot's HA cluster: the test renews them
+	// all, node by node, and later checks that the cluster outlived them. It must cover lab up, the checks before
+	// the renewals and the three renewals (about 6 minutes together).
+	haCertValidity = 10 * time.Minute
+	// haRenewedValidity is the lifetime of the renewed certificates (certs renew --config): long enough to
+	// see the test out once the first ones have expired.
+	haRenewedValidity = 2 * time.Hour
 )
 
 var haControlPlanes = []struct{ name, ip string }{{"kblab-cp1", "10.77.0.11"}, {"kblab-cp2", "10.77.0.12"}, {"kblab-cp3", "10.77.0.13"}}
@@ -66,7 +75,11 @@ func testHA(t *testing.T, bootstrapper string) {
 	ctx := t.Context()
 	tool := filepath.Join(binDir, bootstrapper)
 	cp1, cp2, cp3 := haControlPlanes[0], haControlPlanes[1], haControlPlanes[2]
-	out := startLab(t, "--control-planes", "3", "--workers", "1", "--bootstrapper", bootstrapper, "--worker-bootstrapper", bootstrapper)
+	args := []string{"--control-planes", "3", "--workers", "1", "--bootstrapper", bootstrapper, "--worker-bootstrapper", bootstrapper}
+	if bootstrapper == "kubeboot" {
+		args = append(args, "--certificate-validity", haCertValidity.String())
+	}
+	out := startLab(t, args...)
 	// The lab's own timing of `lab up`, from creating the lab network to every Node Ready (the worker's too);
 	// the wall time of the command adds the check that every binary and image is built.
 	m := regexp.MustCompile(`lab: lab up: done \(([^)]+)\)`).FindStringSubmatch(out)
@@ -192,7 +205,9 @@ func testHA(t *testing.T, bootstrapper string) {
 
 	// cp2's admin.conf names the endpoint (checked above): every write below goes through the load balancer.
 	cp2Admin := nodeHostPath(cp2.name, "/etc/kubernetes/admin.conf")
+	var first firstCertificates
 	if bootstrapper == "kubeboot" {
+		first = keepFirstCertificates(t, cp2.name)
 		t.Run("certs renew all --restart on each control plane in turn, writes flowing through the endpoint", func(t *testing.T) {
 			renewOnEachControlPlane(t, cp2Admin)
 		})
@@ -392,6 +407,10 @@ func testHA(t *testing.T, bootstrapper string) {
 			t.Fatalf("delete kubeadm-certs: %v\n%s", err, out)
 		}
 		refuse(t, joinCfg, "kubeadm-certs not found")
+	})
+
+	t.Run("the first certificates expired: the cluster outlives them", func(t *testing.T) {
+		checkOutlivesFirstCertificates(t, first, cp1.name, cp2.name)
 	})
 }
 
@@ -631,8 +650,11 @@ func nodeProcesses(t *testing.T, node string) []string {
 }
 
 // renewOnEachControlPlane runs `kubeboot certs renew all --restart` on each control plane in turn while a client
-// writes a ConfigMap through the endpoint every 100 ms, and reports how many writes failed. Each node's
-// components must come back serving their renewed certificates.
+// writes a ConfigMap through the endpoint every 100 ms, and counts the writes that failed: none may. Each node's
+// components must come back serving their renewed certificates, valid for haRenewedValidity (given with
+// --config, kubeadm's way to renew with another configuration than the cluster's). The next node's renewal starts
+// as soon as the previous one returns, as a script going node by node would: the restart ends only once the
+// cluster sees the restarted API server Ready.
 func renewOnEachControlPlane(t *testing.T, kubeconfig string) {
 	ctx := t.Context()
 	cs, err := newClient(kubeconfig, 10*time.Second)
@@ -666,14 +688,17 @@ func renewOnEachControlPlane(t *testing.T, kubeconfig string) {
 			mu.Unlock()
 		}
 	}()
-	for i, cp := range haControlPlanes {
-		if i > 0 {
-			// As an operator going node by node would: the next node's renew --restart refuses while the
-			// control plane the previous one restarted is not Ready everywhere yet (its mirror Pods' Ready
-			// condition follows its /readyz by a kubelet status update).
-			waitControlPlaneReady(t)
+	for _, cp := range haControlPlanes {
+		file := filepath.Join(nodeDir(cp.name), "e2e-renew.yaml")
+		cfg := fmt.Sprintf("apiVersion: kubeadm.k8s.io/v1beta4\nkind: ClusterConfiguration\ncertificateValidityPeriod: %s\n", haRenewedValidity)
+		if err := os.WriteFile(file, []byte(cfg), 0o600); err != nil {
+			t.Fatal(err)
 		}
-		checkRenewRestart(t, cp.name, cp.ip)
+		checkRenewRestart(t, cp.name, cp.ip, "--config", file)
+		notAfter := certNotAfter(t, fileCert(t, cp.name, "/etc/kubernetes/pki/apiserver.crt"))
+		if left := time.Until(notAfter); left < haRenewedValidity-10*time.Minute {
+			t.Errorf("%s's renewed apiserver.crt expires in %s, want about %s", cp.name, left.Round(time.Second), haRenewedValidity)
+		}
 	}
 	close(stop)
 	<-done
@@ -686,6 +711,9 @@ func renewOnEachControlPlane(t *testing.T, kubeconfig string) {
 		len(failed), sent, time.Since(start).Round(time.Second))
 	if sent < 10 {
 		t.Errorf("only %d writes were sent", sent)
+	}
+	if len(failed) > 0 {
+		t.Errorf("%d writes through the endpoint failed while the control planes restarted, want none", len(failed))
 	}
 }
 
@@ -717,4 +745,127 @@ func waitControlPlaneReady(t *testing.T) {
 		t.Fatalf("control-plane Pods not Ready after 2m: %v", notReady)
 	}
 	t.Logf("every control-plane Pod Ready %s later", time.Since(start).Round(100*time.Millisecond))
+}
+
+// firstCertificates is what the test keeps of the cluster's first certificates, before their renewal: when the
+// last of them expires, and, for the control checks after that, cp2's first admin.conf and the API server's
+// first etcd client pair.
+type firstCertificates struct {
+	lastNotAfter          time.Time
+	adminConf             string // a file in the test's temporary directory
+	etcdClientCertKeyPair [2][]byte
+}
+
+// leafCertificates are the files of a control plane holding the certificates `certs renew all` renews.
+var leafCertificates = []string{
+	"/etc/kubernetes/pki/apiserver.crt", "/etc/kubernetes/pki/apiserver-kubelet-client.crt", "/etc/kubernetes/pki/apiserver-etcd-client.crt",
+	"/etc/kubernetes/pki/front-proxy-client.crt", "/etc/kubernetes/pki/etcd/server.crt", "/etc/kubernetes/pki/etcd/peer.crt",
+	"/etc/kubernetes/pki/etcd/healthcheck-client.crt",
+}
+
+// keepFirstCertificates records the first certificates of the HA cluster's control planes (see firstCertificates)
+// and checks that they have the short lifetime asked for.
+func keepFirstCertificates(t *testing.T, adminNode string) firstCertificates {
+	t.Helper()
+	var f firstCertificates
+	for _, cp := range haControlPlanes {
+		for _, file := range leafCertificates {
+			c, err := x509.ParseCertificate(fileCert(t, cp.name, file))
+			if err != nil {
+				t.Fatalf("%s %s: %v", cp.name, file, err)
+			}
+			if life := c.NotAfter.Sub(c.NotBefore); life > haCertValidity+10*time.Minute {
+				// NotBefore is backdated by kubeadm's 5 minutes: allow for it.
+				t.Fatalf("%s %s lives %s, want about %s (certificateValidityPeriod)", cp.name, file, life, haCertValidity)
+			}
+			if c.NotAfter.After(f.lastNotAfter) {
+				f.lastNotAfter = c.NotAfter
+			}
+		}
+	}
+	b, err := os.ReadFile(nodeHostPath(adminNode, "/etc/kubernetes/admin.conf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.adminConf = filepath.Join(t.TempDir(), "first-admin.conf")
+	if err := os.WriteFile(f.adminConf, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for i, file := range []string{"/etc/kubernetes/pki/apiserver-etcd-client.crt", "/etc/kubernetes/pki/apiserver-etcd-client.key"} {
+		if f.etcdClientCertKeyPair[i], err = os.ReadFile(nodeHostPath(adminNode, file)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Logf("the first certificates of the 3 control planes expire by %s (in %s)", f.lastNotAfter.Format(time.RFC3339), time.Until(f.lastNotAfter).Round(time.Second))
+	return f
+}
+
+// checkOutlivesFirstCertificates waits until every first certificate has expired, then shows that they are
+// refused (the control: without the renewal the API server could not reach etcd and no admin could reach the
+// API), and that the cluster works: every control-plane Pod and Node Ready, a new Pod on the worker resolves
+// names and reaches the API, and a new worker joins (the reset cp3).
+func checkOutlivesFirstCertificates(t *testing.T, f firstCertificates, cp1, cp2 string) {
+	ctx := t.Context()
+	if f.lastNotAfter.IsZero() {
+		t.Fatal("the first certificates were not recorded")
+	}
+	wait := time.Until(f.lastNotAfter) + 5*time.Second
+	if wait > 0 {
+		t.Logf("waiting %s for the first certificates to expire", wait.Round(time.Second))
+		select {
+		case <-ctx.Done():
+			t.Fatal(ctx.Err())
+		case <-time.After(wait):
+		}
+	}
+	t.Logf("now %s: the first certificates expired %s ago", time.Now().Format(time.RFC3339), time.Since(f.lastNotAfter).Round(time.Second))
+
+	// The control: the first certificates are refused, so a cluster left with them would be down.
+	if err := createConfigMap(ctx, f.adminConf, "e2e-with-first-admin-conf", 10*time.Second); err == nil || !apierrors.IsUnauthorized(err) {
+		t.Errorf("a write with the first admin.conf: %v, want 401 Unauthorized (its certificate expired)", err)
+	}
+	pair, err := tls.X509KeyPair(f.etcdClientCertKeyPair[0], f.etcdClientCertKeyPair[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", haControlPlanes[1].ip+":2379",
+		&tls.Config{Certificates: []tls.Certificate{pair}, InsecureSkipVerify: true}) //nolint:gosec // the client certificate is what is tested
+	if err == nil {
+		// TLS 1.3: the server's verdict on the client certificate arrives with the first read.
+		conn.SetDeadline(time.Now().Add(5 * time.Second))
+		_, err = conn.Read(make([]byte, 1))
+		conn.Close()
+	}
+	if err == nil || !strings.Contains(err.Error(), "certificate") {
+		t.Errorf("etcd with the API server's first client certificate: %v, want a refused handshake (expired certificate)", err)
+	} else {
+		t.Logf("etcd refuses the API server's first client certificate: %v", err)
+	}
+
+	// The cluster, renewed, works. The reset cp3 leaves it first: it joins again below, as a new worker.
+	cp3 := haControlPlanes[2]
+	if out, err := lab(ctx, "kubectl", "delete", "node", cp3.name, "--ignore-not-found"); err != nil {
+		t.Fatalf("delete the Node of the reset %s: %v\n%s", cp3.name, err, out)
+	}
+	waitControlPlaneReady(t)
+	checkNodesReady(t, cp1, cp2, haWorker)
+	for _, node := range []string{cp1, cp2} {
+		if out, err := inNode(ctx, node, kubectlIn, "--kubeconfig", "/etc/kubernetes/admin.conf", "get", "--raw", "/readyz"); err != nil || strings.TrimSpace(out) != "ok" {
+			t.Errorf("kubectl with %s's admin.conf: %v %q", node, err, out)
+		}
+	}
+	checkDNSAndServiceIP(t, haWorker)
+	p := labJoinParams(t, cp3.name, cp3.ip)
+	p.endpoint = haEndpoint
+	d := joinWithConfig(t, kubeboot, p)
+	t.Logf("a new worker (the reset %s) joined and is Ready %s after kubeboot join started", cp3.name, d.Round(100*time.Millisecond))
+}
+
+func certNotAfter(t *testing.T, der []byte) time.Time {
+	t.Helper()
+	c, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c.NotAfter
 }

@@ -182,6 +182,7 @@ func up(ctx context.Context, fs *flag.FlagSet, stateDir *string, args []string, 
 	subnet := fs.String("subnet", "10.77.0.0/24", "the lab's node segment (bridge at .1)")
 	repoRoot := fs.String("repo-root", "", "the kubeboot checkout to build from (default: found from the working directory)")
 	fs.DurationVar(&o.ReadyTimeout, "ready-timeout", 5*time.Minute, "how long to wait for every Node to be Ready")
+	fs.DurationVar(&o.CertificateValidityPeriod, "certificate-validity", 0, "the lifetime of the cluster's leaf certificates (certificateValidityPeriod; default: the bootstrapper's, a year)")
 	fs.StringVar(&o.KubernetesVersion, "kubernetes-version", release.DefaultVersion(), "the Kubernetes release to build and run (kubeboot's release table gives etcd, CoreDNS and pause)")
 	if err := fs.Parse(args); err != nil {
 		return exitCode(2)
