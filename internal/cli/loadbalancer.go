@@ -27,9 +27,11 @@ func newLoadBalancerCmd(stdout io.Writer) *cobra.Command {
 		Short: "Run a TCP load balancer in front of the API servers (the control-plane endpoint)",
 		Long: `Run a TCP load balancer in front of the API servers of a highly available control plane, until SIGTERM.
 
-Point controlPlaneEndpoint at --listen. Every API server is asked GET /readyz every 500 ms; one that fails is
-taken out of rotation at once and the connections it holds are closed, so clients reconnect to a live one;
-it is put back when it passes again. New connections go round robin to the healthy API servers. TLS passes
+Point controlPlaneEndpoint at --listen. Every API server is asked GET /readyz every 500 ms and put back in
+rotation when it passes again. One that says it is not ready, or refuses the connection, leaves the rotation at
+once: it is usually shutting down, so the connections it holds are left to finish for up to 30 s before they are
+closed. One that does not answer within 2 s, three times in a row, leaves the rotation with its connections
+closed, so clients reconnect to a live one; the last API server in rotation is never dropped that way. New connections go round robin to the healthy API servers. TLS passes
 through: --ca-file (the cluster CA, /etc/kubernetes/pki/ca.crt) only makes the health checks verify the API
 servers' certificates. A line is printed whenever an API server goes up or down.`,
 		Args: cobra.NoArgs,

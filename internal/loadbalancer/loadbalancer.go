@@ -1,16 +1,18 @@
 // Package loadbalancer is a small TCP load balancer for the control-plane endpoint of a highly available
 // cluster: it forwards connections to the API servers that answer GET /readyz with 200, checks them every
-// 500 ms, takes a failing one out of rotation at once and puts it back when it passes again. What happens to the
-// connections a failing backend holds depends on how it fails:
+// 500 ms, takes a failing one out of rotation and puts it back when it passes again. How it treats a failing
+// backend depends on how it fails:
 //
-//   - one that no longer answers (dead, unreachable) has them closed at once, so their clients reconnect to a live
-//     one instead of waiting on a dead one;
-//
-//   - one that answers /readyz with an error is most often an API server shutting down (a restart after a
-//     certificate renewal, an upgrade): it fails /readyz from the moment it is told to stop, then finishes the
-//     requests in flight and closes its connections itself (HTTP/2 GOAWAY, which clients follow without losing a
-//     request). Cutting them there would fail those requests, so they are left to it for Options.Drain, and closed
-//     only if it is still not ready then (an API server that lost etcd, say, which would keep failing them).
+//   - One that says no (it answers /readyz with an error, refuses the connection, or closes it) leaves the rotation
+//     at once. That is most often an API server shutting down (a restart after a certificate renewal, an upgrade):
+//     it fails /readyz from the moment it is told to stop, then finishes the requests in flight and closes its
+//     connections itself (HTTP/2 GOAWAY, which clients follow without losing a request). Cutting them there would
+//     fail those requests, so they are left to it for Options.Drain, and closed only if it is still not ready
+//     then (an API server that lost etcd, say, which would keep failing them).
+//   - One that does not answer within the check timeout may be dead, or only slow: a loaded machine delays
+//     health checks on servers that are fine. It leaves the rotation, its connections closed so their clients
+//     reconnect instead of waiting on a dead host, only after Options.Failures such checks in a row; and never
+//     when it is the last backend in rotation, since dropping it would turn every client away for nothing better.
 //
 // TLS passes through untouched: clients still verify the API server's certificate, which must carry the
 // endpoint's address (controlPlaneEndpoint in certSANs).
@@ -33,10 +35,12 @@ import (
 	"kubeboot.dev/kubeboot/internal/staticpod"
 )
 
-// Defaults: a failing API server is out of rotation within about half a second.
+// Defaults: an API server that says it is not ready is out of rotation within about half a second; one that
+// stops answering, within about Failures × CheckTimeout.
 const (
 	DefaultCheckInterval = 500 * time.Millisecond
-	DefaultCheckTimeout  = time.Second
+	DefaultCheckTimeout  = 2 * time.Second
+	DefaultFailures      = 3
 	// DefaultDrain covers an API server's graceful shutdown under kubeadm's flags: it finishes the requests in
 	// flight (the longest non-watch request times out after 60 s, most take milliseconds) and the kubelet kills
 	// it after the Pod's 30 s grace period.
@@ -53,8 +57,11 @@ type Options struct {
 	// RootCAs verifies the backends' certificates during health checks (the cluster CA); nil skips
 	// verification, which only affects whether a backend is believed healthy, never the client's traffic.
 	RootCAs *x509.CertPool
-	// CheckInterval and CheckTimeout default to 500 ms and 1 s.
+	// CheckInterval and CheckTimeout default to 500 ms and 2 s.
 	CheckInterval, CheckTimeout time.Duration
+	// Failures is how many health checks in a row a backend may leave unanswered before it leaves the rotation;
+	// 0: DefaultFailures.
+	Failures int
 	// Drain is how long the connections of a backend that answers /readyz with an error are left open (see the
 	// package comment); 0: DefaultDrain.
 	Drain time.Duration
@@ -82,7 +89,9 @@ type backend struct {
 	// drainingSince is when it last answered /readyz with an error after being healthy; zero when it is
 	// healthy, or its connections are closed.
 	drainingSince time.Time
-	conns         map[*proxied]struct{}
+	// silent counts the health checks in a row it left unanswered.
+	silent int
+	conns  map[*proxied]struct{}
 }
 
 // proxied is one client connection and the backend connection it is forwarded to.
@@ -118,6 +127,9 @@ func Listen(opts Options) (*LoadBalancer, error) {
 	}
 	if opts.CheckTimeout <= 0 {
 		opts.CheckTimeout = DefaultCheckTimeout
+	}
+	if opts.Failures <= 0 {
+		opts.Failures = DefaultFailures
 	}
 	if opts.Drain <= 0 {
 		opts.Drain = DefaultDrain
@@ -235,18 +247,24 @@ func (lb *LoadBalancer) check(ctx context.Context, b *backend) {
 	switch {
 	case err == nil:
 		lb.markUp(b)
-	case answered || refused(err):
+	case answered || !silent(err):
 		lb.markDraining(b, err)
 	default:
-		lb.markDown(b, err)
+		lb.markSilent(b, err)
 	}
 }
 
-// refused is a connection the backend's host turned away: nothing listens on the port any more. That is an API
-// server in the last part of its graceful shutdown, which closed its listener and still finishes the requests of
-// the connections it has; or one whose process is gone, whose connections the host closed with it. Either way
-// nothing is gained by closing them at once, unlike for a backend that does not answer at all.
-func refused(err error) bool { return errors.Is(err, syscall.ECONNREFUSED) }
+// silent is a failure to reach a backend that says nothing of it: no answer within the timeout, or no route to
+// its host. Anything else (a refused connection, one closed or reset, a failed handshake) is an answer from a
+// live host that does not serve, often an API server in the last part of its graceful shutdown: it closed its
+// listener and still finishes the requests of the connections it has.
+func silent(err error) bool {
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return true
+	}
+	return errors.Is(err, syscall.EHOSTUNREACH) || errors.Is(err, syscall.ENETUNREACH) || errors.Is(err, context.DeadlineExceeded)
+}
 
 // readyz asks the API server at addr the question its own readiness probe asks; answered says whether it gave
 // an HTTP answer at all.
@@ -273,13 +291,39 @@ func (lb *LoadBalancer) markUp(b *backend) {
 	changed := !b.known || !b.healthy
 	b.known, b.healthy = true, true
 	b.drainingSince = time.Time{}
+	b.silent = 0
 	lb.mu.Unlock()
 	if changed {
 		lb.logf("backend %s is up", b.addr)
 	}
 }
 
-// markDraining takes b, which answered /readyz with an error, out of rotation and leaves its connections to it
+// markSilent counts a health check b left unanswered; after Options.Failures in a row it takes b out of rotation
+// and closes its connections (markDown), unless b is the last backend in rotation.
+func (lb *LoadBalancer) markSilent(b *backend, why error) {
+	lb.mu.Lock()
+	b.silent++
+	n := b.silent
+	last := b.healthy
+	for _, o := range lb.backends {
+		if o != b && o.healthy {
+			last = false
+		}
+	}
+	lb.mu.Unlock()
+	switch {
+	case n < lb.opts.Failures && b.known:
+		return
+	case last:
+		if n == lb.opts.Failures {
+			lb.logf("backend %s left %d health checks unanswered (%v), but it is the last one in rotation: kept", b.addr, n, why)
+		}
+		return
+	}
+	lb.markDown(b, fmt.Errorf("%w (%d checks in a row unanswered)", why, n))
+}
+
+// markDraining takes b, which said it does not serve, out of rotation and leaves its connections to it
 // for Options.Drain (see the package comment); after that it closes them as markDown does.
 func (lb *LoadBalancer) markDraining(b *backend, why error) {
 	lb.mu.Lock()
@@ -311,6 +355,7 @@ func (lb *LoadBalancer) markDown(b *backend, why error) {
 	changed := !b.known || b.healthy || !b.drainingSince.IsZero()
 	b.known, b.healthy = true, false
 	b.drainingSince = time.Time{}
+	b.silent = 0
 	conns := make([]*proxied, 0, len(b.conns))
 	for p := range b.conns {
 		conns = append(conns, p)
@@ -361,10 +406,10 @@ func (lb *LoadBalancer) forward(ctx context.Context, client net.Conn) {
 				client.Close()
 				return
 			}
-			if refused(err) {
-				lb.markDraining(b, err)
+			if silent(err) {
+				lb.markSilent(b, err)
 			} else {
-				lb.markDown(b, err)
+				lb.markDraining(b, err)
 			}
 			continue
 		}

@@ -473,24 +473,60 @@ func TestBackendThatStoppedListeningKeepsItsConnections(t *testing.T) {
 	}
 }
 
-// A backend that does not answer its health check at all has its connections closed at once: their clients
-// would otherwise wait on it.
-func TestUnansweringBackendIsCutAtOnce(t *testing.T) {
+// A backend that does not answer its health checks is cut, its connections closed so their clients do not wait
+// on a dead host; but only after Failures checks in a row, since a loaded machine delays the checks of servers
+// that are fine.
+func TestUnansweringBackendIsCutAfterFailuresInARow(t *testing.T) {
 	p := newTestPKI(t)
 	a, b := startBackend(t, "a", p), startBackend(t, "b", p)
-	lb, log := startLB(t, Options{Backends: []string{a.addr(), b.addr()}, CheckTimeout: 300 * time.Millisecond})
+	lb, log := startLB(t, Options{Backends: []string{a.addr(), b.addr()}, CheckTimeout: 200 * time.Millisecond, Failures: 4})
 	eventually(t, time.Second, "both backends healthy", func() bool { return len(lb.Healthy()) == 2 })
 	open := openToEach(t, lb, 2)
 
 	a.hang.Store(true)
-	took := closedWithin(t, open["a"], 2*time.Second)
+	start := time.Now()
+	// Checks every 500 ms, each unanswered after 200 ms: the fourth fails about 2 s from now.
+	time.Sleep(1200 * time.Millisecond)
+	if got := lb.Healthy(); len(got) != 2 {
+		t.Fatalf("a left the rotation after %v, fewer than 4 unanswered checks: healthy = %v", time.Since(start).Round(time.Millisecond), got)
+	}
+	if name, err := ask(open["a"]); err != nil || name != "a" {
+		t.Fatalf("the connection to a was cut before 4 unanswered checks: %q, %v", name, err)
+	}
+	took := time.Since(start) + closedWithin(t, open["a"], 3*time.Second)
 	t.Logf("connection to the unanswering backend closed %v after it stopped answering", took.Round(time.Millisecond))
 	onlyReaches(t, lb, "b")
 	if name, err := ask(open["b"]); err != nil || name != "b" {
 		t.Fatalf("the connection to b broke: %q, %v", name, err)
 	}
-	if want := "(closed 1 connections)"; !strings.Contains(log.String(), want) {
+	if want := "(4 checks in a row unanswered) (closed 1 connections)"; !strings.Contains(log.String(), want) {
 		t.Errorf("log lacks %q:\n%s", want, log)
+	}
+}
+
+// The last backend in rotation stays when it stops answering its health checks: it may be only slow, and
+// without it every client would be turned away.
+func TestLastBackendIsKeptWhenItStopsAnswering(t *testing.T) {
+	p := newTestPKI(t)
+	a := startBackend(t, "a", p)
+	lb, log := startLB(t, Options{Backends: []string{a.addr()}, CheckTimeout: 200 * time.Millisecond, Failures: 2})
+	eventually(t, time.Second, "a healthy", func() bool { return len(lb.Healthy()) == 1 })
+	c := dialRaw(t, lb)
+	a.hang.Store(true)
+	want := "backend " + a.addr() + " left 2 health checks unanswered"
+	eventually(t, 3*time.Second, "the log saying a was kept", func() bool { return strings.Contains(log.String(), want) })
+	time.Sleep(time.Second)
+	if got := lb.Healthy(); len(got) != 1 {
+		t.Fatalf("the last backend left the rotation: healthy = %v\n%s", got, log)
+	}
+	if name, err := ask(c); err != nil || name != "a" {
+		t.Fatalf("the connection to the last backend was cut: %q, %v", name, err)
+	}
+	if name, err := whoAnswers(t, lb); err != nil || name != "a" {
+		t.Fatalf("a new connection did not reach the last backend: %q, %v", name, err)
+	}
+	if !strings.Contains(log.String(), "but it is the last one in rotation: kept") || strings.Contains(log.String(), "is down") {
+		t.Errorf("log:\n%s", log)
 	}
 }
 
