@@ -204,13 +204,14 @@ func TestCertsRenewRestart(t *testing.T) {
 			t.Fatal(err)
 		}
 		want := []string{"check etcd", "check API servers", // before renewing
-			"check etcd", "stop etcd-0", "check API servers", "stop kube-apiserver-0", "check API servers", "stop kube-controller-manager-0", "stop kube-scheduler-0", "done"}
+			"check etcd", "check API servers", "stop kube-apiserver-0", "stop etcd-0", "check API servers", "stop kube-controller-manager-0", "stop kube-scheduler-0", "done"}
 		if d := cmp.Diff(want, node.log); d != "" {
 			t.Errorf("restart (-want +got):\n%s", d)
 		}
 		wantTail := "super-admin renewed\n" +
+			"[restart] kube-apiserver: stopped first, so that it finishes its requests before etcd, which it reads, restarts (2.1s)\n" +
 			"[restart] etcd: restarted and healthy (2.1s)\n" +
-			"[restart] kube-apiserver: restarted and healthy (2.1s)\n" +
+			"[restart] kube-apiserver: restarted and healthy (8.4s)\n" +
 			"[restart] kube-apiserver: Ready in the cluster (2.1s later)\n" +
 			"[restart] kube-controller-manager: restarted and healthy (2.1s)\n" +
 			"[restart] kube-scheduler: restarted and healthy (2.1s)\n"

@@ -30,7 +30,7 @@ func newLoadBalancerCmd(stdout io.Writer) *cobra.Command {
 Point controlPlaneEndpoint at --listen. Every API server is asked GET /readyz every 500 ms and put back in
 rotation when it passes again. One that says it is not ready, or refuses the connection, leaves the rotation at
 once: it is usually shutting down, so the connections it holds are left to finish for up to 30 s before they are
-closed. One that does not answer within 2 s, three times in a row, leaves the rotation with its connections
+closed. One that does not answer within 3 s, three times in a row, leaves the rotation with its connections
 closed, so clients reconnect to a live one; the last API server in rotation is never dropped that way. New connections go round robin to the healthy API servers. TLS passes
 through: --ca-file (the cluster CA, /etc/kubernetes/pki/ca.crt) only makes the health checks verify the API
 servers' certificates. A line is printed whenever an API server goes up or down.`,

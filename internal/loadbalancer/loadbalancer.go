@@ -39,7 +39,7 @@ import (
 // stops answering, within about Failures × CheckTimeout.
 const (
 	DefaultCheckInterval = 500 * time.Millisecond
-	DefaultCheckTimeout  = 2 * time.Second
+	DefaultCheckTimeout  = 3 * time.Second
 	DefaultFailures      = 3
 	// DefaultDrain covers an API server's graceful shutdown under kubeadm's flags: it finishes the requests in
 	// flight (the longest non-watch request times out after 60 s, most take milliseconds) and the kubelet kills
@@ -57,7 +57,7 @@ type Options struct {
 	// RootCAs verifies the backends' certificates during health checks (the cluster CA); nil skips
 	// verification, which only affects whether a backend is believed healthy, never the client's traffic.
 	RootCAs *x509.CertPool
-	// CheckInterval and CheckTimeout default to 500 ms and 2 s.
+	// CheckInterval and CheckTimeout default to 500 ms and 3 s.
 	CheckInterval, CheckTimeout time.Duration
 	// Failures is how many health checks in a row a backend may leave unanswered before it leaves the rotation;
 	// 0: DefaultFailures.

@@ -230,8 +230,22 @@ func memberName(m etcd.MemberStatus) string {
 // own restart since, or, on a single control plane, the API may still be catching up with etcd. The first component
 // that fails, or does not come back healthy within the timeout, ends the restart; the error's hint says how to
 // look at it and what was and was not restarted.
+//
+// etcd and the API server restart together when both are asked for: the API server of a kubeadm control plane
+// reads only this node's etcd member, so while that member restarts it fails every request it holds. It is
+// therefore stopped first, which drains it (it fails /readyz, the endpoint's load balancer sends new connections
+// elsewhere, it finishes its requests in flight and sends its clients away); etcd restarts while it is down, and
+// it is back only once etcd is.
 func (r *Restarter) Restart(ctx context.Context, components []string) error {
-	for i, c := range components {
+	for i := 0; i < len(components); i++ {
+		c := components[i]
+		if c == staticpod.EtcdName && i+1 < len(components) && components[i+1] == staticpod.APIServerName {
+			if err := r.restartEtcdBehindAPIServer(ctx, components[:i], components[i+2:]); err != nil {
+				return err
+			}
+			i++
+			continue
+		}
 		done, left := components[:i], components[i+1:]
 		if c == staticpod.EtcdName || c == staticpod.APIServerName {
 			if err := r.waitSafe(ctx, c); err != nil {
@@ -240,38 +254,101 @@ func (r *Restarter) Restart(ctx context.Context, components []string) error {
 			}
 		}
 		start := r.now()
-		if h, ok := r.Cluster.(LeaderHandOff); ok && c == staticpod.EtcdName {
-			// A failed hand-off costs an election, not the restart: say so and go on.
-			switch to, err := h.HandOffEtcdLeadership(ctx); {
-			case err != nil:
-				fmt.Fprintf(r.Out, "[restart] etcd: WARNING: %v; the members elect a new leader when it stops\n", err)
-			case to != "":
-				fmt.Fprintf(r.Out, "[restart] etcd: handed the leadership to %s\n", to)
-			}
+		if c == staticpod.EtcdName {
+			r.handOff(ctx)
 		}
 		restarted, err := r.restartOne(ctx, c)
 		if err != nil {
-			return hint.With(err, fmt.Sprintf("look at it with `crictl ps -a --name %s`, `crictl logs CONTAINER` and the kubelet's log (`journalctl -u kubelet`); ", c)+
-				progress(done, left))
+			return hint.With(err, lookAt(c)+progress(done, left))
 		}
-		what := "restarted"
-		if !restarted {
-			what = "was not running; started by the kubelet"
-		}
-		healthy := r.now()
-		fmt.Fprintf(r.Out, "[restart] %s: %s and healthy (%s)\n", c, what, healthy.Sub(start).Round(100*time.Millisecond))
-		if c == staticpod.APIServerName {
-			// What the next node's restart checks (Check) is the cluster's view, which follows the API server's own
-			// /readyz by a kubelet status update and the endpoint reconciler: end only once it agrees, so that
-			// node-by-node renewals never find this one not ready yet.
-			if err := r.waitSeenReady(ctx); err != nil {
-				return hint.With(err, "it answers /readyz on this node; look at `kubectl -n kube-system get pods -l component=kube-apiserver -o wide` and `kubectl get endpointslice kubernetes`; "+
-					progress(components[:i+1], left))
-			}
-			fmt.Fprintf(r.Out, "[restart] %s: Ready in the cluster (%s later)\n", c, r.now().Sub(healthy).Round(100*time.Millisecond))
+		if err := r.healthy(ctx, c, restarted, start, components[:i+1], left); err != nil {
+			return err
 		}
 	}
 	return nil
+}
+
+// restartEtcdBehindAPIServer restarts etcd and the API server together (see Restart): the API server stops
+// first, then etcd, and each must come back healthy, etcd first.
+func (r *Restarter) restartEtcdBehindAPIServer(ctx context.Context, done, left []string) error {
+	both := []string{staticpod.EtcdName, staticpod.APIServerName}
+	for _, c := range both {
+		if err := r.waitSafe(ctx, c); err != nil {
+			return hint.With(err, progress(done, append(both, left...))+
+				"; restart the rest once the control plane is healthy again (see `kubeboot etcd status`, `kubectl -n kube-system get pods -l tier=control-plane -o wide`)")
+		}
+	}
+	timeout := cmpOr(r.Timeout, DefaultTimeout)
+	wctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	start := r.now()
+	oldAPI, err := r.stop(wctx, staticpod.APIServerName)
+	if err != nil {
+		return hint.With(stopFailed(ctx, staticpod.APIServerName, err), lookAt(staticpod.APIServerName)+progress(done, append(both, left...)))
+	}
+	if len(oldAPI) > 0 {
+		fmt.Fprintf(r.Out, "[restart] kube-apiserver: stopped first, so that it finishes its requests before etcd, which it reads, restarts (%s)\n",
+			r.now().Sub(start).Round(100*time.Millisecond))
+	}
+	etcdStart := r.now()
+	r.handOff(ctx)
+	restarted, err := r.restartOne(ctx, staticpod.EtcdName)
+	if err != nil {
+		return hint.With(err, lookAt(staticpod.EtcdName)+"the API server was stopped before it, and the kubelet starts it again; "+progress(done, left))
+	}
+	if err := r.healthy(ctx, staticpod.EtcdName, restarted, etcdStart, append(done, staticpod.EtcdName), append([]string{staticpod.APIServerName}, left...)); err != nil {
+		return err
+	}
+	// The kubelet has been starting the API server again meanwhile: it turns healthy once it reaches etcd.
+	wctx, cancel = context.WithTimeout(ctx, timeout)
+	defer cancel()
+	if err := r.waitBack(ctx, wctx, staticpod.APIServerName, oldAPI, timeout); err != nil {
+		return hint.With(err, lookAt(staticpod.APIServerName)+progress(append(done, staticpod.EtcdName), left))
+	}
+	return r.healthy(ctx, staticpod.APIServerName, len(oldAPI) > 0, start, append(done, both...), left)
+}
+
+// handOff hands this node's etcd leadership to another member, if the cluster can (LeaderHandOff). A failed
+// hand-off costs an election, not the restart: it says so and goes on.
+func (r *Restarter) handOff(ctx context.Context) {
+	h, ok := r.Cluster.(LeaderHandOff)
+	if !ok {
+		return
+	}
+	switch to, err := h.HandOffEtcdLeadership(ctx); {
+	case err != nil:
+		fmt.Fprintf(r.Out, "[restart] etcd: WARNING: %v; the members elect a new leader when it stops\n", err)
+	case to != "":
+		fmt.Fprintf(r.Out, "[restart] etcd: handed the leadership to %s\n", to)
+	}
+}
+
+// healthy says that component is back (restarted: it had a container to stop) and, for the API server, waits
+// until the cluster sees it Ready too.
+func (r *Restarter) healthy(ctx context.Context, c string, restarted bool, start time.Time, done, left []string) error {
+	what := "restarted"
+	if !restarted {
+		what = "was not running; started by the kubelet"
+	}
+	at := r.now()
+	fmt.Fprintf(r.Out, "[restart] %s: %s and healthy (%s)\n", c, what, at.Sub(start).Round(100*time.Millisecond))
+	if c != staticpod.APIServerName {
+		return nil
+	}
+	// What the next node's restart checks (Check) is the cluster's view, which follows the API server's own
+	// /readyz by a kubelet status update and the endpoint reconciler: end only once it agrees, so that
+	// node-by-node renewals never find this one not ready yet.
+	if err := r.waitSeenReady(ctx); err != nil {
+		return hint.With(err, "it answers /readyz on this node; look at `kubectl -n kube-system get pods -l component=kube-apiserver -o wide` and `kubectl get endpointslice kubernetes`; "+
+			progress(done, left))
+	}
+	fmt.Fprintf(r.Out, "[restart] %s: Ready in the cluster (%s later)\n", c, r.now().Sub(at).Round(100*time.Millisecond))
+	return nil
+}
+
+// lookAt is the start of a failed restart's hint.
+func lookAt(component string) string {
+	return fmt.Sprintf("look at it with `crictl ps -a --name %s`, `crictl logs CONTAINER` and the kubelet's log (`journalctl -u kubelet`); ", component)
 }
 
 // waitSeenReady waits, up to the timeout, until the cluster's list of API servers has this node's as ready. A
@@ -343,17 +420,31 @@ func (r *Restarter) restartOne(ctx context.Context, component string) (bool, err
 	timeout := cmpOr(r.Timeout, DefaultTimeout)
 	wctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
+	old, err := r.stop(wctx, component)
+	if err != nil {
+		return false, stopFailed(ctx, component, err)
+	}
+	return len(old) > 0, r.waitBack(ctx, wctx, component, old, timeout)
+}
+
+// stop stops the running containers of component, returning their IDs.
+func (r *Restarter) stop(wctx context.Context, component string) ([]string, error) {
 	old, err := r.running(wctx, component)
 	if err != nil {
-		return false, fmt.Errorf("restart %s: %w", component, err)
+		return nil, err
 	}
 	for _, id := range old {
 		if err := r.Runtime.StopContainer(wctx, id, cmpOr(r.Grace, DefaultGrace)); err != nil {
-			return false, fmt.Errorf("restart %s: stop its container %s: %w", component, shortID(id), err)
+			return nil, fmt.Errorf("stop its container %s: %w", shortID(id), err)
 		}
 	}
+	return old, nil
+}
+
+// waitBack waits, until wctx ends, for a container of component that is not one of old, and then for its health.
+func (r *Restarter) waitBack(ctx, wctx context.Context, component string, old []string, timeout time.Duration) error {
 	var started string
-	err = r.poll(ctx, wctx, func() error {
+	err := r.poll(ctx, wctx, func() error {
 		ids, err := r.running(wctx, component)
 		if err != nil {
 			return err
@@ -370,12 +461,25 @@ func (r *Restarter) restartOne(ctx context.Context, component string) (bool, err
 		err = r.poll(ctx, wctx, func() error { return r.Probe.Probe(wctx, component) })
 	}
 	if err != nil {
-		if ctx.Err() != nil {
-			return false, fmt.Errorf("restart %s: %w", component, context.Cause(ctx))
-		}
-		return false, &TimeoutError{Component: component, Timeout: timeout, Stopped: old, Started: started, Last: err}
+		return r.failed(ctx, component, timeout, old, started, err)
 	}
-	return len(old) > 0, nil
+	return nil
+}
+
+// stopFailed is the error of a component whose containers could not be listed or stopped.
+func stopFailed(ctx context.Context, component string, err error) error {
+	if ctx.Err() != nil {
+		return fmt.Errorf("restart %s: %w", component, context.Cause(ctx))
+	}
+	return fmt.Errorf("restart %s: %w", component, err)
+}
+
+// failed is the error of a component that did not come back: the caller's end, or a *TimeoutError.
+func (r *Restarter) failed(ctx context.Context, component string, timeout time.Duration, old []string, started string, err error) error {
+	if ctx.Err() != nil {
+		return fmt.Errorf("restart %s: %w", component, context.Cause(ctx))
+	}
+	return &TimeoutError{Component: component, Timeout: timeout, Stopped: old, Started: started, Last: err}
 }
 
 // running lists the IDs of component's running containers: the kubelet labels each with its Pod's namespace

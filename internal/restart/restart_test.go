@@ -254,18 +254,20 @@ func TestRestartOneAtATimeInOrder(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := []string{
-		"check etcd",
+		// etcd and the API server together: the API server stops first, and comes back after etcd.
+		"check etcd", "check API servers",
+		"stop api-0 (grace 30s)",
 		"stop etcd-0 (grace 30s)", "kubelet started etcd-1", "etcd healthy, running etcd-1",
-		"check API servers",
-		"stop api-0 (grace 30s)", "kubelet started api-1", "kube-apiserver healthy, running api-1", "check API servers",
+		"kubelet started api-1", "kube-apiserver healthy, running api-1", "check API servers",
 		"stop kcm-0 (grace 30s)", "kubelet started kcm-1", "kube-controller-manager healthy, running kcm-1",
 		"stop sched-0 (grace 30s)", "kubelet started sched-1", "kube-scheduler healthy, running sched-1",
 	}
 	if d := cmp.Diff(want, ev.get()); d != "" {
 		t.Errorf("events (-want +got):\n%s", d)
 	}
-	wantOut := `[restart] etcd: restarted and healthy (1.6s)
-[restart] kube-apiserver: restarted and healthy (1.6s)
+	wantOut := `[restart] kube-apiserver: stopped first, so that it finishes its requests before etcd, which it reads, restarts (1.6s)
+[restart] etcd: restarted and healthy (1.6s)
+[restart] kube-apiserver: restarted and healthy (6.4s)
 [restart] kube-apiserver: Ready in the cluster (1.6s later)
 [restart] kube-controller-manager: restarted and healthy (1.6s)
 [restart] kube-scheduler: restarted and healthy (1.6s)
@@ -401,7 +403,7 @@ func TestRestartChecksAgainBeforeTheAPIServer(t *testing.T) {
 	const refusal = "refusing to restart kube-apiserver on this node: the rest of the control plane is not healthy: API server kube-apiserver-cp-2 (10.0.0.2:6443) is not ready: " +
 		"its Pod is not Ready (ContainersNotReady: containers with unready status: [kube-apiserver])"
 	const waiting = "[restart] kube-apiserver: waiting until the control plane can spare it: " + refusal + "\n"
-	etcdDone := []string{"check etcd", "stop etcd-0 (grace 30s)", "kubelet started etcd-1", "etcd healthy, running etcd-1"}
+	etcdRestart := []string{"stop etcd-0 (grace 30s)", "kubelet started etcd-1", "etcd healthy, running etcd-1"}
 	tests := []struct {
 		name       string
 		servers    [][]APIServer
@@ -410,13 +412,14 @@ func TestRestartChecksAgainBeforeTheAPIServer(t *testing.T) {
 		wantOut    string
 	}{
 		{name: "cp-2 comes back: the restart goes on", servers: [][]APIServer{cp2Restarting, cp2Restarting, readyServers},
-			wantEvents: append(etcdDone, "check API servers", "check API servers", "check API servers",
-				"stop api-0 (grace 30s)", "kubelet started api-1", "kube-apiserver healthy, running api-1", "check API servers"),
-			wantOut: "[restart] etcd: restarted and healthy (1.6s)\n" + waiting + "[restart] kube-apiserver: restarted and healthy (1.6s)\n" +
+			wantEvents: slices.Concat([]string{"check etcd", "check API servers", "check API servers", "check API servers", "stop api-0 (grace 30s)"}, etcdRestart,
+				[]string{"kubelet started api-1", "kube-apiserver healthy, running api-1", "check API servers"}),
+			wantOut: waiting + "[restart] kube-apiserver: stopped first, so that it finishes its requests before etcd, which it reads, restarts (1.6s)\n" +
+				"[restart] etcd: restarted and healthy (1.6s)\n[restart] kube-apiserver: restarted and healthy (6.4s)\n" +
 				"[restart] kube-apiserver: Ready in the cluster (1.6s later)\n"},
-		{name: "cp-2 does not come back within the timeout: refused, nothing further restarted", servers: [][]APIServer{cp2Restarting},
+		{name: "cp-2 does not come back within the timeout: refused, neither etcd nor the API server restarted", servers: [][]APIServer{cp2Restarting},
 			wantErr: refusal,
-			wantOut: "[restart] etcd: restarted and healthy (1.6s)\n" + waiting},
+			wantOut: waiting},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -436,14 +439,14 @@ func TestRestartChecksAgainBeforeTheAPIServer(t *testing.T) {
 					t.Errorf("events (-want +got):\n%s", d)
 				}
 			} else {
-				wantHint := "the certificates are renewed; restarted: etcd; not restarted: kube-apiserver; " +
+				wantHint := "the certificates are renewed; not restarted: etcd, kube-apiserver; " +
 					"restart the rest once the control plane is healthy again (see `kubeboot etcd status`, `kubectl -n kube-system get pods -l tier=control-plane -o wide`)"
 				if err == nil || err.Error() != tt.wantErr || hint.Of(err) != wantHint || !errors.Is(err, ErrUnsafe) {
 					t.Fatalf("Restart error:\n%v\nhint: %s\nwant:\n%s\nhint: %s", err, hint.Of(err), tt.wantErr, wantHint)
 				}
 				for _, e := range ev.get() {
-					if e == "stop api-0 (grace 30s)" {
-						t.Errorf("the API server was stopped: %q", ev.get())
+					if e == "stop api-0 (grace 30s)" || e == "stop etcd-0 (grace 30s)" {
+						t.Errorf("etcd or the API server was stopped: %q", ev.get())
 					}
 				}
 			}
@@ -517,16 +520,18 @@ func TestRestartTimeout(t *testing.T) {
 		{name: "the kubelet runs no new container", never: true,
 			wantErr:    "kube-apiserver did not come back healthy within 50ms: the kubelet ran no new container after its container api-0 was stopped",
 			wantHint:   look,
-			wantEvents: []string{"check etcd", "stop etcd-0 (grace 30s)", "kubelet started etcd-1", "etcd healthy, running etcd-1", "check API servers", "stop api-0 (grace 30s)"}},
+			wantEvents: []string{"check etcd", "check API servers", "stop api-0 (grace 30s)", "stop etcd-0 (grace 30s)", "kubelet started etcd-1", "etcd healthy, running etcd-1"}},
 		{name: "the new container never gets healthy",
 			unhealthy:  errors.New(`GET https://10.0.0.1:6443/readyz: HTTP 500: [-]etcd failed: reason withheld`),
 			wantErr:    "kube-apiserver did not come back healthy within 50ms: its new container api-1 runs, but: GET https://10.0.0.1:6443/readyz: HTTP 500: [-]etcd failed: reason withheld",
 			wantHint:   look,
-			wantEvents: []string{"check etcd", "stop etcd-0 (grace 30s)", "kubelet started etcd-1", "etcd healthy, running etcd-1", "check API servers", "stop api-0 (grace 30s)", "kubelet started api-1"}},
+			wantEvents: []string{"check etcd", "check API servers", "stop api-0 (grace 30s)", "stop etcd-0 (grace 30s)", "kubelet started etcd-1", "etcd healthy, running etcd-1", "kubelet started api-1"}},
 		{name: "the runtime cannot stop it", stopErr: errors.New("CRI StopContainer api-0 at unix:///run/containerd/containerd.sock: rpc error: code = Unavailable"),
 			wantErr:    "restart kube-apiserver: stop its container api-0: CRI StopContainer api-0 at unix:///run/containerd/containerd.sock: rpc error: code = Unavailable",
-			wantHint:   look,
-			wantEvents: []string{"check etcd", "stop etcd-0 (grace 30s)", "kubelet started etcd-1", "etcd healthy, running etcd-1", "check API servers", "stop api-0 (grace 30s)"}},
+			// The API server stops first: nothing is restarted.
+			wantHint: "look at it with `crictl ps -a --name kube-apiserver`, `crictl logs CONTAINER` and the kubelet's log (`journalctl -u kubelet`); " +
+				"the certificates are renewed; not restarted: etcd, kube-apiserver, kube-controller-manager, kube-scheduler",
+			wantEvents: []string{"check etcd", "check API servers", "stop api-0 (grace 30s)"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -554,8 +559,13 @@ func TestRestartTimeout(t *testing.T) {
 			if d := cmp.Diff(tt.wantEvents, ev.get()); d != "" {
 				t.Errorf("events (-want +got):\n%s", d)
 			}
-			if got := out.String(); got != "[restart] etcd: restarted and healthy (1.6s)\n" {
-				t.Errorf("output %q", got)
+			want := "[restart] kube-apiserver: stopped first, so that it finishes its requests before etcd, which it reads, restarts (1.6s)\n" +
+				"[restart] etcd: restarted and healthy (1.6s)\n"
+			if tt.stopErr != nil {
+				want = ""
+			}
+			if got := out.String(); got != want {
+				t.Errorf("output %q, want %q", got, want)
 			}
 		})
 	}
