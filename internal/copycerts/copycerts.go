@@ -326,6 +326,9 @@ func Download(ctx context.Context, client kubernetes.Interface, fsys nodefs.FS, 
 		return fmt.Errorf("Secret %s/%s: %w; %s", metav1.NamespaceSystem, SecretName, err, reuploadHint)
 	}
 
+	if err := pki.EnsureDirs(fsys, certDir, external == nil); err != nil {
+		return err
+	}
 	for _, f := range files {
 		p, ok := plain[f.SecretKey]
 		if !ok {

@@ -25,7 +25,26 @@ import (
 const (
 	CertMode os.FileMode = 0o644
 	KeyMode  os.FileMode = 0o600
+	// DirMode is the mode of the certificate directories kubeboot creates: they hold private keys, so they are
+	// not world-readable (kubeadm creates them 0755; its keys are 0600 either way). An existing directory keeps
+	// its mode.
+	DirMode os.FileMode = 0o700
 )
+
+// EnsureDirs creates the certificates directory and, for a stacked etcd, its etcd directory, DirMode, where they
+// are missing.
+func EnsureDirs(fsys nodefs.FS, certDir string, stackedEtcd bool) error {
+	dirs := []string{certDir}
+	if stackedEtcd {
+		dirs = append(dirs, path.Join(certDir, "etcd"))
+	}
+	for _, d := range dirs {
+		if err := fsys.MkdirAll(d, DirMode); err != nil {
+			return fmt.Errorf("create %s: %w", d, err)
+		}
+	}
+	return nil
+}
 
 // Action says what Ensure did for one phase.
 type Action string
@@ -63,6 +82,9 @@ func Dir(cluster *config.Cluster) string {
 // their CA is ready. Results come in phase order; the error joins every phase's error, in phase order.
 func EnsureAll(ctx context.Context, fsys nodefs.FS, cluster *config.Cluster, node *config.Node, src Source) ([]Result, error) {
 	src = src.Freeze()
+	if err := EnsureDirs(fsys, cluster.CertificatesDir, cluster.Etcd.External == nil); err != nil {
+		return nil, err
+	}
 	specs := Specs()
 	results := make([]*Result, len(specs)+1)
 	errs := make([]error, len(specs)+1)

@@ -156,6 +156,12 @@ func TestEnsureAllMakesKubeadmsTree(t *testing.T) {
 					t.Errorf("%s mode = %v, want %v", f, fi.Mode().Perm(), wantMode)
 				}
 			}
+			// The directories holding the keys are kubeboot's own: not world-readable.
+			for _, d := range []string{pkiDir, pkiDir + "/etcd"} {
+				if fi, err := os.Stat(fsys.Path(d)); err != nil || fi.Mode().Perm() != 0o700 {
+					t.Errorf("%s: mode %v (%v), want 0700", d, fi.Mode().Perm(), err)
+				}
+			}
 
 			certs := map[string]*x509.Certificate{}
 			for _, w := range wants {

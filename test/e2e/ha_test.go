@@ -113,6 +113,9 @@ func testHA(t *testing.T, bootstrapper string) {
 
 	t.Run("kube-system Pods Running", func(t *testing.T) { checkKubeSystem(t, 3, 4) })
 
+	if bootstrapper == "kubeboot" {
+		t.Run("security: every private key of a joined control plane 0600, in directories no other user can list", func(t *testing.T) { checkKeyModes(t, cp2.name) })
+	}
 	t.Run("etcd: 3 voting members, no learners", func(t *testing.T) {
 		members := etcdMembers(t, cp1.name)
 		checkMembers(t, members, cp1, cp2, cp3)

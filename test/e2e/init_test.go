@@ -63,6 +63,8 @@ func TestKubebootInit(t *testing.T) {
 	t.Run("the controller-manager needed no ServiceAccount beyond kubeboot's", checkControllerAccounts)
 	t.Run("CoreDNS answers a Pod", func(t *testing.T) { checkDNSAndServiceIP(t, "kblab-w1") })
 
+	t.Run("security: every private key 0600, in directories no other user can list", func(t *testing.T) { checkKeyModes(t, cp1) })
+
 	t.Run("admin.conf may do everything", func(t *testing.T) {
 		out, err := inNode(ctx, cp1, kubectlIn, "--kubeconfig", "/etc/kubernetes/admin.conf", "auth", "can-i", "*", "*")
 		if err != nil || strings.TrimSpace(out) != "yes" {

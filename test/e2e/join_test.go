@@ -151,6 +151,7 @@ func TestKubebootJoin(t *testing.T) {
 	t.Run("kube-system Pods Running", func(t *testing.T) { checkKubeSystem(t, 1, 3) })
 	t.Run("a Deployment spreads over the workers and its Service routes to it", func(t *testing.T) { checkDeploymentAndService(t) })
 	t.Run("CoreDNS and the API Service from a worker", func(t *testing.T) { checkDNSAndServiceIP(t, "kblab-w2") })
+	t.Run("security: every private key of a joined worker 0600, in directories no other user can list", func(t *testing.T) { checkKeyModes(t, "kblab-w2") })
 
 	good := labJoinParams(t, "kblab-w2", "10.77.0.22")
 	t.Run("reset undoes the join", func(t *testing.T) { resetWorker(t, kubeboot, "kblab-w2") })
