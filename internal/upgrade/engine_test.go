@@ -70,9 +70,9 @@ func node(t *testing.T) nodefs.FS {
 	return fsys
 }
 
-// kubelet fakes the kubelet and the components: a mirror Pod's hash is the hash of the manifest on disk, and a
+// fakeKubelet fakes the kubelet and the components: a mirror Pod's hash is the hash of the manifest on disk, and a
 // component is healthy unless it runs a manifest that holds broken.
-type kubelet struct {
+type fakeKubelet struct {
 	fs     nodefs.FS
 	broken map[string]string // component: a string of the manifests that do not come up
 	// apiDown: the mirror Pods cannot be read at all.
@@ -81,7 +81,7 @@ type kubelet struct {
 	probes  map[string]int
 }
 
-func (k *kubelet) State(_ context.Context, c string) (string, bool, error) {
+func (k *fakeKubelet) State(_ context.Context, c string) (string, bool, error) {
 	if k.apiDown {
 		return "", false, errors.New("connection refused")
 	}
@@ -92,7 +92,7 @@ func (k *kubelet) State(_ context.Context, c string) (string, bool, error) {
 	return fmt.Sprintf("%x", sha256.Sum256(b))[:12], true, nil
 }
 
-func (k *kubelet) Probe(_ context.Context, c string) error {
+func (k *fakeKubelet) Probe(_ context.Context, c string) error {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	if k.probes == nil {
@@ -121,7 +121,7 @@ type renewer struct{ calls []string }
 func (r *renewer) RenewFor(c string) error { r.calls = append(r.calls, c); return nil }
 func (r *renewer) RenewAdmin() error        { r.calls = append(r.calls, "admin"); return nil }
 
-func engine(fsys nodefs.FS, k *kubelet, r Renewer, out *bytes.Buffer) *Engine {
+func engine(fsys nodefs.FS, k *fakeKubelet, r Renewer, out *bytes.Buffer) *Engine {
 	clock := time.Date(2026, 12, 3, 20, 1, 2, 0, time.UTC)
 	return &Engine{FS: fsys, Mirror: k, Probe: k, Diagnose: diagnoser{}, Renew: r, Out: out,
 		Now: func() time.Time { return clock }, Timeout: 100 * time.Millisecond, Interval: time.Millisecond}
@@ -132,7 +132,7 @@ const backupDir = "/etc/kubernetes/tmp/kubeadm-backup-manifests-2026-12-03-20-01
 func TestUpgradeSuccess(t *testing.T) {
 	fsys := node(t)
 	old := manifestsOf(t, fsys)
-	k := &kubelet{fs: fsys}
+	k := &fakeKubelet{fs: fsys}
 	r := &renewer{}
 	var out bytes.Buffer
 	target := targetOf(testInit(t, "v1.37.2"))
@@ -177,7 +177,7 @@ func TestUpgradeSuccess(t *testing.T) {
 func TestUpgradeEqualSkips(t *testing.T) {
 	fsys := node(t)
 	old := manifestsOf(t, fsys)
-	k := &kubelet{fs: fsys}
+	k := &fakeKubelet{fs: fsys}
 	r := &renewer{}
 	var out bytes.Buffer
 	res, err := engine(fsys, k, r, &out).Upgrade(t.Context(), targetOf(testInit(t, "v1.36.3")), Options{EtcdUpgrade: true})
@@ -208,7 +208,7 @@ func TestUpgradeWithoutEtcdUpgrade(t *testing.T) {
 	fsys := node(t)
 	old := manifestsOf(t, fsys)
 	var out bytes.Buffer
-	res, err := engine(fsys, &kubelet{fs: fsys}, nil, &out).Upgrade(t.Context(), targetOf(testInit(t, "v1.37.2")), Options{EtcdUpgrade: false})
+	res, err := engine(fsys, &fakeKubelet{fs: fsys}, nil, &out).Upgrade(t.Context(), targetOf(testInit(t, "v1.37.2")), Options{EtcdUpgrade: false})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -230,7 +230,7 @@ func TestUpgradeRollback(t *testing.T) {
 			if failing == staticpod.EtcdName {
 				marker = "etcd:3.7.0-0"
 			}
-			k := &kubelet{fs: fsys, broken: map[string]string{failing: marker}}
+			k := &fakeKubelet{fs: fsys, broken: map[string]string{failing: marker}}
 			var out bytes.Buffer
 			res, err := engine(fsys, k, &renewer{}, &out).Upgrade(t.Context(), targetOf(testInit(t, "v1.37.2")), Options{EtcdUpgrade: true})
 			var ce *ComponentError
@@ -283,7 +283,7 @@ func TestUpgradeMirrorUnreadable(t *testing.T) {
 	fsys := node(t)
 	old := manifestsOf(t, fsys)
 	var out bytes.Buffer
-	_, err := engine(fsys, &kubelet{fs: fsys, apiDown: true}, nil, &out).Upgrade(t.Context(), targetOf(testInit(t, "v1.37.2")), Options{EtcdUpgrade: false})
+	_, err := engine(fsys, &fakeKubelet{fs: fsys, apiDown: true}, nil, &out).Upgrade(t.Context(), targetOf(testInit(t, "v1.37.2")), Options{EtcdUpgrade: false})
 	want := "couldn't upgrade control plane: kube-apiserver: read the mirror Pod of kube-apiserver: connection refused"
 	if err == nil || !strings.HasPrefix(err.Error(), want) {
 		t.Fatalf("error %v\nwant %s", err, want)
@@ -297,7 +297,7 @@ func TestUpgradeDryRun(t *testing.T) {
 	fsys := node(t)
 	old := manifestsOf(t, fsys)
 	var out bytes.Buffer
-	e := engine(fsys, &kubelet{fs: fsys}, &renewer{}, &out)
+	e := engine(fsys, &fakeKubelet{fs: fsys}, &renewer{}, &out)
 	e.DryRun = true
 	res, err := e.Upgrade(t.Context(), targetOf(testInit(t, "v1.37.2")), Options{EtcdUpgrade: true})
 	if err != nil {
