@@ -118,9 +118,6 @@ func (d *Data) load(ctx context.Context) error {
 	case !apierrors.IsNotFound(err):
 		return fmt.Errorf("read kube-system/%s: %w", addons.KubeProxyName, err)
 	}
-	if _, err := cluster.Release(); err != nil {
-		return err
-	}
 	name := d.NodeName
 	if name == "" {
 		if name, err = NodeNameFromKubeletConf(d.FS); err != nil {
