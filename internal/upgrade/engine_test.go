@@ -119,7 +119,7 @@ func (diagnoser) Diagnose(_ context.Context, c string) string {
 type renewer struct{ calls []string }
 
 func (r *renewer) RenewFor(c string) error { r.calls = append(r.calls, c); return nil }
-func (r *renewer) RenewAdmin() error        { r.calls = append(r.calls, "admin"); return nil }
+func (r *renewer) RenewAdmin() error       { r.calls = append(r.calls, "admin"); return nil }
 
 func engine(fsys nodefs.FS, k *fakeKubelet, r Renewer, out *bytes.Buffer) *Engine {
 	clock := time.Date(2026, 12, 3, 20, 1, 2, 0, time.UTC)

@@ -1,6 +1,7 @@
 package upgrade
 
 import (
+	"bufio"
 	"context"
 	"crypto/x509"
 	"errors"
@@ -49,8 +50,10 @@ type Data struct {
 	Client kubernetes.Interface
 	// Etcd is the cluster's etcd as this node reaches it; nil when etcd is external or not reachable from here.
 	Etcd EtcdStatus
-	// Engine replaces the static Pods; its Mirror, Probe, Diagnose, Renew and Restart are the real ones.
-	Engine *Engine
+	// Engine replaces the static Pods; nil: EngineFor builds one once the configuration is known (the
+	// certificates directory, etcd's kind), and its done releases what it holds.
+	Engine    *Engine
+	EngineFor func(ctx context.Context, d *Data) (e *Engine, done func(), err error)
 	// Confirm asks the user to go on (kubeadm's "Are you sure you want to proceed?"); nil: no question.
 	Confirm func() error
 	Now     func() time.Time
@@ -58,11 +61,13 @@ type Data struct {
 	// Version is the target of `upgrade apply`; "" for `upgrade node`, which takes kubeadm-config's.
 	Version string
 	// NodeFlow: `upgrade node` rather than `upgrade apply`.
-	NodeFlow                                 bool
-	Force, DryRun, EtcdUpgrade               bool
-	AllowExperimental, AllowRC               bool
-	Patches                                  *config.Patches
-	Timeouts                                 *config.Timeouts
+	NodeFlow                   bool
+	Force, DryRun, EtcdUpgrade bool
+	AllowExperimental, AllowRC bool
+	Patches                    *config.Patches
+	Timeouts                   *config.Timeouts
+	// PrintConfig prints the target ClusterConfiguration in preflight (--print-config).
+	PrintConfig bool
 	// NodeName is this node's; "" reads it from kubelet.conf's client certificate.
 	NodeName string
 
@@ -242,6 +247,13 @@ func runApplyPreflight(ctx context.Context, d *Data) error {
 	if err := d.load(ctx); err != nil {
 		return err
 	}
+	if d.PrintConfig {
+		b, err := config.MarshalClusterConfiguration(&d.cluster.ClusterConfiguration)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(d.Out, "[upgrade/config] Configuration used:\n%s", b)
+	}
 	fmt.Fprintf(d.Out, "[upgrade/versions] Cluster version: %s\n", d.from)
 	fmt.Fprintf(d.Out, "[upgrade/versions] Target version: %s\n", d.Version)
 	if !d.ControlPlane() {
@@ -376,9 +388,41 @@ func runControlPlane(ctx context.Context, d *Data) error {
 		return nil
 	}
 	fmt.Fprintf(d.Out, "[upgrade/control-plane] Upgrading your static Pod-hosted control plane to version %q...\n", d.Version)
-	d.Engine.DryRun = d.Engine.DryRun || d.DryRun
-	_, err := d.Engine.Upgrade(ctx, d.Target(), Options{EtcdUpgrade: d.EtcdUpgrade})
+	e := d.Engine
+	if e == nil {
+		var done func()
+		var err error
+		if e, done, err = d.EngineFor(ctx, d); err != nil {
+			return err
+		}
+		defer done()
+	}
+	e.DryRun = e.DryRun || d.DryRun
+	_, err := e.Upgrade(ctx, d.Target(), Options{EtcdUpgrade: d.EtcdUpgrade})
 	return err
+}
+
+// Cluster is the target configuration (load must have run).
+func (d *Data) Cluster() *config.Cluster { return d.cluster }
+
+// Load reads the cluster's configuration and this node's part (see load).
+func (d *Data) Load(ctx context.Context) error { return d.load(ctx) }
+
+// Confirm asks "Are you sure you want to proceed?" on out and reads the answer from in: y or yes goes on.
+func Confirm(in io.Reader, out io.Writer) func() error {
+	return func() error {
+		fmt.Fprint(out, "[upgrade] Are you sure you want to proceed? [y/N]: ")
+		line, err := bufio.NewReader(in).ReadString('\n')
+		if err != nil && line == "" {
+			fmt.Fprintln(out)
+			return hint.With(errors.New("[upgrade] no answer on standard input: nothing was changed"), "pass -y (--yes) to upgrade without a question")
+		}
+		switch strings.ToLower(strings.TrimSpace(line)) {
+		case "y", "yes":
+			return nil
+		}
+		return errors.New("[upgrade] won't proceed; aborting: nothing was changed")
+	}
 }
 
 func runUploadKubeadm(ctx context.Context, d *Data) error {
