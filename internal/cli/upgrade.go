@@ -355,7 +355,12 @@ func runUpgrade(cmd *cobra.Command, o *upgradeOptions, args []string, stdout io.
 	if d.DryRun {
 		d.FS = nodefs.Overlay(fsys)
 	}
-	if d.Client, err = deps.client(o.kubeconfig); err != nil {
+	kc := o.kubeconfig
+	if node && !o.fs.Changed("kubeconfig") && !fsys.Exists(staticpod.Path(staticpod.APIServerName)) {
+		// kubeadm's default for a node without a control plane: the kubelet's credentials.
+		kc = config.KubeletKubeconfigFile
+	}
+	if d.Client, err = deps.client(kc); err != nil {
 		return err
 	}
 	if fsys.Exists(staticpod.Path(staticpod.EtcdName)) {

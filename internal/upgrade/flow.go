@@ -120,6 +120,8 @@ func (d *Data) load(ctx context.Context) error {
 			return fmt.Errorf("kube-system/%s: %w", addons.KubeProxyName, err)
 		}
 		cluster.KubeProxy = &kp
+	case apierrors.IsForbidden(err) && !d.ControlPlane():
+		// A worker reads with kubelet.conf, which may not read it; only the addon phase, a control plane's, needs it.
 	case !apierrors.IsNotFound(err):
 		return fmt.Errorf("read kube-system/%s: %w", addons.KubeProxyName, err)
 	}
