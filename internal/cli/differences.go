@@ -35,7 +35,7 @@ type difference struct {
 }
 
 const (
-	stableLabel  = "kubeboot never asks dl.k8s.io for the \"stable-1\" label: it deploys the newest release of its release table unless a version is given"
+	stableLabel = "kubeboot never asks dl.k8s.io for the \"stable-1\" label: it deploys the newest release of its release table unless a version is given"
 )
 
 // differences is kubeboot's list of intended differences from kubeadm v1.37.2.
