@@ -33,6 +33,10 @@ type upgradeDeps struct {
 	client func(kubeconfig string) (kubernetes.Interface, error)
 	// etcd reaches the cluster's etcd from this control-plane node; done releases it.
 	etcd func(fsys nodefs.FS, certDir string) (upgrade.EtcdStatus, func(), error)
+	// images reaches this node's container runtime to pull the target's images; done releases it.
+	images func(ctx context.Context, fsys nodefs.FS) (upgrade.ImagePuller, func(), error)
+	// healthJob runs kubeadm's CreateJob check in apply's preflight.
+	healthJob bool
 	// engine builds the static Pod upgrade's effects (mirror Pods, health, CRI, renewal).
 	engine func(ctx context.Context, d *upgrade.Data, kubeconfig string, renew bool, out io.Writer) (*upgrade.Engine, func(), error)
 }
@@ -54,7 +58,19 @@ func hostUpgradeDeps() upgradeDeps {
 			}
 			return c, func() { c.Close() }, nil
 		},
-		engine: hostEngine,
+		engine:    hostEngine,
+		healthJob: true,
+		images: func(ctx context.Context, fsys nodefs.FS) (upgrade.ImagePuller, func(), error) {
+			socket := kubelet.CRISocket(fsys)
+			if socket == "" {
+				socket = config.DefaultCRISocket
+			}
+			rt, err := cri.Dial(ctx, socket)
+			if err != nil {
+				return nil, nil, err
+			}
+			return rt, func() { rt.Close() }, nil
+		},
 	}
 }
 
@@ -376,6 +392,16 @@ func runUpgrade(cmd *cobra.Command, o *upgradeOptions, args []string, stdout io.
 			d.Etcd = ec
 		}
 	}
+	if !d.DryRun && fsys.Exists(staticpod.Path(staticpod.APIServerName)) && deps.images != nil {
+		p, done, err := deps.images(cmd.Context(), fsys)
+		if err != nil {
+			fmt.Fprintf(stdout, "[upgrade/prepull] WARNING: %v; the kubelet pulls the images when it starts the new static Pods\n", err)
+		} else {
+			defer done()
+			d.Images = p
+		}
+	}
+	d.HealthJob = !node && deps.healthJob
 	d.EngineFor = func(ctx context.Context, d *upgrade.Data) (*upgrade.Engine, func(), error) {
 		return deps.engine(ctx, d, o.kubeconfig, renew, stdout)
 	}

@@ -25,6 +25,7 @@ import (
 	"kubeboot.dev/kubeboot/internal/apply"
 	"kubeboot.dev/kubeboot/internal/clusterinfo"
 	"kubeboot.dev/kubeboot/internal/config"
+	"kubeboot.dev/kubeboot/internal/cri"
 	"kubeboot.dev/kubeboot/internal/etcd"
 	"kubeboot.dev/kubeboot/internal/hint"
 	"kubeboot.dev/kubeboot/internal/kubeconfig"
@@ -43,6 +44,12 @@ type EtcdStatus interface {
 	Status(ctx context.Context) ([]etcd.MemberStatus, error)
 }
 
+// ImagePuller pulls images into this node's container runtime (*cri.Client).
+type ImagePuller interface {
+	ImageStatus(ctx context.Context, ref string) (cri.Image, error)
+	PullImage(ctx context.Context, ref string) error
+}
+
 // Data is what the phases of `upgrade apply` and `upgrade node` work on. Effects go through its fields.
 type Data struct {
 	Out    io.Writer
@@ -54,6 +61,11 @@ type Data struct {
 	// certificates directory, etcd's kind), and its done releases what it holds.
 	Engine    *Engine
 	EngineFor func(ctx context.Context, d *Data) (e *Engine, done func(), err error)
+	// Images pulls the target's images in preflight, before any static Pod is replaced, so that no component
+	// waits for its image while it is down; nil: the kubelet pulls them.
+	Images ImagePuller
+	// HealthJob runs kubeadm's CreateJob check in preflight: a Job that must complete on the cluster.
+	HealthJob bool
 	// Confirm asks the user to go on (kubeadm's "Are you sure you want to proceed?"); nil: no question.
 	Confirm func() error
 	Now     func() time.Time
@@ -276,8 +288,40 @@ func runApplyPreflight(ctx context.Context, d *Data) error {
 	for _, w := range pe.Warnings(d.Force) {
 		fmt.Fprintf(d.Out, "[upgrade/version] Found %s; ignored with --force\n", w)
 	}
+	if d.HealthJob && !d.DryRun {
+		if err := RunHealthJob(ctx, d.Client, d.cluster, d.Out); err != nil {
+			return err
+		}
+	}
 	if d.Confirm != nil && !d.DryRun {
-		return d.Confirm()
+		if err := d.Confirm(); err != nil {
+			return err
+		}
+	}
+	return d.pullImages(ctx)
+}
+
+// pullImages pulls the images of the target that the runtime does not have yet (kubeadm's ImagePull check). A
+// failed pull is a warning: the kubelet tries again when it starts the new static Pod.
+func (d *Data) pullImages(ctx context.Context) error {
+	if d.Images == nil || d.DryRun || !d.ControlPlane() {
+		return nil
+	}
+	images, err := d.cluster.Images()
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(d.Out, "[upgrade/prepull] Pulling images required for setting up a Kubernetes cluster")
+	for _, ref := range images {
+		if img, err := d.Images.ImageStatus(ctx, ref); err == nil && img.Present {
+			continue
+		}
+		start := d.now()
+		if err := d.Images.PullImage(ctx, ref); err != nil {
+			fmt.Fprintf(d.Out, "[upgrade/prepull] WARNING: pull %s: %v; the kubelet pulls it when it starts the new static Pod\n", ref, err)
+			continue
+		}
+		fmt.Fprintf(d.Out, "[upgrade/prepull] Pulled %s (%s)\n", ref, d.now().Sub(start).Round(100*time.Millisecond))
 	}
 	return nil
 }
@@ -364,6 +408,9 @@ func runNodePreflight(ctx context.Context, d *Data) error {
 					ErrBeforeApply, v, d.Version, uploadconfig.KubeadmConfigMap),
 					fmt.Sprintf("an `upgrade apply v%s` did not finish (its upload-config phase stores the version): run it again on a control-plane node first; nothing was changed", v))
 			}
+		}
+		if err := d.pullImages(ctx); err != nil {
+			return err
 		}
 	} else {
 		fmt.Fprintln(d.Out, "[upgrade/preflight] Skipping prepull. Not a control plane node.")
