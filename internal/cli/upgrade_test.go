@@ -9,9 +9,11 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"errors"
 	"io"
 	"math/big"
 	"net"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -223,6 +225,41 @@ func TestUpgradePhaseCommands(t *testing.T) {
 	for _, p := range []string{"coredns", "kube-proxy", "all"} {
 		if !strings.Contains(out, p) {
 			t.Errorf("upgrade node phase addon --help lacks %s:\n%s", p, out)
+		}
+	}
+}
+
+// TestUpgradeApplyConfigFile: --config's UpgradeConfiguration gives the version, the manifests' timeout and
+// certificateRenewal; a flag the user sets wins over it.
+func TestUpgradeApplyConfigFile(t *testing.T) {
+	file := t.TempDir() + "/upgrade.yaml"
+	if err := os.WriteFile(file, []byte("apiVersion: kubeadm.k8s.io/v1beta4\nkind: UpgradeConfiguration\napply:\n  kubernetesVersion: v1.37.2\n  certificateRenewal: false\n"+
+		"timeouts:\n  upgradeManifests: 2m\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		args      []string
+		wantRenew bool
+	}{
+		{nil, false},
+		{[]string{"--certificate-renewal=true"}, true},
+	} {
+		fsys := upgradeNode(t)
+		deps := fakeUpgradeDeps(upgradeCluster(t))
+		var gotVersion string
+		var gotTimeout time.Duration
+		var gotRenew bool
+		deps.engine = func(_ context.Context, d *upgrade.Data, _ string, renew bool, _ io.Writer) (*upgrade.Engine, func(), error) {
+			gotVersion, gotTimeout, gotRenew = d.Cluster().KubernetesVersion, d.Timeouts.UpgradeManifests.Duration, renew
+			return nil, nil, errors.New("stop here")
+		}
+		args := append([]string{"apply", "phase", "control-plane", "--config", file, "--rootfs", fsys.Root}, tt.args...)
+		_, err := runUpgradeCmd(t, deps, args...)
+		if err == nil || !strings.Contains(err.Error(), "stop here") {
+			t.Fatalf("error %v", err)
+		}
+		if gotVersion != "v1.37.2" || gotTimeout != 2*time.Minute || gotRenew != tt.wantRenew {
+			t.Errorf("%q: version %s, timeout %s, renew %v", tt.args, gotVersion, gotTimeout, gotRenew)
 		}
 	}
 }
