@@ -403,7 +403,14 @@ func runNodePreflight(ctx context.Context, d *Data) error {
 			return err
 		}
 		if len(m.Pod.Spec.Containers) > 0 {
-			if v, err := version.ParseSemantic(strings.TrimPrefix(tagOf(m.Pod.Spec.Containers[0].Image), "v")); err == nil && target.LessThan(v) {
+			v, err := version.ParseSemantic(strings.TrimPrefix(tagOf(m.Pod.Spec.Containers[0].Image), "v"))
+			if err == nil && v.EqualTo(target) {
+				// After `upgrade apply` on this node, or in a cluster no `upgrade apply` has moved yet: either way
+				// the static Pods stay (equal manifests), and a rerun is harmless, so this is said, not refused.
+				fmt.Fprintf(d.Out, "[upgrade/preflight] This node's control plane runs %s already, the version kube-system/%s holds; "+
+					"to upgrade the cluster to a newer one, run `kubeboot upgrade apply VERSION` on one control-plane node first\n", d.Version, uploadconfig.KubeadmConfigMap)
+			}
+			if err == nil && target.LessThan(v) {
 				return hint.With(fmt.Errorf("%w: this node's kube-apiserver runs v%s, newer than the cluster's kubernetesVersion %s in kube-system/%s: `upgrade node` would downgrade it",
 					ErrBeforeApply, v, d.Version, uploadconfig.KubeadmConfigMap),
 					fmt.Sprintf("an `upgrade apply v%s` did not finish (its upload-config phase stores the version): run it again on a control-plane node first; nothing was changed", v))

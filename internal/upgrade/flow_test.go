@@ -331,3 +331,23 @@ func equalManifests(a, b map[string][]byte) bool {
 	}
 	return len(a) == len(b)
 }
+
+// TestNodeNothingToUpgrade: kubeadm-config holds the version this control plane runs (no `upgrade apply` yet, or
+// a rerun): nothing changes, and the output says what to run to upgrade.
+func TestNodeNothingToUpgrade(t *testing.T) {
+	var out bytes.Buffer
+	d, _ := flowData(t, threeNodes(), "", &out)
+	d.NodeFlow = true
+	before := manifestsOf(t, d.FS)
+	if err := run(t, NodePhases(), d); err != nil {
+		t.Fatalf("upgrade node: %v\n%s", err, out.String())
+	}
+	if !equalManifests(before, manifestsOf(t, d.FS)) {
+		t.Error("a manifest changed")
+	}
+	want := "[upgrade/preflight] This node's control plane runs v1.36.3 already, the version kube-system/kubeadm-config holds; " +
+		"to upgrade the cluster to a newer one, run `kubeboot upgrade apply VERSION` on one control-plane node first"
+	if !strings.Contains(out.String(), want) {
+		t.Errorf("output lacks %q:\n%s", want, out.String())
+	}
+}
