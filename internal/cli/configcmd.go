@@ -95,7 +95,7 @@ Secrets such as bootstrap tokens are replaced with placeholders like %q.`, actio
 	print.AddCommand(initDefaults,
 		printer("join", config.DefaultJoinDocuments),
 		printer("reset", config.DefaultResetDocuments),
-		// The defaults of kubeadm's UpgradeConfiguration; kubeboot has no upgrade command yet (issue 16).
+		// The defaults of the UpgradeConfiguration that `kubeboot upgrade --config` reads.
 		printer("upgrade", config.DefaultUpgradeDocuments),
 	)
 	return print

@@ -35,14 +35,11 @@ type difference struct {
 }
 
 const (
-	upgradeIssue = "upgrades come with issue 16"
-	stableLabel  = "kubeboot never asks dl.k8s.io for the \"stable-1\" label: it deploys the newest release of its release table unless a version is given"
+	stableLabel = "kubeboot never asks dl.k8s.io for the \"stable-1\" label: it deploys the newest release of its release table unless a version is given"
 )
 
 // differences is kubeboot's list of intended differences from kubeadm v1.37.2.
 var differences = []difference{
-	{Path: "upgrade", Refuse: true, Reason: upgradeIssue},
-
 	{Path: "init", Flag: "kubernetes-version", Reason: stableLabel},
 	{Path: "init phase * *", Flag: "kubernetes-version", Reason: stableLabel},
 	{Path: "config images list", Flag: "kubernetes-version", Reason: stableLabel},

@@ -89,6 +89,7 @@ so clusters, scripts and nodes made with either tool work with the other.`,
 		newEtcdCmd(stdout),
 		newLoadBalancerCmd(stdout),
 		newKubeconfigCmd(stdout, config.HostEnvironment, pki.SystemSource),
+		newUpgradeCmd(stdout, hostUpgradeDeps()),
 	)
 	// kubeadm's completion command: cobra's, which kubeboot otherwise adds only when it runs.
 	root.InitDefaultCompletionCmd()

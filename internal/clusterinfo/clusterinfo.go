@@ -86,6 +86,12 @@ func Objects(serverURL string, caPEM []byte) ([]runtime.Object, error) {
 		ObjectMeta: metav1.ObjectMeta{Namespace: metav1.NamespacePublic, Name: bootstrapapi.ConfigMapClusterInfo},
 		Data:       map[string]string{bootstrapapi.KubeConfigKey: string(kubeconfig)},
 	}
+	return append([]runtime.Object{cm}, RBAC()...), nil
+}
+
+// RBAC are the Role and RoleBinding that let system:anonymous get cluster-info; `upgrade apply` re-applies them
+// without touching the ConfigMap and its signatures.
+func RBAC() []runtime.Object {
 	role := &rbacv1.Role{
 		ObjectMeta: metav1.ObjectMeta{Namespace: metav1.NamespacePublic, Name: RBACName},
 		Rules: []rbacv1.PolicyRule{{
@@ -100,7 +106,7 @@ func Objects(serverURL string, caPEM []byte) ([]runtime.Object, error) {
 		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: RBACName},
 		Subjects:   []rbacv1.Subject{{Kind: rbacv1.UserKind, Name: anonymousUser}},
 	}
-	return []runtime.Object{cm, role, binding}, nil
+	return []runtime.Object{role, binding}
 }
 
 // Publish writes cluster-info and its RBAC. Rerunning it replaces the ConfigMap whole and so drops the

@@ -5,8 +5,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
-// UpgradeConfiguration configures `upgrade apply|diff|node|plan` (v1beta4 only). kubeboot reads it so a kubeadm
-// file holding one still loads; no command of kubeboot uses it yet.
+// UpgradeConfiguration configures `upgrade apply|diff|node|plan` (v1beta4 only), read by their --config; a flag the
+// user sets wins over its field, as in kubeadm.
 type UpgradeConfiguration struct {
 	metav1.TypeMeta `json:",inline"`
 	Apply           UpgradeApplyConfiguration `json:"apply,omitempty"`

@@ -1,0 +1,449 @@
+package upgrade
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"path"
+	"slices"
+	"strings"
+	"time"
+
+	"kubeboot.dev/kubeboot/internal/config"
+	"kubeboot.dev/kubeboot/internal/hint"
+	"kubeboot.dev/kubeboot/internal/nodefs"
+	"kubeboot.dev/kubeboot/internal/staticpod"
+)
+
+// Where kubeadm keeps what an upgrade replaces, and how it names each run's directories.
+const (
+	TmpDir              = "/etc/kubernetes/tmp"
+	BackupManifestsBase = "kubeadm-backup-manifests-"
+	BackupEtcdBase      = "kubeadm-backup-etcd-"
+	TimestampFormat     = "2006-01-02-15-04-05"
+	// ConfigHashAnnotation is the annotation of a mirror Pod that holds the hash the kubelet computed of its static
+	// Pod: it changes once the kubelet runs the new manifest.
+	ConfigHashAnnotation = "kubernetes.io/config.hash"
+)
+
+// Mirror reads the mirror Pods of this node's static Pods.
+type Mirror interface {
+	// State returns the kubernetes.io/config.hash of the mirror Pod of component on this node, and whether that
+	// Pod is Ready. A mirror Pod that does not exist (yet) is "", false, nil.
+	State(ctx context.Context, component string) (hash string, ready bool, err error)
+}
+
+// Prober says whether a component of this node is healthy (restart.NodeProber).
+type Prober interface {
+	Probe(ctx context.Context, component string) error
+}
+
+// Diagnoser explains a component that is not healthy: its container's state and last log lines through the CRI
+// (initflow.NewDiagnoser).
+type Diagnoser interface {
+	Diagnose(ctx context.Context, component string) string
+}
+
+// Renewer renews certificates as kubeadm's upgrade does (CertRenewer).
+type Renewer interface {
+	// RenewFor renews the certificates component reads.
+	RenewFor(component string) error
+	// RenewAdmin renews admin.conf and, where it exists, super-admin.conf.
+	RenewAdmin() error
+}
+
+// Restarter restarts components of this node whose manifest is unchanged (restart.Restarter): etcd, when only its
+// renewed certificates are new.
+type Restarter interface {
+	Restart(ctx context.Context, components []string) error
+}
+
+// Engine replaces this node's control-plane static Pods one at a time, as kubeadm's upgrade does, and puts the old
+// ones back when a new one does not come up.
+type Engine struct {
+	FS       nodefs.FS
+	Mirror   Mirror
+	Probe    Prober
+	Diagnose Diagnoser // nil: no diagnosis
+	// Renew is nil when certificate renewal is off (--certificate-renewal=false).
+	Renew Renewer
+	// Restart is nil when nothing can restart a component in place.
+	Restart Restarter
+	// Out gets kubeadm's [upgrade/staticpods] lines, with times.
+	Out io.Writer
+	// Now is the clock; nil: time.Now.
+	Now func() time.Time
+	// Timeout bounds each component's wait (timeouts.upgradeManifests); 0: 5 minutes.
+	Timeout time.Duration
+	// Interval is between two looks at the mirror Pod or the health; 0: 500 ms.
+	Interval time.Duration
+	// DryRun renders and compares, and changes nothing.
+	DryRun bool
+}
+
+// Options of one upgrade.
+type Options struct {
+	// EtcdUpgrade is --etcd-upgrade: a local etcd is upgraded too.
+	EtcdUpgrade bool
+}
+
+// Result is what an upgrade did.
+type Result struct {
+	Upgraded, Unchanged []string
+	// BackupDir holds the manifests replaced; EtcdBackupDir the etcd data copied ("" when etcd did not change).
+	BackupDir, EtcdBackupDir string
+}
+
+// ComponentError is a component that did not come up after its upgrade; the manifests replaced in this run were put
+// back.
+type ComponentError struct {
+	Component string
+	Err       error
+	// Diagnosis is the container's state and last log lines, read before the rollback.
+	Diagnosis string
+	// RolledBack are the components whose old manifest was put back; RollbackErr what went wrong doing so.
+	RolledBack  []string
+	RollbackErr error
+	BackupDir   string
+	// EtcdDataRestored: etcd's data directory was put back from EtcdBackupDir.
+	EtcdDataRestored bool
+	EtcdBackupDir    string
+}
+
+func (e *ComponentError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "couldn't upgrade control plane: %s: %v", e.Component, e.Err)
+	if e.Diagnosis != "" {
+		b.WriteString("\n" + e.Diagnosis)
+	}
+	switch {
+	case e.RollbackErr != nil:
+		fmt.Fprintf(&b, "\nthe rollback failed too: %v (the old manifests are in %s)", e.RollbackErr, e.BackupDir)
+	case len(e.RolledBack) > 0:
+		fmt.Fprintf(&b, "\nkubeboot has put back the earlier manifests of %s from %s, and they are healthy", strings.Join(e.RolledBack, ", "), e.BackupDir)
+	}
+	if e.EtcdDataRestored {
+		fmt.Fprintf(&b, "; etcd's data was restored from %s", e.EtcdBackupDir)
+	}
+	return b.String()
+}
+
+func (e *ComponentError) Unwrap() error { return e.Err }
+
+// change is one component replaced in this run, kept for its rollback.
+type change struct {
+	component string
+	old       []byte
+	oldHash   string
+}
+
+// Upgrade replaces the static Pods of t's node: etcd (when local and opts.EtcdUpgrade), kube-apiserver,
+// kube-controller-manager and kube-scheduler, in that order. For each it renders the new manifest; an equal one is
+// left alone. Otherwise it renews the component's certificates, keeps the old manifest in the backup directory
+// (etcd's data in its own), writes the new one in place (atomically), and waits for the kubelet to run it (the
+// mirror Pod's config hash changes and the Pod turns Ready) and for the component's health endpoint to answer,
+// with no fixed waits. A component that is not up within the timeout is diagnosed through the CRI, and every
+// manifest replaced in this run is put back (etcd's data too when etcd failed) and waited for.
+func (e *Engine) Upgrade(ctx context.Context, t Target, opts Options) (*Result, error) {
+	components := e.components(t, opts)
+	rendered, err := Render(e.FS, t, components)
+	if err != nil {
+		return nil, err
+	}
+	current := map[string][]byte{}
+	for _, c := range components {
+		b, err := e.FS.ReadFile(staticpod.Path(c))
+		if err != nil {
+			return nil, hint.With(fmt.Errorf("read the current manifest of %s: %w", c, err),
+				"upgrade replaces the static Pods of a control-plane node made by kubeadm or kubeboot; nothing was changed")
+		}
+		current[c] = b
+	}
+	ts := e.now().Format(TimestampFormat)
+	res := &Result{BackupDir: path.Join(TmpDir, BackupManifestsBase+ts)}
+	apiServerChanges := false
+	for _, r := range rendered {
+		if r.Component == staticpod.APIServerName && !samePod(current[r.Component], r.YAML) {
+			apiServerChanges = true
+		}
+	}
+	if e.DryRun {
+		for _, r := range rendered {
+			if samePod(current[r.Component], r.YAML) {
+				fmt.Fprintf(e.Out, "[dryrun] Current and new manifests of %s are equal, skipping upgrade\n", r.Component)
+				res.Unchanged = append(res.Unchanged, r.Component)
+				continue
+			}
+			fmt.Fprintf(e.Out, "[dryrun] Would replace %s with a new manifest (see `kubeboot upgrade diff`)\n", staticpod.Path(r.Component))
+			res.Upgraded = append(res.Upgraded, r.Component)
+		}
+		return res, nil
+	}
+	if err := e.FS.MkdirAll(res.BackupDir, 0o700); err != nil {
+		return nil, fmt.Errorf("create the backup directory: %w", err)
+	}
+	fmt.Fprintf(e.Out, "[upgrade/staticpods] Moving the old manifests of this node to %q\n", e.FS.Path(res.BackupDir))
+	var done []change
+	for _, r := range rendered {
+		c := r.Component
+		for _, p := range r.Patches {
+			fmt.Fprintln(e.Out, "  "+p.Line())
+		}
+		if samePod(current[c], r.YAML) {
+			if c == staticpod.EtcdName && e.Renew != nil && apiServerChanges {
+				// kubeadm's exception: the API server's renewed etcd client certificate comes with etcd's renewed ones.
+				if err := e.renewUnchanged(ctx, c); err != nil {
+					return res, err
+				}
+				res.Upgraded = append(res.Upgraded, c)
+				continue
+			}
+			fmt.Fprintf(e.Out, "[upgrade/staticpods] Current and new manifests of %s are equal, skipping upgrade\n", c)
+			res.Unchanged = append(res.Unchanged, c)
+			continue
+		}
+		start := e.now()
+		ch := change{component: c, old: current[c]}
+		fail := func(err error, etcdFailed bool) (*Result, error) {
+			return res, e.fail(ctx, t, res, done, ch, err, etcdFailed)
+		}
+		if c == staticpod.EtcdName {
+			res.EtcdBackupDir = path.Join(TmpDir, BackupEtcdBase+ts)
+			if err := e.backupEtcd(t, res.EtcdBackupDir); err != nil {
+				return fail(err, false)
+			}
+		}
+		hash, _, err := e.Mirror.State(ctx, c)
+		if err != nil {
+			return fail(fmt.Errorf("read the mirror Pod of %s: %w", c, err), false)
+		}
+		ch.oldHash = hash
+		if e.Renew != nil {
+			if err := e.Renew.RenewFor(c); err != nil {
+				return fail(err, false)
+			}
+		}
+		if err := e.FS.WriteFile(path.Join(res.BackupDir, c+".yaml"), current[c], 0o600); err != nil {
+			return fail(fmt.Errorf("back up the manifest of %s: %w", c, err), false)
+		}
+		if err := e.FS.WriteFile(staticpod.Path(c), r.YAML, 0o600); err != nil {
+			return fail(fmt.Errorf("write the new manifest of %s: %w", c, err), false)
+		}
+		done = append(done, ch)
+		fmt.Fprintf(e.Out, "[upgrade/staticpods] Moved new manifest to %q and backed up old manifest to %q\n",
+			e.FS.Path(staticpod.Path(c)), e.FS.Path(path.Join(res.BackupDir, c+".yaml")))
+		if err := e.waitRunning(ctx, c, hash, true); err != nil {
+			return res, e.fail(ctx, t, res, done[:len(done)-1], ch, err, c == staticpod.EtcdName)
+		}
+		fmt.Fprintf(e.Out, "[upgrade/staticpods] Component %q upgraded successfully! (%s)\n", c, e.now().Sub(start).Round(100*time.Millisecond))
+		res.Upgraded = append(res.Upgraded, c)
+	}
+	if e.Renew != nil {
+		if err := e.Renew.RenewAdmin(); err != nil {
+			return res, err
+		}
+	}
+	return res, nil
+}
+
+// components are the components this node upgrades.
+func (e *Engine) components(t Target, opts Options) []string {
+	var out []string
+	for _, c := range Components {
+		if c == staticpod.EtcdName && (!opts.EtcdUpgrade || t.Cluster.Etcd.External != nil || !e.FS.Exists(staticpod.Path(c))) {
+			continue
+		}
+		out = append(out, c)
+	}
+	return out
+}
+
+// renewUnchanged renews the certificates of a component whose manifest stays, and restarts it in place.
+func (e *Engine) renewUnchanged(ctx context.Context, c string) error {
+	if err := e.Renew.RenewFor(c); err != nil {
+		return err
+	}
+	if e.Restart == nil {
+		fmt.Fprintf(e.Out, "[upgrade/staticpods] The manifest of %s is unchanged; its certificates were renewed: restart it to use them\n", c)
+		return nil
+	}
+	if err := e.Restart.Restart(ctx, []string{c}); err != nil {
+		return fmt.Errorf("restart %s after renewing its certificates: %w", c, err)
+	}
+	return nil
+}
+
+// waitRunning waits, up to the timeout, for the kubelet to run component's manifest: the mirror Pod's hash differs
+// from oldHash (or, changed false, equals it again: a rollback), the Pod is Ready, and the component's health
+// endpoint answers.
+func (e *Engine) waitRunning(ctx context.Context, component, oldHash string, changed bool) error {
+	timeout := e.timeout()
+	wctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	stage := "the kubelet to run its new manifest"
+	err := e.poll(ctx, wctx, func() error {
+		hash, ready, err := e.Mirror.State(wctx, component)
+		switch {
+		case err != nil:
+			return err
+		case hash == "":
+			return errors.New("its mirror Pod does not exist")
+		case changed && hash == oldHash:
+			return fmt.Errorf("the static Pod hash is still %s", oldHash)
+		case !changed && oldHash != "" && hash != oldHash:
+			return fmt.Errorf("the static Pod hash is %s, not yet its earlier %s", hash, oldHash)
+		case !ready:
+			stage = "its mirror Pod to be Ready"
+			return errors.New("its mirror Pod is not Ready")
+		}
+		stage = "its health endpoint"
+		return e.Probe.Probe(wctx, component)
+	})
+	if err == nil {
+		return nil
+	}
+	if ctx.Err() != nil {
+		return context.Cause(ctx)
+	}
+	return fmt.Errorf("timed out after %s waiting for %s: %w", timeout, stage, err)
+}
+
+// fail diagnoses the failed component, puts back the manifests replaced in this run (failed last, then done in
+// reverse order), etcd's data first when etcd failed, and waits for them.
+func (e *Engine) fail(ctx context.Context, t Target, res *Result, done []change, failed change, cause error, etcdFailed bool) error {
+	ce := &ComponentError{Component: failed.component, Err: cause, BackupDir: e.FS.Path(res.BackupDir), EtcdBackupDir: e.FS.Path(res.EtcdBackupDir)}
+	if e.Diagnose != nil {
+		ce.Diagnosis = e.Diagnose.Diagnose(ctx, failed.component)
+	}
+	all := slices.Clone(done)
+	if e.FS.Exists(path.Join(res.BackupDir, failed.component+".yaml")) {
+		all = append(all, failed)
+	}
+	var errs []error
+	if etcdFailed && res.EtcdBackupDir != "" {
+		if err := e.restoreEtcd(t, res.EtcdBackupDir); err != nil {
+			errs = append(errs, err)
+		} else {
+			ce.EtcdDataRestored = true
+		}
+	}
+	for _, ch := range slices.Backward(all) {
+		fmt.Fprintf(e.Out, "[upgrade/staticpods] Rolling back %s to its earlier manifest\n", ch.component)
+		if err := e.FS.WriteFile(staticpod.Path(ch.component), ch.old, 0o600); err != nil {
+			errs = append(errs, fmt.Errorf("put back the manifest of %s: %w", ch.component, err))
+			continue
+		}
+		ce.RolledBack = append(ce.RolledBack, ch.component)
+	}
+	for _, c := range ce.RolledBack {
+		var oldHash string
+		for _, ch := range all {
+			if ch.component == c {
+				oldHash = ch.oldHash
+			}
+		}
+		if err := e.waitRunning(ctx, c, oldHash, false); err != nil {
+			errs = append(errs, fmt.Errorf("%s after its rollback: %w", c, err))
+		}
+	}
+	ce.RollbackErr = errors.Join(errs...)
+	slices.Reverse(ce.RolledBack)
+	return hint.With(ce, fmt.Sprintf("the failed manifest of %s is not kept; `kubeboot upgrade diff` shows it; look at `crictl ps -a --name %s`, "+
+		"`crictl logs CONTAINER` and the kubelet's log (`journalctl -u kubelet`), fix the cause (a patch? the image?) and run the upgrade again",
+		failed.component, failed.component))
+}
+
+// etcdDataDir is the local member's data directory.
+func etcdDataDir(t Target) string {
+	if l := t.Cluster.Etcd.Local; l != nil && l.DataDir != "" {
+		return l.DataDir
+	}
+	return config.DefaultEtcdDataDir
+}
+
+// backupEtcd copies etcd's data directory into dir, as kubeadm's `cp -r <dataDir> <dir>` does.
+func (e *Engine) backupEtcd(t Target, dir string) error {
+	src := etcdDataDir(t)
+	if err := copyTree(e.FS, src, path.Join(dir, path.Base(src))); err != nil {
+		return fmt.Errorf("back up etcd's data %s: %w", src, err)
+	}
+	fmt.Fprintf(e.Out, "[upgrade/etcd] Backed up etcd's data %s to %q\n", src, e.FS.Path(dir))
+	return nil
+}
+
+// restoreEtcd replaces etcd's data directory with its backup.
+func (e *Engine) restoreEtcd(t Target, dir string) error {
+	dst := etcdDataDir(t)
+	if err := e.FS.RemoveAll(dst); err != nil {
+		return fmt.Errorf("restore etcd's data: remove %s: %w", dst, err)
+	}
+	if err := copyTree(e.FS, path.Join(dir, path.Base(dst)), dst); err != nil {
+		return fmt.Errorf("restore etcd's data from %s: %w", dir, err)
+	}
+	fmt.Fprintf(e.Out, "[upgrade/etcd] Restored etcd's data %s from %q\n", dst, e.FS.Path(dir))
+	return nil
+}
+
+// copyTree copies the regular files under src to dst, directories 0700 and files 0600 as etcd keeps them.
+func copyTree(fsys nodefs.FS, src, dst string) error {
+	files, err := fsys.List(src)
+	if err != nil {
+		return err
+	}
+	if err := fsys.MkdirAll(dst, 0o700); err != nil {
+		return err
+	}
+	for _, f := range files {
+		rel := strings.TrimPrefix(f, strings.TrimSuffix(src, "/")+"/")
+		to := path.Join(dst, rel)
+		if err := fsys.MkdirAll(path.Dir(to), 0o700); err != nil {
+			return err
+		}
+		b, err := fsys.ReadFile(f)
+		if err != nil {
+			return err
+		}
+		if err := fsys.WriteFile(to, b, 0o600); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (e *Engine) poll(ctx, wctx context.Context, f func() error) error {
+	interval := e.Interval
+	if interval <= 0 {
+		interval = 500 * time.Millisecond
+	}
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		err := f()
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		select {
+		case <-wctx.Done():
+			return err
+		case <-t.C:
+		}
+	}
+}
+
+func (e *Engine) timeout() time.Duration {
+	if e.Timeout <= 0 {
+		return config.DefaultUpgradeManifests
+	}
+	return e.Timeout
+}
+
+func (e *Engine) now() time.Time {
+	if e.Now == nil {
+		return time.Now()
+	}
+	return e.Now()
+}
