@@ -109,14 +109,22 @@ func createOrUpdate[T object[T]](ctx context.Context, kind string, desired T, c 
 		if err == nil {
 			return nil
 		}
-		if !apierrors.IsAlreadyExists(err) {
+		createErr := err
+		if !apierrors.IsAlreadyExists(err) && !apierrors.IsInvalid(err) {
 			if apierrors.IsNotFound(err) && systemNamespaces[desired.GetNamespace()] {
 				// The API server creates kube-system and kube-public itself, shortly after it starts serving.
 				return fmt.Errorf("create: %w: %w", ErrNotYet, err)
 			}
 			return fmt.Errorf("create: %w", err)
 		}
+		// An existing object may also be refused as Invalid rather than AlreadyExists: the API server checks a
+		// Service's fixed cluster IP, which the existing Service holds, before its name. It is updated then too.
 		stored, err := c.Get(ctx, desired.GetName(), metav1.GetOptions{})
+		if apierrors.IsInvalid(createErr) {
+			if apierrors.IsNotFound(err) {
+				return fmt.Errorf("create: %w", createErr)
+			}
+		}
 		if err != nil {
 			if apierrors.IsNotFound(err) {
 				// Deleted between our create and get: the next attempt creates it again.

@@ -21,6 +21,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/util/validation/field"
 	"k8s.io/client-go/kubernetes/fake"
 	k8stesting "k8s.io/client-go/testing"
 )
@@ -149,6 +150,35 @@ func TestObjectKeepsServiceClusterIP(t *testing.T) {
 	}
 	if len(got.Spec.Ports) != 1 || got.Labels["k8s-app"] != "kube-dns" {
 		t.Errorf("update did not carry the desired spec/labels: %+v", got)
+	}
+}
+
+// A real API server refuses the create of an existing Service with a fixed cluster IP as Invalid ("provided IP
+// is already allocated"), not AlreadyExists: found by kubeboot upgrade apply re-applying CoreDNS. It is updated.
+func TestObjectUpdatesAServiceWhoseCreateIsInvalid(t *testing.T) {
+	stored := &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "kube-system", Name: "kube-dns", ResourceVersion: "3"},
+		Spec:       corev1.ServiceSpec{ClusterIP: "10.96.0.10", ClusterIPs: []string{"10.96.0.10"}},
+	}
+	c := fake.NewClientset(stored)
+	invalid := apierrors.NewInvalid(schema.GroupKind{Kind: "Service"}, "kube-dns",
+		field.ErrorList{field.Invalid(field.NewPath("spec", "clusterIPs"), []string{"10.96.0.10"}, "failed to allocate IP 10.96.0.10: provided IP is already allocated")})
+	failFirst(c, "create", "services", 1<<30, invalid)
+	desired := &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "kube-system", Name: "kube-dns", Labels: map[string]string{"k8s-app": "kube-dns"}},
+		Spec:       corev1.ServiceSpec{ClusterIP: "10.96.0.10", Ports: []corev1.ServicePort{{Name: "dns", Port: 53}}},
+	}
+	if err := Object(t.Context(), c, desired); err != nil {
+		t.Fatalf("Object: %v", err)
+	}
+	if got := storedObject(t, c, gvrService, "kube-system", "kube-dns").(*corev1.Service); got.Labels["k8s-app"] != "kube-dns" {
+		t.Errorf("the Service was not updated: %+v", got)
+	}
+	// A create refused as Invalid for an object that does not exist stays an error.
+	other := desired.DeepCopy()
+	other.Name = "kube-dns-2"
+	if err := Object(t.Context(), c, other); err == nil || !apierrors.IsInvalid(err) {
+		t.Errorf("Object of an invalid new Service: %v, want the Invalid error", err)
 	}
 }
 

@@ -49,7 +49,7 @@ func hostUpgradeDeps() upgradeDeps {
 			if err != nil {
 				return nil, fmt.Errorf("couldn't create a Kubernetes client from file %q: %w", kubeconfig, err)
 			}
-			return kubeclient.New(rc, kubeclient.Command)
+			return kubeclient.New(rc, kubeclient.Init)
 		},
 		etcd: func(fsys nodefs.FS, certDir string) (upgrade.EtcdStatus, func(), error) {
 			c, err := etcd.Connect(fsys, certDir, etcd.Options{})
@@ -258,6 +258,11 @@ the internet), and validate whether the cluster is upgradeable. With [version], 
 			plan, err := upgrade.Plan(st, want, o.boolFlag("etcd-upgrade", o.etcdUpgrade, u.Plan.EtcdUpgrade))
 			if err != nil {
 				return err
+			}
+			if len(plan.AvailableUpgrades) == 0 {
+				// kubeadm prints nothing then, in any output format (cmd/upgrade/plan.go).
+				fmt.Fprintln(progress, "[upgrade/plan] Awesome, you're up-to-date! Enjoy!")
+				return nil
 			}
 			if o.output != "text" {
 				return printObject(stdout, o.output, plan)

@@ -30,7 +30,8 @@ var (
 	// Command is a command's few requests to a running cluster (the token commands).
 	Command = Options{Timeout: 30 * time.Second}
 	// Init is init's phases, which create the cluster's objects (RBAC, ConfigMaps, Secrets, the controller
-	// ServiceAccounts, the addons) back to back: a higher rate limit keeps client-go's throttling out of init's time.
+	// ServiceAccounts, the addons) back to back, and upgrade's, which apply them again: a higher rate limit keeps
+	// client-go's throttling out of their time.
 	Init = Options{Timeout: 30 * time.Second, QPS: 100, Burst: 200}
 	// Bootstrap is a joining node's requests with its TLS bootstrap credentials, and a joining control-plane
 	// node's with its admin.conf: each bounded by 10 s, well within timeouts.kubernetesAPICall, inside which

@@ -145,6 +145,10 @@ func TestKubebootInit(t *testing.T) {
 			t.Errorf("auto-renew install in a node without systemd: %v\n%s", err, out)
 		}
 	})
+	t.Run("upgrade within the release: plan by both tools, apply by kubeboot and by upstream kubeadm, node on the worker", func(t *testing.T) {
+		checkUpgradeSameRelease(t, cp1, "kblab-w1")
+	})
+
 	t.Run("init twice is refused and the cluster keeps running", func(t *testing.T) {
 		out, err := inNode(ctx, cp1, kubeboot, "init", "--config", initConfig)
 		if err == nil {
