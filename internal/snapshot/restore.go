@@ -359,7 +359,9 @@ func (r *Restorer) now() time.Time {
 	return r.Now()
 }
 
-func (r *Restorer) since(t time.Time) time.Duration { return r.now().Sub(t).Round(10 * time.Millisecond) }
+func (r *Restorer) since(t time.Time) time.Duration {
+	return r.now().Sub(t).Round(10 * time.Millisecond)
+}
 
 func (r *Restorer) timeout() time.Duration {
 	if r.Timeout <= 0 {

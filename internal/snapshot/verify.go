@@ -18,7 +18,7 @@ import (
 
 type hasher struct{ hash.Hash }
 
-func newHash() hasher         { return hasher{sha256.New()} }
+func newHash() hasher        { return hasher{sha256.New()} }
 func (h hasher) hex() string { return hex.EncodeToString(h.Sum(nil)) }
 
 // Read reads the archive file from files, decrypting it with key when it is encrypted, streams its snapshot.db
