@@ -81,8 +81,9 @@ func newRealEtcd(t *testing.T, n *testNode, name, dataDir string) *realEtcd {
 // start runs binary for m; initialCluster "" means m alone, state new. It is killed when the test ends.
 func (m *realEtcd) start(t *testing.T, n *testNode, binary, initialCluster string) {
 	t.Helper()
+	state := "existing"
 	if initialCluster == "" {
-		initialCluster = m.name + "=" + m.peerURL
+		initialCluster, state = m.name+"="+m.peerURL, "new"
 	}
 	pkiDir := n.fsys.Path(testCertDir)
 	log, err := os.OpenFile(m.logFile, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
@@ -98,7 +99,7 @@ func (m *realEtcd) start(t *testing.T, n *testNode, binary, initialCluster strin
 		"--listen-peer-urls="+m.peerURL,
 		"--initial-advertise-peer-urls="+m.peerURL,
 		"--initial-cluster="+initialCluster,
-		"--initial-cluster-state=new",
+		"--initial-cluster-state="+state,
 		"--cert-file="+pkiDir+"/etcd/server.crt",
 		"--key-file="+pkiDir+"/etcd/server.key",
 		"--trusted-ca-file="+pkiDir+"/etcd/ca.crt",
@@ -118,11 +119,15 @@ func (m *realEtcd) start(t *testing.T, n *testNode, binary, initialCluster strin
 }
 
 func (m *realEtcd) stop() {
-	if m.cmd == nil || m.cmd.Process == nil || m.cmd.ProcessState != nil {
+	if !m.running() {
 		return
 	}
 	_ = m.cmd.Process.Kill()
 	_ = m.cmd.Wait()
+}
+
+func (m *realEtcd) running() bool {
+	return m.cmd != nil && m.cmd.Process != nil && m.cmd.ProcessState == nil
 }
 
 func (m *realEtcd) logTail() string {

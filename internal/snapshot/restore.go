@@ -187,7 +187,7 @@ func (r *Restorer) Restore(ctx context.Context, file string) (*Restored, error) 
 		return nil, refused(fmt.Errorf("%w under %s for the new etcd data directory: %d bytes free, %d needed (1.5 times the snapshot's %d bytes)",
 			ErrNoSpace, parent, free, need, meta.SnapshotSize))
 	}
-	r.say("checks passed in %s: the CA is this cluster's, no other member of the old cluster answers, %d bytes free for %d", r.since(start), free, need)
+	r.say("checks passed in %s: the CA is this cluster's, no other member of the old cluster answers, %d bytes free for %d needed", r.since(start), free, need)
 
 	// From here on the node changes; each failure says how to go back.
 	step := r.now()
