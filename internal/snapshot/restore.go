@@ -103,6 +103,16 @@ type localMember struct {
 	certDir  string
 }
 
+// LocalMember is this node's etcd member as its manifest says, read from the manifests directory or, when only
+// that exists, from StoppedManifest; and the manifest's path.
+func LocalMember(fsys nodefs.FS) (*reset.EtcdMember, string, error) {
+	m, err := findManifest(fsys)
+	if err != nil {
+		return nil, "", err
+	}
+	return m.EtcdMember, m.manifest, nil
+}
+
 // findManifest reads this node's etcd manifest from the manifests directory, or from StoppedManifest when only
 // that exists.
 func findManifest(fsys nodefs.FS) (*localMember, error) {
