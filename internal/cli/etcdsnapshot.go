@@ -95,7 +95,7 @@ type keyFlags struct {
 }
 
 func (k *keyFlags) add(cmd *cobra.Command, what string) {
-	cmd.Flags().StringVar(&k.key, "encryption-key", "", what+" with this key: 64 hexadecimal characters, the form of kubeadm's certificate key (`kubeboot certs certificate-key` makes one)")
+	cmd.Flags().StringVar(&k.key, "encryption-key", "", what+" with this key: 64 hexadecimal characters, the form of kubeadm's certificate key, as kubeboot certs certificate-key makes")
 	cmd.Flags().StringVar(&k.keyFile, "encryption-key-file", "", "read --encryption-key from this file (keeps the key out of the process list and the shell history)")
 }
 
