@@ -38,9 +38,11 @@ func (f *fakeSnapshotEtcd) MemberList(context.Context) ([]etcd.Member, error) {
 func (f *fakeSnapshotEtcd) AddLearner(context.Context, string, string) (uint64, string, error) {
 	return 0, "", errors.New("not in this test")
 }
-func (f *fakeSnapshotEtcd) Promote(context.Context, uint64) error { return errors.New("not in this test") }
-func (f *fakeSnapshotEtcd) Endpoints() []string                   { return f.opts.Endpoints }
-func (f *fakeSnapshotEtcd) Close() error                          { f.closed = true; return nil }
+func (f *fakeSnapshotEtcd) Promote(context.Context, uint64) error {
+	return errors.New("not in this test")
+}
+func (f *fakeSnapshotEtcd) Endpoints() []string { return f.opts.Endpoints }
+func (f *fakeSnapshotEtcd) Close() error        { f.closed = true; return nil }
 
 type noContainers struct{}
 
@@ -73,8 +75,10 @@ func runSnapshot(t *testing.T, api *fakeSnapshotEtcd, args ...string) (string, e
 		clusterConfig: func(context.Context, string) (*config.ClusterConfiguration, error) {
 			return &config.ClusterConfiguration{ClusterName: "lab", KubernetesVersion: "v1.37.2"}, nil
 		},
-		runtime: func(context.Context, nodefs.FS) (snapshot.Containers, func(), error) { return noContainers{}, func() {}, nil },
-		now:     func() time.Time { return time.Date(2026, 12, 3, 20, 0, 0, 0, time.UTC) },
+		runtime: func(context.Context, nodefs.FS) (snapshot.Containers, func(), error) {
+			return noContainers{}, func() {}, nil
+		},
+		now: func() time.Time { return time.Date(2026, 12, 3, 20, 0, 0, 0, time.UTC) },
 	}
 	cmd := newEtcdCmdWithDeps(&buf, hostEtcdConnect, deps)
 	addGlobalFlags(cmd)
