@@ -10,6 +10,12 @@ import (
 // DefaultClusterToken is etcd's --initial-cluster-token default, which kubeadm's manifests keep.
 const DefaultClusterToken = "etcd-cluster"
 
+// RevisionBump is how far a restore moves etcd's revision past the snapshot's, with that revision marked compacted:
+// what the etcd project advises for Kubernetes. The API servers' watch caches, informers and kubelets hold
+// resource versions from after the snapshot; a revision that went back would let them miss or misorder changes,
+// while a compacted one makes every watch fail with "too old resource version" and list again.
+const RevisionBump = 1_000_000_000
+
 // DataDir is a new etcd data directory to restore a snapshot into.
 type DataDir struct {
 	// Path is where the data directory goes, on the machine; it must not exist or be empty.
@@ -35,6 +41,8 @@ func RestoreDataDir(db string, dir DataDir) error {
 		PeerURLs:            []string{dir.PeerURL},
 		InitialCluster:      dir.Name + "=" + dir.PeerURL,
 		InitialClusterToken: token,
+		RevisionBump:        RevisionBump,
+		MarkCompacted:       true,
 	})
 	if err != nil {
 		return fmt.Errorf("restore the etcd snapshot into %s: %w", dir.Path, err)

@@ -251,6 +251,15 @@ func TestSaveRestoreRealEtcd(t *testing.T) {
 			if got := count(t, kv2, "/registry/later/"); got != 0 {
 				t.Errorf("restored etcd has %d keys written after the save, want 0", got)
 			}
+			// The revision moved on past everything the old cluster served, and what lies behind is compacted: a
+			// watch from an old resource version fails instead of missing changes.
+			resp, err := kv2.Get(ctx, "/registry/configmaps/", clientv3.WithPrefix(), clientv3.WithCountOnly())
+			if err != nil || resp.Header.GetRevision() < RevisionBump {
+				t.Errorf("revision after the restore = %v, %v; want more than %d", resp, err, RevisionBump)
+			}
+			if _, err := kv2.Get(ctx, "/registry/configmaps/", clientv3.WithPrefix(), clientv3.WithRev(500)); err == nil || !strings.Contains(err.Error(), "compacted") {
+				t.Errorf("read at an old revision: %v, want compacted", err)
+			}
 			members, err := restored.client(t, n).MemberList(ctx)
 			if err != nil || len(members) != 1 || members[0].Name != "cp1" || members[0].PeerURL() != restored.peerURL {
 				t.Fatalf("restored members = %+v, %v", members, err)
