@@ -164,7 +164,7 @@ func TestEtcdSnapshotFlagErrors(t *testing.T) {
 		{[]string{"snapshot", "save", "--keep", "-1"}, "--keep -1: must be 0 (keep all) or more"},
 		{[]string{"snapshot", "verify"}, "accepts 1 arg(s), received 0"},
 		{[]string{"snapshot", "rejoin"}, "rejoin needs --endpoints: the client URL of the member restored on another node"},
-		{[]string{"snapshot", "restore", "x.tar.gz", "--rootfs", root}, "this node runs no stacked etcd member: read the static Pod manifest /etc/kubernetes/manifests/etcd.yaml: open "},
+		{[]string{"snapshot", "restore", "x.tar.gz", "--rootfs", root}, "phase restore/verify: this node runs no stacked etcd member: read the static Pod manifest /etc/kubernetes/manifests/etcd.yaml: open "},
 	} {
 		_, err := runSnapshot(t, &fakeSnapshotEtcd{}, tc.args...)
 		if err == nil || !strings.HasPrefix(err.Error(), tc.want) {
@@ -206,7 +206,7 @@ spec:
 		t.Fatal(err)
 	}
 	_, err := runSnapshot(t, &fakeSnapshotEtcd{}, "snapshot", "restore", bad, "--rootfs", root)
-	want := "refusing to restore, nothing was changed: " + bad + ": the archive is corrupt or truncated: not a gzip stream: gzip: invalid header"
+	want := "phase restore/verify: refusing to restore, nothing was changed: " + bad + ": the archive is corrupt or truncated: not a gzip stream: gzip: invalid header"
 	if err == nil || err.Error() != want || hint.Of(err) != "use another archive; this one cannot be restored" {
 		t.Fatalf("error = %v (hint %q)\nwant    %s", err, hint.Of(err), want)
 	}

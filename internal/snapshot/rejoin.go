@@ -13,6 +13,7 @@ import (
 	"kubeboot.dev/kubeboot/internal/hint"
 	"kubeboot.dev/kubeboot/internal/nodefs"
 	"kubeboot.dev/kubeboot/internal/staticpod"
+	"kubeboot.dev/kubeboot/internal/workflow"
 )
 
 // Membership is the restored cluster's etcd as a rejoining member uses it; *etcd.Client is one.
@@ -51,85 +52,137 @@ type Rejoined struct {
 
 // Rejoin stops this node's etcd member (its manifest moved to StoppedManifest), moves its data directory aside
 // (kept), adds the member to the restored cluster as a learner under the name and peer URL of its manifest,
-// writes its manifest with the member list the cluster returned, and promotes it once it has caught up.
+// writes its manifest with the member list the cluster returned, and promotes it once it has caught up. Each
+// phase says on Out what it did and how long it took; an error names its phase.
 func (r *Rejoiner) Rejoin(ctx context.Context) (*Rejoined, error) {
-	start := r.now()
-	m, err := findManifest(r.Node)
-	if err != nil {
+	d := &rejoinRun{Rejoiner: r, start: r.now(), done: &Rejoined{}}
+	runner := workflow.Runner[*rejoinRun]{Phases: rejoinPhases(), Out: r.Out, Now: r.Now}
+	if err := runner.Run(ctx, d, workflow.Options{}); err != nil {
 		return nil, err
 	}
-	peerURL := m.PeerURLs[0]
+	fmt.Fprintf(r.Out, "[rejoin] done in %s\n", r.since(d.start))
+	return d.done, nil
+}
+
+// rejoinRun is one rejoin's state, passed from phase to phase.
+type rejoinRun struct {
+	*Rejoiner
+	start time.Time
+	m     *localMember
+	done  *Rejoined
+	// undo says how to go back once the node has changed.
+	undo string
+}
+
+func rejoinPhases() []workflow.Phase[*rejoinRun] {
+	return []workflow.Phase[*rejoinRun]{{
+		Name: "rejoin", Short: "Make a former member a member of the restored cluster",
+		Phases: []workflow.Phase[*rejoinRun]{
+			{Name: "preflight", Short: "Read this node's member and the restored cluster's members", Run: rejoinPreflight},
+			{Name: "member", Short: "Rejoin the restored cluster", RunIf: func(d *rejoinRun) bool { return !d.done.Already },
+				Phases: []workflow.Phase[*rejoinRun]{
+					{Name: "stop-etcd", Short: "Move the etcd manifest aside and wait until etcd has stopped", Run: rejoinStopEtcd},
+					{Name: "data-dir", Short: "Move the data directory aside", Run: rejoinDataDir},
+					{Name: "add-learner", Short: "Add the member as a learner and write its manifest", Run: rejoinAddLearner},
+					{Name: "promote", Short: "Promote the learner once it has caught up", Run: rejoinPromote},
+				}},
+		},
+	}}
+}
+
+// rejoinPreflight reads the node's member, refuses an --endpoints that is the node's own member, and finds out
+// whether the member is a voting member of the restored cluster already.
+func rejoinPreflight(ctx context.Context, d *rejoinRun) error {
+	m, err := findManifest(d.Node)
+	if err != nil {
+		return err
+	}
+	d.m = m
 	own := append(slices.Clone(m.ClientURLs), m.AdvertiseClientURLs...)
-	if i := slices.IndexFunc(r.Etcd.Endpoints(), func(ep string) bool { return slices.Contains(own, ep) }); i >= 0 {
-		return nil, hint.With(fmt.Errorf("%s is this node's own etcd member, not the restored cluster", r.Etcd.Endpoints()[i]),
+	if i := slices.IndexFunc(d.Etcd.Endpoints(), func(ep string) bool { return slices.Contains(own, ep) }); i >= 0 {
+		return hint.With(fmt.Errorf("%s is this node's own etcd member, not the restored cluster", d.Etcd.Endpoints()[i]),
 			"pass --endpoints with the client URL of the member restored on another node")
 	}
-	members, err := r.Etcd.MemberList(ctx)
+	members, err := d.Etcd.MemberList(ctx)
 	if err != nil {
-		return nil, hint.With(err, "is the restored member running? --endpoints names it")
+		return hint.With(err, "is the restored member running? --endpoints names it")
 	}
+	peerURL := m.PeerURLs[0]
 	if i := slices.IndexFunc(members, func(x etcd.Member) bool { return slices.Contains(x.PeerURLs, peerURL) }); i >= 0 {
 		if x := members[i]; x.Started() && !x.IsLearner && m.manifest != StoppedManifest {
-			r.say("%s (ID %s) is a voting member of the cluster at %s already: nothing to do", m.Name, x.IDString(), strings.Join(r.Etcd.Endpoints(), ","))
-			return &Rejoined{ID: x.ID, Already: true}, nil
+			d.say("%s (ID %s) is a voting member of the cluster at %s already: nothing to do", m.Name, x.IDString(), strings.Join(d.Etcd.Endpoints(), ","))
+			d.done.ID, d.done.Already = x.ID, true
+			return nil
 		}
 	}
-	r.say("the restored cluster at %s has %d members; %s rejoins it at %s", strings.Join(r.Etcd.Endpoints(), ","), len(members), m.Name, peerURL)
+	d.say("the restored cluster at %s has %d members; %s rejoins it at %s", strings.Join(d.Etcd.Endpoints(), ","), len(members), m.Name, peerURL)
+	return nil
+}
 
-	step := r.now()
-	if m.manifest != StoppedManifest {
-		if err := r.Node.Rename(m.manifest, StoppedManifest); err != nil {
-			return nil, fmt.Errorf("stop etcd: move %s to %s: %w", m.manifest, StoppedManifest, err)
+func rejoinStopEtcd(ctx context.Context, d *rejoinRun) error {
+	if d.m.manifest != StoppedManifest {
+		if err := d.Node.Rename(d.m.manifest, StoppedManifest); err != nil {
+			return fmt.Errorf("stop etcd: move %s to %s: %w", d.m.manifest, StoppedManifest, err)
 		}
 	}
-	restorer := &Restorer{Containers: r.Containers, Timeout: r.Timeout, Interval: r.Interval}
-	undo := fmt.Sprintf("etcd is stopped: its manifest is %s", StoppedManifest)
-	if err := restorer.waitStopped(ctx); err != nil {
-		return nil, hint.With(err, undo)
+	d.undo = fmt.Sprintf("etcd is stopped: its manifest is %s", StoppedManifest)
+	waiter := &Restorer{Containers: d.Containers, Timeout: d.Timeout, Interval: d.Interval}
+	if err := waiter.waitStopped(ctx); err != nil {
+		return hint.With(err, d.undo)
 	}
-	r.say("etcd stopped (manifest moved to %s) in %s", StoppedManifest, r.since(step))
-	done := &Rejoined{}
-	if r.Node.Exists(m.DataDir) {
-		done.OldDataDir = fmt.Sprintf("%s.before-rejoin-%s", m.DataDir, r.now().UTC().Format(timeFormat))
-		if err := r.Node.Rename(m.DataDir, done.OldDataDir); err != nil {
-			return nil, hint.With(fmt.Errorf("move the etcd data directory %s aside: %w", m.DataDir, err), undo)
-		}
-		r.say("moved the old data directory aside to %s (kept; remove it once the cluster is whole)", done.OldDataDir)
-	}
-	if err := r.Node.MkdirAll(m.DataDir, 0o700); err != nil {
-		return nil, err
-	}
+	d.say("etcd stopped (manifest moved to %s)", StoppedManifest)
+	return nil
+}
 
-	id, initialCluster, err := r.Etcd.AddLearner(ctx, m.Name, peerURL)
+// rejoinDataDir moves the old data directory aside: its data is the cluster's before the restore.
+func rejoinDataDir(_ context.Context, d *rejoinRun) error {
+	dataDir := d.m.DataDir
+	if d.Node.Exists(dataDir) {
+		d.done.OldDataDir = fmt.Sprintf("%s.before-rejoin-%s", dataDir, d.now().UTC().Format(timeFormat))
+		if err := d.Node.Rename(dataDir, d.done.OldDataDir); err != nil {
+			return hint.With(fmt.Errorf("move the etcd data directory %s aside: %w", dataDir, err), d.undo)
+		}
+		d.say("moved the old data directory aside to %s (kept; remove it once the cluster is whole)", d.done.OldDataDir)
+	}
+	return d.Node.MkdirAll(dataDir, 0o700)
+}
+
+// rejoinAddLearner adds the member as a learner and writes its manifest with the members etcd returned; the
+// kubelet then starts it.
+func rejoinAddLearner(ctx context.Context, d *rejoinRun) error {
+	peerURL := d.m.PeerURLs[0]
+	id, initialCluster, err := d.Etcd.AddLearner(ctx, d.m.Name, peerURL)
 	if err != nil {
-		return nil, hint.With(err, undo+"; run rejoin again once the restored cluster is healthy")
+		return hint.With(err, d.undo+"; run rejoin again once the restored cluster is healthy")
 	}
-	done.ID = id
+	d.done.ID = id
 	hexID := fmt.Sprintf("%x", id)
-	r.say("added %s (ID %s) as a learner", m.Name, hexID)
-	undo = fmt.Sprintf("the learner %s is in the member list; run rejoin again, or remove it with etcdctl member remove %s", hexID, hexID)
-	if err := r.WriteManifest(initialCluster); err != nil {
-		return nil, hint.With(err, undo)
+	d.say("added %s (ID %s) as a learner at %s", d.m.Name, hexID, peerURL)
+	d.undo = fmt.Sprintf("the learner %s is in the member list; run rejoin again, or remove it with etcdctl member remove %s", hexID, hexID)
+	if err := d.WriteManifest(initialCluster); err != nil {
+		return hint.With(err, d.undo)
 	}
-	if err := r.Node.Remove(StoppedManifest); err != nil {
-		return nil, err
+	if err := d.Node.Remove(StoppedManifest); err != nil {
+		return err
 	}
-	r.say("wrote %s: initial-cluster %s, initial-cluster-state=existing", staticpod.Path(staticpod.EtcdName), initialCluster)
+	d.say("wrote %s: initial-cluster %s, initial-cluster-state=existing", staticpod.Path(staticpod.EtcdName), initialCluster)
+	return nil
+}
 
-	step = r.now()
-	if err := r.Etcd.Promote(ctx, id); err != nil {
+// rejoinPromote promotes the learner; etcd refuses until it has caught up with the leader, and Promote retries.
+func rejoinPromote(ctx context.Context, d *rejoinRun) error {
+	if err := d.Etcd.Promote(ctx, d.done.ID); err != nil {
 		if errors.Is(err, etcd.ErrMemberNotFound) {
-			return nil, err
+			return err
 		}
-		return nil, hint.With(err, "check that the kubelet runs etcd on this node (`crictl ps -a --name etcd`) and that it reaches the other members' peer URLs; then run rejoin again")
+		return hint.With(err, "check that the kubelet runs etcd on this node (`crictl ps -a --name etcd`) and that it reaches the other members' peer URLs; then run rejoin again")
 	}
-	r.say("the learner caught up and was promoted to a voting member after %s", r.since(step))
-	r.say("rejoin done in %s", r.since(start))
-	return done, nil
+	d.say("the learner caught up and is a voting member now")
+	return nil
 }
 
 func (r *Rejoiner) say(format string, args ...any) {
-	fmt.Fprintf(r.Out, "[rejoin] "+format+"\n", args...)
+	fmt.Fprintf(r.Out, "  "+format+"\n", args...)
 }
 
 func (r *Rejoiner) now() time.Time {

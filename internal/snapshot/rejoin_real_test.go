@@ -148,7 +148,7 @@ func TestRestoreAndRejoinRealEtcd(t *testing.T) {
 	restorer := &Restorer{Node: n1.fsys, Files: nodefs.Host, Containers: k1, Probe: k1, Peers: NodeReacher{FS: n1.fsys, CertDir: testCertDir},
 		Disk: StatFS{}, Out: &out, Interval: 100 * time.Millisecond, Timeout: 30 * time.Second}
 	_, err = restorer.Restore(ctx, archive)
-	want := fmt.Sprintf("refusing to restore, nothing was changed: members of the old etcd cluster still run and would form a split brain with the restored member: cp2 (%s)", m2.clientURL)
+	want := fmt.Sprintf("phase restore/preflight: refusing to restore, nothing was changed: members of the old etcd cluster still run and would form a split brain with the restored member: cp2 (%s)", m2.clientURL)
 	if err == nil || err.Error() != want || !errors.Is(err, ErrSplitBrain) {
 		t.Fatalf("restore while cp2 runs: %v\nwant %s", err, want)
 	}

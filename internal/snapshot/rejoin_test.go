@@ -79,7 +79,7 @@ func TestRejoinOrderOfEffects(t *testing.T) {
 	if diff := cmp.Diff(wantLog, n.fx.log); diff != "" {
 		t.Errorf("effects (-want +got):\n%s", diff)
 	}
-	old := "/var/lib/etcd.before-rejoin-20261203T203004Z"
+	old := "/var/lib/etcd.before-rejoin-20261203T203007Z"
 	if done.OldDataDir != old || done.ID != 0x42 {
 		t.Errorf("rejoined = %+v", done)
 	}
@@ -108,7 +108,7 @@ func TestRejoinRefusesItsOwnMember(t *testing.T) {
 	r.Etcd.(*fakeMembership).endpoints = []string{cp2Client}
 	before := tree(t, n.fsys.Root)
 	_, err := r.Rejoin(t.Context())
-	if want := cp2Client + " is this node's own etcd member, not the restored cluster"; err == nil || err.Error() != want ||
+	if want := "phase rejoin/preflight: " + cp2Client + " is this node's own etcd member, not the restored cluster"; err == nil || err.Error() != want ||
 		hint.Of(err) != "pass --endpoints with the client URL of the member restored on another node" {
 		t.Fatalf("error = %v, want %s", err, want)
 	}

@@ -18,6 +18,7 @@ import (
 	"kubeboot.dev/kubeboot/internal/nodefs"
 	"kubeboot.dev/kubeboot/internal/reset"
 	"kubeboot.dev/kubeboot/internal/staticpod"
+	"kubeboot.dev/kubeboot/internal/workflow"
 )
 
 // StoppedManifest is where restore and rejoin move the etcd manifest to stop the member (the kubelet stops a
@@ -146,116 +147,183 @@ func findManifest(fsys nodefs.FS) (*localMember, error) {
 // of another cluster (unless Force), when members of the old cluster still run (a split brain), or when the new
 // data directory would not fit. Then it stops the node's etcd (its manifest moved to StoppedManifest), moves the
 // data directory aside (kept: Restored.OldDataDir), restores the snapshot into a new one as a one-member cluster
-// of this node's member, puts the manifest back and waits until etcd is healthy and the API server ready.
+// of this node's member, puts the manifest back and waits until etcd is healthy and the API server ready. Each
+// phase (RestorePhases) says on Out what it did and how long it took; an error names its phase.
 func (r *Restorer) Restore(ctx context.Context, file string) (*Restored, error) {
-	start := r.now()
-	m, err := findManifest(r.Node)
-	if err != nil {
+	d := &restoreRun{Restorer: r, file: file, start: r.now()}
+	defer func() {
+		if d.staged != "" {
+			os.Remove(d.staged)
+		}
+	}()
+	runner := workflow.Runner[*restoreRun]{Phases: restorePhases(), Out: r.Out, Now: r.Now}
+	if err := runner.Run(ctx, d, workflow.Options{}); err != nil {
 		return nil, err
 	}
-	dataDir := m.DataDir
-	parent := path.Dir(dataDir)
-	if err := r.Node.MkdirAll(parent, 0o755); err != nil {
-		return nil, err
-	}
+	fmt.Fprintf(r.Out, "[restore] done in %s\n", r.since(d.start))
+	return d.restored, nil
+}
 
-	// The database is staged beside the data directory: on the disk it goes to, and renamed into nothing.
-	staged, err := os.CreateTemp(r.Node.Path(parent), ".etcd-restore-*.db")
+// restoreRun is one restore's state, passed from phase to phase.
+type restoreRun struct {
+	*Restorer
+	file  string
+	start time.Time
+	m     *localMember
+	// staged is the snapshot.db extracted beside the data directory.
+	staged   string
+	contents *Contents
+	restored *Restored
+	// undo says how to go back once the node has changed.
+	undo string
+}
+
+// RestorePhases names the phases of a restore, in order: the first two only read and refuse.
+func RestorePhases() []string { return workflow.Paths(restorePhases()) }
+
+func restorePhases() []workflow.Phase[*restoreRun] {
+	return []workflow.Phase[*restoreRun]{{
+		Name: "restore", Short: "Restore an etcd snapshot as a one-member cluster",
+		Phases: []workflow.Phase[*restoreRun]{
+			{Name: "verify", Short: "Check the archive's SHA-256 and its CA against this node's", Run: restoreVerify},
+			{Name: "preflight", Short: "Refuse while other members of the old cluster run, or without disk space", Run: restorePreflight},
+			{Name: "stop-etcd", Short: "Move the etcd manifest aside and wait until etcd has stopped", Run: restoreStopEtcd},
+			{Name: "data-dir", Short: "Move the data directory aside and restore the snapshot into a new one", Run: restoreNewDataDir},
+			{Name: "start-etcd", Short: "Put the etcd manifest back and wait until etcd is healthy", Run: restoreStartEtcd},
+			{Name: "wait-apiserver", Short: "Wait until the API server is ready", Run: restoreWaitAPIServer,
+				RunIf: func(d *restoreRun) bool { return d.Node.Exists(staticpod.Path(staticpod.APIServerName)) }},
+		},
+	}}
+}
+
+// restoreVerify reads this node's etcd manifest and the archive, staging its database beside the data directory, and
+// compares the archive's CA with the node's.
+func restoreVerify(ctx context.Context, d *restoreRun) error {
+	m, err := findManifest(d.Node)
 	if err != nil {
-		return nil, fmt.Errorf("stage the snapshot beside %s: %w", dataDir, err)
+		return err
 	}
-	defer os.Remove(staged.Name())
-	c, err := Read(r.Files, file, r.Key, staged)
+	d.m = m
+	parent := path.Dir(m.DataDir)
+	if err := d.Node.MkdirAll(parent, 0o755); err != nil {
+		return err
+	}
+	// The database is staged beside the data directory: on the disk it goes to.
+	staged, err := os.CreateTemp(d.Node.Path(parent), ".etcd-restore-*.db")
+	if err != nil {
+		return fmt.Errorf("stage the snapshot beside %s: %w", m.DataDir, err)
+	}
+	d.staged = staged.Name()
+	c, err := Read(d.Files, d.file, d.Key, staged)
 	if cerr := staged.Close(); err == nil && cerr != nil {
-		err = fmt.Errorf("stage the snapshot beside %s: %w", dataDir, cerr)
+		err = fmt.Errorf("stage the snapshot beside %s: %w", m.DataDir, cerr)
 	}
 	if err != nil {
-		return nil, refused(err)
+		return refused(err)
 	}
+	d.contents = c
 	meta := c.Metadata
-	r.say("archive %s verified: snapshot.db SHA-256 %s, etcd %s, taken %s", file, short(meta.SnapshotSHA256), meta.EtcdVersion, meta.Time.Format(time.RFC3339))
+	d.say("archive %s verified: snapshot.db SHA-256 %s, etcd %s, taken %s", d.file, short(meta.SnapshotSHA256), meta.EtcdVersion, meta.Time.Format(time.RFC3339))
 
-	switch checked, err := CheckCA(c, r.Node, m.certDir); {
-	case err != nil && r.Force:
-		r.say("WARNING: %v; restoring anyway (--force)", err)
+	switch checked, err := CheckCA(c, d.Node, m.certDir); {
+	case err != nil && d.Force:
+		d.say("WARNING: %v; restoring anyway (--force)", err)
 	case err != nil:
-		return nil, refused(hint.With(err, "restore a snapshot of this cluster, or pass --force to restore it with this node's PKI"))
+		return refused(hint.With(err, "restore a snapshot of this cluster, or pass --force to restore it with this node's PKI"))
 	case !checked:
-		return nil, refused(hint.With(fmt.Errorf("this node has no cluster CA (%s) to compare the archive's with", path.Join(m.certDir, "ca.crt")),
+		return refused(hint.With(fmt.Errorf("this node has no cluster CA (%s) to compare the archive's with", path.Join(m.certDir, "ca.crt")),
 			"restore onto a control-plane node of the cluster the snapshot was taken of"))
+	default:
+		d.say("the archive's cluster CA and etcd CA are this node's")
 	}
+	return nil
+}
 
-	if err := r.checkPeers(ctx, m, meta); err != nil {
-		return nil, refused(err)
+// restorePreflight refuses while other members of the old cluster answer, or when the new data directory would not fit.
+func restorePreflight(ctx context.Context, d *restoreRun) error {
+	meta := d.contents.Metadata
+	if err := d.checkPeers(ctx, d.m, meta); err != nil {
+		return refused(err)
 	}
+	parent := path.Dir(d.m.DataDir)
 	need := uint64(float64(meta.SnapshotSize) * spaceFactor)
-	free, err := r.Disk.Free(r.Node.Path(parent))
+	free, err := d.Disk.Free(d.Node.Path(parent))
 	if err != nil {
-		return nil, refused(fmt.Errorf("free space under %s: %w", parent, err))
+		return refused(fmt.Errorf("free space under %s: %w", parent, err))
 	}
 	if free < need {
-		return nil, refused(fmt.Errorf("%w under %s for the new etcd data directory: %d bytes free, %d needed (1.5 times the snapshot's %d bytes)",
+		return refused(fmt.Errorf("%w under %s for the new etcd data directory: %d bytes free, %d needed (1.5 times the snapshot's %d bytes)",
 			ErrNoSpace, parent, free, need, meta.SnapshotSize))
 	}
-	r.say("checks passed in %s: the CA is this cluster's, no other member of the old cluster answers, %d bytes free for %d needed", r.since(start), free, need)
+	d.say("no other member of the old cluster answers; %d bytes free for %d needed", free, need)
+	return nil
+}
 
-	// From here on the node changes; each failure says how to go back.
-	step := r.now()
-	if m.manifest != StoppedManifest {
-		if err := r.Node.Rename(m.manifest, StoppedManifest); err != nil {
-			return nil, fmt.Errorf("stop etcd: move %s to %s: %w", m.manifest, StoppedManifest, err)
+// restoreStopEtcd moves the etcd manifest to StoppedManifest, unless it is there already, and waits until the kubelet
+// has stopped the container. From here on the node changes; each failure says how to go back.
+func restoreStopEtcd(ctx context.Context, d *restoreRun) error {
+	if d.m.manifest != StoppedManifest {
+		if err := d.Node.Rename(d.m.manifest, StoppedManifest); err != nil {
+			return fmt.Errorf("stop etcd: move %s to %s: %w", d.m.manifest, StoppedManifest, err)
 		}
 	}
-	undo := fmt.Sprintf("etcd is stopped: its manifest is %s; move it back to %s to start the old member again", StoppedManifest, staticpod.Path(staticpod.EtcdName))
-	if err := r.waitStopped(ctx); err != nil {
-		return nil, hint.With(err, undo)
+	d.undo = fmt.Sprintf("etcd is stopped: its manifest is %s; move it back to %s to start the old member again", StoppedManifest, staticpod.Path(staticpod.EtcdName))
+	if err := d.waitStopped(ctx); err != nil {
+		return hint.With(err, d.undo)
 	}
-	r.say("etcd stopped (manifest moved to %s) in %s", StoppedManifest, r.since(step))
+	d.say("etcd stopped (manifest moved to %s)", StoppedManifest)
+	return nil
+}
 
-	restored := &Restored{Metadata: meta}
-	if r.Node.Exists(dataDir) {
-		restored.OldDataDir = fmt.Sprintf("%s.before-restore-%s", dataDir, r.now().UTC().Format(timeFormat))
-		if err := r.Node.Rename(dataDir, restored.OldDataDir); err != nil {
-			return nil, hint.With(fmt.Errorf("move the etcd data directory %s aside: %w", dataDir, err), undo)
+// restoreNewDataDir moves the old data directory aside and restores the staged snapshot into a new one.
+func restoreNewDataDir(ctx context.Context, d *restoreRun) error {
+	dataDir := d.m.DataDir
+	d.restored = &Restored{Metadata: d.contents.Metadata}
+	if d.Node.Exists(dataDir) {
+		d.restored.OldDataDir = fmt.Sprintf("%s.before-restore-%s", dataDir, d.now().UTC().Format(timeFormat))
+		if err := d.Node.Rename(dataDir, d.restored.OldDataDir); err != nil {
+			return hint.With(fmt.Errorf("move the etcd data directory %s aside: %w", dataDir, err), d.undo)
 		}
-		r.say("moved the old data directory aside to %s (kept; remove it once the cluster is whole)", restored.OldDataDir)
-		undo = fmt.Sprintf("etcd is stopped and its data directory is %s: move it back to %s and %s back to %s to start the old member again",
-			restored.OldDataDir, dataDir, StoppedManifest, staticpod.Path(staticpod.EtcdName))
+		d.say("moved the old data directory aside to %s (kept; remove it once the cluster is whole)", d.restored.OldDataDir)
+		d.undo = fmt.Sprintf("etcd is stopped and its data directory is %s: move it back to %s and %s back to %s to start the old member again",
+			d.restored.OldDataDir, dataDir, StoppedManifest, staticpod.Path(staticpod.EtcdName))
 	}
-	step = r.now()
-	restoreDir := r.RestoreDataDir
+	restoreDir := d.RestoreDataDir
 	if restoreDir == nil {
 		restoreDir = RestoreDataDir
 	}
-	peerURL := m.PeerURLs[0]
-	if err := restoreDir(staged.Name(), DataDir{Path: r.Node.Path(dataDir), Name: m.Name, PeerURL: peerURL, ClusterToken: m.ClusterToken}); err != nil {
-		return nil, hint.With(err, undo)
+	peerURL := d.m.PeerURLs[0]
+	if err := restoreDir(d.staged, DataDir{Path: d.Node.Path(dataDir), Name: d.m.Name, PeerURL: peerURL, ClusterToken: d.m.ClusterToken}); err != nil {
+		return hint.With(err, d.undo)
 	}
-	r.say("restored the snapshot into %s as a one-member cluster: %s at %s (%s)", dataDir, m.Name, peerURL, r.since(step))
-
-	step = r.now()
-	if err := r.Node.Rename(StoppedManifest, staticpod.Path(staticpod.EtcdName)); err != nil {
-		return nil, fmt.Errorf("start etcd: move %s back to %s: %w", StoppedManifest, staticpod.Path(staticpod.EtcdName), err)
-	}
-	if err := r.waitHealthy(ctx, staticpod.EtcdName); err != nil {
-		return nil, hint.With(err, "look at it with `crictl ps -a --name etcd` and `crictl logs CONTAINER`")
-	}
-	r.say("etcd is healthy after %s", r.since(step))
-	if r.Node.Exists(staticpod.Path(staticpod.APIServerName)) {
-		step = r.now()
-		if err := r.waitHealthy(ctx, staticpod.APIServerName); err != nil {
-			return nil, hint.With(err, "etcd is restored and healthy; look at the API server with `crictl ps -a --name kube-apiserver` and `crictl logs CONTAINER`")
-		}
-		r.say("the API server is ready after %s", r.since(step))
-	}
-	for _, o := range meta.Members {
+	d.say("restored the snapshot into %s as a one-member cluster: %s at %s", dataDir, d.m.Name, peerURL)
+	for _, o := range d.contents.Metadata.Members {
 		if !slices.Contains(o.PeerURLs, peerURL) {
-			restored.Others = append(restored.Others, o)
+			d.restored.Others = append(d.restored.Others, o)
 		}
 	}
-	restored.ClientURL = firstOr(m.AdvertiseClientURLs, "")
-	r.say("restore done in %s", r.since(start))
-	return restored, nil
+	d.restored.ClientURL = firstOr(d.m.AdvertiseClientURLs, "")
+	return nil
+}
+
+// restoreStartEtcd puts the manifest back and waits until etcd is healthy.
+func restoreStartEtcd(ctx context.Context, d *restoreRun) error {
+	if err := d.Node.Rename(StoppedManifest, staticpod.Path(staticpod.EtcdName)); err != nil {
+		return fmt.Errorf("start etcd: move %s back to %s: %w", StoppedManifest, staticpod.Path(staticpod.EtcdName), err)
+	}
+	if err := d.waitHealthy(ctx, staticpod.EtcdName); err != nil {
+		return hint.With(err, "look at it with `crictl ps -a --name etcd` and `crictl logs CONTAINER`")
+	}
+	d.say("etcd is healthy")
+	return nil
+}
+
+func restoreWaitAPIServer(ctx context.Context, d *restoreRun) error {
+	if err := d.waitHealthy(ctx, staticpod.APIServerName); err != nil {
+		return hint.With(err, "etcd is restored and healthy; look at the API server with `crictl ps -a --name kube-apiserver` and `crictl logs CONTAINER`")
+	}
+	d.say("the API server is ready")
+	return nil
 }
 
 // refused marks a refusal: nothing was changed.
@@ -359,7 +427,7 @@ func poll(ctx context.Context, timeout, interval time.Duration, f func() error, 
 }
 
 func (r *Restorer) say(format string, args ...any) {
-	fmt.Fprintf(r.Out, "[restore] "+format+"\n", args...)
+	fmt.Fprintf(r.Out, "  "+format+"\n", args...)
 }
 
 func (r *Restorer) now() time.Time {

@@ -197,7 +197,7 @@ func TestRestoreOrderOfEffects(t *testing.T) {
 	if diff := cmp.Diff(wantLog, n.fx.log); diff != "" {
 		t.Errorf("effects (-want +got):\n%s", diff)
 	}
-	old := "/var/lib/etcd.before-restore-20261203T200005Z"
+	old := "/var/lib/etcd.before-restore-20261203T200009Z"
 	if restored.OldDataDir != old || restored.ClientURL != cp1Client || len(restored.Others) != 2 ||
 		restored.Others[0].Name != "cp2" || restored.Others[1].Name != "cp3" {
 		t.Errorf("restored = %+v", restored)
@@ -216,14 +216,21 @@ func TestRestoreOrderOfEffects(t *testing.T) {
 	if diff := cmp.Diff(want, after); diff != "" {
 		t.Errorf("node after the restore (-want +got):\n%s", diff)
 	}
-	wantOut := `[restore] archive ` + n.archive + ` verified: snapshot.db SHA-256 ` + short(restored.Metadata.SnapshotSHA256) + `, etcd 3.7.0, taken 2026-12-03T19:30:00Z
-[restore] checks passed in 1s: the CA is this cluster's, no other member of the old cluster answers, 1099511627776 bytes free for 116736 needed
-[restore] etcd stopped (manifest moved to /etc/kubernetes/etcd.yaml.stopped) in 1s
-[restore] moved the old data directory aside to ` + old + ` (kept; remove it once the cluster is whole)
-[restore] restored the snapshot into /var/lib/etcd as a one-member cluster: cp1 at https://10.77.0.10:2380 (1s)
-[restore] etcd is healthy after 1s
-[restore] the API server is ready after 1s
-[restore] restore done in 11s
+	wantOut := `  archive ` + n.archive + ` verified: snapshot.db SHA-256 ` + short(restored.Metadata.SnapshotSHA256) + `, etcd 3.7.0, taken 2026-12-03T19:30:00Z
+  the archive's cluster CA and etcd CA are this node's
+[restore/verify] done in 1s
+  no other member of the old cluster answers; 1099511627776 bytes free for 116736 needed
+[restore/preflight] done in 1s
+  etcd stopped (manifest moved to /etc/kubernetes/etcd.yaml.stopped)
+[restore/stop-etcd] done in 1s
+  moved the old data directory aside to /var/lib/etcd.before-restore-20261203T200009Z (kept; remove it once the cluster is whole)
+  restored the snapshot into /var/lib/etcd as a one-member cluster: cp1 at https://10.77.0.10:2380
+[restore/data-dir] done in 2s
+  etcd is healthy
+[restore/start-etcd] done in 1s
+  the API server is ready
+[restore/wait-apiserver] done in 1s
+[restore] done in 14s
 `
 	if out.String() != wantOut {
 		t.Errorf("output:\n%s\nwant:\n%s", out.String(), wantOut)
@@ -246,7 +253,7 @@ func TestRestoreRefusalsChangeNothing(t *testing.T) {
 					t.Fatal(err)
 				}
 			},
-			want: "refusing to restore, nothing was changed: $ARCHIVE: the archive is corrupt or truncated: ",
+			want: "phase restore/verify: refusing to restore, nothing was changed: $ARCHIVE: the archive is corrupt or truncated: ",
 			is:   ErrCorrupt,
 		},
 		{
@@ -254,7 +261,7 @@ func TestRestoreRefusalsChangeNothing(t *testing.T) {
 			setup: func(t *testing.T, n *restoreNode, _ *Restorer) {
 				saveFake(t, newTestNode(t), n.archive, nil, 0, saveTime)
 			},
-			want: "refusing to restore, nothing was changed: snapshot of another cluster: the archive's ca.crt is not this node's /etc/kubernetes/pki/ca.crt",
+			want: "phase restore/verify: refusing to restore, nothing was changed: snapshot of another cluster: the archive's ca.crt is not this node's /etc/kubernetes/pki/ca.crt",
 			is:   ErrOtherCluster,
 			hint: "restore a snapshot of this cluster, or pass --force to restore it with this node's PKI",
 		},
@@ -263,7 +270,7 @@ func TestRestoreRefusalsChangeNothing(t *testing.T) {
 			setup: func(t *testing.T, n *restoreNode, _ *Restorer) {
 				saveFake(t, n.testNode, n.archive, bytes.Repeat([]byte{7}, 32), 0, saveTime)
 			},
-			want: "refusing to restore, nothing was changed: $ARCHIVE: the archive is encrypted",
+			want: "phase restore/verify: refusing to restore, nothing was changed: $ARCHIVE: the archive is encrypted",
 			is:   ErrEncrypted,
 		},
 		{
@@ -271,7 +278,7 @@ func TestRestoreRefusalsChangeNothing(t *testing.T) {
 			setup: func(t *testing.T, n *restoreNode, _ *Restorer) {
 				n.fx.reach = map[string]error{"https://10.77.0.12:2379": nil}
 			},
-			want: "refusing to restore, nothing was changed: members of the old etcd cluster still run and would form a split brain with the restored member: cp3 (https://10.77.0.12:2379)",
+			want: "phase restore/preflight: refusing to restore, nothing was changed: members of the old etcd cluster still run and would form a split brain with the restored member: cp3 (https://10.77.0.12:2379)",
 			is:   ErrSplitBrain,
 			hint: "stop etcd on each of them first: `mv /etc/kubernetes/manifests/etcd.yaml /etc/kubernetes/etcd.yaml.stopped` there (`kubeboot etcd snapshot rejoin` finds it there later)",
 		},
@@ -284,13 +291,13 @@ func TestRestoreRefusalsChangeNothing(t *testing.T) {
 				}
 				n.fx.reach = map[string]error{"https://10.77.0.14:2379": nil, "https://10.77.0.11:2379": nil}
 			},
-			want: "refusing to restore, nothing was changed: members of the old etcd cluster still run and would form a split brain with the restored member: cp2 (https://10.77.0.11:2379), cp4 (https://10.77.0.14:2379)",
+			want: "phase restore/preflight: refusing to restore, nothing was changed: members of the old etcd cluster still run and would form a split brain with the restored member: cp2 (https://10.77.0.11:2379), cp4 (https://10.77.0.14:2379)",
 			is:   ErrSplitBrain,
 		},
 		{
 			name:  "no space",
 			setup: func(t *testing.T, n *restoreNode, _ *Restorer) { n.fx.free = 100_000 },
-			want:  "refusing to restore, nothing was changed: not enough free disk space under /var/lib for the new etcd data directory: 100000 bytes free, 116736 needed (1.5 times the snapshot's 77824 bytes)",
+			want:  "phase restore/preflight: refusing to restore, nothing was changed: not enough free disk space under /var/lib for the new etcd data directory: 100000 bytes free, 116736 needed (1.5 times the snapshot's 77824 bytes)",
 			is:    ErrNoSpace,
 		},
 	} {
@@ -329,7 +336,7 @@ func TestRestoreForceAnotherCluster(t *testing.T) {
 	if _, err := r.Restore(t.Context(), n.archive); err != nil {
 		t.Fatal(err)
 	}
-	if want := "[restore] WARNING: snapshot of another cluster: the archive's ca.crt is not this node's /etc/kubernetes/pki/ca.crt; restoring anyway (--force)\n"; !strings.Contains(out.String(), want) {
+	if want := "  WARNING: snapshot of another cluster: the archive's ca.crt is not this node's /etc/kubernetes/pki/ca.crt; restoring anyway (--force)\n"; !strings.Contains(out.String(), want) {
 		t.Errorf("output:\n%s\nwant a line %s", out.String(), want)
 	}
 }
@@ -353,14 +360,14 @@ func TestRestoreFailureSaysHowToGoBack(t *testing.T) {
 	n.fx.restoreErr = errors.New("disk on fire")
 	var out bytes.Buffer
 	_, err := n.restorer(&out).Restore(t.Context(), n.archive)
-	if err == nil || err.Error() != "disk on fire" {
+	if err == nil || err.Error() != "phase restore/data-dir: disk on fire" {
 		t.Fatalf("error = %v", err)
 	}
-	want := "etcd is stopped and its data directory is /var/lib/etcd.before-restore-20261203T200005Z: move it back to /var/lib/etcd and /etc/kubernetes/etcd.yaml.stopped back to /etc/kubernetes/manifests/etcd.yaml to start the old member again"
+	want := "etcd is stopped and its data directory is /var/lib/etcd.before-restore-20261203T200009Z: move it back to /var/lib/etcd and /etc/kubernetes/etcd.yaml.stopped back to /etc/kubernetes/manifests/etcd.yaml to start the old member again"
 	if hint.Of(err) != want {
 		t.Errorf("hint = %q\nwant   %q", hint.Of(err), want)
 	}
-	if !n.fsys.Exists(StoppedManifest) || !n.fsys.Exists("/var/lib/etcd.before-restore-20261203T200005Z/member/wal/0.wal") {
+	if !n.fsys.Exists(StoppedManifest) || !n.fsys.Exists("/var/lib/etcd.before-restore-20261203T200009Z/member/wal/0.wal") {
 		t.Errorf("the node is not as the hint says: %v", slices.Sorted(mapKeys(tree(t, n.fsys.Root))))
 	}
 }
