@@ -37,6 +37,7 @@ const DefaultSnapshotDir = "/var/lib/kubeboot/snapshots"
 type snapshotEtcd interface {
 	snapshot.Etcd
 	snapshot.Membership
+	snapshot.Local
 	Close() error
 }
 
@@ -395,7 +396,14 @@ rejoin with ` + "`kubeboot etcd snapshot rejoin`" + `.`,
 				return err
 			}
 			defer done()
-			r := &snapshot.Restorer{Node: fsys, Files: nodefs.Host, Key: key, Force: force, Containers: rt,
+			// This node's member, while it runs, lists the members of the cluster now: more than the snapshot's
+			// when some joined after it.
+			var local snapshot.Local
+			if api, err := deps.connect(fsys, f.certDir, etcd.Options{Endpoints: f.endpoints}); err == nil {
+				defer api.Close()
+				local = api
+			}
+			r := &snapshot.Restorer{Node: fsys, Files: nodefs.Host, Key: key, Force: force, Containers: rt, Local: local,
 				Probe: &restart.NodeProber{FS: fsys}, Peers: snapshot.NodeReacher{FS: fsys, CertDir: f.certDir}, Disk: snapshot.StatFS{},
 				Out: stdout, Now: deps.now, Timeout: waitTimeout}
 			restored, err := r.Restore(ctx, args[0])

@@ -41,6 +41,9 @@ func (f *fakeSnapshotEtcd) AddLearner(context.Context, string, string) (uint64, 
 func (f *fakeSnapshotEtcd) Promote(context.Context, uint64) error {
 	return errors.New("not in this test")
 }
+func (f *fakeSnapshotEtcd) LocalMemberList(context.Context) ([]etcd.Member, error) {
+	return nil, errors.New("not running")
+}
 func (f *fakeSnapshotEtcd) Endpoints() []string { return f.opts.Endpoints }
 func (f *fakeSnapshotEtcd) Close() error        { f.closed = true; return nil }
 

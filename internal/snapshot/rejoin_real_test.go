@@ -145,7 +145,7 @@ func TestRestoreAndRejoinRealEtcd(t *testing.T) {
 	put(t, kv1, 10, "/registry/later/")
 
 	var out bytes.Buffer
-	restorer := &Restorer{Node: n1.fsys, Files: nodefs.Host, Containers: k1, Probe: k1, Peers: NodeReacher{FS: n1.fsys, CertDir: testCertDir},
+	restorer := &Restorer{Node: n1.fsys, Files: nodefs.Host, Containers: k1, Probe: k1, Peers: NodeReacher{FS: n1.fsys, CertDir: testCertDir}, Local: c1,
 		Disk: StatFS{}, Out: &out, Interval: 100 * time.Millisecond, Timeout: 30 * time.Second}
 	_, err = restorer.Restore(ctx, archive)
 	want := fmt.Sprintf("phase restore/preflight: refusing to restore, nothing was changed: members of the old etcd cluster still run and would form a split brain with the restored member: cp2 (%s)", m2.clientURL)

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"kubeboot.dev/kubeboot/internal/cri"
+	"kubeboot.dev/kubeboot/internal/etcd"
 	"kubeboot.dev/kubeboot/internal/hint"
 	"kubeboot.dev/kubeboot/internal/nodefs"
 	"kubeboot.dev/kubeboot/internal/reset"
@@ -39,6 +40,12 @@ type Prober interface {
 // Reacher says which etcd client URLs answer, with a TLS handshake (NodeReacher is one).
 type Reacher interface {
 	Reach(ctx context.Context, endpoints []string) map[string]error
+}
+
+// Local lists the members as this node's etcd member knows them, without quorum (*etcd.Client's
+// LocalMemberList): the members of the cluster now, which may be more than the snapshot's.
+type Local interface {
+	LocalMemberList(ctx context.Context) ([]etcd.Member, error)
 }
 
 // Disk says how much space is free for a path (StatFS is one).
@@ -74,7 +81,10 @@ type Restorer struct {
 	Containers Containers
 	Probe      Prober
 	Peers      Reacher
-	Disk       Disk
+	// Local asks this node's running member for the current members; nil, or a member that does not answer,
+	// leaves the snapshot's members and the manifest's to check.
+	Local Local
+	Disk  Disk
 	// RestoreDataDir makes the new data directory (RestoreDataDir when nil).
 	RestoreDataDir func(db string, dir DataDir) error
 
@@ -332,8 +342,8 @@ func refused(err error) error {
 }
 
 // checkPeers refuses while another member of the old cluster answers at its client URL: the members in the
-// archive's metadata and those of this member's --initial-cluster (their client URLs on the client port of the
-// same host). A member that runs on would go on serving the old data beside the restored one: a split brain.
+// archive's metadata, those this node's running member lists now (members added after the snapshot), and those of
+// this member's --initial-cluster (their client URLs on the client port of the same host). A member that runs on would go on serving the old data beside the restored one: a split brain.
 func (r *Restorer) checkPeers(ctx context.Context, m *localMember, meta Metadata) error {
 	own := append(slices.Clone(m.ClientURLs), m.AdvertiseClientURLs...)
 	names := map[string]string{} // client URL: member name
@@ -350,6 +360,19 @@ func (r *Restorer) checkPeers(ctx context.Context, m *localMember, meta Metadata
 		}
 		for _, u := range o.ClientURLs {
 			add(o.Name, u)
+		}
+	}
+	if r.Local != nil {
+		current, err := r.Local.LocalMemberList(ctx)
+		if err != nil {
+			r.say("this node's etcd member does not list the current members (%v): checking the snapshot's and the manifest's", err)
+		}
+		for _, o := range current {
+			if !slices.ContainsFunc(o.PeerURLs, func(u string) bool { return slices.Contains(m.PeerURLs, u) }) {
+				for _, u := range o.ClientURLs {
+					add(o.Name, u)
+				}
+			}
 		}
 	}
 	for _, entry := range m.InitialCluster {

@@ -16,6 +16,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"kubeboot.dev/kubeboot/internal/cri"
+	"kubeboot.dev/kubeboot/internal/etcd"
 	"kubeboot.dev/kubeboot/internal/hint"
 	"kubeboot.dev/kubeboot/internal/nodefs"
 	"kubeboot.dev/kubeboot/internal/staticpod"
@@ -295,6 +296,16 @@ func TestRestoreRefusalsChangeNothing(t *testing.T) {
 			is:   ErrSplitBrain,
 		},
 		{
+			name: "a member added after the snapshot still runs",
+			setup: func(t *testing.T, n *restoreNode, r *Restorer) {
+				cp4 := etcd.Member{ID: 4, Name: "cp4", PeerURLs: []string{"https://10.77.0.14:2380"}, ClientURLs: []string{"https://10.77.0.14:2379"}}
+				r.Local = localMembers{cp1, cp2, cp4}
+				n.fx.reach = map[string]error{"https://10.77.0.14:2379": nil}
+			},
+			want: "phase restore/preflight: refusing to restore, nothing was changed: members of the old etcd cluster still run and would form a split brain with the restored member: cp4 (https://10.77.0.14:2379)",
+			is:   ErrSplitBrain,
+		},
+		{
 			name:  "no space",
 			setup: func(t *testing.T, n *restoreNode, _ *Restorer) { n.fx.free = 100_000 },
 			want:  "phase restore/preflight: refusing to restore, nothing was changed: not enough free disk space under /var/lib for the new etcd data directory: 100000 bytes free, 116736 needed (1.5 times the snapshot's 77824 bytes)",
@@ -326,6 +337,11 @@ func TestRestoreRefusalsChangeNothing(t *testing.T) {
 		})
 	}
 }
+
+// localMembers is what this node's running member lists.
+type localMembers []etcd.Member
+
+func (l localMembers) LocalMemberList(context.Context) ([]etcd.Member, error) { return l, nil }
 
 func TestRestoreForceAnotherCluster(t *testing.T) {
 	n := newRestoreNode(t)
