@@ -655,7 +655,7 @@ func transient(err error) bool {
 
 // Snapshot streams a consistent point-in-time copy of the backend database of the member at the client's first
 // endpoint to w (etcd's Maintenance.Snapshot, what `etcdctl snapshot save` saves), and returns its size and the
-// etcd version of the member that made it. The copy ends with etcd's SHA-256 trailer, which etcdutl's restore
+// etcd version the member that made it runs. The copy ends with etcd's SHA-256 trailer, which etcdutl's restore
 // checks.
 func (c *Client) Snapshot(ctx context.Context, w io.Writer) (size int64, version string, err error) {
 	eps := c.cli.Endpoints()
@@ -668,6 +668,14 @@ func (c *Client) Snapshot(ctx context.Context, w io.Writer) (size int64, version
 		return 0, "", fmt.Errorf("etcd client for %s: %w", eps[0], err)
 	}
 	defer one.Close()
+	// The snapshot stream carries the storage version, which a member writes only a while after it started; the
+	// member's status says which etcd it runs.
+	sctx, cancel := context.WithTimeout(ctx, statusTimeout)
+	st, err := one.Status(sctx, eps[0])
+	cancel()
+	if err != nil {
+		return 0, "", fmt.Errorf("status of the etcd member at %s: %w", eps[0], err)
+	}
 	resp, err := one.SnapshotWithVersion(ctx)
 	if err != nil {
 		return 0, "", fmt.Errorf("snapshot of the etcd member at %s: %w", eps[0], err)
@@ -677,7 +685,7 @@ func (c *Client) Snapshot(ctx context.Context, w io.Writer) (size int64, version
 	if err != nil {
 		return size, "", fmt.Errorf("snapshot of the etcd member at %s: %w", eps[0], err)
 	}
-	return size, resp.Version, nil
+	return size, st.Version, nil
 }
 
 // Reachable reports, for each endpoint, whether a member answers there: nil when a connection with a completed

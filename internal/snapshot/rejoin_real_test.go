@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -24,6 +25,7 @@ import (
 // kubelet plays the kubelet of one node for its etcd static Pod: the member runs while its manifest is in the
 // manifests directory, from the data directory of the manifest.
 type kubelet struct {
+	mu     sync.Mutex // the test's own kubelet loop runs beside the restore's or rejoin's calls
 	t      *testing.T
 	node   *testNode
 	member *realEtcd
@@ -33,6 +35,8 @@ type kubelet struct {
 }
 
 func (k *kubelet) sync() {
+	k.mu.Lock()
+	defer k.mu.Unlock()
 	present := k.node.fsys.Exists(staticpod.Path(staticpod.EtcdName))
 	switch {
 	case !present && k.member.running():
@@ -44,10 +48,18 @@ func (k *kubelet) sync() {
 
 func (k *kubelet) ListContainers(context.Context, map[string]string) ([]cri.Container, error) {
 	k.sync()
+	k.mu.Lock()
+	defer k.mu.Unlock()
 	if k.member.running() {
 		return []cri.Container{{ID: k.member.name, State: cri.ContainerRunning}}, nil
 	}
 	return nil, nil
+}
+
+func (k *kubelet) setInitialCluster(ic string) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.initialCluster = ic
 }
 
 func (k *kubelet) Probe(ctx context.Context, component string) error {
@@ -187,21 +199,22 @@ func TestRestoreAndRejoinRealEtcd(t *testing.T) {
 	pkiBefore, _ := n2.fsys.List(testCertDir)
 	rejoiner := &Rejoiner{Node: n2.fsys, Etcd: c1, Containers: k2, Out: &out, Interval: 100 * time.Millisecond, Timeout: 30 * time.Second,
 		WriteManifest: func(initialCluster string) error {
-			k2.initialCluster = initialCluster
+			k2.setInitialCluster(initialCluster)
 			return n2.fsys.WriteFile(staticpod.Path(staticpod.EtcdName), []byte(etcdManifest("cp2", m2.clientURL, m2.peerURL, initialCluster, "/var/lib/etcd")), 0o600)
 		}}
 	// The kubelet starts the member as soon as its manifest is back.
 	stop := make(chan struct{})
-	defer close(stop)
+	var loop sync.WaitGroup
+	defer func() { close(stop); loop.Wait() }()
+	loop.Add(1)
 	go func() {
+		defer loop.Done()
 		for {
 			select {
 			case <-stop:
 				return
 			case <-time.After(50 * time.Millisecond):
-				if n2.fsys.Exists(staticpod.Path(staticpod.EtcdName)) && !m2.running() {
-					k2.sync()
-				}
+				k2.sync()
 			}
 		}
 	}()
