@@ -239,7 +239,8 @@ with --kubeconfig, or from --config; without either the archive holds none.`,
 // else none (said on out: the snapshot matters more than the configuration).
 func saveClusterConfig(ctx context.Context, out io.Writer, fsys nodefs.FS, deps snapshotDeps, kubeconfig, configFile string) (*config.ClusterConfiguration, error) {
 	if configFile != "" {
-		return clusterConfigFile(configFile)
+		cc, _, err := clusterConfigFile(configFile)
+		return cc, err
 	}
 	path := fsys.Path(kubeconfig)
 	if _, err := os.Stat(path); err != nil {
@@ -255,21 +256,36 @@ func saveClusterConfig(ctx context.Context, out io.Writer, fsys nodefs.FS, deps 
 }
 
 // clusterConfigFile reads the ClusterConfiguration of a kubeadm configuration file, defaulted as kubeadm's
-// scheme does.
-func clusterConfigFile(file string) (*config.ClusterConfiguration, error) {
+// scheme does, and the file's other documents.
+func clusterConfigFile(file string) (*config.ClusterConfiguration, *config.Documents, error) {
 	b, err := readConfigFile(file, "init-defaults")
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	docs, err := config.Load(b)
 	if err != nil {
-		return nil, fmt.Errorf("--config %s: %w", file, err)
+		return nil, nil, fmt.Errorf("--config %s: %w", file, err)
 	}
 	if docs.Cluster == nil {
-		return nil, fmt.Errorf("--config %s: no %s", file, config.KindCluster)
+		return nil, nil, fmt.Errorf("--config %s: no %s", file, config.KindCluster)
 	}
 	config.SetClusterStaticDefaults(docs.Cluster)
-	return docs.Cluster, nil
+	return docs.Cluster, docs, nil
+}
+
+// nodeOptionsFrom takes what join's etcd manifest renders from the node's own configuration, the patches
+// directory, the health-check timeout and the image pull policy, from the InitConfiguration or
+// JoinConfiguration of --config: the file the node was made with renders the manifest it had.
+func nodeOptionsFrom(node *config.Node, docs *config.Documents) {
+	switch {
+	case docs == nil:
+	case docs.Join != nil:
+		node.Patches, node.Timeouts = docs.Join.Patches, docs.Join.Timeouts
+		node.Registration.ImagePullPolicy = docs.Join.NodeRegistration.ImagePullPolicy
+	case docs.Init != nil:
+		node.Patches, node.Timeouts = docs.Init.Patches, docs.Init.Timeouts
+		node.Registration.ImagePullPolicy = docs.Init.NodeRegistration.ImagePullPolicy
+	}
 }
 
 func newSnapshotVerifyCmd(stdout io.Writer, f *etcdFlags, cmdCtx cmdContext) *cobra.Command {
@@ -451,7 +467,8 @@ cluster as a learner under its name and peer URL, its manifest written as join w
 existing), and the learner promoted once it has caught up. No other file of the node is touched.
 
 --endpoints is the client URL of the restored member. The ClusterConfiguration the manifest is rendered from is
-read from kube-system/kubeadm-config with --kubeconfig, or from --config.`,
+read from kube-system/kubeadm-config with --kubeconfig, or from --config; the node's patches directory, timeouts
+and image pull policy come from the InitConfiguration or JoinConfiguration of --config.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if !cmd.Flags().Changed("endpoints") {
@@ -469,8 +486,9 @@ read from kube-system/kubeadm-config with --kubeconfig, or from --config.`,
 				return err
 			}
 			var cc *config.ClusterConfiguration
+			var docs *config.Documents
 			if configFile != "" {
-				cc, err = clusterConfigFile(configFile)
+				cc, docs, err = clusterConfigFile(configFile)
 			} else {
 				cc, err = deps.clusterConfig(ctx, fsys.Path(kubeconfig))
 				if err != nil {
@@ -484,6 +502,7 @@ read from kube-system/kubeadm-config with --kubeconfig, or from --config.`,
 			if err != nil {
 				return err
 			}
+			nodeOptionsFrom(node, docs)
 			rt, done, err := deps.runtime(ctx, fsys)
 			if err != nil {
 				return err

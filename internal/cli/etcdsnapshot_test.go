@@ -239,3 +239,41 @@ func TestRejoinNode(t *testing.T) {
 		}
 	}
 }
+
+func TestRejoinNodeOptionsFromConfig(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "join.yaml")
+	doc := `apiVersion: kubeadm.k8s.io/v1beta4
+kind: ClusterConfiguration
+etcd:
+  local:
+    dataDir: /var/lib/etcd
+---
+apiVersion: kubeadm.k8s.io/v1beta4
+kind: JoinConfiguration
+nodeRegistration:
+  imagePullPolicy: Never
+patches:
+  directory: /etc/kubeboot/patches
+discovery:
+  bootstrapToken:
+    apiServerEndpoint: 10.0.0.5:6443
+    token: abcdef.0123456789abcdef
+    unsafeSkipCAVerification: true
+`
+	if err := os.WriteFile(file, []byte(doc), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cc, docs, err := clusterConfigFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	node, err := rejoinNode(&reset.EtcdMember{Name: "cp-2", PeerURLs: []string{"https://10.0.0.2:2380"}, DataDir: "/var/lib/etcd",
+		TrustedCAFile: "/etc/kubernetes/pki/etcd/ca.crt"}, cc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nodeOptionsFrom(node, docs)
+	if node.Patches == nil || node.Patches.Directory != "/etc/kubeboot/patches" || node.Registration.ImagePullPolicy != "Never" {
+		t.Errorf("node = %+v", node)
+	}
+}
