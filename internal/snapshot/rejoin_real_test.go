@@ -112,11 +112,16 @@ func writeManifest(t *testing.T, n *testNode, m *realEtcd, initialCluster string
 	}
 }
 
-// TestRestoreAndRejoinRealEtcd runs the whole story on real etcd members of the default release: a two-member
+// TestRestoreAndRejoinRealEtcd runs the whole story on real etcd members of each release: a two-member
 // cluster is saved, changed, refused a restore while its second member runs, restored on the first node once it
 // is stopped, and the second node rejoins as a learner that is promoted; both then serve the snapshot's keys.
 func TestRestoreAndRejoinRealEtcd(t *testing.T) {
-	binary := labbin.Require(t, "", "etcd")
+	for _, rel := range []struct{ name, version string }{{"default release", ""}, {"v1.36 (etcd 3.6)", "v1.36.3"}} {
+		t.Run(rel.name, func(t *testing.T) { restoreAndRejoin(t, labbin.Require(t, rel.version, "etcd")) })
+	}
+}
+
+func restoreAndRejoin(t *testing.T, binary string) {
 	ctx := t.Context()
 	n1 := newTestNode(t)
 	n2 := copyPKI(t, n1)
