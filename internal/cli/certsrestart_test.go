@@ -119,8 +119,8 @@ func withManifests(t *testing.T, root string, components ...string) {
 	}
 }
 
-// snapshot reads every file of the node's /etc/kubernetes.
-func snapshot(t *testing.T, root string) map[string]string {
+// kubernetesFiles reads every file of the node's /etc/kubernetes.
+func kubernetesFiles(t *testing.T, root string) map[string]string {
 	t.Helper()
 	files := map[string]string{}
 	dir := filepath.Join(root, "etc/kubernetes")
@@ -146,7 +146,7 @@ func TestCertsRenewIfExpiresWithin(t *testing.T) {
 	flags := []string{"--config", cfgFile, "--rootfs", root}
 
 	t.Run("nothing due: one line, nothing else, no restart", func(t *testing.T) {
-		before := snapshot(t, root)
+		before := kubernetesFiles(t, root)
 		out, err := runRenew(t, renewDepsFor(t, made, nil), append([]string{"all", "--if-expires-within", "720h", "--restart"}, flags...)...)
 		if err != nil {
 			t.Fatal(err)
@@ -154,7 +154,7 @@ func TestCertsRenewIfExpiresWithin(t *testing.T) {
 		if want := "[renew] No certificate expires within 720h0m0s: nothing to renew\n"; out != want {
 			t.Errorf("printed %q, want %q", out, want)
 		}
-		if d := cmp.Diff(before, snapshot(t, root)); d != "" {
+		if d := cmp.Diff(before, kubernetesFiles(t, root)); d != "" {
 			t.Errorf("files changed (-before +after):\n%s", d)
 		}
 	})
@@ -262,7 +262,7 @@ func TestCertsRenewRestart(t *testing.T) {
 		node := newFakeNode()
 		node.members[2].Healthy, node.members[2].Problem = false, "unreachable: dial tcp 10.0.0.3:2379: connect: connection refused"
 		node.servers[2].Ready, node.servers[2].Problem = false, "its Pod is not Ready"
-		before := snapshot(t, root)
+		before := kubernetesFiles(t, root)
 		out, err := runRenew(t, renewDepsFor(t, now, node), "all", "--restart", "--config", cfgFile, "--rootfs", root)
 		wantErr := "refusing to restart etcd, kube-apiserver, kube-controller-manager, kube-scheduler on this node: the rest of the control plane is not healthy: " +
 			"etcd member cp-3 (https://10.0.0.3:2380) is not healthy: unreachable: dial tcp 10.0.0.3:2379: connect: connection refused; " +
@@ -273,7 +273,7 @@ func TestCertsRenewRestart(t *testing.T) {
 		if out != "" {
 			t.Errorf("printed %q", out)
 		}
-		if d := cmp.Diff(before, snapshot(t, root)); d != "" {
+		if d := cmp.Diff(before, kubernetesFiles(t, root)); d != "" {
 			t.Errorf("files changed (-before +after):\n%s", d)
 		}
 		if d := cmp.Diff([]string{"check etcd", "check API servers", "done"}, node.log); d != "" {

@@ -48,15 +48,19 @@ func hostEtcdConnect(f etcdFlags) (etcdAPI, error) {
 }
 
 func newEtcdCmd(stdout io.Writer) *cobra.Command {
-	return newEtcdCmdWith(stdout, hostEtcdConnect)
+	return newEtcdCmdWithDeps(stdout, hostEtcdConnect, hostSnapshotDeps())
 }
 
 func newEtcdCmdWith(stdout io.Writer, connect etcdConnect) *cobra.Command {
+	return newEtcdCmdWithDeps(stdout, connect, hostSnapshotDeps())
+}
+
+func newEtcdCmdWithDeps(stdout io.Writer, connect etcdConnect, snapshotDeps snapshotDeps) *cobra.Command {
 	var f etcdFlags
 	cmd := &cobra.Command{
 		Use:   "etcd",
-		Short: "Inspect the cluster's stacked etcd",
-		Long: `Inspect the cluster's stacked etcd: its members and their health.
+		Short: "Inspect the cluster's stacked etcd, back it up and restore it",
+		Long: `Inspect the cluster's stacked etcd: its members and their health; back it up and restore it (snapshot).
 
 The commands reach etcd as kubeadm's own tools do: with the etcd CA and the healthcheck-client certificate
 (or apiserver-etcd-client) of the certificates directory, at the local member by default.`,
@@ -141,7 +145,7 @@ member is not healthy, so scripts can wait on it.`,
 		},
 	}
 	status.Flags().StringVarP(&statusOutput, "output", "o", "table", "output format: table or json")
-	cmd.AddCommand(member, status)
+	cmd.AddCommand(member, status, newEtcdSnapshotCmd(stdout, &f, snapshotDeps))
 	return cmd
 }
 

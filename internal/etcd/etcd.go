@@ -9,6 +9,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/url"
 	"slices"
@@ -650,4 +651,58 @@ func transient(err error) bool {
 		return true
 	}
 	return false
+}
+
+// Snapshot streams a consistent point-in-time copy of the backend database of the member at the client's first
+// endpoint to w (etcd's Maintenance.Snapshot, what `etcdctl snapshot save` saves), and returns its size and the
+// etcd version the member that made it runs. The copy ends with etcd's SHA-256 trailer, which etcdutl's restore
+// checks.
+func (c *Client) Snapshot(ctx context.Context, w io.Writer) (size int64, version string, err error) {
+	eps := c.cli.Endpoints()
+	if err := reach(ctx, eps[0], c.tls); err != nil {
+		return 0, "", fmt.Errorf("snapshot of the etcd member at %s: %w", eps[0], err)
+	}
+	// A snapshot goes to one member: the client's balancer would pick any endpoint.
+	one, err := clientv3.New(clientv3.Config{Endpoints: eps[:1], TLS: c.tls, DialTimeout: 2 * time.Second, Logger: zap.NewNop()})
+	if err != nil {
+		return 0, "", fmt.Errorf("etcd client for %s: %w", eps[0], err)
+	}
+	defer one.Close()
+	// The snapshot stream carries the storage version, which a member writes only a while after it started; the
+	// member's status says which etcd it runs.
+	sctx, cancel := context.WithTimeout(ctx, statusTimeout)
+	st, err := one.Status(sctx, eps[0])
+	cancel()
+	if err != nil {
+		return 0, "", fmt.Errorf("status of the etcd member at %s: %w", eps[0], err)
+	}
+	resp, err := one.SnapshotWithVersion(ctx)
+	if err != nil {
+		return 0, "", fmt.Errorf("snapshot of the etcd member at %s: %w", eps[0], err)
+	}
+	defer resp.Snapshot.Close()
+	size, err = io.Copy(w, resp.Snapshot)
+	if err != nil {
+		return size, "", fmt.Errorf("snapshot of the etcd member at %s: %w", eps[0], err)
+	}
+	return size, st.Version, nil
+}
+
+// Reachable reports, for each endpoint, whether a member answers there: nil when a connection with a completed
+// TLS handshake (tlsConfig's) was made, the reason otherwise. The probes run concurrently, each bounded by a
+// couple of seconds. A restore asks whether members of the old cluster still run.
+func Reachable(ctx context.Context, endpoints []string, tlsConfig *tls.Config) map[string]error {
+	out := make(map[string]error, len(endpoints))
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for _, ep := range endpoints {
+		wg.Go(func() {
+			err := reach(ctx, ep, tlsConfig)
+			mu.Lock()
+			out[ep] = err
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	return out
 }

@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"slices"
 	"strings"
 	"time"
 
+	"kubeboot.dev/kubeboot/internal/config"
 	"kubeboot.dev/kubeboot/internal/etcd"
 	"kubeboot.dev/kubeboot/internal/initflow"
 	"kubeboot.dev/kubeboot/internal/manifests"
@@ -123,7 +125,7 @@ func joinEtcd(ctx context.Context, d *Data) error {
 	fmt.Fprintf(d.Out, "  added etcd member %s (ID %s) as a learner at %s through %s\n", name, hexID, peerURL, strings.Join(ec.Endpoints(), ","))
 	// From here on a failure leaves a learner in the member list: it cannot vote, and reset removes it.
 	undo := fmt.Sprintf("the learner %s stays in the etcd member list until `kubeboot reset` on this node removes it", hexID)
-	initial, err := parseInitialCluster(initialCluster)
+	initial, err := ParseInitialCluster(initialCluster)
 	if err != nil {
 		return fmt.Errorf("%w; %s", err, undo)
 	}
@@ -156,8 +158,8 @@ func orElse(s, otherwise string) string {
 	return s
 }
 
-// parseInitialCluster splits etcd's --initial-cluster ("name=peerURL,...").
-func parseInitialCluster(s string) ([]manifests.EtcdMember, error) {
+// ParseInitialCluster splits etcd's --initial-cluster ("name=peerURL,...", what etcd.Client.AddLearner returns).
+func ParseInitialCluster(s string) ([]manifests.EtcdMember, error) {
 	var out []manifests.EtcdMember
 	for _, part := range strings.Split(s, ",") {
 		name, peer, ok := strings.Cut(part, "=")
@@ -169,13 +171,20 @@ func parseInitialCluster(s string) ([]manifests.EtcdMember, error) {
 	return out, nil
 }
 
-// writeEtcdManifest writes etcd.yaml for this node joining initial, with the node's etcd patches applied.
+// writeEtcdManifest writes etcd.yaml for this node joining initial (WriteEtcdManifest).
 func writeEtcdManifest(d *Data, cp *controlPlaneJoin, initial []manifests.EtcdMember) error {
-	pod, err := manifests.Etcd(cp.cluster, cp.node, initial)
+	return WriteEtcdManifest(d.FS, d.Out, cp.cluster, cp.node, initial)
+}
+
+// WriteEtcdManifest writes the etcd static Pod of node joining the members initial (which include it) with
+// initial-cluster-state=existing, with the node's etcd patches applied (reported on out): the manifest of
+// join's etcd-join phase, and of a former member rejoining a restored cluster (`etcd snapshot rejoin`).
+func WriteEtcdManifest(fsys nodefs.FS, out io.Writer, cluster *config.Cluster, node *config.Node, initial []manifests.EtcdMember) error {
+	pod, err := manifests.Etcd(cluster, node, initial)
 	if err != nil {
 		return err
 	}
-	set, err := patches.LoadConfigured(d.FS, cp.node.Patches)
+	set, err := patches.LoadConfigured(fsys, node.Patches)
 	if err != nil {
 		return fmt.Errorf("write static Pod manifest for %s: %w", staticpod.EtcdName, err)
 	}
@@ -183,8 +192,8 @@ func writeEtcdManifest(d *Data, cp *controlPlaneJoin, initial []manifests.EtcdMe
 	if err != nil {
 		return err
 	}
-	initflow.ReportPatches(d.Out, applied)
-	return manifests.Write(d.FS, staticpod.EtcdName, pod)
+	initflow.ReportPatches(out, applied)
+	return manifests.Write(fsys, staticpod.EtcdName, pod)
 }
 
 // waitMemberRunning polls the member list and the members' status until the member id has started (it has

@@ -7,6 +7,7 @@ package nodefs
 import (
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -150,4 +151,59 @@ func (f FS) List(p string) ([]string, error) {
 	}
 	sort.Strings(out)
 	return out, err
+}
+
+// ErrInMemory is returned by the operations only a directory supports.
+var ErrInMemory = errors.New("not supported by a filesystem held in memory")
+
+// Rename moves the node path oldPath (a file or a directory) to newPath, on the same filesystem. It does not
+// replace an existing directory. A Memory or Overlay FS does not support it (ErrInMemory): it moves what is on a
+// disk, such as an etcd data directory moved aside.
+func (f FS) Rename(oldPath, newPath string) error {
+	if f.mem != nil {
+		return fmt.Errorf("rename %s: %w", oldPath, ErrInMemory)
+	}
+	return os.Rename(f.Path(oldPath), f.Path(newPath))
+}
+
+// WriteFileFrom is WriteFile for content too large to hold in memory: it copies r to the node path p atomically
+// (temporary file in the same directory, synced, then renamed), creating parent directories 0755, and returns the
+// number of bytes written. A failed copy leaves nothing behind.
+func (f FS) WriteFileFrom(p string, r io.Reader, perm os.FileMode) (int64, error) {
+	if f.mem != nil {
+		data, err := io.ReadAll(r)
+		if err != nil {
+			return 0, fmt.Errorf("write %s: %w", p, err)
+		}
+		f.mem.writeFile(p, data, perm)
+		return int64(len(data)), nil
+	}
+	target := f.Path(p)
+	dir := filepath.Dir(target)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return 0, fmt.Errorf("create directory %s: %w", dir, err)
+	}
+	tmp, err := os.CreateTemp(dir, "."+filepath.Base(target)+".tmp-*")
+	if err != nil {
+		return 0, fmt.Errorf("write %s: %w", target, err)
+	}
+	defer os.Remove(tmp.Name()) // no-op after a successful rename
+	if err := tmp.Chmod(perm); err != nil {
+		tmp.Close()
+		return 0, fmt.Errorf("write %s: %w", target, err)
+	}
+	n, err := io.Copy(tmp, r)
+	if err == nil {
+		err = tmp.Sync()
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return n, fmt.Errorf("write %s: %w", target, err)
+	}
+	if err := os.Rename(tmp.Name(), target); err != nil {
+		return n, fmt.Errorf("write %s: %w", target, err)
+	}
+	return n, nil
 }

@@ -1,6 +1,7 @@
 package nodefs
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -72,5 +73,61 @@ func TestListRemoveExists(t *testing.T) {
 	}
 	if err := fs.Remove("/etc/kubernetes/a.conf"); err != nil {
 		t.Fatalf("removing a missing file: %v", err)
+	}
+}
+
+// failingReader fails after some data, as a snapshot stream that breaks off.
+type failingReader struct{ sent bool }
+
+func (f *failingReader) Read(p []byte) (int, error) {
+	if f.sent {
+		return 0, errors.New("stream broke")
+	}
+	f.sent = true
+	return copy(p, "partial"), nil
+}
+
+func TestWriteFileFrom(t *testing.T) {
+	fs := FS{Root: t.TempDir()}
+	n, err := fs.WriteFileFrom("/backups/a.tar.gz", strings.NewReader("archive"), 0o600)
+	if err != nil || n != 7 {
+		t.Fatalf("WriteFileFrom = %d, %v", n, err)
+	}
+	st, err := os.Stat(fs.Path("/backups/a.tar.gz"))
+	if err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("stat = %v, %v", st, err)
+	}
+	// A stream that breaks off leaves neither the file nor a temporary one.
+	_, err = fs.WriteFileFrom("/backups/b.tar.gz", &failingReader{}, 0o600)
+	if err == nil || !strings.HasSuffix(err.Error(), "stream broke") {
+		t.Fatalf("error = %v", err)
+	}
+	entries, _ := os.ReadDir(fs.Path("/backups"))
+	if len(entries) != 1 || entries[0].Name() != "a.tar.gz" {
+		t.Errorf("entries = %v", entries)
+	}
+
+	mem := Memory()
+	if _, err := mem.WriteFileFrom("/x", strings.NewReader("data"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := mem.ReadFile("/x"); string(b) != "data" {
+		t.Errorf("memory read %q", b)
+	}
+}
+
+func TestRename(t *testing.T) {
+	fs := FS{Root: t.TempDir()}
+	if err := fs.WriteFile("/var/lib/etcd/member/snap/db", []byte("db"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := fs.Rename("/var/lib/etcd", "/var/lib/etcd.old"); err != nil {
+		t.Fatal(err)
+	}
+	if fs.Exists("/var/lib/etcd") || !fs.Exists("/var/lib/etcd.old/member/snap/db") {
+		t.Error("the directory did not move")
+	}
+	if err := Memory().Rename("/a", "/b"); !errors.Is(err, ErrInMemory) {
+		t.Errorf("Memory().Rename = %v, want ErrInMemory", err)
 	}
 }

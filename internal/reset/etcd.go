@@ -35,7 +35,12 @@ type EtcdMember struct {
 	PeerURLs []string
 	// TrustedCAFile is --trusted-ca-file, the etcd CA; the client certificates kubeadm issues sit next to it.
 	TrustedCAFile string
+	// ClusterToken is --initial-cluster-token; "" when etcd's default is used (kubeadm sets none).
+	ClusterToken string
 }
+
+// CertDir is the certificates directory of the member's manifest (see etcdCertDir).
+func (m *EtcdMember) CertDir() (string, error) { return etcdCertDir(m) }
 
 // ReadEtcdManifest reads /etc/kubernetes/manifests/etcd.yaml. It returns nil and no error when the file does
 // not exist: the node runs no stacked etcd member (a worker, or a control plane with external etcd).
@@ -47,11 +52,18 @@ func ReadEtcdManifest(fsys nodefs.FS) (*EtcdMember, error) {
 	if err != nil {
 		return nil, err
 	}
+	return EtcdMemberOf(manifest)
+}
+
+// EtcdMemberOf reads what an etcd manifest says about its member, wherever the manifest was read from (a
+// snapshot restore reads one moved out of the manifests directory too).
+func EtcdMemberOf(manifest *staticpod.Manifest) (*EtcdMember, error) {
 	flags, err := manifest.Flags()
 	if err != nil {
 		return nil, err
 	}
 	m := &EtcdMember{
+		ClusterToken:        flags.Get("initial-cluster-token"),
 		Name:                flags.Get("name"),
 		InitialCluster:      splitNonEmpty(flags.Get("initial-cluster")),
 		ClientURLs:          splitNonEmpty(flags.Get("listen-client-urls")),

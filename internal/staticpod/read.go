@@ -25,10 +25,19 @@ type Manifest struct {
 // Read reads the manifest of component name (Path(name)) from fsys, YAML or JSON. The error wraps fs.ErrNotExist
 // when there is no such file. Like the kubelet, it ignores fields a Pod does not have.
 func Read(fsys nodefs.FS, name string) (*Manifest, error) {
-	file := Path(name)
+	return readFile(fsys, Path(name), "read the static Pod of "+name)
+}
+
+// ReadFile reads the static Pod manifest at the node path file, wherever it is (a manifest moved out of Dir to
+// stop its Pod, for one).
+func ReadFile(fsys nodefs.FS, file string) (*Manifest, error) {
+	return readFile(fsys, file, "read the static Pod manifest "+file)
+}
+
+func readFile(fsys nodefs.FS, file, what string) (*Manifest, error) {
 	b, err := fsys.ReadFile(file)
 	if err != nil {
-		return nil, fmt.Errorf("read the static Pod of %s: %w", name, err)
+		return nil, fmt.Errorf("%s: %w", what, err)
 	}
 	var pod corev1.Pod
 	if err := yaml.Unmarshal(b, &pod); err != nil {

@@ -1,0 +1,118 @@
+package snapshot
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"kubeboot.dev/kubeboot/internal/etcd"
+	"kubeboot.dev/kubeboot/internal/hint"
+	"kubeboot.dev/kubeboot/internal/staticpod"
+)
+
+// fakeMembership is the restored cluster, recording what a rejoin asks.
+type fakeMembership struct {
+	fx        *effects
+	endpoints []string
+	members   []etcd.Member
+}
+
+func (f *fakeMembership) MemberList(context.Context) ([]etcd.Member, error) {
+	f.fx.log = append(f.fx.log, "member list")
+	return f.members, nil
+}
+
+func (f *fakeMembership) AddLearner(_ context.Context, name, peerURL string) (uint64, string, error) {
+	f.fx.log = append(f.fx.log, "add learner "+name+" "+peerURL)
+	return 0x42, "cp1=https://10.77.0.10:2380," + name + "=" + peerURL, nil
+}
+
+func (f *fakeMembership) Promote(_ context.Context, id uint64) error {
+	f.fx.log = append(f.fx.log, fmt.Sprintf("promote %x", id))
+	return nil
+}
+
+func (f *fakeMembership) Endpoints() []string { return f.endpoints }
+
+const (
+	cp2Client = "https://10.77.0.11:2379"
+	cp2Peer   = "https://10.77.0.11:2380"
+)
+
+func newRejoinNode(t *testing.T) (*restoreNode, *Rejoiner, *bytes.Buffer) {
+	t.Helper()
+	n := newRestoreNode(t)
+	if err := n.fsys.WriteFile(staticpod.Path(staticpod.EtcdName), []byte(etcdManifest("cp2", cp2Client, cp2Peer, "cp1="+cp1Peer+",cp2="+cp2Peer, "/var/lib/etcd")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	clock := saveTime.Add(time.Hour)
+	api := &fakeMembership{fx: n.fx, endpoints: []string{cp1Client}, members: []etcd.Member{cp1}}
+	r := &Rejoiner{Node: n.fsys, Etcd: api, Containers: n.fx, Out: &out, Interval: time.Millisecond, Timeout: time.Second,
+		Now: func() time.Time { clock = clock.Add(time.Second); return clock },
+		WriteManifest: func(initialCluster string) error {
+			n.fx.log = append(n.fx.log, "write manifest "+initialCluster)
+			return n.fsys.WriteFile(staticpod.Path(staticpod.EtcdName), []byte("new manifest "+initialCluster), 0o600)
+		}}
+	return n, r, &out
+}
+
+func TestRejoinOrderOfEffects(t *testing.T) {
+	n, r, out := newRejoinNode(t)
+	before := tree(t, n.fsys.Root)
+	done, err := r.Rejoin(t.Context())
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	wantLog := []string{
+		"member list",
+		"list containers kube-system/etcd",
+		"add learner cp2 " + cp2Peer,
+		"write manifest cp1=" + cp1Peer + ",cp2=" + cp2Peer,
+		"promote 42",
+	}
+	if diff := cmp.Diff(wantLog, n.fx.log); diff != "" {
+		t.Errorf("effects (-want +got):\n%s", diff)
+	}
+	old := "/var/lib/etcd.before-rejoin-20261203T203007Z"
+	if done.OldDataDir != old || done.ID != 0x42 {
+		t.Errorf("rejoined = %+v", done)
+	}
+	// Only the manifest and the data directory change.
+	want := map[string]string{}
+	for p, data := range before {
+		switch {
+		case strings.HasPrefix(p, "/var/lib/etcd/"):
+			want[old+strings.TrimPrefix(p, "/var/lib/etcd")] = data
+		case p == staticpod.Path(staticpod.EtcdName):
+			want[p] = "new manifest cp1=" + cp1Peer + ",cp2=" + cp2Peer
+		default:
+			want[p] = data
+		}
+	}
+	if diff := cmp.Diff(want, tree(t, n.fsys.Root)); diff != "" {
+		t.Errorf("node after the rejoin (-want +got):\n%s", diff)
+	}
+	if !n.fsys.Exists("/var/lib/etcd") {
+		t.Error("no new data directory")
+	}
+}
+
+func TestRejoinRefusesItsOwnMember(t *testing.T) {
+	n, r, _ := newRejoinNode(t)
+	r.Etcd.(*fakeMembership).endpoints = []string{cp2Client}
+	before := tree(t, n.fsys.Root)
+	_, err := r.Rejoin(t.Context())
+	if want := "phase rejoin/preflight: " + cp2Client + " is this node's own etcd member, not the restored cluster"; err == nil || err.Error() != want ||
+		hint.Of(err) != "pass --endpoints with the client URL of the member restored on another node" {
+		t.Fatalf("error = %v, want %s", err, want)
+	}
+	if diff := cmp.Diff(before, tree(t, n.fsys.Root)); diff != "" || len(n.fx.log) > 0 {
+		t.Errorf("the refusal changed the node: %s %v", diff, n.fx.log)
+	}
+}
