@@ -36,6 +36,8 @@ func addConfigSeeds(f *testing.F) {
 		"apiVersion: kubeadm.k8s.io/v1beta4\nkind: JoinConfiguration\ndiscovery:\n  bootstrapToken:\n    token: [abcdef.0123456789abcdef]\n",
 		"apiVersion: kubeadm.k8s.io/v1beta4\nkind: ClusterConfiguration\nnetworking: &a {podSubnet: *a}\n",
 		"apiVersion: kubeadm.k8s.io/v1beta4\nkind: InitConfiguration\nnodeRegistration:\n  taints: []\n",
+		"apiVersion: kubeadm.k8s.io/v1beta4\nkind: ClusterConfiguration\nnetworking: &n {podSubnet: 10.244.0.0/16}\napiServer: {<<: *n}\n",
+		"apiVersion: kubeadm.k8s.io/v1beta4\nkind: JoinConfiguration\ndiscovery:\n  bootstrapToken:\n    <<: {token: 12345678901234567890}\n",
 	} {
 		f.Add([]byte(s))
 	}
