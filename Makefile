@@ -5,7 +5,7 @@ LAB := bin/lab
 LAB_UP_FLAGS ?=
 # How long `make fuzz` runs each fuzz target, and how long the unit run does (hack/fuzz.sh).
 FUZZTIME ?= 1m
-FUZZTIME_CI ?= 2s
+FUZZTIME_CI ?= 3s
 
 .PHONY: build lab lab-build lab-build-all lab-up lab-down lab-status test unit fuzz e2e
 
