@@ -352,7 +352,8 @@ func (dc decoder) typeError(err error) error {
 	if path == "" {
 		return fmt.Errorf("%s: the document must be a mapping, not %s", dc.kind, strings.Join(got, " "))
 	}
-	if node, keys := findValue(dc.body, strings.Split(path, ".")); node != nil {
+	// No key matched when the value came in through a YAML merge key ("<<"): the YAML tree does not have it.
+	if node, keys := findValue(dc.body, strings.Split(path, ".")); node != nil && len(keys) > 0 {
 		value := describeNode(node)
 		if secretFields[keys[len(keys)-1]] && node.Kind == yamlv3.ScalarNode {
 			value = "this value"

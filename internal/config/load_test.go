@@ -287,6 +287,12 @@ func TestLoadErrors(t *testing.T) {
 			want: "document 2: invalid YAML: yaml: line 4: did not find expected node content",
 		},
 		{
+			// The value comes from a YAML merge key, so the tree has no key of that name: this used to panic (issue 19).
+			name: "wrong type merged in with <<",
+			in:   cluster + "<<: {kubernetesVersion: [1]}\n",
+			want: `ClusterConfiguration: field "kubernetesVersion": cannot use array as string`,
+		},
+		{
 			name: "errors of several documents are joined",
 			in:   cluster + "bogus: 1\n---\n" + init + "bogus: 2\n",
 			want: "ClusterConfiguration: unknown field \"bogus\" (line 3)\nInitConfiguration: unknown field \"bogus\" (line 7)",

@@ -3,6 +3,7 @@ package discovery
 import (
 	"context"
 	"crypto/sha256"
+	"crypto/subtle"
 	"crypto/x509"
 	"encoding/hex"
 	"fmt"
@@ -81,11 +82,7 @@ func FetchClusterInfo(ctx context.Context, endpoint string, tok token.Token, caC
 		return nil, err
 	}
 
-	if !jws.DetachedTokenIsValid(signature, content, tok.ID, tok.Secret) {
-		return nil, fmt.Errorf("%w: cluster-info at %s is signed for token id %q, but not with this token's secret: the "+
-			"token is mistyped (copy it again from a control-plane node), or the server is not your control plane", ErrBadSignature, base, tok.ID)
-	}
-	kc, cas, err := parseClusterInfo(content, "cluster-info at "+base)
+	kc, cas, err := verifyClusterInfo(content, signature, tok, base)
 	if err != nil {
 		return nil, err
 	}
@@ -141,6 +138,18 @@ func parsePins(hashes []string) ([]string, error) {
 		out = append(out, p)
 	}
 	return out, nil
+}
+
+// verifyClusterInfo checks the detached JWS signature of cluster-info's kubeconfig (content) with tok's secret, then
+// parses the kubeconfig (parseClusterInfo). base is the address it was read from, for errors.
+func verifyClusterInfo(content, signature string, tok token.Token, base string) (*clientcmdapi.Config, []*x509.Certificate, error) {
+	want, err := jws.ComputeDetachedSignature(content, tok.ID, tok.Secret)
+	// Compared in constant time: the signature is a MAC keyed with the token secret.
+	if err != nil || subtle.ConstantTimeCompare([]byte(signature), []byte(want)) != 1 {
+		return nil, nil, fmt.Errorf("%w: cluster-info at %s is signed for token id %q, but not with this token's secret: the "+
+			"token is mistyped (copy it again from a control-plane node), or the server is not your control plane", ErrBadSignature, base, tok.ID)
+	}
+	return parseClusterInfo(content, "cluster-info at "+base)
 }
 
 // parseClusterInfo loads a discovered kubeconfig and returns it with its CA certificates; it must hold exactly

@@ -75,6 +75,9 @@ var (
 	reasonEmpty     = "empty file"
 )
 
+// MaxPatchedSize bounds a patched document (as JSON). kubeboot's largest is a static Pod of a few KiB.
+const MaxPatchedSize = 8 << 20
+
 // Patch is one document of a patch file.
 type Patch struct {
 	// File is the node path of the file the patch comes from.
@@ -328,7 +331,17 @@ func (p Patch) apply(doc []byte, schema any) ([]byte, error) {
 		if err != nil {
 			return nil, err
 		}
-		return ops.Apply(doc)
+		// One operation at a time, so that the document's size is checked after each: every copy may double it,
+		// and a few dozen copies in a small file would exhaust memory (json-patch sets no limit by default).
+		for i, op := range ops {
+			if doc, err = (jsonpatch.Patch{op}).Apply(doc); err != nil {
+				return nil, err
+			}
+			if len(doc) > MaxPatchedSize {
+				return nil, fmt.Errorf("operation %d makes the document larger than %d MiB", i+1, MaxPatchedSize>>20)
+			}
+		}
+		return doc, nil
 	case types.MergePatchType:
 		return jsonpatch.MergePatch(doc, p.Data)
 	case types.StrategicMergePatchType:

@@ -1,6 +1,7 @@
 package patches
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -421,6 +422,12 @@ func TestApplyErrors(t *testing.T) {
 			want: "apply patch file /p/kube-scheduler.yaml (document 2, type strategic) to kube-scheduler: map: map[image:x] does not contain declared merge key: name; fix or remove the patch",
 		},
 		{
+			name:   "json patch whose copies double the document",
+			files:  map[string]string{"etcd+json.json": "[" + copies(30) + "]"},
+			target: Etcd, doc: podYAML,
+			want: "apply patch file /p/etcd+json.json (document 1, type json) to etcd: operation 16 makes the document larger than 8 MiB; fix or remove the patch",
+		},
+		{
 			name:   "unknown target",
 			files:  map[string]string{"etcd.yaml": "{}"},
 			target: "kube-proxy", doc: podYAML,
@@ -479,4 +486,13 @@ func TestLoadReadsOnce(t *testing.T) {
 	if err != nil || string(got) != "a: 1\nb: 2\n" {
 		t.Errorf("Apply after the directory is gone = %q, %v", got, err)
 	}
+}
+
+// copies is a JSON patch's operations that copy /spec into itself n times under new names: each doubles it.
+func copies(n int) string {
+	ops := make([]string, n)
+	for i := range ops {
+		ops[i] = fmt.Sprintf(`{"op":"copy","from":"/spec","path":"/spec/x%d"}`, i)
+	}
+	return strings.Join(ops, ",")
 }

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 	"sync"
 )
 
@@ -114,4 +115,23 @@ func (w *Watch) String() string {
 func (w *Watch) Check() []string {
 	_, _ = w.Write(nil)
 	return w.Found()
+}
+
+// MinEcho is the length from which a piece of input repeated in a message counts as a leak: shorter pieces turn
+// up in ordinary words and numbers by chance.
+const MinEcho = 8
+
+// Echoes reports whether msg repeats secret, a credential passed in as input, when secret is at least MinEcho
+// bytes long and not already part of vocabulary (text the message may contain whatever the input, e.g. an
+// example token in a hint). Fuzz tests use it to check that errors never carry what they were given.
+func Echoes(msg, secret string, vocabulary ...string) bool {
+	if len(secret) < MinEcho || !strings.Contains(msg, secret) {
+		return false
+	}
+	for _, v := range vocabulary {
+		if strings.Contains(v, secret) {
+			return false
+		}
+	}
+	return true
 }
