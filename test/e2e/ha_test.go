@@ -352,6 +352,15 @@ func testHA(t *testing.T, bootstrapper string) {
 		t.FailNow()
 	}
 
+	if bootstrapper == "kubeboot" {
+		ok = t.Run("etcd snapshot: saved objects come back after a restore on cp1, cp2 and cp3 rejoin", func(t *testing.T) {
+			checkSnapshotRestoreHA(t, cp2Admin)
+		})
+		if !ok {
+			t.FailNow()
+		}
+	}
+
 	t.Run("reset of cp3 removes its etcd member, no ghost", func(t *testing.T) {
 		out, err := inNode(ctx, cp3.name, tool, "reset", "-f")
 		t.Logf("%s reset -f on %s (%v):\n%s", bootstrapper, cp3.name, err, out)

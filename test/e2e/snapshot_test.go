@@ -1,0 +1,223 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"crypto/tls"
+	"fmt"
+	"net"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+)
+
+const (
+	snapshotFile    = "/var/lib/kubeboot/e2e-snapshot.tar.gz"
+	snapshotObjects = 500
+	snapLabel       = "e2e-snap"
+)
+
+// checkSnapshotRestoreHA is issue 17's HA proof on TestHA's kubeboot cluster: 500 ConfigMaps and a Deployment are
+// saved with `etcd snapshot save` on cp1, then deleted and replaced by other objects; a restore while the other
+// members run is refused; with their etcd stopped, cp1 restores and cp2 and cp3 rejoin. The saved objects are back,
+// the later ones gone, and the cluster is whole.
+func checkSnapshotRestoreHA(t *testing.T, kubeconfig string) {
+	ctx := t.Context()
+	cp1, cp2, cp3 := haControlPlanes[0], haControlPlanes[1], haControlPlanes[2]
+	cs := clientFor(t, kubeconfig)
+
+	createConfigMaps(t, cs, "e2e-snap-before", snapshotObjects, "before")
+	replicas := int32(2)
+	labels := map[string]string{"app": "e2e-snap"}
+	dep := &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Name: "e2e-snap", Namespace: "default"},
+		Spec: appsv1.DeploymentSpec{
+			Replicas: &replicas,
+			Selector: &metav1.LabelSelector{MatchLabels: labels},
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: labels},
+				Spec: corev1.PodSpec{Containers: []corev1.Container{{
+					Name: "sleep", Image: "kubeboot.lab/busybox:1", ImagePullPolicy: corev1.PullNever, Command: []string{"sleep", "3600"},
+				}}},
+			},
+		},
+	}
+	if _, err := cs.AppsV1().Deployments("default").Create(ctx, dep, metav1.CreateOptions{}); err != nil {
+		t.Fatalf("create Deployment e2e-snap: %v", err)
+	}
+	waitPodsRunning(t, cs, "app=e2e-snap", 2)
+
+	start := time.Now()
+	out, err := inNode(ctx, cp1.name, kubeboot, "etcd", "snapshot", "save", snapshotFile)
+	took := time.Since(start)
+	t.Logf("kubeboot etcd snapshot save on %s (%s):\n%s", cp1.name, took.Round(10*time.Millisecond), out)
+	if err != nil {
+		t.Fatalf("etcd snapshot save: %v", err)
+	}
+	fi, err := os.Stat(nodeHostPath(cp1.name, snapshotFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != 0o600 {
+		t.Errorf("%s is %v, want 0600", snapshotFile, fi.Mode().Perm())
+	}
+	t.Logf("FIGURE etcd snapshot save on an HA cluster with %d+ ConfigMaps: %s, %d bytes", snapshotObjects, took.Round(10*time.Millisecond), fi.Size())
+
+	// Lose the saved objects, and make others that the restore must take away.
+	if err := cs.CoreV1().ConfigMaps("default").DeleteCollection(ctx, metav1.DeleteOptions{}, metav1.ListOptions{LabelSelector: snapLabel + "=before"}); err != nil {
+		t.Fatalf("delete the ConfigMaps: %v", err)
+	}
+	if err := cs.AppsV1().Deployments("default").Delete(ctx, "e2e-snap", metav1.DeleteOptions{}); err != nil {
+		t.Fatalf("delete the Deployment: %v", err)
+	}
+	createConfigMaps(t, cs, "e2e-snap-after", 20, "after")
+	if n := countConfigMaps(t, cs, "before"); n != 0 {
+		t.Fatalf("%d saved ConfigMaps left after deleting them", n)
+	}
+
+	t.Run("refused: restore while the other members run (split brain), nothing stopped", func(t *testing.T) {
+		out, err := inNode(ctx, cp1.name, kubeboot, "etcd", "snapshot", "restore", snapshotFile)
+		if err == nil || !strings.Contains(out, cp2.name) || !strings.Contains(out, cp3.name) {
+			t.Fatalf("restore with cp2 and cp3 running: %v, want a refusal naming both:\n%s", err, out)
+		}
+		t.Logf("refused:\n%s", out)
+		if _, err := os.Stat(nodeHostPath(cp1.name, "/etc/kubernetes/manifests/etcd.yaml")); err != nil {
+			t.Errorf("the refused restore moved etcd's manifest: %v", err)
+		}
+		if n := countConfigMaps(t, cs, "after"); n != 20 {
+			t.Errorf("after the refused restore the API lists %d of the 20 later ConfigMaps", n)
+		}
+	})
+
+	// The other members stop, as `restore` asks: their manifests leave the kubelet's directory.
+	for _, cp := range []struct{ name, ip string }{cp2, cp3} {
+		if out, err := inNode(ctx, cp.name, "mv", "/etc/kubernetes/manifests/etcd.yaml", "/etc/kubernetes/etcd.yaml.stopped"); err != nil {
+			t.Fatalf("stop etcd on %s: %v\n%s", cp.name, err, out)
+		}
+	}
+	for _, cp := range []struct{ name, ip string }{cp2, cp3} {
+		if !poll(ctx, 2*time.Minute, func() bool { return !listening(cp.ip + ":2379") }) {
+			t.Fatalf("etcd of %s still listens 2m after its manifest left", cp.name)
+		}
+	}
+
+	start = time.Now()
+	out, err = inNode(ctx, cp1.name, kubeboot, "etcd", "snapshot", "restore", snapshotFile)
+	t.Logf("kubeboot etcd snapshot restore on %s (%s):\n%s", cp1.name, time.Since(start).Round(10*time.Millisecond), out)
+	if err != nil {
+		t.Fatalf("etcd snapshot restore: %v", err)
+	}
+	t.Logf("FIGURE etcd snapshot restore on cp1, to etcd and the API server ready: %s", time.Since(start).Round(10*time.Millisecond))
+	for _, cp := range []struct{ name, ip string }{cp2, cp3} {
+		start := time.Now()
+		out, err := inNode(ctx, cp.name, kubeboot, "etcd", "snapshot", "rejoin", "--endpoints", "https://"+cp1.ip+":2379")
+		t.Logf("kubeboot etcd snapshot rejoin on %s (%s):\n%s", cp.name, time.Since(start).Round(10*time.Millisecond), out)
+		if err != nil {
+			t.Fatalf("etcd snapshot rejoin on %s: %v", cp.name, err)
+		}
+	}
+
+	checkMembers(t, etcdMembers(t, cp2.name), cp1, cp2, cp3)
+	if n := countConfigMaps(t, cs, "before"); n != snapshotObjects {
+		t.Errorf("%d of the %d saved ConfigMaps are back", n, snapshotObjects)
+	}
+	if n := countConfigMaps(t, cs, "after"); n != 0 {
+		t.Errorf("%d ConfigMaps made after the snapshot survived the restore", n)
+	}
+	if _, err := cs.AppsV1().Deployments("default").Get(ctx, "e2e-snap", metav1.GetOptions{}); err != nil {
+		t.Errorf("the saved Deployment is not back: %v", err)
+	}
+	waitPodsRunning(t, cs, "app=e2e-snap", 2)
+	waitControlPlaneReady(t)
+	checkNodesReady(t, cp1.name, cp2.name, cp3.name, haWorker)
+	checkDNSAndServiceIP(t, haWorker)
+	if out, err := lab(ctx, "kubectl", "delete", "pod", "e2e-probe", "--wait=false"); err != nil {
+		t.Errorf("delete the probe Pod: %v\n%s", err, out)
+	}
+}
+
+// createConfigMaps creates n ConfigMaps named prefix-i, labelled e2e-snap=value, 8 at a time.
+func createConfigMaps(t *testing.T, cs kubernetes.Interface, prefix string, n int, value string) {
+	t.Helper()
+	ctx := t.Context()
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var errs []string
+	next := make(chan int)
+	for range 8 {
+		wg.Go(func() {
+			for i := range next {
+				cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("%s-%d", prefix, i), Namespace: "default",
+					Labels: map[string]string{snapLabel: value}}, Data: map[string]string{"i": fmt.Sprint(i)}}
+				if _, err := cs.CoreV1().ConfigMaps("default").Create(ctx, cm, metav1.CreateOptions{}); err != nil {
+					mu.Lock()
+					errs = append(errs, err.Error())
+					mu.Unlock()
+				}
+			}
+		})
+	}
+	for i := range n {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	if len(errs) > 0 {
+		t.Fatalf("%d of %d ConfigMaps %s-* not created, first: %s", len(errs), n, prefix, errs[0])
+	}
+}
+
+func countConfigMaps(t *testing.T, cs kubernetes.Interface, value string) int {
+	t.Helper()
+	var list *corev1.ConfigMapList
+	var err error
+	if !poll(t.Context(), time.Minute, func() bool {
+		list, err = cs.CoreV1().ConfigMaps("default").List(t.Context(), metav1.ListOptions{LabelSelector: snapLabel + "=" + value})
+		return err == nil
+	}) {
+		t.Fatalf("list the ConfigMaps %s=%s: %v", snapLabel, value, err)
+	}
+	return len(list.Items)
+}
+
+// waitPodsRunning waits until exactly n Pods match selector in default, all Running.
+func waitPodsRunning(t *testing.T, cs kubernetes.Interface, selector string, n int) {
+	t.Helper()
+	var last string
+	if !poll(t.Context(), 3*time.Minute, func() bool {
+		pods, err := cs.CoreV1().Pods("default").List(t.Context(), metav1.ListOptions{LabelSelector: selector})
+		if err != nil {
+			last = err.Error()
+			return false
+		}
+		running := 0
+		var states []string
+		for _, p := range pods.Items {
+			states = append(states, fmt.Sprintf("%s %s on %q", p.Name, p.Status.Phase, p.Spec.NodeName))
+			if p.Status.Phase == corev1.PodRunning && p.DeletionTimestamp == nil {
+				running++
+			}
+		}
+		last = strings.Join(states, "; ")
+		return running == n && len(pods.Items) == n
+	}) {
+		t.Fatalf("%s: not %d Pods Running after 3m: %s", selector, n, last)
+	}
+}
+
+// listening says whether something accepts TLS connections at addr.
+func listening(addr string) bool {
+	conn, err := tls.DialWithDialer(&net.Dialer{Timeout: 2 * time.Second}, "tcp", addr, &tls.Config{InsecureSkipVerify: true}) //nolint:gosec // only reachability
+	if err != nil {
+		return false
+	}
+	conn.Close()
+	return true
+}
