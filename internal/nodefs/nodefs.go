@@ -10,6 +10,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
 	"sort"
 )
@@ -60,6 +61,26 @@ func (f FS) Exists(p string) bool {
 	}
 	_, err := os.Lstat(f.Path(p))
 	return err == nil
+}
+
+// MkdirPrivate creates the node directory p and its parents like MkdirAll, and takes away any permission of
+// group and others p itself has (an existing p made by someone else, looser, included).
+func (f FS) MkdirPrivate(p string, perm os.FileMode) error {
+	// Missing parents are made as WriteFile makes them: only p is private.
+	if err := f.MkdirAll(path.Dir(p), 0o755); err != nil {
+		return err
+	}
+	if err := f.MkdirAll(p, perm); err != nil || f.mem != nil {
+		return err
+	}
+	fi, err := os.Stat(f.Path(p))
+	if err != nil {
+		return err
+	}
+	if fi.Mode().Perm()&0o077 != 0 {
+		return os.Chmod(f.Path(p), fi.Mode().Perm()&0o700)
+	}
+	return nil
 }
 
 // MkdirAll creates the node directory p and its parents.

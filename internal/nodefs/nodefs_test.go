@@ -131,3 +131,21 @@ func TestRename(t *testing.T) {
 		t.Errorf("Memory().Rename = %v, want ErrInMemory", err)
 	}
 }
+
+func TestMkdirPrivate(t *testing.T) {
+	fsys := FS{Root: t.TempDir()}
+	if err := os.MkdirAll(fsys.Path("/etc/kubernetes/pki"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range []string{"/etc/kubernetes/pki", "/etc/kubernetes/pki/etcd"} {
+		if err := fsys.MkdirPrivate(d, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if fi, err := os.Stat(fsys.Path(d)); err != nil || fi.Mode().Perm() != 0o700 {
+			t.Errorf("%s: mode %v (%v), want 0700", d, fi.Mode().Perm(), err)
+		}
+	}
+	if fi, _ := os.Stat(fsys.Path("/etc/kubernetes")); fi.Mode().Perm() != 0o755 {
+		t.Errorf("the parent's mode changed: %v", fi.Mode().Perm())
+	}
+}

@@ -25,21 +25,22 @@ import (
 const (
 	CertMode os.FileMode = 0o644
 	KeyMode  os.FileMode = 0o600
-	// DirMode is the mode of the certificate directories kubeboot creates: they hold private keys, so they are
-	// not world-readable (kubeadm creates them 0755; its keys are 0600 either way). An existing directory keeps
-	// its mode.
+	// DirMode is the mode of the certificate directories: they hold private keys, so they are not
+	// world-readable (kubeadm creates them 0755; its keys are 0600 either way). init and a control-plane join
+	// take group and other permissions away from existing ones too (a joining node's discovery writes ca.crt
+	// there first).
 	DirMode os.FileMode = 0o700
 )
 
-// EnsureDirs creates the certificates directory and, for a stacked etcd, its etcd directory, DirMode, where they
-// are missing.
+// EnsureDirs makes the certificates directory and, for a stacked etcd, its etcd directory DirMode, creating them
+// where they are missing.
 func EnsureDirs(fsys nodefs.FS, certDir string, stackedEtcd bool) error {
 	dirs := []string{certDir}
 	if stackedEtcd {
 		dirs = append(dirs, path.Join(certDir, "etcd"))
 	}
 	for _, d := range dirs {
-		if err := fsys.MkdirAll(d, DirMode); err != nil {
+		if err := fsys.MkdirPrivate(d, DirMode); err != nil {
 			return fmt.Errorf("create %s: %w", d, err)
 		}
 	}
