@@ -97,9 +97,10 @@ func (s Spec) boundFiles() []string {
 // BoundDirs are bind-mounted from RootDir over the machine's paths inside the node, so that nodes
 // never share state with each other or with the machine. /run/netns is here because containerd
 // creates a netns file per Pod there; /usr/libexec/kubernetes and /opt/containerd because the
-// kubelet and containerd create them at start.
+// kubelet and containerd create them at start; /var/lib/kubeboot is kubeboot's own (etcd snapshots).
 var BoundDirs = []string{
 	"/etc/kubernetes",
+	"/var/lib/kubeboot",
 	"/etc/containerd",
 	"/etc/cni/net.d",
 	"/var/lib/kubelet",
