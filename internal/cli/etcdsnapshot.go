@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -13,15 +14,21 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"sigs.k8s.io/yaml"
 
 	"kubeboot.dev/kubeboot/internal/config"
 	"kubeboot.dev/kubeboot/internal/copycerts"
 	"kubeboot.dev/kubeboot/internal/cri"
 	"kubeboot.dev/kubeboot/internal/etcd"
 	"kubeboot.dev/kubeboot/internal/hint"
+	"kubeboot.dev/kubeboot/internal/initflow"
 	"kubeboot.dev/kubeboot/internal/joinflow"
 	"kubeboot.dev/kubeboot/internal/kubeclient"
 	"kubeboot.dev/kubeboot/internal/kubelet"
+	"kubeboot.dev/kubeboot/internal/nodeenv"
 	"kubeboot.dev/kubeboot/internal/nodefs"
 	"kubeboot.dev/kubeboot/internal/reset"
 	"kubeboot.dev/kubeboot/internal/restart"
@@ -46,6 +53,8 @@ type snapshotDeps struct {
 	connect func(fsys nodefs.FS, certDir string, opts etcd.Options) (snapshotEtcd, error)
 	// clusterConfig reads kube-system/kubeadm-config with the kubeconfig file at path.
 	clusterConfig func(ctx context.Context, kubeconfig string) (*config.ClusterConfiguration, error)
+	// kubeletConfig reads the KubeletConfiguration document of kube-system/kubelet-config the same way.
+	kubeletConfig func(ctx context.Context, kubeconfig string) ([]byte, error)
 	// runtime reaches the kubelet's container runtime; done releases it.
 	runtime func(ctx context.Context, fsys nodefs.FS) (rt snapshot.Containers, done func(), err error)
 	now     func() time.Time
@@ -61,11 +70,7 @@ func hostSnapshotDeps() snapshotDeps {
 			return c, nil
 		},
 		clusterConfig: func(ctx context.Context, kubeconfig string) (*config.ClusterConfiguration, error) {
-			rc, err := kubeclient.LoadFile(kubeconfig)
-			if err != nil {
-				return nil, err
-			}
-			client, err := kubeclient.New(rc, kubeclient.Command)
+			client, err := commandClient(kubeconfig)
 			if err != nil {
 				return nil, err
 			}
@@ -74,6 +79,21 @@ func hostSnapshotDeps() snapshotDeps {
 				return nil, err
 			}
 			return &cc, nil
+		},
+		kubeletConfig: func(ctx context.Context, kubeconfig string) ([]byte, error) {
+			client, err := commandClient(kubeconfig)
+			if err != nil {
+				return nil, err
+			}
+			cm, err := client.CoreV1().ConfigMaps(metav1.NamespaceSystem).Get(ctx, uploadconfig.KubeletConfigMap, metav1.GetOptions{})
+			if err != nil {
+				return nil, fmt.Errorf("read %s/%s: %w", metav1.NamespaceSystem, uploadconfig.KubeletConfigMap, err)
+			}
+			doc, ok := cm.Data[uploadconfig.KubeletConfigKey]
+			if !ok {
+				return nil, fmt.Errorf("%s/%s has no key %q", metav1.NamespaceSystem, uploadconfig.KubeletConfigMap, uploadconfig.KubeletConfigKey)
+			}
+			return []byte(doc), nil
 		},
 		runtime: func(ctx context.Context, fsys nodefs.FS) (snapshot.Containers, func(), error) {
 			socket := kubelet.CRISocket(fsys)
@@ -88,6 +108,15 @@ func hostSnapshotDeps() snapshotDeps {
 		},
 		now: time.Now,
 	}
+}
+
+// commandClient is a client of the cluster through the kubeconfig file at path.
+func commandClient(kubeconfig string) (kubernetes.Interface, error) {
+	rc, err := kubeclient.LoadFile(kubeconfig)
+	if err != nil {
+		return nil, err
+	}
+	return kubeclient.New(rc, kubeclient.Command)
 }
 
 // keyFlags are --encryption-key and --encryption-key-file.
@@ -198,7 +227,7 @@ with --kubeconfig, or from --config; without either the archive holds none.`,
 			if err != nil {
 				return err
 			}
-			cc, err := saveClusterConfig(ctx, stdout, fsys, deps, kubeconfig, configFile)
+			cc, kc, err := saveClusterConfig(ctx, stdout, fsys, deps, kubeconfig, configFile)
 			if err != nil {
 				return err
 			}
@@ -207,7 +236,7 @@ with --kubeconfig, or from --config; without either the archive holds none.`,
 				return err
 			}
 			defer api.Close()
-			s := &snapshot.Saver{Node: fsys, CertDir: f.certDir, Files: nodefs.Host, Etcd: api, Cluster: cc, Key: key, Now: deps.now}
+			s := &snapshot.Saver{Node: fsys, CertDir: f.certDir, Files: nodefs.Host, Etcd: api, Cluster: cc, Kubelet: kc, Key: key, Now: deps.now}
 			saved, err := s.Save(ctx, target, keep)
 			if err != nil {
 				return err
@@ -235,24 +264,33 @@ with --kubeconfig, or from --config; without either the archive holds none.`,
 	return cmd
 }
 
-// saveClusterConfig is the ClusterConfiguration to save: --config's, else the cluster's through the kubeconfig,
-// else none (said on out: the snapshot matters more than the configuration).
-func saveClusterConfig(ctx context.Context, out io.Writer, fsys nodefs.FS, deps snapshotDeps, kubeconfig, configFile string) (*config.ClusterConfiguration, error) {
+// saveClusterConfig is the ClusterConfiguration and the KubeletConfiguration document to save: --config's, else
+// the cluster's through the kubeconfig, else none (said on out: the snapshot matters more than the configuration).
+func saveClusterConfig(ctx context.Context, out io.Writer, fsys nodefs.FS, deps snapshotDeps, kubeconfig, configFile string) (*config.ClusterConfiguration, []byte, error) {
 	if configFile != "" {
-		cc, _, err := clusterConfigFile(configFile)
-		return cc, err
+		cc, docs, err := clusterConfigFile(configFile)
+		if err != nil || docs.Kubelet == nil {
+			return cc, nil, err
+		}
+		kc, err := uploadconfig.KubeletConfigurationYAML(docs.Kubelet)
+		return cc, kc, err
 	}
 	path := fsys.Path(kubeconfig)
 	if _, err := os.Stat(path); err != nil {
 		fmt.Fprintf(out, "[snapshot] WARNING: no %s: the archive holds no ClusterConfiguration (pass --config to add one)\n", kubeconfig)
-		return nil, nil
+		return nil, nil, nil
 	}
 	cc, err := deps.clusterConfig(ctx, path)
 	if err != nil {
 		fmt.Fprintf(out, "[snapshot] WARNING: the archive holds no ClusterConfiguration: %v (pass --config to add one)\n", err)
-		return nil, nil
+		return nil, nil, nil
 	}
-	return cc, nil
+	kc, err := deps.kubeletConfig(ctx, path)
+	if err != nil {
+		fmt.Fprintf(out, "[snapshot] WARNING: the archive holds no KubeletConfiguration: %v (a control plane rebuilt from it gets the kubelet's defaults)\n", err)
+		return cc, nil, nil
+	}
+	return cc, kc, nil
 }
 
 // clusterConfigFile reads the ClusterConfiguration of a kubeadm configuration file, defaulted as kubeadm's
@@ -382,6 +420,7 @@ func newSnapshotRestoreCmd(stdout io.Writer, f *etcdFlags, deps snapshotDeps, cm
 		keys        keyFlags
 		force       bool
 		waitTimeout time.Duration
+		rb          rebuildOptions
 	)
 	cmd := &cobra.Command{
 		Use:   "restore FILE",
@@ -394,7 +433,15 @@ split brain: stop their etcd first), and a data directory that would not fit on 
 node's etcd (its manifest moved to ` + snapshot.StoppedManifest + `), moves the data directory aside (kept), restores
 the snapshot into a new one with etcdutl as a one-member cluster with this node's member name and peer URL, puts
 the manifest back and waits until etcd is healthy and the API server ready. The other control-plane nodes then
-rejoin with ` + "`kubeboot etcd snapshot rejoin`" + `.`,
+rejoin with ` + "`kubeboot etcd snapshot rejoin`" + `.
+
+On a machine with no control plane (no etcd manifest, no kubelet.conf, no admin.conf: a new machine, or one
+wiped by ` + "`kubeboot reset`" + `) it rebuilds the control plane from the archive alone: it installs the archive's
+CAs and service-account keys, restores the snapshot as this node's one-member etcd, and writes the rest as init
+does from the archive's ClusterConfiguration and KubeletConfiguration: certificates signed by the saved CAs,
+kubeconfig files, static Pods and the kubelet's settings. This machine's own part (node name, address, runtime)
+comes from --config (an InitConfiguration) and the flags, as for init; give it the lost node's address so that
+the other nodes find it again.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			key, err := keys.parse()
@@ -421,7 +468,7 @@ rejoin with ` + "`kubeboot etcd snapshot rejoin`" + `.`,
 			}
 			r := &snapshot.Restorer{Node: fsys, Files: nodefs.Host, Key: key, Force: force, Containers: rt, Local: local,
 				Probe: &restart.NodeProber{FS: fsys}, Peers: snapshot.NodeReacher{FS: fsys, CertDir: f.certDir}, Disk: snapshot.StatFS{},
-				Out: stdout, Now: deps.now, Timeout: waitTimeout}
+				Init: rb.initFunc(fsys, stdout, cmd.Flags()), Out: stdout, Now: deps.now, Timeout: waitTimeout}
 			restored, err := r.Restore(ctx, args[0])
 			if err != nil {
 				return keyHint(err)
@@ -433,7 +480,108 @@ rejoin with ` + "`kubeboot etcd snapshot rejoin`" + `.`,
 	keys.add(cmd, "decrypt the archive")
 	cmd.Flags().BoolVar(&force, "force", false, "restore a snapshot of another cluster (a different CA) with this node's PKI")
 	cmd.Flags().DurationVar(&waitTimeout, "wait-timeout", snapshot.DefaultTimeout, "give up waiting for etcd to stop, for etcd to be healthy, or for the API server to be ready after this long")
+	rb.register(cmd.Flags())
 	return cmd
+}
+
+// rebuildOptions are restore's flags for a machine with no control plane: this machine's part of init's
+// configuration.
+type rebuildOptions struct {
+	configFile, nodeName, advertise string
+	ignorePreflight                 []string
+	// env answers questions about the machine; nil: config.HostEnvironment.
+	env func() config.Environment
+}
+
+func (o *rebuildOptions) register(fs *pflag.FlagSet) {
+	fs.StringVar(&o.configFile, "config", "", "rebuilding a control plane: a kubeadm configuration file with this machine's InitConfiguration (the ClusterConfiguration and KubeletConfiguration come from the archive)")
+	fs.StringVar(&o.nodeName, "node-name", "", "rebuilding a control plane: the node's name; default: the hostname")
+	fs.StringVar(&o.advertise, "apiserver-advertise-address", "", "rebuilding a control plane: the IP address the API server advertises; default: the address of the default route's interface")
+	fs.StringSliceVar(&o.ignorePreflight, "ignore-preflight-errors", nil, "rebuilding a control plane: init's checks whose errors become warnings")
+}
+
+// initFunc builds init's data for a rebuild from the archive's configuration documents and this machine's.
+func (o *rebuildOptions) initFunc(fsys nodefs.FS, stdout io.Writer, fs *pflag.FlagSet) snapshot.InitFunc {
+	return func(c *snapshot.Contents) (*initflow.Data, error) {
+		user, err := readConfigFile(o.configFile, "init-defaults")
+		if err != nil {
+			return nil, err
+		}
+		// The archive's configuration is a file, and kubeadm takes no node flags beside a file: the node's flags
+		// become the InitConfiguration's fields instead.
+		if user, err = o.nodeDocument(user, fs); err != nil {
+			return nil, err
+		}
+		file, err := rebuildConfig(c, user, o.configFile)
+		if err != nil {
+			return nil, err
+		}
+		flags := config.InitFlags{IgnorePreflightErrors: o.ignorePreflight}
+		env := config.HostEnvironment
+		if o.env != nil {
+			env = o.env
+		}
+		host := env()
+		cfg, err := resolveInit(stdout, file, "the archive's configuration with this machine's", flags, host)
+		if err != nil {
+			return nil, err
+		}
+		return &initflow.Data{Env: nodeenv.Host(fsys, stdout), Cfg: cfg, Clients: &initflow.FileClients{FS: fsys},
+			Hostname: kubeletHostname(host, stdout)}, nil
+	}
+}
+
+// nodeDocument is the user's --config, or without one an InitConfiguration of --node-name and
+// --apiserver-advertise-address (nil when neither is set); both a file and those flags are refused, as init does.
+func (o *rebuildOptions) nodeDocument(user []byte, fs *pflag.FlagSet) ([]byte, error) {
+	var set []string
+	for _, name := range []string{"node-name", "apiserver-advertise-address"} {
+		if fs.Changed(name) {
+			set = append(set, "--"+name)
+		}
+	}
+	switch {
+	case len(set) == 0:
+		return user, nil
+	case user != nil:
+		return nil, hint.With(fmt.Errorf("cannot mix --config with %s", strings.Join(set, " and ")),
+			"set nodeRegistration.name and localAPIEndpoint.advertiseAddress in the file instead")
+	}
+	doc := map[string]any{"apiVersion": config.V1beta4, "kind": config.KindInit}
+	if fs.Changed("node-name") {
+		doc["nodeRegistration"] = map[string]any{"name": o.nodeName}
+	}
+	if fs.Changed("apiserver-advertise-address") {
+		doc["localAPIEndpoint"] = map[string]any{"advertiseAddress": o.advertise}
+	}
+	return yaml.Marshal(doc)
+}
+
+// rebuildConfig is the configuration a rebuild resolves: the archive's ClusterConfiguration and
+// KubeletConfiguration, then the user's documents (from --config where; nil: none), which must not repeat them.
+func rebuildConfig(c *snapshot.Contents, user []byte, where string) ([]byte, error) {
+	docs := [][]byte{c.Config}
+	if c.Kubelet != nil {
+		docs = append(docs, c.Kubelet)
+	}
+	if user != nil {
+		d, err := config.Load(user)
+		if err != nil {
+			return nil, fmt.Errorf("--config %s: %w", where, err)
+		}
+		keep := "the InitConfiguration"
+		if c.Kubelet == nil {
+			keep += " and a KubeletConfiguration"
+		}
+		switch {
+		case d.Cluster != nil:
+			return nil, hint.With(fmt.Errorf("--config %s holds a %s, which a rebuild takes from the archive", where, config.KindCluster), "keep only "+keep+" in it")
+		case d.Kubelet != nil && c.Kubelet != nil:
+			return nil, hint.With(fmt.Errorf("--config %s holds a KubeletConfiguration, which a rebuild takes from the archive", where), "keep only "+keep+" in it")
+		}
+		docs = append(docs, user)
+	}
+	return bytes.Join(docs, []byte("\n---\n")), nil
 }
 
 // writeRejoinAdvice says what to do with the other control-plane nodes after a restore.

@@ -3,13 +3,17 @@ package cli
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"errors"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/spf13/pflag"
 
 	"kubeboot.dev/kubeboot/internal/config"
 	"kubeboot.dev/kubeboot/internal/cri"
@@ -77,6 +81,9 @@ func runSnapshot(t *testing.T, api *fakeSnapshotEtcd, args ...string) (string, e
 		connect: func(_ nodefs.FS, _ string, opts etcd.Options) (snapshotEtcd, error) { api.opts = opts; return api, nil },
 		clusterConfig: func(context.Context, string) (*config.ClusterConfiguration, error) {
 			return &config.ClusterConfiguration{ClusterName: "lab", KubernetesVersion: "v1.37.2"}, nil
+		},
+		kubeletConfig: func(context.Context, string) ([]byte, error) {
+			return []byte("apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\nmaxPods: 42\n"), nil
 		},
 		runtime: func(context.Context, nodefs.FS) (snapshot.Containers, func(), error) {
 			return noContainers{}, func() {}, nil
@@ -156,6 +163,11 @@ func TestEtcdSnapshotSaveAndVerify(t *testing.T) {
 
 func TestEtcdSnapshotFlagErrors(t *testing.T) {
 	root := pkiRoot(t)
+	// A worker: a kubelet.conf, no etcd manifest.
+	worker := t.TempDir()
+	if err := (nodefs.FS{Root: worker}).WriteFile(config.KubeletKubeconfigFile, []byte("kubeconfig"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	for _, tc := range []struct {
 		args []string
 		want string
@@ -167,7 +179,9 @@ func TestEtcdSnapshotFlagErrors(t *testing.T) {
 		{[]string{"snapshot", "save", "--keep", "-1"}, "--keep -1: must be 0 (keep all) or more"},
 		{[]string{"snapshot", "verify"}, "accepts 1 arg(s), received 0"},
 		{[]string{"snapshot", "rejoin"}, "rejoin needs --endpoints: the client URL of the member restored on another node"},
-		{[]string{"snapshot", "restore", "x.tar.gz", "--rootfs", root}, "phase restore/verify: this node runs no stacked etcd member: read the static Pod manifest /etc/kubernetes/manifests/etcd.yaml: open "},
+		{[]string{"snapshot", "restore", "x.tar.gz", "--rootfs", worker}, "phase restore/verify: this node runs no stacked etcd member (no /etc/kubernetes/manifests/etcd.yaml) and is no empty machine (it has /etc/kubernetes/kubelet.conf or /etc/kubernetes/admin.conf)"},
+		// A machine with no control plane: a rebuild, which reads the archive first.
+		{[]string{"snapshot", "restore", "x.tar.gz", "--rootfs", root}, "phase rebuild/verify: refusing to restore, nothing was changed: x.tar.gz: open x.tar.gz: no such file or directory"},
 	} {
 		_, err := runSnapshot(t, &fakeSnapshotEtcd{}, tc.args...)
 		if err == nil || !strings.HasPrefix(err.Error(), tc.want) {
@@ -275,5 +289,67 @@ discovery:
 	nodeOptionsFrom(node, docs)
 	if node.Patches == nil || node.Patches.Directory != "/etc/kubeboot/patches" || node.Registration.ImagePullPolicy != "Never" {
 		t.Errorf("node = %+v", node)
+	}
+}
+
+// TestRebuildConfig: a rebuild resolves the archive's ClusterConfiguration and KubeletConfiguration with this
+// machine's InitConfiguration, from --config or from --node-name and --apiserver-advertise-address, never both,
+// and never a second ClusterConfiguration or KubeletConfiguration.
+func TestRebuildConfig(t *testing.T) {
+	cluster := []byte("apiVersion: kubeadm.k8s.io/v1beta4\nkind: ClusterConfiguration\nkubernetesVersion: v1.37.2\nclusterName: lab\n")
+	kubeletDoc := []byte("apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\nmaxPods: 42\n")
+	initDoc := []byte("apiVersion: kubeadm.k8s.io/v1beta4\nkind: InitConfiguration\nnodeRegistration:\n  name: cp9\n")
+	env := config.Environment{Hostname: func() (string, error) { return "machine", nil },
+		AdvertiseAddress: func() (net.IP, error) { return net.ParseIP("10.77.0.9"), nil }, Random: rand.Reader}
+	tests := []struct {
+		name               string
+		kubelet, user      []byte
+		args               []string
+		wantName, wantAddr string
+		wantMaxPods        int32
+		wantErr, wantHint  string
+	}{
+		{name: "the machine's defaults", kubelet: kubeletDoc, wantName: "machine", wantAddr: "10.77.0.9", wantMaxPods: 42},
+		{name: "flags", kubelet: kubeletDoc, args: []string{"--node-name", "cp1", "--apiserver-advertise-address", "10.77.0.10"}, wantName: "cp1", wantAddr: "10.77.0.10", wantMaxPods: 42},
+		{name: "--config", kubelet: kubeletDoc, user: initDoc, wantName: "cp9", wantAddr: "10.77.0.9", wantMaxPods: 42},
+		{name: "--config's kubelet configuration when the archive has none", user: append(append(initDoc, "---\n"...), kubeletDoc...), wantName: "cp9", wantAddr: "10.77.0.9", wantMaxPods: 42},
+		{name: "--config and a node flag", user: initDoc, args: []string{"--node-name", "cp1"}, wantErr: "cannot mix --config with --node-name", wantHint: "nodeRegistration.name"},
+		{name: "--config with a ClusterConfiguration", user: append(append(initDoc, "---\n"...), cluster...), wantErr: "holds a ClusterConfiguration, which a rebuild takes from the archive"},
+		{name: "--config with a second KubeletConfiguration", kubelet: kubeletDoc, user: append(append(initDoc, "---\n"...), kubeletDoc...), wantErr: "holds a KubeletConfiguration"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			o := &rebuildOptions{env: func() config.Environment { return env }}
+			fs := pflag.NewFlagSet("restore", pflag.ContinueOnError)
+			o.register(fs)
+			if err := fs.Parse(tt.args); err != nil {
+				t.Fatal(err)
+			}
+			var configFile string
+			if tt.user != nil {
+				configFile = filepath.Join(t.TempDir(), "init.yaml")
+				if err := os.WriteFile(configFile, tt.user, 0o600); err != nil {
+					t.Fatal(err)
+				}
+				o.configFile = configFile
+			}
+			var out bytes.Buffer
+			d, err := o.initFunc(nodefs.FS{Root: t.TempDir()}, &out, fs)(&snapshot.Contents{Config: cluster, Kubelet: tt.kubelet})
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) || !strings.Contains(hint.Of(err), tt.wantHint) {
+					t.Fatalf("err = %v (hint %q), want %q (hint %q)", err, hint.Of(err), tt.wantErr, tt.wantHint)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			c := d.Cfg
+			if c.Init.NodeRegistration.Name != tt.wantName || c.Init.LocalAPIEndpoint.AdvertiseAddress != tt.wantAddr ||
+				c.Cluster.ClusterName != "lab" || c.Cluster.KubernetesVersion != "v1.37.2" || c.Kubelet == nil || c.Kubelet.MaxPods != tt.wantMaxPods {
+				t.Errorf("node %s at %s, cluster %s %s, kubelet %+v; want %s at %s, lab v1.37.2, maxPods %d", c.Init.NodeRegistration.Name,
+					c.Init.LocalAPIEndpoint.AdvertiseAddress, c.Cluster.ClusterName, c.Cluster.KubernetesVersion, c.Kubelet, tt.wantName, tt.wantAddr, tt.wantMaxPods)
+			}
+		})
 	}
 }

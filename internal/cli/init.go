@@ -138,16 +138,13 @@ func (o *initOptions) data(stdout io.Writer) (*initflow.Data, error) {
 		env = o.env
 	}
 	host := env()
-	cfg, warnings, err := config.ResolveInit(file, o.resolved(), host)
-	if err != nil {
-		where := "the flags"
-		if o.configFile != "" {
-			where = o.configFile
-		}
-		return nil, hint.With(fmt.Errorf("invalid configuration in %s: %w", where, err), "fix the fields named above; nothing was written")
+	where := "the flags"
+	if o.configFile != "" {
+		where = o.configFile
 	}
-	for _, w := range warnings {
-		fmt.Fprintf(stdout, "[config] WARNING: %s\n", w)
+	cfg, err := resolveInit(stdout, file, where, o.resolved(), host)
+	if err != nil {
+		return nil, err
 	}
 	fsys, err := nodeRoot(o.rootfs, cfg.Init.DryRun)
 	if err != nil {
@@ -188,6 +185,19 @@ phases run concurrently where they are independent, and the kubelet starts once 
 	o.register(cmd.Flags(), "")
 	cmd.AddCommand(newPhaseCmd(stdout, initflow.Phases()))
 	return cmd
+}
+
+// resolveInit resolves init's configuration from file (nil: none) and the flags, printing its warnings; where
+// names the configuration's source in an error.
+func resolveInit(stdout io.Writer, file []byte, where string, flags config.InitFlags, host config.Environment) (*config.Init, error) {
+	cfg, warnings, err := config.ResolveInit(file, flags, host)
+	if err != nil {
+		return nil, hint.With(fmt.Errorf("invalid configuration in %s: %w", where, err), "fix the fields named above; nothing was written")
+	}
+	for _, w := range warnings {
+		fmt.Fprintf(stdout, "[config] WARNING: %s\n", w)
+	}
+	return cfg, nil
 }
 
 func runInit(cmd *cobra.Command, o *initOptions, stdout io.Writer, only string) error {

@@ -325,8 +325,32 @@ func Download(ctx context.Context, client kubernetes.Interface, fsys nodefs.FS, 
 	if err := checkPairs(plain); err != nil {
 		return fmt.Errorf("Secret %s/%s: %w; %s", metav1.NamespaceSystem, SecretName, err, reuploadHint)
 	}
+	return write(fsys, certDir, files, plain, external == nil)
+}
 
-	if err := pki.EnsureDirs(fsys, certDir, external == nil); err != nil {
+// Install writes shared files a control-plane node gets from elsewhere (an etcd snapshot archive), keyed as in
+// the Secret (File.SecretKey), to their places under certDir: each is checked to be what its file must hold and
+// each CA's certificate to match its key before anything is written.
+func Install(fsys nodefs.FS, certDir string, external *config.ExternalEtcd, plain map[string][]byte) error {
+	files := Files(certDir, external)
+	for _, f := range files {
+		p, ok := plain[f.SecretKey]
+		if !ok {
+			continue
+		}
+		if err := checkPEM(f, p); err != nil {
+			return fmt.Errorf("%s: %w", f.Path, err)
+		}
+	}
+	if err := checkPairs(plain); err != nil {
+		return err
+	}
+	return write(fsys, certDir, files, plain, external == nil)
+}
+
+// write puts the checked files in place: certificates pki.CertMode, keys pki.KeyMode, in directories pki.DirMode.
+func write(fsys nodefs.FS, certDir string, files []File, plain map[string][]byte, stackedEtcd bool) error {
+	if err := pki.EnsureDirs(fsys, certDir, stackedEtcd); err != nil {
 		return err
 	}
 	for _, f := range files {

@@ -527,7 +527,7 @@ func TestRestartTimeout(t *testing.T) {
 			wantHint:   look,
 			wantEvents: []string{"check etcd", "check API servers", "stop api-0 (grace 30s)", "stop etcd-0 (grace 30s)", "kubelet started etcd-1", "etcd healthy, running etcd-1", "kubelet started api-1"}},
 		{name: "the runtime cannot stop it", stopErr: errors.New("CRI StopContainer api-0 at unix:///run/containerd/containerd.sock: rpc error: code = Unavailable"),
-			wantErr:    "restart kube-apiserver: stop its container api-0: CRI StopContainer api-0 at unix:///run/containerd/containerd.sock: rpc error: code = Unavailable",
+			wantErr: "restart kube-apiserver: stop its container api-0: CRI StopContainer api-0 at unix:///run/containerd/containerd.sock: rpc error: code = Unavailable",
 			// The API server stops first: nothing is restarted.
 			wantHint: "look at it with `crictl ps -a --name kube-apiserver`, `crictl logs CONTAINER` and the kubelet's log (`journalctl -u kubelet`); " +
 				"the certificates are renewed; not restarted: etcd, kube-apiserver, kube-controller-manager, kube-scheduler",

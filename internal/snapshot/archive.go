@@ -30,6 +30,9 @@ const (
 	MetadataEntry = "metadata.json"
 	DBEntry       = "snapshot.db"
 	ConfigEntry   = "kubeadm-config.yaml"
+	// KubeletEntry is the KubeletConfiguration as kube-system/kubelet-config holds it (archives from before it
+	// was added have none; a kubeboot that does not know it skips it).
+	KubeletEntry = "kubelet-config.yaml"
 	// PKIPrefix holds the PKI, each file under its path relative to the certificates directory (pki/etcd/ca.crt).
 	PKIPrefix = "pki/"
 )
@@ -86,6 +89,8 @@ type Contents struct {
 	PKI map[string][]byte
 	// Config is the ClusterConfiguration as kube-system/kubeadm-config holds it; nil when none was saved.
 	Config []byte
+	// Kubelet is the KubeletConfiguration as kube-system/kubelet-config holds it; nil when none was saved.
+	Kubelet []byte
 }
 
 // write writes the archive to w: metadata, PKI, configuration, then size bytes of the database from db. Pure
@@ -115,6 +120,11 @@ func write(w io.Writer, c *Contents, db io.Reader, size int64) error {
 	}
 	if c.Config != nil {
 		if err := add(ConfigEntry, c.Config); err != nil {
+			return err
+		}
+	}
+	if c.Kubelet != nil {
+		if err := add(KubeletEntry, c.Kubelet); err != nil {
 			return err
 		}
 	}
@@ -180,6 +190,10 @@ func read(r io.Reader, db io.Writer) (*Contents, error) {
 			sawMeta = true
 		case name == ConfigEntry:
 			if c.Config, err = readSmall(tr, name); err != nil {
+				return nil, err
+			}
+		case name == KubeletEntry:
+			if c.Kubelet, err = readSmall(tr, name); err != nil {
 				return nil, err
 			}
 		case strings.HasPrefix(name, PKIPrefix):

@@ -45,6 +45,7 @@ func saveFake(t *testing.T, n *testNode, target string, key []byte, keep int, no
 	s := &Saver{Node: n.fsys, CertDir: testCertDir, Files: nodefs.Host, Key: key,
 		Etcd:    &fakeEtcd{db: fakeDB, members: []etcd.Member{cp1, cp2, cp3}},
 		Cluster: &config.ClusterConfiguration{ClusterName: "kubernetes", KubernetesVersion: "v1.37.2", CertificatesDir: testCertDir},
+		Kubelet: []byte(testKubeletConfig),
 		Now:     func() time.Time { return now },
 	}
 	saved, err := s.Save(t.Context(), target, keep)
@@ -53,6 +54,8 @@ func saveFake(t *testing.T, n *testNode, target string, key []byte, keep int, no
 	}
 	return saved
 }
+
+const testKubeletConfig = "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\nmaxPods: 42\n"
 
 var saveTime = time.Date(2026, 12, 3, 19, 30, 0, 0, time.UTC)
 
@@ -94,6 +97,9 @@ func TestSaveAndRead(t *testing.T) {
 	}
 	if !strings.Contains(string(c.Config), "kind: ClusterConfiguration") || !strings.Contains(string(c.Config), "kubernetesVersion: v1.37.2") {
 		t.Errorf("config = %s", c.Config)
+	}
+	if string(c.Kubelet) != testKubeletConfig {
+		t.Errorf("kubelet config = %q, want %q", c.Kubelet, testKubeletConfig)
 	}
 	if checked, err := CheckCA(c, n.fsys, testCertDir); !checked || err != nil {
 		t.Errorf("CheckCA = %v, %v", checked, err)

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"kubeboot.dev/kubeboot/internal/config"
 	"kubeboot.dev/kubeboot/internal/cri"
 	"kubeboot.dev/kubeboot/internal/etcd"
 	"kubeboot.dev/kubeboot/internal/hint"
@@ -87,6 +88,9 @@ type Restorer struct {
 	Disk  Disk
 	// RestoreDataDir makes the new data directory (RestoreDataDir when nil).
 	RestoreDataDir func(db string, dir DataDir) error
+	// Init, when set, lets a restore on a machine with no control plane (FreshMachine) rebuild one from the
+	// archive: it builds init's configuration from the archive's.
+	Init InitFunc
 
 	// Out gets a line per step, with its time.
 	Out io.Writer
@@ -159,7 +163,16 @@ func findManifest(fsys nodefs.FS) (*localMember, error) {
 // data directory aside (kept: Restored.OldDataDir), restores the snapshot into a new one as a one-member cluster
 // of this node's member, puts the manifest back and waits until etcd is healthy and the API server ready. Each
 // phase (RestorePhases) says on Out what it did and how long it took; an error names its phase.
+//
+// On a machine with no control plane (FreshMachine) and with Init set, it rebuilds one instead: it installs the
+// archive's PKI, restores the snapshot into the data directory of this node's member as init's manifest will run
+// it, and runs init's phases that write files and start the kubelet, then waits for the control plane. The
+// cluster's objects are the snapshot's, so a worker whose CA and tokens are the archive's is Ready again
+// without joining anew.
 func (r *Restorer) Restore(ctx context.Context, file string) (*Restored, error) {
+	if r.Init != nil && FreshMachine(r.Node) {
+		return r.rebuild(ctx, file)
+	}
 	d := &restoreRun{Restorer: r, file: file, start: r.now()}
 	defer func() {
 		if d.staged != "" {
@@ -210,6 +223,11 @@ func restorePhases() []workflow.Phase[*restoreRun] {
 // compares the archive's CA with the node's.
 func restoreVerify(ctx context.Context, d *restoreRun) error {
 	m, err := findManifest(d.Node)
+	if errors.Is(err, fs.ErrNotExist) && d.Init != nil {
+		return hint.With(fmt.Errorf("this node runs no stacked etcd member (no %s) and is no empty machine (it has %s or %s)",
+			staticpod.Path(staticpod.EtcdName), config.KubeletKubeconfigFile, config.AdminKubeconfigFile),
+			"run this on a control-plane node with stacked etcd, or run `kubeboot reset` on this machine first to rebuild a control plane on it from the archive")
+	}
 	if err != nil {
 		return err
 	}

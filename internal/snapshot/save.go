@@ -47,6 +47,8 @@ type Saver struct {
 	Etcd  Etcd
 	// Cluster is the ClusterConfiguration to save with the snapshot; nil saves none.
 	Cluster *config.ClusterConfiguration
+	// Kubelet is the KubeletConfiguration document to save with it (kube-system/kubelet-config's); nil saves none.
+	Kubelet []byte
 	// Key encrypts the archive when set (32 bytes: ParseKey).
 	Key []byte
 	// Now is the clock; nil: time.Now.
@@ -114,7 +116,7 @@ func (s *Saver) Save(ctx context.Context, target string, keep int) (*Saved, erro
 	if _, err := staged.Seek(0, io.SeekStart); err != nil {
 		return nil, err
 	}
-	contents := &Contents{Metadata: meta, PKI: pki, Config: cfg}
+	contents := &Contents{Metadata: meta, PKI: pki, Config: cfg, Kubelet: s.Kubelet}
 
 	var written int64
 	if s.Key != nil {
