@@ -58,6 +58,10 @@ type snapshotDeps struct {
 	// runtime reaches the kubelet's container runtime; done releases it.
 	runtime func(ctx context.Context, fsys nodefs.FS) (rt snapshot.Containers, done func(), err error)
 	now     func() time.Time
+	// executable is the path of this kubeboot, which a schedule runs.
+	executable func() (string, error)
+	// run runs systemctl and systemd-analyze for schedule.
+	run kubelet.Runner
 }
 
 func hostSnapshotDeps() snapshotDeps {
@@ -106,7 +110,9 @@ func hostSnapshotDeps() snapshotDeps {
 			}
 			return rt, func() { rt.Close() }, nil
 		},
-		now: time.Now,
+		now:        time.Now,
+		executable: thisExecutable,
+		run:        runCommand,
 	}
 }
 
@@ -187,7 +193,7 @@ needs, the ClusterConfiguration and metadata (cluster, versions, members, time, 
 		return context.WithCancel(cmd.Context())
 	}
 	cmd.AddCommand(newSnapshotSaveCmd(stdout, f, deps, ctx), newSnapshotVerifyCmd(stdout, f, ctx),
-		newSnapshotRestoreCmd(stdout, f, deps, ctx), newSnapshotRejoinCmd(stdout, f, deps, ctx))
+		newSnapshotRestoreCmd(stdout, f, deps, ctx), newSnapshotRejoinCmd(stdout, f, deps, ctx), newSnapshotScheduleCmd(stdout, f, deps, ctx))
 	return cmd
 }
 
