@@ -246,6 +246,9 @@ func TestKubebootJoin(t *testing.T) {
 		t.Logf("FIGURE worker join to Node Ready on kblab-w2, settled cluster, same run: kubeboot %s, upstream kubeadm %s (ratio %.2f)",
 			kb.Round(10*time.Millisecond), ka.Round(10*time.Millisecond), float64(kb)/float64(ka))
 	})
+	t.Run("disaster: the control plane's machine wiped and rebuilt from an etcd snapshot archive alone, the workers Ready without joining again", func(t *testing.T) {
+		checkDisasterRebuild(t, "kblab-w1")
+	})
 }
 
 // checkDeploymentAndService runs three web server replicas (busybox httpd answering with its Pod's name) and checks

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -220,4 +221,146 @@ func listening(addr string) bool {
 	}
 	conn.Close()
 	return true
+}
+
+// disasterFile is the archive the disaster row saves; /var/lib/kubeboot is node-private and reset leaves it.
+const disasterFile = "/var/lib/kubeboot/e2e-disaster.tar.gz"
+
+// checkDisasterRebuild is issue 17's disaster proof on TestKubebootJoin's cluster (one control plane, kubeboot's,
+// and workers): an archive is saved, the control plane's machine wiped with `kubeboot reset` (its PKI, kubeconfig
+// files, manifests, kubelet settings and /var/lib/etcd gone), and the control plane rebuilt from the archive alone
+// with this machine's InitConfiguration. The worker is Ready again without joining anew, and a Pod on it kept
+// running throughout: a file written into its container before the wipe is still there after.
+func checkDisasterRebuild(t *testing.T, worker string) {
+	ctx := t.Context()
+	pod := runningPodOn(t, "app=e2e-web", worker)
+	marker := fmt.Sprintf("written before the wipe at %s", time.Now().Format(time.RFC3339Nano))
+	if out, err := lab(ctx, "kubectl", "exec", pod.Name, "--", "sh", "-c", "echo '"+marker+"' > /tmp/e2e-marker"); err != nil {
+		t.Fatalf("write the marker into %s: %v\n%s", pod.Name, err, out)
+	}
+	if out, err := lab(ctx, "kubectl", "create", "configmap", "e2e-disaster-before", "--from-literal=saved=yes"); err != nil {
+		t.Fatalf("create ConfigMap e2e-disaster-before: %v\n%s", err, out)
+	}
+
+	start := time.Now()
+	out, err := inNode(ctx, cp1, kubeboot, "etcd", "snapshot", "save", disasterFile)
+	t.Logf("kubeboot etcd snapshot save on %s (%s):\n%s", cp1, time.Since(start).Round(10*time.Millisecond), out)
+	if err != nil {
+		t.Fatalf("etcd snapshot save: %v", err)
+	}
+	if !strings.Contains(out, "[snapshot] saved") || strings.Contains(out, "holds no") {
+		t.Fatalf("the archive lacks the cluster's configuration:\n%s", out)
+	}
+
+	if out, err := inNode(ctx, cp1, kubeboot, "reset", "-f"); err != nil {
+		t.Fatalf("kubeboot reset on %s: %v\n%s", cp1, err, out)
+	}
+	for _, p := range []string{"/etc/kubernetes/pki/ca.crt", "/etc/kubernetes/admin.conf", "/etc/kubernetes/manifests/etcd.yaml", "/var/lib/etcd/member", "/var/lib/kubelet/config.yaml"} {
+		if _, err := os.Stat(nodeHostPath(cp1, p)); !os.IsNotExist(err) {
+			t.Fatalf("after reset %s is still on %s (%v): the machine is not wiped", p, cp1, err)
+		}
+	}
+	if !poll(ctx, time.Minute, func() bool { return !listening(cp1IP + ":6443") }) {
+		t.Fatalf("the API server of %s still answers a minute after reset", cp1)
+	}
+
+	// This machine's own part of init's configuration: the InitConfiguration the lab's init used.
+	initFile := filepath.Join(nodeDir(cp1), "e2e-rebuild-init.yaml")
+	if err := os.WriteFile(initFile, initDocument(t, filepath.Join(nodeDir(cp1), "kubeboot-init.yaml")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	t.Run("refused: a truncated archive, the machine untouched", func(t *testing.T) {
+		data, err := os.ReadFile(nodeHostPath(cp1, disasterFile))
+		if err != nil {
+			t.Fatal(err)
+		}
+		const truncated = "/var/lib/kubeboot/e2e-truncated.tar.gz"
+		if err := os.WriteFile(nodeHostPath(cp1, truncated), data[:len(data)*2/3], 0o600); err != nil {
+			t.Fatal(err)
+		}
+		before := filesOf(t, cp1)
+		out, err := inNode(ctx, cp1, kubeboot, "etcd", "snapshot", "restore", truncated, "--config", initFile)
+		if err == nil || !strings.Contains(out, "refusing to restore, nothing was changed") || !strings.Contains(out, "corrupt or truncated") {
+			t.Fatalf("restore of a truncated archive: %v, want a refusal:\n%s", err, out)
+		}
+		if after := filesOf(t, cp1); after != before {
+			t.Errorf("the refused rebuild wrote on %s:\nbefore:\n%s\nafter:\n%s", cp1, before, after)
+		}
+		if _, err := os.Stat(nodeHostPath(cp1, "/var/lib/etcd/member")); !os.IsNotExist(err) {
+			t.Errorf("the refused rebuild made an etcd data directory (%v)", err)
+		}
+	})
+
+	start = time.Now()
+	out, err = inNode(ctx, cp1, kubeboot, "etcd", "snapshot", "restore", disasterFile, "--config", initFile)
+	took := time.Since(start)
+	t.Logf("kubeboot etcd snapshot restore on the wiped %s (%s):\n%s", cp1, took.Round(10*time.Millisecond), out)
+	if err != nil {
+		t.Fatalf("rebuild from the archive: %v", err)
+	}
+	t.Logf("FIGURE control plane rebuilt from an archive alone on a wiped machine, to the control plane healthy: %s", took.Round(10*time.Millisecond))
+
+	checkMembers(t, etcdMembers(t, cp1), struct{ name, ip string }{cp1, cp1IP})
+	checkNodesReady(t, cp1, "kblab-w1", "kblab-w2")
+	waitControlPlaneReady(t)
+	var cm corev1.ConfigMap
+	if err := kubectl(ctx, &cm, "get", "configmap", "e2e-disaster-before", "-o", "json"); err != nil || cm.Data["saved"] != "yes" {
+		t.Errorf("the saved ConfigMap is not back: %v %v", err, cm.Data)
+	}
+	after := runningPodOn(t, "app=e2e-web", worker)
+	if after.UID != pod.UID {
+		t.Errorf("the Pod on %s is %s (%s) after the rebuild, was %s (%s): it did not keep running", worker, after.Name, after.UID, pod.Name, pod.UID)
+	}
+	got, err := lab(ctx, "kubectl", "exec", pod.Name, "--", "cat", "/tmp/e2e-marker")
+	if err != nil || strings.TrimSpace(got) != marker {
+		t.Errorf("the marker in %s after the rebuild: %q, %v; want %q: its container did not keep running", pod.Name, got, err, marker)
+	}
+	for _, c := range after.Status.ContainerStatuses {
+		if c.RestartCount != 0 {
+			t.Errorf("container %s of %s restarted %d times", c.Name, after.Name, c.RestartCount)
+		}
+	}
+	// The probe Pod of an earlier check came back with the snapshot; a new one goes on this worker.
+	if out, err := lab(ctx, "kubectl", "delete", "pod", "e2e-probe", "--ignore-not-found"); err != nil {
+		t.Fatalf("delete the earlier probe Pod: %v\n%s", err, out)
+	}
+	checkDNSAndServiceIP(t, worker)
+}
+
+// runningPodOn is a Running Pod in default matching selector on node (the first by name).
+func runningPodOn(t *testing.T, selector, node string) corev1.Pod {
+	t.Helper()
+	var found *corev1.Pod
+	if !poll(t.Context(), 2*time.Minute, func() bool {
+		var pods corev1.PodList
+		if err := kubectl(t.Context(), &pods, "get", "pods", "-l", selector, "--field-selector", "spec.nodeName="+node, "-o", "json"); err != nil {
+			return false
+		}
+		for i, p := range pods.Items {
+			if p.Status.Phase == corev1.PodRunning && p.DeletionTimestamp == nil && (found == nil || p.Name < found.Name) {
+				found = &pods.Items[i]
+			}
+		}
+		return found != nil
+	}) {
+		t.Fatalf("no Running Pod %s on %s", selector, node)
+	}
+	return *found
+}
+
+// initDocument is the InitConfiguration document of a kubeadm configuration file.
+func initDocument(t *testing.T, file string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, doc := range strings.Split(string(b), "\n---\n") {
+		if strings.Contains(doc, "\nkind: InitConfiguration") || strings.HasPrefix(doc, "kind: InitConfiguration") {
+			return []byte(doc + "\n")
+		}
+	}
+	t.Fatalf("%s has no InitConfiguration:\n%s", file, b)
+	return nil
 }
