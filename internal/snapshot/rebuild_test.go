@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"errors"
+	"maps"
 	"net"
 	"os"
 	"path"
@@ -247,7 +248,7 @@ func TestRebuildRefusesLeavingTheMachineUntouched(t *testing.T) {
 			if !strings.Contains(err.Error(), "refusing to restore, nothing was changed") || !strings.Contains(err.Error(), tt.want) {
 				t.Errorf("err = %v, want a refusal naming %q", err, tt.want)
 			}
-			if after := tree(t, m.fsys.Root); !equalTrees(before, after) {
+			if after := tree(t, m.fsys.Root); !maps.Equal(before, after) {
 				t.Errorf("the machine changed: %d files before, %d after", len(before), len(after))
 			}
 			if len(m.initSys.restarted) != 0 {
@@ -255,16 +256,4 @@ func TestRebuildRefusesLeavingTheMachineUntouched(t *testing.T) {
 			}
 		})
 	}
-}
-
-func equalTrees(a, b map[string]string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for k, v := range a {
-		if w, ok := b[k]; !ok || w != v {
-			return false
-		}
-	}
-	return true
 }
