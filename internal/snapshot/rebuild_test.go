@@ -77,7 +77,9 @@ func (m *rebuildMachine) init(out *bytes.Buffer) InitFunc {
 		}
 		env2 := nodeenv.Host(m.fsys, out)
 		env2.InitSystem = m.initSys
-		env2.DialRuntime = func(context.Context, string) (cri.Runtime, error) { return nil, errors.New("no container runtime in this test") }
+		env2.DialRuntime = func(context.Context, string) (cri.Runtime, error) {
+			return nil, errors.New("no container runtime in this test")
+		}
 		return &initflow.Data{Env: env2, Cfg: cfg, Hostname: "cp1"}, nil
 	}
 }
