@@ -20,6 +20,7 @@ import (
 	"kubeboot.dev/kubeboot/internal/hint"
 	"kubeboot.dev/kubeboot/internal/kubelet"
 	"kubeboot.dev/kubeboot/internal/nodefs"
+	"kubeboot.dev/kubeboot/internal/periodic"
 	"kubeboot.dev/kubeboot/internal/snapshot"
 )
 
@@ -71,7 +72,7 @@ func newSnapshotScheduleCmd(stdout io.Writer, f *etcdFlags, deps snapshotDeps, c
 "kubeboot etcd snapshot save DIRECTORY --keep N" run by this kubeboot's path: install it where it stays.
 
 Where systemd runs (/run/systemd/system exists) it writes ` + snapshot.ScheduleService + ` and
-` + snapshot.ScheduleTimer + ` into ` + snapshot.UnitDir + ` and enables the timer: a save every --every after
+` + snapshot.ScheduleTimer + ` into ` + periodic.UnitDir + ` and enables the timer: a save every --every after
 boot and after the last save, or at the times of --on-calendar (a systemd calendar specification; a save missed
 while the node was down is made at boot), each with a small random delay. Without systemd it installs nothing and
 prints the line for ` + snapshot.CronFile + `: cron runs evenly only intervals that divide an hour or a
@@ -319,7 +320,7 @@ func installSchedule(ctx context.Context, out io.Writer, fsys nodefs.FS, s snaps
 	if err != nil {
 		return err
 	}
-	timer := path.Join(snapshot.UnitDir, snapshot.ScheduleTimer)
+	timer := path.Join(periodic.UnitDir, snapshot.ScheduleTimer)
 	replaced := fsys.Exists(timer)
 	if err := fsys.WriteTogether(units...); err != nil {
 		return fmt.Errorf("write %s and %s: %w", snapshot.ScheduleService, snapshot.ScheduleTimer, err)
@@ -347,7 +348,7 @@ func removeSchedule(ctx context.Context, out io.Writer, fsys nodefs.FS, systemd 
 			"Delete %s if you put the cron line there\n", snapshot.CronFile)
 		return nil
 	}
-	service, timer := path.Join(snapshot.UnitDir, snapshot.ScheduleService), path.Join(snapshot.UnitDir, snapshot.ScheduleTimer)
+	service, timer := path.Join(periodic.UnitDir, snapshot.ScheduleService), path.Join(periodic.UnitDir, snapshot.ScheduleTimer)
 	if !fsys.Exists(service) && !fsys.Exists(timer) {
 		fmt.Fprintf(out, "[snapshot] no schedule to remove: neither %s nor %s exists\n", service, timer)
 		return nil

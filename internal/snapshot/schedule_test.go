@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"kubeboot.dev/kubeboot/internal/hint"
+	"kubeboot.dev/kubeboot/internal/periodic"
 	"kubeboot.dev/kubeboot/internal/testutil/golden"
 )
 
@@ -27,8 +28,8 @@ func TestScheduleUnits(t *testing.T) {
 			}
 			files := map[string][]byte{}
 			for _, f := range units {
-				if path.Dir(f.Path) != UnitDir || f.Mode != 0o644 {
-					t.Errorf("%s: mode %o, want %s/*, 0644", f.Path, f.Mode, UnitDir)
+				if path.Dir(f.Path) != periodic.UnitDir || f.Mode != 0o644 {
+					t.Errorf("%s: mode %o, want %s/*, 0644", f.Path, f.Mode, periodic.UnitDir)
 				}
 				files[path.Base(f.Path)] = f.Data
 			}
