@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path"
 	"path/filepath"
 	"strings"
@@ -29,27 +28,6 @@ const (
 	defaultScheduleEvery = 6 * time.Hour
 	defaultScheduleKeep  = 7
 )
-
-// thisExecutable is the resolved path of the running kubeboot, which a schedule runs.
-func thisExecutable() (string, error) {
-	p, err := os.Executable()
-	if err != nil {
-		return "", err
-	}
-	return filepath.EvalSymlinks(p)
-}
-
-// runCommand runs a command on the machine, its output in the error when it fails.
-func runCommand(ctx context.Context, name string, args ...string) error {
-	out, err := exec.CommandContext(ctx, name, args...).CombinedOutput()
-	if err != nil {
-		if msg := strings.TrimSpace(string(out)); msg != "" {
-			return fmt.Errorf("%s %s: %w: %s", name, strings.Join(args, " "), err, msg)
-		}
-		return fmt.Errorf("%s %s: %w", name, strings.Join(args, " "), err)
-	}
-	return nil
-}
 
 type scheduleOptions struct {
 	every      time.Duration
