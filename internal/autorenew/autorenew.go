@@ -8,20 +8,19 @@ import (
 	"fmt"
 	"hash/fnv"
 	"io"
-	"path"
-	"strconv"
-	"strings"
 	"time"
 
+	"kubeboot.dev/kubeboot/internal/hint"
 	"kubeboot.dev/kubeboot/internal/kubelet"
 	"kubeboot.dev/kubeboot/internal/nodefs"
+	"kubeboot.dev/kubeboot/internal/periodic"
 )
 
-// Names and places of the units.
+// Names of the units, in periodic.UnitDir.
 const (
-	UnitDir = "/etc/systemd/system"
-	Service = "kubeboot-certs-renew.service"
-	Timer   = "kubeboot-certs-renew.timer"
+	name    = "kubeboot-certs-renew"
+	Service = name + ".service"
+	Timer   = name + ".timer"
 	// DefaultWithin is how long before their expiry certificates are renewed: 30 days, the window in which
 	// check-expiration warns, leaves a month of daily tries.
 	DefaultWithin = 720 * time.Hour
@@ -32,68 +31,38 @@ const (
 // next day, well within the window.
 const spread = 6 * time.Hour
 
-// Command is the command line that renews what is due and restarts what reads it.
-func Command(binary string, within time.Duration) string {
-	return fmt.Sprintf("%s certs renew all --if-expires-within %s --restart", quote(binary), durationFlag(within))
+// Command is the command that renews what is due and restarts what reads it, one word per element.
+func Command(binary string, within time.Duration) []string {
+	return []string{binary, "certs", "renew", "all", "--if-expires-within", periodic.DurationFlag(within), "--restart"}
 }
 
-// quote writes a path as one word for systemd's ExecStart and for a shell: as it is, or double-quoted.
-func quote(s string) string {
-	if strings.ContainsAny(s, " \t\n\"'\\$`%;&|<>()*?[]#~") {
-		return strconv.Quote(s)
+// job is the daily renewal as the node runs it.
+func job(binary string, within time.Duration) periodic.Job {
+	return periodic.Job{
+		Name:      name,
+		WrittenBy: "kubeboot certs auto-renew install",
+		Description: fmt.Sprintf("Renew this node's Kubernetes certificates that expire within %s, and restart the components that read them",
+			periodic.DurationFlag(within)),
+		TimerDescription: "Daily renewal of this node's Kubernetes certificates that are due",
+		Command:          Command(binary, within),
+		OnCalendar:       "daily",
+		RandomizedDelay:  spread,
+		Log:              "/var/log/kubeboot-certs-renew.log",
 	}
-	return s
-}
-
-// durationFlag writes d as a person would give it: 720h, 1h30m, 90s.
-func durationFlag(d time.Duration) string {
-	s := d.String()
-	if strings.HasSuffix(s, "m0s") {
-		s = strings.TrimSuffix(s, "0s")
-	}
-	if strings.HasSuffix(s, "h0m") {
-		s = strings.TrimSuffix(s, "0m")
-	}
-	return s
 }
 
 // Units renders the service and the timer, for binary (this kubeboot's path) renewing what expires within within.
-func Units(binary string, within time.Duration) []nodefs.File {
-	service := fmt.Sprintf(`# Written by "kubeboot certs auto-renew install".
-[Unit]
-Description=Renew this node's Kubernetes certificates that expire within %[1]s, and restart the components that read them
-Wants=network-online.target
-After=network-online.target kubelet.service
-
-[Service]
-Type=oneshot
-ExecStart=%[2]s
-`, durationFlag(within), Command(binary, within))
-	timer := fmt.Sprintf(`# Written by "kubeboot certs auto-renew install".
-[Unit]
-Description=Daily renewal of this node's Kubernetes certificates that are due
-
-[Timer]
-OnCalendar=daily
-RandomizedDelaySec=%s
-Persistent=true
-
-[Install]
-WantedBy=timers.target
-`, durationFlag(spread))
-	return []nodefs.File{
-		{Path: path.Join(UnitDir, Service), Mode: 0o644, Data: []byte(service)},
-		{Path: path.Join(UnitDir, Timer), Mode: 0o644, Data: []byte(timer)},
-	}
+func Units(binary string, within time.Duration) ([]nodefs.File, error) {
+	return job(binary, within).Units()
 }
 
 // CronLine is the line of root's crontab that runs Command daily at a time within spread after midnight that
 // hostname decides, so that the control-plane nodes run at different times, as the timer's random delay does.
-func CronLine(binary string, within time.Duration, hostname string) string {
+func CronLine(binary string, within time.Duration, hostname string) (string, error) {
 	h := fnv.New32a()
 	h.Write([]byte(hostname))
 	minutes := h.Sum32() % uint32(spread/time.Minute)
-	return fmt.Sprintf("%d %d * * * %s >>/var/log/kubeboot-certs-renew.log 2>&1", minutes%60, minutes/60, Command(binary, within))
+	return job(binary, within).CronLine(fmt.Sprintf("%d %d * * *", minutes%60, minutes/60), "")
 }
 
 // Enabler enables a unit and starts it now (kubelet.Systemd).
@@ -106,11 +75,18 @@ type Enabler interface {
 func Install(ctx context.Context, fsys nodefs.FS, sys kubelet.InitSystem, out io.Writer, binary string, within time.Duration, hostname string) error {
 	enabler, ok := sys.(Enabler)
 	if !ok {
+		line, err := CronLine(binary, within, hostname)
+		if err != nil {
+			return cannotRun(err)
+		}
 		fmt.Fprintf(out, "[auto-renew] This node does not run systemd (init system: %s). Add this line to root's crontab (crontab -e as root),\n"+
-			"so that the certificates that expire within %s are renewed every day:\n\n%s\n", sys.Name(), durationFlag(within), CronLine(binary, within, hostname))
+			"so that the certificates that expire within %s are renewed every day:\n\n%s\n", sys.Name(), periodic.DurationFlag(within), line)
 		return nil
 	}
-	units := Units(binary, within)
+	units, err := Units(binary, within)
+	if err != nil {
+		return cannotRun(err)
+	}
 	if err := fsys.WriteTogether(units...); err != nil {
 		return fmt.Errorf("write the units %s and %s: %w", Service, Timer, err)
 	}
@@ -118,7 +94,14 @@ func Install(ctx context.Context, fsys nodefs.FS, sys kubelet.InitSystem, out io
 	if err := enabler.EnableNow(ctx, Timer); err != nil {
 		return err
 	}
-	fmt.Fprintf(out, "[auto-renew] Enabled %s through %s: every day it runs %q\n", Timer, sys.Name(), Command(binary, within))
+	fmt.Fprintf(out, "[auto-renew] Enabled %s through %s: every day it runs %q\n", Timer, sys.Name(), periodic.CommandLine(Command(binary, within)))
 	fmt.Fprintf(out, "[auto-renew] See its runs with `systemctl list-timers %s` and `journalctl -u %s`\n", Timer, Service)
 	return nil
+}
+
+// cannotRun says why the renewal cannot run this kubeboot: its path, the only word of the command that varies,
+// cannot be written into a unit file or a crontab line.
+func cannotRun(err error) error {
+	return hint.With(fmt.Errorf("the daily renewal cannot run this kubeboot: %w", err),
+		"install kubeboot where its path holds no such character, and run it from there")
 }

@@ -5,22 +5,26 @@ import (
 	"context"
 	"errors"
 	"path"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
 
+	"kubeboot.dev/kubeboot/internal/hint"
 	"kubeboot.dev/kubeboot/internal/kubelet"
 	"kubeboot.dev/kubeboot/internal/nodefs"
+	"kubeboot.dev/kubeboot/internal/periodic"
 	"kubeboot.dev/kubeboot/internal/testutil/golden"
 )
 
 func TestUnits(t *testing.T) {
+	units, err := Units("/usr/local/bin/kubeboot", DefaultWithin)
+	if err != nil {
+		t.Fatal(err)
+	}
 	files := map[string][]byte{}
-	for _, f := range Units("/usr/local/bin/kubeboot", DefaultWithin) {
-		if path.Dir(f.Path) != UnitDir || f.Mode != 0o644 {
-			t.Errorf("%s: mode %o, want %s/*, 0644", f.Path, f.Mode, UnitDir)
-		}
+	for _, f := range units { // their place and mode are periodic's
 		files[path.Base(f.Path)] = f.Data
 	}
 	golden.Dir(t, "testdata/units", files)
@@ -28,27 +32,45 @@ func TestUnits(t *testing.T) {
 
 func TestCommand(t *testing.T) {
 	tests := []struct {
-		binary string
 		within time.Duration
-		want   string
+		want   string // the flag's value
 	}{
-		{"/usr/local/bin/kubeboot", 720 * time.Hour, "/usr/local/bin/kubeboot certs renew all --if-expires-within 720h --restart"},
-		{"/usr/bin/kubeboot", 90 * time.Minute, "/usr/bin/kubeboot certs renew all --if-expires-within 1h30m --restart"},
-		{"/opt/kube boot/kubeboot", 45 * time.Second, `"/opt/kube boot/kubeboot" certs renew all --if-expires-within 45s --restart`},
+		{720 * time.Hour, "720h"},
+		{90 * time.Minute, "1h30m"},
+		{45 * time.Second, "45s"},
 	}
 	for _, tt := range tests {
-		if got := Command(tt.binary, tt.within); got != tt.want {
-			t.Errorf("Command(%q, %s) = %q, want %q", tt.binary, tt.within, got, tt.want)
+		want := []string{"/usr/bin/kubeboot", "certs", "renew", "all", "--if-expires-within", tt.want, "--restart"}
+		if got := Command("/usr/bin/kubeboot", tt.within); !cmp.Equal(got, want) {
+			t.Errorf("Command(/usr/bin/kubeboot, %s) = %q, want %q", tt.within, got, want)
 		}
 	}
 }
 
-func TestCronLine(t *testing.T) {
-	a := CronLine("/usr/local/bin/kubeboot", DefaultWithin, "cp-1")
-	if want := "12 5 * * * /usr/local/bin/kubeboot certs renew all --if-expires-within 720h --restart >>/var/log/kubeboot-certs-renew.log 2>&1"; a != want {
-		t.Errorf("CronLine(cp-1) = %q\nwant %q", a, want)
+// TestQuoted checks that a path systemd and the shell read specially reaches them as one word, unchanged.
+func TestQuoted(t *testing.T) {
+	const binary = "/opt/kube boot/$HOME/100%/kubeboot"
+	units, err := Units(binary, DefaultWithin)
+	if err != nil {
+		t.Fatal(err)
 	}
-	if b := CronLine("/usr/local/bin/kubeboot", DefaultWithin, "cp-2"); b == a {
+	const execStart = `ExecStart="/opt/kube boot/$$HOME/100%%/kubeboot" certs renew all --if-expires-within 720h --restart` + "\n"
+	if !strings.HasSuffix(string(units[0].Data), execStart) {
+		t.Errorf("%s:\n%s\nwant it to end in %s", units[0].Path, units[0].Data, execStart)
+	}
+
+	line, err := CronLine("/opt/kube boot/$HOME/kubeboot", DefaultWithin, "cp-1")
+	if want := `12 5 * * * '/opt/kube boot/$HOME/kubeboot' certs renew all --if-expires-within 720h --restart >>/var/log/kubeboot-certs-renew.log 2>&1`; err != nil || line != want {
+		t.Errorf("CronLine() = %s, %v\nwant         %s", line, err, want)
+	}
+}
+
+func TestCronLine(t *testing.T) {
+	a, err := CronLine("/usr/local/bin/kubeboot", DefaultWithin, "cp-1")
+	if want := "12 5 * * * /usr/local/bin/kubeboot certs renew all --if-expires-within 720h --restart >>/var/log/kubeboot-certs-renew.log 2>&1"; err != nil || a != want {
+		t.Errorf("CronLine(cp-1) = %q, %v\nwant %q", a, err, want)
+	}
+	if b, _ := CronLine("/usr/local/bin/kubeboot", DefaultWithin, "cp-2"); b == a {
 		t.Errorf("cp-1 and cp-2 renew at the same time: %q", b)
 	}
 }
@@ -74,7 +96,11 @@ func TestInstallWithSystemd(t *testing.T) {
 	if err := Install(t.Context(), fsys, sys, &out, "/usr/local/bin/kubeboot", DefaultWithin, "cp-1"); err != nil {
 		t.Fatal(err)
 	}
-	for _, f := range Units("/usr/local/bin/kubeboot", DefaultWithin) {
+	units, err := Units("/usr/local/bin/kubeboot", DefaultWithin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range units {
 		got, err := fsys.ReadFile(f.Path)
 		if err != nil || !bytes.Equal(got, f.Data) {
 			t.Errorf("%s: %v\n%s", f.Path, err, got)
@@ -93,7 +119,7 @@ func TestInstallWithSystemd(t *testing.T) {
 
 	boom := errors.New("systemctl enable --now kubeboot-certs-renew.timer: exit status 1")
 	sys.err = boom
-	err := Install(t.Context(), fsys, sys, &out, "/usr/local/bin/kubeboot", DefaultWithin, "cp-1")
+	err = Install(t.Context(), fsys, sys, &out, "/usr/local/bin/kubeboot", DefaultWithin, "cp-1")
 	if !errors.Is(err, boom) {
 		t.Errorf("Install with a failing systemctl: %v", err)
 	}
@@ -113,7 +139,38 @@ so that the certificates that expire within 720h are renewed every day:
 	if d := cmp.Diff(want, out.String()); d != "" {
 		t.Errorf("output (-want +got):\n%s", d)
 	}
-	if fsys.Exists(UnitDir) {
-		t.Errorf("wrote %s without systemd", UnitDir)
+	if fsys.Exists(periodic.UnitDir) {
+		t.Errorf("wrote %s without systemd", periodic.UnitDir)
+	}
+}
+
+// TestInstallRefusals checks that a path of kubeboot that a unit file or a crontab line cannot carry is refused,
+// with nothing written or enabled.
+func TestInstallRefusals(t *testing.T) {
+	const why = "install kubeboot where its path holds no such character, and run it from there"
+	for _, tc := range []struct {
+		name   string
+		sys    kubelet.InitSystem
+		binary string
+		want   string
+	}{
+		{"newline, systemd", &fakeSystemd{}, "/opt/kube\nboot", `the daily renewal cannot run this kubeboot: "/opt/kube\nboot": holds '\n', which a unit file cannot carry`},
+		{"newline, cron", kubelet.None{}, "/opt/kube\nboot", `the daily renewal cannot run this kubeboot: "/opt/kube\nboot": holds '\n', which a crontab line cannot carry`},
+		{"percent, cron", kubelet.None{}, "/opt/100%/kubeboot", `the daily renewal cannot run this kubeboot: "/opt/100%/kubeboot": holds '%', which a crontab line cannot carry`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			fsys := nodefs.FS{Root: t.TempDir()}
+			var out bytes.Buffer
+			err := Install(t.Context(), fsys, tc.sys, &out, tc.binary, DefaultWithin, "cp-1")
+			if err == nil || err.Error() != tc.want || hint.Of(err) != why {
+				t.Errorf("Install() error = %v (hint %q)\nwant             %s", err, hint.Of(err), tc.want)
+			}
+			if out.Len() != 0 || fsys.Exists(periodic.UnitDir) {
+				t.Errorf("printed %q, or wrote %s", out.String(), periodic.UnitDir)
+			}
+			if sd, ok := tc.sys.(*fakeSystemd); ok && len(sd.enabled) != 0 {
+				t.Errorf("enabled %q", sd.enabled)
+			}
+		})
 	}
 }

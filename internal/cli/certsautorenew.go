@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -24,13 +23,7 @@ type autoRenewDeps struct {
 
 func hostAutoRenewDeps() autoRenewDeps {
 	return autoRenewDeps{
-		binary: func() (string, error) {
-			p, err := os.Executable()
-			if err != nil {
-				return "", err
-			}
-			return filepath.EvalSymlinks(p)
-		},
+		binary:     thisExecutable,
 		hostname:   os.Hostname,
 		initSystem: kubelet.DetectInitSystem,
 	}

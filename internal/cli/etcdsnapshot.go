@@ -112,7 +112,7 @@ func hostSnapshotDeps() snapshotDeps {
 		},
 		now:        time.Now,
 		executable: thisExecutable,
-		run:        runCommand,
+		run:        kubelet.RunCommand,
 	}
 }
 

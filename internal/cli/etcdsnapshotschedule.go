@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path"
 	"path/filepath"
 	"strings"
@@ -20,6 +19,7 @@ import (
 	"kubeboot.dev/kubeboot/internal/hint"
 	"kubeboot.dev/kubeboot/internal/kubelet"
 	"kubeboot.dev/kubeboot/internal/nodefs"
+	"kubeboot.dev/kubeboot/internal/periodic"
 	"kubeboot.dev/kubeboot/internal/snapshot"
 )
 
@@ -28,27 +28,6 @@ const (
 	defaultScheduleEvery = 6 * time.Hour
 	defaultScheduleKeep  = 7
 )
-
-// thisExecutable is the resolved path of the running kubeboot, which a schedule runs.
-func thisExecutable() (string, error) {
-	p, err := os.Executable()
-	if err != nil {
-		return "", err
-	}
-	return filepath.EvalSymlinks(p)
-}
-
-// runCommand runs a command on the machine, its output in the error when it fails.
-func runCommand(ctx context.Context, name string, args ...string) error {
-	out, err := exec.CommandContext(ctx, name, args...).CombinedOutput()
-	if err != nil {
-		if msg := strings.TrimSpace(string(out)); msg != "" {
-			return fmt.Errorf("%s %s: %w: %s", name, strings.Join(args, " "), err, msg)
-		}
-		return fmt.Errorf("%s %s: %w", name, strings.Join(args, " "), err)
-	}
-	return nil
-}
 
 type scheduleOptions struct {
 	every      time.Duration
@@ -71,7 +50,7 @@ func newSnapshotScheduleCmd(stdout io.Writer, f *etcdFlags, deps snapshotDeps, c
 "kubeboot etcd snapshot save DIRECTORY --keep N" run by this kubeboot's path: install it where it stays.
 
 Where systemd runs (/run/systemd/system exists) it writes ` + snapshot.ScheduleService + ` and
-` + snapshot.ScheduleTimer + ` into ` + snapshot.UnitDir + ` and enables the timer: a save every --every after
+` + snapshot.ScheduleTimer + ` into ` + periodic.UnitDir + ` and enables the timer: a save every --every after
 boot and after the last save, or at the times of --on-calendar (a systemd calendar specification; a save missed
 while the node was down is made at boot), each with a small random delay. Without systemd it installs nothing and
 prints the line for ` + snapshot.CronFile + `: cron runs evenly only intervals that divide an hour or a
@@ -319,7 +298,7 @@ func installSchedule(ctx context.Context, out io.Writer, fsys nodefs.FS, s snaps
 	if err != nil {
 		return err
 	}
-	timer := path.Join(snapshot.UnitDir, snapshot.ScheduleTimer)
+	timer := path.Join(periodic.UnitDir, snapshot.ScheduleTimer)
 	replaced := fsys.Exists(timer)
 	if err := fsys.WriteTogether(units...); err != nil {
 		return fmt.Errorf("write %s and %s: %w", snapshot.ScheduleService, snapshot.ScheduleTimer, err)
@@ -347,7 +326,7 @@ func removeSchedule(ctx context.Context, out io.Writer, fsys nodefs.FS, systemd 
 			"Delete %s if you put the cron line there\n", snapshot.CronFile)
 		return nil
 	}
-	service, timer := path.Join(snapshot.UnitDir, snapshot.ScheduleService), path.Join(snapshot.UnitDir, snapshot.ScheduleTimer)
+	service, timer := path.Join(periodic.UnitDir, snapshot.ScheduleService), path.Join(periodic.UnitDir, snapshot.ScheduleTimer)
 	if !fsys.Exists(service) && !fsys.Exists(timer) {
 		fmt.Fprintf(out, "[snapshot] no schedule to remove: neither %s nor %s exists\n", service, timer)
 		return nil

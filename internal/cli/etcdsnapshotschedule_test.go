@@ -16,6 +16,7 @@ import (
 	"kubeboot.dev/kubeboot/internal/etcd"
 	"kubeboot.dev/kubeboot/internal/hint"
 	"kubeboot.dev/kubeboot/internal/nodefs"
+	"kubeboot.dev/kubeboot/internal/periodic"
 	"kubeboot.dev/kubeboot/internal/snapshot"
 )
 
@@ -92,8 +93,8 @@ func keyFile(t *testing.T, key string, perm os.FileMode) string {
 }
 
 var (
-	serviceFile = filepath.Join(snapshot.UnitDir, snapshot.ScheduleService)
-	timerFile   = filepath.Join(snapshot.UnitDir, snapshot.ScheduleTimer)
+	serviceFile = filepath.Join(periodic.UnitDir, snapshot.ScheduleService)
+	timerFile   = filepath.Join(periodic.UnitDir, snapshot.ScheduleTimer)
 )
 
 // unitsOf reads the units under root; missing ones are absent from the map.

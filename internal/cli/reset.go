@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"strings"
 	"time"
 
@@ -82,18 +81,10 @@ type systemdStopper struct{ kubelet.Systemd }
 func (s systemdStopper) Stop(ctx context.Context, service string) error {
 	run := s.Run
 	if run == nil {
-		run = func(ctx context.Context, name string, args ...string) error {
-			out, err := exec.CommandContext(ctx, name, args...).CombinedOutput()
-			if err != nil && len(out) > 0 {
-				return fmt.Errorf("%w: %s", err, strings.TrimSpace(string(out)))
-			}
-			return err
-		}
+		run = kubelet.RunCommand
 	}
-	if err := run(ctx, "systemctl", "stop", service); err != nil {
-		return fmt.Errorf("systemctl stop %s: %w", service, err)
-	}
-	return nil
+	// RunCommand names the command in its error: "systemctl stop kubelet: exit status 5: ...".
+	return run(ctx, "systemctl", "stop", service)
 }
 
 // data loads the configuration and builds the phases' data.

@@ -35,7 +35,7 @@ func DetectInitSystem(fs nodefs.FS) InitSystem {
 	return None{}
 }
 
-// Runner runs a command; tests replace exec.
+// Runner runs a command; tests replace exec. RunCommand is the machine's.
 type Runner func(ctx context.Context, name string, args ...string) error
 
 // Systemd restarts services with systemctl.
@@ -52,7 +52,7 @@ func (Systemd) Name() string { return "systemd" }
 func (s Systemd) Restart(ctx context.Context, service string) error {
 	run := s.Run
 	if run == nil {
-		run = execRun
+		run = RunCommand
 	}
 	if err := run(ctx, "systemctl", "daemon-reload"); err != nil {
 		return fmt.Errorf("reload systemd before restarting %s: %w", service, err)
@@ -68,7 +68,7 @@ func (s Systemd) Restart(ctx context.Context, service string) error {
 func (s Systemd) EnableNow(ctx context.Context, unit string) error {
 	run := s.Run
 	if run == nil {
-		run = execRun
+		run = RunCommand
 	}
 	if err := run(ctx, "systemctl", "daemon-reload"); err != nil {
 		return fmt.Errorf("reload systemd before enabling %s: %w", unit, err)
@@ -79,7 +79,9 @@ func (s Systemd) EnableNow(ctx context.Context, unit string) error {
 	return nil
 }
 
-func execRun(ctx context.Context, name string, args ...string) error {
+// RunCommand runs a command on this machine; when it fails, the error names the command and holds what it wrote
+// to stderr.
+func RunCommand(ctx context.Context, name string, args ...string) error {
 	cmd := exec.CommandContext(ctx, name, args...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr

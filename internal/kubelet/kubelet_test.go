@@ -512,11 +512,11 @@ func TestSystemdEnableNow(t *testing.T) {
 	}
 }
 
-func TestExecRun(t *testing.T) {
-	if err := execRun(t.Context(), "sh", "-c", "exit 0"); err != nil {
+func TestRunCommand(t *testing.T) {
+	if err := RunCommand(t.Context(), "sh", "-c", "exit 0"); err != nil {
 		t.Errorf("success: %v", err)
 	}
-	err := execRun(t.Context(), "sh", "-c", "echo bad unit >&2; exit 3")
+	err := RunCommand(t.Context(), "sh", "-c", "echo bad unit >&2; exit 3")
 	var exitErr *exec.ExitError
 	if err == nil || err.Error() != "sh -c echo bad unit >&2; exit 3: exit status 3: bad unit" || !errors.As(err, &exitErr) {
 		t.Errorf("failure: %v", err)

@@ -4,20 +4,20 @@ import (
 	"errors"
 	"fmt"
 	"path"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"kubeboot.dev/kubeboot/internal/hint"
 	"kubeboot.dev/kubeboot/internal/nodefs"
+	"kubeboot.dev/kubeboot/internal/periodic"
 )
 
 // Names and places of what `etcd snapshot schedule` installs.
 const (
-	UnitDir         = "/etc/systemd/system"
-	ScheduleService = "kubeboot-etcd-snapshot.service"
-	ScheduleTimer   = "kubeboot-etcd-snapshot.timer"
+	scheduleName    = "kubeboot-etcd-snapshot"
+	ScheduleService = scheduleName + ".service" // in periodic.UnitDir
+	ScheduleTimer   = scheduleName + ".timer"
 	// CronFile is where the cron line goes on a node without systemd; cron.d ignores names with a dot.
 	CronFile = "/etc/cron.d/kubeboot-etcd-snapshot"
 	// CronLog collects the scheduled saves' output under cron, which would otherwise mail it.
@@ -26,12 +26,6 @@ const (
 	MinInterval = time.Minute
 	// maxDelay bounds the timer's random delay, which keeps the control-plane nodes' saves apart.
 	maxDelay = 5 * time.Minute
-)
-
-// Intervals cron runs evenly: minutes that divide an hour, hours that divide a day.
-var (
-	cronMinutes = []int{1, 2, 3, 4, 5, 6, 10, 12, 15, 20, 30}
-	cronHours   = []int{1, 2, 3, 4, 6, 8, 12, 24}
 )
 
 // Schedule is a periodic `kubeboot etcd snapshot save` into a directory.
@@ -68,7 +62,7 @@ func (s Schedule) Validate() error {
 	case s.Every != 0 && s.OnCalendar != "":
 		return errors.New("--every and --on-calendar: pass one")
 	case s.OnCalendar == "" && s.Every < MinInterval:
-		return hint.With(fmt.Errorf("--every %s: shorter than %s", durationFlag(s.Every), durationFlag(MinInterval)), "every save copies the whole database: pass --every 1m or longer")
+		return hint.With(fmt.Errorf("--every %s: shorter than %s", periodic.DurationFlag(s.Every), periodic.DurationFlag(MinInterval)), "every save copies the whole database: pass --every 1m or longer")
 	case s.OnCalendar == "" && s.Every%time.Second != 0:
 		return fmt.Errorf("--every %s: pass whole seconds", s.Every)
 	case s.Keep < 0:
@@ -96,10 +90,10 @@ func (s Schedule) Validate() error {
 	return nil
 }
 
-// wordOK refuses what neither a unit file nor a crontab line can carry as it is: a newline or another control
-// character ends or breaks the line, and % is a specifier to systemd and a newline to cron.
+// wordOK refuses what a crontab line cannot carry as it is (a newline or another control character, and %), in
+// the units too, so that a schedule is the same under systemd and under cron.
 func wordOK(name, s string) error {
-	if i := strings.IndexFunc(s, func(r rune) bool { return r < 0x20 || r == 0x7f || r == '%' }); i >= 0 {
+	if i := periodic.CronUnsafe(s); i >= 0 {
 		return hint.With(fmt.Errorf("%s %q: holds %q, which a unit file or a crontab line cannot carry", name, s, s[i]),
 			"use a path without %, newlines or control characters")
 	}
@@ -111,42 +105,28 @@ func (s Schedule) Units() ([]nodefs.File, error) {
 	if err := s.Validate(); err != nil {
 		return nil, err
 	}
-	words := s.Command()
-	for i, w := range words {
-		words[i] = systemdWord(w)
+	return s.job().Units()
+}
+
+// job is the schedule as the node runs it.
+func (s Schedule) job() periodic.Job {
+	j := periodic.Job{
+		Name:             scheduleName,
+		WrittenBy:        "kubeboot etcd snapshot schedule",
+		Description:      fmt.Sprintf("Save a snapshot of etcd with the PKI into %s (kubeboot)", s.Directory),
+		TimerDescription: fmt.Sprintf("Save a snapshot of etcd %s (kubeboot)", s.When()),
+		ServiceOptions:   []string{"Nice=10", "IOSchedulingClass=idle"},
+		Command:          s.Command(),
+		Every:            s.Every,
+		OnCalendar:       s.OnCalendar,
+		RandomizedDelay:  min(s.Every/10, maxDelay),
+		PersistentNote:   "A save missed while the node was down is made at boot.",
+		Log:              CronLog,
 	}
-	service := fmt.Sprintf(`# Written by "kubeboot etcd snapshot schedule".
-[Unit]
-Description=Save a snapshot of etcd with the PKI into %[1]s (kubeboot)
-Wants=network-online.target
-After=network-online.target kubelet.service
-
-[Service]
-Type=oneshot
-Nice=10
-IOSchedulingClass=idle
-ExecStart=%[2]s
-`, s.Directory, strings.Join(words, " "))
-
-	var when string
 	if s.OnCalendar != "" {
-		when = fmt.Sprintf("OnCalendar=%s\nRandomizedDelaySec=%s\n# A save missed while the node was down is made at boot.\nPersistent=true\n", s.OnCalendar, systemdSpan(maxDelay))
-	} else {
-		when = fmt.Sprintf("OnBootSec=%[1]s\nOnUnitActiveSec=%[1]s\nRandomizedDelaySec=%[2]s\n", systemdSpan(s.Every), systemdSpan(min(s.Every/10, maxDelay)))
+		j.RandomizedDelay = maxDelay
 	}
-	timer := fmt.Sprintf(`# Written by "kubeboot etcd snapshot schedule".
-[Unit]
-Description=Save a snapshot of etcd %[1]s (kubeboot)
-
-[Timer]
-%[2]s
-[Install]
-WantedBy=timers.target
-`, s.When(), when)
-	return []nodefs.File{
-		{Path: path.Join(UnitDir, ScheduleService), Mode: 0o644, Data: []byte(service)},
-		{Path: path.Join(UnitDir, ScheduleTimer), Mode: 0o644, Data: []byte(timer)},
-	}, nil
+	return j
 }
 
 // When says when the schedule saves: "every 6h", "on calendar daily".
@@ -154,7 +134,7 @@ func (s Schedule) When() string {
 	if s.OnCalendar != "" {
 		return "on calendar " + s.OnCalendar
 	}
-	return "every " + durationFlag(s.Every)
+	return "every " + periodic.DurationFlag(s.Every)
 }
 
 // CronLine renders the line of /etc/cron.d/kubeboot-etcd-snapshot (user field root) that saves at the
@@ -170,92 +150,23 @@ func (s Schedule) CronLine() (string, error) {
 	if err != nil {
 		return "", err
 	}
-	return fmt.Sprintf("%s root %s >>%s 2>&1", when, s.CommandLine(), CronLog), nil
+	return s.job().CronLine(when, "root")
 }
 
 // CommandLine is Command as a shell reads it, for cron and for people.
 func (s Schedule) CommandLine() string {
-	words := s.Command()
-	for i, w := range words {
-		words[i] = shellWord(w)
-	}
-	return strings.Join(words, " ")
+	return periodic.CommandLine(s.Command())
 }
 
 // cronTimes are the five time fields of a crontab line that runs every d.
 func cronTimes(d time.Duration) (string, error) {
-	switch {
-	case d%time.Hour == 0 && slices.Contains(cronHours, int(d/time.Hour)):
-		if d == 24*time.Hour {
-			return "0 0 * * *", nil
-		}
-		return fmt.Sprintf("0 */%d * * *", d/time.Hour), nil
-	case d < time.Hour && d%time.Minute == 0 && slices.Contains(cronMinutes, int(d/time.Minute)):
-		return fmt.Sprintf("*/%d * * * *", d/time.Minute), nil
+	if when, ok := periodic.CronEvery(d); ok {
+		return when, nil
 	}
 	var works []string
-	for _, m := range cronMinutes {
-		works = append(works, fmt.Sprintf("%dm", m))
+	for _, i := range periodic.CronIntervals() {
+		works = append(works, periodic.DurationFlag(i))
 	}
-	for _, h := range cronHours {
-		works = append(works, fmt.Sprintf("%dh", h))
-	}
-	return "", hint.With(fmt.Errorf("--every %s: cron cannot run it evenly", durationFlag(d)),
+	return "", hint.With(fmt.Errorf("--every %s: cron cannot run it evenly", periodic.DurationFlag(d)),
 		"without systemd, pass one of --every "+strings.Join(works, ", "))
-}
-
-// durationFlag writes d as a person gives it: 6h, 1h30m, 90s.
-func durationFlag(d time.Duration) string {
-	s := d.String()
-	if strings.HasSuffix(s, "m0s") {
-		s = strings.TrimSuffix(s, "0s")
-	}
-	if strings.HasSuffix(s, "h0m") {
-		s = strings.TrimSuffix(s, "0m")
-	}
-	return s
-}
-
-// systemdSpan writes d as a systemd time span: "6h", "1h 30min", "36s".
-func systemdSpan(d time.Duration) string {
-	var parts []string
-	for _, u := range []struct {
-		d    time.Duration
-		name string
-	}{{time.Hour, "h"}, {time.Minute, "min"}, {time.Second, "s"}} {
-		if n := d / u.d; n > 0 {
-			parts = append(parts, fmt.Sprintf("%d%s", n, u.name))
-			d -= n * u.d
-		}
-	}
-	if len(parts) == 0 {
-		return "0"
-	}
-	return strings.Join(parts, " ")
-}
-
-// plainWord reports whether s is one word as it is, to systemd and to a shell alike.
-func plainWord(s string) bool {
-	return s != "" && strings.IndexFunc(s, func(r rune) bool {
-		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("_-./:,=+@", r))
-	}) < 0
-}
-
-// systemdWord quotes s as one word of ExecStart: double quotes, with \ and " escaped, and $ doubled, since
-// systemd substitutes $VARIABLES even in quotes.
-func systemdWord(s string) string {
-	if plainWord(s) {
-		return s
-	}
-	r := strings.NewReplacer(`\`, `\\`, `"`, `\"`, `$`, `$$`)
-	return `"` + r.Replace(s) + `"`
-}
-
-// shellWord quotes s as one word for /bin/sh, which runs cron's command: single quotes, in which nothing is
-// special but the quote itself.
-func shellWord(s string) string {
-	if plainWord(s) {
-		return s
-	}
-	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
