@@ -236,6 +236,11 @@ renews only what is due, so that "renew all --if-expires-within 720h --restart" 
 		if err != nil {
 			return err
 		}
+		release, err := lockNode(s.FS, cmd)
+		if err != nil {
+			return err
+		}
+		defer release()
 		externalEtcd := cc.Etcd.External != nil
 		onlyDue := cmd.Flags().Changed("if-expires-within")
 		// What to do, in kubeadm's order: renew a certificate of this cluster, or say it is missing (an etcd one

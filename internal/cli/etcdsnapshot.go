@@ -460,6 +460,11 @@ the other nodes find it again.`,
 			if err != nil {
 				return err
 			}
+			release, err := lockNode(fsys, cmd)
+			if err != nil {
+				return err
+			}
+			defer release()
 			rt, done, err := deps.runtime(ctx, fsys)
 			if err != nil {
 				return err
@@ -635,6 +640,11 @@ and image pull policy come from the InitConfiguration or JoinConfiguration of --
 			if err != nil {
 				return err
 			}
+			release, err := lockNode(fsys, cmd)
+			if err != nil {
+				return err
+			}
+			defer release()
 			m, _, err := snapshot.LocalMember(fsys)
 			if err != nil {
 				return err

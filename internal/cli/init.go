@@ -211,7 +211,7 @@ func runInit(cmd *cobra.Command, o *initOptions, stdout io.Writer, only string) 
 	runner := workflow.Runner[*initflow.Data]{Phases: initflow.Phases(), Out: stdout}
 	skip := d.Cfg.Init.SkipPhases
 	start := time.Now()
-	if err := runner.Run(cmd.Context(), d, workflow.Options{Skip: skip, Only: only}); err != nil {
+	if err := runner.Run(cmd.Context(), d, workflow.Options{Skip: skip, Only: only, Hold: holdNode(d.FS, cmd, d.DryRun)}); err != nil {
 		return err
 	}
 	if d.DryRun {

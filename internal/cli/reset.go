@@ -170,7 +170,7 @@ Runs, in order (each is also 'kubeboot reset phase <name>' and can be left out w
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			o.rootfs = rootfsOf(cmd)
-			d, err := runReset(cmd.Context(), o, stdout, deps, "")
+			d, err := runReset(cmd, o, stdout, deps, "")
 			if err != nil {
 				return err
 			}
@@ -189,7 +189,7 @@ Runs, in order (each is also 'kubeboot reset phase <name>' and can be left out w
 			Args:  cobra.NoArgs,
 			RunE: func(cmd *cobra.Command, _ []string) error {
 				po.rootfs = rootfsOf(cmd)
-				_, err := runReset(cmd.Context(), po, stdout, deps, p.Name)
+				_, err := runReset(cmd, po, stdout, deps, p.Name)
 				return err
 			},
 		}
@@ -200,13 +200,14 @@ Runs, in order (each is also 'kubeboot reset phase <name>' and can be left out w
 	return cmd
 }
 
-func runReset(ctx context.Context, o *resetOptions, stdout io.Writer, deps resetDeps, only string) (*reset.Data, error) {
+func runReset(cmd *cobra.Command, o *resetOptions, stdout io.Writer, deps resetDeps, only string) (*reset.Data, error) {
+	ctx := cmd.Context()
 	d, err := o.data(stdout, deps)
 	if err != nil {
 		return nil, err
 	}
 	runner := workflow.Runner[*reset.Data]{Phases: reset.Phases(), Out: stdout}
-	if err := runner.Run(ctx, d, workflow.Options{Skip: d.Cfg.SkipPhases, Only: only}); err != nil {
+	if err := runner.Run(ctx, d, workflow.Options{Skip: d.Cfg.SkipPhases, Only: only, Hold: holdNode(d.FS, cmd, d.Cfg.DryRun)}); err != nil {
 		return nil, err
 	}
 	return d, nil

@@ -418,7 +418,7 @@ func runUpgrade(cmd *cobra.Command, o *upgradeOptions, args []string, stdout io.
 	out := workflow.Locked(stdout)
 	d.Out = out
 	runner := workflow.Runner[*upgrade.Data]{Phases: phases, Out: out}
-	if err := runner.Run(cmd.Context(), d, workflow.Options{Skip: skip, Only: only}); err != nil {
+	if err := runner.Run(cmd.Context(), d, workflow.Options{Skip: skip, Only: only, Hold: holdNode(fsys, cmd, d.DryRun)}); err != nil {
 		return err
 	}
 	if only != "" {

@@ -39,6 +39,10 @@ type Options struct {
 	Skip []string
 	// Only, when set, runs just that phase path with everything below it.
 	Only string
+	// Hold, when set, is called once Skip and Only are found valid and before any phase runs: the run stops with
+	// its error, and calls release when it returns. The CLI takes the node lock with it, so that a command refused
+	// for a bad option has written nothing, not even the lock file.
+	Hold func() (release func(), err error)
 }
 
 // Runner executes phases and reports one progress line per phase with its duration.
@@ -142,6 +146,13 @@ func (r *Runner[D]) Run(ctx context.Context, d D, opts Options) error {
 	plan(&tasks, nil, "", r.Phases, skip, normalize(opts.Only))
 	if err := link(tasks); err != nil {
 		return err
+	}
+	if opts.Hold != nil {
+		release, err := opts.Hold()
+		if err != nil {
+			return err
+		}
+		defer release()
 	}
 	return r.execute(ctx, d, tasks)
 }

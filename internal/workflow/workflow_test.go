@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -73,6 +74,32 @@ func TestUnknownPhase(t *testing.T) {
 	}
 	if err := run.Run(t.Context(), &record{}, Options{Only: "nope"}); !errors.Is(err, ErrUnknownPhase) {
 		t.Fatalf("Only: got %v", err)
+	}
+}
+
+func TestHold(t *testing.T) {
+	held := errors.New("held")
+	var calls []string
+	hold := func(err error) func() (func(), error) {
+		return func() (func(), error) {
+			calls = append(calls, "hold")
+			if err != nil {
+				return nil, err
+			}
+			return func() { calls = append(calls, "release") }, nil
+		}
+	}
+	run := Runner[*record]{Phases: tree()}
+	if err := run.Run(t.Context(), &record{}, Options{Skip: []string{"certz"}, Hold: hold(nil)}); !errors.Is(err, ErrUnknownPhase) || len(calls) != 0 {
+		t.Fatalf("bad Skip: got %v and calls %q, want ErrUnknownPhase before Hold", err, calls)
+	}
+	r := &record{}
+	if err := run.Run(t.Context(), r, Options{Hold: hold(held)}); err != held || len(r.ran) != 0 {
+		t.Fatalf("refused Hold: got %v, ran %q; want the Hold's error and no phase run", err, r.ran)
+	}
+	calls = nil
+	if err := run.Run(t.Context(), &record{}, Options{Hold: hold(nil)}); err != nil || !slices.Equal(calls, []string{"hold", "release"}) {
+		t.Fatalf("got %v and calls %q, want hold then release", err, calls)
 	}
 }
 
