@@ -248,7 +248,7 @@ func TestKubebootInit(t *testing.T) {
 				}
 			}
 		}
-		kb := timed(t, kubeboot, "init", "--config", initConfig)
+		kb := initRefusingASecond(t, initConfig)
 		if code, body := anonymousGet(t, "/readyz"); code != http.StatusOK {
 			t.Fatalf("API not ready after init again: %d %s", code, body)
 		}
@@ -262,6 +262,44 @@ func TestKubebootInit(t *testing.T) {
 		t.Logf("FIGURE init wall time on %s, same config, same run: kubeboot %s, upstream kubeadm %s (ratio %.2f)",
 			cp1, kb.Round(10*time.Millisecond), ka.Round(10*time.Millisecond), float64(kb)/float64(ka))
 	})
+}
+
+// initRefusingASecond runs kubeboot init on cp1 and, while it runs, a second one, which the node lock must refuse
+// naming the first; the first must finish as if alone. It returns the first's wall time.
+func initRefusingASecond(t *testing.T, initConfig string) time.Duration {
+	t.Helper()
+	ctx := t.Context()
+	type result struct {
+		out string
+		err error
+		d   time.Duration
+	}
+	done := make(chan result, 1)
+	start := time.Now()
+	go func() {
+		out, err := inNode(ctx, cp1, kubeboot, "init", "--config", initConfig)
+		done <- result{out, err, time.Since(start)}
+	}()
+	lockFile := nodeHostPath(cp1, "/var/lib/kubeboot/node.lock")
+	var holder string
+	if !poll(ctx, 30*time.Second, func() bool {
+		b, _ := os.ReadFile(lockFile)
+		holder = string(b)
+		return strings.Contains(holder, `"kubeboot init"`)
+	}) {
+		r := <-done
+		t.Fatalf("the first init never held the node lock (%s: %q); init: %v\n%s", lockFile, holder, r.err, r.out)
+	}
+	second, err := inNode(ctx, cp1, kubeboot, "init", "--config", initConfig)
+	first := <-done
+	if first.err != nil {
+		t.Fatalf("the first init, beside a second one: %v\n%s", first.err, first.out)
+	}
+	if err == nil || !strings.Contains(second, "another kubeboot is changing this node") || !strings.Contains(second, strings.TrimSpace(holder)) {
+		t.Fatalf("the second init while the first held the lock (%q): %v, want a refusal naming the first:\n%s", holder, err, second)
+	}
+	t.Logf("second init refused while the first ran:\n%s", second)
+	return first.d
 }
 
 // timed runs a bootstrapper inside the control-plane node and returns its wall time.
