@@ -71,6 +71,10 @@ type rebuildRun struct {
 
 // rebuild restores the archive onto a machine with no control plane (FreshMachine): see Restore.
 func (r *Restorer) rebuild(ctx context.Context, file string) (*Restored, error) {
+	// Init's phases run at once where they can: they and both runners share one locked writer.
+	locked := *r
+	locked.Out = workflow.Locked(r.Out)
+	r = &locked
 	d := &rebuildRun{Restorer: r, file: file, start: r.now()}
 	defer func() {
 		if d.staged != "" {
@@ -129,6 +133,7 @@ func rebuildVerify(ctx context.Context, d *rebuildRun) error {
 	if d.init, err = d.Init(c); err != nil {
 		return refused(err)
 	}
+	d.init.Out = d.Out
 	cluster, node := d.init.Cfg.ClusterPart(), d.init.Cfg.NodePart()
 	if cluster.Etcd.External != nil {
 		return refused(errors.New("the archive's ClusterConfiguration uses external etcd: there is no stacked etcd member to restore"))
