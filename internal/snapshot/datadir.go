@@ -1,10 +1,16 @@
 package snapshot
 
 import (
+	"errors"
 	"fmt"
+	"os"
+	"path"
+	"syscall"
 
 	"go.etcd.io/etcd/etcdutl/v3/snapshot"
 	"go.uber.org/zap"
+
+	"kubeboot.dev/kubeboot/internal/nodefs"
 )
 
 // DefaultClusterToken is etcd's --initial-cluster-token default, which kubeadm's manifests keep.
@@ -48,4 +54,69 @@ func RestoreDataDir(db string, dir DataDir) error {
 		return fmt.Errorf("restore the etcd snapshot into %s: %w", dir.Path, err)
 	}
 	return nil
+}
+
+// moveAside moves the etcd data directory dir out of etcd's way, keeping its contents, and returns where they went
+// ("" when dir does not exist). Normally dir is renamed to dir+"."+suffix. A data directory that is a mount point
+// (etcd on its own disk, as etcd's operators advise) cannot be renamed (EBUSY): its entries then move into
+// dir+"/"+suffix on the same disk, which etcd ignores (it logs "found invalid file under data directory").
+func moveAside(fsys nodefs.FS, dir, suffix string) (string, error) {
+	if !fsys.Exists(dir) {
+		return "", nil
+	}
+	aside := dir + "." + suffix
+	err := fsys.Rename(dir, aside)
+	if err == nil {
+		return aside, nil
+	}
+	if !errors.Is(err, syscall.EBUSY) {
+		return "", fmt.Errorf("move the etcd data directory %s aside: %w", dir, err)
+	}
+	return moveEntriesInside(fsys, dir, suffix)
+}
+
+// moveEntriesInside moves every entry of dir into the new directory dir/name and returns that directory.
+func moveEntriesInside(fsys nodefs.FS, dir, name string) (string, error) {
+	aside := path.Join(dir, name)
+	entries, err := os.ReadDir(fsys.Path(dir))
+	if err != nil {
+		return "", fmt.Errorf("move the etcd data directory %s aside: %w", dir, err)
+	}
+	if err := fsys.MkdirPrivate(aside, 0o700); err != nil {
+		return "", fmt.Errorf("move the etcd data directory %s aside (it is a mount point; its entries go to %s): %w", dir, aside, err)
+	}
+	for _, e := range entries {
+		if err := fsys.Rename(path.Join(dir, e.Name()), path.Join(aside, e.Name())); err != nil {
+			return "", fmt.Errorf("move the etcd data directory %s aside (it is a mount point; its entries go to %s): %w", dir, aside, err)
+		}
+	}
+	return aside, nil
+}
+
+// restoreInto restores a snapshot with restore into the data directory dir.Path (a node path here), which may hold
+// an earlier data directory moved inside it by moveAside: the snapshot is then restored into a new directory
+// beside that one, whose entries (etcd's "member") move up into dir, so etcd finds its data where it looks.
+func restoreInto(fsys nodefs.FS, restore func(db string, dir DataDir) error, db string, dir DataDir, stamp string) error {
+	node := dir.Path
+	entries, err := os.ReadDir(fsys.Path(node))
+	if err != nil || len(entries) == 0 {
+		dir.Path = fsys.Path(node)
+		return restore(db, dir)
+	}
+	tmp := path.Join(node, ".kubeboot-restore-"+stamp)
+	dir.Path = fsys.Path(tmp)
+	if err := restore(db, dir); err != nil {
+		_ = fsys.RemoveAll(tmp)
+		return err
+	}
+	fresh, err := os.ReadDir(fsys.Path(tmp))
+	if err != nil {
+		return fmt.Errorf("restore the etcd snapshot into %s: %w", node, err)
+	}
+	for _, e := range fresh {
+		if err := fsys.Rename(path.Join(tmp, e.Name()), path.Join(node, e.Name())); err != nil {
+			return fmt.Errorf("restore the etcd snapshot into %s: move %s up from %s: %w", node, e.Name(), tmp, err)
+		}
+	}
+	return fsys.Remove(tmp)
 }

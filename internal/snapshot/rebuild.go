@@ -215,9 +215,8 @@ func rebuildDataDir(_ context.Context, d *rebuildRun) error {
 		restoreDir = RestoreDataDir
 	}
 	peerURL := d.m.PeerURLs[0]
-	if err := d.Node.RemoveAll(d.m.DataDir); err != nil {
-		return hint.With(err, undoRebuild)
-	}
+	// Preflight found the data directory absent or empty; etcd's restore takes either, and an empty one may be
+	// a mount point, which cannot be removed.
 	if err := restoreDir(d.staged, DataDir{Path: d.Node.Path(d.m.DataDir), Name: d.m.Name, PeerURL: peerURL, ClusterToken: d.m.ClusterToken}); err != nil {
 		return hint.With(err, undoRebuild)
 	}

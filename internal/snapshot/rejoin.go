@@ -137,12 +137,13 @@ func rejoinStopEtcd(ctx context.Context, d *rejoinRun) error {
 // rejoinDataDir moves the old data directory aside: its data is the cluster's before the restore.
 func rejoinDataDir(_ context.Context, d *rejoinRun) error {
 	dataDir := d.m.DataDir
-	if d.Node.Exists(dataDir) {
-		d.done.OldDataDir = fmt.Sprintf("%s.before-rejoin-%s", dataDir, d.now().UTC().Format(timeFormat))
-		if err := d.Node.Rename(dataDir, d.done.OldDataDir); err != nil {
-			return hint.With(fmt.Errorf("move the etcd data directory %s aside: %w", dataDir, err), d.undo)
-		}
-		d.say("moved the old data directory aside to %s (kept; remove it once the cluster is whole)", d.done.OldDataDir)
+	old, err := moveAside(d.Node, dataDir, "before-rejoin-"+d.now().UTC().Format(timeFormat))
+	if err != nil {
+		return hint.With(err, d.undo)
+	}
+	if old != "" {
+		d.done.OldDataDir = old
+		d.say("moved the old data directory aside to %s (kept; remove it once the cluster is whole)", old)
 	}
 	return d.Node.MkdirAll(dataDir, 0o700)
 }

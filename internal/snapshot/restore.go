@@ -307,21 +307,26 @@ func restoreStopEtcd(ctx context.Context, d *restoreRun) error {
 func restoreNewDataDir(ctx context.Context, d *restoreRun) error {
 	dataDir := d.m.DataDir
 	d.restored = &Restored{Metadata: d.contents.Metadata}
-	if d.Node.Exists(dataDir) {
-		d.restored.OldDataDir = fmt.Sprintf("%s.before-restore-%s", dataDir, d.now().UTC().Format(timeFormat))
-		if err := d.Node.Rename(dataDir, d.restored.OldDataDir); err != nil {
-			return hint.With(fmt.Errorf("move the etcd data directory %s aside: %w", dataDir, err), d.undo)
+	stamp := d.now().UTC().Format(timeFormat)
+	old, err := moveAside(d.Node, dataDir, "before-restore-"+stamp)
+	if err != nil {
+		return hint.With(err, d.undo)
+	}
+	if old != "" {
+		d.restored.OldDataDir = old
+		d.say("moved the old data directory aside to %s (kept; remove it once the cluster is whole)", old)
+		back := fmt.Sprintf("etcd is stopped and its data directory is %s: move it back to %s", old, dataDir)
+		if path.Dir(old) == dataDir {
+			back = fmt.Sprintf("etcd is stopped and its data is in %s: empty %s of everything else and move what %s holds back into it", old, dataDir, old)
 		}
-		d.say("moved the old data directory aside to %s (kept; remove it once the cluster is whole)", d.restored.OldDataDir)
-		d.undo = fmt.Sprintf("etcd is stopped and its data directory is %s: move it back to %s and %s back to %s to start the old member again",
-			d.restored.OldDataDir, dataDir, StoppedManifest, staticpod.Path(staticpod.EtcdName))
+		d.undo = fmt.Sprintf("%s and %s back to %s to start the old member again", back, StoppedManifest, staticpod.Path(staticpod.EtcdName))
 	}
 	restoreDir := d.RestoreDataDir
 	if restoreDir == nil {
 		restoreDir = RestoreDataDir
 	}
 	peerURL := d.m.PeerURLs[0]
-	if err := restoreDir(d.staged, DataDir{Path: d.Node.Path(dataDir), Name: d.m.Name, PeerURL: peerURL, ClusterToken: d.m.ClusterToken}); err != nil {
+	if err := restoreInto(d.Node, restoreDir, d.staged, DataDir{Path: dataDir, Name: d.m.Name, PeerURL: peerURL, ClusterToken: d.m.ClusterToken}, stamp); err != nil {
 		return hint.With(err, d.undo)
 	}
 	d.say("restored the snapshot into %s as a one-member cluster: %s at %s", dataDir, d.m.Name, peerURL)
