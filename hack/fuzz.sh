@@ -32,13 +32,24 @@ for dir in $dirs; do
     continue
   fi
   for target in $targets; do
-    echo "=== $pkg $target ($FUZZTIME)"
     log=$bin/$name.$target.log
-    (cd "$dir" && "$bin/$name.test" -test.run '^$' -test.fuzz "^$target\$" -test.fuzztime "$FUZZTIME" \
-      -test.fuzzminimizetime "$FUZZMINIMIZETIME" -test.fuzzcachedir "$cache/$pkg") 2>&1 | tee "$log"
-    rc=${PIPESTATUS[0]}
-    execs=$(grep -o 'execs: [0-9]*' "$log" | tail -1 | cut -d' ' -f2)
     result=ok
+    for try in 1 2; do
+      echo "=== $pkg $target ($FUZZTIME)"
+      (cd "$dir" && "$bin/$name.test" -test.run '^$' -test.fuzz "^$target\$" -test.fuzztime "$FUZZTIME" \
+        -test.fuzzminimizetime "$FUZZMINIMIZETIME" -test.fuzzcachedir "$cache/$pkg") 2>&1 | tee "$log"
+      rc=${PIPESTATUS[0]}
+      # Go's fuzzing coordinator (go1.26) may fail a target with "context deadline exceeded" as -fuzztime ends,
+      # having found nothing (golang/go#75804, fixed in go1.27). Such a run wrote no failing input: it runs once
+      # more. A run that wrote one fails at once.
+      if [ "$rc" -ne 0 ] && [ "$try" -eq 1 ] && grep -q 'context deadline exceeded' "$log" && ! grep -q 'Failing input written' "$log"; then
+        echo "=== $pkg $target: 'context deadline exceeded' with no failing input written (golang/go#75804): once more"
+        result="ok (run twice: golang/go#75804)"
+        continue
+      fi
+      break
+    done
+    execs=$(grep -o 'execs: [0-9]*' "$log" | tail -1 | cut -d' ' -f2)
     if [ "$rc" -ne 0 ]; then
       result="FAIL ($(grep -o 'testdata/fuzz/[^ ]*' "$log" | head -1))"
       failed=1
