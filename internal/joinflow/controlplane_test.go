@@ -127,6 +127,13 @@ func (f *fakeEtcd) Promote(_ context.Context, id uint64) error {
 	return nil
 }
 
+func (f *fakeEtcd) Remove(_ context.Context, id uint64) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.record("remove %x (%s)", id, f.manifest())
+	return nil
+}
+
 func (f *fakeEtcd) Endpoints() []string { return []string{firstEtcd} }
 func (f *fakeEtcd) Close() error        { return nil }
 
@@ -582,18 +589,33 @@ func TestRefusedControlPlaneJoinWritesNothing(t *testing.T) {
 	}
 }
 
-// A control-plane join that stops after the learner was added says how to undo it.
-func TestLearnerLeftBehindIsExplained(t *testing.T) {
+// A control-plane join that stops after the learner was added takes the learner out again, with its manifest,
+// and gives its turn back.
+func TestLearnerOfAFailedJoinIsRemoved(t *testing.T) {
 	h := newCPHarness(t, cpCluster{endpoint: "cp.lab:6443", upload: certKey}, certKey)
 	h.etcd.notRunning = 1 << 30 // the member never starts
 	err := h.run(t, workflow.Options{})
 	want := "phase etcd-join: the new etcd member 42 did not start within 2s (timeouts.controlPlaneComponentHealthCheck): not started: it has " +
 		"no client URL yet; check that the kubelet runs the static Pod /etc/kubernetes/manifests/etcd.yaml and that the member reaches the " +
-		"other members' peer URLs (port 2380); the learner 42 stays in the etcd member list until `kubeboot reset` on this node removes it"
+		"other members' peer URLs (port 2380)"
 	if err == nil || err.Error() != want {
 		t.Fatalf("error\n got %v\nwant %s", err, want)
 	}
-	if slices.ContainsFunc(h.etcdEvents(), func(e string) bool { return strings.HasPrefix(e, "promote") }) {
+	events := h.etcdEvents()
+	if slices.ContainsFunc(events, func(e string) bool { return strings.HasPrefix(e, "promote") }) {
 		t.Error("a member that never ran was promoted")
+	}
+	if last := events[len(events)-1]; last != "remove 42 (etcd.yaml written)" {
+		t.Errorf("the last etcd call is %q, want the learner removed: %v", last, events)
+	}
+	if h.data.FS.Exists(staticpod.Path(staticpod.EtcdName)) {
+		t.Error("the manifest of the removed learner is still there")
+	}
+	if !strings.Contains(h.out.String(), "removed the learner 42 from the etcd member list") {
+		t.Errorf("the output does not say the learner was removed:\n%s", h.out.String())
+	}
+	lease, err := h.client.CoordinationV1().Leases("kube-system").Get(t.Context(), etcd.TurnLease, metav1.GetOptions{})
+	if err != nil || lease.Spec.HolderIdentity != nil || lease.Annotations[etcd.LearnerAnnotation] != "" {
+		t.Errorf("the turn was not given back: %v %+v", err, lease)
 	}
 }

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+
 	"kubeboot.dev/kubeboot/internal/config"
 	"kubeboot.dev/kubeboot/internal/etcd"
 	"kubeboot.dev/kubeboot/internal/initflow"
@@ -26,6 +28,7 @@ type EtcdCluster interface {
 	CheckQuorumSafeToAdd(ctx context.Context) error
 	AddLearner(ctx context.Context, name, peerURL string) (id uint64, initialCluster string, err error)
 	Promote(ctx context.Context, id uint64) error
+	Remove(ctx context.Context, id uint64) error
 	Endpoints() []string
 	Close() error
 }
@@ -117,37 +120,132 @@ func joinEtcd(ctx context.Context, d *Data) error {
 		return nil
 	}
 
-	id, initialCluster, err := ec.AddLearner(ctx, name, peerURL)
+	admin, err := d.adminClient(d.FS)
+	if err != nil {
+		return err
+	}
+	turnStart := time.Now()
+	turn, err := etcd.TakeTurn(ctx, etcd.TurnOptions{Client: admin, Holder: name, Out: d.Out, Interval: d.turnInterval()})
+	if err != nil {
+		return err
+	}
+	defer func() {
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		if err := turn.Release(rctx); err != nil {
+			fmt.Fprintf(d.Out, "  WARNING: %v\n", err)
+		}
+	}()
+	if waited := time.Since(turnStart); waited > time.Second {
+		fmt.Fprintf(d.Out, "  took the turn to add an etcd member after %s\n", waited.Round(10*time.Millisecond))
+	}
+	if turn.Stale != "" && turn.Stale != peerURL {
+		if err := removeStaleLearner(ctx, d, ec, turn.Stale); err != nil {
+			return err
+		}
+	}
+
+	id, initialCluster, err := addLearnerInTurn(ctx, d, ec, name, peerURL)
 	if err != nil {
 		return err
 	}
 	hexID := fmt.Sprintf("%x", id)
 	fmt.Fprintf(d.Out, "  added etcd member %s (ID %s) as a learner at %s through %s\n", name, hexID, peerURL, strings.Join(ec.Endpoints(), ","))
-	// From here on a failure leaves a learner in the member list: it cannot vote, and reset removes it.
-	undo := fmt.Sprintf("the learner %s stays in the etcd member list until `kubeboot reset` on this node removes it", hexID)
+	if err := turn.Record(ctx, peerURL); err != nil {
+		fmt.Fprintf(d.Out, "  WARNING: note the learner on the Lease kube-system/%s: %v\n", etcd.TurnLease, err)
+	}
+	// From here on a failure, or an interruption, takes the learner out again: a learner that never becomes a
+	// voter would only hold the next control plane's turn.
+	promoted := false
+	defer func() {
+		if promoted {
+			return
+		}
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		defer cancel()
+		if err := ec.Remove(rctx, id); err != nil {
+			fmt.Fprintf(d.Out, "  WARNING: the learner %s stays in the etcd member list: %v; `kubeboot reset` on this node removes it\n", hexID, err)
+			return
+		}
+		if err := d.FS.Remove(staticpod.Path(staticpod.EtcdName)); err != nil {
+			fmt.Fprintf(d.Out, "  WARNING: remove %s: %v\n", staticpod.Path(staticpod.EtcdName), err)
+		}
+		fmt.Fprintf(d.Out, "  the join did not finish: removed the learner %s from the etcd member list, and this node's etcd manifest\n", hexID)
+	}()
 	initial, err := ParseInitialCluster(initialCluster)
 	if err != nil {
-		return fmt.Errorf("%w; %s", err, undo)
+		return err
 	}
 	if err := d.FS.MkdirAll(cluster.Etcd.Local.DataDir, 0o700); err != nil {
-		return fmt.Errorf("create the etcd data directory: %w; %s", err, undo)
+		return fmt.Errorf("create the etcd data directory: %w", err)
 	}
 	if err := writeEtcdManifest(d, cp, initial); err != nil {
-		return fmt.Errorf("%w; %s", err, undo)
+		return err
 	}
 	fmt.Fprintf(d.Out, "  wrote %s: member %s of %d, initial-cluster-state=existing\n", staticpod.Path(staticpod.EtcdName), name, len(initial))
 
 	start := time.Now()
 	startTimeout := node.Timeouts.ControlPlaneComponentHealthCheck.Duration
 	if err := waitMemberRunning(ctx, d, ec, id, startTimeout); err != nil {
-		return fmt.Errorf("%w; %s", err, undo)
+		return err
 	}
 	fmt.Fprintf(d.Out, "  the etcd learner %s runs and follows the leader after %s\n", hexID, time.Since(start).Round(10*time.Millisecond))
+	if err := turn.Lost(); err != nil {
+		return err
+	}
 	start = time.Now()
 	if err := ec.Promote(ctx, id); err != nil {
-		return fmt.Errorf("%w; %s", err, undo)
+		return err
 	}
+	promoted = true
 	fmt.Fprintf(d.Out, "  promoted etcd member %s to a voting member after %s\n", hexID, time.Since(start).Round(10*time.Millisecond))
+	return nil
+}
+
+// addLearnerInTurn adds the learner; while etcd refuses because another learner is there (a join that does not
+// take turns, such as upstream kubeadm's), it waits for that one's promotion, naming it, for as long as a turn
+// may be waited for.
+func addLearnerInTurn(ctx context.Context, d *Data, ec EtcdCluster, name, peerURL string) (uint64, string, error) {
+	deadline := time.Now().Add(etcd.DefaultTurnWait)
+	said := ""
+	for {
+		id, initialCluster, err := ec.AddLearner(ctx, name, peerURL)
+		if !errors.Is(err, rpctypes.ErrTooManyLearners) || time.Now().After(deadline) {
+			return id, initialCluster, err
+		}
+		other := "another member"
+		if members, lerr := ec.MemberList(ctx); lerr == nil {
+			if i := slices.IndexFunc(members, func(m etcd.Member) bool { return m.IsLearner }); i >= 0 {
+				other = fmt.Sprintf("%s (ID %s, %s)", orElse(members[i].Name, "not started yet"), members[i].IDString(), members[i].PeerURL())
+			}
+		}
+		if other != said {
+			fmt.Fprintf(d.Out, "  etcd takes one learner at a time: waiting for the learner %s to be promoted\n", other)
+			said = other
+		}
+		select {
+		case <-ctx.Done():
+			return 0, "", ctx.Err()
+		case <-time.After(d.turnInterval()):
+		}
+	}
+}
+
+// removeStaleLearner removes the learner at peerURL that a join which lost its turn left behind, if it is still a
+// learner: one that was promoted is a member like any other.
+func removeStaleLearner(ctx context.Context, d *Data, ec EtcdCluster, peerURL string) error {
+	members, err := ec.MemberList(ctx)
+	if err != nil {
+		return err
+	}
+	for _, m := range members {
+		if m.PeerURL() == peerURL && m.IsLearner {
+			if err := ec.Remove(ctx, m.ID); err != nil {
+				return fmt.Errorf("remove the learner %s at %s, left by a join whose turn ran out: %w", m.IDString(), peerURL, err)
+			}
+			fmt.Fprintf(d.Out, "  removed the learner %s at %s: the join that added it lost its turn before promoting it\n", m.IDString(), peerURL)
+		}
+	}
 	return nil
 }
 

@@ -112,3 +112,11 @@ func (d *Data) interval() time.Duration {
 	}
 	return 100 * time.Millisecond
 }
+
+// turnInterval is how often a join waiting for its turn to add an etcd member asks again.
+func (d *Data) turnInterval() time.Duration {
+	if d.PollInterval > 0 {
+		return d.PollInterval
+	}
+	return time.Second
+}
