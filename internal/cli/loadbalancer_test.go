@@ -41,6 +41,30 @@ func TestLoadBalancerOptions(t *testing.T) {
 	if err != nil || opts.Listen != ":6443" || len(opts.Backends) != 2 || opts.RootCAs != nil {
 		t.Fatalf("options = %+v, %v", opts, err)
 	}
+
+	// The state file: its backends join the seeds; a corrupt one is refused naming the flag and the file; it
+	// needs --follow-kubeconfig; a missing one is no state.
+	state := filepath.Join(dir, "backends.json")
+	if err := os.WriteFile(state, []byte(`{"backends": ["10.0.0.2:6443", "10.0.0.3:6443"]}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	seeded := loadBalancerFlags{listen: ":6443", backends: []string{"10.0.0.1:6443", "10.0.0.2:6443"}, kubeconfig: "/etc/kubernetes/kubelet.conf", stateFile: state}
+	opts, err = loadBalancerOptions(seeded)
+	if err != nil || strings.Join(opts.Backends, ",") != "10.0.0.1:6443,10.0.0.2:6443,10.0.0.3:6443" {
+		t.Fatalf("with a state file: %v, %v", opts.Backends, err)
+	}
+	seeded.stateFile = filepath.Join(dir, "none.json")
+	if opts, err = loadBalancerOptions(seeded); err != nil || len(opts.Backends) != 2 {
+		t.Fatalf("with no state file yet: %v, %v", opts.Backends, err)
+	}
+	seeded.stateFile = notPEM
+	if _, err = loadBalancerOptions(seeded); err == nil || !strings.HasPrefix(err.Error(), "--state-file: "+notPEM) {
+		t.Fatalf("a corrupt state file: %v", err)
+	}
+	seeded.kubeconfig = ""
+	if _, err = loadBalancerOptions(seeded); err == nil || !strings.Contains(err.Error(), "--state-file without --follow-kubeconfig") {
+		t.Fatalf("--state-file alone: %v", err)
+	}
 }
 
 func TestLoadBalancerCommandRunsUntilCancelled(t *testing.T) {

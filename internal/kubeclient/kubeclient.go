@@ -37,6 +37,9 @@ var (
 	// node's with its admin.conf: each bounded by 10 s, well within timeouts.kubernetesAPICall, inside which
 	// apply.Retry tries again.
 	Bootstrap = Options{Timeout: 10 * time.Second}
+	// Follow is the load balancer's read of the API servers' EndpointSlice every two seconds: a short bound, so
+	// that a read through a backend that just went away fails fast and the next one goes elsewhere.
+	Follow = Options{Timeout: 5 * time.Second}
 )
 
 // LoadFile reads the kubeconfig file at path, as kubectl does: the file references in it are relative to the file.

@@ -27,6 +27,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -79,7 +80,11 @@ type LoadBalancer struct {
 	backends []*backend
 	next     int
 	closed   bool // Serve is returning: no new forwarded connections
-	logMu    sync.Mutex
+	// serving is Serve's context and goroutines, for the health checks of backends added by SetBackends; nil
+	// before Serve.
+	serving context.Context
+	wg      *sync.WaitGroup
+	logMu   sync.Mutex
 }
 
 type backend struct {
@@ -92,6 +97,11 @@ type backend struct {
 	// silent counts the health checks in a row it left unanswered.
 	silent int
 	conns  map[*proxied]struct{}
+	// retiring: SetBackends no longer lists it. It stays, and is used only when no listed backend is healthy,
+	// until a listed one is: the last healthy backend is never dropped.
+	retiring bool
+	// stop ends its health checks.
+	stop context.CancelFunc
 }
 
 // proxied is one client connection and the backend connection it is forwarded to.
@@ -109,18 +119,8 @@ func (p *proxied) close() {
 
 // Listen validates opts and binds the listening socket; Serve then runs the load balancer.
 func Listen(opts Options) (*LoadBalancer, error) {
-	if len(opts.Backends) == 0 {
-		return nil, errors.New("no backend: give at least one API server HOST:PORT")
-	}
-	seen := map[string]bool{}
-	for _, b := range opts.Backends {
-		if err := validHostPort(b); err != nil {
-			return nil, fmt.Errorf("backend %q: %w", b, err)
-		}
-		if seen[b] {
-			return nil, fmt.Errorf("backend %q is listed twice", b)
-		}
-		seen[b] = true
+	if err := validBackends(opts.Backends); err != nil {
+		return nil, err
 	}
 	if opts.CheckInterval <= 0 {
 		opts.CheckInterval = DefaultCheckInterval
@@ -152,9 +152,123 @@ func Listen(opts Options) (*LoadBalancer, error) {
 		},
 	}
 	for _, b := range opts.Backends {
-		lb.backends = append(lb.backends, &backend{addr: b, conns: map[*proxied]struct{}{}})
+		lb.backends = append(lb.backends, newBackend(b))
 	}
 	return lb, nil
+}
+
+func newBackend(addr string) *backend {
+	return &backend{addr: addr, conns: map[*proxied]struct{}{}, stop: func() {}}
+}
+
+// validBackends checks a backend list: at least one, each HOST:PORT, none twice.
+func validBackends(addrs []string) error {
+	if len(addrs) == 0 {
+		return errors.New("no backend: give at least one API server HOST:PORT")
+	}
+	seen := map[string]bool{}
+	for _, b := range addrs {
+		if err := validHostPort(b); err != nil {
+			return fmt.Errorf("backend %q: %w", b, err)
+		}
+		if seen[b] {
+			return fmt.Errorf("backend %q is listed twice", b)
+		}
+		seen[b] = true
+	}
+	return nil
+}
+
+// Backends lists the backends the load balancer knows, in rotation or not, retiring ones included.
+func (lb *LoadBalancer) Backends() []string {
+	lb.mu.Lock()
+	defer lb.mu.Unlock()
+	out := make([]string, 0, len(lb.backends))
+	for _, b := range lb.backends {
+		out = append(out, b.addr)
+	}
+	return out
+}
+
+// SetBackends replaces the backend list: new backends are health-checked at once and join the rotation when
+// they pass; backends no longer listed retire, leaving as soon as a listed backend is healthy (never the last
+// healthy one before), their connections left to finish for Options.Drain. It reports whether anything changed.
+func (lb *LoadBalancer) SetBackends(addrs []string) (bool, error) {
+	if err := validBackends(addrs); err != nil {
+		return false, err
+	}
+	want := map[string]bool{}
+	for _, a := range addrs {
+		want[a] = true
+	}
+	lb.mu.Lock()
+	changed := false
+	have := map[string]bool{}
+	for _, b := range lb.backends {
+		have[b.addr] = true
+		if retiring := !want[b.addr]; retiring != b.retiring {
+			b.retiring, changed = retiring, true
+		}
+	}
+	var added []*backend
+	for _, a := range addrs {
+		if !have[a] {
+			b := newBackend(a)
+			lb.backends = append(lb.backends, b)
+			added = append(added, b)
+			changed = true
+		}
+	}
+	ctx, wg := lb.serving, lb.wg
+	if ctx != nil && !lb.closed {
+		for _, b := range added {
+			lb.startWatch(ctx, wg, b)
+		}
+	}
+	lb.mu.Unlock()
+	for _, b := range added {
+		lb.logf("backend %s added", b.addr)
+	}
+	lb.retire()
+	return changed, nil
+}
+
+// startWatch starts b's health checks under Serve's context; lb.mu is held.
+func (lb *LoadBalancer) startWatch(ctx context.Context, wg *sync.WaitGroup, b *backend) {
+	ctx, b.stop = context.WithCancel(ctx)
+	wg.Go(func() {
+		lb.check(ctx, b)
+		lb.watch(ctx, b)
+	})
+}
+
+// retire drops the retiring backends once a listed backend is healthy. Their health checks stop; their
+// connections are closed after Options.Drain unless they finished first.
+func (lb *LoadBalancer) retire() {
+	lb.mu.Lock()
+	if !slices.ContainsFunc(lb.backends, func(b *backend) bool { return !b.retiring && b.healthy }) {
+		lb.mu.Unlock()
+		return
+	}
+	var gone []*backend
+	lb.backends = slices.DeleteFunc(lb.backends, func(b *backend) bool {
+		if b.retiring {
+			gone = append(gone, b)
+		}
+		return b.retiring
+	})
+	lb.next = 0
+	lb.mu.Unlock()
+	for _, b := range gone {
+		b.stop()
+		lb.mu.Lock()
+		open := len(b.conns)
+		lb.mu.Unlock()
+		lb.logf("backend %s removed: no longer listed (%d connections left to finish, for up to %s)", b.addr, open, lb.opts.Drain)
+		if open > 0 {
+			time.AfterFunc(lb.opts.Drain, func() { lb.markDown(b, errors.New("no longer listed")) })
+		}
+	}
 }
 
 // validHostPort accepts HOST:PORT with a port number.
@@ -198,13 +312,19 @@ func (lb *LoadBalancer) Serve(ctx context.Context) error {
 	defer lb.closeAll()
 
 	// A first round before accepting, so the first clients are not turned away while nothing is known.
-	for _, b := range lb.backends {
+	lb.mu.Lock()
+	first := slices.Clone(lb.backends)
+	lb.mu.Unlock()
+	for _, b := range first {
 		wg.Go(func() { lb.check(ctx, b) })
 	}
 	wg.Wait()
+	lb.mu.Lock()
+	lb.serving, lb.wg = ctx, &wg
 	for _, b := range lb.backends {
-		wg.Go(func() { lb.watch(ctx, b) })
+		lb.startWatch(ctx, &wg, b)
 	}
+	lb.mu.Unlock()
 
 	stop := context.AfterFunc(ctx, func() { lb.ln.Close() })
 	defer stop()
@@ -295,6 +415,7 @@ func (lb *LoadBalancer) markUp(b *backend) {
 	lb.mu.Unlock()
 	if changed {
 		lb.logf("backend %s is up", b.addr)
+		lb.retire()
 	}
 }
 
@@ -374,15 +495,18 @@ func (lb *LoadBalancer) markDown(b *backend, why error) {
 }
 
 // pick returns the next healthy backend after the last one picked, skipping those in tried.
+// Listed backends come first: a retiring one is picked only when no listed one is healthy.
 func (lb *LoadBalancer) pick(tried map[*backend]bool) *backend {
 	lb.mu.Lock()
 	defer lb.mu.Unlock()
 	n := len(lb.backends)
-	for i := range n {
-		b := lb.backends[(lb.next+i)%n]
-		if b.healthy && !tried[b] {
-			lb.next = (lb.next + i + 1) % n
-			return b
+	for _, retiring := range []bool{false, true} {
+		for i := range n {
+			b := lb.backends[(lb.next+i)%n]
+			if b.healthy && b.retiring == retiring && !tried[b] {
+				lb.next = (lb.next + i + 1) % n
+				return b
+			}
 		}
 	}
 	return nil
