@@ -45,6 +45,9 @@ type Options struct {
 	ReadyTimeout      time.Duration
 	// CertificateValidityPeriod: see bootstrap.Cluster; 0 keeps the bootstrapper's default.
 	CertificateValidityPeriod time.Duration
+	// ConcurrentJoins starts every control-plane join at once, as the workers' (kubeboot takes turns to add the
+	// etcd members); otherwise they join one after another, as kubeadm needs.
+	ConcurrentJoins bool
 
 	Log io.Writer
 }
@@ -506,7 +509,8 @@ func bootstrapCluster(ctx context.Context, st *State, o Options, p progress) err
 		}
 	}
 	// Workers join in parallel with each other and with the control planes; control planes join
-	// one at a time, as each adds an etcd member and etcd takes one learner at a time.
+	// one at a time, as each adds an etcd member and etcd takes one learner at a time, unless
+	// ConcurrentJoins (kubeboot's joins take turns for that themselves).
 	join1 := func(n NodeState, controlPlane bool) error {
 		if err := waitImported(n.Name); err != nil {
 			return err
@@ -521,6 +525,9 @@ func bootstrapCluster(ctx context.Context, st *State, o Options, p progress) err
 		}
 		p.step(n.Bootstrapper+what+n.Name, t, "joined")
 		return nil
+	}
+	if o.ConcurrentJoins {
+		return forEach(append(cps, workers...), func(n NodeState) error { return join1(n, n.Role == node.ControlPlane) })
 	}
 	cpErr := make(chan error, 1)
 	go func() {

@@ -76,8 +76,11 @@ func testHA(t *testing.T, bootstrapper string) {
 	tool := filepath.Join(binDir, bootstrapper)
 	cp1, cp2, cp3 := haControlPlanes[0], haControlPlanes[1], haControlPlanes[2]
 	args := []string{"--control-planes", "3", "--workers", "1", "--bootstrapper", bootstrapper, "--worker-bootstrapper", bootstrapper}
+	joins := "serial control-plane joins"
 	if bootstrapper == "kubeboot" {
-		args = append(args, "--certificate-validity", haCertValidity.String())
+		// kubeboot's control planes join at once, taking turns for their etcd members; kubeadm's one at a time.
+		args = append(args, "--certificate-validity", haCertValidity.String(), "--concurrent-joins")
+		joins = "concurrent control-plane joins"
 	}
 	out := startLab(t, args...)
 	// The lab's own timing of `lab up`, from creating the lab network to every Node Ready (the worker's too);
@@ -90,7 +93,7 @@ func testHA(t *testing.T, bootstrapper string) {
 	if upTime == 0 {
 		t.Errorf("no `lab up: done (DURATION)` timing in the output of lab up")
 	} else {
-		t.Logf("FIGURE nothing to three Ready control planes: %s (%s; lab network to every Node Ready, the worker too)", upTime.Round(10*time.Millisecond), bootstrapper)
+		t.Logf("FIGURE nothing to three Ready control planes: %s (%s, %s; lab network to every Node Ready, the worker too)", upTime.Round(10*time.Millisecond), bootstrapper, joins)
 	}
 	ca := readClusterCA(t, cp1.name)
 
@@ -119,6 +122,9 @@ func testHA(t *testing.T, bootstrapper string) {
 	t.Run("etcd: 3 voting members, no learners", func(t *testing.T) {
 		members := etcdMembers(t, cp1.name)
 		checkMembers(t, members, cp1, cp2, cp3)
+		if bootstrapper == "kubeboot" {
+			checkTurnGivenBack(t)
+		}
 	})
 
 	t.Run("every API server answers /readyz directly, with the endpoint in its certificate", func(t *testing.T) {
@@ -412,6 +418,13 @@ func testHA(t *testing.T, bootstrapper string) {
 	t.Run("refused: join --control-plane with a wrong certificate key", func(t *testing.T) {
 		wrong := keyRE.ReplaceAll(joinCfg, []byte("certificateKey: "+strings.Repeat("ab", 32)))
 		refuse(t, wrong, "the certificate key does not decrypt kubeadm-certs")
+	})
+	t.Run("a control-plane join interrupted once its learner is added takes the learner out", func(t *testing.T) {
+		checkInterruptedJoin(t, cp3.name, cp2.name, joinFile, cp1, cp2)
+		if out, err := inNode(ctx, cp3.name, kubeboot, "reset", "-f"); err != nil {
+			t.Fatalf("kubeboot reset on %s after the interrupted join: %v\n%s", cp3.name, err, out)
+		}
+		waitKubeletStopped(t, cp3.name)
 	})
 	t.Run("refused: join --control-plane once kubeadm-certs is gone (expired)", func(t *testing.T) {
 		// kubeadm-certs is owned by a 2h token: its expiry deletes the Secret, as this does.
