@@ -163,7 +163,8 @@ func rebuildPreflight(ctx context.Context, d *rebuildRun) error {
 	if err := d.checkPeers(ctx, d.m, meta); err != nil {
 		return refused(err)
 	}
-	if names, err := d.Node.List(d.m.DataDir); err == nil && len(names) > 0 {
+	// etcd's restore takes an absent or empty directory only: an empty subdirectory left behind counts too.
+	if names, err := os.ReadDir(d.Node.Path(d.m.DataDir)); err == nil && len(names) > 0 {
 		return refused(hint.With(fmt.Errorf("the etcd data directory %s is not empty", d.m.DataDir),
 			"run `kubeboot reset` here first; it removes the data directory of an old member"))
 	}

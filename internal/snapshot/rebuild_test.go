@@ -232,6 +232,11 @@ func TestRebuildRefusesLeavingTheMachineUntouched(t *testing.T) {
 				t.Fatal(err)
 			}
 		}, want: "/var/lib/etcd is not empty"},
+		{name: "an empty subdirectory in the data directory", prepare: func(t *testing.T, m *rebuildMachine) {
+			if err := m.fsys.MkdirAll("/var/lib/etcd/member", 0o700); err != nil {
+				t.Fatal(err)
+			}
+		}, want: "/var/lib/etcd is not empty"},
 		{name: "no disk space", prepare: func(t *testing.T, m *rebuildMachine) { m.fx.free = 1000 }, wantErr: ErrNoSpace},
 	}
 	for _, tt := range tests {
