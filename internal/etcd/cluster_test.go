@@ -134,9 +134,12 @@ func (tc *testCluster) dumpLog(m *testMember) {
 	tc.t.Logf("last lines of %s's log:\n%s", m.name, strings.Join(lines, "\n"))
 }
 
+// addHealthWaitInTests: how long the test clients' AddLearner waits for a voting member that is down.
+const addHealthWaitInTests = 2 * time.Second
+
 func (tc *testCluster) client(endpoints ...string) *Client {
 	tc.t.Helper()
-	c, err := New(Options{Endpoints: endpoints, TLS: tc.tls, CallTimeout: 30 * time.Second})
+	c, err := New(Options{Endpoints: endpoints, TLS: tc.tls, CallTimeout: 30 * time.Second, AddHealthWait: addHealthWaitInTests})
 	if err != nil {
 		tc.t.Fatal(err)
 	}
@@ -383,8 +386,12 @@ func TestRealCluster(t *testing.T) {
 				t.Fatalf("error = %v\nwant    %s...", err, want)
 			}
 			m4 := tc.newMember("m4")
+			start := time.Now()
 			if _, _, err := c.AddLearner(ctx, "m4", m4.peerURL); !errors.Is(err, ErrUnhealthy) || !strings.HasPrefix(err.Error(), want) {
 				t.Fatalf("AddLearner error = %v", err)
+			}
+			if took := time.Since(start); took < addHealthWaitInTests-retryInterval || took > addHealthWaitInTests+10*time.Second {
+				t.Errorf("AddLearner refused after %v, want after waiting about %v for m3", took, addHealthWaitInTests)
 			}
 			members, _ := c.MemberList(ctx)
 			if len(members) != 3 {

@@ -98,7 +98,15 @@ type Options struct {
 	// CallTimeout bounds the operations that wait for the cluster: AddLearner, Promote, Remove
 	// (timeouts.etcdAPICall; 2m when zero).
 	CallTimeout time.Duration
+	// AddHealthWait is how long AddLearner waits for an unhealthy voting member to become healthy before it
+	// refuses the add (DefaultAddHealthWait when zero, never more than CallTimeout).
+	AddHealthWait time.Duration
 }
+
+// DefaultAddHealthWait: a member promoted moments ago may not answer its status while it catches up or while its
+// node is busy (seen in TestHA: 34 s after a rejoin's promotion), and the next add should wait for it rather
+// than fail; a member that is really down is named once the wait ends.
+const DefaultAddHealthWait = time.Minute
 
 // WithClientTLS returns o authenticated with the etcd client certificate of certDir on fsys (ClientTLS), for a
 // caller that hands the options to a connect function of its own (join's, which its tests replace).
@@ -123,9 +131,10 @@ func Connect(fsys nodefs.FS, certDir string, opts Options) (*Client, error) {
 
 // Client talks to one etcd cluster.
 type Client struct {
-	cli         *clientv3.Client
-	tls         *tls.Config // nil: plain TCP
-	callTimeout time.Duration
+	cli           *clientv3.Client
+	tls           *tls.Config // nil: plain TCP
+	callTimeout   time.Duration
+	addHealthWait time.Duration
 }
 
 // New makes a client; it does not connect until the first call.
@@ -148,6 +157,11 @@ func New(opts Options) (*Client, error) {
 	if c.callTimeout == 0 {
 		c.callTimeout = config.DefaultEtcdAPICall
 	}
+	c.addHealthWait = opts.AddHealthWait
+	if c.addHealthWait == 0 {
+		c.addHealthWait = DefaultAddHealthWait
+	}
+	c.addHealthWait = min(c.addHealthWait, c.callTimeout)
 	return c, nil
 }
 
@@ -474,8 +488,8 @@ func checkRemove(statuses []MemberStatus, id uint64) error {
 	return nil
 }
 
-// AddLearner adds a non-voting member with peerURL, named name in the returned initial cluster, after
-// CheckQuorumSafeToAdd. It returns the member's ID and the --initial-cluster value for the new member's etcd
+// AddLearner adds a non-voting member with peerURL, named name in the returned initial cluster, once every
+// voting member is healthy (CheckQuorumSafeToAdd's check, tried again for up to the add health wait). It returns the member's ID and the --initial-cluster value for the new member's etcd
 // ("name=peerURL,...", with initial-cluster-state=existing). A member that already has peerURL (a rerun) is
 // not added again: its ID is returned. Transient errors are retried until the call timeout.
 func (c *Client) AddLearner(ctx context.Context, name, peerURL string) (id uint64, initialCluster string, err error) {
@@ -489,8 +503,22 @@ func (c *Client) AddLearner(ctx context.Context, name, peerURL string) (id uint6
 	if m, ok := findPeer(members, peerURL); ok {
 		return m.ID, initialClusterOf(members, m.ID, name), nil
 	}
-	if err := checkAdd(c.statusOf(ctx, members)); err != nil {
+	listed := true
+	err = untilNil(ctx, c.addHealthWait, retryInterval, func(ctx context.Context) error {
+		// The members may change while we wait (another add, a removal): list them again on each later try.
+		if !listed {
+			if list, lerr := c.MemberList(ctx); lerr == nil {
+				members = list
+			}
+		}
+		listed = false
+		return checkAdd(c.statusOf(ctx, members))
+	})
+	if err != nil {
 		return 0, "", err
+	}
+	if m, ok := findPeer(members, peerURL); ok {
+		return m.ID, initialClusterOf(members, m.ID, name), nil
 	}
 	err = c.retry(ctx, retryInterval, func(ctx context.Context) error {
 		resp, err := c.cli.MemberAddAsLearner(ctx, []string{peerURL})
@@ -604,6 +632,25 @@ func (c *Client) MemberByPeerURL(ctx context.Context, peerURL string) (Member, e
 		return Member{}, fmt.Errorf("%w with peer URL %s", ErrMemberNotFound, peerURL)
 	}
 	return m, nil
+}
+
+// untilNil calls check until it returns nil, every interval, for at most wait; it returns check's last error
+// when the wait ends (or ctx's, when ctx ended first).
+func untilNil(ctx context.Context, wait, interval time.Duration, check func(ctx context.Context) error) error {
+	deadline := time.Now().Add(wait)
+	for {
+		err := check(ctx)
+		if err == nil || !time.Now().Add(interval).Before(deadline) {
+			return err
+		}
+		t := time.NewTimer(interval)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return fmt.Errorf("%w (while: %w)", ctx.Err(), err)
+		case <-t.C:
+		}
+	}
 }
 
 // retry runs op, each attempt bounded by requestTimeout, until it succeeds, fails for good, or the call

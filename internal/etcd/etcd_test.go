@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -66,6 +67,45 @@ func TestCheckAdd(t *testing.T) {
 			}
 		})
 	}
+}
+
+func TestUntilNil(t *testing.T) {
+	ctx := context.Background()
+	t.Run("nil once the check passes", func(t *testing.T) {
+		calls := 0
+		err := untilNil(ctx, time.Second, 10*time.Millisecond, func(context.Context) error {
+			if calls++; calls < 3 {
+				return errors.New("not yet")
+			}
+			return nil
+		})
+		if err != nil || calls != 3 {
+			t.Fatalf("err = %v after %d calls, want nil after 3", err, calls)
+		}
+	})
+	t.Run("the last error once the wait ends", func(t *testing.T) {
+		calls := 0
+		start := time.Now()
+		err := untilNil(ctx, 200*time.Millisecond, 20*time.Millisecond, func(context.Context) error {
+			calls++
+			return fmt.Errorf("down %d", calls)
+		})
+		took := time.Since(start)
+		if err == nil || err.Error() != fmt.Sprintf("down %d", calls) || calls < 2 {
+			t.Fatalf("err = %v after %d calls, want the last call's error", err, calls)
+		}
+		if took > 200*time.Millisecond+time.Second {
+			t.Errorf("took %v with a 200ms wait", took)
+		}
+	})
+	t.Run("a cancelled context ends the wait with its error", func(t *testing.T) {
+		cctx, cancel := context.WithCancel(ctx)
+		cancel()
+		err := untilNil(cctx, time.Minute, 10*time.Millisecond, func(context.Context) error { return errors.New("down") })
+		if !errors.Is(err, context.Canceled) || !strings.Contains(err.Error(), "down") {
+			t.Fatalf("err = %v, want context.Canceled naming the check's error", err)
+		}
+	})
 }
 
 func TestCheckRemove(t *testing.T) {
