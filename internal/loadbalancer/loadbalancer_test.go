@@ -282,6 +282,20 @@ func eventually(t *testing.T, within time.Duration, what string, cond func() boo
 	return time.Since(start)
 }
 
+// logEventually waits up to a second for want in the load balancer's log: a line that reports connections
+// closed is written once they are, so their clients may see the close a moment before it.
+func logEventually(t *testing.T, log fmt.Stringer, want string) {
+	t.Helper()
+	start := time.Now()
+	for !strings.Contains(log.String(), want) {
+		if time.Since(start) > time.Second {
+			t.Errorf("log lacks %q:\n%s", want, log)
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 func TestRoundRobinOverHealthyBackends(t *testing.T) {
 	p := newTestPKI(t)
 	a, b := startBackend(t, "a", p), startBackend(t, "b", p)
@@ -433,9 +447,7 @@ func TestUnreadyBackendDrainsThenIsCutAndComesBack(t *testing.T) {
 		t.Errorf("the connection to a was closed %v after it became unready, before the drain time %v", took, drain)
 	}
 	t.Logf("connection to the unready backend closed %v after it became unready (drain %v)", took.Round(time.Millisecond), drain)
-	if want := "backend " + a.addr() + " is down: GET /readyz: 503 Service Unavailable, still after 1.5s (closed 1 connections)\n"; !strings.Contains(log.String(), want) {
-		t.Errorf("log lacks %q:\n%s", want, log)
-	}
+	logEventually(t, log, "backend "+a.addr()+" is down: GET /readyz: 503 Service Unavailable, still after 1.5s (closed 1 connections)\n")
 
 	a.ready.Store(true)
 	back := eventually(t, 1200*time.Millisecond, "a back in rotation", func() bool { return len(lb.Healthy()) == 2 })
@@ -499,9 +511,7 @@ func TestUnansweringBackendIsCutAfterFailuresInARow(t *testing.T) {
 	if name, err := ask(open["b"]); err != nil || name != "b" {
 		t.Fatalf("the connection to b broke: %q, %v", name, err)
 	}
-	if want := "(4 checks in a row unanswered) (closed 1 connections)"; !strings.Contains(log.String(), want) {
-		t.Errorf("log lacks %q:\n%s", want, log)
-	}
+	logEventually(t, log, "(4 checks in a row unanswered) (closed 1 connections)")
 }
 
 // The last backend in rotation stays when it stops answering its health checks: it may be only slow, and
