@@ -256,7 +256,7 @@ func APIServersOf(ctx context.Context, client kubernetes.Interface, self string)
 	var out []APIServer
 	seen := map[string]bool{}
 	for _, pod := range pods.Items {
-		s := APIServer{Name: pod.Name, Endpoint: pod.Annotations[staticpod.APIServerAdvertiseAddressAnnotation], Ready: true}
+		s := APIServer{Name: pod.Name, Endpoint: pod.Annotations[staticpod.APIServerAdvertiseAddressAnnotation], Ready: true, ContainerID: containerID(&pod, staticpod.APIServerName)}
 		s.Self = s.Endpoint != "" && s.Endpoint == self
 		seen[s.Endpoint] = true
 		if cond := podReady(&pod); cond == nil || cond.Status != corev1.ConditionTrue {
@@ -281,6 +281,21 @@ func APIServersOf(ctx context.Context, client kubernetes.Interface, self string)
 	}
 	slices.SortFunc(out, func(a, b APIServer) int { return strings.Compare(a.Name, b.Name) })
 	return out, nil
+}
+
+// containerID is the runtime's ID of pod's container named name, as its status reports it ("" when it reports
+// none), without the "containerd://" kind of prefix.
+func containerID(pod *corev1.Pod, name string) string {
+	for _, c := range pod.Status.ContainerStatuses {
+		if c.Name == name {
+			_, id, found := strings.Cut(c.ContainerID, "://")
+			if !found {
+				return c.ContainerID
+			}
+			return id
+		}
+	}
+	return ""
 }
 
 func podReady(pod *corev1.Pod) *corev1.PodCondition {

@@ -103,6 +103,12 @@ func apiserverPod(node, endpoint string, ready corev1.ConditionStatus, reason st
 	return p
 }
 
+// withContainer gives p the status of a kube-apiserver container with id (and of a sidecar that is not it).
+func withContainer(p *corev1.Pod, id string) *corev1.Pod {
+	p.Status.ContainerStatuses = []corev1.ContainerStatus{{Name: "sidecar", ContainerID: "containerd://other"}, {Name: "kube-apiserver", ContainerID: id}}
+	return p
+}
+
 func kubernetesSliceOf(addrs ...string) *discoveryv1.EndpointSlice {
 	s := &discoveryv1.EndpointSlice{
 		ObjectMeta:  metav1.ObjectMeta{Name: "kubernetes", Namespace: "default"},
@@ -154,6 +160,16 @@ func TestAPIServersOf(t *testing.T) {
 				{Name: "kube-apiserver-cp-1", Endpoint: "10.0.0.1:6443", Self: true, Ready: true},
 				{Name: "kube-apiserver-cp-2", Endpoint: "10.0.0.2:6443", Problem: "its Pod is not Ready"},
 				{Name: "kube-apiserver-cp-4", Ready: true},
+			}},
+		{name: "the container each Pod's status reports",
+			objects: []runtime.Object{
+				withContainer(apiserverPod("cp-1", "10.0.0.1:6443", corev1.ConditionTrue, ""), "containerd://0123456789abcdef"),
+				withContainer(apiserverPod("cp-2", "10.0.0.2:6443", corev1.ConditionTrue, ""), "fedcba"),
+				kubernetesSliceOf("10.0.0.1", "10.0.0.2"),
+			},
+			want: []APIServer{
+				{Name: "kube-apiserver-cp-1", Endpoint: "10.0.0.1:6443", Self: true, Ready: true, ContainerID: "0123456789abcdef"},
+				{Name: "kube-apiserver-cp-2", Endpoint: "10.0.0.2:6443", Ready: true, ContainerID: "fedcba"},
 			}},
 		{name: "no EndpointSlice: the Pods alone",
 			objects: []runtime.Object{apiserverPod("cp-1", "10.0.0.1:6443", corev1.ConditionTrue, ""), apiserverPod("cp-2", "10.0.0.2:6443", corev1.ConditionTrue, "")},

@@ -120,6 +120,9 @@ type APIServer struct {
 	Ready bool
 	// Problem says why it is not ready.
 	Problem string
+	// ContainerID is the runtime's ID of the container its mirror Pod's status reports (without the
+	// runtime:// prefix); "" when no Pod tells.
+	ContainerID string
 }
 
 // Defaults of a Restarter.
@@ -257,11 +260,11 @@ func (r *Restarter) Restart(ctx context.Context, components []string) error {
 		if c == staticpod.EtcdName {
 			r.handOff(ctx)
 		}
-		restarted, err := r.restartOne(ctx, c)
+		restarted, started, err := r.restartOne(ctx, c)
 		if err != nil {
 			return hint.With(err, lookAt(c)+progress(done, left))
 		}
-		if err := r.healthy(ctx, c, restarted, start, components[:i+1], left); err != nil {
+		if err := r.healthy(ctx, c, restarted, started, start, components[:i+1], left); err != nil {
 			return err
 		}
 	}
@@ -292,20 +295,21 @@ func (r *Restarter) restartEtcdBehindAPIServer(ctx context.Context, done, left [
 	}
 	etcdStart := r.now()
 	r.handOff(ctx)
-	restarted, err := r.restartOne(ctx, staticpod.EtcdName)
+	restarted, _, err := r.restartOne(ctx, staticpod.EtcdName)
 	if err != nil {
 		return hint.With(err, lookAt(staticpod.EtcdName)+"the API server was stopped before it, and the kubelet starts it again; "+progress(done, left))
 	}
-	if err := r.healthy(ctx, staticpod.EtcdName, restarted, etcdStart, append(done, staticpod.EtcdName), append([]string{staticpod.APIServerName}, left...)); err != nil {
+	if err := r.healthy(ctx, staticpod.EtcdName, restarted, "", etcdStart, append(done, staticpod.EtcdName), append([]string{staticpod.APIServerName}, left...)); err != nil {
 		return err
 	}
 	// The kubelet has been starting the API server again meanwhile: it turns healthy once it reaches etcd.
 	wctx, cancel = context.WithTimeout(ctx, timeout)
 	defer cancel()
-	if err := r.waitBack(ctx, wctx, staticpod.APIServerName, oldAPI, timeout); err != nil {
+	started, err := r.waitBack(ctx, wctx, staticpod.APIServerName, oldAPI, timeout)
+	if err != nil {
 		return hint.With(err, lookAt(staticpod.APIServerName)+progress(append(done, staticpod.EtcdName), left))
 	}
-	return r.healthy(ctx, staticpod.APIServerName, len(oldAPI) > 0, start, append(done, both...), left)
+	return r.healthy(ctx, staticpod.APIServerName, len(oldAPI) > 0, started, start, append(done, both...), left)
 }
 
 // handOff hands this node's etcd leadership to another member, if the cluster can (LeaderHandOff). A failed
@@ -323,9 +327,9 @@ func (r *Restarter) handOff(ctx context.Context) {
 	}
 }
 
-// healthy says that component is back (restarted: it had a container to stop) and, for the API server, waits
-// until the cluster sees it Ready too.
-func (r *Restarter) healthy(ctx context.Context, c string, restarted bool, start time.Time, done, left []string) error {
+// healthy says that component is back (restarted: it had a container to stop; started: the new container) and,
+// for the API server, waits until the cluster sees it Ready too.
+func (r *Restarter) healthy(ctx context.Context, c string, restarted bool, started string, start time.Time, done, left []string) error {
 	what := "restarted"
 	if !restarted {
 		what = "was not running; started by the kubelet"
@@ -338,7 +342,7 @@ func (r *Restarter) healthy(ctx context.Context, c string, restarted bool, start
 	// What the next node's restart checks (Check) is the cluster's view, which follows the API server's own
 	// /readyz by a kubelet status update and the endpoint reconciler: end only once it agrees, so that
 	// node-by-node renewals never find this one not ready yet.
-	if err := r.waitSeenReady(ctx); err != nil {
+	if err := r.waitSeenReady(ctx, started); err != nil {
 		return hint.With(err, "it answers /readyz on this node; look at `kubectl -n kube-system get pods -l component=kube-apiserver -o wide` and `kubectl get endpointslice kubernetes`; "+
 			progress(done, left))
 	}
@@ -351,10 +355,13 @@ func lookAt(component string) string {
 	return fmt.Sprintf("look at it with `crictl ps -a --name %s`, `crictl logs CONTAINER` and the kubelet's log (`journalctl -u kubelet`); ", component)
 }
 
-// waitSeenReady waits, up to the timeout, until the cluster's list of API servers has this node's as ready. A
-// list without this node's (an API server without kubeadm's advertise-address annotation, found by nothing)
-// is no reason to wait.
-func (r *Restarter) waitSeenReady(ctx context.Context) error {
+// waitSeenReady waits, up to the timeout, until the cluster's list of API servers has this node's as ready, in a
+// status that reports the container started (when known): until the kubelet reports it, the mirror Pod may
+// still say Ready from before the restart, since the kubelet of a control plane reaches the cluster through its
+// own API server and could not report the stop (seen in TestHA: the next node's renew then found this one not
+// Ready). A list without this node's (an API server without kubeadm's advertise-address annotation, found by
+// nothing) is no reason to wait.
+func (r *Restarter) waitSeenReady(ctx context.Context, started string) error {
 	wctx, cancel := context.WithTimeout(ctx, cmpOr(r.Timeout, DefaultTimeout))
 	defer cancel()
 	err := r.poll(ctx, wctx, func() error {
@@ -365,6 +372,10 @@ func (r *Restarter) waitSeenReady(ctx context.Context) error {
 		for _, s := range servers {
 			if s.Self && !s.Ready {
 				return fmt.Errorf("API server %s (%s) is not ready in the cluster's view: %s", s.Name, s.Endpoint, s.Problem)
+			}
+			if s.Self && started != "" && s.ContainerID != "" && s.ContainerID != started {
+				return fmt.Errorf("API server %s (%s): the cluster's view still reports its container %s, not the new %s: its kubelet has not reported the restart yet",
+					s.Name, s.Endpoint, shortID(s.ContainerID), shortID(started))
 			}
 		}
 		return nil
@@ -415,16 +426,17 @@ func progress(done, left []string) string {
 var errNoNewContainer = errors.New("no new container")
 
 // restartOne stops the running containers of component and waits for a new one, and then for its health. It
-// reports whether there was a container to stop.
-func (r *Restarter) restartOne(ctx context.Context, component string) (bool, error) {
+// reports whether there was a container to stop, and the new container's ID.
+func (r *Restarter) restartOne(ctx context.Context, component string) (restarted bool, started string, err error) {
 	timeout := cmpOr(r.Timeout, DefaultTimeout)
 	wctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	old, err := r.stop(wctx, component)
 	if err != nil {
-		return false, stopFailed(ctx, component, err)
+		return false, "", stopFailed(ctx, component, err)
 	}
-	return len(old) > 0, r.waitBack(ctx, wctx, component, old, timeout)
+	started, err = r.waitBack(ctx, wctx, component, old, timeout)
+	return len(old) > 0, started, err
 }
 
 // stop stops the running containers of component, returning their IDs.
@@ -441,8 +453,9 @@ func (r *Restarter) stop(wctx context.Context, component string) ([]string, erro
 	return old, nil
 }
 
-// waitBack waits, until wctx ends, for a container of component that is not one of old, and then for its health.
-func (r *Restarter) waitBack(ctx, wctx context.Context, component string, old []string, timeout time.Duration) error {
+// waitBack waits, until wctx ends, for a container of component that is not one of old, and then for its health;
+// it returns the new container's ID.
+func (r *Restarter) waitBack(ctx, wctx context.Context, component string, old []string, timeout time.Duration) (string, error) {
 	var started string
 	err := r.poll(ctx, wctx, func() error {
 		ids, err := r.running(wctx, component)
@@ -461,9 +474,9 @@ func (r *Restarter) waitBack(ctx, wctx context.Context, component string, old []
 		err = r.poll(ctx, wctx, func() error { return r.Probe.Probe(wctx, component) })
 	}
 	if err != nil {
-		return r.failed(ctx, component, timeout, old, started, err)
+		return started, r.failed(ctx, component, timeout, old, started, err)
 	}
-	return nil
+	return started, nil
 }
 
 // stopFailed is the error of a component whose containers could not be listed or stopped.

@@ -462,6 +462,8 @@ func TestRestartChecksAgainBeforeTheAPIServer(t *testing.T) {
 func TestRestartWaitsUntilTheClusterSeesTheAPIServerReady(t *testing.T) {
 	selfNotReady := []APIServer{{Name: "kube-apiserver-cp-1", Endpoint: "10.0.0.1:6443", Self: true,
 		Problem: "its Pod is not Ready (ContainersNotReady: containers with unready status: [kube-apiserver])"}, readyServers[1], readyServers[2]}
+	selfOld := []APIServer{{Name: "kube-apiserver-cp-1", Endpoint: "10.0.0.1:6443", Self: true, Ready: true, ContainerID: "api-0"}, readyServers[1], readyServers[2]}
+	selfNew := []APIServer{{Name: "kube-apiserver-cp-1", Endpoint: "10.0.0.1:6443", Self: true, Ready: true, ContainerID: "api-1"}, readyServers[1], readyServers[2]}
 	tests := []struct {
 		name    string
 		servers [][]APIServer
@@ -471,6 +473,12 @@ func TestRestartWaitsUntilTheClusterSeesTheAPIServerReady(t *testing.T) {
 		{name: "its Pod turns Ready after two looks", servers: [][]APIServer{readyServers, selfNotReady, selfNotReady, readyServers},
 			wantOut: "[restart] kube-apiserver: restarted and healthy (1.6s)\n[restart] kube-apiserver: Ready in the cluster (1.6s later)\n" +
 				"[restart] kube-scheduler: restarted and healthy (1.6s)\n"},
+		{name: "its Pod says Ready for the container stopped until its kubelet reports the new one", servers: [][]APIServer{readyServers, selfOld, selfOld, selfNew},
+			wantOut: "[restart] kube-apiserver: restarted and healthy (1.6s)\n[restart] kube-apiserver: Ready in the cluster (1.6s later)\n" +
+				"[restart] kube-scheduler: restarted and healthy (1.6s)\n"},
+		{name: "the kubelet never reports the new container: the restart fails, saying so", servers: [][]APIServer{readyServers, selfOld},
+			wantErr: "kube-apiserver did not turn Ready in the cluster within 50ms: API server kube-apiserver-cp-1 (10.0.0.1:6443): the cluster's view still reports its container api-0, not the new api-1: its kubelet has not reported the restart yet",
+			wantOut: "[restart] kube-apiserver: restarted and healthy (1.6s)\n"},
 		{name: "never: the restart fails, naming what the cluster sees", servers: [][]APIServer{readyServers, selfNotReady},
 			wantErr: "kube-apiserver did not turn Ready in the cluster within 50ms: API server kube-apiserver-cp-1 (10.0.0.1:6443) is not ready in the cluster's view: " +
 				"its Pod is not Ready (ContainersNotReady: containers with unready status: [kube-apiserver])",
