@@ -693,6 +693,9 @@ func renewOnEachControlPlane(t *testing.T, kubeconfig string) {
 	var failed, leaderChange []string
 	stop := make(chan struct{})
 	done := make(chan struct{})
+	// A renew that fails the test ends it here: the writes stop too.
+	stopWrites := sync.OnceFunc(func() { close(stop); <-done })
+	defer stopWrites()
 	start := time.Now()
 	go func() {
 		defer close(done)
@@ -730,8 +733,7 @@ func renewOnEachControlPlane(t *testing.T, kubeconfig string) {
 			t.Errorf("%s's renewed apiserver.crt expires in %s, want about %s", cp.name, left.Round(time.Second), haRenewedValidity)
 		}
 	}
-	close(stop)
-	<-done
+	stopWrites()
 	mu.Lock()
 	defer mu.Unlock()
 	if all := append(slices.Clone(failed), leaderChange...); len(all) > 0 {
