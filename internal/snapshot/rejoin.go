@@ -84,6 +84,7 @@ func rejoinPhases() []workflow.Phase[*rejoinRun] {
 					{Name: "stop-etcd", Short: "Move the etcd manifest aside and wait until etcd has stopped", Run: rejoinStopEtcd},
 					{Name: "data-dir", Short: "Move the data directory aside", Run: rejoinDataDir},
 					{Name: "add-learner", Short: "Add the member as a learner and write its manifest", Run: rejoinAddLearner},
+					{Name: "start-etcd", Short: "Wait until the kubelet runs etcd from the new manifest", Run: rejoinStartEtcd},
 					{Name: "promote", Short: "Promote the learner once it has caught up", Run: rejoinPromote},
 				}},
 		},
@@ -167,6 +168,20 @@ func rejoinAddLearner(ctx context.Context, d *rejoinRun) error {
 		return err
 	}
 	d.say("wrote %s: initial-cluster %s, initial-cluster-state=existing", staticpod.Path(staticpod.EtcdName), initialCluster)
+	return nil
+}
+
+// rejoinStartEtcd waits until the kubelet runs the new etcd container, within the wait timeout: the kubelet, whose
+// own API server has no etcd while this one is down, may take a while (seen in TestHA: 54 s to 2 minutes on the
+// first node to rejoin), and promote's bound is for the learner to catch up, not for that.
+func rejoinStartEtcd(ctx context.Context, d *rejoinRun) error {
+	start := d.now()
+	waiter := &Restorer{Containers: d.Containers, Timeout: d.Timeout, Interval: d.Interval}
+	id, err := waiter.waitRunning(ctx)
+	if err != nil {
+		return hint.With(err, d.undo+"; look at the kubelet's log, and at `crictl ps -a --name etcd`")
+	}
+	d.say("the kubelet started etcd (container %.13s) after %s", id, d.since(start))
 	return nil
 }
 

@@ -74,6 +74,7 @@ func TestRejoinOrderOfEffects(t *testing.T) {
 		"list containers kube-system/etcd",
 		"add learner cp2 " + cp2Peer,
 		"write manifest cp1=" + cp1Peer + ",cp2=" + cp2Peer,
+		"list containers kube-system/etcd",
 		"promote 42",
 	}
 	if diff := cmp.Diff(wantLog, n.fx.log); diff != "" {
@@ -114,5 +115,21 @@ func TestRejoinRefusesItsOwnMember(t *testing.T) {
 	}
 	if diff := cmp.Diff(before, tree(t, n.fsys.Root)); diff != "" || len(n.fx.log) > 0 {
 		t.Errorf("the refusal changed the node: %s %v", diff, n.fx.log)
+	}
+}
+
+// A kubelet that never starts the new etcd: the rejoin stops before promote, saying where the learner is.
+func TestRejoinKubeletNeverStartsEtcd(t *testing.T) {
+	n, r, out := newRejoinNode(t)
+	r.WriteManifest = func(string) error { return nil } // nothing for the kubelet to start
+	_, err := r.Rejoin(t.Context())
+	want := "phase rejoin/member/start-etcd: the kubelet did not start etcd within 1s: no etcd container runs yet"
+	if err == nil || err.Error() != want || !strings.Contains(hint.Of(err), "the learner 42 is in the member list") {
+		t.Fatalf("error = %v\nhint: %s\nwant %s\n%s", err, hint.Of(err), want, out)
+	}
+	for _, e := range n.fx.log {
+		if strings.HasPrefix(e, "promote") {
+			t.Errorf("promoted a learner whose etcd never ran: %v", n.fx.log)
+		}
 	}
 }

@@ -447,6 +447,25 @@ func (r *Restorer) waitStopped(ctx context.Context) error {
 	}, "etcd did not stop")
 }
 
+// waitRunning waits until an etcd container runs, and returns its ID.
+func (r *Restorer) waitRunning(ctx context.Context) (string, error) {
+	var id string
+	err := poll(ctx, r.timeout(), r.interval(), func() error {
+		cs, err := r.Containers.ListContainers(ctx, map[string]string{cri.LabelPodNamespace: "kube-system", cri.LabelContainerName: staticpod.EtcdName})
+		if err != nil {
+			return err
+		}
+		for _, c := range cs {
+			if c.State == cri.ContainerRunning {
+				id = c.ID
+				return nil
+			}
+		}
+		return errors.New("no etcd container runs yet")
+	}, "the kubelet did not start etcd")
+	return id, err
+}
+
 func (r *Restorer) waitHealthy(ctx context.Context, component string) error {
 	return poll(ctx, r.timeout(), r.interval(), func() error { return r.Probe.Probe(ctx, component) }, component+" is not healthy")
 }

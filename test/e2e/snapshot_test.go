@@ -188,28 +188,41 @@ func countConfigMaps(t *testing.T, cs kubernetes.Interface, value string) int {
 	return len(list.Items)
 }
 
-// waitPodsRunning waits until exactly n Pods match selector in default, all Running.
+// waitPodsRunning waits until exactly n Pods matching selector in default run, and no other is pending or unknown:
+// terminated ones (Failed, Succeeded) may remain, and are logged.
 func waitPodsRunning(t *testing.T, cs kubernetes.Interface, selector string, n int) {
 	t.Helper()
 	var last string
+	var ended []string
 	if !poll(t.Context(), 3*time.Minute, func() bool {
 		pods, err := cs.CoreV1().Pods("default").List(t.Context(), metav1.ListOptions{LabelSelector: selector})
 		if err != nil {
 			last = err.Error()
 			return false
 		}
-		running := 0
+		running, others := 0, 0
 		var states []string
+		ended = ended[:0]
 		for _, p := range pods.Items {
 			states = append(states, fmt.Sprintf("%s %s on %q", p.Name, p.Status.Phase, p.Spec.NodeName))
-			if p.Status.Phase == corev1.PodRunning && p.DeletionTimestamp == nil {
+			switch {
+			case p.Status.Phase == corev1.PodRunning && p.DeletionTimestamp == nil:
 				running++
+			case p.Status.Phase == corev1.PodFailed || p.Status.Phase == corev1.PodSucceeded:
+				// A Pod the snapshot holds whose containers the kubelet removed after the snapshot comes back
+				// terminated: the kubelet never restarts a Pod it has terminated, and the ReplicaSet replaces it.
+				ended = append(ended, fmt.Sprintf("%s %s (%s: %s)", p.Name, p.Status.Phase, p.Status.Reason, p.Status.Message))
+			default:
+				others++
 			}
 		}
 		last = strings.Join(states, "; ")
-		return running == n && len(pods.Items) == n
+		return running == n && others == 0
 	}) {
 		t.Fatalf("%s: not %d Pods Running after 3m: %s", selector, n, last)
+	}
+	if len(ended) > 0 {
+		t.Logf("%s: %d Pods Running, and %d terminated ones: %s", selector, n, len(ended), strings.Join(ended, "; "))
 	}
 }
 
