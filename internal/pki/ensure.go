@@ -122,6 +122,11 @@ func EnsureAll(ctx context.Context, fsys nodefs.FS, cluster *config.Cluster, nod
 // Ensure runs one phase by name (see Phases): a CA, a leaf whose CA must already be on disk, or "sa".
 func Ensure(ctx context.Context, fsys nodefs.FS, cluster *config.Cluster, node *config.Node, name string, src Source) (Result, error) {
 	src = src.Freeze()
+	// init runs its certificate phases one by one (and some at once), not through EnsureAll: each makes sure of
+	// the directories' mode itself.
+	if err := EnsureDirs(fsys, Dir(cluster), cluster.Etcd.External == nil); err != nil {
+		return Result{}, err
+	}
 	if name == SAPhase {
 		r, err := ensureSA(ctx, fsys, cluster, src)
 		return deref(r), err

@@ -635,3 +635,24 @@ func TestEnsureAllStopsOnCancelledContext(t *testing.T) {
 		t.Errorf("files written after cancel: %v", slices.Sorted(maps.Keys(files)))
 	}
 }
+
+// init runs the certificate phases one by one: each leaves the certificate directories private, also where they
+// existed world-readable before (the lab found /etc/kubernetes/pki 0755 after kubeboot init).
+func TestEnsureOnePhaseMakesTheDirectoriesPrivate(t *testing.T) {
+	cfg := testConfig(config.EncryptionAlgorithmECDSAP256)
+	fsys := nodefs.FS{Root: t.TempDir()}
+	if err := os.MkdirAll(fsys.Path(pkiDir), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Ensure(t.Context(), fsys, cfg.ClusterPart(), cfg.NodePart(), CAPhase, fixedSource()); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range []string{pkiDir, pkiDir + "/etcd"} {
+		if fi, err := os.Stat(fsys.Path(d)); err != nil || fi.Mode().Perm() != 0o700 {
+			t.Errorf("%s after Ensure(%s): %v, want 0700", d, CAPhase, err)
+			if err == nil {
+				t.Errorf("mode %v", fi.Mode().Perm())
+			}
+		}
+	}
+}
