@@ -344,6 +344,7 @@ func runUpgrade(cmd *cobra.Command, o *upgradeOptions, args []string, stdout io.
 		d.EtcdUpgrade = o.boolFlag("etcd-upgrade", o.etcdUpgrade, u.Node.EtcdUpgrade)
 		renew = o.boolFlag("certificate-renewal", o.certRenewal, u.Node.CertificateRenewal)
 		d.Patches = u.Node.Patches
+		d.ImagePullPolicy = u.Node.ImagePullPolicy
 		skip = u.Node.SkipPhases
 	} else {
 		d.Version = u.Apply.KubernetesVersion
@@ -361,6 +362,7 @@ func runUpgrade(cmd *cobra.Command, o *upgradeOptions, args []string, stdout io.
 		d.AllowExperimental = o.boolFlag("allow-experimental-upgrades", o.allowExperimental, u.Apply.AllowExperimentalUpgrades)
 		d.AllowRC = o.boolFlag("allow-release-candidate-upgrades", o.allowRC, u.Apply.AllowRCUpgrades)
 		d.Patches = u.Apply.Patches
+		d.ImagePullPolicy = u.Apply.ImagePullPolicy
 		d.PrintConfig = o.boolFlag("print-config", o.printConfig, u.Apply.PrintConfig)
 		skip = u.Apply.SkipPhases
 		if !o.yes && !d.Force && !d.DryRun && only == "" {

@@ -229,11 +229,11 @@ func TestUpgradePhaseCommands(t *testing.T) {
 	}
 }
 
-// TestUpgradeApplyConfigFile: --config's UpgradeConfiguration gives the version, the manifests' timeout and
-// certificateRenewal; a flag the user sets wins over it.
+// TestUpgradeApplyConfigFile: --config's UpgradeConfiguration gives the version, the manifests' timeout,
+// certificateRenewal and the static Pods' imagePullPolicy; a flag the user sets wins over it.
 func TestUpgradeApplyConfigFile(t *testing.T) {
 	file := t.TempDir() + "/upgrade.yaml"
-	if err := os.WriteFile(file, []byte("apiVersion: kubeadm.k8s.io/v1beta4\nkind: UpgradeConfiguration\napply:\n  kubernetesVersion: v1.37.2\n  certificateRenewal: false\n"+
+	if err := os.WriteFile(file, []byte("apiVersion: kubeadm.k8s.io/v1beta4\nkind: UpgradeConfiguration\napply:\n  kubernetesVersion: v1.37.2\n  certificateRenewal: false\n  imagePullPolicy: Never\n"+
 		"timeouts:\n  upgradeManifests: 2m\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -249,8 +249,10 @@ func TestUpgradeApplyConfigFile(t *testing.T) {
 		var gotVersion string
 		var gotTimeout time.Duration
 		var gotRenew bool
+		var gotPull corev1.PullPolicy
 		deps.engine = func(_ context.Context, d *upgrade.Data, _ string, renew bool, _ io.Writer) (*upgrade.Engine, func(), error) {
 			gotVersion, gotTimeout, gotRenew = d.Cluster().KubernetesVersion, d.Timeouts.UpgradeManifests.Duration, renew
+			gotPull = d.Node().Registration.ImagePullPolicy
 			return nil, nil, errors.New("stop here")
 		}
 		args := append([]string{"apply", "phase", "control-plane", "--config", file, "--rootfs", fsys.Root}, tt.args...)
@@ -258,8 +260,8 @@ func TestUpgradeApplyConfigFile(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), "stop here") {
 			t.Fatalf("error %v", err)
 		}
-		if gotVersion != "v1.37.2" || gotTimeout != 2*time.Minute || gotRenew != tt.wantRenew {
-			t.Errorf("%q: version %s, timeout %s, renew %v", tt.args, gotVersion, gotTimeout, gotRenew)
+		if gotVersion != "v1.37.2" || gotTimeout != 2*time.Minute || gotRenew != tt.wantRenew || gotPull != corev1.PullNever {
+			t.Errorf("%q: version %s, timeout %s, renew %v, imagePullPolicy %q", tt.args, gotVersion, gotTimeout, gotRenew, gotPull)
 		}
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/version"
@@ -78,6 +79,9 @@ type Data struct {
 	AllowExperimental, AllowRC bool
 	Patches                    *config.Patches
 	Timeouts                   *config.Timeouts
+	// ImagePullPolicy is the static Pods' (the UpgradeConfiguration's apply or node imagePullPolicy, as kubeadm
+	// sets it on the node registration it renders with); "": the default.
+	ImagePullPolicy corev1.PullPolicy
 	// PrintConfig prints the target ClusterConfiguration in preflight (--print-config).
 	PrintConfig bool
 	// NodeName is this node's; "" reads it from kubelet.conf's client certificate.
@@ -153,7 +157,8 @@ func (d *Data) load(ctx context.Context) error {
 		config.SetUpgradeDefaults(u)
 		timeouts = u.Timeouts
 	}
-	node := &config.Node{Registration: config.NodeRegistrationOptions{Name: name, CRISocket: socket}, Patches: d.Patches, Timeouts: timeouts}
+	node := &config.Node{Registration: config.NodeRegistrationOptions{Name: name, CRISocket: socket, ImagePullPolicy: d.ImagePullPolicy},
+		Patches: d.Patches, Timeouts: timeouts}
 	if d.ControlPlane() {
 		ep := SelfEndpoint(d.FS)
 		host, port, err := net.SplitHostPort(ep)
@@ -460,6 +465,9 @@ func runControlPlane(ctx context.Context, d *Data) error {
 
 // Cluster is the target configuration (load must have run).
 func (d *Data) Cluster() *config.Cluster { return d.cluster }
+
+// Node is this node's part of the configuration the static Pods are rendered with, once loaded.
+func (d *Data) Node() *config.Node { return d.node }
 
 // Load reads the cluster's configuration and this node's part (see load).
 func (d *Data) Load(ctx context.Context) error { return d.load(ctx) }
