@@ -170,7 +170,8 @@ func TestKubebootInit(t *testing.T) {
 	var afterReset string
 	t.Run("reset empties the node", func(t *testing.T) {
 		start := time.Now()
-		out, err := inNode(ctx, cp1, kubeboot, "reset", "-f")
+		// The upgrade row left kubeadm's backups in /etc/kubernetes/tmp, which reset keeps unless told.
+		out, err := inNode(ctx, cp1, kubeboot, "reset", "-f", "--cleanup-tmp-dir")
 		t.Logf("reset:\n%s", out)
 		if err != nil {
 			t.Fatalf("reset: %v", err)
@@ -275,17 +276,19 @@ func initRefusingASecond(t *testing.T, initConfig string) time.Duration {
 		d   time.Duration
 	}
 	done := make(chan result, 1)
+	lockFile := nodeHostPath(cp1, "/var/lib/kubeboot/node.lock")
+	// The file outlives its holders (the lock is a flock): an earlier command's record is still in it.
+	stale, _ := os.ReadFile(lockFile)
 	start := time.Now()
 	go func() {
 		out, err := inNode(ctx, cp1, kubeboot, "init", "--config", initConfig)
 		done <- result{out, err, time.Since(start)}
 	}()
-	lockFile := nodeHostPath(cp1, "/var/lib/kubeboot/node.lock")
 	var holder string
 	if !poll(ctx, 30*time.Second, func() bool {
 		b, _ := os.ReadFile(lockFile)
 		holder = string(b)
-		return strings.Contains(holder, `"kubeboot init"`)
+		return holder != string(stale) && strings.Contains(holder, `"kubeboot init"`)
 	}) {
 		r := <-done
 		t.Fatalf("the first init never held the node lock (%s: %q); init: %v\n%s", lockFile, holder, r.err, r.out)
