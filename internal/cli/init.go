@@ -212,7 +212,7 @@ func runInit(cmd *cobra.Command, o *initOptions, stdout io.Writer, only string) 
 	skip := d.Cfg.Init.SkipPhases
 	start := time.Now()
 	if err := runner.Run(cmd.Context(), d, workflow.Options{Skip: skip, Only: only, Hold: holdNode(d.FS, cmd, d.DryRun)}); err != nil {
-		return err
+		return interrupted(cmd, err)
 	}
 	if d.DryRun {
 		if err := dryrun.Report(stdout, d.FS); err != nil {

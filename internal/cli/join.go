@@ -167,7 +167,7 @@ func runJoin(cmd *cobra.Command, o *joinOptions, stdout io.Writer, only string, 
 	runner := workflow.Runner[*joinflow.Data]{Phases: joinflow.Phases(), Out: stdout}
 	start := time.Now()
 	if err := runner.Run(cmd.Context(), d, workflow.Options{Skip: d.Cfg.Join.SkipPhases, Only: only, Hold: holdNode(d.FS, cmd, d.DryRun)}); err != nil {
-		return err
+		return interrupted(cmd, err)
 	}
 	if d.DryRun {
 		return dryrun.Report(stdout, d.FS)

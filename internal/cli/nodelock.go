@@ -1,8 +1,12 @@
 package cli
 
 import (
+	"context"
+	"fmt"
+
 	"github.com/spf13/cobra"
 
+	"kubeboot.dev/kubeboot/internal/hint"
 	"kubeboot.dev/kubeboot/internal/nodefs"
 	"kubeboot.dev/kubeboot/internal/nodelock"
 )
@@ -23,4 +27,16 @@ func holdNode(fsys nodefs.FS, cmd *cobra.Command, dryRun bool) func() (func(), e
 		return nil
 	}
 	return func() (func(), error) { return lockNode(fsys, cmd) }
+}
+
+// interrupted is the error of a command that changes the node and was stopped by a signal (SIGINT, SIGTERM) while
+// its phases ran: it names the signal beside the phase the error names, and says how to go back, since what the
+// command wrote so far stays on the node. Other errors are returned as they are.
+func interrupted(cmd *cobra.Command, err error) error {
+	ctx := cmd.Context()
+	if err == nil || ctx.Err() == nil {
+		return err
+	}
+	return hint.With(fmt.Errorf("interrupted (%v): %w", context.Cause(ctx), err),
+		fmt.Sprintf("what `%s` wrote before it stopped stays on the node: undo it with `kubeboot reset`, then run it again", cmd.CommandPath()))
 }

@@ -1,6 +1,9 @@
 package cli
 
 import (
+	"context"
+	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -9,6 +12,9 @@ import (
 	"strconv"
 	"testing"
 
+	"github.com/spf13/cobra"
+
+	"kubeboot.dev/kubeboot/internal/hint"
 	"kubeboot.dev/kubeboot/internal/nodefs"
 	"kubeboot.dev/kubeboot/internal/nodelock"
 )
@@ -64,4 +70,30 @@ func filesUnder(t *testing.T, root string) []string {
 		t.Fatal(err)
 	}
 	return files
+}
+
+// A command stopped by a signal says so beside the phase, and how to go back; an error without one is left alone.
+func TestInterrupted(t *testing.T) {
+	root := &cobra.Command{Use: "kubeboot"}
+	cmd := &cobra.Command{Use: "init"}
+	root.AddCommand(cmd)
+	phaseErr := fmt.Errorf("phase wait-control-plane: %w", context.Canceled)
+
+	cmd.SetContext(t.Context())
+	if err := interrupted(cmd, phaseErr); err != phaseErr {
+		t.Errorf("without a signal: %v, want the error as it is", err)
+	}
+	if err := interrupted(cmd, nil); err != nil {
+		t.Errorf("no error: %v", err)
+	}
+
+	ctx, cancel := context.WithCancelCause(t.Context())
+	cancel(errors.New("terminated signal received"))
+	cmd.SetContext(ctx)
+	err := interrupted(cmd, phaseErr)
+	want := "interrupted (terminated signal received): phase wait-control-plane: context canceled"
+	if err == nil || err.Error() != want || !errors.Is(err, context.Canceled) ||
+		hint.Of(err) != "what `kubeboot init` wrote before it stopped stays on the node: undo it with `kubeboot reset`, then run it again" {
+		t.Fatalf("error %v (hint %q), want %s", err, hint.Of(err), want)
+	}
 }

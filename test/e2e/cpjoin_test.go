@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -45,9 +46,9 @@ func membersOf(t *testing.T, node string) ([]etcdMember, error) {
 	return members, json.Unmarshal(out, &members)
 }
 
-// joinPID is the PID of the kubeboot process running `join --config file`, 0 when there is none. The lab's
-// nodes share the machine's PID namespace.
-func joinPID(t *testing.T, file string) int {
+// kubebootPID is the PID of the kubeboot process whose arguments are args (`join --config FILE`), 0 when there is
+// none. The lab's nodes share the machine's PID namespace.
+func kubebootPID(t *testing.T, args ...string) int {
 	t.Helper()
 	entries, err := os.ReadDir("/proc")
 	if err != nil {
@@ -62,8 +63,8 @@ func joinPID(t *testing.T, file string) int {
 		if err != nil {
 			continue
 		}
-		args := strings.Split(strings.TrimRight(string(cmdline), "\x00"), "\x00")
-		if len(args) >= 4 && filepath.Base(args[0]) == "kubeboot" && args[1] == "join" && args[2] == "--config" && args[3] == file {
+		got := strings.Split(strings.TrimRight(string(cmdline), "\x00"), "\x00")
+		if len(got) > 0 && filepath.Base(got[0]) == "kubeboot" && slices.Equal(got[1:], args) {
 			return pid
 		}
 	}
@@ -108,7 +109,7 @@ func checkInterruptedJoin(t *testing.T, node, from, file string, want ...struct{
 			time.Sleep(50 * time.Millisecond)
 		}
 	}
-	pid := joinPID(t, file)
+	pid := kubebootPID(t, "join", "--config", file)
 	if pid == 0 {
 		t.Fatalf("the learner %s is there but no kubeboot join process runs", learner.ID)
 	}

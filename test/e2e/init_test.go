@@ -13,6 +13,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -225,6 +226,17 @@ func TestKubebootInit(t *testing.T) {
 		if files := nodeFiles(t); files != afterReset {
 			t.Fatalf("a refused init changed the node's files:\n%s\nbefore it:\n%s", files, afterReset)
 		}
+	})
+
+	// Issue 19's fault table: init interrupted while it writes the node's files, and while it waits for the control
+	// plane; reset then empties the node, and the next row's init works.
+	t.Run("SIGINT to init right after preflight: it stops naming the signal and the phase; reset empties the node", func(t *testing.T) {
+		waitKubeletStopped(t, cp1)
+		checkInitInterrupted(t, initConfig, syscall.SIGINT, "[preflight] done")
+	})
+	t.Run("SIGTERM to init during wait-control-plane: it stops naming the signal and the phase; reset empties the node", func(t *testing.T) {
+		waitKubeletStopped(t, cp1)
+		checkInitInterrupted(t, initConfig, syscall.SIGTERM, "waiting for the kubelet and the control plane")
 	})
 
 	t.Run("init again after reset, with addon patches; wall time next to upstream kubeadm", func(t *testing.T) {
