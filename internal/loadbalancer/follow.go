@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"time"
@@ -15,6 +14,8 @@ import (
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
+
+	"kubeboot.dev/kubeboot/internal/nodefs"
 )
 
 // DefaultFollowInterval is how often Follow reads the API servers' EndpointSlice.
@@ -83,36 +84,14 @@ func ReadState(file string) (*State, error) {
 	return &s, nil
 }
 
-// WriteState writes the state file atomically (0644: it holds addresses, no secret).
+// WriteState writes the state file atomically (0644: it holds addresses, no secret), as kubeboot writes a node's
+// files (nodefs.FS.WriteFile; the path is the host's, as given).
 func WriteState(file string, s State) error {
 	b, err := json.MarshalIndent(s, "", "  ")
 	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(filepath.Dir(file), 0o755); err != nil {
-		return err
-	}
-	tmp, err := os.CreateTemp(filepath.Dir(file), "."+filepath.Base(file)+".*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(append(b, '\n')); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Chmod(0o644); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), file)
+	return nodefs.FS{}.WriteFile(file, append(b, '\n'), 0o644)
 }
 
 // FollowOptions configure Follow.
