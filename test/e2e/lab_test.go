@@ -224,6 +224,28 @@ func checkControllerAccounts(t *testing.T) {
 	}
 }
 
+// waitNodesReady waits up to timeout until the named Nodes are all Ready, logs how long that took, and then checks
+// them as checkNodesReady does.
+func waitNodesReady(t *testing.T, timeout time.Duration, want ...string) {
+	t.Helper()
+	start := time.Now()
+	poll(t.Context(), timeout, func() bool {
+		var nodes corev1.NodeList
+		if err := kubectl(t.Context(), &nodes, "get", "nodes", "-o", "json"); err != nil {
+			return false
+		}
+		ready := 0
+		for _, n := range nodes.Items {
+			if slices.Contains(want, n.Name) && nodeReady(n) {
+				ready++
+			}
+		}
+		return ready == len(want)
+	})
+	t.Logf("%d Nodes Ready %s later", len(want), time.Since(start).Round(100*time.Millisecond))
+	checkNodesReady(t, want...)
+}
+
 // checkNodesReady checks that exactly the named Nodes exist and are Ready.
 func checkNodesReady(t *testing.T, want ...string) {
 	var nodes corev1.NodeList

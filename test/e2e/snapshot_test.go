@@ -137,7 +137,9 @@ func checkSnapshotRestoreHA(t *testing.T, kubeconfig string) {
 	}
 	waitPodsRunning(t, cs, "app=e2e-snap", 2)
 	waitControlPlaneReady(t)
-	checkNodesReady(t, cp1.name, cp2.name, cp3.name, haWorker)
+	// A rejoined control plane's kubelet reported through its own API server, which had no etcd until the rejoin:
+	// its Node may be NodeStatusUnknown for a while after (seen: cp3, "Kubelet stopped posting node status").
+	waitNodesReady(t, 3*time.Minute, cp1.name, cp2.name, cp3.name, haWorker)
 	checkDNSAndServiceIP(t, haWorker)
 	if out, err := lab(ctx, "kubectl", "delete", "pod", "e2e-probe", "--wait=false"); err != nil {
 		t.Errorf("delete the probe Pod: %v\n%s", err, out)
