@@ -230,7 +230,7 @@ func TestUpgradePhaseCommands(t *testing.T) {
 }
 
 // TestUpgradeApplyConfigFile: --config's UpgradeConfiguration gives the version, the manifests' timeout,
-// certificateRenewal and the static Pods' imagePullPolicy; a flag the user sets wins over it.
+// certificateRenewal and the preflight pull's imagePullPolicy; a flag the user sets wins over it.
 func TestUpgradeApplyConfigFile(t *testing.T) {
 	file := t.TempDir() + "/upgrade.yaml"
 	if err := os.WriteFile(file, []byte("apiVersion: kubeadm.k8s.io/v1beta4\nkind: UpgradeConfiguration\napply:\n  kubernetesVersion: v1.37.2\n  certificateRenewal: false\n  imagePullPolicy: Never\n"+
@@ -252,7 +252,7 @@ func TestUpgradeApplyConfigFile(t *testing.T) {
 		var gotPull corev1.PullPolicy
 		deps.engine = func(_ context.Context, d *upgrade.Data, _ string, renew bool, _ io.Writer) (*upgrade.Engine, func(), error) {
 			gotVersion, gotTimeout, gotRenew = d.Cluster().KubernetesVersion, d.Timeouts.UpgradeManifests.Duration, renew
-			gotPull = d.Node().Registration.ImagePullPolicy
+			gotPull = d.ImagePullPolicy
 			return nil, nil, errors.New("stop here")
 		}
 		args := append([]string{"apply", "phase", "control-plane", "--config", file, "--rootfs", fsys.Root}, tt.args...)

@@ -265,11 +265,6 @@ func matchKubeadm(t *testing.T, rc renderCase, dir string) {
 			t.Fatal(err)
 		}
 		b := got[name]
-		// The one deliberate difference: kubeboot honours nodeRegistration.imagePullPolicy in static
-		// Pods, kubeadm always writes IfNotPresent.
-		if p := rc.cfg.Init.NodeRegistration.ImagePullPolicy; p != corev1.PullIfNotPresent {
-			b = bytes.ReplaceAll(b, []byte("imagePullPolicy: "+p), []byte("imagePullPolicy: IfNotPresent"))
-		}
 		if !bytes.Equal(b, want) {
 			t.Errorf("%s differs from kubeadm's %s\n--- kubeboot\n%s\n--- kubeadm\n%s", name, ref, b, want)
 		}
@@ -589,8 +584,9 @@ func TestExtraArgsOverride(t *testing.T) {
 	if v, _, ok := volumeByName(pod, "audit"); !ok || v.HostPath.Path != "/var/log" {
 		t.Errorf("extra volume audit missing")
 	}
-	if c := pod.Spec.Containers[0]; c.ImagePullPolicy != corev1.PullNever || c.Image != "images.lab.example/kube-apiserver:v1.37.2" {
-		t.Errorf("image %s policy %s, want images.lab.example/kube-apiserver:v1.37.2 Never", c.Image, c.ImagePullPolicy)
+	// nodeRegistration.imagePullPolicy is Never in this configuration; the static Pods say IfNotPresent, as kubeadm's.
+	if c := pod.Spec.Containers[0]; c.ImagePullPolicy != corev1.PullIfNotPresent || c.Image != "images.lab.example/kube-apiserver:v1.37.2" {
+		t.Errorf("image %s policy %s, want images.lab.example/kube-apiserver:v1.37.2 IfNotPresent", c.Image, c.ImagePullPolicy)
 	}
 	if env := pod.Spec.Containers[0].Env; len(env) != 1 || env[0].Name != "GODEBUG" {
 		t.Errorf("env = %v", env)

@@ -168,12 +168,11 @@ func loopback(advertiseAddress string) string {
 	return "127.0.0.1"
 }
 
-func pullPolicy(node *config.Node) corev1.PullPolicy {
-	if p := node.Registration.ImagePullPolicy; p != "" {
-		return p
-	}
-	return corev1.PullIfNotPresent
-}
+// pullPolicy is the static Pods' imagePullPolicy: IfNotPresent, always, as kubeadm writes it
+// (phases/controlplane/manifests.go, phases/etcd/local.go). nodeRegistration.imagePullPolicy governs only the
+// preflight pull; honouring it here made kubeadm's `upgrade apply` rewrite, and restart, every static Pod of a
+// kubeboot cluster made with imagePullPolicy Never.
+func pullPolicy(*config.Node) corev1.PullPolicy { return corev1.PullIfNotPresent }
 
 // mergeEnv returns the union of the lists, later lists winning on equal names, sorted by name as kubeadm does.
 func mergeEnv(lists ...[]corev1.EnvVar) []corev1.EnvVar {

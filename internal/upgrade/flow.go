@@ -79,8 +79,9 @@ type Data struct {
 	AllowExperimental, AllowRC bool
 	Patches                    *config.Patches
 	Timeouts                   *config.Timeouts
-	// ImagePullPolicy is the static Pods' (the UpgradeConfiguration's apply or node imagePullPolicy, as kubeadm
-	// sets it on the node registration it renders with); "": the default.
+	// ImagePullPolicy governs the preflight pull (the UpgradeConfiguration's apply or node imagePullPolicy, as
+	// kubeadm's ImagePull check uses it): Never pulls nothing and refuses a missing image; "": IfNotPresent. The
+	// static Pods say IfNotPresent whatever it is, as kubeadm's.
 	ImagePullPolicy corev1.PullPolicy
 	// PrintConfig prints the target ClusterConfiguration in preflight (--print-config).
 	PrintConfig bool
@@ -157,8 +158,7 @@ func (d *Data) load(ctx context.Context) error {
 		config.SetUpgradeDefaults(u)
 		timeouts = u.Timeouts
 	}
-	node := &config.Node{Registration: config.NodeRegistrationOptions{Name: name, CRISocket: socket, ImagePullPolicy: d.ImagePullPolicy},
-		Patches: d.Patches, Timeouts: timeouts}
+	node := &config.Node{Registration: config.NodeRegistrationOptions{Name: name, CRISocket: socket}, Patches: d.Patches, Timeouts: timeouts}
 	if d.ControlPlane() {
 		ep := SelfEndpoint(d.FS)
 		host, port, err := net.SplitHostPort(ep)
@@ -307,7 +307,8 @@ func runApplyPreflight(ctx context.Context, d *Data) error {
 }
 
 // pullImages pulls the images of the target that the runtime does not have yet (kubeadm's ImagePull check). A
-// failed pull is a warning: the kubelet tries again when it starts the new static Pod.
+// failed pull is a warning: the kubelet tries again when it starts the new static Pod. With ImagePullPolicy
+// Never nothing is pulled, and a missing image refuses the upgrade before anything changes, naming it.
 func (d *Data) pullImages(ctx context.Context) error {
 	if d.Images == nil || d.DryRun || !d.ControlPlane() {
 		return nil
@@ -315,6 +316,19 @@ func (d *Data) pullImages(ctx context.Context) error {
 	images, err := d.cluster.Images()
 	if err != nil {
 		return err
+	}
+	if d.ImagePullPolicy == corev1.PullNever {
+		var missing []string
+		for _, ref := range images {
+			if img, err := d.Images.ImageStatus(ctx, ref); err != nil || !img.Present {
+				missing = append(missing, ref)
+			}
+		}
+		if len(missing) > 0 {
+			return hint.With(fmt.Errorf("[ImagePull]: image %s not found and the image pull policy is Never", strings.Join(missing, ", ")),
+				"import the images into the container runtime, or set imagePullPolicy IfNotPresent in the UpgradeConfiguration")
+		}
+		return nil
 	}
 	fmt.Fprintln(d.Out, "[upgrade/prepull] Pulling images required for setting up a Kubernetes cluster")
 	for _, ref := range images {
@@ -465,9 +479,6 @@ func runControlPlane(ctx context.Context, d *Data) error {
 
 // Cluster is the target configuration (load must have run).
 func (d *Data) Cluster() *config.Cluster { return d.cluster }
-
-// Node is this node's part of the configuration the static Pods are rendered with, once loaded.
-func (d *Data) Node() *config.Node { return d.node }
 
 // Load reads the cluster's configuration and this node's part (see load).
 func (d *Data) Load(ctx context.Context) error { return d.load(ctx) }

@@ -86,3 +86,32 @@ func TestApplyPrepullsImages(t *testing.T) {
 		t.Errorf("output:\n%s", out.String())
 	}
 }
+
+// With the UpgradeConfiguration's imagePullPolicy Never nothing is pulled: a missing image refuses the upgrade in
+// preflight, naming it, and with every image present preflight passes.
+func TestApplyPullPolicyNever(t *testing.T) {
+	for _, allPresent := range []bool{false, true} {
+		c := threeNodes()
+		c.controlPlanes = []string{"cp-1"}
+		var out bytes.Buffer
+		d, _ := flowData(t, c, "v1.37.2", &out)
+		d.ImagePullPolicy = corev1.PullNever
+		p := &puller{present: map[string]bool{}}
+		for _, ref := range []string{"registry.k8s.io/kube-apiserver:v1.37.2", "registry.k8s.io/kube-controller-manager:v1.37.2", "registry.k8s.io/kube-scheduler:v1.37.2",
+			"registry.k8s.io/kube-proxy:v1.37.2", "registry.k8s.io/etcd:3.7.0-0", "registry.k8s.io/pause:3.10.2"} {
+			p.present[ref] = true
+		}
+		p.present["registry.k8s.io/coredns/coredns:v1.14.6"] = allPresent
+		d.Images = p
+		err := run(t, ApplyPhases()[:1], d)
+		if len(p.pulled) > 0 {
+			t.Errorf("pulled %q with the pull policy Never", p.pulled)
+		}
+		if allPresent && err != nil {
+			t.Errorf("every image present: %v", err)
+		}
+		if want := "[ImagePull]: image registry.k8s.io/coredns/coredns:v1.14.6 not found and the image pull policy is Never"; !allPresent && (err == nil || !strings.Contains(err.Error(), want)) {
+			t.Errorf("a missing image: %v, want %s", err, want)
+		}
+	}
+}

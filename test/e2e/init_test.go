@@ -333,9 +333,15 @@ func timed(t *testing.T, args ...string) time.Duration {
 // /var/lib/etcd with their modification times.
 func nodeFileTimes(t *testing.T) map[string]time.Time {
 	t.Helper()
-	out, err := inNode(t.Context(), cp1, "find", "/etc/kubernetes", "/var/lib/kubelet", "/var/lib/etcd", "-type", "f", "-printf", "%T@ %p\n")
+	return fileTimes(t, cp1, "/etc/kubernetes", "/var/lib/kubelet", "/var/lib/etcd")
+}
+
+// fileTimes maps each file under the node's dirs to its modification time.
+func fileTimes(t *testing.T, node string, dirs ...string) map[string]time.Time {
+	t.Helper()
+	out, err := inNode(t.Context(), node, append(append([]string{"find"}, dirs...), "-type", "f", "-printf", "%T@ %p\n")...)
 	if err != nil {
-		t.Fatalf("find: %v\n%s", err, out)
+		t.Fatalf("find on %s: %v\n%s", node, err, out)
 	}
 	files := map[string]time.Time{}
 	for _, l := range strings.Split(strings.TrimSpace(out), "\n") {

@@ -72,9 +72,33 @@ func labJoinParams(t *testing.T, node, ip string) joinParams {
 func resetWorker(t *testing.T, tool, node string) {
 	t.Helper()
 	ctx := t.Context()
+	start := time.Now()
 	resetOut, err := inNode(ctx, node, tool, "reset", "-f")
 	if err != nil {
 		t.Fatalf("%s reset on %s: %v\n%s", filepath.Base(tool), node, err, resetOut)
+	}
+	if tool == kubeboot {
+		// Without an init system reset cannot stop the kubelet, which may write its state files
+		// (allocated_pods_state) again before the supervisor stops it: reset answers for the files that existed
+		// before it started, and the kubelet's are removed for the next join.
+		waitKubeletStopped(t, node)
+		var left, rewritten []string
+		for f, mtime := range fileTimes(t, node, "/etc/kubernetes", "/var/lib/kubelet") {
+			if mtime.Before(start) {
+				left = append(left, f)
+			} else {
+				rewritten = append(rewritten, f)
+			}
+		}
+		if len(left) > 0 {
+			t.Fatalf("files left on %s after kubeboot reset: %v\nreset printed:\n%s", node, left, resetOut)
+		}
+		if len(rewritten) > 0 {
+			t.Logf("written by the kubelet after reset started (no init system stops it in the lab), removed: %v", rewritten)
+			if out, err := inNode(ctx, node, append([]string{"rm", "-f"}, rewritten...)...); err != nil {
+				t.Fatalf("remove them: %v\n%s", err, out)
+			}
+		}
 	}
 	if files := filesOf(t, node); files != "" && tool == kubeadm {
 		// Upstream kubeadm's reset stops the kubelet through systemd, which the lab does not have; with the
