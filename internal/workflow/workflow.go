@@ -287,7 +287,16 @@ func (r *Runner[D]) execute(ctx context.Context, d D, tasks []*task[D]) error {
 	if first != nil {
 		return first
 	}
-	return context.Cause(ctx)
+	// Stopped between phases (a signal, the caller's deadline): say which phase would have run next.
+	if err := context.Cause(ctx); err != nil {
+		for _, t := range tasks {
+			if !t.ok {
+				return fmt.Errorf("stopped before phase %s: %w", t.path, err)
+			}
+		}
+		return err
+	}
+	return nil
 }
 
 // runTask runs one task whose dependencies have finished and sets t.open.

@@ -302,3 +302,22 @@ func TestNeedsNamingNoPhase(t *testing.T) {
 		t.Errorf("a tree without Needs: %v", err)
 	}
 }
+
+// Stopped between phases (the signal arrived while a finished): the error names the phase that would have run
+// next, and the cause.
+func TestStoppedBetweenPhasesNamesTheNext(t *testing.T) {
+	ctx, cancel := context.WithCancelCause(t.Context())
+	defer cancel(nil)
+	ran := []string{}
+	run := Runner[*record]{Phases: []Phase[*record]{
+		{Name: "a", Run: func(context.Context, *record) error { ran = append(ran, "a"); cancel(errors.New("interrupt signal received")); return nil }},
+		{Name: "b", Run: func(context.Context, *record) error { ran = append(ran, "b"); return nil }},
+	}}
+	err := run.Run(ctx, &record{}, Options{})
+	if err == nil || err.Error() != "stopped before phase b: interrupt signal received" {
+		t.Fatalf("error %v, want stopped before phase b: interrupt signal received", err)
+	}
+	if !slices.Equal(ran, []string{"a"}) {
+		t.Errorf("ran %v, want a only", ran)
+	}
+}
