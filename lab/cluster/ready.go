@@ -136,3 +136,43 @@ func (d *deniedFor) check(err error) error {
 	}
 	return fmt.Errorf("the API refuses the admin kubeconfig for %s: %w", deniedLimit, err)
 }
+
+// etcdClientURLsAnnotation is where kubeadm's etcd mirror Pods carry their client URL; kubeadm's control-plane
+// join reads the etcd endpoints from it.
+const etcdClientURLsAnnotation = "kubeadm.kubernetes.io/etcd.advertise-client-urls"
+
+// waitEtcdMirrorPod polls until the first control plane's etcd mirror Pod, with kubeadm's client-URL annotation,
+// is in the API. kubeadm's control-plane join finds the etcd cluster only through those Pods and gives up after its
+// timeouts.kubernetesAPICall (1m); a kubelet that missed creating the mirror Pod while its API server started
+// tries again at its next sync (TestHA once saw kubeadm join fail with "could not retrieve the list of etcd
+// endpoints").
+func waitEtcdMirrorPod(ctx context.Context, st *State, cpName string, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	var last string
+	for {
+		cmd, err := Kubectl(ctx, st, "-n", "kube-system", "get", "pod", "etcd-"+cpName, "-o", "json", "--request-timeout=5s")
+		if err != nil {
+			return err
+		}
+		var out, stderr bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &stderr
+		if err := cmd.Run(); err != nil {
+			last = fmt.Sprintf("%v: %s", err, strings.TrimSpace(stderr.String()))
+		} else {
+			var pod corev1.Pod
+			if err := json.Unmarshal(out.Bytes(), &pod); err != nil {
+				return fmt.Errorf("kube-system/etcd-%s: %w", cpName, err)
+			}
+			if pod.Annotations[etcdClientURLsAnnotation] != "" {
+				return nil
+			}
+			last = "no annotation " + etcdClientURLsAnnotation
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("the etcd mirror Pod kube-system/etcd-%s is not in the API after %s (%s): kubeadm's control-plane joins need it", cpName, timeout, last)
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}

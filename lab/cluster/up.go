@@ -511,9 +511,25 @@ func bootstrapCluster(ctx context.Context, st *State, o Options, p progress) err
 	// Workers join in parallel with each other and with the control planes; control planes join
 	// one at a time, as each adds an etcd member and etcd takes one learner at a time, unless
 	// ConcurrentJoins (kubeboot's joins take turns for that themselves).
+	// Both tools' control-plane joins find etcd through the etcd mirror Pods; upstream kubeadm gives up after
+	// timeouts.kubernetesAPICall (1m), so the lab waits for the first one before kubeadm's (once, timed as a step
+	// of its own, which counts in kubeadm's lab up time). kubeboot's join waits for it itself.
+	var etcdPodOnce sync.Once
+	var etcdPodErr error
 	join1 := func(n NodeState, controlPlane bool) error {
 		if err := waitImported(n.Name); err != nil {
 			return err
+		}
+		if controlPlane && n.Bootstrapper == "kubeadm" {
+			etcdPodOnce.Do(func() {
+				t := time.Now()
+				if etcdPodErr = waitEtcdMirrorPod(ctx, st, cp.Name, 3*time.Minute); etcdPodErr == nil {
+					p.step("etcd mirror Pod of "+cp.Name, t, "in the API, for kubeadm's control-plane joins")
+				}
+			})
+			if etcdPodErr != nil {
+				return etcdPodErr
+			}
 		}
 		t := time.Now()
 		if err := bs[n.Bootstrapper].Join(ctx, target(st, n), c, join, controlPlane); err != nil {
