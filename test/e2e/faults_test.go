@@ -5,6 +5,7 @@ package e2e
 import (
 	"bufio"
 	"io"
+	"regexp"
 	"strings"
 	"sync"
 	"syscall"
@@ -87,7 +88,8 @@ func checkInitInterrupted(t *testing.T, initConfig string, sig syscall.Signal, m
 			errLine = strings.TrimSpace(line)
 		}
 	}
-	if !strings.HasPrefix(errLine, "error: interrupted ("+wantSignal+" signal received): phase ") {
+	// It stopped in a phase ("phase X: ...") or between two ("stopped before phase X: ...").
+	if !regexp.MustCompile(`^error: interrupted \(` + wantSignal + ` signal received\): (stopped before )?phase [a-z-/]+`).MatchString(errLine) {
 		t.Errorf("the interrupted init's error does not name the signal and the phase: %q", errLine)
 	}
 	if !strings.Contains(output(), "hint: what `kubeboot init` wrote before it stopped stays on the node: undo it with `kubeboot reset`, then run it again") {

@@ -168,11 +168,14 @@ spec:
       echo "== nslookup"
       # kube-proxy on this node may program the kube-dns Service a moment after CoreDNS turns Ready; a resolver retries.
       i=0; until nslookup kubernetes.default.svc.cluster.local; do i=$((i+1)); [ $i -lt 20 ] || exit 1; sleep 0.5; done
+      # The kubernetes Service's endpoints change as API servers come and go (a node reset, a restart): a
+      # connection may meet one that just left. Up to 5 tries, each failure shown.
+      get() { i=0; until curl -sSk --max-time 10 "$1"; do i=$((i+1)); [ $i -lt 5 ] || exit 1; echo "(try $i failed)"; sleep 1; done; }
       echo "== by name"
-      curl -sSk --max-time 10 https://kubernetes.default/version
+      get https://kubernetes.default/version
       echo
       echo "== by service IP"
-      curl -sSk --max-time 10 https://10.96.0.1:443/version
+      get https://10.96.0.1:443/version
 `, "NODE", node)
 	apply := exec.CommandContext(ctx, labBin, "kubectl", "apply", "-f", "-")
 	apply.Stdin = strings.NewReader(pod)
