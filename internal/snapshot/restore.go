@@ -213,7 +213,7 @@ func restorePhases() []workflow.Phase[*restoreRun] {
 			{Name: "stop-etcd", Short: "Move the etcd manifest aside and wait until etcd has stopped", Run: restoreStopEtcd},
 			{Name: "data-dir", Short: "Move the data directory aside and restore the snapshot into a new one", Run: restoreNewDataDir},
 			{Name: "start-etcd", Short: "Put the etcd manifest back and wait until etcd is healthy", Run: restoreStartEtcd},
-			{Name: "wait-apiserver", Short: "Wait until the API server is ready", Run: restoreWaitAPIServer,
+			{Name: "wait-apiserver", Short: "Restart the API server, which served the cluster before the restore, and wait until it is ready", Run: restoreWaitAPIServer,
 				RunIf: func(d *restoreRun) bool { return d.Node.Exists(staticpod.Path(staticpod.APIServerName)) }},
 		},
 	}}
@@ -351,7 +351,35 @@ func restoreStartEtcd(ctx context.Context, d *restoreRun) error {
 	return nil
 }
 
+// ContainerStopper is a Containers that can also stop a container (*cri.Client is one); the kubelet then starts a
+// new one from the same manifest.
+type ContainerStopper interface {
+	StopContainer(ctx context.Context, id string, grace time.Duration) error
+}
+
+// apiServerStopGrace is what the API server gets to stop after a restore: what it serves is being replaced, and
+// its watches would hold it for the kubelet's whole grace period otherwise.
+const apiServerStopGrace = 5 * time.Second
+
 func restoreWaitAPIServer(ctx context.Context, d *restoreRun) error {
+	// This node's API server ran through the restore with its caches of the cluster before it: it is restarted, as
+	// the Kubernetes documentation asks of every API server after an etcd restore (TestHA once saw one that never
+	// turned ready again by itself).
+	if s, ok := d.Containers.(ContainerStopper); ok {
+		cs, err := d.Containers.ListContainers(ctx, map[string]string{cri.LabelPodNamespace: "kube-system", cri.LabelContainerName: staticpod.APIServerName})
+		if err != nil {
+			return fmt.Errorf("list the kube-apiserver containers: %w", err)
+		}
+		for _, c := range cs {
+			if c.State != cri.ContainerRunning {
+				continue
+			}
+			if err := s.StopContainer(ctx, c.ID, apiServerStopGrace); err != nil {
+				return hint.With(fmt.Errorf("restart the API server: stop its container %.13s: %w", c.ID, err), "etcd is restored and healthy; restart the API server with `crictl stop CONTAINER`")
+			}
+			d.say("stopped the API server's container %.13s, which served the cluster before the restore; the kubelet starts a new one", c.ID)
+		}
+	}
 	if err := d.waitHealthy(ctx, staticpod.APIServerName); err != nil {
 		return hint.With(err, "etcd is restored and healthy; look at the API server with `crictl ps -a --name kube-apiserver` and `crictl logs CONTAINER`")
 	}

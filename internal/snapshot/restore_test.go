@@ -397,3 +397,31 @@ func mapKeys(m map[string]string) func(func(string) bool) {
 		}
 	}
 }
+
+// stoppingEffects is a runtime that can also stop containers.
+type stoppingEffects struct{ *effects }
+
+func (s stoppingEffects) StopContainer(_ context.Context, id string, grace time.Duration) error {
+	s.log = append(s.log, fmt.Sprintf("stop %s (grace %s)", id, grace))
+	return nil
+}
+
+// Once etcd is restored, this node's API server, which served the cluster before, is restarted: its container is
+// stopped (the kubelet starts a new one) before the wait for it to be ready.
+func TestRestoreRestartsTheAPIServer(t *testing.T) {
+	n := newRestoreNode(t)
+	var out bytes.Buffer
+	r := n.restorer(&out)
+	r.Containers = stoppingEffects{n.fx}
+	if _, err := r.Restore(t.Context(), n.archive); err != nil {
+		t.Fatalf("%v\n%s", err, out.String())
+	}
+	tail := n.fx.log[len(n.fx.log)-4:]
+	want := []string{"probe etcd", "list containers kube-system/kube-apiserver", "stop c0ffee (grace 5s)", "probe kube-apiserver"}
+	if diff := cmp.Diff(want, tail); diff != "" {
+		t.Errorf("effects after etcd is healthy (-want +got):\n%s", diff)
+	}
+	if !strings.Contains(out.String(), "stopped the API server's container c0ffee, which served the cluster before the restore; the kubelet starts a new one") {
+		t.Errorf("output:\n%s", out.String())
+	}
+}
