@@ -32,7 +32,7 @@ func APIServer(cluster *config.Cluster, node *config.Node, host Host) *corev1.Po
 	c := corev1.Container{
 		Name:            d.Name,
 		Image:           cluster.KubernetesImage(d.Name),
-		ImagePullPolicy: pullPolicy(node),
+		ImagePullPolicy: pullPolicy,
 		Command:         commandLine(d.Name, apiServerArgs(cluster, node), cluster.APIServer.ExtraArgs),
 		VolumeMounts:    hp.volumeMounts(),
 		LivenessProbe:   livenessProbe(probe, d.LivenessPath, d.Scheme),

@@ -28,7 +28,7 @@ func ControllerManager(cluster *config.Cluster, node *config.Node, host Host) *c
 	c := corev1.Container{
 		Name:            d.Name,
 		Image:           cluster.KubernetesImage(d.Name),
-		ImagePullPolicy: pullPolicy(node),
+		ImagePullPolicy: pullPolicy,
 		Command:         commandLine(d.Name, controllerManagerArgs(cluster, host), extra),
 		VolumeMounts:    hp.volumeMounts(),
 		LivenessProbe:   livenessProbe(probe, d.LivenessPath, d.Scheme),

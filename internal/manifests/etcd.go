@@ -48,7 +48,7 @@ func Etcd(cluster *config.Cluster, node *config.Node, initialCluster []EtcdMembe
 		Name:            d.Name,
 		Command:         commandLine(d.Name, etcdArgs(cluster, node, initialCluster), local.ExtraArgs),
 		Image:           image,
-		ImagePullPolicy: pullPolicy(node),
+		ImagePullPolicy: pullPolicy,
 		// Read-write: etcd writes its data, and the certificates are rotated in place.
 		VolumeMounts: []corev1.VolumeMount{
 			{Name: staticpod.EtcdDataVolume, MountPath: local.DataDir},

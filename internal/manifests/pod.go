@@ -172,7 +172,7 @@ func loopback(advertiseAddress string) string {
 // (phases/controlplane/manifests.go, phases/etcd/local.go). nodeRegistration.imagePullPolicy governs only the
 // preflight pull; honouring it here made kubeadm's `upgrade apply` rewrite, and restart, every static Pod of a
 // kubeboot cluster made with imagePullPolicy Never.
-func pullPolicy(*config.Node) corev1.PullPolicy { return corev1.PullIfNotPresent }
+const pullPolicy = corev1.PullIfNotPresent
 
 // mergeEnv returns the union of the lists, later lists winning on equal names, sorted by name as kubeadm does.
 func mergeEnv(lists ...[]corev1.EnvVar) []corev1.EnvVar {

@@ -31,7 +31,7 @@ func Scheduler(cluster *config.Cluster, node *config.Node, host Host) *corev1.Po
 	c := corev1.Container{
 		Name:            d.Name,
 		Image:           cluster.KubernetesImage(d.Name),
-		ImagePullPolicy: pullPolicy(node),
+		ImagePullPolicy: pullPolicy,
 		Command:         commandLine(d.Name, args, extra),
 		VolumeMounts:    hp.volumeMounts(),
 		LivenessProbe:   livenessProbe(probe, d.LivenessPath, d.Scheme),
