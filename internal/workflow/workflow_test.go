@@ -310,7 +310,11 @@ func TestStoppedBetweenPhasesNamesTheNext(t *testing.T) {
 	defer cancel(nil)
 	ran := []string{}
 	run := Runner[*record]{Phases: []Phase[*record]{
-		{Name: "a", Run: func(context.Context, *record) error { ran = append(ran, "a"); cancel(errors.New("interrupt signal received")); return nil }},
+		{Name: "a", Run: func(context.Context, *record) error {
+			ran = append(ran, "a")
+			cancel(errors.New("interrupt signal received"))
+			return nil
+		}},
 		{Name: "b", Run: func(context.Context, *record) error { ran = append(ran, "b"); return nil }},
 	}}
 	err := run.Run(ctx, &record{}, Options{})
