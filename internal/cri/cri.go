@@ -441,3 +441,25 @@ func nanos(n int64) time.Time {
 	}
 	return time.Unix(0, n)
 }
+
+// ContainerLister lists containers by label (*Client is one).
+type ContainerLister interface {
+	ListContainers(ctx context.Context, labels map[string]string) ([]Container, error)
+}
+
+// RunningInKubeSystem returns the IDs of the running containers named name in kube-system's Pods: the kubelet labels
+// each container with its Pod's namespace and its own name, which for a static Pod of the control plane is the
+// component's (etcd, kube-apiserver, ...).
+func RunningInKubeSystem(ctx context.Context, l ContainerLister, name string) ([]string, error) {
+	cs, err := l.ListContainers(ctx, map[string]string{LabelPodNamespace: "kube-system", LabelContainerName: name})
+	if err != nil {
+		return nil, err
+	}
+	var ids []string
+	for _, c := range cs {
+		if c.State == ContainerRunning {
+			ids = append(ids, c.ID)
+		}
+	}
+	return ids, nil
+}

@@ -498,17 +498,7 @@ func (r *Restarter) failed(ctx context.Context, component string, timeout time.D
 // running lists the IDs of component's running containers: the kubelet labels each with its Pod's namespace
 // and its container's name, which for a static Pod is the component's.
 func (r *Restarter) running(ctx context.Context, component string) ([]string, error) {
-	cs, err := r.Runtime.ListContainers(ctx, map[string]string{cri.LabelPodNamespace: "kube-system", cri.LabelContainerName: component})
-	if err != nil {
-		return nil, err
-	}
-	var ids []string
-	for _, c := range cs {
-		if c.State == cri.ContainerRunning {
-			ids = append(ids, c.ID)
-		}
-	}
-	return ids, nil
+	return cri.RunningInKubeSystem(ctx, r.Runtime, component)
 }
 
 // poll calls f every interval until it returns nil, and returns nil then; once wctx ends, it returns f's last

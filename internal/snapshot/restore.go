@@ -366,18 +366,15 @@ func restoreWaitAPIServer(ctx context.Context, d *restoreRun) error {
 	// the Kubernetes documentation asks of every API server after an etcd restore (TestHA once saw one that never
 	// turned ready again by itself).
 	if s, ok := d.Containers.(ContainerStopper); ok {
-		cs, err := d.Containers.ListContainers(ctx, map[string]string{cri.LabelPodNamespace: "kube-system", cri.LabelContainerName: staticpod.APIServerName})
+		ids, err := cri.RunningInKubeSystem(ctx, d.Containers, staticpod.APIServerName)
 		if err != nil {
 			return fmt.Errorf("list the kube-apiserver containers: %w", err)
 		}
-		for _, c := range cs {
-			if c.State != cri.ContainerRunning {
-				continue
+		for _, id := range ids {
+			if err := s.StopContainer(ctx, id, apiServerStopGrace); err != nil {
+				return hint.With(fmt.Errorf("restart the API server: stop its container %.13s: %w", id, err), "etcd is restored and healthy; restart the API server with `crictl stop CONTAINER`")
 			}
-			if err := s.StopContainer(ctx, c.ID, apiServerStopGrace); err != nil {
-				return hint.With(fmt.Errorf("restart the API server: stop its container %.13s: %w", c.ID, err), "etcd is restored and healthy; restart the API server with `crictl stop CONTAINER`")
-			}
-			d.say("stopped the API server's container %.13s, which served the cluster before the restore; the kubelet starts a new one", c.ID)
+			d.say("stopped the API server's container %.13s, which served the cluster before the restore; the kubelet starts a new one", id)
 		}
 	}
 	if err := d.waitHealthy(ctx, staticpod.APIServerName); err != nil {
@@ -462,14 +459,12 @@ func (r *Restorer) checkPeers(ctx context.Context, m *localMember, meta Metadata
 // directory at its next look (about every 20 s).
 func (r *Restorer) waitStopped(ctx context.Context) error {
 	return poll(ctx, r.timeout(), r.interval(), func() error {
-		cs, err := r.Containers.ListContainers(ctx, map[string]string{cri.LabelPodNamespace: "kube-system", cri.LabelContainerName: staticpod.EtcdName})
+		ids, err := cri.RunningInKubeSystem(ctx, r.Containers, staticpod.EtcdName)
 		if err != nil {
 			return err
 		}
-		for _, c := range cs {
-			if c.State == cri.ContainerRunning {
-				return fmt.Errorf("its container %s still runs", c.ID)
-			}
+		if len(ids) > 0 {
+			return fmt.Errorf("its container %s still runs", ids[0])
 		}
 		return nil
 	}, "etcd did not stop")
@@ -479,17 +474,15 @@ func (r *Restorer) waitStopped(ctx context.Context) error {
 func (r *Restorer) waitRunning(ctx context.Context) (string, error) {
 	var id string
 	err := poll(ctx, r.timeout(), r.interval(), func() error {
-		cs, err := r.Containers.ListContainers(ctx, map[string]string{cri.LabelPodNamespace: "kube-system", cri.LabelContainerName: staticpod.EtcdName})
+		ids, err := cri.RunningInKubeSystem(ctx, r.Containers, staticpod.EtcdName)
 		if err != nil {
 			return err
 		}
-		for _, c := range cs {
-			if c.State == cri.ContainerRunning {
-				id = c.ID
-				return nil
-			}
+		if len(ids) == 0 {
+			return errors.New("no etcd container runs yet")
 		}
-		return errors.New("no etcd container runs yet")
+		id = ids[0]
+		return nil
 	}, "the kubelet did not start etcd")
 	return id, err
 }
