@@ -109,6 +109,15 @@ func resetWorker(t *testing.T, tool, node string) {
 		if out, err := inNode(ctx, node, append([]string{"rm", "-f"}, strings.Fields(files)...)...); err != nil {
 			t.Fatalf("remove what kubeadm reset left on %s: %v\n%s", node, err, out)
 		}
+		// The kubelet runs until the supervisor sees its config gone, and may write its state files again
+		// meanwhile (CI once saw one between the removal and the check below): wait for it, then remove those too.
+		waitKubeletStopped(t, node)
+		if files := filesOf(t, node); files != "" {
+			t.Logf("written by the kubelet before it stopped, removed:\n%s", files)
+			if out, err := inNode(ctx, node, append([]string{"rm", "-f"}, strings.Fields(files)...)...); err != nil {
+				t.Fatalf("remove them: %v\n%s", err, out)
+			}
+		}
 	}
 	if files := filesOf(t, node); files != "" {
 		t.Fatalf("files left on %s after %s reset:\n%s\nreset printed:\n%s", node, filepath.Base(tool), files, resetOut)
