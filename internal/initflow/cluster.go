@@ -2,8 +2,10 @@ package initflow
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"path"
 	"strconv"
@@ -223,12 +225,16 @@ func runWaitControlPlane(ctx context.Context, d *Data) error {
 	return nil
 }
 
-// ControlPlaneHealth reads the static Pods of kube-apiserver, kube-controller-manager and kube-scheduler this node
-// runs and returns their health endpoints (a joining control-plane node waits for the same ones).
+// ControlPlaneHealth reads the static Pods of kube-apiserver, kube-controller-manager, kube-scheduler and, when
+// this node has one (stacked etcd), etcd, and returns their health endpoints (a joining control-plane node waits
+// for the same ones).
 func ControlPlaneHealth(fsys nodefs.FS) ([]waiter.Endpoint, error) {
 	pods := map[string]*corev1.Pod{}
-	for _, name := range []string{staticpod.APIServerName, staticpod.ControllerManagerName, staticpod.SchedulerName} {
+	for _, name := range []string{staticpod.APIServerName, staticpod.ControllerManagerName, staticpod.SchedulerName, staticpod.EtcdName} {
 		m, err := staticpod.Read(fsys, name)
+		if name == staticpod.EtcdName && errors.Is(err, fs.ErrNotExist) {
+			continue // external etcd
+		}
 		if err != nil {
 			return nil, err
 		}

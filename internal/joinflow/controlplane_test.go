@@ -175,6 +175,7 @@ func newCPHarness(t *testing.T, c cpCluster, joinKey string) *cpHarness {
 	}
 	securePort := []config.Arg{{Name: "secure-port", Value: strconv.Itoa(port)}}
 	cc.ControllerManager.ExtraArgs, cc.Scheduler.ExtraArgs = securePort, securePort
+	cc.Etcd.Local.ExtraArgs = []config.Arg{{Name: "listen-metrics-urls", Value: health.URL}}
 
 	// The first control-plane node.
 	first := nodefs.FS{Root: t.TempDir()}

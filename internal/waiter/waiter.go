@@ -195,9 +195,9 @@ func Kubelet(address string, port int32) Endpoint {
 	return Endpoint{Component: "kubelet", URL: fmt.Sprintf("http://%s/healthz", net.JoinHostPort(address, fmt.Sprint(port)))}
 }
 
-// ControlPlane derives the liveness endpoints of kube-apiserver, kube-controller-manager and kube-scheduler
-// (staticpod.Component) from their static Pods, keyed by component name, so user extraArgs that move an address
-// or port are honoured.
+// ControlPlane derives the liveness endpoints of kube-apiserver, kube-controller-manager, kube-scheduler and, when
+// its Pod is given, the local etcd (staticpod.Component) from their static Pods, keyed by component name, so user
+// extraArgs that move an address or port are honoured.
 func ControlPlane(pods map[string]*corev1.Pod) ([]Endpoint, error) {
 	comps := []struct {
 		staticpod.Component
@@ -228,6 +228,24 @@ func ControlPlane(pods map[string]*corev1.Pod) ([]Endpoint, error) {
 		}
 		u := url.URL{Scheme: strings.ToLower(string(c.Scheme)), Host: net.JoinHostPort(addr, port), Path: c.LivenessPath}
 		out = append(out, Endpoint{Component: c.Name, URL: u.String()})
+	}
+	// The local etcd (stacked), when there is one: an API server that cannot reach it never turns healthy, and the
+	// diagnosis must then show etcd's container, not only the API server's.
+	if pod, ok := pods[staticpod.EtcdName]; ok {
+		command, err := staticpod.Command(pod)
+		if err != nil {
+			return nil, fmt.Errorf("static Pod %s: %w", staticpod.EtcdName, err)
+		}
+		host := net.JoinHostPort("127.0.0.1", strconv.Itoa(staticpod.EtcdMetricsPort))
+		scheme := strings.ToLower(string(staticpod.Etcd.Scheme))
+		// --listen-metrics-urls: the first URL; its probes use the same (plain HTTP on loopback in kubeadm's manifest).
+		if first, _, _ := strings.Cut(staticpod.ParseFlags(command).Get("listen-metrics-urls"), ","); first != "" {
+			if u, err := url.Parse(first); err == nil && u.Host != "" {
+				host, scheme = u.Host, u.Scheme
+			}
+		}
+		u := url.URL{Scheme: scheme, Host: host, Path: staticpod.Etcd.LivenessPath}
+		out = append(out, Endpoint{Component: staticpod.EtcdName, URL: u.String()})
 	}
 	return out, nil
 }

@@ -112,3 +112,26 @@ func TestControlPlaneEndpoints(t *testing.T) {
 		t.Fatalf("kubelet %s", k.URL)
 	}
 }
+
+// A stacked etcd is waited for too, at its metrics listener (kubeadm's probes), so that its failure is diagnosed.
+func TestControlPlaneEndpointsWithEtcd(t *testing.T) {
+	pod := func(cmd ...string) *corev1.Pod {
+		return &corev1.Pod{Spec: corev1.PodSpec{Containers: []corev1.Container{{Command: cmd}}}}
+	}
+	for _, c := range []struct {
+		cmd  []string
+		want string
+	}{
+		{[]string{"etcd", "--listen-metrics-urls=http://127.0.0.1:2381"}, "http://127.0.0.1:2381/livez"},
+		{[]string{"etcd", "--listen-metrics-urls=http://127.0.0.1:2999,http://10.0.0.5:2999"}, "http://127.0.0.1:2999/livez"},
+		{[]string{"etcd"}, "http://127.0.0.1:2381/livez"},
+	} {
+		eps, err := ControlPlane(map[string]*corev1.Pod{"etcd": pod(c.cmd...)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(eps) != 1 || eps[0].Component != "etcd" || eps[0].URL != c.want {
+			t.Errorf("%v: got %+v, want etcd at %s", c.cmd, eps, c.want)
+		}
+	}
+}
