@@ -70,14 +70,19 @@ func Run(ctx context.Context, specPath string) error {
 					return nil, fmt.Errorf("%s: %w", KubeletFlagsFile, err)
 				}
 			}
-			return s.logCommand("kubelet", filepath.Join(s.BinDir, "kubelet"), KubeletArgs(env)...)
+			// The spec is read again: `lab kubelet` may have installed another release's kubelet.
+			cur, err := ReadSpec(specPath)
+			if err != nil {
+				return nil, err
+			}
+			return s.logCommand("kubelet", cur.KubeletBinary(), KubeletArgs(env)...)
 		},
 		// A tool restarts the kubelet after writing its flags and config.yaml. The kubeconfigs are read at start
 		// only: the kubelet writes kubelet.conf itself when its bootstrap succeeds, kubeadm's kubelet-finalize
 		// rewrites it and join removes bootstrap-kubelet.conf afterwards, and none of that restarts a systemd
 		// kubelet (restarting here cost each join a kubelet shutdown and start). After a reset config.yaml is gone,
 		// which stops the kubelet (Require).
-		Watch:   []string{KubeletFlagsFile, KubeletConfigFile},
+		Watch:   []string{KubeletFlagsFile, KubeletConfigFile, specPath},
 		Inputs:  []string{KubeletKubeconfig, BootstrapKubeconfig},
 		Require: KubeletConfigFile,
 		// A start waits for two equal polls of the files (see Inputs): a short poll keeps that close to the

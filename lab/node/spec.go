@@ -37,6 +37,9 @@ type Spec struct {
 	PauseImage string `json:"pauseImage"` // the release's sandbox image, containerd's sandbox_image
 	CgroupRoot string `json:"cgroupRoot"` // the kubelet's cgroupRoot, e.g. /kblab-cp1
 	HostVeth   string `json:"hostVeth"`   // the veth end attached to the bridge in the root namespace
+	// KubeletBinDir, when set, holds the kubelet this node runs instead of BinDir's: another release's, installed
+	// by `lab kubelet` as a package upgrade would. The supervisor reads it at every kubelet start.
+	KubeletBinDir string `json:"kubeletBinDir,omitempty"`
 
 	// LoadBalancer is set for the LoadBalancer role only.
 	LoadBalancer *LoadBalancerSpec `json:"loadBalancer,omitempty"`
@@ -49,6 +52,14 @@ type LoadBalancerSpec struct {
 	// CAFile is the cluster CA as the supervisor sees it (the first control plane's, through its node
 	// directory). Once it exists the health checks verify the API servers' certificates with it.
 	CAFile string `json:"caFile"`
+}
+
+// KubeletBinary is the kubelet the node runs.
+func (s Spec) KubeletBinary() string {
+	if s.KubeletBinDir != "" {
+		return filepath.Join(s.KubeletBinDir, "kubelet")
+	}
+	return filepath.Join(s.BinDir, "kubelet")
 }
 
 // NetNSPath is the netns file `ip netns add` creates for the node.

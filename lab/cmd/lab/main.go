@@ -34,6 +34,10 @@ const usage = `usage: lab COMMAND [flags]
   exec NODE -- CMD...    run CMD inside a node (its network, mount and UTS namespaces)
   kubectl ARGS...        kubectl with the first control plane's admin kubeconfig
   kill NODE              kill every process of a node (or of kblab-lb), as a power cut would; files stay
+  images --kubernetes-version V NODE...
+                         build what is missing and import release V's images into the nodes (ahead of an upgrade)
+  kubelet --kubernetes-version V NODE...
+                         install release V's kubelet on the nodes and restart it, as a package upgrade would
   start NODE             start a killed node again, as after a power cut (what lives in /run is gone)
   down                   stop everything and remove every trace of the lab
 
@@ -148,6 +152,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 		fmt.Fprintf(stdout, "lab: start %s: running again (%s)\n", fs.Arg(0), time.Since(start).Round(time.Millisecond))
 		return nil
+	case "images", "kubelet":
+		version := fs.String("kubernetes-version", "", "the release whose images or kubelet to install")
+		if err := fs.Parse(args); err != nil {
+			return exitCode(2)
+		}
+		if *version == "" || fs.NArg() == 0 {
+			return fmt.Errorf("usage: lab %s --kubernetes-version V NODE...", cmd)
+		}
+		return installRelease(ctx, cmd, *stateDir, *version, fs.Args(), stdout)
 	case "kubectl":
 		// Everything after the subcommand belongs to kubectl, except a leading --state-dir.
 		if len(args) >= 2 && args[0] == "--state-dir" {
@@ -245,6 +258,43 @@ Use the cluster:
 Take it down, leaving nothing behind:
   %[1]s down
 `, self, cp.Name, cp.AdminKubeconfig(), filepath.Join(st.BinDir, "kubectl"))
+	return nil
+}
+
+// installRelease brings another release's images (what) or kubelet onto running nodes, building them first if
+// needed, as an operator installs the next release's packages on each machine before and during an upgrade.
+func installRelease(ctx context.Context, what, stateDir, version string, nodes []string, stdout io.Writer) error {
+	st, err := cluster.LoadState(stateDir)
+	if err != nil {
+		return err
+	}
+	repoRoot, err := findRepoRoot()
+	if err != nil {
+		return err
+	}
+	bundle, err := build.Ensure(ctx, build.Options{StateDir: stateDir, RepoRoot: repoRoot, KubernetesVersion: version, Log: io.Discard})
+	if err != nil {
+		return err
+	}
+	var images []cluster.Image
+	for _, img := range bundle.Images {
+		images = append(images, cluster.Image{Ref: img.Ref, Tar: img.Tar})
+	}
+	for _, name := range nodes {
+		start := time.Now()
+		if what == "images" {
+			if err := cluster.ImportImages(ctx, st, name, images); err != nil {
+				return err
+			}
+			fmt.Fprintf(stdout, "lab: images %s: %d images of %s imported (%s)\n", name, len(images), version, time.Since(start).Round(time.Millisecond))
+			continue
+		}
+		pid, err := cluster.UseKubelet(ctx, st, name, bundle.BinDir)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "lab: kubelet %s: %s started (pid %d, %s)\n", name, version, pid, time.Since(start).Round(time.Millisecond))
+	}
 	return nil
 }
 
