@@ -118,6 +118,9 @@ func testHA(t *testing.T, bootstrapper string) {
 
 	if bootstrapper == "kubeboot" {
 		t.Run("security: every private key of a joined control plane 0600, in directories no other user can list", func(t *testing.T) { checkKeyModes(t, cp2.name) })
+		t.Run("security: no token secret or certificate key in init's and the joins' output but the join instructions", func(t *testing.T) {
+			checkNoSecretsInLogs(t, cp1.name, cp2.name, cp3.name, haWorker)
+		})
 	}
 	t.Run("etcd: 3 voting members, no learners", func(t *testing.T) {
 		members := etcdMembers(t, cp1.name)
@@ -693,46 +696,12 @@ func nodeProcesses(t *testing.T, node string) []string {
 // as soon as the previous one returns, as a script going node by node would: the restart ends only once the
 // cluster sees the restarted API server Ready.
 func renewOnEachControlPlane(t *testing.T, kubeconfig string) {
-	ctx := t.Context()
 	cs, err := newClient(kubeconfig, 10*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var mu sync.Mutex
-	var sent int
-	// leaderChange are the writes etcd itself failed while its leadership moved (see etcdLeaderChange); failed
-	// are all the others.
-	var failed, leaderChange []string
-	stop := make(chan struct{})
-	done := make(chan struct{})
-	// A renew that fails the test ends it here: the writes stop too.
-	stopWrites := sync.OnceFunc(func() { close(stop); <-done })
+	stopWrites := startWrites(t, cs, "e2e-renew")
 	defer stopWrites()
-	start := time.Now()
-	go func() {
-		defer close(done)
-		tick := time.NewTicker(100 * time.Millisecond)
-		defer tick.Stop()
-		for i := 0; ; i++ {
-			select {
-			case <-stop:
-				return
-			case <-tick.C:
-			}
-			cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("e2e-renew-%d", i), Namespace: "default"}}
-			at := time.Since(start)
-			_, err := cs.CoreV1().ConfigMaps("default").Create(ctx, cm, metav1.CreateOptions{})
-			mu.Lock()
-			sent++
-			switch {
-			case err != nil && etcdLeaderChange(err):
-				leaderChange = append(leaderChange, fmt.Sprintf("%s: %v", at.Round(time.Millisecond), err))
-			case err != nil:
-				failed = append(failed, fmt.Sprintf("%s: %v", at.Round(time.Millisecond), err))
-			}
-			mu.Unlock()
-		}
-	}()
 	for _, cp := range haControlPlanes {
 		file := filepath.Join(nodeDir(cp.name), "e2e-renew.yaml")
 		cfg := fmt.Sprintf("apiVersion: kubeadm.k8s.io/v1beta4\nkind: ClusterConfiguration\ncertificateValidityPeriod: %s\n", haRenewedValidity)
@@ -745,24 +714,15 @@ func renewOnEachControlPlane(t *testing.T, kubeconfig string) {
 			t.Errorf("%s's renewed apiserver.crt expires in %s, want about %s", cp.name, left.Round(time.Second), haRenewedValidity)
 		}
 	}
-	stopWrites()
-	mu.Lock()
-	defer mu.Unlock()
-	if all := append(slices.Clone(failed), leaderChange...); len(all) > 0 {
-		t.Logf("writes that failed (time after the first write: error):\n%s", strings.Join(all, "\n"))
-	}
-	t.Logf("FIGURE writes through the endpoint during certs renew all --restart on 3 control planes in turn: %d of %d failed, %d of them failed by etcd while its leadership moved (%s)",
-		len(failed)+len(leaderChange), sent, len(leaderChange), time.Since(start).Round(time.Second))
-	if sent < 10 {
-		t.Errorf("only %d writes were sent", sent)
-	}
-	if len(failed) > 0 {
-		t.Errorf("%d writes through the endpoint failed while the control planes restarted, want none but etcd's own during a leader change", len(failed))
+	c := stopWrites()
+	c.report(t, "certs renew all --restart on 3 control planes in turn")
+	if len(c.failed) > 0 {
+		t.Errorf("%d writes through the endpoint failed while the control planes restarted, want none but etcd's own during a leader change", len(c.failed))
 	}
 	// Every etcd member restarts once, and the leader hands its leadership over first: at most one leader change
 	// per control plane, and etcd fails at most the write in flight in each.
-	if len(leaderChange) > len(haControlPlanes) {
-		t.Errorf("%d writes failed by etcd while its leadership moved, want at most one per control plane (%d)", len(leaderChange), len(haControlPlanes))
+	if len(c.leaderChange) > len(haControlPlanes) {
+		t.Errorf("%d writes failed by etcd while its leadership moved, want at most one per control plane (%d)", len(c.leaderChange), len(haControlPlanes))
 	}
 }
 

@@ -65,6 +65,7 @@ func TestKubebootInit(t *testing.T) {
 	t.Run("CoreDNS answers a Pod", func(t *testing.T) { checkDNSAndServiceIP(t, "kblab-w1") })
 
 	t.Run("security: every private key 0600, in directories no other user can list", func(t *testing.T) { checkKeyModes(t, cp1) })
+	t.Run("security: init's output shows the token only in the join instructions", func(t *testing.T) { checkNoSecretsInLogs(t, cp1) })
 
 	t.Run("admin.conf may do everything", func(t *testing.T) {
 		out, err := inNode(ctx, cp1, kubectlIn, "--kubeconfig", "/etc/kubernetes/admin.conf", "auth", "can-i", "*", "*")
@@ -73,15 +74,25 @@ func TestKubebootInit(t *testing.T) {
 		}
 	})
 
-	t.Run("anonymous reads cluster-info and nothing else", func(t *testing.T) {
+	// Issue 19's security table: anonymous access is limited to cluster-info (and the health and version
+	// endpoints every API server opens); every other read of kube-public and kube-system is 403.
+	t.Run("security: anonymous reads cluster-info and nothing else", func(t *testing.T) {
 		for _, c := range []struct {
 			path string
 			want int
 		}{
 			{"/api/v1/namespaces/kube-public/configmaps/cluster-info", http.StatusOK},
+			{"/readyz", http.StatusOK},
+			{"/livez", http.StatusOK},
+			{"/version", http.StatusOK},
 			{"/api/v1/namespaces/kube-public/configmaps", http.StatusForbidden},
+			{"/api/v1/namespaces/kube-public/secrets", http.StatusForbidden},
+			{"/api/v1/namespaces/kube-system/configmaps", http.StatusForbidden},
 			{"/api/v1/namespaces/kube-system/configmaps/kubeadm-config", http.StatusForbidden},
+			{"/api/v1/namespaces/kube-system/configmaps/kubelet-config", http.StatusForbidden},
 			{"/api/v1/namespaces/kube-system/secrets", http.StatusForbidden},
+			{"/api/v1/namespaces/kube-system/secrets/kubeadm-certs", http.StatusForbidden},
+			{"/api/v1/namespaces", http.StatusForbidden},
 			{"/api/v1/nodes", http.StatusForbidden},
 		} {
 			code, body := anonymousGet(t, c.path)
@@ -226,6 +237,16 @@ func TestKubebootInit(t *testing.T) {
 		if files := nodeFiles(t); files != afterReset {
 			t.Fatalf("a refused init changed the node's files:\n%s\nbefore it:\n%s", files, afterReset)
 		}
+	})
+
+	t.Run("etcd not starting during init: the error names etcd with its container state and log; reset empties the node", func(t *testing.T) {
+		waitKubeletStopped(t, cp1)
+		checkInitEtcdFails(t, b)
+	})
+
+	t.Run("disk full under /etc/kubernetes during init: the error names the file, no file half-written; reset empties the node", func(t *testing.T) {
+		waitKubeletStopped(t, cp1)
+		checkInitDiskFull(t, initConfig)
 	})
 
 	// Issue 19's fault table: init interrupted while it writes the node's files, and while it waits for the control

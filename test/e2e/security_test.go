@@ -8,6 +8,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -99,4 +100,75 @@ func listableByOthers(t *testing.T, node, dir string) bool {
 		}
 	}
 	return true
+}
+
+// checkNoSecretsInLogs is a row of issue 19's security table: the output of every kubeboot init and join the lab
+// ran on nodes (logs/kubeboot-*.log) carries no bootstrap token secret and no certificate key from the nodes'
+// configurations, except in the join instructions init prints at its end (the one intended exception), and no
+// private key at all. It fails when it finds no secret or no log to look for, so that it cannot pass on nothing.
+func checkNoSecretsInLogs(t *testing.T, nodes ...string) {
+	t.Helper()
+	secrets := map[string]string{} // value: what it is
+	tokenRE := regexp.MustCompile(`(?i)token: "?[a-z0-9]{6}\.([a-z0-9]{16})`)
+	keyRE := regexp.MustCompile(`certificateKey: "?([0-9a-f]{64})`)
+	var logs []string
+	for _, n := range nodes {
+		cfgs, _ := filepath.Glob(filepath.Join(nodeDir(n), "kubeboot-*.yaml"))
+		for _, f := range cfgs {
+			b, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, m := range tokenRE.FindAllStringSubmatch(string(b), -1) {
+				secrets[m[1]] = "a bootstrap token secret"
+			}
+			for _, m := range keyRE.FindAllStringSubmatch(string(b), -1) {
+				secrets[m[1]] = "the certificate key"
+			}
+		}
+		l, _ := filepath.Glob(filepath.Join(nodeDir(n), "logs", "kubeboot-*.log"))
+		logs = append(logs, l...)
+	}
+	// What init made itself (a certificate key it generated) is known from its join instructions.
+	shownRE := regexp.MustCompile(`--token [a-z0-9]{6}\.([a-z0-9]{16})|--certificate-key ([0-9a-f]{64})`)
+	for _, f := range logs {
+		if b, err := os.ReadFile(f); err == nil && strings.HasPrefix(filepath.Base(f), "kubeboot-init") {
+			for _, m := range shownRE.FindAllStringSubmatch(string(b), -1) {
+				if m[1] != "" {
+					secrets[m[1]] = "a bootstrap token secret"
+				} else {
+					secrets[m[2]] = "the certificate key"
+				}
+			}
+		}
+	}
+	if len(secrets) == 0 || len(logs) == 0 {
+		t.Fatalf("found %d secrets in the nodes' kubeboot configurations and %d kubeboot logs: nothing to check", len(secrets), len(logs))
+	}
+	// The join instructions: `kubeboot join ENDPOINT --token ID.SECRET \` and `--control-plane --certificate-key KEY`.
+	instruction := regexp.MustCompile(`^(kubeboot join \S+ --token |\s+kubeboot join \S+ --token |\s+--control-plane --certificate-key )`)
+	lines, shown := 0, 0
+	for _, f := range logs {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if bytes.Contains(b, []byte("PRIVATE KEY")) {
+			t.Errorf("%s shows a private key", f)
+		}
+		for i, line := range strings.Split(string(b), "\n") {
+			lines++
+			for s, what := range secrets {
+				if !strings.Contains(line, s) {
+					continue
+				}
+				if strings.HasPrefix(filepath.Base(f), "kubeboot-init") && instruction.MatchString(line) {
+					shown++
+					continue
+				}
+				t.Errorf("%s:%d shows %s outside the join instructions", f, i+1, what)
+			}
+		}
+	}
+	t.Logf("%d secrets looked for in %d lines of %d kubeboot logs: only in the %d lines of join instructions", len(secrets), lines, len(logs), shown)
 }

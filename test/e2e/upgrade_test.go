@@ -10,6 +10,9 @@ import (
 	"testing"
 	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+
 	"kubeboot.dev/kubeboot/internal/release"
 )
 
@@ -92,5 +95,169 @@ func checkUpgradeSameRelease(t *testing.T, cp, worker string) {
 	checkNodesReady(t, cp, worker)
 	if out, err := lab(ctx, "kubectl", "get", "--raw", "/readyz"); err != nil || strings.TrimSpace(out) != "ok" {
 		t.Errorf("API after the upgrades: %v %q", err, out)
+	}
+}
+
+// TestUpgrade brings up an HA cluster at the oldest release kubeboot deploys (three control planes joined at once
+// and a worker, all by kubeboot), checks it runs that release, then upgrades it to the default release as an
+// operator would, with writes flowing through the endpoint the whole time: the next release's images and kubeboot on
+// every node, `upgrade plan`, `upgrade apply` on cp1, `upgrade node` on the other control planes and the worker, and
+// each node's kubelet replaced by the next release's (`lab kubelet`, as a package upgrade). Every component must
+// then run the new release, with the data written before still there.
+func TestUpgrade(t *testing.T) {
+	ctx := t.Context()
+	from, to := release.Oldest(), release.Default()
+	if from == to {
+		t.Fatal("the release table has one release; this test needs an older one")
+	}
+	cp1, cp2, cp3 := haControlPlanes[0].name, haControlPlanes[1].name, haControlPlanes[2].name
+	nodes := []string{cp1, cp2, cp3, haWorker}
+	startLab(t, "--kubernetes-version", from.Version, "--control-planes", "3", "--workers", "1",
+		"--bootstrapper", "kubeboot", "--worker-bootstrapper", "kubeboot", "--concurrent-joins")
+
+	t.Run("nodes Ready at "+from.Version, func(t *testing.T) {
+		checkNodesReady(t, nodes...)
+		checkKubeletVersions(t, from.Version)
+	})
+	t.Run("static Pods and addons use the release's images", func(t *testing.T) { checkReleaseImages(t, from, 3) })
+	t.Run("CoreDNS answers a Pod on the worker", func(t *testing.T) { checkDNSAndServiceIPAt(t, haWorker, from.Version) })
+	if t.Failed() {
+		t.FailNow()
+	}
+
+	// What must outlive the upgrade, etcd's data above all.
+	if out, err := lab(ctx, "kubectl", "create", "configmap", "e2e-before-upgrade", "--from-literal=release="+from.Version); err != nil {
+		t.Fatalf("create the ConfigMap e2e-before-upgrade: %v\n%s", err, out)
+	}
+	out, err := lab(ctx, append([]string{"images", "--kubernetes-version", to.Version}, nodes...)...)
+	t.Logf("lab images:\n%s", out)
+	if err != nil {
+		t.Fatalf("import the images of %s: %v", to.Version, err)
+	}
+	// The next release's tools, as its packages install them.
+	next := filepath.Join(stateDir, "bin", to.Version)
+	nextKubeboot, nextKubeadm := filepath.Join(next, "kubeboot"), filepath.Join(next, "kubeadm")
+
+	t.Run("upgrade plan offers "+to.Version, func(t *testing.T) {
+		out, err := inNode(ctx, cp1, nextKubeboot, "upgrade", "plan")
+		t.Logf("kubeboot upgrade plan:\n%s", out)
+		if err != nil || !strings.Contains(out, "upgrade apply "+to.Version) {
+			t.Errorf("kubeboot upgrade plan: %v; want it to offer `upgrade apply %s`", err, to.Version)
+		}
+		out, err = inNode(ctx, cp1, nextKubeadm, "upgrade", "plan", "--ignore-preflight-errors=SystemVerification")
+		if err != nil || !strings.Contains(out, "kubeadm upgrade apply "+to.Version) {
+			t.Errorf("upstream kubeadm %s upgrade plan on the kubeboot cluster: %v; want it to offer %s\n%s", to.Version, err, to.Version, out)
+		}
+	})
+
+	cs, err := newClient(nodeHostPath(cp1, "/etc/kubernetes/admin.conf"), 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stopWrites := startWrites(t, cs, "e2e-upgrade")
+	defer stopWrites()
+	start := time.Now()
+	step := func(node string, args ...string) {
+		t.Helper()
+		stepStart := time.Now()
+		out, err := inNode(ctx, node, args...)
+		t.Logf("%s on %s (%s):\n%s", strings.Join(args[1:3], " "), node, time.Since(stepStart).Round(10*time.Millisecond), out)
+		if err != nil {
+			t.Fatalf("%s %s on %s: %v", filepath.Base(args[0]), strings.Join(args[1:], " "), node, err)
+		}
+	}
+	kubelet := func(node string) {
+		t.Helper()
+		out, err := lab(ctx, "kubelet", "--kubernetes-version", to.Version, node)
+		t.Logf("%s", strings.TrimSpace(out))
+		if err != nil {
+			t.Fatalf("lab kubelet %s: %v", node, err)
+		}
+	}
+	step(cp1, nextKubeboot, "upgrade", "apply", to.Version, "-y", "--config", upgradeConfig(t, cp1))
+	kubelet(cp1)
+	for _, cp := range []string{cp2, cp3} {
+		step(cp, nextKubeboot, "upgrade", "node", "--config", upgradeConfig(t, cp))
+		kubelet(cp)
+	}
+	step(haWorker, nextKubeboot, "upgrade", "node", "--config", upgradeConfig(t, haWorker))
+	kubelet(haWorker)
+	waitNodesReady(t, 2*time.Minute, nodes...)
+	waitControlPlaneReady(t)
+	upgradeTook := time.Since(start)
+	c := stopWrites()
+	c.report(t, fmt.Sprintf("the upgrade of 3 control planes and a worker from %s to %s", from.Version, to.Version))
+	t.Logf("FIGURE upgrade %s to %s of 3 control planes and a worker, kubelets included, to every Node and control-plane Pod Ready: %s",
+		from.Version, to.Version, upgradeTook.Round(100*time.Millisecond))
+	if len(c.failed) > 0 {
+		t.Errorf("%d writes through the endpoint failed during the upgrade, want none but etcd's own during a leader change", len(c.failed))
+	}
+
+	t.Run("every kubelet at "+to.Version, func(t *testing.T) { checkKubeletVersions(t, to.Version) })
+	t.Run("static Pods and addons at "+to.Version, func(t *testing.T) { checkReleaseImages(t, to, 3) })
+	t.Run("etcd kept the data written before", func(t *testing.T) {
+		var cm corev1.ConfigMap
+		if err := kubectl(ctx, &cm, "get", "configmap", "e2e-before-upgrade", "-o", "json"); err != nil || cm.Data["release"] != from.Version {
+			t.Errorf("ConfigMap e2e-before-upgrade after the upgrade: %v, data %v", err, cm.Data)
+		}
+		checkMembers(t, etcdMembers(t, cp1), haControlPlanes...)
+	})
+	t.Run("CoreDNS answers a Pod on the worker", func(t *testing.T) { checkDNSAndServiceIPAt(t, haWorker, to.Version) })
+}
+
+// checkKubeletVersions checks that every Node's kubelet reports version.
+func checkKubeletVersions(t *testing.T, version string) {
+	t.Helper()
+	var nodes corev1.NodeList
+	kubectlJSON(t, &nodes, "get", "nodes", "-o", "json")
+	for _, n := range nodes.Items {
+		if v := n.Status.NodeInfo.KubeletVersion; v != version {
+			t.Errorf("node %s runs kubelet %s, want %s", n.Name, v, version)
+		}
+	}
+}
+
+// checkReleaseImages checks that the control planes' static Pods (controlPlanes of each), CoreDNS and kube-proxy
+// run the images of release r.
+func checkReleaseImages(t *testing.T, r *release.Release, controlPlanes int) {
+	t.Helper()
+	want := map[string]string{
+		"component=etcd":                    "registry.k8s.io/etcd:" + r.EtcdVersion,
+		"component=kube-apiserver":          "registry.k8s.io/kube-apiserver:" + r.Version,
+		"component=kube-controller-manager": "registry.k8s.io/kube-controller-manager:" + r.Version,
+		"component=kube-scheduler":          "registry.k8s.io/kube-scheduler:" + r.Version,
+	}
+	for selector, image := range want {
+		// A mirror Pod may be missing or stale for a moment while the kubelet re-creates it (after its restarts).
+		var pods corev1.PodList
+		ok := poll(t.Context(), time.Minute, func() bool {
+			pods = corev1.PodList{}
+			if kubectl(t.Context(), &pods, "-n", "kube-system", "get", "pods", "-l", selector, "-o", "json") != nil || len(pods.Items) != controlPlanes {
+				return false
+			}
+			for _, p := range pods.Items {
+				if p.Spec.Containers[0].Image != image {
+					return false
+				}
+			}
+			return true
+		})
+		if !ok {
+			var got []string
+			for _, p := range pods.Items {
+				got = append(got, p.Name+"="+p.Spec.Containers[0].Image)
+			}
+			t.Errorf("%s: want %d Pods running %s, have %v", selector, controlPlanes, image, got)
+		}
+	}
+	var dns appsv1.Deployment
+	kubectlJSON(t, &dns, "-n", "kube-system", "get", "deployment", "coredns", "-o", "json")
+	if got, want := dns.Spec.Template.Spec.Containers[0].Image, "registry.k8s.io/coredns/coredns:"+r.CoreDNSVersion; got != want {
+		t.Errorf("CoreDNS runs %s, want %s", got, want)
+	}
+	var proxy appsv1.DaemonSet
+	kubectlJSON(t, &proxy, "-n", "kube-system", "get", "daemonset", "kube-proxy", "-o", "json")
+	if got, want := proxy.Spec.Template.Spec.Containers[0].Image, "registry.k8s.io/kube-proxy:"+r.Version; got != want {
+		t.Errorf("kube-proxy runs %s, want %s", got, want)
 	}
 }
