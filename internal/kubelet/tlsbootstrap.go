@@ -157,7 +157,7 @@ func TLSBootstrap(ctx context.Context, fsys nodefs.FS, in TLSBootstrapInput) (TL
 			// Interrupted by the caller: no time is left to ask the API server why.
 			return TLSBootstrapResult{}, fmt.Errorf("wait for CertificateSigningRequest %s: %w", reqName, context.Cause(ctx))
 		}
-		return TLSBootstrapResult{}, notIssued(ctx, in, reqName, user, err)
+		return TLSBootstrapResult{}, notIssued(ctx, in, reqName, user, err, waitCtx.Err() != nil)
 	}
 	certs, err := checkIssued(certPEM, key, user)
 	if err != nil {
@@ -273,7 +273,7 @@ type CSRNotIssuedError struct {
 	Reason, Message string
 	// Timeout is how long TLSBootstrap waited.
 	Timeout time.Duration
-	// Err is what the wait (or, for CSRUnknown, the request for the state) returned.
+	// Err is what the wait returned (for CSRUnknown, with what the request for the state returned).
 	Err error
 }
 
@@ -295,13 +295,15 @@ func (e *CSRNotIssuedError) Error() string {
 	case CSRDeleted:
 		return fmt.Sprintf("%s was deleted before it was signed", subject)
 	}
-	return fmt.Sprintf("%s was not signed within %s, and its state is unknown: %v", subject, e.Timeout, e.Err)
+	return fmt.Sprintf("%s was not signed: %v", subject, e.Err)
 }
 
 func (e *CSRNotIssuedError) Unwrap() error { return e.Err }
 
-// notIssued asks the API server once why the request was not issued and says what to do about it.
-func notIssued(ctx context.Context, in TLSBootstrapInput, name, user string, waitErr error) error {
+// notIssued asks the API server once why the request was not issued and says what to do about it. timedOut says
+// the wait used all its time; a wait that ended early on a request that looks pending ended for a reason of its
+// own (a watch the token may not make), which waitErr holds.
+func notIssued(ctx context.Context, in TLSBootstrapInput, name, user string, waitErr error, timedOut bool) error {
 	e := &CSRNotIssuedError{Name: name, User: user, Timeout: in.Timeout, Err: waitErr}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), statusTimeout)
 	defer cancel()
@@ -324,6 +326,9 @@ func notIssued(ctx context.Context, in TLSBootstrapInput, name, user string, wai
 			case c.Type == certificatesv1.CertificateApproved && e.State == CSRPending:
 				e.State = CSRApproved
 			}
+		}
+		if !timedOut && (e.State == CSRPending || e.State == CSRApproved) {
+			e.State = CSRUnknown
 		}
 	}
 	return hint.With(e, e.advice())

@@ -441,3 +441,43 @@ func TestTLSBootstrapStoreFails(t *testing.T) {
 		t.Errorf("files %v, want only the stray %s", got, stray)
 	}
 }
+
+// A wait that ends early while the request looks pending (here: another request of the same name replaced it)
+// is not called pending: the error says what ended the wait.
+func TestTLSBootstrapReplacedRequest(t *testing.T) {
+	ca := testCA(t)
+	c := fake.NewClientset()
+	var wg sync.WaitGroup
+	t.Cleanup(wg.Wait)
+	c.PrependReactor("create", "certificatesigningrequests", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		obj := a.(k8stesting.CreateAction).GetObject().(*certificatesv1.CertificateSigningRequest).DeepCopy()
+		obj.UID = "first"
+		if err := c.Tracker().Create(csrResource, obj, ""); err != nil {
+			return true, nil, err
+		}
+		wg.Go(func() {
+			time.Sleep(50 * time.Millisecond)
+			again := obj.DeepCopy()
+			again.UID = "second"
+			if err := c.Tracker().Update(csrResource, again, ""); err != nil {
+				t.Error(err)
+			}
+		})
+		return true, obj, nil
+	})
+	root := t.TempDir()
+	_, err := TLSBootstrap(t.Context(), nodefs.FS{Root: root}, tbInput(c, ca, nil))
+	name := theCSR(t, c).Name
+	var nie *CSRNotIssuedError
+	if !errors.As(err, &nie) || nie.State != CSRUnknown {
+		t.Fatalf("error %v, want a CSRNotIssuedError in state unknown", err)
+	}
+	want := "CertificateSigningRequest " + name + " for the kubelet's client certificate (system:node:worker-1) was not signed: " +
+		"cannot watch on the certificate signing request: csr \"" + name + "\" changed UIDs"
+	if err.Error() != want {
+		t.Errorf("error\n%s\nwant\n%s", err, want)
+	}
+	if got := files(t, root); len(got) != 0 {
+		t.Errorf("files written: %v", got)
+	}
+}
