@@ -169,6 +169,25 @@ func Bootstrap(server string, caPEM []byte, token string) *clientcmdapi.Config {
 	return WithToken(server, BootstrapClusterName, BootstrapUser, caPEM, token)
 }
 
+// The names the kubelet gives the cluster, user and context of the kubelet.conf it writes after its TLS bootstrap.
+const (
+	KubeletClusterName = "default-cluster"
+	KubeletUserName    = "default-auth"
+	KubeletContextName = "default-context"
+)
+
+// KubeletAfterBootstrap is kubelet.conf as the kubelet writes it once its TLS bootstrap has stored a client
+// certificate: the client certificate and key are both pemPath (the certificate store's kubelet-client-current.pem,
+// which rotation replaces), and the context's namespace is "default".
+func KubeletAfterBootstrap(server string, caPEM []byte, pemPath string) *clientcmdapi.Config {
+	kc := clientcmdapi.NewConfig()
+	kc.Clusters[KubeletClusterName] = &clientcmdapi.Cluster{Server: server, CertificateAuthorityData: caPEM}
+	kc.AuthInfos[KubeletUserName] = &clientcmdapi.AuthInfo{ClientCertificate: pemPath, ClientKey: pemPath}
+	kc.Contexts[KubeletContextName] = &clientcmdapi.Context{Cluster: KubeletClusterName, AuthInfo: KubeletUserName, Namespace: "default"}
+	kc.CurrentContext = KubeletContextName
+	return kc
+}
+
 // Write serializes kc to the node path p with mode 0600.
 func Write(fsys nodefs.FS, p string, kc *clientcmdapi.Config) error {
 	data, err := clientcmd.Write(*kc)

@@ -505,3 +505,36 @@ func TestReadMissing(t *testing.T) {
 		t.Fatalf("error = %v, want fs.ErrNotExist", err)
 	}
 }
+
+// kubelet.conf after the TLS bootstrap has the shape the kubelet itself writes, so the kubelet, kubeadm's upgrade
+// and scripts reading it find what they expect.
+func TestKubeletAfterBootstrap(t *testing.T) {
+	const pem = "/var/lib/kubelet/pki/kubelet-client-current.pem"
+	got, err := clientcmd.Write(*KubeletAfterBootstrap("https://127.0.0.1:7445", []byte("CA"), pem))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `apiVersion: v1
+clusters:
+- cluster:
+    certificate-authority-data: Q0E=
+    server: https://127.0.0.1:7445
+  name: default-cluster
+contexts:
+- context:
+    cluster: default-cluster
+    namespace: default
+    user: default-auth
+  name: default-context
+current-context: default-context
+kind: Config
+users:
+- name: default-auth
+  user:
+    client-certificate: /var/lib/kubelet/pki/kubelet-client-current.pem
+    client-key: /var/lib/kubelet/pki/kubelet-client-current.pem
+`
+	if string(got) != want {
+		t.Errorf("kubelet.conf =\n%s\nwant\n%s", got, want)
+	}
+}

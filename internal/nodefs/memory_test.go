@@ -109,3 +109,22 @@ func TestOverlayWritesTogetherInMemory(t *testing.T) {
 		t.Error("WriteTogether through an overlay wrote to its base")
 	}
 }
+
+func TestInMemory(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		fs   FS
+		want bool
+	}{
+		{"host", Host, false},
+		{"directory", FS{Root: t.TempDir()}, false},
+		{"memory", Memory(), true},
+		{"overlay", Overlay(FS{Root: t.TempDir()}), true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := tt.fs.InMemory(); got != tt.want {
+				t.Errorf("InMemory() = %v, want %v", got, tt.want)
+			}
+		})
+	}
+}

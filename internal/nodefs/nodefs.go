@@ -46,6 +46,11 @@ func (f FS) Path(p string) string {
 	return filepath.Join(f.Root, p)
 }
 
+// InMemory reports whether f is a Memory or Overlay FS, whose writes never reach a disk. Code that must write
+// through a library working on host paths (client-go's certificate store) refuses such an FS instead of writing
+// beside it.
+func (f FS) InMemory() bool { return f.mem != nil }
+
 // ReadFile reads the node path p.
 func (f FS) ReadFile(p string) ([]byte, error) {
 	if f.mem != nil {
