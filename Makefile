@@ -9,8 +9,10 @@ FUZZTIME_CI ?= 3s
 
 .PHONY: build lab lab-build lab-build-all lab-up lab-down lab-status test unit fuzz e2e
 
+# kubeboot is linked statically: the node-local API endpoint runs it inside the pause image, which has no C
+# library (internal/localendpoint refuses a dynamically linked binary).
 build:
-	$(GO) build -o bin/kubeboot ./cmd/kubeboot
+	CGO_ENABLED=0 $(GO) build -o bin/kubeboot ./cmd/kubeboot
 
 lab:
 	$(GO) build -o $(LAB) ./lab/cmd/lab

@@ -53,6 +53,7 @@ func render(ctx context.Context, args []string) error {
 	defer os.RemoveAll(work)
 	bin := filepath.Join(work, "kubeboot")
 	build := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/kubeboot")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0") // as `make build` links it
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
 		return fmt.Errorf("build kubeboot: %w", err)

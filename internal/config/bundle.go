@@ -38,17 +38,21 @@ const (
 // LocalAPIEndpoint (AdvertiseAddress is an IP, BindPort > 0), Cluster.KubernetesVersion ("vX.Y.Z"),
 // Networking.ServiceSubnet/DNSDomain, CertificatesDir, ImageRepository, ClusterName, EncryptionAlgorithm,
 // both validity periods, Timeouts (every field), Etcd.Local (unless Etcd.External is set), Kubelet and Proxy
-// (defaulted documents, never nil).
+// (defaulted documents, never nil). Kubeboot is nil when the file has no KubebootConfiguration: every kubeboot
+// setting is then off.
 type Init struct {
-	Init    InitConfiguration
-	Cluster ClusterConfiguration
-	Kubelet *kubeletv1beta1.KubeletConfiguration
-	Proxy   *kubeproxyv1alpha1.KubeProxyConfiguration
+	Init     InitConfiguration
+	Cluster  ClusterConfiguration
+	Kubelet  *kubeletv1beta1.KubeletConfiguration
+	Proxy    *kubeproxyv1alpha1.KubeProxyConfiguration
+	Kubeboot *KubebootConfiguration
 }
 
 // Join is the complete configuration of `kubeboot join` after loading, flag merging, defaulting and validation.
+// Kubeboot is nil when the file has no KubebootConfiguration.
 type Join struct {
-	Join JoinConfiguration
+	Join     JoinConfiguration
+	Kubeboot *KubebootConfiguration
 }
 
 // Cluster is the configuration every node of a cluster shares, what certificates, kubeconfig files, static Pods,

@@ -129,6 +129,7 @@ func SetInitDefaults(cfg *Init, env Environment) error {
 		cfg.Proxy = &kubeproxyv1alpha1.KubeProxyConfiguration{}
 	}
 	setKubeProxyDefaults(cfg.Proxy, &cfg.Cluster, cfg.Init.LocalAPIEndpoint.AdvertiseAddress)
+	SetKubebootDefaults(cfg.Kubeboot)
 	return nil
 }
 
@@ -147,6 +148,7 @@ func SetJoinDefaults(cfg *Join, env Environment) error {
 			errs = append(errs, err)
 		}
 	}
+	SetKubebootDefaults(cfg.Kubeboot)
 	return errors.Join(errs...)
 }
 

@@ -38,6 +38,7 @@ func addConfigSeeds(f *testing.F) {
 		"apiVersion: kubeadm.k8s.io/v1beta4\nkind: InitConfiguration\nnodeRegistration:\n  taints: []\n",
 		"apiVersion: kubeadm.k8s.io/v1beta4\nkind: ClusterConfiguration\nnetworking: &n {podSubnet: 10.244.0.0/16}\napiServer: {<<: *n}\n",
 		"apiVersion: kubeadm.k8s.io/v1beta4\nkind: JoinConfiguration\ndiscovery:\n  bootstrapToken:\n    <<: {token: 12345678901234567890}\n",
+		"apiVersion: kubeadm.k8s.io/v1beta4\nkind: InitConfiguration\n---\napiVersion: kubeboot.dev/v1alpha1\nkind: KubebootConfiguration\nnodeLocalAPIEndpoint:\n  enabled: true\n  port: 7445\n",
 	} {
 		f.Add([]byte(s))
 	}
@@ -119,6 +120,7 @@ func FuzzLoad(f *testing.F) {
 			{docs.Upgrade != nil, func() ([]byte, error) { return marshalDocuments(withUpgradeKind(docs.Upgrade)) }, docs.Upgrade, func(d *Documents) any { return d.Upgrade }},
 			{docs.Kubelet != nil, func() ([]byte, error) { return MarshalKubeletConfiguration(docs.Kubelet) }, docs.Kubelet, func(d *Documents) any { return d.Kubelet }},
 			{docs.Proxy != nil, func() ([]byte, error) { return MarshalKubeProxyConfiguration(docs.Proxy) }, docs.Proxy, func(d *Documents) any { return d.Proxy }},
+			{docs.Kubeboot != nil, func() ([]byte, error) { return MarshalKubebootConfiguration(docs.Kubeboot) }, docs.Kubeboot, func(d *Documents) any { return d.Kubeboot }},
 		} {
 			if !doc.present {
 				continue

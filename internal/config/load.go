@@ -27,6 +27,8 @@ type Documents struct {
 	Upgrade *UpgradeConfiguration
 	Kubelet *kubeletv1beta1.KubeletConfiguration
 	Proxy   *kubeproxyv1alpha1.KubeProxyConfiguration
+	// Kubeboot is kubeboot's own document (kubeboot.dev/v1alpha1): settings kubeadm has no field for.
+	Kubeboot *KubebootConfiguration
 
 	// Warnings are problems that do not stop kubeboot, such as a deprecated API version.
 	Warnings []string
@@ -39,7 +41,7 @@ type Documents struct {
 // supportedDocuments is printed when a document's apiVersion or kind is not one kubeboot reads.
 const supportedDocuments = "supported: apiVersion " + V1beta4 + " or " + V1beta3 + " with kind " +
 	KindInit + ", " + KindCluster + " or " + KindJoin + "; " + V1beta4 + " with kind " + KindReset + " or " +
-	KindUpgrade + "; " + KubeletGroupVer + " " + KindKubelet + "; " + ProxyGroupVer + " " + KindProxy
+	KindUpgrade + "; " + KubeletGroupVer + " " + KindKubelet + "; " + ProxyGroupVer + " " + KindProxy + "; " + KubebootGroupVer + " " + KindKubeboot
 
 // oldAPIVersions maps kubeadm API versions kubeboot no longer reads to the last kubeadm release that did.
 var oldAPIVersions = map[string]string{
@@ -51,8 +53,8 @@ var oldAPIVersions = map[string]string{
 }
 
 // LoadInit reads the configuration file of `init`: an InitConfiguration and/or a ClusterConfiguration, plus optional
-// KubeletConfiguration and KubeProxyConfiguration. Other kubeadm kinds in the file are decoded (so typos are still
-// reported) and otherwise ignored, as kubeadm does. The result is not defaulted.
+// KubeletConfiguration, KubeProxyConfiguration and KubebootConfiguration. Other kubeadm kinds in the file are
+// decoded (so typos are still reported) and otherwise ignored, as kubeadm does. The result is not defaulted.
 func LoadInit(data []byte) (*Init, error) {
 	docs, err := Load(data)
 	if err != nil {
@@ -61,7 +63,8 @@ func LoadInit(data []byte) (*Init, error) {
 	return docs.ForInit()
 }
 
-// LoadJoin reads the configuration file of `join`, which must hold a JoinConfiguration. The result is not defaulted.
+// LoadJoin reads the configuration file of `join`, which must hold a JoinConfiguration, and may hold a
+// KubebootConfiguration. The result is not defaulted.
 func LoadJoin(data []byte) (*Join, error) {
 	docs, err := Load(data)
 	if err != nil {
@@ -84,7 +87,7 @@ func (d *Documents) ForInit() (*Init, error) {
 	if d.Init == nil && d.Cluster == nil {
 		return nil, fmt.Errorf("no %s or %s found in the configuration file", KindInit, KindCluster)
 	}
-	cfg := &Init{Kubelet: d.Kubelet, Proxy: d.Proxy}
+	cfg := &Init{Kubelet: d.Kubelet, Proxy: d.Proxy, Kubeboot: d.Kubeboot.clone()}
 	if d.Init != nil {
 		cfg.Init = *d.Init
 	}
@@ -101,12 +104,12 @@ func (d *Documents) ForInit() (*Init, error) {
 	return cfg, nil
 }
 
-// ForJoin assembles what `join` needs: the JoinConfiguration.
+// ForJoin assembles what `join` needs: the JoinConfiguration and the KubebootConfiguration, if any.
 func (d *Documents) ForJoin() (*Join, error) {
 	if d.Join == nil {
 		return nil, fmt.Errorf("no %s found in the configuration file", KindJoin)
 	}
-	return &Join{Join: *d.Join}, nil
+	return &Join{Join: *d.Join, Kubeboot: d.Kubeboot.clone()}, nil
 }
 
 // ForReset returns the ResetConfiguration.
@@ -238,6 +241,10 @@ func (d *Documents) add(n int, root *yamlv3.Node, seen map[string]int) error {
 		var v kubeproxyv1alpha1.KubeProxyConfiguration
 		err = dc.decode(&v)
 		d.Proxy = &v
+	case apiVersion == KubebootGroupVer && kind == KindKubeboot:
+		var v KubebootConfiguration
+		err = dc.decode(&v)
+		d.Kubeboot = &v
 	default:
 		return fmt.Errorf("%s: unsupported apiVersion %q with kind %q (%s)", where, apiVersion, kind, supportedDocuments)
 	}

@@ -53,6 +53,9 @@ type Resolved struct {
 	Join    *Join
 	Reset   *ResetConfiguration
 	Upgrade *UpgradeConfiguration
+	// Kubeboot is the KubebootConfiguration, defaulted, and validated with init's or join's document when the
+	// file has one (the same settings then come in Init or Join too).
+	Kubeboot *KubebootConfiguration
 	// Warnings are problems that do not stop kubeboot, such as the deprecated v1beta3.
 	Warnings []string
 	// Deprecated says a document used the deprecated kubeadm.k8s.io/v1beta3.
@@ -102,6 +105,13 @@ func ResolveFile(data []byte, env Environment) (*Resolved, error) {
 		errs = append(errs, ValidateUpgrade(&cfg))
 		r.Upgrade = &cfg
 	}
+	if docs.Kubeboot != nil {
+		r.Kubeboot = docs.Kubeboot.clone()
+		SetKubebootDefaults(r.Kubeboot)
+		if docs.Init == nil && docs.Cluster == nil && docs.Join == nil {
+			errs = append(errs, ValidateKubeboot(r.Kubeboot, 0))
+		}
+	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
@@ -110,8 +120,9 @@ func ResolveFile(data []byte, env Environment) (*Resolved, error) {
 
 // Migrate is kubeadm's `config migrate`: it reads a file of kubeadm.k8s.io/v1beta3 or v1beta4 documents and writes
 // what kubeboot would use, defaulted and validated, as kubeadm.k8s.io/v1beta4: InitConfiguration and
-// ClusterConfiguration, then JoinConfiguration, ResetConfiguration and UpgradeConfiguration, each only when the
-// file has it. KubeletConfiguration and KubeProxyConfiguration documents are left out, as kubeadm leaves them out.
+// ClusterConfiguration, then JoinConfiguration, ResetConfiguration, UpgradeConfiguration and kubeboot's own
+// KubebootConfiguration, each only when the file has it. KubeletConfiguration and KubeProxyConfiguration
+// documents are left out, as kubeadm leaves them out.
 // Defaulting fills in a bootstrap token, so the output is a secret when the file has an InitConfiguration.
 func Migrate(data []byte, env Environment) ([]byte, error) {
 	r, err := ResolveFile(data, env)
@@ -142,6 +153,13 @@ func Migrate(data []byte, env Environment) ([]byte, error) {
 	}
 	if r.Upgrade != nil {
 		b, err := marshalDocuments(r.Upgrade)
+		if err != nil {
+			return nil, err
+		}
+		parts = append(parts, b)
+	}
+	if r.Kubeboot != nil {
+		b, err := MarshalKubebootConfiguration(r.Kubeboot)
 		if err != nil {
 			return nil, err
 		}

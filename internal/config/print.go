@@ -80,8 +80,8 @@ func DefaultResetDocuments() ([]byte, error) {
 }
 
 // MarshalInit writes cfg as the documents kubeboot would read back: InitConfiguration, ClusterConfiguration and,
-// when set, KubeletConfiguration and KubeProxyConfiguration. The InitConfiguration holds the bootstrap tokens:
-// treat the output as a secret.
+// when set, KubeletConfiguration, KubeProxyConfiguration and KubebootConfiguration. The InitConfiguration holds
+// the bootstrap tokens: treat the output as a secret.
 func MarshalInit(cfg *Init) ([]byte, error) {
 	ic, c := cfg.Init, cfg.Cluster
 	ic.TypeMeta, c.TypeMeta = typeMeta(KindInit), typeMeta(KindCluster)
@@ -95,6 +95,11 @@ func MarshalInit(cfg *Init) ([]byte, error) {
 		p := *cfg.Proxy
 		p.APIVersion, p.Kind = ProxyGroupVer, KindProxy
 		docs = append(docs, &p)
+	}
+	if cfg.Kubeboot != nil {
+		k := *cfg.Kubeboot
+		k.TypeMeta = kubebootTypeMeta()
+		docs = append(docs, &k)
 	}
 	return marshalDocuments(docs...)
 }
@@ -127,6 +132,13 @@ func MarshalKubeProxyConfiguration(p *kubeproxyv1alpha1.KubeProxyConfiguration) 
 	pc := *p
 	pc.APIVersion, pc.Kind = ProxyGroupVer, KindProxy
 	return marshalDocuments(&pc)
+}
+
+// MarshalKubebootConfiguration writes kubeboot's own configuration document.
+func MarshalKubebootConfiguration(k *KubebootConfiguration) ([]byte, error) {
+	kc := *k
+	kc.TypeMeta = kubebootTypeMeta()
+	return marshalDocuments(&kc)
 }
 
 // LoadClusterConfiguration reads the ClusterConfiguration stored in the cluster (kube-system/kubeadm-config),

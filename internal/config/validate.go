@@ -46,7 +46,8 @@ func ValidateInit(cfg *Init) error {
 	for _, e := range validateInitConfiguration(&cfg.Init) {
 		errs = append(errs, fmt.Errorf("%s: %w", KindInit, e))
 	}
-	return errors.Join(append(errs, clusterErrors(cfg.ClusterPart())...)...)
+	errs = append(errs, clusterErrors(cfg.ClusterPart())...)
+	return errors.Join(append(errs, ValidateKubeboot(cfg.Kubeboot, cfg.Init.LocalAPIEndpoint.BindPort))...)
 }
 
 // ValidateCluster checks the configuration a cluster's nodes share, as ValidateInit does; a joining control-plane
@@ -91,7 +92,11 @@ func ValidateJoin(cfg *Join) error {
 	for _, e := range validateJoinConfiguration(&cfg.Join) {
 		errs = append(errs, fmt.Errorf("%s: %w", KindJoin, e))
 	}
-	return errors.Join(errs...)
+	apiServerPort := int32(0) // a worker runs no API server
+	if cp := cfg.Join.ControlPlane; cp != nil {
+		apiServerPort = cp.LocalAPIEndpoint.BindPort
+	}
+	return errors.Join(append(errs, ValidateKubeboot(cfg.Kubeboot, apiServerPort))...)
 }
 
 // ValidateReset checks a defaulted ResetConfiguration.

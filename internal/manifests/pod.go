@@ -76,12 +76,28 @@ func DetectHost(fs nodefs.FS, certificatesDir string, environ []string) Host {
 
 // componentPod wraps one control-plane container into the Pod every kubeadm static Pod shares.
 func componentPod(c corev1.Container, volumes map[string]corev1.Volume, annotations map[string]string) *corev1.Pod {
+	return newPod(c, staticpod.Labels(c.Name), volumes, annotations)
+}
+
+// StaticPod wraps the container of one of kubeboot's own node components into a static Pod shaped as the control
+// plane's: named after the container, in kube-system, hostNetwork, system-node-critical, RuntimeDefault seccomp,
+// the image pulled IfNotPresent, and volumes mounted from the host, sorted by name (c's VolumeMounts are
+// replaced). labels stand in for the control plane's component and tier labels, which other tools select on.
+func StaticPod(c corev1.Container, labels map[string]string, volumes []config.HostPathMount) *corev1.Pod {
+	hp := newHostPaths()
+	hp.addExtra(volumes)
+	c.VolumeMounts = hp.volumeMounts()
+	c.ImagePullPolicy = pullPolicy
+	return newPod(c, labels, hp.volumes, nil)
+}
+
+func newPod(c corev1.Container, labels map[string]string, volumes map[string]corev1.Volume, annotations map[string]string) *corev1.Pod {
 	return &corev1.Pod{
 		TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Pod"},
 		ObjectMeta: metav1.ObjectMeta{
 			Name:        c.Name,
 			Namespace:   metav1.NamespaceSystem,
-			Labels:      staticpod.Labels(c.Name),
+			Labels:      labels,
 			Annotations: annotations,
 		},
 		Spec: corev1.PodSpec{

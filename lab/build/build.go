@@ -214,7 +214,10 @@ func buildKubeboot(ctx context.Context, g *goTool, repoRoot, binDir string, log 
 		return nil
 	}
 	out := filepath.Join(binDir, "kubeboot")
-	if _, err := g.run(ctx, repoRoot, nil, "build", "-trimpath", "-buildvcs=false", "-o", out, "./cmd/kubeboot"); err != nil {
+	// Static, as `make build` links it: the node-local API endpoint runs kubeboot inside the pause image, which
+	// has no C library.
+	env := []string{"CGO_ENABLED=0"}
+	if _, err := g.run(ctx, repoRoot, env, "build", "-trimpath", "-buildvcs=false", "-o", out, "./cmd/kubeboot"); err != nil {
 		return fmt.Errorf("build kubeboot: %w", err)
 	}
 	log.step("build kubeboot", start, "built")
