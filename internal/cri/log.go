@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"regexp"
 	"strings"
 
 	"kubeboot.dev/kubeboot/internal/nodefs"
@@ -34,13 +35,45 @@ func LastLogMessages(r io.Reader, n int) ([]string, error) {
 		return nil, nil
 	}
 	ring := make([]string, 0, n)
-	keep := func(msg string) {
+	err := eachMessage(r, func(msg string) {
 		if len(ring) == n {
 			copy(ring, ring[1:])
 			ring = ring[:n-1]
 		}
 		ring = append(ring, msg)
+	})
+	if err != nil {
+		return nil, err
 	}
+	return ring, nil
+}
+
+// errorMessage matches a message that says why a process stopped. A program refusing its flags often prints the
+// reason once and then its whole usage, which fills the tail of its log.
+var errorMessage = regexp.MustCompile(`(?i)(\berror\b|\bfatal\b|\bpanic\b|unknown flag|not defined|\binvalid\b|\bfailed\b)`)
+
+// ErrorLogMessages returns the log's first n messages that read like an error (see errorMessage), whatever
+// follows them: with TailLog's last lines, what a diagnosis shows of a container that stopped.
+func ErrorLogMessages(fsys nodefs.FS, path string, n int) ([]string, error) {
+	f, err := os.Open(fsys.Path(path))
+	if err != nil {
+		return nil, fmt.Errorf("read container log: %w", err)
+	}
+	defer f.Close()
+	var out []string
+	err = eachMessage(f, func(msg string) {
+		if len(out) < n && errorMessage.MatchString(msg) {
+			out = append(out, msg)
+		}
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read container log %s: %w", path, err)
+	}
+	return out, nil
+}
+
+// eachMessage calls f with each message of a CRI-format log, partial lines joined.
+func eachMessage(r io.Reader, f func(msg string)) error {
 	br := bufio.NewReaderSize(r, 64<<10)
 	var partial strings.Builder
 	for {
@@ -50,7 +83,7 @@ func LastLogMessages(r io.Reader, n int) ([]string, error) {
 			msg, isPartial := ParseLogLine(line)
 			partial.WriteString(msg)
 			if !isPartial {
-				keep(partial.String())
+				f(partial.String())
 				partial.Reset()
 			}
 		}
@@ -58,14 +91,14 @@ func LastLogMessages(r io.Reader, n int) ([]string, error) {
 			break
 		}
 		if err != nil {
-			return nil, err
+			return err
 		}
 	}
 	// A trailing partial entry is a message the container is still writing: show what there is.
 	if partial.Len() > 0 {
-		keep(partial.String())
+		f(partial.String())
 	}
-	return ring, nil
+	return nil
 }
 
 // ParseLogLine splits one CRI log line into its message and whether it is a partial entry (tag "P").

@@ -119,3 +119,31 @@ func TestTailLog(t *testing.T) {
 		t.Fatalf("TailLog(missing) error = %v, want %q", err, wantErr)
 	}
 }
+
+// A program that refuses a flag prints why once, then its usage: the error lines are found wherever they are.
+func TestErrorLogMessages(t *testing.T) {
+	fsys := nodefs.FS{Root: t.TempDir()}
+	const path = "/var/log/pods/kube-system_etcd-n1_u2/etcd/0.log"
+	log := "2025-01-02T03:04:05Z stderr F {\"level\":\"info\",\"msg\":\"starting\"}\n" +
+		"2025-01-02T03:04:05Z stderr P flag provided but not defined: -e2e-no-such-fl\n" +
+		"2025-01-02T03:04:05Z stderr F ag\n" +
+		"2025-01-02T03:04:05Z stderr F Usage:\n" +
+		"2025-01-02T03:04:05Z stderr F   etcd [flags]\n" +
+		"2025-01-02T03:04:05Z stderr F Error: unknown flag: --x\n" +
+		"2025-01-02T03:04:05Z stderr F panic: boom\n" +
+		"2025-01-02T03:04:05Z stderr F fatal: more than asked\n"
+	if err := fsys.WriteFile(path, []byte(log), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	got, err := ErrorLogMessages(fsys, path, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"flag provided but not defined: -e2e-no-such-flag", "Error: unknown flag: --x", "panic: boom"}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("ErrorLogMessages = %q, want %q", got, want)
+	}
+	if _, err := ErrorLogMessages(fsys, "/var/log/pods/none/0.log", 3); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("missing log: %v", err)
+	}
+}

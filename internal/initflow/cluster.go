@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"net"
 	"path"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -510,6 +511,23 @@ func (c *criDiagnoser) Diagnose(ctx context.Context, component string) string {
 	if st.LogPath != "" {
 		lines, err := cri.TailLog(c.fs, st.LogPath, 10)
 		if err == nil && len(lines) > 0 {
+			// A container that stopped may have said why long before its last lines (a program refusing a flag
+			// prints its usage after the reason): its first error lines too, unless the last lines hold them.
+			if st.State == cri.ContainerExited {
+				first, _ := cri.ErrorLogMessages(c.fs, st.LogPath, 3)
+				var shown []string
+				for _, l := range first {
+					if !slices.Contains(lines, l) {
+						shown = append(shown, l)
+					}
+				}
+				if len(shown) > 0 {
+					b.WriteString("\nfirst error lines:")
+					for _, l := range shown {
+						b.WriteString("\n  " + l)
+					}
+				}
+			}
 			b.WriteString("\nlast log lines:")
 			for _, l := range lines {
 				b.WriteString("\n  " + l)
