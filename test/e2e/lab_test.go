@@ -177,6 +177,11 @@ spec:
       echo "== by service IP"
       get https://10.96.0.1:443/version
 `, "NODE", node)
+	// A probe Pod of an earlier check must go first: applied again unchanged, it would not run again, and its old
+	// logs would be read as this check's.
+	if out, err := lab(ctx, "kubectl", "delete", "pod", "e2e-probe", "--ignore-not-found", "--wait=true"); err != nil {
+		t.Fatalf("delete the earlier probe Pod: %v\n%s", err, out)
+	}
 	apply := exec.CommandContext(ctx, labBin, "kubectl", "apply", "-f", "-")
 	apply.Stdin = strings.NewReader(pod)
 	if out, err := apply.CombinedOutput(); err != nil {
