@@ -6,6 +6,8 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"math/big"
+	"net"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -19,6 +21,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes/fake"
 	k8stesting "k8s.io/client-go/testing"
+	certutil "k8s.io/client-go/util/cert"
 
 	"kubeboot.dev/kubeboot/internal/config"
 	"kubeboot.dev/kubeboot/internal/kubeconfig"
@@ -77,6 +80,7 @@ type registeringKubelet struct {
 	// bootstrapConf says whether bootstrap-kubelet.conf existed when the kubelet was restarted.
 	bootstrapConf bool
 	h             *harness
+	node          string // the Node it registers; "": worker-1
 }
 
 func (k *registeringKubelet) Name() string { return "fake" }
@@ -86,9 +90,13 @@ func (k *registeringKubelet) Restart(ctx context.Context, _ string) error {
 	k.restarts++
 	k.bootstrapConf = k.h.data.FS.Exists(config.BootstrapKubeletConf)
 	k.mu.Unlock()
+	name := k.node
+	if name == "" {
+		name = nodeName
+	}
 	go func() {
 		time.Sleep(30 * time.Millisecond)
-		_, _ = k.client.CoreV1().Nodes().Create(context.Background(), &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: nodeName}}, metav1.CreateOptions{})
+		_, _ = k.client.CoreV1().Nodes().Create(context.Background(), &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{})
 	}()
 	return nil
 }
@@ -206,5 +214,43 @@ func TestJoinOwnKubebootConfigOverrides(t *testing.T) {
 	}
 	if h.data.FS.Exists(staticpod.Path(localendpoint.Name)) || h.data.FS.Exists(localendpoint.HostBinaryPath) {
 		t.Error("the node-local API endpoint was installed although the join's own configuration turns it off")
+	}
+}
+
+// TestJoinControlPlaneLocalEndpoint: a control-plane join into a cluster with the node-local API endpoint gets an
+// API server certificate for 127.0.0.1 too, and its kubelet uses the endpoint like a worker's.
+func TestJoinControlPlaneLocalEndpoint(t *testing.T) {
+	h := newCPHarness(t, cpCluster{endpoint: "cp.lab:6443", upload: certKey}, certKey)
+	if err := h.client.Tracker().Add(kubebootConfigMap(t, 7446)); err != nil {
+		t.Fatal(err)
+	}
+	signCSRs(t, h.client)
+	k := &registeringKubelet{client: h.client, h: h.harness, node: cpName}
+	h.data.InitSystem = k
+	bin := staticelf.Write(t)
+	h.data.Executable = func() (string, error) { return bin, nil }
+	if err := h.run(t, workflow.Options{}); err != nil {
+		t.Fatalf("%v\n%s", err, h.out.String())
+	}
+	apiserver, err := certutil.ParseCertsPEM([]byte(h.read(t, "/etc/kubernetes/pki/apiserver.crt")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.ContainsFunc(apiserver[0].IPAddresses, func(ip net.IP) bool { return ip.Equal(net.IPv4(127, 0, 0, 1)) }) ||
+		!slices.Contains(apiserver[0].DNSNames, "cp.lab") {
+		t.Errorf("apiserver.crt SANs %v %v lack 127.0.0.1 or the endpoint", apiserver[0].DNSNames, apiserver[0].IPAddresses)
+	}
+	kc, err := kubeconfig.Read(h.data.FS, config.KubeletKubeconfigFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c, _, err := kubeconfig.Current(kc); err != nil || c.Server != "https://127.0.0.1:7446" {
+		t.Errorf("kubelet.conf: %v, %v; want the server https://127.0.0.1:7446", c, err)
+	}
+	if k.bootstrapConf || h.data.FS.Exists(config.BootstrapKubeletConf) {
+		t.Error("bootstrap-kubelet.conf was written")
+	}
+	if !h.data.FS.Exists(staticpod.Path(localendpoint.Name)) {
+		t.Errorf("no %s", staticpod.Path(localendpoint.Name))
 	}
 }
