@@ -254,3 +254,25 @@ func TestJoinControlPlaneLocalEndpoint(t *testing.T) {
 		t.Errorf("no %s", staticpod.Path(localendpoint.Name))
 	}
 }
+
+// TestJoinLocalEndpointDryRun: a dry run requests no certificate (the cluster is only read) and renders the
+// endpoint's files where the dry run writes.
+func TestJoinLocalEndpointDryRun(t *testing.T) {
+	h := newHarness(t, nil, append(clusterObjects(t, kubeletHealthz(t), nil), kubebootConfigMap(t, 7446))...)
+	h.data.DryRun = true
+	bin := staticelf.Write(t)
+	h.data.Executable = func() (string, error) { return bin, nil }
+	if err := h.run(t, workflow.Options{}); err != nil {
+		t.Fatalf("%v\n%s", err, h.out.String())
+	}
+	if !strings.Contains(h.out.String(), "  dry run: would request the kubelet's client certificate for worker-1 and write /etc/kubernetes/kubelet.conf (server https://127.0.0.1:7446)\n") {
+		t.Errorf("output:\n%s", h.out.String())
+	}
+	csrs, err := h.client.CertificatesV1().CertificateSigningRequests().List(t.Context(), metav1.ListOptions{})
+	if err != nil || len(csrs.Items) != 0 {
+		t.Errorf("a dry run created CSRs: %v, %v", csrs, err)
+	}
+	if !h.data.FS.Exists(staticpod.Path(localendpoint.Name)) || h.data.FS.Exists(config.BootstrapKubeletConf) {
+		t.Error("the dry run did not render the endpoint's manifest, or rendered bootstrap-kubelet.conf")
+	}
+}
