@@ -45,7 +45,7 @@ certificates, without their keys) in place, then run init. Nothing that exists i
 			if err != nil {
 				return err
 			}
-			cfg, _, err := config.ResolveInit(file, config.InitFlags{}, env())
+			cfg, _, err := resolveInitConfig(file, config.InitFlags{}, env())
 			if err != nil {
 				return hint.With(fmt.Errorf("invalid configuration: %w", err), "fix the fields named above; nothing was written")
 			}

@@ -71,7 +71,7 @@ func (f *certsFlags) clusterConfig(ctx context.Context, out io.Writer, prefix st
 	if err != nil {
 		return nil, err
 	}
-	cfg, _, err := config.ResolveInit(file, config.InitFlags{}, config.HostEnvironment())
+	cfg, _, err := resolveInitConfig(file, config.InitFlags{}, config.HostEnvironment())
 	if err != nil {
 		return nil, fmt.Errorf("--config %s: %w", f.config, err)
 	}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -15,6 +16,7 @@ import (
 	"kubeboot.dev/kubeboot/internal/dryrun"
 	"kubeboot.dev/kubeboot/internal/hint"
 	"kubeboot.dev/kubeboot/internal/initflow"
+	"kubeboot.dev/kubeboot/internal/localendpoint"
 	"kubeboot.dev/kubeboot/internal/nodeenv"
 	"kubeboot.dev/kubeboot/internal/nodefs"
 	"kubeboot.dev/kubeboot/internal/patches"
@@ -156,6 +158,7 @@ func (o *initOptions) data(stdout io.Writer) (*initflow.Data, error) {
 		Env:         nodeenv.Host(fsys, stdout),
 		Cfg:         cfg,
 		Clients:     &initflow.FileClients{FS: fsys, Kubeconfig: o.kubeconfig},
+		Executable:  thisExecutable,
 		Hostname:    hostname,
 		DryRun:      dry,
 		UploadCerts: o.uploadCerts,
@@ -187,10 +190,25 @@ phases run concurrently where they are independent, and the kubelet starts once 
 	return cmd
 }
 
+// resolveInitConfig is config.ResolveInit, with what the KubebootConfiguration adds to the ClusterConfiguration:
+// 127.0.0.1 in apiServer.certSANs when the node-local API endpoint is on, whose clients connect to that address
+// with TLS passed through to the API servers. It goes into the ClusterConfiguration itself, so that kubeadm-config
+// carries it to certificate renewals, upgrades and control-plane joins, kubeadm's too.
+func resolveInitConfig(file []byte, flags config.InitFlags, host config.Environment) (*config.Init, []string, error) {
+	cfg, warnings, err := config.ResolveInit(file, flags, host)
+	if err != nil {
+		return cfg, warnings, err
+	}
+	if sans := localendpoint.CertSANs(cfg.Kubeboot, &cfg.Cluster); len(sans) > 0 {
+		cfg.Cluster.APIServer.CertSANs = append(slices.Clone(cfg.Cluster.APIServer.CertSANs), sans...)
+	}
+	return cfg, warnings, nil
+}
+
 // resolveInit resolves init's configuration from file (nil: none) and the flags, printing its warnings; where
 // names the configuration's source in an error.
 func resolveInit(stdout io.Writer, file []byte, where string, flags config.InitFlags, host config.Environment) (*config.Init, error) {
-	cfg, warnings, err := config.ResolveInit(file, flags, host)
+	cfg, warnings, err := resolveInitConfig(file, flags, host)
 	if err != nil {
 		return nil, hint.With(fmt.Errorf("invalid configuration in %s: %w", where, err), "fix the fields named above; nothing was written")
 	}

@@ -42,7 +42,7 @@ certificate). The output holds the user's credentials: keep it secret.`,
 			if err != nil {
 				return err
 			}
-			cfg, _, err := config.ResolveInit(file, config.InitFlags{}, env())
+			cfg, _, err := resolveInitConfig(file, config.InitFlags{}, env())
 			if err != nil {
 				return hint.With(fmt.Errorf("invalid configuration: %w", err), "fix the fields named above")
 			}

@@ -72,6 +72,9 @@ type Node struct {
 	LocalAPIEndpoint APIEndpoint
 	Patches          *Patches
 	Timeouts         *Timeouts
+	// KubeletServer is the server of this node's kubelet.conf when it is not the node's own API server: the
+	// node-local API endpoint (KubebootConfiguration.nodeLocalAPIEndpoint). "": the API server at LocalAPIEndpoint.
+	KubeletServer string
 }
 
 // ClusterPart is the part of c every node shares. It shares c's memory: renderers only read it.

@@ -30,6 +30,7 @@ import (
 	"kubeboot.dev/kubeboot/internal/kubeclient"
 	"kubeboot.dev/kubeboot/internal/kubeconfig"
 	"kubeboot.dev/kubeboot/internal/kubelet"
+	"kubeboot.dev/kubeboot/internal/localendpoint"
 	"kubeboot.dev/kubeboot/internal/markcontrolplane"
 	"kubeboot.dev/kubeboot/internal/nodebootstrap"
 	"kubeboot.dev/kubeboot/internal/nodefs"
@@ -100,6 +101,8 @@ func clusterPhases() []workflow.Phase[*Data] {
 			{Name: "kubelet", Short: "Upload the kubelet configuration to the kubelet-config ConfigMap", Run: withAPI(func(ctx context.Context, d *Data, c kubernetes.Interface) error {
 				return uploadconfig.UploadKubeletConfig(ctx, c, d.Cfg.Kubelet)
 			}), RunIf: notDry},
+			{Name: "kubeboot", Short: "Upload the KubebootConfiguration to the kubeboot-config ConfigMap and let nodes follow the API servers",
+				Run: withAPI(runUploadKubeboot), RunIf: func(d *Data) bool { _, ok := d.localEndpoint(); return ok && !d.DryRun }},
 		}},
 		{Name: "upload-certs", Short: "Upload the certificates control-plane nodes share to the " + copycerts.SecretName + " Secret",
 			RunIf: func(d *Data) bool { return d.UploadCerts }, Run: runUploadCerts},
@@ -132,6 +135,10 @@ func clusterPhases() []workflow.Phase[*Data] {
 					endpoint, err := kubeconfig.ControlPlaneURL(d.Cfg.ClusterPart(), d.Cfg.NodePart())
 					if err != nil {
 						return err
+					}
+					if port, ok := d.localEndpoint(); ok {
+						// kube-proxy runs in the host's network on every node: each reaches its own endpoint.
+						endpoint = localendpoint.LocalServer(port)
 					}
 					set, err := patches.LoadConfigured(d.FS, d.Cfg.Init.Patches)
 					if err != nil {

@@ -46,6 +46,9 @@ type Data struct {
 	KubeconfigDir string
 	// Clients reach the new cluster (built from admin.conf and super-admin.conf).
 	Clients Clients
+	// Executable is the running kubeboot, which the local-endpoint phase installs for the node-local API
+	// endpoint; nil: os.Executable.
+	Executable func() (string, error)
 
 	adminMu       sync.Mutex
 	adminReady    bool // the kubeadm:cluster-admins binding is known to exist
@@ -75,6 +78,12 @@ func Phases() []workflow.Phase[*Data] {
 			}, RunIf: func(d *Data) bool { return d.Cfg.Cluster.Etcd.External == nil }},
 		}},
 		{Name: "control-plane", Short: "Generate all static Pod manifest files necessary to establish the control plane", Phases: controlPlanePhases()},
+		// kubeboot's own (KubebootConfiguration.nodeLocalAPIEndpoint): kubelet.conf points at the endpoint, so the
+		// kubelet finds its static Pod with the control plane's. The kubelet does not wait for it: its Pods start
+		// without an API server.
+		{Name: "local-endpoint", Short: "Install kubeboot and write the static Pod manifest of the node-local API endpoint",
+			RunIf: func(d *Data) bool { _, ok := d.localEndpoint(); return ok }, Run: runLocalEndpoint,
+			Needs: []string{"preflight", "kubeconfig/" + kubeconfig.KubeletPhase}},
 		{Name: "kubelet-start", Short: "Write kubelet settings and (re)start the kubelet", Run: runKubeletStart,
 			Needs: []string{"preflight", "certs/" + pki.CAPhase, "kubeconfig/" + kubeconfig.KubeletPhase}},
 	}, clusterPhases()...)
@@ -118,7 +127,7 @@ func kubeconfigPhases() []workflow.Phase[*Data] {
 			if dir == "" {
 				dir = config.KubernetesDir
 			}
-			res, err := kubeconfig.EnsureIn(ctx, d.FS, d.Cfg.ClusterPart(), d.Cfg.NodePart(), dir, p.Name, d.Source)
+			res, err := kubeconfig.EnsureIn(ctx, d.FS, d.Cfg.ClusterPart(), d.nodePart(), dir, p.Name, d.Source)
 			if err != nil {
 				return err
 			}

@@ -40,6 +40,8 @@ type Cluster struct {
 	Kubelet *kubeletv1beta1.KubeletConfiguration
 	// Client acts with the TLS bootstrap credentials.
 	Client kubernetes.Interface
+	// Kubeboot is the KubebootConfiguration from kube-system/kubeboot-config; nil when the cluster has none.
+	Kubeboot *config.KubebootConfiguration
 }
 
 // Cluster discovers the cluster and reads its configuration with the TLS bootstrap credentials, once; later
@@ -97,7 +99,14 @@ func (d *Data) Cluster(ctx context.Context) (*Cluster, error) {
 	renameCluster(boot, cluster.ClusterName)
 	fmt.Fprintf(d.Out, "  read kube-system/%s and kube-system/%s: cluster %q, Kubernetes %s\n",
 		uploadconfig.KubeadmConfigMap, uploadconfig.KubeletConfigMap, cluster.ClusterName, cluster.KubernetesVersion)
-	d.cluster = &Cluster{Bootstrap: boot, Server: server, CAPEM: caPEM, Config: cluster, Kubelet: kubeletCfg, Client: client}
+	cl := &Cluster{Bootstrap: boot, Server: server, CAPEM: caPEM, Config: cluster, Kubelet: kubeletCfg, Client: client}
+	if cl.Kubeboot, err = readKubeboot(ctx, cl, who); err != nil {
+		return nil, err
+	}
+	if _, ok := cl.Kubeboot.NodeLocalAPIEndpointPort(); ok {
+		fmt.Fprintf(d.Out, "  read kube-system/%s: the cluster's nodes run the node-local API endpoint\n", uploadconfig.KubebootConfigMap)
+	}
+	d.cluster = cl
 	return d.cluster, nil
 }
 

@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path"
+	"slices"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
@@ -18,6 +19,7 @@ import (
 	"kubeboot.dev/kubeboot/internal/initflow"
 	"kubeboot.dev/kubeboot/internal/kubeconfig"
 	"kubeboot.dev/kubeboot/internal/kubelet"
+	"kubeboot.dev/kubeboot/internal/localendpoint"
 	"kubeboot.dev/kubeboot/internal/manifests"
 	"kubeboot.dev/kubeboot/internal/markcontrolplane"
 	"kubeboot.dev/kubeboot/internal/nodefs"
@@ -72,6 +74,11 @@ func (d *Data) controlPlaneJoin(ctx context.Context) (*controlPlaneJoin, error) 
 	// init may have been a kubeadm or kubeboot of a release this one cannot render (another Kubernetes minor): a
 	// refused join writes nothing. ResolveJoin has checked the JoinConfiguration.
 	cluster := &config.Cluster{ClusterConfiguration: cl.Config, Kubelet: cl.Kubelet}
+	// The node-local API endpoints reach this API server at 127.0.0.1 too. A cluster whose init had the endpoint
+	// has the address in apiServer.certSANs already.
+	if sans := localendpoint.CertSANs(d.kubeboot(cl), &cluster.ClusterConfiguration); len(sans) > 0 {
+		cluster.APIServer.CertSANs = append(slices.Clone(cluster.APIServer.CertSANs), sans...)
+	}
 	if err := config.ValidateCluster(cluster); err != nil {
 		return nil, fmt.Errorf("the cluster's configuration (kube-system/%s, kube-system/%s): %w", uploadconfig.KubeadmConfigMap,
 			uploadconfig.KubeletConfigMap, err)

@@ -59,8 +59,16 @@ func runKubeletStart(ctx context.Context, d *Data) error {
 	if err != nil {
 		return err
 	}
+	// With the node-local API endpoint, kubeboot does the kubelet's TLS bootstrap itself, with the discovered API
+	// server, and the kubelet gets a kubelet.conf for the endpoint: no bootstrap-kubelet.conf.
+	var local *localEndpointPlan
+	if port, ok := d.localEndpoint(cl); ok {
+		if local, err = d.planLocalEndpoint(ctx, cl, port); err != nil {
+			return err
+		}
+	}
 	bootstrap := cl.Bootstrap
-	if d.ControlPlane() {
+	if d.ControlPlane() && local == nil {
 		// As kubeadm: the kubelet of a control-plane node talks to its own API server, so it does not depend on
 		// the load balancer in front of controlPlaneEndpoint.
 		cp, err := d.controlPlaneJoin(ctx)
@@ -101,7 +109,9 @@ func runKubeletStart(ctx context.Context, d *Data) error {
 	} else {
 		files = append(files, file{jc.CACertPath, cl.CAPEM, caCertMode})
 	}
-	files = append(files, file{config.BootstrapKubeletConf, boot, kubeconfig.FileMode})
+	if local == nil {
+		files = append(files, file{config.BootstrapKubeletConf, boot, kubeconfig.FileMode})
+	}
 	for _, f := range files {
 		if err := d.FS.WriteFile(f.path, f.data, f.mode); err != nil {
 			return err // names the file already
@@ -115,6 +125,11 @@ func runKubeletStart(ctx context.Context, d *Data) error {
 		fmt.Fprintln(d.Out, "  "+p.Line())
 	}
 	fmt.Fprintf(d.Out, "  wrote %s and %s\n", config.KubeletFlagsEnvFile, config.KubeletConfigFile)
+	if local != nil {
+		if err := d.startLocalEndpoint(ctx, cl, name, local); err != nil {
+			return err
+		}
+	}
 	// kubelet-wait-bootstrap waits, as in kubeadm.
 	return restartKubelet(ctx, d)
 }
@@ -166,11 +181,6 @@ func waitBootstrap(ctx context.Context, d *Data, cl *Cluster) error {
 		fmt.Fprintln(d.Out, "  dry run: would wait for the kubelet's TLS bootstrap")
 		return nil
 	}
-	defer func() {
-		if err := d.FS.Remove(config.BootstrapKubeletConf); err != nil {
-			fmt.Fprintf(d.Out, "  WARNING: could not remove %s: %v\n", config.BootstrapKubeletConf, err)
-		}
-	}()
 	to := d.Cfg.Join.Timeouts
 	addr, port := config.KubeletHealthzBindAddress, int32(config.KubeletHealthzPort)
 	if k := cl.Kubelet; k != nil {
@@ -181,6 +191,19 @@ func waitBootstrap(ctx context.Context, d *Data, cl *Cluster) error {
 			port = *k.HealthzPort
 		}
 	}
+	if endpointPort, ok := d.localEndpoint(cl); ok {
+		// kubelet-start did the TLS bootstrap: what is left is the kubelet running and registering its Node.
+		if err := waitLocalBootstrap(ctx, d, cl, addr, port, endpointPort); err != nil {
+			return err
+		}
+		d.bootstrapped = true
+		return nil
+	}
+	defer func() {
+		if err := d.FS.Remove(config.BootstrapKubeletConf); err != nil {
+			fmt.Fprintf(d.Out, "  WARNING: could not remove %s: %v\n", config.BootstrapKubeletConf, err)
+		}
+	}()
 	fmt.Fprintf(d.Out, "  waiting for the kubelet's TLS bootstrap (healthz up to %s, %s up to %s)\n",
 		to.KubeletHealthCheck.Duration, config.KubeletKubeconfigFile, to.TLSBootstrap.Duration)
 

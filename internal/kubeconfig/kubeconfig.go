@@ -81,12 +81,17 @@ func Specs(cluster *config.Cluster, node *config.Node) ([]Spec, error) {
 	if err != nil {
 		return nil, err
 	}
+	kubelet := local
+	if node.KubeletServer != "" {
+		kubelet = node.KubeletServer
+	}
 	return []Spec{
 		{Name: "admin", File: config.AdminKubeconfigFile, User: AdminUser, Organization: []string{pki.ClusterAdminsGroup}, Server: cpe},
 		{Name: "super-admin", File: config.SuperAdminKubeconfig, User: SuperAdminUser, Organization: []string{MastersGroup}, Server: cpe},
-		{Name: KubeletPhase, File: config.KubeletKubeconfigFile, User: NodeUserPrefix + node.Registration.Name, Organization: []string{NodesGroup}, Server: local},
-		// The kubelet (ControlPlaneKubeletLocalMode, GA since 1.35), the controller-manager and the scheduler talk
-		// to the API server next to them; a load balancer in between would only add a failure point.
+		{Name: KubeletPhase, File: config.KubeletKubeconfigFile, User: NodeUserPrefix + node.Registration.Name, Organization: []string{NodesGroup}, Server: kubelet},
+		// The kubelet (ControlPlaneKubeletLocalMode, GA since 1.35; unless the node-local API endpoint is on), the
+		// controller-manager and the scheduler talk to the API server next to them; a load balancer in between would
+		// only add a failure point.
 		{Name: "controller-manager", File: config.ControllerManagerConfig, User: ControllerManagerUser, Server: local},
 		{Name: "scheduler", File: config.SchedulerConfig, User: SchedulerUser, Server: local},
 	}, nil

@@ -148,7 +148,8 @@ func TestRBAC(t *testing.T) {
 		t.Fatal(err)
 	}
 	wantRef := rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: "kubeboot:local-endpoint"}
-	wantSubjects := []rbacv1.Subject{{Kind: "Group", APIGroup: "rbac.authorization.k8s.io", Name: "system:nodes"}}
+	wantSubjects := []rbacv1.Subject{{Kind: "Group", APIGroup: "rbac.authorization.k8s.io", Name: "system:nodes"},
+		{Kind: "Group", APIGroup: "rbac.authorization.k8s.io", Name: "system:bootstrappers:kubeadm:default-node-token"}}
 	if d := cmp.Diff(wantRef, b.RoleRef); d != "" {
 		t.Errorf("roleRef (-want +got):\n%s", d)
 	}

@@ -22,7 +22,8 @@ const apiServersSlice = "kubernetes"
 // RBAC is the ClusterRole kubeboot:local-endpoint, which allows reading the EndpointSlice default/kubernetes
 // and nothing else (the load balancer only gets it, every 2 s: it neither lists nor watches), and its
 // ClusterRoleBinding to the group system:nodes, so that the endpoint follows the API servers with the node's
-// own credentials. The Node authorizer has no opinion on EndpointSlices; RBAC decides.
+// own credentials, and to the bootstrap tokens' group, so that a joining node seeds its endpoint with every API
+// server before it has credentials of its own. The Node authorizer has no opinion on EndpointSlices; RBAC decides.
 func RBAC() []runtime.Object {
 	return []runtime.Object{
 		&rbacv1.ClusterRole{
@@ -37,7 +38,10 @@ func RBAC() []runtime.Object {
 		&rbacv1.ClusterRoleBinding{
 			ObjectMeta: metav1.ObjectMeta{Name: RBACName},
 			RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: RBACName},
-			Subjects:   []rbacv1.Subject{{Kind: rbacv1.GroupKind, APIGroup: rbacv1.GroupName, Name: nodebootstrap.NodesGroup}},
+			Subjects: []rbacv1.Subject{
+				{Kind: rbacv1.GroupKind, APIGroup: rbacv1.GroupName, Name: nodebootstrap.NodesGroup},
+				{Kind: rbacv1.GroupKind, APIGroup: rbacv1.GroupName, Name: nodebootstrap.BootstrapTokenGroup},
+			},
 		},
 	}
 }

@@ -18,6 +18,7 @@ import (
 	"kubeboot.dev/kubeboot/internal/cri"
 	"kubeboot.dev/kubeboot/internal/hint"
 	"kubeboot.dev/kubeboot/internal/kubelet"
+	"kubeboot.dev/kubeboot/internal/localendpoint"
 	"kubeboot.dev/kubeboot/internal/staticpod"
 )
 
@@ -91,6 +92,7 @@ func runCleanupNode(ctx context.Context, d *Data) error {
 	}
 	errs = append(errs, d.emptyDirs(dirs)...)
 	errs = append(errs, d.removeFiles(KubeconfigFiles)...)
+	errs = append(errs, d.removeLocalEndpoint()...)
 
 	d.restartKubelet(ctx, stopped)
 	if rt != nil && !dry {
@@ -426,6 +428,28 @@ func (d *Data) removeFiles(files []string) []error {
 		return []error{fmt.Errorf("delete kubeconfig files: %s", strings.Join(errs, "; "))}
 	}
 	return nil
+}
+
+// removeLocalEndpoint deletes what the node-local API endpoint left besides its manifest (which went with the
+// others): its state directory and the kubeboot it ran. Only present on a node that ran it.
+func (d *Data) removeLocalEndpoint() []error {
+	var errs []error
+	for _, p := range []string{localendpoint.StateDir, localendpoint.HostBinaryPath} {
+		if !d.FS.Exists(p) {
+			continue
+		}
+		if d.Cfg.DryRun {
+			fmt.Fprintf(d.Out, "  [dryrun] would delete %s\n", p)
+			continue
+		}
+		if err := d.FS.RemoveAll(p); err != nil {
+			errs = append(errs, fmt.Errorf("delete %s of the node-local API endpoint: %w", p, err))
+			d.leave(fmt.Sprintf("%s: %v", p, err))
+			continue
+		}
+		fmt.Fprintf(d.Out, "  deleted %s\n", p)
+	}
+	return errs
 }
 
 // restartKubelet restarts the kubelet (starts it, if stopped) so that it drops the credentials and Pods of the

@@ -747,6 +747,30 @@ func TestCleanupNode(t *testing.T) {
 			t.Error("/var/lib/etcd is not this node's etcd directory, yet it was emptied")
 		}
 	})
+	t.Run("the node-local API endpoint's files", func(t *testing.T) {
+		files := node("")
+		files["/etc/kubernetes/manifests/kubeboot-local-endpoint.yaml"] = "endpoint"
+		files["/var/lib/kubeboot/local-endpoint/backends.json"] = "[]"
+		files["/var/lib/kubeboot/bin/kubeboot"] = "ELF"
+		files["/var/lib/kubeboot/keep.txt"] = "not the endpoint's"
+		e := newEnv(t, files)
+		if _, err := e.run(t, config.ResetConfiguration{Force: true}); err != nil {
+			t.Fatalf("%v\n%s", err, e.out.String())
+		}
+		for _, p := range []string{"/etc/kubernetes/manifests/kubeboot-local-endpoint.yaml", "/var/lib/kubeboot/local-endpoint", "/var/lib/kubeboot/bin/kubeboot"} {
+			if e.fsys.Exists(p) {
+				t.Errorf("%s was not deleted", p)
+			}
+		}
+		if !e.fsys.Exists("/var/lib/kubeboot/keep.txt") {
+			t.Error("/var/lib/kubeboot was emptied beyond the endpoint's files")
+		}
+		for _, want := range []string{"  deleted /var/lib/kubeboot/local-endpoint\n", "  deleted /var/lib/kubeboot/bin/kubeboot\n"} {
+			if !strings.Contains(e.out.String(), want) {
+				t.Errorf("output lacks %q:\n%s", want, e.out.String())
+			}
+		}
+	})
 	t.Run("a mount that will not go keeps /var/lib/kubelet", func(t *testing.T) {
 		e := newEnv(t, node(""))
 		busy := e.root + "/var/lib/kubelet/pods/uid1/volumes/x"

@@ -31,6 +31,7 @@ import (
 	"kubeboot.dev/kubeboot/internal/hint"
 	"kubeboot.dev/kubeboot/internal/kubeconfig"
 	"kubeboot.dev/kubeboot/internal/kubelet"
+	"kubeboot.dev/kubeboot/internal/localendpoint"
 	"kubeboot.dev/kubeboot/internal/manifests"
 	"kubeboot.dev/kubeboot/internal/nodebootstrap"
 	"kubeboot.dev/kubeboot/internal/nodefs"
@@ -645,6 +646,14 @@ func runKubeProxy(ctx context.Context, d *Data) error {
 	endpoint, err := kubeconfig.ControlPlaneURL(d.cluster, d.node)
 	if err != nil {
 		return err
+	}
+	// A cluster made with the node-local API endpoint keeps kube-proxy on it (see initflow's addon/kube-proxy).
+	kb, err := uploadconfig.ReadKubebootConfig(ctx, d.Client)
+	if err != nil {
+		return fmt.Errorf("read kube-system/%s: %w", uploadconfig.KubebootConfigMap, err)
+	}
+	if port, ok := kb.NodeLocalAPIEndpointPort(); ok {
+		endpoint = localendpoint.LocalServer(port)
 	}
 	set, err := patches.LoadConfigured(d.FS, d.Patches)
 	if err != nil {

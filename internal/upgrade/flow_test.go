@@ -74,6 +74,30 @@ func run(t *testing.T, phases []workflow.Phase[*Data], d *Data) error {
 	return r.Run(t.Context(), d, workflow.Options{})
 }
 
+// TestApplyKeepsKubeProxyOnTheLocalEndpoint: in a cluster made with the node-local API endpoint
+// (kube-system/kubeboot-config), upgrade apply renders kube-proxy's kubeconfig for 127.0.0.1 again, not for the
+// controlPlaneEndpoint.
+func TestApplyKeepsKubeProxyOnTheLocalEndpoint(t *testing.T) {
+	c := threeNodes()
+	c.controlPlanes = []string{"cp-1"}
+	var out bytes.Buffer
+	d, client := flowData(t, c, "v1.37.2", &out)
+	if err := uploadconfig.UploadKubebootConfig(t.Context(), client, &config.KubebootConfiguration{
+		NodeLocalAPIEndpoint: &config.NodeLocalAPIEndpoint{Enabled: true, Port: 7446}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := run(t, ApplyPhases(), d); err != nil {
+		t.Fatalf("upgrade apply: %v\n%s", err, out.String())
+	}
+	cm, err := client.CoreV1().ConfigMaps("kube-system").Get(t.Context(), "kube-proxy", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := cm.Data["kubeconfig.conf"]; !strings.Contains(got, "server: https://127.0.0.1:7446\n") {
+		t.Errorf("kube-proxy's kubeconfig:\n%s\nwant the server https://127.0.0.1:7446", got)
+	}
+}
+
 func TestApplySingleControlPlane(t *testing.T) {
 	c := threeNodes()
 	c.controlPlanes = []string{"cp-1"}
