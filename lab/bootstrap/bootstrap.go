@@ -41,6 +41,9 @@ type Cluster struct {
 	// of every leaf certificate the bootstrapper signs (kubeadm's default is a year). Short ones let a test
 	// watch the cluster outlive its first certificates.
 	CertificateValidityPeriod time.Duration
+	// NodeLocalAPIEndpoint adds kubeboot's own document turning on the node-local API endpoint (kubeboot only):
+	// every node reaches the API servers through 127.0.0.1:7445, with no load balancer.
+	NodeLocalAPIEndpoint bool
 }
 
 // JoinInfo is what Init learned that joining nodes need.

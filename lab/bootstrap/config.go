@@ -162,9 +162,20 @@ func KubeletPatch(n node.Spec) []byte {
 	return []byte("cgroupRoot: " + n.CgroupRoot + "\n")
 }
 
+// kubebootConfiguration turns on kubeboot's node-local API endpoint.
+var kubebootConfiguration = map[string]any{
+	"apiVersion":           "kubeboot.dev/v1alpha1",
+	"kind":                 "KubebootConfiguration",
+	"nodeLocalAPIEndpoint": map[string]any{"enabled": true},
+}
+
 // InitConfig is the kubeadm configuration for the first control plane.
 func InitConfig(c Cluster, n node.Spec) ([]byte, error) {
-	return documents(
+	var extra []any
+	if c.NodeLocalAPIEndpoint {
+		extra = append(extra, kubebootConfiguration)
+	}
+	return documents(append([]any{
 		initConfiguration{
 			typeMeta:         typeMeta{kubeadmAPI, "InitConfiguration"},
 			BootstrapTokens:  []bootstrapToken{{Token: c.Token}},
@@ -182,7 +193,7 @@ func InitConfig(c Cluster, n node.Spec) ([]byte, error) {
 		},
 		kubeletConfiguration,
 		kubeProxyConfiguration,
-	)
+	}, extra...)...)
 }
 
 // JoinConfig is the kubeadm configuration for a joining node.

@@ -48,6 +48,9 @@ type Options struct {
 	// ConcurrentJoins starts every control-plane join at once, as the workers' (kubeboot takes turns to add the
 	// etcd members); otherwise they join one after another, as kubeadm needs.
 	ConcurrentJoins bool
+	// NodeLocalEndpoint runs several control planes with no load balancer: kubeboot's node-local API endpoint on
+	// every node (127.0.0.1:7445), the first control plane's address as the controlPlaneEndpoint. kubeboot only.
+	NodeLocalEndpoint bool
 
 	Log io.Writer
 }
@@ -112,6 +115,9 @@ func Up(ctx context.Context, o Options) (*State, error) {
 	}
 	if o.ControlPlanes < 1 || o.Workers < 0 || o.ControlPlanes > 9 || o.Workers > 50 {
 		return nil, fmt.Errorf("lab up: want 1-9 control planes and 0-50 workers, got %d and %d", o.ControlPlanes, o.Workers)
+	}
+	if o.NodeLocalEndpoint && (o.Bootstrapper != "kubeboot" || o.WorkerBootstrapper != "kubeboot") {
+		return nil, errors.New("lab up: --node-local-endpoint is kubeboot's: use --bootstrapper kubeboot (and kubeboot workers)")
 	}
 	if err := CheckNothingUp(o.StateDir); err != nil {
 		return nil, err
@@ -232,7 +238,7 @@ func plan(o Options) (*State, error) {
 		}
 		k++
 	}
-	if o.ControlPlanes > 1 {
+	if o.ControlPlanes > 1 && !o.NodeLocalEndpoint {
 		ip, err := network.Host(o.Subnet, loadBalancerHostNum)
 		if err != nil {
 			return nil, err
@@ -420,10 +426,19 @@ func bootstrapCluster(ctx context.Context, st *State, o Options, p progress) err
 		Token:             token,
 
 		CertificateValidityPeriod: o.CertificateValidityPeriod,
+		NodeLocalAPIEndpoint:      o.NodeLocalEndpoint,
 	}
 	cp, err := st.FirstControlPlane()
 	if err != nil {
 		return err
+	}
+	if o.NodeLocalEndpoint && o.ControlPlanes > 1 {
+		// No load balancer: the joins discover the cluster through the first control plane, and every node reaches
+		// the API servers through its own endpoint.
+		c.ControlPlaneEndpoint = fmt.Sprintf("%s:%d", cp.IP, apiServerPort)
+		if c.CertificateKey, err = bootstrap.NewCertificateKey(); err != nil {
+			return err
+		}
 	}
 	if st.LoadBalancer != nil {
 		// Every kubeconfig, the API servers' certificates and every join use the load balancer, so the
