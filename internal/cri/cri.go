@@ -447,6 +447,12 @@ type ContainerLister interface {
 	ListContainers(ctx context.Context, labels map[string]string) ([]Container, error)
 }
 
+// ContainerStopper stops one container, giving it grace to exit after SIGTERM (*Client is one). A static Pod's
+// container stopped this way is started again by the kubelet from the same manifest, if the manifest is still there.
+type ContainerStopper interface {
+	StopContainer(ctx context.Context, id string, grace time.Duration) error
+}
+
 // RunningInKubeSystem returns the IDs of the running containers named name in kube-system's Pods: the kubelet labels
 // each container with its Pod's namespace and its own name, which for a static Pod of the control plane is the
 // component's (etcd, kube-apiserver, ...).

@@ -182,8 +182,36 @@ func (d *Data) removeSandboxes(ctx context.Context) cri.Runtime {
 		rt.Close()
 		return nil
 	}
+	d.stopAPIServer(ctx, rt)
 	d.sweepSandboxes(ctx, rt, "")
 	return rt
+}
+
+// apiServerStopGrace is what this node's API server gets to exit at reset.
+const apiServerStopGrace = 10 * time.Second
+
+// stopAPIServer stops this node's API server with SIGTERM before its sandbox is torn down (which kills at once): on
+// its way out it takes itself out of the cluster's EndpointSlice default/kubernetes, so clients and load balancers
+// that follow the API servers drop it at once, instead of once its lease expires. Its manifest is already gone, so
+// the kubelet does not start it again. Failures only warn: the sandbox sweep stops it anyway.
+func (d *Data) stopAPIServer(ctx context.Context, rt cri.Runtime) {
+	s, ok := rt.(cri.ContainerStopper)
+	if !ok {
+		return
+	}
+	ids, err := cri.RunningInKubeSystem(ctx, rt, staticpod.APIServerName)
+	if err != nil {
+		fmt.Fprintf(d.Out, "  WARNING: cannot list the API server's containers: %v\n", err)
+		return
+	}
+	for _, id := range ids {
+		start := time.Now()
+		if err := s.StopContainer(ctx, id, apiServerStopGrace); err != nil {
+			fmt.Fprintf(d.Out, "  WARNING: stop the API server's container %s: %v\n", shortID(id), err)
+			continue
+		}
+		fmt.Fprintf(d.Out, "  stopped the API server (container %s, %s), which took itself out of the cluster's endpoints\n", shortID(id), time.Since(start).Round(10*time.Millisecond))
+	}
 }
 
 // sweepSandboxes stops and removes the sandboxes that exist now and returns how many it removed. again is

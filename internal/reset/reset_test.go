@@ -44,6 +44,8 @@ type fakeRuntime struct {
 	// like a kubelet still running that writes while the node is cleaned.
 	onSecondList func()
 	lists        int
+	// apiServer, when set, is the ID of a running kube-apiserver container, which StopContainer stops.
+	apiServer string
 }
 
 func (f *fakeRuntime) Version(context.Context) (cri.Version, error) { return cri.Version{}, nil }
@@ -54,8 +56,16 @@ func (f *fakeRuntime) RuntimeConfig(context.Context) (cri.RuntimeConfig, error) 
 func (f *fakeRuntime) ImageStatus(context.Context, string) (cri.Image, error) {
 	return cri.Image{}, nil
 }
-func (f *fakeRuntime) ListContainers(context.Context, map[string]string) ([]cri.Container, error) {
-	return nil, nil
+func (f *fakeRuntime) ListContainers(_ context.Context, labels map[string]string) ([]cri.Container, error) {
+	if f.apiServer == "" || labels[cri.LabelContainerName] != staticpod.APIServerName || labels[cri.LabelPodNamespace] != "kube-system" {
+		return nil, nil
+	}
+	return []cri.Container{{ID: f.apiServer, State: cri.ContainerRunning}}, nil
+}
+func (f *fakeRuntime) StopContainer(_ context.Context, id string, grace time.Duration) error {
+	names, _ := os.ReadDir(f.fsys.Path(staticpod.Dir))
+	f.calls = append(f.calls, fmt.Sprintf("stop-container %s %s (%d manifests)", id, grace, len(names)))
+	return nil
 }
 func (f *fakeRuntime) ContainerStatus(context.Context, string) (cri.ContainerStatus, error) {
 	return cri.ContainerStatus{}, nil
@@ -996,5 +1006,24 @@ func TestRemoveAllRetriedUnmountsAVolumeMountedAgain(t *testing.T) {
 	d.Mounts = mounts
 	if err := d.removeAllRetried(filepath.Join(fsys.Path(config.KubeletDir), "pods")); !errors.Is(err, syscall.EBUSY) || calls != 1 {
 		t.Errorf("%d calls, error %v; want 1 call and EBUSY", calls, err)
+	}
+}
+
+// The API server is stopped with SIGTERM, after its manifest is gone and before the sandboxes are torn down, so that
+// it takes itself out of the cluster's endpoints instead of being killed.
+func TestResetStopsTheAPIServerFirst(t *testing.T) {
+	e := newEnv(t, node(etcdManifest("cp1", "cp1=https://10.77.0.10:2380", "/var/lib/etcd")))
+	e.etcd = &fakeEtcd{members: members("cp1")}
+	e.rt.apiServer = "c0ffee0123456789"
+	if _, err := e.run(t, config.ResetConfiguration{Force: true}); err != nil {
+		t.Fatalf("%v\n%s", err, e.out.String())
+	}
+	i := slices.Index(e.rt.calls, "stop-container c0ffee0123456789 10s (0 manifests)")
+	first := slices.IndexFunc(e.rt.calls, func(c string) bool { return strings.HasPrefix(c, "stop ") })
+	if i < 0 || first < 0 || i > first {
+		t.Fatalf("the API server was not stopped with its manifest gone and before the sandboxes: calls %q", e.rt.calls)
+	}
+	if !strings.Contains(e.out.String(), "stopped the API server (container c0ffee012345") {
+		t.Errorf("reset does not say it stopped the API server:\n%s", e.out.String())
 	}
 }

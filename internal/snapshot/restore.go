@@ -351,12 +351,6 @@ func restoreStartEtcd(ctx context.Context, d *restoreRun) error {
 	return nil
 }
 
-// ContainerStopper is a Containers that can also stop a container (*cri.Client is one); the kubelet then starts a
-// new one from the same manifest.
-type ContainerStopper interface {
-	StopContainer(ctx context.Context, id string, grace time.Duration) error
-}
-
 // apiServerStopGrace is what the API server gets to stop after a restore: what it serves is being replaced, and
 // its watches would hold it for the kubelet's whole grace period otherwise.
 const apiServerStopGrace = 5 * time.Second
@@ -365,7 +359,7 @@ func restoreWaitAPIServer(ctx context.Context, d *restoreRun) error {
 	// This node's API server ran through the restore with its caches of the cluster before it: it is restarted, as
 	// the Kubernetes documentation asks of every API server after an etcd restore (TestHA once saw one that never
 	// turned ready again by itself).
-	if s, ok := d.Containers.(ContainerStopper); ok {
+	if s, ok := d.Containers.(cri.ContainerStopper); ok {
 		ids, err := cri.RunningInKubeSystem(ctx, d.Containers, staticpod.APIServerName)
 		if err != nil {
 			return fmt.Errorf("list the kube-apiserver containers: %w", err)

@@ -612,9 +612,37 @@ func Kubectl(ctx context.Context, st *State, args ...string) (*exec.Cmd, error) 
 		return nil, err
 	}
 	// Its discovery cache goes with the lab, not into the caller's ~/.kube.
-	full := append([]string{"--kubeconfig", cp.AdminKubeconfig(), "--cache-dir", KubectlCacheDir(st.StateDir)}, args...)
+	full := []string{"--kubeconfig", cp.AdminKubeconfig(), "--cache-dir", KubectlCacheDir(st.StateDir)}
+	if server := st.apiServerWithoutLoadBalancer(); server != "" {
+		full = append(full, "--server", server)
+	}
+	full = append(full, args...)
 	cmd := exec.CommandContext(ctx, filepath.Join(st.BinDir, "kubectl"), full...)
 	return cmd, nil
+}
+
+// apiServerWithoutLoadBalancer is, in a lab with several control planes and no load balancer (the node-local API
+// endpoint), the API server of the first control plane that runs: admin.conf names the first control plane, which
+// may have been killed. "" otherwise: admin.conf's server.
+func (s *State) apiServerWithoutLoadBalancer() string {
+	if s.LoadBalancer != nil {
+		return ""
+	}
+	var cps []NodeState
+	for _, n := range s.Nodes {
+		if n.Role == node.ControlPlane {
+			cps = append(cps, n)
+		}
+	}
+	if len(cps) < 2 {
+		return ""
+	}
+	for _, n := range cps {
+		if Running(n) {
+			return fmt.Sprintf("https://%s:%d", n.IP, apiServerPort)
+		}
+	}
+	return ""
 }
 
 // KubectlCacheDir holds the lab kubectl's discovery and HTTP cache; Down removes it.
