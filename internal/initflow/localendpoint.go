@@ -4,17 +4,13 @@ import (
 	"context"
 	"fmt"
 	"net"
-	"os"
 	"path"
-	"path/filepath"
 	"strconv"
 
 	"k8s.io/client-go/kubernetes"
 
 	"kubeboot.dev/kubeboot/internal/config"
 	"kubeboot.dev/kubeboot/internal/localendpoint"
-	"kubeboot.dev/kubeboot/internal/manifests"
-	"kubeboot.dev/kubeboot/internal/staticpod"
 	"kubeboot.dev/kubeboot/internal/uploadconfig"
 )
 
@@ -33,16 +29,12 @@ func (d *Data) nodePart() *config.Node {
 	return n
 }
 
-// executable is the running kubeboot, which the node-local API endpoint runs.
+// executable is the running kubeboot, which the node-local API endpoint runs (Data.Executable in tests).
 func (d *Data) executable() (string, error) {
 	if d.Executable != nil {
 		return d.Executable()
 	}
-	p, err := os.Executable()
-	if err != nil {
-		return "", err
-	}
-	return filepath.EvalSymlinks(p)
+	return localendpoint.Executable()
 }
 
 // runLocalEndpoint installs the running kubeboot on the node and writes the static Pod of the node-local API
@@ -67,14 +59,10 @@ func runLocalEndpoint(_ context.Context, d *Data) error {
 	if err != nil {
 		return fmt.Errorf("find the running kubeboot to install for the node-local API endpoint: %w", err)
 	}
-	if err := localendpoint.InstallBinary(d.FS, src, localendpoint.HostBinaryPath); err != nil {
+	if err := localendpoint.Install(d.FS, d.Out, src, pod); err != nil {
 		return err
 	}
-	fmt.Fprintf(d.Out, "  installed %s as %s\n", src, localendpoint.HostBinaryPath)
-	if err := manifests.Write(d.FS, localendpoint.Name, pod); err != nil {
-		return err
-	}
-	fmt.Fprintf(d.Out, "  wrote %s: %s listening on %s\n", staticpod.Path(localendpoint.Name), localendpoint.Name, localendpoint.LocalServer(port))
+	fmt.Fprintf(d.Out, "  %s listens on %s\n", localendpoint.Name, localendpoint.LocalServer(port))
 	return nil
 }
 

@@ -5,11 +5,10 @@ import (
 	"fmt"
 	"net"
 	"net/url"
-	"os"
-	"path/filepath"
 	"slices"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -18,10 +17,8 @@ import (
 	"kubeboot.dev/kubeboot/internal/kubelet"
 	"kubeboot.dev/kubeboot/internal/loadbalancer"
 	"kubeboot.dev/kubeboot/internal/localendpoint"
-	"kubeboot.dev/kubeboot/internal/manifests"
 	"kubeboot.dev/kubeboot/internal/nodebootstrap"
 	"kubeboot.dev/kubeboot/internal/pki"
-	"kubeboot.dev/kubeboot/internal/staticpod"
 	"kubeboot.dev/kubeboot/internal/uploadconfig"
 	"kubeboot.dev/kubeboot/internal/waiter"
 )
@@ -58,9 +55,9 @@ func readKubeboot(ctx context.Context, cl *Cluster, who string) (*config.Kubeboo
 
 // localEndpointPlan is what kubelet-start writes for the node-local API endpoint, rendered before any write.
 type localEndpointPlan struct {
-	port     int32
-	manifest []byte
-	certDir  string
+	port    int32
+	pod     *corev1.Pod
+	certDir string
 }
 
 // planLocalEndpoint renders the endpoint's static Pod, seeded with every API server the cluster lists.
@@ -75,17 +72,13 @@ func (d *Data) planLocalEndpoint(ctx context.Context, cl *Cluster, port int32) (
 	if err != nil {
 		return nil, err
 	}
-	b, err := manifests.Marshal(pod)
-	if err != nil {
-		return nil, err
-	}
 	certDir := kubelet.CertDir
 	for _, a := range d.Cfg.Join.NodeRegistration.KubeletExtraArgs {
 		if a.Name == "cert-dir" {
 			certDir = a.Value
 		}
 	}
-	return &localEndpointPlan{port: port, manifest: b, certDir: certDir}, nil
+	return &localEndpointPlan{port: port, pod: pod, certDir: certDir}, nil
 }
 
 // seedBackends are the API servers the endpoint starts with: those of the EndpointSlice default/kubernetes, read
@@ -134,7 +127,6 @@ func (d *Data) seedBackends(ctx context.Context, cl *Cluster) []string {
 // serve the bootstrap: it runs as a Pod of this kubelet), installs kubeboot and writes the endpoint's static Pod.
 func (d *Data) startLocalEndpoint(ctx context.Context, cl *Cluster, name string, plan *localEndpointPlan) error {
 	server := localendpoint.LocalServer(plan.port)
-	file := staticpod.Path(localendpoint.Name)
 	if d.DryRun {
 		fmt.Fprintf(d.Out, "  dry run: would request the kubelet's client certificate for %s and write %s (server %s)\n",
 			name, config.KubeletKubeconfigFile, server)
@@ -150,30 +142,19 @@ func (d *Data) startLocalEndpoint(ctx context.Context, cl *Cluster, name string,
 	if err != nil {
 		return fmt.Errorf("find the running kubeboot to install for the node-local API endpoint: %w", err)
 	}
-	if err := localendpoint.InstallBinary(d.FS, src, localendpoint.HostBinaryPath); err != nil {
+	if err := localendpoint.Install(d.FS, d.Out, src, plan.pod); err != nil {
 		return err
 	}
-	fmt.Fprintf(d.Out, "  installed %s as %s\n", src, localendpoint.HostBinaryPath)
-	if err := d.FS.MkdirAll(staticpod.Dir, 0o700); err != nil {
-		return err
-	}
-	if err := d.FS.WriteFile(file, plan.manifest, 0o600); err != nil {
-		return err
-	}
-	fmt.Fprintf(d.Out, "  wrote %s: %s listening on %s\n", file, localendpoint.Name, server)
+	fmt.Fprintf(d.Out, "  %s listens on %s\n", localendpoint.Name, server)
 	return nil
 }
 
-// executable is the running kubeboot, which the node-local API endpoint runs.
+// executable is the running kubeboot, which the node-local API endpoint runs (Data.Executable in tests).
 func (d *Data) executable() (string, error) {
 	if d.Executable != nil {
 		return d.Executable()
 	}
-	p, err := os.Executable()
-	if err != nil {
-		return "", err
-	}
-	return filepath.EvalSymlinks(p)
+	return localendpoint.Executable()
 }
 
 // waitLocalBootstrap is kubelet-wait-bootstrap when kubeboot did the TLS bootstrap itself: the kubelet answers

@@ -150,7 +150,7 @@ func TestJoinWorkerLocalEndpoint(t *testing.T) {
 			for _, want := range []string{
 				"  read kube-system/kubeboot-config: the cluster's nodes run the node-local API endpoint\n",
 				"  wrote /etc/kubernetes/kubelet.conf (server https://127.0.0.1:7446)",
-				"  wrote /etc/kubernetes/manifests/kubeboot-local-endpoint.yaml: kubeboot-local-endpoint listening on https://127.0.0.1:7446\n",
+				"  wrote /etc/kubernetes/manifests/kubeboot-local-endpoint.yaml\n  kubeboot-local-endpoint listens on https://127.0.0.1:7446\n",
 				"  the kubelet registered the Node worker-1 after",
 				"[kubelet-wait-bootstrap] done in",
 			} {

@@ -7,9 +7,14 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 
+	corev1 "k8s.io/api/core/v1"
+
+	"kubeboot.dev/kubeboot/internal/manifests"
 	"kubeboot.dev/kubeboot/internal/nodefs"
+	"kubeboot.dev/kubeboot/internal/staticpod"
 )
 
 // ErrDynamic says a binary needs a program interpreter or shared libraries, which the pause image does not have.
@@ -65,5 +70,27 @@ func InstallBinary(fs nodefs.FS, src, dst string) error {
 	if _, err := fs.WriteFileFrom(dst, f, 0o755); err != nil {
 		return fmt.Errorf("install kubeboot for the node-local API endpoint: %w", err)
 	}
+	return nil
+}
+
+// Executable is the running kubeboot, symlinks resolved: what the endpoint's static Pod runs once installed.
+func Executable() (string, error) {
+	p, err := os.Executable()
+	if err != nil {
+		return "", err
+	}
+	return filepath.EvalSymlinks(p)
+}
+
+// Install installs the kubeboot at src as HostBinaryPath and writes the endpoint's static Pod, saying so on out.
+func Install(fsys nodefs.FS, out io.Writer, src string, pod *corev1.Pod) error {
+	if err := InstallBinary(fsys, src, HostBinaryPath); err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "  installed %s as %s\n", src, HostBinaryPath)
+	if err := manifests.Write(fsys, Name, pod); err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "  wrote %s\n", staticpod.Path(Name))
 	return nil
 }

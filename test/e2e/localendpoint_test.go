@@ -169,10 +169,16 @@ func TestNodeLocalEndpoint(t *testing.T) {
 	joinFile := filepath.Join(nodeDir(cp3.name), "kubeboot-join.yaml")
 	t.Run("a control plane reset leaves every endpoint's list", func(t *testing.T) {
 		start := time.Now()
-		if out, err := inNode(ctx, cp3.name, kubeboot, "reset", "-f"); err != nil {
+		out, err := inNode(ctx, cp3.name, kubeboot, "reset", "-f")
+		if err != nil {
 			t.Fatalf("kubeboot reset on %s: %v\n%s", cp3.name, err, out)
 		}
 		reset := time.Since(start)
+		for line := range strings.Lines(out) {
+			if strings.Contains(line, "stopped the API server") {
+				t.Logf("reset: %s", strings.TrimSpace(line))
+			}
+		}
 		d := waitBackends(t, time.Minute, others, []string{all[0], all[1]})
 		t.Logf("FIGURE a control plane reset left every endpoint's list %s after its reset ended (the reset took %s)", d.Round(100*time.Millisecond), reset.Round(100*time.Millisecond))
 		if d > 10*time.Second {
