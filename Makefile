@@ -55,4 +55,4 @@ fuzz:
 
 # -count=1: a run that brings up a real cluster must never be answered from the test cache.
 e2e:
-	$(GO) test -tags e2e -count=1 ./test/e2e -v -timeout 40m
+	$(GO) test -tags e2e -count=1 ./test/e2e -v -timeout 70m
