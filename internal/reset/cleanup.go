@@ -187,6 +187,42 @@ func (d *Data) removeSandboxes(ctx context.Context) cri.Runtime {
 	return rt
 }
 
+// retireAPIServer stops this node's API server while its etcd member is still one (just before the member is
+// removed): a stacked API server talks to its local etcd only, and takes itself out of the EndpointSlice
+// default/kubernetes on its way out only if that etcd still serves it (TestNodeLocalEndpoint saw the API server
+// hang for its whole grace, and the endpoints keep it until its lease expired, when it was stopped after the member
+// was gone). Its manifest goes first, so the kubelet does not start it again; cleanup-node removes the others. The
+// returned function puts the manifest back, for a reset that stops because the member could not be removed: the
+// kubelet then starts the API server again. Failures only warn: cleanup-node stops whatever still runs.
+func (d *Data) retireAPIServer(ctx context.Context) (restore func()) {
+	restore = func() {}
+	manifest := staticpod.Path(staticpod.APIServerName)
+	b, err := d.FS.ReadFile(manifest)
+	if err != nil {
+		return restore
+	}
+	if err := d.FS.Remove(manifest); err != nil {
+		fmt.Fprintf(d.Out, "  WARNING: remove %s: %v\n", manifest, err)
+		return restore
+	}
+	restore = func() {
+		if err := d.FS.WriteFile(manifest, b, 0o600); err != nil {
+			fmt.Fprintf(d.Out, "  WARNING: put %s back: %v\n", manifest, err)
+			return
+		}
+		fmt.Fprintf(d.Out, "  put %s back: the kubelet starts the API server again\n", manifest)
+	}
+	fmt.Fprintf(d.Out, "  removed %s first: the API server stops while its etcd member still serves it\n", manifest)
+	rt, err := d.DialRuntime(ctx, d.Cfg.CRISocket)
+	if err != nil {
+		fmt.Fprintf(d.Out, "  WARNING: cannot reach the container runtime to stop the API server: %v\n", err)
+		return restore
+	}
+	defer rt.Close()
+	d.stopAPIServer(ctx, rt)
+	return restore
+}
+
 // apiServerStopGrace is what this node's API server gets to exit at reset.
 const apiServerStopGrace = 10 * time.Second
 

@@ -180,8 +180,10 @@ func runRemoveEtcdMember(ctx context.Context, d *Data) error {
 		fmt.Fprintf(d.Out, "  [dryrun] would remove %s from the %d-member etcd cluster\n", what, len(members))
 		return nil
 	}
+	restoreAPIServer := d.retireAPIServer(ctx)
 	if err := mc.Remove(ctx, self.ID); err != nil {
 		if !d.Cfg.Force {
+			restoreAPIServer()
 			return hint.With(err, "retry the reset; or pass --force to reset anyway, and the member stays in the member list "+
 				"(remove it from another control-plane node: 'etcdctl member remove "+self.IDString()+"')")
 		}

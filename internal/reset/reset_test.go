@@ -63,8 +63,8 @@ func (f *fakeRuntime) ListContainers(_ context.Context, labels map[string]string
 	return []cri.Container{{ID: f.apiServer, State: cri.ContainerRunning}}, nil
 }
 func (f *fakeRuntime) StopContainer(_ context.Context, id string, grace time.Duration) error {
-	names, _ := os.ReadDir(f.fsys.Path(staticpod.Dir))
-	f.calls = append(f.calls, fmt.Sprintf("stop-container %s %s (%d manifests)", id, grace, len(names)))
+	f.calls = append(f.calls, fmt.Sprintf("stop-container %s %s (its manifest there: %v, etcd's: %v)", id, grace,
+		f.fsys.Exists(staticpod.Path(staticpod.APIServerName)), f.fsys.Exists(EtcdManifest)))
 	return nil
 }
 func (f *fakeRuntime) ContainerStatus(context.Context, string) (cri.ContainerStatus, error) {
@@ -451,9 +451,10 @@ func TestResetControlPlane(t *testing.T) {
 		t.Errorf("etcd connections %q, want %q", e.etcd.opened, want)
 	}
 	wantOut := `[preflight] done in 0s
+  removed /etc/kubernetes/manifests/kube-apiserver.yaml first: the API server stops while its etcd member still serves it
   removed etcd member "cp1" (ID b, peer URL https://10.77.0.10:2380) from the etcd cluster: 2 members remain
 [remove-etcd-member] done in 0s
-  removed the static Pod manifests in /etc/kubernetes/manifests: etcd.yaml, kube-apiserver.yaml, kube-controller-manager.yaml, kube-scheduler.yaml
+  removed the static Pod manifests in /etc/kubernetes/manifests: etcd.yaml, kube-controller-manager.yaml, kube-scheduler.yaml
   stopped and removed 3 pod sandbox(es): kube-system/etcd-cp1, kube-system/kube-apiserver-cp1, kube-system/coredns-abc
   unmounted 2 mount(s) below /var/lib/kubelet
   deleted the contents of /etc/kubernetes/pki, /var/lib/kubelet, /var/lib/etcd, /var/lib/dockershim
@@ -714,7 +715,15 @@ func TestRemoveEtcdMember(t *testing.T) {
 			if err != nil {
 				t.Fatalf("%v\n%s", err, e.out.String())
 			}
-			if got := strings.SplitAfterN(e.out.String(), "[remove-etcd-member]", 2)[0]; got != c.wantLine+"[remove-etcd-member]" {
+			got := strings.SplitAfterN(e.out.String(), "[remove-etcd-member]", 2)[0]
+			// The API server goes first whenever a removal is attempted (see TestResetStopsTheAPIServerFirst).
+			const retired = "  removed /etc/kubernetes/manifests/kube-apiserver.yaml first: the API server stops while its etcd member still serves it\n"
+			attempted := strings.Contains(c.wantLine, "removed etcd member") ||
+				(strings.Contains(c.wantLine, "the member stays in the member list") && !strings.Contains(c.wantLine, "could not read the etcd member list"))
+			if strings.Contains(got, retired) != attempted {
+				t.Errorf("the API server's manifest removed first: %v, want %v:\n%s", strings.Contains(got, retired), attempted, got)
+			}
+			if got = strings.Replace(got, retired, "", 1); got != c.wantLine+"[remove-etcd-member]" {
 				t.Errorf("output:\n%s\nwant:\n%s", got, c.wantLine)
 			}
 			if c.left != "" && !slices.Contains(d.left, c.left) {
@@ -1010,20 +1019,37 @@ func TestRemoveAllRetriedUnmountsAVolumeMountedAgain(t *testing.T) {
 }
 
 // The API server is stopped with SIGTERM, after its manifest is gone and before the sandboxes are torn down, so that
-// it takes itself out of the cluster's endpoints instead of being killed.
+// it takes itself out of the cluster's endpoints instead of being killed: on a node whose etcd member leaves a larger
+// cluster, before the member is removed (its local etcd must still serve it for that), otherwise in cleanup-node.
 func TestResetStopsTheAPIServerFirst(t *testing.T) {
-	e := newEnv(t, node(etcdManifest("cp1", "cp1=https://10.77.0.10:2380", "/var/lib/etcd")))
-	e.etcd = &fakeEtcd{members: members("cp1")}
-	e.rt.apiServer = "c0ffee0123456789"
-	if _, err := e.run(t, config.ResetConfiguration{Force: true}); err != nil {
-		t.Fatalf("%v\n%s", err, e.out.String())
-	}
-	i := slices.Index(e.rt.calls, "stop-container c0ffee0123456789 10s (0 manifests)")
-	first := slices.IndexFunc(e.rt.calls, func(c string) bool { return strings.HasPrefix(c, "stop ") })
-	if i < 0 || first < 0 || i > first {
-		t.Fatalf("the API server was not stopped with its manifest gone and before the sandboxes: calls %q", e.rt.calls)
-	}
-	if !strings.Contains(e.out.String(), "stopped the API server (container c0ffee012345") {
-		t.Errorf("reset does not say it stopped the API server:\n%s", e.out.String())
+	for _, c := range []struct {
+		name    string
+		members []string
+		want    string
+	}{
+		{"member of a larger etcd cluster", []string{"cp0", "cp1", "cp2"}, "stop-container c0ffee0123456789 10s (its manifest there: false, etcd's: true)"},
+		{"only etcd member", []string{"cp1"}, "stop-container c0ffee0123456789 10s (its manifest there: false, etcd's: false)"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			e := newEnv(t, node(etcdManifest("cp1", "cp1=https://10.77.0.10:2380", "/var/lib/etcd")))
+			e.etcd = &fakeEtcd{members: members(c.members...)}
+			e.rt.apiServer = "c0ffee0123456789"
+			stopsAtRemove := -1
+			e.etcd.onRemove = func() { stopsAtRemove = len(e.rt.calls) }
+			if _, err := e.run(t, config.ResetConfiguration{Force: true}); err != nil {
+				t.Fatalf("%v\n%s", err, e.out.String())
+			}
+			i := slices.Index(e.rt.calls, c.want)
+			first := slices.IndexFunc(e.rt.calls, func(c string) bool { return strings.HasPrefix(c, "stop ") })
+			if i < 0 || first < 0 || i > first {
+				t.Fatalf("the API server was not stopped as %q before the sandboxes: calls %q", c.want, e.rt.calls)
+			}
+			if len(c.members) > 1 && stopsAtRemove != i+1 {
+				t.Errorf("the etcd member was removed after %d runtime calls, want right after the API server stopped (call %d): %q", stopsAtRemove, i, e.rt.calls)
+			}
+			if !strings.Contains(e.out.String(), "stopped the API server (container c0ffee012345") {
+				t.Errorf("reset does not say it stopped the API server:\n%s", e.out.String())
+			}
+		})
 	}
 }

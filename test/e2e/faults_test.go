@@ -6,6 +6,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"encoding/pem"
 	"fmt"
 	"io"
@@ -19,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/yaml"
 )
 
@@ -27,49 +29,9 @@ import (
 // was in, and a hint to reset; `kubeboot reset` must then empty the node again (the next init is the caller's).
 func checkInitInterrupted(t *testing.T, initConfig string, sig syscall.Signal, marker string) {
 	t.Helper()
-	ctx := t.Context()
-	cmd := execLab(ctx, "exec", cp1, "--", kubeboot, "init", "--config", initConfig)
-	pr, pw := io.Pipe()
-	cmd.Stdout, cmd.Stderr = pw, pw
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	var mu sync.Mutex
-	var out strings.Builder
-	reached := make(chan struct{})
-	scanned := make(chan struct{})
-	go func() {
-		defer close(scanned)
-		seen := false
-		sc := bufio.NewScanner(pr)
-		for sc.Scan() {
-			mu.Lock()
-			out.WriteString(sc.Text() + "\n")
-			mu.Unlock()
-			if !seen && strings.Contains(sc.Text(), marker) {
-				seen = true
-				close(reached)
-			}
-		}
-	}()
-	exited := make(chan error, 1)
-	go func() {
-		err := cmd.Wait()
-		pw.Close()
-		exited <- err
-	}()
-	output := func() string {
-		mu.Lock()
-		defer mu.Unlock()
-		return out.String()
-	}
-	select {
-	case <-reached:
-	case err := <-exited:
-		t.Fatalf("init ended (%v) before its output said %q:\n%s", err, marker, output())
-	case <-time.After(3 * time.Minute):
-		t.Fatalf("init did not say %q within 3 minutes:\n%s", marker, output())
-	}
+	run := startInNode(t, cp1, kubeboot, "init", "--config", initConfig)
+	exited, output := run.exited, run.output
+	run.waitFor(t, marker)
 	pid := kubebootPID(t, "init", "--config", initConfig)
 	if pid == 0 {
 		t.Fatalf("init said %q but no kubeboot init process runs", marker)
@@ -84,7 +46,7 @@ func checkInitInterrupted(t *testing.T, initConfig string, sig syscall.Signal, m
 	case <-time.After(30 * time.Second):
 		t.Fatalf("kubeboot init still runs 30 s after %v:\n%s", sig, output())
 	}
-	<-scanned
+	<-run.scanned
 	took := time.Since(sent)
 	t.Logf("kubeboot init, sent %v once it said %q, ended in %s (%v):\n%s", sig, marker, took.Round(time.Millisecond), err, output())
 	if err == nil {
@@ -282,4 +244,212 @@ func wholeFile(name string, b []byte) string {
 		}
 	}
 	return ""
+}
+
+// inNodeRun is a command running in a lab node whose output is read as it comes.
+type inNodeRun struct {
+	what    string
+	exited  chan error    // its exit, once
+	scanned chan struct{} // closed once its whole output is read
+	mu      sync.Mutex
+	out     strings.Builder
+}
+
+// startInNode starts args in node; what it prints is kept (output) and can be waited for (waitFor).
+func startInNode(t *testing.T, node string, args ...string) *inNodeRun {
+	t.Helper()
+	r := &inNodeRun{what: filepath.Base(args[0]) + " " + args[1], exited: make(chan error, 1), scanned: make(chan struct{})}
+	cmd := execLab(t.Context(), append([]string{"exec", node, "--"}, args...)...)
+	pr, pw := io.Pipe()
+	cmd.Stdout, cmd.Stderr = pw, pw
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		defer close(r.scanned)
+		sc := bufio.NewScanner(pr)
+		for sc.Scan() {
+			r.mu.Lock()
+			r.out.WriteString(sc.Text() + "\n")
+			r.mu.Unlock()
+		}
+	}()
+	go func() {
+		err := cmd.Wait()
+		pw.Close()
+		r.exited <- err
+	}()
+	return r
+}
+
+func (r *inNodeRun) output() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.out.String()
+}
+
+// waitFor waits until a line of the output contains marker; the command ending first, or 3 minutes, fail the test.
+func (r *inNodeRun) waitFor(t *testing.T, marker string) {
+	t.Helper()
+	deadline := time.After(3 * time.Minute)
+	for !strings.Contains(r.output(), marker) {
+		select {
+		case err := <-r.exited:
+			r.exited <- err // for the caller
+			<-r.scanned
+			if strings.Contains(r.output(), marker) {
+				return
+			}
+			t.Fatalf("%s ended (%v) before its output said %q:\n%s", r.what, err, marker, r.output())
+		case <-deadline:
+			t.Fatalf("%s did not say %q within 3 minutes:\n%s", r.what, marker, r.output())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// checkJoinKubeletKilled is a row of issue 19's fault table: a worker's kubeboot join (p, on a reset node) whose
+// kubelet is killed (SIGKILL) as soon as it runs, while the join waits for its TLS bootstrap, before it has its
+// client certificate. The supervisor starts the kubelet again, as systemd's Restart=always does, and the join must
+// then complete and the Node turn Ready; the node is reset afterwards.
+func checkJoinKubeletKilled(t *testing.T, p joinParams) {
+	t.Helper()
+	ctx := t.Context()
+	file := filepath.Join(nodeDir(p.node), "e2e-join.yaml")
+	if err := os.WriteFile(file, []byte(joinConfig(p)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	run := startInNode(t, p.node, kubeboot, "join", "--config", file)
+	run.waitFor(t, "waiting for the kubelet's TLS bootstrap")
+	pidFile := filepath.Join(nodeDir(p.node), "kubelet.pid")
+	pid := 0
+	if !poll(ctx, 30*time.Second, func() bool { pid = readPIDFile(pidFile); return pid > 0 }) {
+		t.Fatalf("no kubelet started on %s within 30 s of the join's kubelet-start:\n%s", p.node, run.output())
+	}
+	if _, err := os.Stat(nodeHostPath(p.node, "/etc/kubernetes/kubelet.conf")); !os.IsNotExist(err) {
+		t.Fatalf("the kubelet already has its kubelet.conf (%v): too late to kill it during its TLS bootstrap", err)
+	}
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatalf("kill the kubelet (pid %d): %v", pid, err)
+	}
+	killed := time.Since(start)
+	if !poll(ctx, 10*time.Second, func() bool { return syscall.Kill(pid, 0) != nil }) {
+		t.Fatalf("the kubelet (pid %d) still runs 10 s after SIGKILL", pid)
+	}
+	var err error
+	select {
+	case err = <-run.exited:
+	case <-time.After(5 * time.Minute):
+		t.Fatalf("the join still runs 5 minutes after its kubelet was killed:\n%s", run.output())
+	}
+	<-run.scanned
+	t.Logf("kubeboot join, its kubelet (pid %d) killed %s after the join started, before it had its certificate; join ended after %s (%v):\n%s",
+		pid, killed.Round(time.Millisecond), time.Since(start).Round(100*time.Millisecond), err, run.output())
+	if err != nil {
+		t.Fatalf("the join failed after its kubelet was killed and started again: %v", err)
+	}
+	if !poll(ctx, 2*time.Minute, func() bool {
+		var n corev1.Node
+		return kubectl(ctx, &n, "get", "node", p.node, "-o", "json") == nil && nodeReady(n)
+	}) {
+		t.Fatalf("Node %s not Ready 2m after its join", p.node)
+	}
+	if s := kubeconfigServer(t, nodeHostPath(p.node, "/etc/kubernetes/kubelet.conf")); s == "" {
+		t.Errorf("%s's kubelet.conf names no server", p.node)
+	}
+	t.Logf("FIGURE a worker join whose kubelet was killed during its TLS bootstrap: Node Ready %s after the join started", time.Since(start).Round(100*time.Millisecond))
+	resetWorker(t, kubeboot, p.node)
+}
+
+// etcdLeader is the name of the etcd leader, as `kubeboot etcd status -o json` on node reports it.
+func etcdLeader(t *testing.T, node string) string {
+	t.Helper()
+	cmd := execLab(t.Context(), "exec", node, "--", kubeboot, "etcd", "status", "-o", "json")
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("kubeboot etcd status on %s: %v\n%s", node, err, out)
+	}
+	var st []struct {
+		Name     string `json:"name"`
+		IsLeader bool   `json:"isLeader"`
+	}
+	if err := json.Unmarshal(out, &st); err != nil {
+		t.Fatalf("kubeboot etcd status -o json on %s: %v\n%s", node, err, out)
+	}
+	for _, m := range st {
+		if m.IsLeader {
+			return m.Name
+		}
+	}
+	t.Fatalf("no etcd leader in the status on %s:\n%s", node, out)
+	return ""
+}
+
+// checkJoinEtcdLeaderKilled is a row of issue 19's fault table: node's `kubeboot join --control-plane` (joinFile;
+// the node reset, its Node deleted) has the etcd leader's process killed (its container stopped without grace, the
+// kubelet starts it again) once the join's learner is in the member list. The join must either succeed, with every
+// control plane in want a voting member, or fail and take its learner out, leaving the others as voting members
+// and no learner; a failed join is then reset. Either way no ghost member is left.
+func checkJoinEtcdLeaderKilled(t *testing.T, node, joinFile string, want ...struct{ name, ip string }) {
+	t.Helper()
+	ctx := t.Context()
+	var from string
+	var others []struct{ name, ip string }
+	for _, w := range want {
+		if w.name != node {
+			others = append(others, w)
+			if from == "" {
+				from = w.name
+			}
+		}
+	}
+	leader := etcdLeader(t, from)
+	if leader == node {
+		t.Fatalf("the joining %s leads etcd", node)
+	}
+	start := time.Now()
+	run := startInNode(t, node, kubeboot, "join", "--config", joinFile)
+	run.waitFor(t, "as a learner at")
+	out, err := inNode(ctx, leader, "crictl", "ps", "--name", "^etcd$", "-q")
+	ids := strings.Fields(out)
+	if err != nil || len(ids) != 1 {
+		t.Fatalf("the etcd container of the leader %s: %v %q", leader, err, out)
+	}
+	if out, err := inNode(ctx, leader, "crictl", "stop", "--timeout", "0", ids[0]); err != nil {
+		t.Fatalf("kill the etcd of the leader %s: %v\n%s", leader, err, out)
+	}
+	killed := time.Since(start)
+	var joinErr error
+	select {
+	case joinErr = <-run.exited:
+	case <-time.After(6 * time.Minute):
+		t.Fatalf("the join still runs 6 minutes after the etcd leader was killed:\n%s", run.output())
+	}
+	<-run.scanned
+	t.Logf("kubeboot join --control-plane on %s, the etcd leader %s killed %s after it started, once its learner was added; it ended after %s (%v):\n%s",
+		node, leader, killed.Round(time.Millisecond), time.Since(start).Round(100*time.Millisecond), joinErr, run.output())
+	// etcd and the API servers settle: the killed member is started again by its kubelet.
+	var members []etcdMember
+	if !poll(ctx, 2*time.Minute, func() bool {
+		cmd := execLab(ctx, "exec", from, "--", kubeboot, "etcd", "status")
+		return cmd.Run() == nil
+	}) {
+		t.Logf("etcd not all healthy 2m after the join ended")
+	}
+	members = etcdMembers(t, from)
+	if joinErr == nil {
+		t.Logf("FIGURE etcd leader killed during a control-plane join: the join succeeded (%s)", time.Since(start).Round(100*time.Millisecond))
+		checkMembers(t, members, want...)
+	} else {
+		t.Logf("FIGURE etcd leader killed during a control-plane join: the join failed cleanly (%s)", time.Since(start).Round(100*time.Millisecond))
+		checkMembers(t, members, others...)
+	}
+	// The node goes back to reset for what follows, whichever way the join ended.
+	if out, err := inNode(ctx, node, kubeboot, "reset", "-f"); err != nil {
+		t.Fatalf("kubeboot reset on %s after the join: %v\n%s", node, err, out)
+	}
+	if joinErr == nil {
+		checkMembers(t, etcdMembers(t, from), others...)
+	}
 }

@@ -272,6 +272,10 @@ func TestKubebootJoin(t *testing.T) {
 		})
 	}
 
+	// Issue 19's fault table.
+	t.Run("the kubelet killed during the join's TLS bootstrap: the join completes and the Node turns Ready", func(t *testing.T) {
+		checkJoinKubeletKilled(t, good)
+	})
 	t.Run("join wall time to Node Ready next to upstream kubeadm, same node", func(t *testing.T) {
 		kb := joinWithConfig(t, kubeboot, good)
 		resetWorker(t, kubeboot, "kblab-w2")
