@@ -9,6 +9,7 @@ import (
 	"encoding/pem"
 	"fmt"
 	"net/url"
+	"unicode/utf8"
 
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
@@ -33,7 +34,8 @@ const anonymousUser = "system:anonymous"
 // Joining nodes (kubeadm's and ours) require exactly one cluster and verify the JWS over these bytes.
 func Kubeconfig(serverURL string, caPEM []byte) ([]byte, error) {
 	u, err := url.Parse(serverURL)
-	if err != nil || u.Scheme != "https" || u.Host == "" || u.Hostname() == "" {
+	// Not valid UTF-8, the URL cannot go through the kubeconfig's YAML as it is (found by FuzzKubeconfig).
+	if err != nil || !utf8.ValidString(serverURL) || u.Scheme != "https" || u.Host == "" || u.Hostname() == "" {
 		return nil, fmt.Errorf("cluster-info: server %q is not an https://host[:port] URL; check controlPlaneEndpoint and localAPIEndpoint", serverURL)
 	}
 	if err := checkCA(caPEM); err != nil {
