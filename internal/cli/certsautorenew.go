@@ -10,6 +10,7 @@ import (
 
 	"kubeboot.dev/kubeboot/internal/autorenew"
 	"kubeboot.dev/kubeboot/internal/kubelet"
+	"kubeboot.dev/kubeboot/internal/nodeenv"
 	"kubeboot.dev/kubeboot/internal/nodefs"
 )
 
@@ -23,7 +24,7 @@ type autoRenewDeps struct {
 
 func hostAutoRenewDeps() autoRenewDeps {
 	return autoRenewDeps{
-		binary:     thisExecutable,
+		binary:     nodeenv.Executable,
 		hostname:   os.Hostname,
 		initSystem: kubelet.DetectInitSystem,
 	}

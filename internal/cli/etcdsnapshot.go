@@ -111,7 +111,7 @@ func hostSnapshotDeps() snapshotDeps {
 			return rt, func() { rt.Close() }, nil
 		},
 		now:        time.Now,
-		executable: thisExecutable,
+		executable: nodeenv.Executable,
 		run:        kubelet.RunCommand,
 	}
 }

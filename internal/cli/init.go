@@ -158,7 +158,7 @@ func (o *initOptions) data(stdout io.Writer) (*initflow.Data, error) {
 		Env:         nodeenv.Host(fsys, stdout),
 		Cfg:         cfg,
 		Clients:     &initflow.FileClients{FS: fsys, Kubeconfig: o.kubeconfig},
-		Executable:  thisExecutable,
+		Executable:  nodeenv.Executable,
 		Hostname:    hostname,
 		DryRun:      dry,
 		UploadCerts: o.uploadCerts,

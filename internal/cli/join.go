@@ -122,7 +122,7 @@ func (o *joinOptions) data(stdout io.Writer, args []string) (*joinflow.Data, err
 		Hostname:        hostname,
 		SystemdResolved: host.SystemdResolvedActive != nil && host.SystemdResolvedActive(),
 		DryRun:          dry,
-		Executable:      thisExecutable,
+		Executable:      nodeenv.Executable,
 	}, nil
 }
 

@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"strconv"
 
 	"github.com/spf13/cobra"
@@ -110,16 +109,6 @@ func addGlobalFlags(root *cobra.Command) {
 	pf.VarP(&v, "v", "v", "number for the log level verbosity (accepted for kubeadm compatibility)")
 	var vmodule moduleSpec
 	pf.Var(&vmodule, "vmodule", "comma-separated list of pattern=N settings for file-filtered logging (accepted for kubeadm compatibility)")
-}
-
-// thisExecutable is the resolved path of the running kubeboot, which the timers of auto-renew and snapshot
-// schedule run.
-func thisExecutable() (string, error) {
-	p, err := os.Executable()
-	if err != nil {
-		return "", err
-	}
-	return filepath.EvalSymlinks(p)
 }
 
 // rootfsOf is the global --rootfs of the command line cmd runs in.

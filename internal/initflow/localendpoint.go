@@ -11,6 +11,7 @@ import (
 
 	"kubeboot.dev/kubeboot/internal/config"
 	"kubeboot.dev/kubeboot/internal/localendpoint"
+	"kubeboot.dev/kubeboot/internal/nodeenv"
 	"kubeboot.dev/kubeboot/internal/uploadconfig"
 )
 
@@ -34,7 +35,7 @@ func (d *Data) executable() (string, error) {
 	if d.Executable != nil {
 		return d.Executable()
 	}
-	return localendpoint.Executable()
+	return nodeenv.Executable()
 }
 
 // runLocalEndpoint installs the running kubeboot on the node and writes the static Pod of the node-local API

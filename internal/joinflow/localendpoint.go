@@ -18,6 +18,7 @@ import (
 	"kubeboot.dev/kubeboot/internal/loadbalancer"
 	"kubeboot.dev/kubeboot/internal/localendpoint"
 	"kubeboot.dev/kubeboot/internal/nodebootstrap"
+	"kubeboot.dev/kubeboot/internal/nodeenv"
 	"kubeboot.dev/kubeboot/internal/pki"
 	"kubeboot.dev/kubeboot/internal/uploadconfig"
 	"kubeboot.dev/kubeboot/internal/waiter"
@@ -154,7 +155,7 @@ func (d *Data) executable() (string, error) {
 	if d.Executable != nil {
 		return d.Executable()
 	}
-	return localendpoint.Executable()
+	return nodeenv.Executable()
 }
 
 // waitLocalBootstrap is kubelet-wait-bootstrap when kubeboot did the TLS bootstrap itself: the kubelet answers

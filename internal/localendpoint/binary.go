@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
@@ -71,15 +70,6 @@ func InstallBinary(fs nodefs.FS, src, dst string) error {
 		return fmt.Errorf("install kubeboot for the node-local API endpoint: %w", err)
 	}
 	return nil
-}
-
-// Executable is the running kubeboot, symlinks resolved: what the endpoint's static Pod runs once installed.
-func Executable() (string, error) {
-	p, err := os.Executable()
-	if err != nil {
-		return "", err
-	}
-	return filepath.EvalSymlinks(p)
 }
 
 // Install installs the kubeboot at src as HostBinaryPath and writes the endpoint's static Pod, saying so on out.

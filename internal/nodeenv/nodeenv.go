@@ -7,6 +7,8 @@ package nodeenv
 import (
 	"context"
 	"io"
+	"os"
+	"path/filepath"
 
 	"kubeboot.dev/kubeboot/internal/cri"
 	"kubeboot.dev/kubeboot/internal/kubelet"
@@ -42,4 +44,14 @@ func Host(fsys nodefs.FS, out io.Writer) Env {
 		InitSystem:  kubelet.DetectInitSystem(fsys),
 		DialRuntime: cri.DialRuntime,
 	}
+}
+
+// Executable is the running kubeboot, symlinks resolved: what the timers of auto-renew and snapshot schedule run,
+// and what the node-local API endpoint's static Pod runs once installed.
+func Executable() (string, error) {
+	p, err := os.Executable()
+	if err != nil {
+		return "", err
+	}
+	return filepath.EvalSymlinks(p)
 }
