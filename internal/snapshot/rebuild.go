@@ -172,14 +172,9 @@ func rebuildPreflight(ctx context.Context, d *rebuildRun) error {
 	if err := d.Node.MkdirAll(parent, 0o755); err != nil {
 		return refused(err)
 	}
-	need := uint64(float64(meta.SnapshotSize) * spaceFactor)
-	free, err := d.Disk.Free(d.Node.Path(parent))
+	free, need, err := checkSpace(d.Disk, d.Node, d.m.DataDir, meta.SnapshotSize)
 	if err != nil {
-		return refused(fmt.Errorf("free space under %s: %w", parent, err))
-	}
-	if free < need {
-		return refused(fmt.Errorf("%w under %s for the new etcd data directory: %d bytes free, %d needed (1.5 times the snapshot's %d bytes)",
-			ErrNoSpace, parent, free, need, meta.SnapshotSize))
+		return refused(err)
 	}
 	d.say("no other member of the old cluster answers; %d bytes free for %d needed", free, need)
 	runner := workflow.Runner[*initflow.Data]{Phases: initflow.Phases(), Out: d.Out, Now: d.Now}

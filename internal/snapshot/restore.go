@@ -273,18 +273,32 @@ func restorePreflight(ctx context.Context, d *restoreRun) error {
 	if err := d.checkPeers(ctx, d.m, meta); err != nil {
 		return refused(err)
 	}
-	parent := path.Dir(d.m.DataDir)
-	need := uint64(float64(meta.SnapshotSize) * spaceFactor)
-	free, err := d.Disk.Free(d.Node.Path(parent))
+	free, need, err := checkSpace(d.Disk, d.Node, d.m.DataDir, meta.SnapshotSize)
 	if err != nil {
-		return refused(fmt.Errorf("free space under %s: %w", parent, err))
-	}
-	if free < need {
-		return refused(fmt.Errorf("%w under %s for the new etcd data directory: %d bytes free, %d needed (1.5 times the snapshot's %d bytes)",
-			ErrNoSpace, parent, free, need, meta.SnapshotSize))
+		return refused(err)
 	}
 	d.say("no other member of the old cluster answers; %d bytes free for %d needed", free, need)
 	return nil
+}
+
+// checkSpace refuses when the new data directory for a snapshot of size bytes would not fit on the filesystem it
+// goes to: the data directory's own when it exists (a mount point, etcd on its own disk, is restored into
+// itself; a plain directory is on its parent's filesystem anyway), else its parent's.
+func checkSpace(disk Disk, fsys nodefs.FS, dataDir string, size int64) (free, need uint64, err error) {
+	where := dataDir
+	if !fsys.Exists(dataDir) {
+		where = path.Dir(dataDir)
+	}
+	need = uint64(float64(size) * spaceFactor)
+	free, err = disk.Free(fsys.Path(where))
+	if err != nil {
+		return 0, need, fmt.Errorf("free space under %s: %w", where, err)
+	}
+	if free < need {
+		return free, need, fmt.Errorf("%w under %s for the new etcd data directory: %d bytes free, %d needed (1.5 times the snapshot's %d bytes)",
+			ErrNoSpace, where, free, need, size)
+	}
+	return free, need, nil
 }
 
 // restoreStopEtcd moves the etcd manifest to StoppedManifest, unless it is there already, and waits until the kubelet

@@ -189,7 +189,7 @@ func TestRestoreOrderOfEffects(t *testing.T) {
 	}
 	wantLog := []string{
 		"reach https://10.77.0.11:2379 https://10.77.0.12:2379",
-		"free /var/lib",
+		"free /var/lib/etcd", // the data directory exists: its own filesystem, which a mount point (etcd on its own disk) restores into
 		"list containers kube-system/etcd",
 		`restore into /var/lib/etcd as cp1=https://10.77.0.10:2380 token ""`,
 		"probe etcd",
@@ -308,7 +308,7 @@ func TestRestoreRefusalsChangeNothing(t *testing.T) {
 		{
 			name:  "no space",
 			setup: func(t *testing.T, n *restoreNode, _ *Restorer) { n.fx.free = 100_000 },
-			want:  "phase restore/preflight: refusing to restore, nothing was changed: not enough free disk space under /var/lib for the new etcd data directory: 100000 bytes free, 116736 needed (1.5 times the snapshot's 77824 bytes)",
+			want:  "phase restore/preflight: refusing to restore, nothing was changed: not enough free disk space under /var/lib/etcd for the new etcd data directory: 100000 bytes free, 116736 needed (1.5 times the snapshot's 77824 bytes)",
 			is:    ErrNoSpace,
 		},
 	} {
@@ -423,5 +423,46 @@ func TestRestoreRestartsTheAPIServer(t *testing.T) {
 	}
 	if !strings.Contains(out.String(), "stopped the API server's container c0ffee, which served the cluster before the restore; the kubelet starts a new one") {
 		t.Errorf("output:\n%s", out.String())
+	}
+}
+
+// diskAt records where free space was asked for.
+type diskAt struct {
+	free  uint64
+	asked []string
+}
+
+func (d *diskAt) Free(p string) (uint64, error) {
+	d.asked = append(d.asked, p)
+	return d.free, nil
+}
+
+// The free space that counts is the filesystem the new data directory goes to: the data directory's own when it
+// exists (a mount point is restored into itself), its parent's when it does not.
+func TestCheckSpaceMeasuresWhereTheDataGoes(t *testing.T) {
+	fsys := nodefs.Memory()
+	if err := fsys.MkdirAll("/var/lib/etcd", 0o700); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		dataDir, asked string
+		free           uint64
+		wantErr        bool
+	}{
+		{"/var/lib/etcd", "/var/lib/etcd", 1500, false},
+		{"/var/lib/etcd", "/var/lib/etcd", 1499, true},
+		{"/var/lib/etcd-new", "/var/lib", 1 << 20, false},
+	} {
+		d := &diskAt{free: tc.free}
+		free, need, err := checkSpace(d, fsys, tc.dataDir, 1000)
+		if len(d.asked) != 1 || d.asked[0] != fsys.Path(tc.asked) {
+			t.Errorf("%s: free space asked for %q, want %q", tc.dataDir, d.asked, fsys.Path(tc.asked))
+		}
+		if need != 1500 || free != tc.free {
+			t.Errorf("%s: free %d need %d, want %d and 1500", tc.dataDir, free, need, tc.free)
+		}
+		if (err != nil) != tc.wantErr || (err != nil && (!errors.Is(err, ErrNoSpace) || !strings.Contains(err.Error(), "under "+tc.asked+" "))) {
+			t.Errorf("%s with %d free: error %v, want an ErrNoSpace naming %s: %v", tc.dataDir, tc.free, err, tc.asked, tc.wantErr)
+		}
 	}
 }
