@@ -66,12 +66,14 @@ var haControlPlanes = []struct{ name, ip string }{{"kblab-cp1", "10.77.0.11"}, {
 // runs a Deployment and reads etcd's health without it; brings it back, and resets the third control plane,
 // whose etcd member must go with it.
 func TestHA(t *testing.T) {
+	// kubeadm's cluster comes first: kubeboot's snapshot rows restore an archive of it, another cluster's.
+	otherArchive := filepath.Join(t.TempDir(), "kubeadm-cluster.tar.gz")
 	for _, bs := range haBootstrappers() {
-		t.Run(bs, func(t *testing.T) { testHA(t, bs) })
+		t.Run(bs, func(t *testing.T) { testHA(t, bs, otherArchive) })
 	}
 }
 
-func testHA(t *testing.T, bootstrapper string) {
+func testHA(t *testing.T, bootstrapper, otherArchive string) {
 	ctx := t.Context()
 	tool := filepath.Join(binDir, bootstrapper)
 	cp1, cp2, cp3 := haControlPlanes[0], haControlPlanes[1], haControlPlanes[2]
@@ -129,6 +131,27 @@ func testHA(t *testing.T, bootstrapper string) {
 			checkTurnGivenBack(t)
 		}
 	})
+
+	if bootstrapper == "kubeadm" {
+		t.Run("kubeboot etcd snapshot save on upstream kubeadm's cluster", func(t *testing.T) {
+			const file = "/var/lib/kubeboot/e2e-kubeadm-cluster.tar.gz"
+			out, err := inNode(ctx, cp1.name, kubeboot, "etcd", "snapshot", "save", file)
+			t.Logf("kubeboot etcd snapshot save on kubeadm's %s (%v):\n%s", cp1.name, err, out)
+			if err != nil {
+				t.Fatalf("etcd snapshot save: %v", err)
+			}
+			if out, err := inNode(ctx, cp1.name, kubeboot, "etcd", "snapshot", "verify", file); err != nil {
+				t.Fatalf("etcd snapshot verify: %v\n%s", err, out)
+			}
+			b, err := os.ReadFile(nodeHostPath(cp1.name, file))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(otherArchive, b, 0o600); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
 
 	t.Run("every API server answers /readyz directly, with the endpoint in its certificate", func(t *testing.T) {
 		for _, cp := range haControlPlanes {
@@ -363,7 +386,7 @@ func testHA(t *testing.T, bootstrapper string) {
 
 	if bootstrapper == "kubeboot" {
 		ok = t.Run("etcd snapshot: saved objects come back after a restore on cp1, cp2 and cp3 rejoin", func(t *testing.T) {
-			checkSnapshotRestoreHA(t, cp2Admin)
+			checkSnapshotRestoreHA(t, cp2Admin, otherArchive)
 		})
 		if !ok {
 			t.FailNow()

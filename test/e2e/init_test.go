@@ -143,6 +143,7 @@ func TestKubebootInit(t *testing.T) {
 
 	t.Run("certs check-expiration: upstream kubeadm's tables are kubeboot's", func(t *testing.T) { checkExpirationAgrees(t, cp1) })
 	t.Run("certs renew all --restart: every component comes back serving its new certificate", func(t *testing.T) { checkRenewRestart(t, cp1, cp1IP) })
+	t.Run("security: every private key after certs renew 0600, in directories no other user can list", func(t *testing.T) { checkKeyModes(t, cp1) })
 	t.Run("certs renew --if-expires-within: nothing due on a fresh node; auto-renew install without systemd prints the cron line", func(t *testing.T) {
 		before, _ := os.ReadFile(nodeHostPath(cp1, "/etc/kubernetes/pki/apiserver.crt"))
 		out, err := inNode(ctx, cp1, kubeboot, "certs", "renew", "all", "--if-expires-within", "720h", "--restart")
@@ -159,6 +160,9 @@ func TestKubebootInit(t *testing.T) {
 	})
 	t.Run("upgrade within the release: plan by both tools, apply by kubeboot and by upstream kubeadm, node on the worker", func(t *testing.T) {
 		checkUpgradeSameRelease(t, cp1, "kblab-w1")
+	})
+	t.Run("upgrade rollback: a kube-apiserver that cannot start is put back within the timeout, the cluster healthy", func(t *testing.T) {
+		checkUpgradeRollback(t, cp1)
 	})
 
 	t.Run("init twice is refused and the cluster keeps running", func(t *testing.T) {

@@ -68,6 +68,30 @@ func labJoinParams(t *testing.T, node, ip string) joinParams {
 	return joinParams{node: node, ip: ip, endpoint: cp1IP + ":6443", token: tok[1], hash: hash[1]}
 }
 
+// checkJoinRefused runs kubeboot join with p on its node, which must refuse it with an error containing want,
+// without showing the token's secret and without writing anything on the node.
+func checkJoinRefused(t *testing.T, p joinParams, want string) {
+	t.Helper()
+	file := filepath.Join(nodeDir(p.node), "e2e-bad-join.yaml")
+	if err := os.WriteFile(file, []byte(joinConfig(p)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	before := filesOf(t, p.node)
+	out, err := inNode(t.Context(), p.node, kubeboot, "join", "--config", file)
+	if err == nil {
+		t.Fatalf("join succeeded:\n%s", out)
+	}
+	if !strings.Contains(out, want) {
+		t.Errorf("join output lacks %q:\n%s", want, out)
+	}
+	if strings.Contains(out, p.token[7:]) {
+		t.Errorf("the output shows the token secret:\n%s", out)
+	}
+	if files := filesOf(t, p.node); files != before {
+		t.Fatalf("a refused join wrote on %s:\nbefore:\n%s\nafter:\n%s", p.node, before, files)
+	}
+}
+
 // resetWorker resets a worker with tool and deletes its Node, so that it can join again.
 func resetWorker(t *testing.T, tool, node string) {
 	t.Helper()
@@ -188,6 +212,9 @@ func TestKubebootJoin(t *testing.T) {
 
 	good := labJoinParams(t, "kblab-w2", "10.77.0.22")
 	t.Run("reset undoes the join", func(t *testing.T) { resetWorker(t, kubeboot, "kblab-w2") })
+	t.Run("security: init --dry-run and join --dry-run on an empty node write no key material", func(t *testing.T) {
+		checkDryRunsWriteNoKeys(t, good)
+	})
 
 	// Every refusal below must leave the node exactly as reset left it: no files at all.
 	newToken := func(t *testing.T, args ...string) string {
@@ -249,26 +276,18 @@ func TestKubebootJoin(t *testing.T) {
 		}, "10.77.0.11:6444"},
 	}
 	for _, r := range refusals {
-		t.Run("refused: "+r.name, func(t *testing.T) {
-			p := r.p(t)
-			file := filepath.Join(nodeDir(p.node), "e2e-bad-join.yaml")
-			if err := os.WriteFile(file, []byte(joinConfig(p)), 0o600); err != nil {
-				t.Fatal(err)
+		t.Run("refused: "+r.name, func(t *testing.T) { checkJoinRefused(t, r.p(t), r.want) })
+	}
+	// Issue 19's security rows for discovery: a fake API server in kblab-w1, met over the lab's network.
+	for _, a := range discoveryAttacks(good, "kblab-w1", "10.77.0.21") {
+		t.Run("security, refused: "+a.name, func(t *testing.T) {
+			p, fake, reads := a.serve(t)
+			checkJoinRefused(t, p, a.want)
+			// The attack really happened: the join read the fake server's cluster-info as far as the row says.
+			if got := fake.reads(); got != reads {
+				t.Errorf("the fake API server answered cluster-info %d times, want %d:\n%s", got, reads, fake.run.output())
 			}
-			before := filesOf(t, p.node)
-			out, err := inNode(ctx, p.node, kubeboot, "join", "--config", file)
-			if err == nil {
-				t.Fatalf("join succeeded:\n%s", out)
-			}
-			if !strings.Contains(out, r.want) {
-				t.Errorf("join output lacks %q:\n%s", r.want, out)
-			}
-			if strings.Contains(out, p.token[7:]) {
-				t.Errorf("the output shows the token secret:\n%s", out)
-			}
-			if files := filesOf(t, p.node); files != before {
-				t.Fatalf("a refused join wrote on %s:\nbefore:\n%s\nafter:\n%s", p.node, before, files)
-			}
+			t.Logf("the fake API server in kblab-w1:\n%s", fake.run.output())
 		})
 	}
 

@@ -34,6 +34,9 @@ var (
 )
 
 func TestMain(m *testing.M) {
+	if len(os.Args) > 1 && os.Args[1] == fakeAPIServerArg {
+		os.Exit(runFakeAPIServer(os.Args[2:]))
+	}
 	os.Exit(func() int {
 		wd, err := os.Getwd()
 		if err != nil {

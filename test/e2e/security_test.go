@@ -11,6 +11,9 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
+
+	"kubeboot.dev/kubeboot/internal/testutil/keyleak"
 )
 
 // secretRoots are the node directories where init, join and the kubelet keep private keys and kubeconfigs.
@@ -172,3 +175,93 @@ func checkNoSecretsInLogs(t *testing.T, nodes ...string) {
 	}
 	t.Logf("%d secrets looked for in %d lines of %d kubeboot logs: only in the %d lines of join instructions", len(secrets), lines, len(logs), shown)
 }
+
+// checkDryRunsWriteNoKeys is a row of issue 19's security table on a real, empty node (a reset worker): `init
+// --dry-run` (with the control plane's configuration, made this node's) and a worker `join --dry-run` (p, with
+// real discovery against the cluster) generate keys and credentials in memory only. Neither changes a file of
+// the node, neither prints key material, and no file written while they ran, in the node's directories or in
+// the machine's temporary directories, holds key material or the token's secret.
+func checkDryRunsWriteNoKeys(t *testing.T, p joinParams) {
+	t.Helper()
+	node := p.node
+	initDoc, err := os.ReadFile(filepath.Join(nodeDir(cp1), "kubeboot-init.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	initDoc = bytes.ReplaceAll(bytes.ReplaceAll(initDoc, []byte(cp1IP), []byte(p.ip)), []byte(cp1), []byte(node))
+	initFile := filepath.Join(nodeDir(node), "e2e-dry-run-init.yaml")
+	joinFile := filepath.Join(nodeDir(node), "e2e-dry-run-join.yaml")
+	if err := os.WriteFile(initFile, initDoc, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(joinFile, []byte(joinConfig(p)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	secret := p.token[7:]
+	for _, run := range []struct {
+		name string
+		args []string
+		want []string // lines the dry run must print: it did generate what it hides
+	}{
+		{"init", []string{"init", "--dry-run", "--config", initFile}, []string{
+			"[dryrun]   -rw------- /etc/kubernetes/pki/apiserver.key (",
+			"[dryrun]   -rw------- /etc/kubernetes/pki/ca.key (",
+			"[dryrun]   -rw------- /etc/kubernetes/admin.conf (",
+		}},
+		{"join", []string{"join", "--dry-run", "--config", joinFile}, []string{
+			"[dryrun]   -rw------- /etc/kubernetes/bootstrap-kubelet.conf (",
+		}},
+	} {
+		before := filesOf(t, node)
+		start := time.Now()
+		out, err := inNode(t.Context(), node, append([]string{kubeboot}, run.args...)...)
+		if err != nil {
+			t.Fatalf("kubeboot %s --dry-run on %s: %v\n%s", run.name, node, err, out)
+		}
+		for _, w := range run.want {
+			if !strings.Contains(out, w) {
+				t.Errorf("kubeboot %s --dry-run printed no %q:\n%s", run.name, w, out)
+			}
+		}
+		if keyleak.In([]byte(out)) {
+			t.Errorf("kubeboot %s --dry-run printed key material:\n%s", run.name, out)
+		}
+		if run.name == "join" && strings.Contains(out, secret) {
+			t.Errorf("kubeboot join --dry-run printed the token's secret:\n%s", out)
+		}
+		if after := filesOf(t, node); after != before {
+			t.Errorf("kubeboot %s --dry-run changed %s:\nbefore:\n%s\nafter:\n%s", run.name, node, before, after)
+		}
+		var scanned int
+		var found []string
+		roots := []string{"/tmp", "/var/tmp", "/dev/shm"}
+		for _, d := range dryRunRoots {
+			roots = append(roots, nodeHostPath(node, d))
+		}
+		for _, root := range roots {
+			_ = filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+				if err != nil || !d.Type().IsRegular() {
+					return nil
+				}
+				fi, err := d.Info()
+				if err != nil || fi.ModTime().Before(start) {
+					return nil
+				}
+				scanned++
+				b, err := os.ReadFile(path)
+				if err == nil && (keyleak.In(b) || bytes.Contains(b, []byte(secret))) {
+					found = append(found, path)
+				}
+				return nil
+			})
+		}
+		if len(found) > 0 {
+			t.Errorf("kubeboot %s --dry-run: files written while it ran hold key material or the token's secret: %q", run.name, found)
+		}
+		t.Logf("kubeboot %s --dry-run on %s: %d lines printed, node unchanged, %d files written meanwhile under %v, none with key material", run.name, node, strings.Count(out, "\n"), scanned, roots)
+	}
+}
+
+// dryRunRoots are a node's own directories where a run of kubeboot could leave files (those of lab/node's
+// BoundDirs that kubeboot writes).
+var dryRunRoots = []string{"/etc/kubernetes", "/var/lib/kubelet", "/var/lib/kubeboot", "/var/lib/etcd", "/run/containerd"}

@@ -3,11 +3,13 @@
 package e2e
 
 import (
+	"context"
 	"crypto/tls"
 	"fmt"
 	"net"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -29,7 +31,7 @@ const (
 // saved with `etcd snapshot save` on cp1, then deleted and replaced by other objects; a restore while the other
 // members run is refused; with their etcd stopped, cp1 restores and cp2 and cp3 rejoin. The saved objects are back,
 // the later ones gone, and the cluster is whole.
-func checkSnapshotRestoreHA(t *testing.T, kubeconfig string) {
+func checkSnapshotRestoreHA(t *testing.T, kubeconfig, otherArchive string) {
 	ctx := t.Context()
 	cp1, cp2, cp3 := haControlPlanes[0], haControlPlanes[1], haControlPlanes[2]
 	cs := clientFor(t, kubeconfig)
@@ -83,6 +85,27 @@ func checkSnapshotRestoreHA(t *testing.T, kubeconfig string) {
 		t.Fatalf("%d saved ConfigMaps left after deleting them", n)
 	}
 
+	t.Run("refused: a snapshot of another cluster (upstream kubeadm's, saved by kubeboot), nothing stopped", func(t *testing.T) {
+		b, err := os.ReadFile(otherArchive)
+		if err != nil {
+			t.Skipf("no archive of TestHA/kubeadm's cluster (%v): this row needs TestHA run whole", err)
+		}
+		const other = "/var/lib/kubeboot/e2e-other-cluster.tar.gz"
+		if err := os.WriteFile(nodeHostPath(cp1.name, other), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		out, err := inNode(ctx, cp1.name, kubeboot, "etcd", "snapshot", "restore", other)
+		if err == nil || !strings.Contains(out, "refusing to restore, nothing was changed") || !strings.Contains(out, "snapshot of another cluster") || !strings.Contains(out, "--force") {
+			t.Fatalf("restore of another cluster's archive: %v, want a refusal naming another cluster and --force:\n%s", err, out)
+		}
+		t.Logf("refused:\n%s", out)
+		if _, err := os.Stat(nodeHostPath(cp1.name, "/etc/kubernetes/manifests/etcd.yaml")); err != nil {
+			t.Errorf("the refused restore moved etcd's manifest: %v", err)
+		}
+		if n := countConfigMaps(t, cs, "after"); n != 20 {
+			t.Errorf("after the refused restore the API lists %d of the 20 later ConfigMaps", n)
+		}
+	})
 	t.Run("refused: restore while the other members run (split brain), nothing stopped", func(t *testing.T) {
 		out, err := inNode(ctx, cp1.name, kubeboot, "etcd", "snapshot", "restore", snapshotFile)
 		if err == nil || !strings.Contains(out, cp2.name) || !strings.Contains(out, cp3.name) {
@@ -126,6 +149,11 @@ func checkSnapshotRestoreHA(t *testing.T, kubeconfig string) {
 	}
 
 	checkMembers(t, etcdMembers(t, cp2.name), cp1, cp2, cp3)
+	t.Run("security: every private key of the restored and rejoined control planes 0600, in directories no other user can list", func(t *testing.T) {
+		for _, cp := range haControlPlanes {
+			checkKeyModes(t, cp.name)
+		}
+	})
 	if n := countConfigMaps(t, cs, "before"); n != snapshotObjects {
 		t.Errorf("%d of the %d saved ConfigMaps are back", n, snapshotObjects)
 	}
@@ -238,14 +266,20 @@ func listening(addr string) bool {
 	return true
 }
 
-// disasterFile is the archive the disaster row saves; /var/lib/kubeboot is node-private and reset leaves it.
-const disasterFile = "/var/lib/kubeboot/e2e-disaster.tar.gz"
+// The disaster row's files; /var/lib/kubeboot is node-private and reset leaves it.
+const (
+	disasterKey = "/var/lib/kubeboot/e2e-snapshot.key"
+	disasterDir = "/var/lib/kubeboot/e2e-scheduled"
+)
 
 // checkDisasterRebuild is issue 17's disaster proof on TestKubebootJoin's cluster (one control plane, kubeboot's,
-// and workers): an archive is saved, the control plane's machine wiped with `kubeboot reset` (its PKI, kubeconfig
-// files, manifests, kubelet settings and /var/lib/etcd gone), and the control plane rebuilt from the archive alone
-// with this machine's InitConfiguration. The worker is Ready again without joining anew, and a Pod on it kept
-// running throughout: a file written into its container before the wipe is still there after.
+// and workers). The archives are the scheduled ones: `etcd snapshot schedule --keep 2` with an encryption key
+// prints, on a node without systemd, the cron line, whose command runs three times; the two newest archives stay.
+// Then the control plane's machine is wiped with `kubeboot reset` (its PKI, kubeconfig files, manifests, kubelet
+// settings and /var/lib/etcd gone); a truncated archive, the wrong key and a full disk are refused with the machine
+// untouched; and the control plane is rebuilt from the newest archive alone with this machine's
+// InitConfiguration. The worker is Ready again without joining anew, and a Pod on it kept running throughout: a
+// file written into its container before the wipe is still there after.
 func checkDisasterRebuild(t *testing.T, worker string) {
 	ctx := t.Context()
 	pod := runningPodOn(t, "app=e2e-web", worker)
@@ -253,18 +287,68 @@ func checkDisasterRebuild(t *testing.T, worker string) {
 	if out, err := lab(ctx, "kubectl", "exec", pod.Name, "--", "sh", "-c", "echo '"+marker+"' > /tmp/e2e-marker"); err != nil {
 		t.Fatalf("write the marker into %s: %v\n%s", pod.Name, err, out)
 	}
-	if out, err := lab(ctx, "kubectl", "create", "configmap", "e2e-disaster-before", "--from-literal=saved=yes"); err != nil {
-		t.Fatalf("create ConfigMap e2e-disaster-before: %v\n%s", err, out)
-	}
 
-	start := time.Now()
-	out, err := inNode(ctx, cp1, kubeboot, "etcd", "snapshot", "save", disasterFile)
-	t.Logf("kubeboot etcd snapshot save on %s (%s):\n%s", cp1, time.Since(start).Round(10*time.Millisecond), out)
+	key, err := inNode(ctx, cp1, kubeboot, "certs", "certificate-key")
 	if err != nil {
-		t.Fatalf("etcd snapshot save: %v", err)
+		t.Fatalf("kubeboot certs certificate-key: %v\n%s", err, key)
 	}
-	if !strings.Contains(out, "[snapshot] saved") || strings.Contains(out, "holds no") {
-		t.Fatalf("the archive lacks the cluster's configuration:\n%s", out)
+	if err := os.WriteFile(nodeHostPath(cp1, disasterKey), []byte(strings.TrimSpace(key)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	save := scheduledSave(t, cp1)
+	var disasterFile string
+	t.Run("scheduled saves: the cron line's command, run three times, keeps the two newest archives, encrypted and 0600", func(t *testing.T) {
+		for i := range 3 {
+			if i == 2 {
+				// The last save holds an object the others do not.
+				if out, err := lab(ctx, "kubectl", "create", "configmap", "e2e-disaster-before", "--from-literal=saved=yes"); err != nil {
+					t.Fatalf("create ConfigMap e2e-disaster-before: %v\n%s", err, out)
+				}
+			}
+			start := time.Now()
+			out, err := inNode(ctx, cp1, "sh", "-c", save)
+			if err != nil {
+				t.Fatalf("the scheduled command (%s): %v\n%s", save, err, out)
+			}
+			t.Logf("scheduled save %d (%s)", i+1, time.Since(start).Round(10*time.Millisecond))
+			time.Sleep(1100 * time.Millisecond) // archives are named by the second
+		}
+		entries, err := os.ReadDir(nodeHostPath(cp1, disasterDir))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var names []string
+		for _, e := range entries {
+			names = append(names, e.Name())
+			fi, err := e.Info()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if fi.Mode().Perm() != 0o600 {
+				t.Errorf("%s/%s is %v, want 0600", disasterDir, e.Name(), fi.Mode().Perm())
+			}
+		}
+		if len(names) != 2 {
+			t.Fatalf("%s holds %q after three saves with --keep 2, want the two newest", disasterDir, names)
+		}
+		disasterFile = filepath.Join(disasterDir, names[1]) // sorted by name, that is by time
+		if out, err := inNode(ctx, cp1, kubeboot, "etcd", "snapshot", "verify", disasterFile); err == nil {
+			t.Errorf("verify without the key passed: the archive is not encrypted:\n%s", out)
+		}
+		out, err := inNode(ctx, cp1, kubeboot, "etcd", "snapshot", "verify", disasterFile, "--encryption-key-file", disasterKey)
+		if err != nil {
+			t.Fatalf("verify %s with the key: %v\n%s", disasterFile, err, out)
+		}
+		t.Logf("kubeboot etcd snapshot verify %s:\n%s", disasterFile, out)
+	})
+	if disasterFile == "" {
+		t.FailNow()
+	}
+	// A plain archive too, for the truncation row: an encrypted one that is cut short fails its authentication
+	// like a wrong key.
+	const plainFile = "/var/lib/kubeboot/e2e-plain.tar.gz"
+	if out, err := inNode(ctx, cp1, kubeboot, "etcd", "snapshot", "save", plainFile); err != nil {
+		t.Fatalf("etcd snapshot save %s: %v\n%s", plainFile, err, out)
 	}
 
 	if out, err := inNode(ctx, cp1, kubeboot, "reset", "-f"); err != nil {
@@ -285,8 +369,24 @@ func checkDisasterRebuild(t *testing.T, worker string) {
 		t.Fatal(err)
 	}
 
+	// refusedRebuild runs a rebuild that must be refused with want, leaving the wiped machine as it is.
+	refusedRebuild := func(t *testing.T, want string, args ...string) {
+		t.Helper()
+		before := filesOf(t, cp1)
+		out, err := inNode(ctx, cp1, append([]string{kubeboot, "etcd", "snapshot", "restore", "--config", initFile}, args...)...)
+		if err == nil || !strings.Contains(out, "refusing to restore, nothing was changed") || !strings.Contains(out, want) {
+			t.Fatalf("kubeboot etcd snapshot restore %q: %v, want a refusal with %q:\n%s", args, err, want, out)
+		}
+		t.Logf("refused:\n%s", out)
+		if after := filesOf(t, cp1); after != before {
+			t.Errorf("the refused rebuild wrote on %s:\nbefore:\n%s\nafter:\n%s", cp1, before, after)
+		}
+		if _, err := os.Stat(nodeHostPath(cp1, "/var/lib/etcd/member")); !os.IsNotExist(err) {
+			t.Errorf("the refused rebuild made an etcd data directory (%v)", err)
+		}
+	}
 	t.Run("refused: a truncated archive, the machine untouched", func(t *testing.T) {
-		data, err := os.ReadFile(nodeHostPath(cp1, disasterFile))
+		data, err := os.ReadFile(nodeHostPath(cp1, plainFile))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -294,21 +394,33 @@ func checkDisasterRebuild(t *testing.T, worker string) {
 		if err := os.WriteFile(nodeHostPath(cp1, truncated), data[:len(data)*2/3], 0o600); err != nil {
 			t.Fatal(err)
 		}
-		before := filesOf(t, cp1)
-		out, err := inNode(ctx, cp1, kubeboot, "etcd", "snapshot", "restore", truncated, "--config", initFile)
-		if err == nil || !strings.Contains(out, "refusing to restore, nothing was changed") || !strings.Contains(out, "corrupt or truncated") {
-			t.Fatalf("restore of a truncated archive: %v, want a refusal:\n%s", err, out)
+		refusedRebuild(t, "corrupt or truncated", truncated)
+	})
+	t.Run("refused: the archive with another key, the machine untouched", func(t *testing.T) {
+		const wrongKey = "/var/lib/kubeboot/e2e-wrong.key"
+		if err := os.WriteFile(nodeHostPath(cp1, wrongKey), []byte(strings.Repeat("0f", 32)+"\n"), 0o600); err != nil {
+			t.Fatal(err)
 		}
-		if after := filesOf(t, cp1); after != before {
-			t.Errorf("the refused rebuild wrote on %s:\nbefore:\n%s\nafter:\n%s", cp1, before, after)
+		refusedRebuild(t, "the encryption key does not decrypt the archive", disasterFile, "--encryption-key-file", wrongKey)
+	})
+	t.Run("refused: no room for the etcd data directory (a 64 KiB tmpfs on /var/lib/etcd), the machine untouched", func(t *testing.T) {
+		if out, err := inNode(ctx, cp1, "mount", "-t", "tmpfs", "-o", "size=64k,mode=0700", "kblab-e2e-full", "/var/lib/etcd"); err != nil {
+			t.Fatalf("mount a small tmpfs on cp1's /var/lib/etcd: %v\n%s", err, out)
 		}
-		if _, err := os.Stat(nodeHostPath(cp1, "/var/lib/etcd/member")); !os.IsNotExist(err) {
-			t.Errorf("the refused rebuild made an etcd data directory (%v)", err)
+		defer func() {
+			if out, err := inNode(context.WithoutCancel(ctx), cp1, "umount", "/var/lib/etcd"); err != nil {
+				t.Errorf("umount cp1's /var/lib/etcd: %v\n%s", err, out)
+			}
+		}()
+		// The fault is in place: the data directory's filesystem is the small tmpfs.
+		if out, err := inNode(ctx, cp1, "df", "--output=fstype,size", "/var/lib/etcd"); err != nil || !strings.Contains(out, "tmpfs") {
+			t.Fatalf("cp1's /var/lib/etcd is not the small tmpfs (%v):\n%s", err, out)
 		}
+		refusedRebuild(t, "not enough free disk space under /var/lib/etcd", disasterFile, "--encryption-key-file", disasterKey)
 	})
 
-	start = time.Now()
-	out, err = inNode(ctx, cp1, kubeboot, "etcd", "snapshot", "restore", disasterFile, "--config", initFile)
+	start := time.Now()
+	out, err := inNode(ctx, cp1, kubeboot, "etcd", "snapshot", "restore", disasterFile, "--config", initFile, "--encryption-key-file", disasterKey)
 	took := time.Since(start)
 	t.Logf("kubeboot etcd snapshot restore on the wiped %s (%s):\n%s", cp1, took.Round(10*time.Millisecond), out)
 	if err != nil {
@@ -317,6 +429,7 @@ func checkDisasterRebuild(t *testing.T, worker string) {
 	t.Logf("FIGURE control plane rebuilt from an archive alone on a wiped machine, to the control plane healthy: %s", took.Round(10*time.Millisecond))
 
 	checkMembers(t, etcdMembers(t, cp1), struct{ name, ip string }{cp1, cp1IP})
+	t.Run("security: every private key of the rebuilt control plane 0600, in directories no other user can list", func(t *testing.T) { checkKeyModes(t, cp1) })
 	checkNodesReady(t, cp1, "kblab-w1", "kblab-w2")
 	waitControlPlaneReady(t)
 	var cm corev1.ConfigMap
@@ -378,4 +491,28 @@ func initDocument(t *testing.T, file string) []byte {
 	}
 	t.Fatalf("%s has no InitConfiguration:\n%s", file, b)
 	return nil
+}
+
+// scheduledSave is the command of the cron line that `etcd snapshot schedule` prints on node (which has no
+// systemd) for saves into disasterDir every hour, two kept, encrypted with disasterKey.
+func scheduledSave(t *testing.T, node string) string {
+	t.Helper()
+	out, err := inNode(t.Context(), node, kubeboot, "etcd", "snapshot", "schedule", disasterDir, "--every", "1h", "--keep", "2", "--encryption-key-file", disasterKey)
+	if err != nil {
+		t.Fatalf("kubeboot etcd snapshot schedule: %v\n%s", err, out)
+	}
+	if _, err := os.Stat(nodeHostPath(node, "/run/systemd/system")); err == nil {
+		t.Fatalf("%s runs systemd: this row expects the cron line", node)
+	}
+	m := regexp.MustCompile(`(?m)^0 \* \* \* \* root (.*etcd snapshot save .*)$`).FindStringSubmatch(out)
+	if m == nil {
+		t.Fatalf("kubeboot etcd snapshot schedule printed no hourly cron line for root:\n%s", out)
+	}
+	for _, want := range []string{disasterDir, "--keep 2", "--encryption-key-file " + disasterKey} {
+		if !strings.Contains(m[1], want) {
+			t.Errorf("the cron line's command lacks %q: %s", want, m[1])
+		}
+	}
+	t.Logf("kubeboot etcd snapshot schedule on %s:\n%s", node, out)
+	return m[1]
 }

@@ -98,6 +98,96 @@ func checkUpgradeSameRelease(t *testing.T, cp, worker string) {
 	}
 }
 
+// checkUpgradeRollback is issue 16's rollback proof on a single control plane: `upgrade apply` to the running
+// release with a patch that gives the new kube-apiserver a flag it does not know (so its manifest changes and
+// the new Pod cannot start) must fail within the configured timeout (timeouts.upgradeManifests: 1m), name the
+// API server with its container's log, put its old manifest back byte for byte, and leave the cluster healthy on
+// the manifests it ran before.
+func checkUpgradeRollback(t *testing.T, cp string) {
+	ctx := t.Context()
+	v := release.DefaultVersion()
+	patches := filepath.Join(nodeDir(cp), "e2e-rollback-patches")
+	if err := os.MkdirAll(patches, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	// The lab's own patches (the kubelet's) stay, so that only the API server's manifest changes.
+	entries, err := os.ReadDir(filepath.Join(nodeDir(cp), "patches"))
+	if err != nil && !os.IsNotExist(err) {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		b, err := os.ReadFile(filepath.Join(nodeDir(cp), "patches", e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(patches, e.Name()), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const badFlag = "--e2e-no-such-flag=1"
+	if err := os.WriteFile(filepath.Join(patches, "kube-apiserver+json.json"),
+		[]byte(`[{"op": "add", "path": "/spec/containers/0/command/-", "value": "`+badFlag+`"}]`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	const timeout = time.Minute
+	cfg := filepath.Join(nodeDir(cp), "e2e-rollback-upgrade.yaml")
+	if err := os.WriteFile(cfg, []byte(fmt.Sprintf(`apiVersion: kubeadm.k8s.io/v1beta4
+kind: UpgradeConfiguration
+apply:
+  imagePullPolicy: Never
+  patches: {directory: %s}
+timeouts:
+  upgradeManifests: %s
+`, patches, timeout)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	manifest := nodeHostPath(cp, "/etc/kubernetes/manifests/kube-apiserver.yaml")
+	before, err := os.ReadFile(manifest)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	start := time.Now()
+	run := startInNode(t, cp, kubeboot, "upgrade", "apply", v, "-y", "--config", cfg)
+	// The fault is in place: the kubelet was given the API server's manifest with the unknown flag.
+	if !poll(ctx, 2*time.Minute, func() bool {
+		b, _ := os.ReadFile(manifest)
+		return strings.Contains(string(b), badFlag)
+	}) {
+		t.Fatalf("the API server's manifest never held %s:\n%s", badFlag, run.output())
+	}
+	err = <-run.exited
+	<-run.scanned
+	took := time.Since(start)
+	out := run.output()
+	t.Logf("kubeboot upgrade apply with a broken kube-apiserver (%s, %v):\n%s", took.Round(10*time.Millisecond), err, out)
+	if err == nil {
+		t.Fatalf("upgrade apply with an API server that cannot start succeeded")
+	}
+	for _, want := range []string{
+		"kube-apiserver",
+		"timed out after " + timeout.String(),
+		"unknown flag: --e2e-no-such-flag",
+		"kubeboot has put back the earlier manifests of kube-apiserver",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("the failed upgrade's output lacks %q", want)
+		}
+	}
+	// Bounded: the wait for the new Pod, the rollback's wait for the old one, and the steps before them.
+	if took > 2*timeout+2*time.Minute {
+		t.Errorf("the failed upgrade took %s with timeouts.upgradeManifests %s", took.Round(time.Second), timeout)
+	}
+	if after, err := os.ReadFile(manifest); err != nil || string(after) != string(before) {
+		t.Errorf("the API server's manifest after the rollback (%v) is not the one before:\n%s", err, after)
+	}
+	waitControlPlaneReady(t)
+	if out, err := lab(ctx, "kubectl", "get", "--raw", "/readyz"); err != nil || strings.TrimSpace(out) != "ok" {
+		t.Errorf("API after the rollback: %v %q", err, out)
+	}
+	t.Logf("FIGURE upgrade apply with a kube-apiserver that cannot start, to its rollback done (timeouts.upgradeManifests %s): %s", timeout, took.Round(10*time.Millisecond))
+}
+
 // TestUpgrade brings up an HA cluster at the oldest release kubeboot deploys (three control planes joined at once
 // and a worker, all by kubeboot), checks it runs that release, then upgrades it to the default release as an
 // operator would, with writes flowing through the endpoint the whole time: the next release's images and kubeboot on
@@ -208,6 +298,12 @@ func TestUpgrade(t *testing.T) {
 		checkMembers(t, etcdMembers(t, cp1), haControlPlanes...)
 	})
 	t.Run("CoreDNS answers a Pod on the worker", func(t *testing.T) { checkDNSAndServiceIPAt(t, haWorker, to.Version) })
+	t.Run("security: every private key after the upgrade 0600, in directories no other user can list", func(t *testing.T) {
+		for _, cp := range haControlPlanes {
+			checkKeyModes(t, cp.name)
+		}
+		checkKeyModes(t, haWorker)
+	})
 }
 
 // checkKubeletVersions checks that every Node's kubelet reports version.
