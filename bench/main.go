@@ -27,15 +27,17 @@ func main() {
 
 func run(ctx context.Context, args []string) error {
 	if len(args) == 0 {
-		return fmt.Errorf("usage: bench render [-n N] | bench lab [-n N] [-joiners N]")
+		return fmt.Errorf("usage: bench render [-n N] | bench lab [-n N] [-joiners N] | bench upgrade [-n N]")
 	}
 	switch args[0] {
 	case "render":
 		return render(ctx, args[1:])
 	case "lab":
 		return benchLab(ctx, args[1:])
+	case "upgrade":
+		return benchUpgrade(ctx, args[1:])
 	default:
-		return fmt.Errorf("unknown benchmark %q: known are render, lab", args[0])
+		return fmt.Errorf("unknown benchmark %q: known are render, lab, upgrade", args[0])
 	}
 }
 
