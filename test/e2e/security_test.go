@@ -232,8 +232,15 @@ func checkDryRunsWriteNoKeys(t *testing.T, p joinParams) {
 		if after := filesOf(t, node); after != before {
 			t.Errorf("kubeboot %s --dry-run changed %s:\nbefore:\n%s\nafter:\n%s", run.name, node, before, after)
 		}
+		// A canary written now, with key material, which the scan below must find: it sees what was written
+		// while the dry run ran.
+		canary := nodeHostPath(node, "/var/lib/kubeboot/e2e-dry-run-canary")
+		if err := os.WriteFile(canary, []byte("-----BEGIN PRIVATE KEY-----\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
 		var scanned int
 		var found []string
+		sawCanary := false
 		roots := []string{"/tmp", "/var/tmp", "/dev/shm"}
 		for _, d := range dryRunRoots {
 			roots = append(roots, nodeHostPath(node, d))
@@ -249,16 +256,23 @@ func checkDryRunsWriteNoKeys(t *testing.T, p joinParams) {
 				}
 				scanned++
 				b, err := os.ReadFile(path)
-				if err == nil && (keyleak.In(b) || bytes.Contains(b, []byte(secret))) {
+				switch {
+				case path == canary:
+					sawCanary = keyleak.In(b)
+				case err == nil && (keyleak.In(b) || bytes.Contains(b, []byte(secret))):
 					found = append(found, path)
 				}
 				return nil
 			})
 		}
+		_ = os.Remove(canary)
+		if !sawCanary {
+			t.Fatalf("the scan for key material did not see the canary %s written during the run", canary)
+		}
 		if len(found) > 0 {
 			t.Errorf("kubeboot %s --dry-run: files written while it ran hold key material or the token's secret: %q", run.name, found)
 		}
-		t.Logf("kubeboot %s --dry-run on %s: %d lines printed, node unchanged, %d files written meanwhile under %v, none with key material", run.name, node, strings.Count(out, "\n"), scanned, roots)
+		t.Logf("kubeboot %s --dry-run on %s: %d lines printed, node unchanged, %d files written meanwhile under %v (the canary among them), none with key material", run.name, node, strings.Count(out, "\n"), scanned, roots)
 	}
 }
 

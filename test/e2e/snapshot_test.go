@@ -504,7 +504,7 @@ func scheduledSave(t *testing.T, node string) string {
 	if _, err := os.Stat(nodeHostPath(node, "/run/systemd/system")); err == nil {
 		t.Fatalf("%s runs systemd: this row expects the cron line", node)
 	}
-	m := regexp.MustCompile(`(?m)^0 \* \* \* \* root (.*etcd snapshot save .*)$`).FindStringSubmatch(out)
+	m := regexp.MustCompile(`(?m)^\S+ \S+ \* \* \* root (.*etcd snapshot save .*)$`).FindStringSubmatch(out)
 	if m == nil {
 		t.Fatalf("kubeboot etcd snapshot schedule printed no hourly cron line for root:\n%s", out)
 	}
