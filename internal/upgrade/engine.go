@@ -418,6 +418,7 @@ func (e *Engine) poll(ctx, wctx context.Context, f func() error) error {
 	}
 	t := time.NewTicker(interval)
 	defer t.Stop()
+	var last error
 	for {
 		err := f()
 		if err == nil {
@@ -426,9 +427,14 @@ func (e *Engine) poll(ctx, wctx context.Context, f func() error) error {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
+		// A call the deadline cut short says only that time ran out ("rate: Wait(n=1) would exceed context
+		// deadline"); the attempt before it says why the component was not running.
+		if wctx.Err() == nil || last == nil {
+			last = err
+		}
 		select {
 		case <-wctx.Done():
-			return err
+			return last
 		case <-t.C:
 		}
 	}

@@ -326,3 +326,22 @@ func manifestsOf(t *testing.T, fsys nodefs.FS) map[string][]byte {
 	}
 	return out
 }
+
+// A wait that times out reports why the component was not running, not the call the deadline cut short.
+func TestPollKeepsTheCauseBeforeTheDeadline(t *testing.T) {
+	e := &Engine{Interval: time.Millisecond}
+	wctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
+	defer cancel()
+	calls := 0
+	err := e.poll(t.Context(), wctx, func() error {
+		calls++
+		if calls < 3 {
+			return errors.New("dial tcp 127.0.0.1:6443: connect: connection refused")
+		}
+		<-wctx.Done()
+		return errors.New("client rate limiter Wait returned an error: rate: Wait(n=1) would exceed context deadline")
+	})
+	if err == nil || !strings.Contains(err.Error(), "connection refused") {
+		t.Fatalf("poll = %v, want the last error before the deadline (connection refused)", err)
+	}
+}
