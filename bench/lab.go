@@ -77,25 +77,14 @@ func benchLab(ctx context.Context, args []string) error {
 		return err
 	}
 	defer os.RemoveAll(work)
-	b := &labBench{lab: filepath.Join(work, "lab"), out: os.Stdout, tool: map[string]string{
-		"kubeboot": filepath.Join(labBinDir, "kubeboot"), "kubeadm": filepath.Join(labBinDir, "kubeadm")}}
-	if out, err := exec.CommandContext(ctx, "go", "build", "-o", b.lab, "./lab/cmd/lab").CombinedOutput(); err != nil {
-		return fmt.Errorf("build the lab: %v\n%s", err, out)
+	b, down, err := startLab(ctx, work, map[string]string{
+		"kubeboot": filepath.Join(labBinDir, "kubeboot"), "kubeadm": filepath.Join(labBinDir, "kubeadm")},
+		"bench lab: bringing up 2 control planes + 1 worker (kubeboot) ...",
+		"--control-planes", "2", "--workers", "1", "--bootstrapper", "kubeboot", "--worker-bootstrapper", "kubeboot")
+	if err != nil {
+		return err
 	}
-	if _, err := os.Stat(filepath.Join(labState, "lab.json")); err == nil {
-		return errors.New("a lab is up: take it down first (bin/lab down); the bench brings up its own")
-	}
-	fmt.Fprintln(b.out, "bench lab: bringing up 2 control planes + 1 worker (kubeboot) ...")
-	if out, err := b.run(ctx, "up", "--control-planes", "2", "--workers", "1", "--bootstrapper", "kubeboot", "--worker-bootstrapper", "kubeboot"); err != nil {
-		return fmt.Errorf("lab up: %v\n%s", err, out)
-	}
-	defer func() {
-		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Minute)
-		defer cancel()
-		if out, err := b.run(dctx, "down"); err != nil {
-			fmt.Fprintf(os.Stderr, "lab down: %v\n%s", err, out)
-		}
-	}()
+	defer down()
 	// The lab's own configs: cp1's is for an HA cluster (controlPlaneEndpoint on the lab's load balancer, a
 	// certificate key), cp2's joins it as a control plane. Rows 1, 2 and 4 use a single control plane: the same
 	// config without the endpoint and the key.
@@ -280,6 +269,31 @@ func benchLab(ctx context.Context, args []string) error {
 		return fmt.Errorf("kubeboot init for the concurrency run: %v\n%s", err, out)
 	}
 	return b.concurrentJoins(ctx, *joiners)
+}
+
+// startLab builds the lab binary into work and brings a lab up with upArgs, refusing when one is up already; down
+// takes it down again.
+func startLab(ctx context.Context, work string, tool map[string]string, say string, upArgs ...string) (b *labBench, down func(), err error) {
+	b = &labBench{lab: filepath.Join(work, "lab"), out: os.Stdout, tool: tool}
+	if out, err := exec.CommandContext(ctx, "go", "build", "-o", b.lab, "./lab/cmd/lab").CombinedOutput(); err != nil {
+		return nil, nil, fmt.Errorf("build the lab: %v\n%s", err, out)
+	}
+	if _, err := os.Stat(filepath.Join(labState, "lab.json")); err == nil {
+		return nil, nil, errors.New("a lab is up: take it down first (bin/lab down); the bench brings up its own")
+	}
+	fmt.Fprintln(b.out, say)
+	down = func() {
+		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Minute)
+		defer cancel()
+		if out, err := b.run(dctx, "down"); err != nil {
+			fmt.Fprintf(os.Stderr, "lab down: %v\n%s", err, out)
+		}
+	}
+	if out, err := b.run(ctx, append([]string{"up"}, upArgs...)...); err != nil {
+		down() // a lab that came partly up
+		return nil, nil, fmt.Errorf("lab up: %v\n%s", err, out)
+	}
+	return b, down, nil
 }
 
 func (b *labBench) run(ctx context.Context, args ...string) (string, error) {

@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"sort"
@@ -38,26 +37,13 @@ func benchUpgrade(ctx context.Context, args []string) error {
 	// kubeboot is one binary for every release (lab up builds it into the release's directory); kubeadm is the
 	// target release's, as its package would install it.
 	kubeboot := filepath.Join(labState, "bin", from.Version, "kubeboot")
-	b := &labBench{lab: filepath.Join(work, "lab"), out: os.Stdout, tool: map[string]string{
-		"kubeboot": kubeboot, "kubeadm": filepath.Join(labState, "bin", to.Version, "kubeadm")}}
-	if out, err := exec.CommandContext(ctx, "go", "build", "-o", b.lab, "./lab/cmd/lab").CombinedOutput(); err != nil {
-		return fmt.Errorf("build the lab: %v\n%s", err, out)
+	b, down, err := startLab(ctx, work, map[string]string{"kubeboot": kubeboot, "kubeadm": filepath.Join(labState, "bin", to.Version, "kubeadm")},
+		fmt.Sprintf("bench upgrade: bringing up 1 control plane at %s (kubeboot) ...", from.Version),
+		"--control-planes", "1", "--workers", "0", "--bootstrapper", "kubeboot", "--kubernetes-version", from.Version)
+	if err != nil {
+		return err
 	}
-	if _, err := os.Stat(filepath.Join(labState, "lab.json")); err == nil {
-		return errors.New("a lab is up: take it down first (bin/lab down); the bench brings up its own")
-	}
-	fmt.Fprintf(b.out, "bench upgrade: bringing up 1 control plane at %s (kubeboot) ...\n", from.Version)
-	if out, err := b.run(ctx, "up", "--control-planes", "1", "--workers", "0", "--bootstrapper", "kubeboot",
-		"--kubernetes-version", from.Version); err != nil {
-		return fmt.Errorf("lab up: %v\n%s", err, out)
-	}
-	defer func() {
-		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Minute)
-		defer cancel()
-		if out, err := b.run(dctx, "down"); err != nil {
-			fmt.Fprintf(os.Stderr, "lab down: %v\n%s", err, out)
-		}
-	}()
+	defer down()
 	if out, err := b.run(ctx, "images", "--kubernetes-version", to.Version, cpNode); err != nil {
 		return fmt.Errorf("lab images: %v\n%s", err, out)
 	}

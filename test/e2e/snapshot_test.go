@@ -85,6 +85,16 @@ func checkSnapshotRestoreHA(t *testing.T, kubeconfig, otherArchive string) {
 		t.Fatalf("%d saved ConfigMaps left after deleting them", n)
 	}
 
+	// nothingStopped: after a refused restore, etcd's manifest is in place and the API serves the objects of now.
+	nothingStopped := func(t *testing.T) {
+		t.Helper()
+		if _, err := os.Stat(nodeHostPath(cp1.name, "/etc/kubernetes/manifests/etcd.yaml")); err != nil {
+			t.Errorf("the refused restore moved etcd's manifest: %v", err)
+		}
+		if n := countConfigMaps(t, cs, "after"); n != 20 {
+			t.Errorf("after the refused restore the API lists %d of the 20 later ConfigMaps", n)
+		}
+	}
 	t.Run("refused: a snapshot of another cluster (upstream kubeadm's, saved by kubeboot), nothing stopped", func(t *testing.T) {
 		b, err := os.ReadFile(otherArchive)
 		if err != nil {
@@ -99,12 +109,7 @@ func checkSnapshotRestoreHA(t *testing.T, kubeconfig, otherArchive string) {
 			t.Fatalf("restore of another cluster's archive: %v, want a refusal naming another cluster and --force:\n%s", err, out)
 		}
 		t.Logf("refused:\n%s", out)
-		if _, err := os.Stat(nodeHostPath(cp1.name, "/etc/kubernetes/manifests/etcd.yaml")); err != nil {
-			t.Errorf("the refused restore moved etcd's manifest: %v", err)
-		}
-		if n := countConfigMaps(t, cs, "after"); n != 20 {
-			t.Errorf("after the refused restore the API lists %d of the 20 later ConfigMaps", n)
-		}
+		nothingStopped(t)
 	})
 	t.Run("refused: restore while the other members run (split brain), nothing stopped", func(t *testing.T) {
 		out, err := inNode(ctx, cp1.name, kubeboot, "etcd", "snapshot", "restore", snapshotFile)
@@ -112,12 +117,7 @@ func checkSnapshotRestoreHA(t *testing.T, kubeconfig, otherArchive string) {
 			t.Fatalf("restore with cp2 and cp3 running: %v, want a refusal naming both:\n%s", err, out)
 		}
 		t.Logf("refused:\n%s", out)
-		if _, err := os.Stat(nodeHostPath(cp1.name, "/etc/kubernetes/manifests/etcd.yaml")); err != nil {
-			t.Errorf("the refused restore moved etcd's manifest: %v", err)
-		}
-		if n := countConfigMaps(t, cs, "after"); n != 20 {
-			t.Errorf("after the refused restore the API lists %d of the 20 later ConfigMaps", n)
-		}
+		nothingStopped(t)
 	})
 
 	// The other members stop, as `restore` asks: their manifests leave the kubelet's directory.
