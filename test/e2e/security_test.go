@@ -232,8 +232,8 @@ func checkDryRunsWriteNoKeys(t *testing.T, p joinParams) {
 		if after := filesOf(t, node); after != before {
 			t.Errorf("kubeboot %s --dry-run changed %s:\nbefore:\n%s\nafter:\n%s", run.name, node, before, after)
 		}
-		// A canary written now, with key material, which the scan below must find: it sees what was written
-		// while the dry run ran.
+		// A canary with key material, written inside the window the scan below covers (files changed since the
+		// dry run started): the scan must find it, or it could not find what the dry run left either.
 		canary := nodeHostPath(node, "/var/lib/kubeboot/e2e-dry-run-canary")
 		if err := os.WriteFile(canary, []byte("-----BEGIN PRIVATE KEY-----\n"), 0o600); err != nil {
 			t.Fatal(err)
