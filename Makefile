@@ -1,5 +1,7 @@
 # Developer entry points. The lab needs root; it builds what it needs under /var/lib/kubeboot-lab.
 GO ?= go
+# bash: the e2e target needs pipefail.
+SHELL := /bin/bash
 LAB := bin/lab
 # Extra flags for `lab up`, e.g. make lab-up LAB_UP_FLAGS="--workers 1 --bootstrapper kubeadm"
 LAB_UP_FLAGS ?=
@@ -53,6 +55,8 @@ unit:
 fuzz:
 	GO=$(GO) FUZZTIME=$(FUZZTIME) hack/fuzz.sh
 
-# -count=1: a run that brings up a real cluster must never be answered from the test cache.
+# -count=1: a run that brings up a real cluster must never be answered from the test cache. The output is
+# go test -v's, followed by the output of each failed test (hack/testsummary), so the failure is in the tail.
 e2e:
-	$(GO) test -tags e2e -count=1 ./test/e2e -v -timeout 70m
+	$(GO) build -o bin/testsummary ./hack/testsummary
+	set -o pipefail; $(GO) test -tags e2e -count=1 ./test/e2e -json -timeout 70m | bin/testsummary

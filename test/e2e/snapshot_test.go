@@ -362,6 +362,9 @@ func checkDisasterRebuild(t *testing.T, worker string) {
 	if !poll(ctx, time.Minute, func() bool { return !listening(cp1IP + ":6443") }) {
 		t.Fatalf("the API server of %s still answers a minute after reset", cp1)
 	}
+	// The kubelet checkpoints its state into /var/lib/kubelet on its way out: the refusal rows compare that
+	// directory before and after, so it must have stopped first (CI once saw the first row fail in 0.3 s).
+	waitKubeletStopped(t, cp1)
 
 	// This machine's own part of init's configuration: the InitConfiguration the lab's init used.
 	initFile := filepath.Join(nodeDir(cp1), "e2e-rebuild-init.yaml")
