@@ -74,8 +74,8 @@ func hostUpgradeDeps() upgradeDeps {
 	}
 }
 
-// hostEngine reaches this node's mirror Pods through the API, its components' health endpoints, its container
-// runtime (diagnosis, and etcd's restart when only its certificates change) and its certificates.
+// hostEngine reaches this node's static Pods and their containers through its container runtime (their mirror
+// Pods through the API when the runtime cannot be reached), its components' health endpoints and its certificates.
 func hostEngine(ctx context.Context, d *upgrade.Data, kubeconfig string, renew bool, out io.Writer) (*upgrade.Engine, func(), error) {
 	cluster := d.Cluster()
 	name, err := upgrade.NodeNameFromKubeletConf(d.FS)
@@ -106,9 +106,15 @@ func hostEngine(ctx context.Context, d *upgrade.Data, kubeconfig string, renew b
 	}
 	done := func() {}
 	if !d.DryRun {
+		// Through the runtime the engine sees a new static Pod as soon as its container starts (RuntimeMirror);
+		// without it, through the mirror Pods.
 		if rt, err := cri.Dial(ctx, socket); err == nil {
+			e.Mirror = &upgrade.RuntimeMirror{Runtime: rt}
+			e.Containers = rt
 			e.Restart = &restart.Restarter{Runtime: rt, Probe: e.Probe, Cluster: nc, Out: out}
 			done = func() { rt.Close() }
+		} else {
+			fmt.Fprintf(out, "[upgrade] WARNING: %v; following the control plane's Pods through their mirror Pods instead\n", err)
 		}
 	}
 	return e, done, nil

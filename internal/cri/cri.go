@@ -453,6 +453,12 @@ type ContainerStopper interface {
 	StopContainer(ctx context.Context, id string, grace time.Duration) error
 }
 
+// APIServerStopGrace is what kubeboot gives a kube-apiserver whose Pod is being replaced (an upgrade, a restore) to
+// exit before it is killed. Its in-flight requests end within it; its watches would hold it for the kubelet's
+// whole grace period (30 s: kubeadm's manifests set none), and the kubelet starts the new Pod only once the old one
+// has stopped.
+const APIServerStopGrace = 5 * time.Second
+
 // RunningInKubeSystem returns the IDs of the running containers named name in kube-system's Pods: the kubelet labels
 // each container with its Pod's namespace and its own name, which for a static Pod of the control plane is the
 // component's (etcd, kube-apiserver, ...).

@@ -365,10 +365,6 @@ func restoreStartEtcd(ctx context.Context, d *restoreRun) error {
 	return nil
 }
 
-// apiServerStopGrace is what the API server gets to stop after a restore: what it serves is being replaced, and
-// its watches would hold it for the kubelet's whole grace period otherwise.
-const apiServerStopGrace = 5 * time.Second
-
 func restoreWaitAPIServer(ctx context.Context, d *restoreRun) error {
 	// This node's API server ran through the restore with its caches of the cluster before it: it is restarted, as
 	// the Kubernetes documentation asks of every API server after an etcd restore (TestHA once saw one that never
@@ -379,7 +375,7 @@ func restoreWaitAPIServer(ctx context.Context, d *restoreRun) error {
 			return fmt.Errorf("list the kube-apiserver containers: %w", err)
 		}
 		for _, id := range ids {
-			if err := s.StopContainer(ctx, id, apiServerStopGrace); err != nil {
+			if err := s.StopContainer(ctx, id, cri.APIServerStopGrace); err != nil {
 				return hint.With(fmt.Errorf("restart the API server: stop its container %.13s: %w", id, err), "etcd is restored and healthy; restart the API server with `crictl stop CONTAINER`")
 			}
 			d.say("stopped the API server's container %.13s, which served the cluster before the restore; the kubelet starts a new one", id)

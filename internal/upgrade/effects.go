@@ -12,6 +12,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"kubeboot.dev/kubeboot/internal/config"
+	"kubeboot.dev/kubeboot/internal/cri"
 	"kubeboot.dev/kubeboot/internal/pki"
 	"kubeboot.dev/kubeboot/internal/renewal"
 	"kubeboot.dev/kubeboot/internal/staticpod"
@@ -39,6 +40,40 @@ func (m *APIMirror) State(ctx context.Context, component string) (string, bool, 
 		}
 	}
 	return pod.Annotations[ConfigHashAnnotation], ready, nil
+}
+
+// RuntimeMirror reads this node's static Pods from the container runtime, as the kubelet runs them. The kubelet
+// labels each container with its Pod's UID, which for a static Pod is its config hash (the mirror Pod's
+// kubernetes.io/config.hash), so the runtime shows the new Pod the moment its container starts. The mirror Pod
+// turns Ready only after the first period of the startup probe and the kubelet's next status update (10 s and
+// more per component); the component's health endpoint, which the engine probes next, says the rest.
+type RuntimeMirror struct {
+	Runtime cri.ContainerLister
+}
+
+// State implements Mirror: the hash is that of the newest container of component in kube-system, running or not,
+// and ready means it runs. A component with no container at all is "", false, nil.
+func (m *RuntimeMirror) State(ctx context.Context, component string) (string, bool, error) {
+	cs, err := m.Runtime.ListContainers(ctx, map[string]string{cri.LabelPodNamespace: metav1.NamespaceSystem, cri.LabelContainerName: component})
+	if err != nil {
+		return "", false, err
+	}
+	var newest *cri.Container
+	for i := range cs {
+		c := &cs[i]
+		// A running container wins over any exited one: while the kubelet replaces a Pod, the old one's
+		// container may still be listed.
+		switch {
+		case newest == nil,
+			c.State == cri.ContainerRunning && newest.State != cri.ContainerRunning,
+			(c.State == cri.ContainerRunning) == (newest.State == cri.ContainerRunning) && c.CreatedAt.After(newest.CreatedAt):
+			newest = c
+		}
+	}
+	if newest == nil {
+		return "", false, nil
+	}
+	return newest.Labels[cri.LabelPodUID], newest.State == cri.ContainerRunning, nil
 }
 
 // certsOf are the certificates kubeadm's upgrade renews with each component (renewCertsByComponent).

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"kubeboot.dev/kubeboot/internal/config"
+	"kubeboot.dev/kubeboot/internal/cri"
 	"kubeboot.dev/kubeboot/internal/hint"
 	"kubeboot.dev/kubeboot/internal/nodefs"
 	"kubeboot.dev/kubeboot/internal/staticpod"
@@ -27,10 +28,12 @@ const (
 	ConfigHashAnnotation = "kubernetes.io/config.hash"
 )
 
-// Mirror reads the mirror Pods of this node's static Pods.
+// Mirror reads the static Pods of this node as the kubelet runs them: from the container runtime (RuntimeMirror)
+// or from their mirror Pods (APIMirror).
 type Mirror interface {
-	// State returns the kubernetes.io/config.hash of the mirror Pod of component on this node, and whether that
-	// Pod is Ready. A mirror Pod that does not exist (yet) is "", false, nil.
+	// State returns the config hash (kubernetes.io/config.hash) of component's static Pod on this node, and
+	// whether it runs: its container runs (RuntimeMirror), its mirror Pod is Ready (APIMirror). A Pod that does
+	// not exist (yet) is "", false, nil.
 	State(ctx context.Context, component string) (hash string, ready bool, err error)
 }
 
@@ -70,6 +73,9 @@ type Engine struct {
 	Renew Renewer
 	// Restart is nil when nothing can restart a component in place.
 	Restart Restarter
+	// Containers lists and stops this node's containers (*cri.Client); nil: the kubelet replaces the static Pods
+	// at its own pace (see hurry).
+	Containers Containers
 	// Out gets kubeadm's [upgrade/staticpods] lines, with times.
 	Out io.Writer
 	// Now is the clock; nil: time.Now.
@@ -80,6 +86,12 @@ type Engine struct {
 	Interval time.Duration
 	// DryRun renders and compares, and changes nothing.
 	DryRun bool
+}
+
+// Containers lists and stops containers (*cri.Client).
+type Containers interface {
+	cri.ContainerLister
+	cri.ContainerStopper
 }
 
 // Options of one upgrade.
@@ -142,7 +154,7 @@ type change struct {
 // kube-controller-manager and kube-scheduler, in that order. For each it renders the new manifest; an equal one is
 // left alone. Otherwise it renews the component's certificates, keeps the old manifest in the backup directory
 // (etcd's data in its own), writes the new one in place (atomically), and waits for the kubelet to run it (the
-// mirror Pod's config hash changes and the Pod turns Ready) and for the component's health endpoint to answer,
+// static Pod's config hash changes and it runs) and for the component's health endpoint to answer,
 // with no fixed waits. A component that is not up within the timeout is diagnosed through the CRI, and every
 // manifest replaced in this run is put back (etcd's data too when etcd failed) and waited for.
 func (e *Engine) Upgrade(ctx context.Context, t Target, opts Options) (*Result, error) {
@@ -216,7 +228,7 @@ func (e *Engine) Upgrade(ctx context.Context, t Target, opts Options) (*Result, 
 		}
 		hash, _, err := e.Mirror.State(ctx, c)
 		if err != nil {
-			return fail(fmt.Errorf("read the mirror Pod of %s: %w", c, err), false)
+			return fail(fmt.Errorf("read the static Pod of %s: %w", c, err), false)
 		}
 		ch.oldHash = hash
 		if e.Renew != nil {
@@ -227,14 +239,27 @@ func (e *Engine) Upgrade(ctx context.Context, t Target, opts Options) (*Result, 
 		if err := e.FS.WriteFile(path.Join(res.BackupDir, c+".yaml"), current[c], 0o600); err != nil {
 			return fail(fmt.Errorf("back up the manifest of %s: %w", c, err), false)
 		}
+		var oldContainers []string
+		if e.Containers != nil {
+			if oldContainers, err = cri.RunningInKubeSystem(ctx, e.Containers, c); err != nil {
+				return fail(fmt.Errorf("list the containers of %s: %w", c, err), false)
+			}
+		}
 		if err := e.FS.WriteFile(staticpod.Path(c), r.YAML, 0o600); err != nil {
 			return fail(fmt.Errorf("write the new manifest of %s: %w", c, err), false)
 		}
 		done = append(done, ch)
 		fmt.Fprintf(e.Out, "[upgrade/staticpods] Moved new manifest to %q and backed up old manifest to %q\n",
 			e.FS.Path(staticpod.Path(c)), e.FS.Path(path.Join(res.BackupDir, c+".yaml")))
+		apiServerStopped := e.hurry(ctx, c, oldContainers)
 		if err := e.waitRunning(ctx, c, hash, true); err != nil {
 			return res, e.fail(ctx, t, res, done[:len(done)-1], ch, err, c == staticpod.EtcdName)
+		}
+		if c == staticpod.EtcdName && apiServerStopped && !apiServerChanges {
+			// No new API server follows to wait for: the kubelet's restart of this one is waited for here.
+			if err := e.waitHealthy(ctx, staticpod.APIServerName); err != nil {
+				return res, err
+			}
 		}
 		fmt.Fprintf(e.Out, "[upgrade/staticpods] Component %q upgraded successfully! (%s)\n", c, e.now().Sub(start).Round(100*time.Millisecond))
 		res.Upgraded = append(res.Upgraded, c)
@@ -274,9 +299,9 @@ func (e *Engine) renewUnchanged(ctx context.Context, c string) error {
 	return nil
 }
 
-// waitRunning waits, up to the timeout, for the kubelet to run component's manifest: the mirror Pod's hash differs
-// from oldHash (or, changed false, equals it again: a rollback), the Pod is Ready, and the component's health
-// endpoint answers.
+// waitRunning waits, up to the timeout, for the kubelet to run component's manifest: the static Pod's hash differs
+// from oldHash (or, changed false, equals it again: a rollback), it runs, and the component's health endpoint
+// answers.
 func (e *Engine) waitRunning(ctx context.Context, component, oldHash string, changed bool) error {
 	timeout := e.timeout()
 	wctx, cancel := context.WithTimeout(ctx, timeout)
@@ -288,14 +313,14 @@ func (e *Engine) waitRunning(ctx context.Context, component, oldHash string, cha
 		case err != nil:
 			return err
 		case hash == "":
-			return errors.New("its mirror Pod does not exist")
+			return errors.New("its static Pod does not exist")
 		case changed && hash == oldHash:
 			return fmt.Errorf("the static Pod hash is still %s", oldHash)
 		case !changed && oldHash != "" && hash != oldHash:
 			return fmt.Errorf("the static Pod hash is %s, not yet its earlier %s", hash, oldHash)
 		case !ready:
-			stage = "its mirror Pod to be Ready"
-			return errors.New("its mirror Pod is not Ready")
+			stage = "its new Pod to run"
+			return errors.New("its static Pod does not run")
 		}
 		stage = "its health endpoint"
 		return e.Probe.Probe(wctx, component)
@@ -307,6 +332,86 @@ func (e *Engine) waitRunning(ctx context.Context, component, oldHash string, cha
 		return context.Cause(ctx)
 	}
 	return fmt.Errorf("timed out after %s waiting for %s: %w", timeout, stage, err)
+}
+
+// waitHealthy waits, up to the timeout, until component's health endpoint answers.
+func (e *Engine) waitHealthy(ctx context.Context, component string) error {
+	wctx, cancel := context.WithTimeout(ctx, e.timeout())
+	defer cancel()
+	err := e.poll(ctx, wctx, func() error { return e.Probe.Probe(wctx, component) })
+	switch {
+	case err == nil:
+		fmt.Fprintf(e.Out, "[upgrade/staticpods] %s answers again\n", component)
+		return nil
+	case ctx.Err() != nil:
+		return context.Cause(ctx)
+	}
+	return hint.With(fmt.Errorf("%s, stopped for etcd's upgrade, did not answer again within %s: %w", component, e.timeout(), err),
+		"etcd is upgraded and healthy; look at the API server with `crictl ps -a --name kube-apiserver` and `crictl logs CONTAINER`")
+}
+
+// oldStopBound bounds the wait for the kubelet to begin stopping an old static Pod (see hurry).
+const oldStopBound = 15 * time.Second
+
+// hurry shortens two waits of the kubelet's that a static Pod's replacement runs into, once the kubelet has begun
+// to stop component's old containers (old, listed before its new manifest was written):
+//   - kube-apiserver: its watches would hold the old one for the kubelet's whole grace period (30 s), and the
+//     kubelet starts the new Pod only once the old one has stopped, retrying that every 10-15 s. Once the old one
+//     fails /readyz (it does at once on SIGTERM) or has stopped, its containers are stopped with
+//     cri.APIServerStopGrace.
+//   - etcd: before it starts the new etcd Pod, the kubelet deletes the old mirror Pod through this node's API
+//     server, which cannot answer without etcd and holds the request until it times out (34 s in the lab). Once
+//     the old etcd has stopped, this node's API server is stopped (cri.APIServerStopGrace): the request fails at
+//     once and the kubelet starts etcd; it starts the API server again too.
+//
+// Stopping anything before the kubelet acts would make it restart the old Pod, hence the wait. hurry reports
+// whether it stopped this node's API server. Nothing here fails the upgrade: a stop that does not happen leaves
+// the kubelet's own pace, and waitRunning follows either.
+func (e *Engine) hurry(ctx context.Context, component string, old []string) bool {
+	if e.Containers == nil || len(old) == 0 || (component != staticpod.APIServerName && component != staticpod.EtcdName) {
+		return false
+	}
+	start := e.now()
+	bound := min(oldStopBound, e.timeout())
+	wctx, cancel := context.WithTimeout(ctx, bound)
+	defer cancel()
+	err := e.poll(ctx, wctx, func() error {
+		ids, err := cri.RunningInKubeSystem(wctx, e.Containers, component)
+		if err != nil {
+			return err
+		}
+		if !slices.ContainsFunc(ids, func(id string) bool { return slices.Contains(old, id) }) {
+			return nil
+		}
+		if component == staticpod.APIServerName && e.Probe.Probe(wctx, component) != nil {
+			return nil
+		}
+		return fmt.Errorf("the old %s still runs: the kubelet has not begun to stop it", component)
+	})
+	if err != nil {
+		fmt.Fprintf(e.Out, "[upgrade/staticpods] The kubelet has not begun to stop the old %s within %s (%v); leaving it to the kubelet\n", component, bound, err)
+		return false
+	}
+	ids, err := cri.RunningInKubeSystem(ctx, e.Containers, staticpod.APIServerName)
+	if err != nil {
+		fmt.Fprintf(e.Out, "[upgrade/staticpods] WARNING: could not list the kube-apiserver's containers: %v; leaving them to the kubelet\n", err)
+		return false
+	}
+	why := "The kubelet is stopping the old kube-apiserver"
+	if component == staticpod.EtcdName {
+		why = "The old etcd has stopped; this node's kube-apiserver would hold the kubelet's start of the new one until its requests time out"
+	}
+	stopped := false
+	for _, id := range ids {
+		if err := e.Containers.StopContainer(ctx, id, cri.APIServerStopGrace); err != nil {
+			fmt.Fprintf(e.Out, "[upgrade/staticpods] WARNING: could not stop the kube-apiserver's container %.13s: %v; leaving it to the kubelet\n", id, err)
+			continue
+		}
+		stopped = true
+		fmt.Fprintf(e.Out, "[upgrade/staticpods] %s: stopped the kube-apiserver's container %.13s with a %s grace period (%s after the new manifest)\n",
+			why, id, cri.APIServerStopGrace, e.now().Sub(start).Round(100*time.Millisecond))
+	}
+	return stopped
 }
 
 // fail diagnoses the failed component, puts back the manifests replaced in this run (failed last, then done in

@@ -284,7 +284,7 @@ func TestUpgradeMirrorUnreadable(t *testing.T) {
 	old := manifestsOf(t, fsys)
 	var out bytes.Buffer
 	_, err := engine(fsys, &fakeKubelet{fs: fsys, apiDown: true}, nil, &out).Upgrade(t.Context(), targetOf(testInit(t, "v1.37.2")), Options{EtcdUpgrade: false})
-	want := "couldn't upgrade control plane: kube-apiserver: read the mirror Pod of kube-apiserver: connection refused"
+	want := "couldn't upgrade control plane: kube-apiserver: read the static Pod of kube-apiserver: connection refused"
 	if err == nil || !strings.HasPrefix(err.Error(), want) {
 		t.Fatalf("error %v\nwant %s", err, want)
 	}

@@ -1,0 +1,166 @@
+package upgrade
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"kubeboot.dev/kubeboot/internal/cri"
+	"kubeboot.dev/kubeboot/internal/staticpod"
+)
+
+// listed is a container runtime that lists fixed containers, filtered by label as the CRI does.
+type listed struct {
+	cs  []cri.Container
+	err error
+}
+
+func (l listed) ListContainers(_ context.Context, labels map[string]string) ([]cri.Container, error) {
+	var out []cri.Container
+next:
+	for _, c := range l.cs {
+		for k, v := range labels {
+			if c.Labels[k] != v {
+				continue next
+			}
+		}
+		out = append(out, c)
+	}
+	return out, l.err
+}
+
+func ctr(name, uid string, state cri.ContainerState, created int) cri.Container {
+	return cri.Container{ID: name + "-" + uid, Name: name, State: state, CreatedAt: time.Unix(int64(created), 0),
+		Labels: map[string]string{cri.LabelPodNamespace: "kube-system", cri.LabelContainerName: name, cri.LabelPodUID: uid}}
+}
+
+func TestRuntimeMirrorState(t *testing.T) {
+	other := ctr("kube-apiserver", "other", cri.ContainerRunning, 9)
+	other.Labels[cri.LabelPodNamespace] = "default"
+	for _, tc := range []struct {
+		name      string
+		cs        []cri.Container
+		wantHash  string
+		wantReady bool
+	}{
+		{"no container", nil, "", false},
+		{"a Pod of another namespace is not the static Pod", []cri.Container{other}, "", false},
+		{"the running one", []cri.Container{ctr("kube-apiserver", "old", cri.ContainerRunning, 1)}, "old", true},
+		{"the old Pod exited, the new one not started: the newest, not running",
+			[]cri.Container{ctr("kube-apiserver", "old", cri.ContainerExited, 1), ctr("kube-apiserver", "new", cri.ContainerCreated, 2)}, "new", false},
+		{"the new Pod runs beside the old one's exited container",
+			[]cri.Container{ctr("kube-apiserver", "new", cri.ContainerRunning, 2), ctr("kube-apiserver", "old", cri.ContainerExited, 1)}, "new", true},
+		{"a running container wins over a newer exited one (a crash-looping new Pod while the old one still runs)",
+			[]cri.Container{ctr("kube-apiserver", "old", cri.ContainerRunning, 1), ctr("kube-apiserver", "new", cri.ContainerExited, 3)}, "old", true},
+		{"another component's container is not this one's", []cri.Container{ctr("kube-scheduler", "s", cri.ContainerRunning, 5)}, "", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m := &RuntimeMirror{Runtime: listed{cs: tc.cs}}
+			hash, ready, err := m.State(t.Context(), "kube-apiserver")
+			if err != nil || hash != tc.wantHash || ready != tc.wantReady {
+				t.Errorf("State = %q, %v, %v; want %q, %v", hash, ready, err, tc.wantHash, tc.wantReady)
+			}
+		})
+	}
+	boom := errors.New("CRI ListContainers: connection refused")
+	if _, _, err := (&RuntimeMirror{Runtime: listed{err: boom}}).State(t.Context(), "etcd"); !errors.Is(err, boom) {
+		t.Errorf("an unreachable runtime: %v, want %v", err, boom)
+	}
+}
+
+// oldAPIServer is the container runtime of a node whose old kube-apiserver container runs until it is stopped, and
+// the prober of its API server. kubeletStops names the components whose old Pod the kubelet begins to stop once
+// their new manifest is written: the old etcd's container is then gone; the old kube-apiserver fails /readyz until
+// its container has been stopped.
+type oldAPIServer struct {
+	*fakeKubelet
+	kubeletStops map[string]bool
+	mu           sync.Mutex
+	running      bool
+	stops        []string
+}
+
+func (o *oldAPIServer) ListContainers(_ context.Context, labels map[string]string) ([]cri.Container, error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	switch labels[cri.LabelContainerName] {
+	case "kube-apiserver":
+		if o.running {
+			return []cri.Container{ctr("kube-apiserver", "old", cri.ContainerRunning, 1)}, nil
+		}
+	case "etcd":
+		if !o.kubeletStops["etcd"] || !o.replaced("etcd") {
+			return []cri.Container{ctr("etcd", "old", cri.ContainerRunning, 1)}, nil
+		}
+	}
+	return nil, nil
+}
+
+// replaced reports whether c's manifest is the new release's.
+func (o *oldAPIServer) replaced(c string) bool {
+	b, _ := o.fs.ReadFile(staticpod.Path(c))
+	return bytes.Contains(b, []byte("v1.37.2")) || (c == "etcd" && bytes.Contains(b, []byte("etcd:3.7.0-0")))
+}
+
+func (o *oldAPIServer) StopContainer(_ context.Context, id string, grace time.Duration) error {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.stops = append(o.stops, fmt.Sprintf("%s %s", id, grace))
+	o.running = false
+	return nil
+}
+
+func (o *oldAPIServer) Probe(ctx context.Context, c string) error {
+	o.mu.Lock()
+	shuttingDown := c == "kube-apiserver" && o.kubeletStops[c] && o.running
+	o.mu.Unlock()
+	if shuttingDown && o.replaced(c) {
+		return errors.New("GET https://127.0.0.1:6443/readyz: 500: [-]shutdown failed")
+	}
+	return o.fakeKubelet.Probe(ctx, c)
+}
+
+func TestUpgradeStopsTheOldAPIServerOnceTheKubeletBegins(t *testing.T) {
+	etcdLeft := "[upgrade/staticpods] The kubelet has not begun to stop the old etcd within 100ms (the old etcd still runs: the kubelet has not begun to stop it); leaving it to the kubelet"
+	for _, tc := range []struct {
+		name         string
+		kubeletStops map[string]bool
+		wantStops    []string
+		wantLines    []string
+	}{
+		{"the kubelet begins to stop the old kube-apiserver: stopped with the short grace", map[string]bool{"kube-apiserver": true},
+			[]string{"kube-apiserver-old 5s"}, []string{etcdLeft,
+				"[upgrade/staticpods] The kubelet is stopping the old kube-apiserver: stopped the kube-apiserver's container kube-apiserve with a 5s grace period"}},
+		{"the old etcd has stopped: the API server that would hold the kubelet is stopped", map[string]bool{"etcd": true},
+			[]string{"kube-apiserver-old 5s"}, []string{
+				"[upgrade/staticpods] The old etcd has stopped; this node's kube-apiserver would hold the kubelet's start of the new one until its requests time out: stopped the kube-apiserver's container kube-apiserve with a 5s grace period"}},
+		{"the old ones keep running: left to the kubelet", nil, nil, []string{etcdLeft,
+			"[upgrade/staticpods] The kubelet has not begun to stop the old kube-apiserver within 100ms (the old kube-apiserver still runs: the kubelet has not begun to stop it); leaving it to the kubelet"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			fsys := node(t)
+			o := &oldAPIServer{fakeKubelet: &fakeKubelet{fs: fsys}, kubeletStops: tc.kubeletStops, running: true}
+			var out bytes.Buffer
+			e := engine(fsys, o.fakeKubelet, &renewer{}, &out)
+			e.Probe, e.Containers = o, o
+			if _, err := e.Upgrade(t.Context(), targetOf(testInit(t, "v1.37.2")), Options{EtcdUpgrade: true}); err != nil {
+				t.Fatalf("Upgrade: %v\n%s", err, out.String())
+			}
+			if d := cmp.Diff(tc.wantStops, o.stops); d != "" {
+				t.Errorf("stops (-want +got):\n%s", d)
+			}
+			for _, l := range tc.wantLines {
+				if !strings.Contains(out.String(), l) {
+					t.Errorf("output lacks %q:\n%s", l, out.String())
+				}
+			}
+		})
+	}
+}
