@@ -35,6 +35,7 @@ import (
 	"kubeboot.dev/kubeboot/internal/snapshot"
 	"kubeboot.dev/kubeboot/internal/staticpod"
 	"kubeboot.dev/kubeboot/internal/uploadconfig"
+	"kubeboot.dev/kubeboot/internal/waiter"
 )
 
 // DefaultSnapshotDir is where `etcd snapshot save` puts archives without a FILE.
@@ -57,7 +58,9 @@ type snapshotDeps struct {
 	kubeletConfig func(ctx context.Context, kubeconfig string) ([]byte, error)
 	// runtime reaches the kubelet's container runtime; done releases it.
 	runtime func(ctx context.Context, fsys nodefs.FS) (rt snapshot.Containers, done func(), err error)
-	now     func() time.Time
+	// diagnoser explains a component that does not turn healthy; nil: no diagnosis.
+	diagnoser func(fsys nodefs.FS) waiter.Diagnoser
+	now       func() time.Time
 	// executable is the path of this kubeboot, which a schedule runs.
 	executable func() (string, error)
 	// run runs systemctl and systemd-analyze for schedule.
@@ -109,6 +112,13 @@ func hostSnapshotDeps() snapshotDeps {
 				return nil, nil, hint.With(err, "the restore waits for etcd to stop through the kubelet's container runtime; nothing was changed")
 			}
 			return rt, func() { rt.Close() }, nil
+		},
+		diagnoser: func(fsys nodefs.FS) waiter.Diagnoser {
+			socket := kubelet.CRISocket(fsys)
+			if socket == "" {
+				socket = config.DefaultCRISocket
+			}
+			return initflow.NewDiagnoser(socket, fsys, cri.DialRuntime)
 		},
 		now:        time.Now,
 		executable: nodeenv.Executable,
@@ -480,6 +490,9 @@ the other nodes find it again.`,
 			r := &snapshot.Restorer{Node: fsys, Files: nodefs.Host, Key: key, Force: force, Containers: rt, Local: local,
 				Probe: &restart.NodeProber{FS: fsys}, Peers: snapshot.NodeReacher{FS: fsys, CertDir: f.certDir}, Disk: snapshot.StatFS{},
 				Init: rb.initFunc(fsys, stdout, cmd.Flags()), Out: stdout, Now: deps.now, Timeout: waitTimeout}
+			if deps.diagnoser != nil {
+				r.Diagnose = deps.diagnoser(fsys)
+			}
 			restored, err := r.Restore(ctx, args[0])
 			if err != nil {
 				return keyHint(err)

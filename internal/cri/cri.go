@@ -402,6 +402,16 @@ func (c *Client) StopContainer(ctx context.Context, id string, grace time.Durati
 	return nil
 }
 
+// RemoveContainer removes a stopped container.
+func (c *Client) RemoveContainer(ctx context.Context, id string) error {
+	ctx, cancel := c.call(ctx)
+	defer cancel()
+	if _, err := c.runtime.RemoveContainer(ctx, &runtimeapi.RemoveContainerRequest{ContainerId: id}); err != nil {
+		return c.wrap("CRI RemoveContainer "+id, err)
+	}
+	return nil
+}
+
 // StopPodSandbox stops every container of the sandbox and tears down its network.
 func (c *Client) StopPodSandbox(ctx context.Context, id string) error {
 	ctx, cancel := c.call(ctx)
@@ -451,6 +461,30 @@ type ContainerLister interface {
 // container stopped this way is started again by the kubelet from the same manifest, if the manifest is still there.
 type ContainerStopper interface {
 	StopContainer(ctx context.Context, id string, grace time.Duration) error
+}
+
+// ContainerRemover removes a stopped container (*Client is one).
+type ContainerRemover interface {
+	RemoveContainer(ctx context.Context, id string) error
+}
+
+// Recycle stops a static Pod's container, giving it grace, and then removes it when s can remove (a
+// ContainerRemover), so that the kubelet starts a new one from the same manifest at its next sync of the Pod. The
+// kubelet applies its crash-loop back-off to a container that it finds exited, and that back-off doubles with each
+// exit (10 s, 20 s, ... up to 5 minutes, forgotten only after 10 minutes without one): a component stopped this way
+// after a few restarts would otherwise wait minutes. It returns whether the container was removed too.
+func Recycle(ctx context.Context, s ContainerStopper, id string, grace time.Duration) (removed bool, err error) {
+	if err := s.StopContainer(ctx, id, grace); err != nil {
+		return false, err
+	}
+	r, ok := s.(ContainerRemover)
+	if !ok {
+		return false, nil
+	}
+	if err := r.RemoveContainer(ctx, id); err != nil {
+		return false, err
+	}
+	return true, nil
 }
 
 // APIServerStopGrace is what kubeboot gives a kube-apiserver whose Pod is being replaced (an upgrade, a restore) to

@@ -46,6 +46,8 @@ type fakeServer struct {
 	removed    []string
 	// stoppedContainers are the StopContainer calls, as "ID/timeout".
 	stoppedContainers []string
+	// removedContainers are the RemoveContainer calls.
+	removedContainers []string
 }
 
 func (f *fakeServer) Version(context.Context, *runtimeapi.VersionRequest) (*runtimeapi.VersionResponse, error) {
@@ -110,6 +112,13 @@ func (f *fakeServer) StopContainer(_ context.Context, r *runtimeapi.StopContaine
 	defer f.mu.Unlock()
 	f.stoppedContainers = append(f.stoppedContainers, fmt.Sprintf("%s/%d", r.GetContainerId(), r.GetTimeout()))
 	return &runtimeapi.StopContainerResponse{}, nil
+}
+
+func (f *fakeServer) RemoveContainer(_ context.Context, r *runtimeapi.RemoveContainerRequest) (*runtimeapi.RemoveContainerResponse, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.removedContainers = append(f.removedContainers, r.GetContainerId())
+	return &runtimeapi.RemoveContainerResponse{}, nil
 }
 
 func (f *fakeServer) RemovePodSandbox(_ context.Context, r *runtimeapi.RemovePodSandboxRequest) (*runtimeapi.RemovePodSandboxResponse, error) {
@@ -334,6 +343,17 @@ func TestClientAgainstFakeRuntime(t *testing.T) {
 		defer f.mu.Unlock()
 		if !reflect.DeepEqual(f.stoppedContainers, []string{"c2/30"}) {
 			t.Fatalf("runtime saw StopContainer %v; want [c2/30]", f.stoppedContainers)
+		}
+	})
+	t.Run("Recycle: stop, then remove", func(t *testing.T) {
+		removed, err := Recycle(ctx, c, "c3", 5*time.Second)
+		if err != nil || !removed {
+			t.Fatalf("Recycle = %v, %v; want true, nil", removed, err)
+		}
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		if !reflect.DeepEqual(f.stoppedContainers, []string{"c2/30", "c3/5"}) || !reflect.DeepEqual(f.removedContainers, []string{"c3"}) {
+			t.Fatalf("runtime saw StopContainer %v, RemoveContainer %v; want [c2/30 c3/5], [c3]", f.stoppedContainers, f.removedContainers)
 		}
 	})
 	t.Run("Stop and remove sandbox", func(t *testing.T) {

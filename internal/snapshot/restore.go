@@ -20,6 +20,7 @@ import (
 	"kubeboot.dev/kubeboot/internal/nodefs"
 	"kubeboot.dev/kubeboot/internal/reset"
 	"kubeboot.dev/kubeboot/internal/staticpod"
+	"kubeboot.dev/kubeboot/internal/waiter"
 	"kubeboot.dev/kubeboot/internal/workflow"
 )
 
@@ -81,7 +82,10 @@ type Restorer struct {
 
 	Containers Containers
 	Probe      Prober
-	Peers      Reacher
+	// Diagnose explains a component that does not turn healthy (its container's state and last log lines); nil:
+	// the probe's last error alone.
+	Diagnose waiter.Diagnoser
+	Peers    Reacher
 	// Local asks this node's running member for the current members; nil, or a member that does not answer,
 	// leaves the snapshot's members and the manifest's to check.
 	Local Local
@@ -375,10 +379,18 @@ func restoreWaitAPIServer(ctx context.Context, d *restoreRun) error {
 			return fmt.Errorf("list the kube-apiserver containers: %w", err)
 		}
 		for _, id := range ids {
-			if err := s.StopContainer(ctx, id, cri.APIServerStopGrace); err != nil {
-				return hint.With(fmt.Errorf("restart the API server: stop its container %.13s: %w", id, err), "etcd is restored and healthy; restart the API server with `crictl stop CONTAINER`")
+			// Removed too, not only stopped: the kubelet would hold the new one back by its crash-loop back-off,
+			// which an API server that lost its etcd for the restore may have run up to minutes (seen in CI: more
+			// than the 4-minute wait).
+			removed, err := cri.Recycle(ctx, s, id, cri.APIServerStopGrace)
+			if err != nil {
+				return hint.With(fmt.Errorf("restart the API server: stop and remove its container %.13s: %w", id, err), "etcd is restored and healthy; restart the API server with `crictl stop CONTAINER` and `crictl rm CONTAINER`")
 			}
-			d.say("stopped the API server's container %.13s, which served the cluster before the restore; the kubelet starts a new one", id)
+			what := "stopped"
+			if removed {
+				what = "stopped and removed"
+			}
+			d.say("%s the API server's container %.13s, which served the cluster before the restore; the kubelet starts a new one", what, id)
 		}
 	}
 	if err := d.waitHealthy(ctx, staticpod.APIServerName); err != nil {
@@ -492,7 +504,13 @@ func (r *Restorer) waitRunning(ctx context.Context) (string, error) {
 }
 
 func (r *Restorer) waitHealthy(ctx context.Context, component string) error {
-	return poll(ctx, r.timeout(), r.interval(), func() error { return r.Probe.Probe(ctx, component) }, component+" is not healthy")
+	err := poll(ctx, r.timeout(), r.interval(), func() error { return r.Probe.Probe(ctx, component) }, component+" is not healthy")
+	if err != nil && r.Diagnose != nil && ctx.Err() == nil {
+		if d := r.Diagnose.Diagnose(ctx, component); d != "" {
+			err = fmt.Errorf("%w\n%s", err, d)
+		}
+	}
+	return err
 }
 
 // poll calls f every interval until it returns nil, or timeout has passed: then it returns what f last said.

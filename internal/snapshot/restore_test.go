@@ -398,7 +398,7 @@ func mapKeys(m map[string]string) func(func(string) bool) {
 	}
 }
 
-// stoppingEffects is a runtime that can also stop containers.
+// stoppingEffects is a runtime that can also stop and remove containers.
 type stoppingEffects struct{ *effects }
 
 func (s stoppingEffects) StopContainer(_ context.Context, id string, grace time.Duration) error {
@@ -406,8 +406,13 @@ func (s stoppingEffects) StopContainer(_ context.Context, id string, grace time.
 	return nil
 }
 
+func (s stoppingEffects) RemoveContainer(_ context.Context, id string) error {
+	s.log = append(s.log, "remove "+id)
+	return nil
+}
+
 // Once etcd is restored, this node's API server, which served the cluster before, is restarted: its container is
-// stopped (the kubelet starts a new one) before the wait for it to be ready.
+// stopped and removed (the kubelet starts a new one, with no crash-loop back-off) before the wait for it to be ready.
 func TestRestoreRestartsTheAPIServer(t *testing.T) {
 	n := newRestoreNode(t)
 	var out bytes.Buffer
@@ -416,13 +421,54 @@ func TestRestoreRestartsTheAPIServer(t *testing.T) {
 	if _, err := r.Restore(t.Context(), n.archive); err != nil {
 		t.Fatalf("%v\n%s", err, out.String())
 	}
-	tail := n.fx.log[len(n.fx.log)-4:]
-	want := []string{"probe etcd", "list containers kube-system/kube-apiserver", "stop c0ffee (grace 5s)", "probe kube-apiserver"}
+	tail := n.fx.log[len(n.fx.log)-5:]
+	want := []string{"probe etcd", "list containers kube-system/kube-apiserver", "stop c0ffee (grace 5s)", "remove c0ffee", "probe kube-apiserver"}
 	if diff := cmp.Diff(want, tail); diff != "" {
 		t.Errorf("effects after etcd is healthy (-want +got):\n%s", diff)
 	}
-	if !strings.Contains(out.String(), "stopped the API server's container c0ffee, which served the cluster before the restore; the kubelet starts a new one") {
+	if !strings.Contains(out.String(), "stopped and removed the API server's container c0ffee, which served the cluster before the restore; the kubelet starts a new one") {
 		t.Errorf("output:\n%s", out.String())
+	}
+}
+
+// apiServerDown is a prober to which the API server never answers, whatever the restore does.
+type apiServerDown struct{ *effects }
+
+func (a apiServerDown) Probe(ctx context.Context, component string) error {
+	if component == staticpod.APIServerName {
+		return errors.New("GET https://10.0.0.1:6443/readyz: HTTP 403")
+	}
+	return a.effects.Probe(ctx, component)
+}
+
+// diagnosis explains every component the same way, and records which it was asked about.
+type diagnosis struct{ asked []string }
+
+func (d *diagnosis) Diagnose(_ context.Context, component string) string {
+	d.asked = append(d.asked, component)
+	return "container " + component + " (3 attempts): running"
+}
+
+// An API server that does not turn ready after the restore is explained by its container's state, as init
+// explains it, not by the last probe alone.
+func TestRestoreDiagnosesAnAPIServerThatStaysDown(t *testing.T) {
+	n := newRestoreNode(t)
+	var out bytes.Buffer
+	r := n.restorer(&out)
+	r.Probe = apiServerDown{n.fx}
+	d := &diagnosis{}
+	r.Diagnose = d
+	_, err := r.Restore(t.Context(), n.archive)
+	if err == nil {
+		t.Fatalf("restore succeeded with an API server that never answers:\n%s", out.String())
+	}
+	for _, want := range []string{"kube-apiserver is not healthy within 1s", "HTTP 403", "container kube-apiserver (3 attempts): running"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not say %q", err, want)
+		}
+	}
+	if !slices.Equal(d.asked, []string{staticpod.APIServerName}) {
+		t.Errorf("diagnosed %v, want only the API server", d.asked)
 	}
 }
 
