@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"io"
+	"path"
 	"time"
 
 	"kubeboot.dev/kubeboot/internal/hint"
@@ -96,6 +97,33 @@ func Install(ctx context.Context, fsys nodefs.FS, sys kubelet.InitSystem, out io
 	}
 	fmt.Fprintf(out, "[auto-renew] Enabled %s through %s: every day it runs %q\n", Timer, sys.Name(), periodic.CommandLine(Command(binary, within)))
 	fmt.Fprintf(out, "[auto-renew] See its runs with `systemctl list-timers %s` and `journalctl -u %s`\n", Timer, Service)
+	return nil
+}
+
+// Disabler undoes an Enabler's work on a unit and deletes its files (kubelet.Systemd).
+type Disabler interface {
+	DisableAndRemove(ctx context.Context, fsys nodefs.FS, unit, unitFile string, files ...string) error
+}
+
+// Uninstall removes the daily renewal from the node: where the init system can disable units (systemd), it
+// disables and stops the timer and deletes both units; otherwise it says which crontab line to delete. The
+// certificates stay as they are.
+func Uninstall(ctx context.Context, fsys nodefs.FS, sys kubelet.InitSystem, out io.Writer) error {
+	disabler, ok := sys.(Disabler)
+	if !ok {
+		fmt.Fprintf(out, "[auto-renew] This node does not run systemd (init system: %s): install put nothing here. "+
+			"Delete the line that runs \"certs renew all --if-expires-within\" from root's crontab (crontab -e as root), if you added it\n", sys.Name())
+		return nil
+	}
+	service, timer := path.Join(periodic.UnitDir, Service), path.Join(periodic.UnitDir, Timer)
+	if !fsys.Exists(service) && !fsys.Exists(timer) {
+		fmt.Fprintf(out, "[auto-renew] Nothing to uninstall: neither %s nor %s exists\n", service, timer)
+		return nil
+	}
+	if err := disabler.DisableAndRemove(ctx, fsys, Timer, timer, service); err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "[auto-renew] Disabled %s and deleted %s and %s: the certificates are renewed only by hand now (kubeboot certs renew)\n", Timer, timer, service)
 	return nil
 }
 

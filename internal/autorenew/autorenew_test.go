@@ -174,3 +174,56 @@ func TestInstallRefusals(t *testing.T) {
 		})
 	}
 }
+
+// TestUninstall installs the units and takes them away again through kubelet.Systemd, with systemctl recorded:
+// the timer is disabled and stopped, both units are deleted, systemd reloads; a second uninstall finds nothing;
+// a systemctl that fails leaves both units in place, and says so.
+func TestUninstall(t *testing.T) {
+	fsys := nodefs.FS{Root: t.TempDir()}
+	var calls []string
+	var fail error
+	sys := kubelet.Systemd{Run: func(_ context.Context, name string, args ...string) error {
+		calls = append(calls, strings.Join(append([]string{name}, args...), " "))
+		return fail
+	}}
+	var out bytes.Buffer
+	if err := Install(t.Context(), fsys, sys, &out, "/usr/local/bin/kubeboot", DefaultWithin, "cp-1"); err != nil {
+		t.Fatal(err)
+	}
+	service, timer := path.Join(periodic.UnitDir, Service), path.Join(periodic.UnitDir, Timer)
+
+	fail = errors.New("exit status 1")
+	out.Reset()
+	err := Uninstall(t.Context(), fsys, sys, &out)
+	if err == nil || hint.Of(err) != "nothing was deleted; check `systemctl status kubeboot-certs-renew.timer`" || !fsys.Exists(service) || !fsys.Exists(timer) {
+		t.Fatalf("Uninstall with a failing systemctl: %v (hint %q); service there %v, timer there %v", err, hint.Of(err), fsys.Exists(service), fsys.Exists(timer))
+	}
+
+	fail = nil
+	calls = nil
+	out.Reset()
+	if err := Uninstall(t.Context(), fsys, sys, &out); err != nil {
+		t.Fatal(err)
+	}
+	if fsys.Exists(service) || fsys.Exists(timer) {
+		t.Errorf("units left after uninstall: service %v, timer %v", fsys.Exists(service), fsys.Exists(timer))
+	}
+	if d := cmp.Diff([]string{"systemctl disable --now kubeboot-certs-renew.timer", "systemctl daemon-reload"}, calls); d != "" {
+		t.Errorf("systemctl calls (-want +got):\n%s", d)
+	}
+	want := "[auto-renew] Disabled kubeboot-certs-renew.timer and deleted /etc/systemd/system/kubeboot-certs-renew.timer and /etc/systemd/system/kubeboot-certs-renew.service: the certificates are renewed only by hand now (kubeboot certs renew)\n"
+	if d := cmp.Diff(want, out.String()); d != "" {
+		t.Errorf("output (-want +got):\n%s", d)
+	}
+
+	calls = nil
+	out.Reset()
+	if err := Uninstall(t.Context(), fsys, sys, &out); err != nil || len(calls) != 0 || !strings.Contains(out.String(), "Nothing to uninstall") {
+		t.Errorf("second uninstall: %v, calls %v, output %q", err, calls, out.String())
+	}
+
+	out.Reset()
+	if err := Uninstall(t.Context(), fsys, kubelet.None{}, &out); err != nil || !strings.Contains(out.String(), "from root's crontab") {
+		t.Errorf("uninstall without systemd: %v, output %q", err, out.String())
+	}
+}

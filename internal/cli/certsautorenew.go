@@ -69,6 +69,21 @@ command run is this kubeboot's path: install it where it stays.`,
 		},
 	}
 	install.Flags().DurationVar(&within, "if-expires-within", autorenew.DefaultWithin, "renew the certificates that expire within this long")
-	cmd.AddCommand(install)
+	uninstall := &cobra.Command{
+		Use:   "uninstall",
+		Short: "Stop the daily renewal that install set up",
+		Long: `Undo "kubeboot certs auto-renew install": where systemd runs, disable and stop kubeboot-certs-renew.timer and
+delete its timer and service from /etc/systemd/system. Without systemd, install wrote nothing: it says which line to
+delete from root's crontab. The certificates stay as they are.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			fsys, err := rootFS(rootfsOf(cmd))
+			if err != nil {
+				return err
+			}
+			return autorenew.Uninstall(cmd.Context(), fsys, deps.initSystem(fsys), stdout)
+		},
+	}
+	cmd.AddCommand(install, uninstall)
 	return cmd
 }

@@ -331,19 +331,12 @@ func removeSchedule(ctx context.Context, out io.Writer, fsys nodefs.FS, systemd 
 		fmt.Fprintf(out, "[snapshot] no schedule to remove: neither %s nor %s exists\n", service, timer)
 		return nil
 	}
-	if fsys.Exists(timer) {
-		if err := run(ctx, "systemctl", "disable", "--now", snapshot.ScheduleTimer); err != nil {
-			return hint.With(fmt.Errorf("disable %s: %w", snapshot.ScheduleTimer, err), "nothing was deleted; check `systemctl status "+snapshot.ScheduleTimer+"`")
-		}
+	disabled := fsys.Exists(timer)
+	if err := (kubelet.Systemd{Run: run}).DisableAndRemove(ctx, fsys, snapshot.ScheduleTimer, timer, service); err != nil {
+		return err
+	}
+	if disabled {
 		fmt.Fprintf(out, "[snapshot] disabled and stopped %s\n", snapshot.ScheduleTimer)
-	}
-	for _, p := range []string{timer, service} {
-		if err := fsys.Remove(p); err != nil {
-			return fmt.Errorf("delete %s: %w", p, err)
-		}
-	}
-	if err := run(ctx, "systemctl", "daemon-reload"); err != nil {
-		return fmt.Errorf("reload systemd after deleting its units: %w", err)
 	}
 	fmt.Fprintf(out, "[snapshot] deleted %s and %s; the archives stay where they are\n", service, timer)
 	return nil

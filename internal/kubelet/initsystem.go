@@ -6,10 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os/exec"
 	"strings"
 
 	"kubeboot.dev/kubeboot/internal/config"
+	"kubeboot.dev/kubeboot/internal/hint"
 	"kubeboot.dev/kubeboot/internal/nodefs"
 )
 
@@ -75,6 +77,30 @@ func (s Systemd) EnableNow(ctx context.Context, unit string) error {
 	}
 	if err := run(ctx, "systemctl", "enable", "--now", unit); err != nil {
 		return fmt.Errorf("enable %s (check `systemctl status %s`): %w", unit, unit, err)
+	}
+	return nil
+}
+
+// DisableAndRemove undoes EnableNow: it disables unit and stops it (`systemctl disable --now`) while unitFile, its
+// file in fsys, exists, then deletes the files (unitFile and those that go with it, such as the service a timer
+// starts) and reloads systemd. When disabling fails nothing is deleted.
+func (s Systemd) DisableAndRemove(ctx context.Context, fsys nodefs.FS, unit, unitFile string, files ...string) error {
+	run := s.Run
+	if run == nil {
+		run = RunCommand
+	}
+	if fsys.Exists(unitFile) {
+		if err := run(ctx, "systemctl", "disable", "--now", unit); err != nil {
+			return hint.With(fmt.Errorf("disable %s: %w", unit, err), "nothing was deleted; check `systemctl status "+unit+"`")
+		}
+	}
+	for _, p := range append([]string{unitFile}, files...) {
+		if err := fsys.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("delete %s: %w", p, err)
+		}
+	}
+	if err := run(ctx, "systemctl", "daemon-reload"); err != nil {
+		return fmt.Errorf("reload systemd after deleting its units: %w", err)
 	}
 	return nil
 }

@@ -144,7 +144,7 @@ func TestKubebootInit(t *testing.T) {
 	t.Run("certs check-expiration: upstream kubeadm's tables are kubeboot's", func(t *testing.T) { checkExpirationAgrees(t, cp1) })
 	t.Run("certs renew all --restart: every component comes back serving its new certificate", func(t *testing.T) { checkRenewRestart(t, cp1, cp1IP) })
 	t.Run("security: every private key after certs renew 0600, in directories no other user can list", func(t *testing.T) { checkKeyModes(t, cp1) })
-	t.Run("certs renew --if-expires-within: nothing due on a fresh node; auto-renew install without systemd prints the cron line", func(t *testing.T) {
+	t.Run("certs renew --if-expires-within: nothing due on a fresh node; auto-renew install and uninstall without systemd name the cron line", func(t *testing.T) {
 		before, _ := os.ReadFile(nodeHostPath(cp1, "/etc/kubernetes/pki/apiserver.crt"))
 		out, err := inNode(ctx, cp1, kubeboot, "certs", "renew", "all", "--if-expires-within", "720h", "--restart")
 		if err != nil || !strings.Contains(out, "[renew] No certificate expires within 720h0m0s: nothing to renew") || strings.Contains(out, "[restart]") {
@@ -156,6 +156,10 @@ func TestKubebootInit(t *testing.T) {
 		out, err = inNode(ctx, cp1, kubeboot, "certs", "auto-renew", "install")
 		if err != nil || !strings.Contains(out, "does not run systemd") || !strings.Contains(out, kubeboot+" certs renew all --if-expires-within 720h") {
 			t.Errorf("auto-renew install in a node without systemd: %v\n%s", err, out)
+		}
+		out, err = inNode(ctx, cp1, kubeboot, "certs", "auto-renew", "uninstall")
+		if err != nil || !strings.Contains(out, "does not run systemd") || !strings.Contains(out, "from root's crontab") {
+			t.Errorf("auto-renew uninstall in a node without systemd: %v\n%s", err, out)
 		}
 	})
 	t.Run("upgrade within the release: plan by both tools, apply by kubeboot and by upstream kubeadm, node on the worker", func(t *testing.T) {
