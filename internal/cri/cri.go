@@ -493,6 +493,28 @@ func Recycle(ctx context.Context, s ContainerStopper, id string, grace time.Dura
 // has stopped.
 const APIServerStopGrace = 5 * time.Second
 
+// RemoveExitedInKubeSystem removes the exited containers named name in kube-system's Pods, so that the kubelet
+// starts the static Pod's next container, from a manifest put back or an unchanged one, without its crash-loop
+// back-off (see Recycle). A container that is gone already (the kubelet collects them too) counts as removed. It
+// returns the IDs removed.
+func RemoveExitedInKubeSystem(ctx context.Context, l ContainerLister, r ContainerRemover, name string) ([]string, error) {
+	cs, err := l.ListContainers(ctx, map[string]string{LabelPodNamespace: "kube-system", LabelContainerName: name})
+	if err != nil {
+		return nil, err
+	}
+	var ids []string
+	for _, c := range cs {
+		if c.State != ContainerExited {
+			continue
+		}
+		if err := r.RemoveContainer(ctx, c.ID); err != nil && status.Code(err) != codes.NotFound {
+			return ids, err
+		}
+		ids = append(ids, c.ID)
+	}
+	return ids, nil
+}
+
 // RunningInKubeSystem returns the IDs of the running containers named name in kube-system's Pods: the kubelet labels
 // each container with its Pod's namespace and its own name, which for a static Pod of the control plane is the
 // component's (etcd, kube-apiserver, ...).

@@ -46,8 +46,9 @@ type fakeServer struct {
 	removed    []string
 	// stoppedContainers are the StopContainer calls, as "ID/timeout".
 	stoppedContainers []string
-	// removedContainers are the RemoveContainer calls.
+	// removedContainers are the RemoveContainer calls; one of a container in gone fails with NotFound.
 	removedContainers []string
+	gone              map[string]bool
 }
 
 func (f *fakeServer) Version(context.Context, *runtimeapi.VersionRequest) (*runtimeapi.VersionResponse, error) {
@@ -117,6 +118,9 @@ func (f *fakeServer) StopContainer(_ context.Context, r *runtimeapi.StopContaine
 func (f *fakeServer) RemoveContainer(_ context.Context, r *runtimeapi.RemoveContainerRequest) (*runtimeapi.RemoveContainerResponse, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.gone[r.GetContainerId()] {
+		return nil, status.Errorf(codes.NotFound, "container %q not found", r.GetContainerId())
+	}
 	f.removedContainers = append(f.removedContainers, r.GetContainerId())
 	return &runtimeapi.RemoveContainerResponse{}, nil
 }
@@ -354,6 +358,28 @@ func TestClientAgainstFakeRuntime(t *testing.T) {
 		defer f.mu.Unlock()
 		if !reflect.DeepEqual(f.stoppedContainers, []string{"c2/30", "c3/5"}) || !reflect.DeepEqual(f.removedContainers, []string{"c3"}) {
 			t.Fatalf("runtime saw StopContainer %v, RemoveContainer %v; want [c2/30 c3/5], [c3]", f.stoppedContainers, f.removedContainers)
+		}
+	})
+	t.Run("RemoveExitedInKubeSystem: the exited ones only; one gone already counts", func(t *testing.T) {
+		ids, err := RemoveExitedInKubeSystem(ctx, c, c, "etcd")
+		if err != nil || len(ids) != 0 {
+			t.Fatalf("RemoveExitedInKubeSystem(etcd), whose container runs = %v, %v; want none", ids, err)
+		}
+		ids, err = RemoveExitedInKubeSystem(ctx, c, c, "kube-apiserver")
+		if err != nil || !reflect.DeepEqual(ids, []string{"c1"}) {
+			t.Fatalf("RemoveExitedInKubeSystem(kube-apiserver) = %v, %v; want [c1]", ids, err)
+		}
+		f.mu.Lock()
+		f.gone = map[string]bool{"c1": true}
+		f.mu.Unlock()
+		ids, err = RemoveExitedInKubeSystem(ctx, c, c, "kube-apiserver")
+		if err != nil || !reflect.DeepEqual(ids, []string{"c1"}) {
+			t.Fatalf("RemoveExitedInKubeSystem(kube-apiserver) of a container gone already = %v, %v; want [c1], no error", ids, err)
+		}
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		if !reflect.DeepEqual(f.removedContainers, []string{"c3", "c1"}) {
+			t.Fatalf("runtime removed %v; want [c3 c1]", f.removedContainers)
 		}
 	})
 	t.Run("Stop and remove sandbox", func(t *testing.T) {

@@ -132,6 +132,9 @@ func rejoinStopEtcd(ctx context.Context, d *rejoinRun) error {
 		return hint.With(err, d.undo)
 	}
 	d.say("etcd stopped (manifest moved to %s)", StoppedManifest)
+	if err := removeExitedEtcd(ctx, d.Containers, d.say); err != nil {
+		return hint.With(err, d.undo)
+	}
 	return nil
 }
 
@@ -173,7 +176,8 @@ func rejoinAddLearner(ctx context.Context, d *rejoinRun) error {
 
 // rejoinStartEtcd waits until the kubelet runs the new etcd container, within the wait timeout: the kubelet, whose
 // own API server has no etcd while this one is down, may take a while (seen in TestHA: 54 s to 2 minutes on the
-// first node to rejoin), and promote's bound is for the learner to catch up, not for that.
+// first node to rejoin, most of it the crash-loop back-off that the stop phase now takes away by removing the
+// exited container), and promote's bound is for the learner to catch up, not for that.
 func rejoinStartEtcd(ctx context.Context, d *rejoinRun) error {
 	start := d.now()
 	waiter := &Restorer{Containers: d.Containers, Timeout: d.Timeout, Interval: d.Interval}

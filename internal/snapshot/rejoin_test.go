@@ -133,3 +133,30 @@ func TestRejoinKubeletNeverStartsEtcd(t *testing.T) {
 		}
 	}
 }
+
+// With a runtime that removes containers, the stopped member's exited container goes as soon as it has stopped,
+// before the new manifest is written: the kubelet would otherwise hold the new member back by its crash-loop
+// back-off when the manifest matches the old one.
+func TestRejoinRemovesTheExitedMember(t *testing.T) {
+	n, r, out := newRejoinNode(t)
+	r.Containers = stoppingEffects{n.fx}
+	if _, err := r.Rejoin(t.Context()); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	wantLog := []string{
+		"member list",
+		"list containers kube-system/etcd",
+		"list containers kube-system/etcd",
+		"remove c0ffee",
+		"add learner cp2 " + cp2Peer,
+		"write manifest cp1=" + cp1Peer + ",cp2=" + cp2Peer,
+		"list containers kube-system/etcd",
+		"promote 42",
+	}
+	if diff := cmp.Diff(wantLog, n.fx.log); diff != "" {
+		t.Errorf("effects (-want +got):\n%s", diff)
+	}
+	if !strings.Contains(out.String(), "removed 1 exited etcd container(s)") {
+		t.Errorf("output:\n%s", out)
+	}
+}

@@ -421,10 +421,18 @@ func TestRestoreRestartsTheAPIServer(t *testing.T) {
 	if _, err := r.Restore(t.Context(), n.archive); err != nil {
 		t.Fatalf("%v\n%s", err, out.String())
 	}
-	tail := n.fx.log[len(n.fx.log)-5:]
-	want := []string{"probe etcd", "list containers kube-system/kube-apiserver", "stop c0ffee (grace 5s)", "remove c0ffee", "probe kube-apiserver"}
+	tail := n.fx.log[len(n.fx.log)-8:]
+	want := []string{
+		// etcd's exited container goes before its manifest comes back.
+		"list containers kube-system/etcd", "remove c0ffee", "probe etcd",
+		"list containers kube-system/kube-apiserver", "stop c0ffee (grace 5s)", "remove c0ffee",
+		// Then the exited ones (this fake lists the one it stopped as running still).
+		"list containers kube-system/kube-apiserver", "probe kube-apiserver"}
 	if diff := cmp.Diff(want, tail); diff != "" {
 		t.Errorf("effects after etcd is healthy (-want +got):\n%s", diff)
+	}
+	if !strings.Contains(out.String(), "removed 1 exited etcd container(s), so that the kubelet starts the next member at once") {
+		t.Errorf("output:\n%s", out.String())
 	}
 	if !strings.Contains(out.String(), "stopped and removed the API server's container c0ffee, which served the cluster before the restore; the kubelet starts a new one") {
 		t.Errorf("output:\n%s", out.String())
