@@ -570,13 +570,9 @@ func runBootstrapToken(ctx context.Context, d *Data) error {
 	return apply.Objects(ctx, d.Client, clusterinfo.RBAC()...)
 }
 
-// addonsAllowed says whether the addons may be upgraded from this node: a control-plane node, once every
-// kube-apiserver Pod of the cluster runs this node's image (kubeadm's rule); it says why not otherwise.
+// addonsAllowed says whether the addons may be upgraded from this control-plane node: once every kube-apiserver
+// Pod of the cluster runs this node's image (kubeadm's rule); it says why not otherwise.
 func addonsAllowed(ctx context.Context, d *Data) (bool, error) {
-	if !d.ControlPlane() {
-		fmt.Fprintln(d.Out, "[upgrade/addon] Skipping the addon/coredns and addon/kube-proxy phases. Not a control plane node.")
-		return false, nil
-	}
 	m, err := staticpod.Read(d.FS, staticpod.APIServerName)
 	if err != nil {
 		return false, err
@@ -606,8 +602,14 @@ func runCoreDNS(ctx context.Context, d *Data) error {
 	if err := d.load(ctx); err != nil {
 		return err
 	}
+	// kubeadm's messages, phase by phase.
+	const skip = "[upgrade/addon] Skipping the addon/coredns phase."
+	if !d.ControlPlane() {
+		fmt.Fprintln(d.Out, skip+" Not a control plane node.")
+		return nil
+	}
 	if addons.CoreDNSDisabled(d.cluster) {
-		fmt.Fprintln(d.Out, "[upgrade/addon] CoreDNS is disabled (dns.disabled): skipping")
+		fmt.Fprintln(d.Out, skip+" The addon is disabled.")
 		return nil
 	}
 	if ok, err := addonsAllowed(ctx, d); !ok || err != nil {
@@ -632,8 +634,17 @@ func runKubeProxy(ctx context.Context, d *Data) error {
 	if err := d.load(ctx); err != nil {
 		return err
 	}
-	if addons.KubeProxyDisabled(d.cluster) || d.cluster.KubeProxy == nil {
-		fmt.Fprintln(d.Out, "[upgrade/addon] kube-proxy is disabled (proxy.disabled, or no kube-system/kube-proxy ConfigMap): skipping")
+	const skip = "[upgrade/addon] Skipping the addon/kube-proxy phase."
+	if !d.ControlPlane() {
+		fmt.Fprintln(d.Out, skip+" Not a control plane node.")
+		return nil
+	}
+	if addons.KubeProxyDisabled(d.cluster) {
+		fmt.Fprintln(d.Out, skip+" The addon is disabled.")
+		return nil
+	}
+	if d.cluster.KubeProxy == nil {
+		fmt.Fprintln(d.Out, skip+" The cluster has no kube-system/kube-proxy ConfigMap to upgrade it from.")
 		return nil
 	}
 	if ok, err := addonsAllowed(ctx, d); !ok || err != nil {

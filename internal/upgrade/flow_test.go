@@ -241,7 +241,8 @@ func TestNodeWorker(t *testing.T) {
 	for _, line := range []string{"[upgrade/preflight] Skipping prepull. Not a control plane node.",
 		"[upgrade/control-plane] Skipping phase. Not a control plane node.",
 		"[upgrade/kubelet-config] The kubelet configuration for this node was successfully upgraded!",
-		"Not a control plane node."} {
+		"[upgrade/addon] Skipping the addon/coredns phase. Not a control plane node.",
+		"[upgrade/addon] Skipping the addon/kube-proxy phase. Not a control plane node."} {
 		if !strings.Contains(out.String(), line) {
 			t.Errorf("output lacks %q:\n%s", line, out.String())
 		}
