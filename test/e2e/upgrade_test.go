@@ -362,3 +362,91 @@ func checkReleaseImages(t *testing.T, r *release.Release, controlPlanes int) {
 		t.Errorf("kube-proxy runs %s, want %s", got, want)
 	}
 }
+
+// TestUpgradeKubeadmCluster is issue 16's interop row for users who switch tools in a cluster's life: a cluster
+// that upstream kubeadm made at the oldest release kubeboot deploys (a control plane and a worker) is upgraded to
+// the default release by kubeboot, as an operator would: the next release's images, `kubeboot upgrade apply` on
+// the control plane, `kubeboot upgrade node` on the worker, each kubelet replaced (`lab kubelet`, as a package
+// upgrade). Every component must then run the new release with the data written before, and upstream kubeadm of
+// the new release must find nothing left to upgrade.
+func TestUpgradeKubeadmCluster(t *testing.T) {
+	ctx := t.Context()
+	from, to := release.Oldest(), release.Default()
+	if from == to {
+		t.Fatal("the release table has one release; this test needs an older one")
+	}
+	const cp, worker = "kblab-cp1", "kblab-w1"
+	startLab(t, "--kubernetes-version", from.Version, "--control-planes", "1", "--workers", "1",
+		"--bootstrapper", "kubeadm", "--worker-bootstrapper", "kubeadm")
+	t.Run("nodes Ready at "+from.Version+" (upstream kubeadm)", func(t *testing.T) {
+		checkNodesReady(t, cp, worker)
+		checkKubeletVersions(t, from.Version)
+	})
+	if t.Failed() {
+		t.FailNow()
+	}
+	if out, err := lab(ctx, "kubectl", "create", "configmap", "e2e-before-upgrade", "--from-literal=release="+from.Version); err != nil {
+		t.Fatalf("create the ConfigMap e2e-before-upgrade: %v\n%s", err, out)
+	}
+	if out, err := lab(ctx, "images", "--kubernetes-version", to.Version, cp, worker); err != nil {
+		t.Fatalf("import the images of %s: %v\n%s", to.Version, err, out)
+	}
+	next := filepath.Join(stateDir, "bin", to.Version)
+	nextKubeboot, nextKubeadm := filepath.Join(next, "kubeboot"), filepath.Join(next, "kubeadm")
+
+	out, err := inNode(ctx, cp, nextKubeboot, "upgrade", "plan")
+	t.Logf("kubeboot upgrade plan on the kubeadm cluster:\n%s", out)
+	if err != nil || !strings.Contains(out, "upgrade apply "+to.Version) {
+		t.Fatalf("kubeboot upgrade plan on the kubeadm cluster: %v; want it to offer `upgrade apply %s`", err, to.Version)
+	}
+	start := time.Now()
+	run := func(node string, args ...string) string {
+		t.Helper()
+		stepStart := time.Now()
+		out, err := inNode(ctx, node, args...)
+		t.Logf("%s on %s (%s):\n%s", strings.Join(args[1:3], " "), node, time.Since(stepStart).Round(10*time.Millisecond), out)
+		if err != nil {
+			t.Fatalf("%s %s on %s: %v", filepath.Base(args[0]), strings.Join(args[1:], " "), node, err)
+		}
+		return out
+	}
+	kubelet := func(node string) {
+		t.Helper()
+		out, err := lab(ctx, "kubelet", "--kubernetes-version", to.Version, node)
+		t.Logf("%s", strings.TrimSpace(out))
+		if err != nil {
+			t.Fatalf("lab kubelet %s: %v", node, err)
+		}
+	}
+	out = run(cp, nextKubeboot, "upgrade", "apply", to.Version, "-y", "--config", upgradeConfig(t, cp))
+	if !strings.Contains(out, `[upgrade] SUCCESS! A control plane node of your cluster was upgraded to "`+to.Version+`"`) {
+		t.Fatalf("kubeboot upgrade apply on the kubeadm cluster did not end with kubeadm's SUCCESS line")
+	}
+	kubelet(cp)
+	out = run(worker, nextKubeboot, "upgrade", "node", "--config", upgradeConfig(t, worker))
+	if !strings.Contains(out, "[upgrade] The configuration for this node was successfully upgraded!") {
+		t.Fatalf("kubeboot upgrade node on the kubeadm worker did not end with kubeadm's success line")
+	}
+	kubelet(worker)
+	waitNodesReady(t, 2*time.Minute, cp, worker)
+	waitControlPlaneReady(t)
+	t.Logf("FIGURE kubeboot upgrade %s to %s of a cluster made by upstream kubeadm (a control plane and a worker), kubelets included, to every Node and control-plane Pod Ready: %s",
+		from.Version, to.Version, time.Since(start).Round(100*time.Millisecond))
+
+	t.Run("every kubelet at "+to.Version, func(t *testing.T) { checkKubeletVersions(t, to.Version) })
+	t.Run("static Pods and addons at "+to.Version, func(t *testing.T) { checkReleaseImages(t, to, 1) })
+	t.Run("etcd kept the data written before", func(t *testing.T) {
+		var cm corev1.ConfigMap
+		if err := kubectl(ctx, &cm, "get", "configmap", "e2e-before-upgrade", "-o", "json"); err != nil || cm.Data["release"] != from.Version {
+			t.Errorf("ConfigMap e2e-before-upgrade after the upgrade: %v, data %v", err, cm.Data)
+		}
+	})
+	t.Run("upstream kubeadm "+to.Version+" finds nothing left to upgrade", func(t *testing.T) {
+		out, err := inNode(ctx, cp, nextKubeadm, "upgrade", "plan", "--ignore-preflight-errors=SystemVerification")
+		t.Logf("kubeadm upgrade plan:\n%s", out)
+		if err != nil || strings.Contains(out, "You can now apply the upgrade") {
+			t.Errorf("upstream kubeadm %s upgrade plan after kubeboot's upgrade: %v; want success with no upgrade offered", to.Version, err)
+		}
+	})
+	t.Run("CoreDNS answers a Pod on the worker", func(t *testing.T) { checkDNSAndServiceIPAt(t, worker, to.Version) })
+}
