@@ -271,22 +271,39 @@ func benchLab(ctx context.Context, args []string) error {
 	return b.concurrentJoins(ctx, *joiners)
 }
 
+// newLabBench builds the lab binary into work.
+func newLabBench(ctx context.Context, work string, tool map[string]string) (*labBench, error) {
+	b := &labBench{lab: filepath.Join(work, "lab"), out: os.Stdout, tool: tool}
+	if out, err := exec.CommandContext(ctx, "go", "build", "-o", b.lab, "./lab/cmd/lab").CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("build the lab: %v\n%s", err, out)
+	}
+	return b, nil
+}
+
+// down takes the lab down, even once ctx has ended.
+func (b *labBench) down(ctx context.Context) error {
+	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Minute)
+	defer cancel()
+	if out, err := b.run(dctx, "down"); err != nil {
+		return fmt.Errorf("lab down: %v\n%s", err, out)
+	}
+	return nil
+}
+
 // startLab builds the lab binary into work and brings a lab up with upArgs, refusing when one is up already; down
 // takes it down again.
 func startLab(ctx context.Context, work string, tool map[string]string, say string, upArgs ...string) (b *labBench, down func(), err error) {
-	b = &labBench{lab: filepath.Join(work, "lab"), out: os.Stdout, tool: tool}
-	if out, err := exec.CommandContext(ctx, "go", "build", "-o", b.lab, "./lab/cmd/lab").CombinedOutput(); err != nil {
-		return nil, nil, fmt.Errorf("build the lab: %v\n%s", err, out)
+	b, err = newLabBench(ctx, work, tool)
+	if err != nil {
+		return nil, nil, err
 	}
 	if _, err := os.Stat(filepath.Join(labState, "lab.json")); err == nil {
 		return nil, nil, errors.New("a lab is up: take it down first (bin/lab down); the bench brings up its own")
 	}
 	fmt.Fprintln(b.out, say)
 	down = func() {
-		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Minute)
-		defer cancel()
-		if out, err := b.run(dctx, "down"); err != nil {
-			fmt.Fprintf(os.Stderr, "lab down: %v\n%s", err, out)
+		if err := b.down(ctx); err != nil {
+			fmt.Fprintln(os.Stderr, err)
 		}
 	}
 	if out, err := b.run(ctx, append([]string{"up"}, upArgs...)...); err != nil {

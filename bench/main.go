@@ -27,7 +27,7 @@ func main() {
 
 func run(ctx context.Context, args []string) error {
 	if len(args) == 0 {
-		return fmt.Errorf("usage: bench render [-n N] | bench lab [-n N] [-joiners N] | bench upgrade [-n N]")
+		return fmt.Errorf("usage: bench render [-n N] | bench lab [-n N] [-joiners N] | bench upgrade [-n N] | bench ha [-n N]")
 	}
 	switch args[0] {
 	case "render":
@@ -36,8 +36,10 @@ func run(ctx context.Context, args []string) error {
 		return benchLab(ctx, args[1:])
 	case "upgrade":
 		return benchUpgrade(ctx, args[1:])
+	case "ha":
+		return benchHA(ctx, args[1:])
 	default:
-		return fmt.Errorf("unknown benchmark %q: known are render, lab, upgrade", args[0])
+		return fmt.Errorf("unknown benchmark %q: known are render, lab, upgrade, ha", args[0])
 	}
 }
 
