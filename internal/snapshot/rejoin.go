@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"kubeboot.dev/kubeboot/internal/cri"
 	"kubeboot.dev/kubeboot/internal/etcd"
 	"kubeboot.dev/kubeboot/internal/hint"
 	"kubeboot.dev/kubeboot/internal/nodefs"
@@ -180,6 +181,7 @@ func rejoinAddLearner(ctx context.Context, d *rejoinRun) error {
 // exited container), and promote's bound is for the learner to catch up, not for that.
 func rejoinStartEtcd(ctx context.Context, d *rejoinRun) error {
 	start := d.now()
+	stopLocalAPIServer(ctx, d)
 	waiter := &Restorer{Containers: d.Containers, Timeout: d.Timeout, Interval: d.Interval}
 	id, err := waiter.waitRunning(ctx)
 	if err != nil {
@@ -187,6 +189,31 @@ func rejoinStartEtcd(ctx context.Context, d *rejoinRun) error {
 	}
 	d.say("the kubelet started etcd (container %.13s) after %s", id, d.since(start))
 	return nil
+}
+
+// stopLocalAPIServer stops this node's kube-apiserver, when containers can stop: it has had no etcd since the
+// member stopped, and the kubelet's calls through it (a control plane's kubelet.conf points at it), such as the
+// delete of etcd's old mirror Pod, wait for their timeout before the kubelet starts the new member (seen in
+// TestHA: two such timeouts, 58.5 s in all). Stopped, it refuses them at once; the kubelet starts it again after
+// its back-off, by which time etcd runs. Only stopped, not removed: a removed one would be started again at once,
+// without etcd. A failure here only costs that time, so it is reported and the rejoin goes on.
+func stopLocalAPIServer(ctx context.Context, d *rejoinRun) {
+	s, ok := d.Containers.(cri.ContainerStopper)
+	if !ok {
+		return
+	}
+	ids, err := cri.RunningInKubeSystem(ctx, d.Containers, staticpod.APIServerName)
+	if err != nil {
+		d.say("WARNING: could not list this node's kube-apiserver containers (%v): the kubelet's calls through it may hold etcd's start", err)
+		return
+	}
+	for _, id := range ids {
+		if err := s.StopContainer(ctx, id, cri.APIServerStopGrace); err != nil {
+			d.say("WARNING: could not stop this node's kube-apiserver (container %.13s): %v", id, err)
+			continue
+		}
+		d.say("stopped this node's kube-apiserver (container %.13s), which has no etcd until the new member runs, so that the kubelet's calls through it fail at once instead of holding etcd's start; the kubelet starts it again", id)
+	}
 }
 
 // rejoinPromote promotes the learner; etcd refuses until it has caught up with the leader, and Promote retries.

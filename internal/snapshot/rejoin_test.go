@@ -134,9 +134,10 @@ func TestRejoinKubeletNeverStartsEtcd(t *testing.T) {
 	}
 }
 
-// With a runtime that removes containers, the stopped member's exited container goes as soon as it has stopped,
-// before the new manifest is written: the kubelet would otherwise hold the new member back by its crash-loop
-// back-off when the manifest matches the old one.
+// With a runtime that stops and removes containers, the stopped member's exited container goes as soon as it has
+// stopped, before the new manifest is written (the kubelet would otherwise hold the new member back by its
+// crash-loop back-off when the manifest matches the old one), and this node's API server is stopped once the new
+// manifest is there.
 func TestRejoinRemovesTheExitedMember(t *testing.T) {
 	n, r, out := newRejoinNode(t)
 	r.Containers = stoppingEffects{n.fx}
@@ -150,11 +151,18 @@ func TestRejoinRemovesTheExitedMember(t *testing.T) {
 		"remove c0ffee",
 		"add learner cp2 " + cp2Peer,
 		"write manifest cp1=" + cp1Peer + ",cp2=" + cp2Peer,
+		// This node's API server, without etcd until now, is stopped so that the kubelet's calls through it fail
+		// at once.
+		"list containers kube-system/kube-apiserver",
+		"stop c0ffee (grace 5s)",
 		"list containers kube-system/etcd",
 		"promote 42",
 	}
 	if diff := cmp.Diff(wantLog, n.fx.log); diff != "" {
 		t.Errorf("effects (-want +got):\n%s", diff)
+	}
+	if !strings.Contains(out.String(), "stopped this node's kube-apiserver (container c0ffee)") {
+		t.Errorf("output:\n%s", out)
 	}
 	if !strings.Contains(out.String(), "removed 1 exited etcd container(s)") {
 		t.Errorf("output:\n%s", out)
