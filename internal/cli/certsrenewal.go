@@ -15,7 +15,6 @@ import (
 	"kubeboot.dev/kubeboot/internal/cri"
 	"kubeboot.dev/kubeboot/internal/hint"
 	"kubeboot.dev/kubeboot/internal/kubeclient"
-	"kubeboot.dev/kubeboot/internal/kubelet"
 	"kubeboot.dev/kubeboot/internal/nodefs"
 	"kubeboot.dev/kubeboot/internal/pki"
 	"kubeboot.dev/kubeboot/internal/renewal"
@@ -172,10 +171,7 @@ func hostRenewDeps() renewDeps {
 // hostRestarter reaches this node's container runtime (the kubelet's, from its configuration files), the
 // components' health endpoints, etcd with this node's certificates and the API with --kubeconfig.
 func hostRestarter(ctx context.Context, n restartNode) (*restart.Restarter, func(), error) {
-	socket := kubelet.CRISocket(n.fsys)
-	if socket == "" {
-		socket = config.DefaultCRISocket
-	}
+	socket := nodeCRISocket(n.fsys)
 	rt, err := cri.Dial(ctx, socket)
 	if err != nil {
 		return nil, nil, hint.With(fmt.Errorf("--restart: %w", err),

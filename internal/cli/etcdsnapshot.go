@@ -103,10 +103,7 @@ func hostSnapshotDeps() snapshotDeps {
 			return []byte(doc), nil
 		},
 		runtime: func(ctx context.Context, fsys nodefs.FS) (snapshot.Containers, func(), error) {
-			socket := kubelet.CRISocket(fsys)
-			if socket == "" {
-				socket = config.DefaultCRISocket
-			}
+			socket := nodeCRISocket(fsys)
 			rt, err := cri.Dial(ctx, socket)
 			if err != nil {
 				return nil, nil, hint.With(err, "the restore waits for etcd to stop through the kubelet's container runtime; nothing was changed")
@@ -114,10 +111,7 @@ func hostSnapshotDeps() snapshotDeps {
 			return rt, func() { rt.Close() }, nil
 		},
 		diagnoser: func(fsys nodefs.FS) waiter.Diagnoser {
-			socket := kubelet.CRISocket(fsys)
-			if socket == "" {
-				socket = config.DefaultCRISocket
-			}
+			socket := nodeCRISocket(fsys)
 			return initflow.NewDiagnoser(socket, fsys, cri.DialRuntime)
 		},
 		now:        time.Now,

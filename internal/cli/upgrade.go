@@ -17,7 +17,6 @@ import (
 	"kubeboot.dev/kubeboot/internal/hint"
 	"kubeboot.dev/kubeboot/internal/initflow"
 	"kubeboot.dev/kubeboot/internal/kubeclient"
-	"kubeboot.dev/kubeboot/internal/kubelet"
 	"kubeboot.dev/kubeboot/internal/nodefs"
 	"kubeboot.dev/kubeboot/internal/pki"
 	"kubeboot.dev/kubeboot/internal/renewal"
@@ -61,10 +60,7 @@ func hostUpgradeDeps() upgradeDeps {
 		engine:    hostEngine,
 		healthJob: true,
 		images: func(ctx context.Context, fsys nodefs.FS) (upgrade.ImagePuller, func(), error) {
-			socket := kubelet.CRISocket(fsys)
-			if socket == "" {
-				socket = config.DefaultCRISocket
-			}
+			socket := nodeCRISocket(fsys)
 			rt, err := cri.Dial(ctx, socket)
 			if err != nil {
 				return nil, nil, err
@@ -85,10 +81,7 @@ func hostEngine(ctx context.Context, d *upgrade.Data, kubeconfig string, renew b
 	if err != nil {
 		return nil, nil, err
 	}
-	socket := kubelet.CRISocket(d.FS)
-	if socket == "" {
-		socket = config.DefaultCRISocket
-	}
+	socket := nodeCRISocket(d.FS)
 	nc := &restart.NodeCluster{FS: d.FS, CertDir: cluster.CertificatesDir, Kubeconfig: kubeconfig}
 	e := &upgrade.Engine{
 		FS:       d.FS,
