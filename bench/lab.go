@@ -271,11 +271,14 @@ func benchLab(ctx context.Context, args []string) error {
 	return b.concurrentJoins(ctx, *joiners)
 }
 
-// newLabBench builds the lab binary into work.
+// newLabBench builds the lab binary into work, refusing when a lab is up already: the bench brings up its own.
 func newLabBench(ctx context.Context, work string, tool map[string]string) (*labBench, error) {
 	b := &labBench{lab: filepath.Join(work, "lab"), out: os.Stdout, tool: tool}
 	if out, err := exec.CommandContext(ctx, "go", "build", "-o", b.lab, "./lab/cmd/lab").CombinedOutput(); err != nil {
 		return nil, fmt.Errorf("build the lab: %v\n%s", err, out)
+	}
+	if _, err := os.Stat(filepath.Join(labState, "lab.json")); err == nil {
+		return nil, errors.New("a lab is up: take it down first (bin/lab down); the bench brings up its own")
 	}
 	return b, nil
 }
@@ -290,15 +293,12 @@ func (b *labBench) down(ctx context.Context) error {
 	return nil
 }
 
-// startLab builds the lab binary into work and brings a lab up with upArgs, refusing when one is up already; down
+// startLab builds the lab binary into work and brings a lab up with upArgs (newLabBench refuses when one is up); down
 // takes it down again.
 func startLab(ctx context.Context, work string, tool map[string]string, say string, upArgs ...string) (b *labBench, down func(), err error) {
 	b, err = newLabBench(ctx, work, tool)
 	if err != nil {
 		return nil, nil, err
-	}
-	if _, err := os.Stat(filepath.Join(labState, "lab.json")); err == nil {
-		return nil, nil, errors.New("a lab is up: take it down first (bin/lab down); the bench brings up its own")
 	}
 	fmt.Fprintln(b.out, say)
 	down = func() {
