@@ -247,23 +247,8 @@ func TestUpgrade(t *testing.T) {
 	stopWrites := startWrites(t, cs, "e2e-upgrade")
 	defer stopWrites()
 	start := time.Now()
-	step := func(node string, args ...string) {
-		t.Helper()
-		stepStart := time.Now()
-		out, err := inNode(ctx, node, args...)
-		t.Logf("%s on %s (%s):\n%s", strings.Join(args[1:3], " "), node, time.Since(stepStart).Round(10*time.Millisecond), out)
-		if err != nil {
-			t.Fatalf("%s %s on %s: %v", filepath.Base(args[0]), strings.Join(args[1:], " "), node, err)
-		}
-	}
-	kubelet := func(node string) {
-		t.Helper()
-		out, err := lab(ctx, "kubelet", "--kubernetes-version", to.Version, node)
-		t.Logf("%s", strings.TrimSpace(out))
-		if err != nil {
-			t.Fatalf("lab kubelet %s: %v", node, err)
-		}
-	}
+	step := func(node string, args ...string) { upgradeStep(t, node, args...) }
+	kubelet := func(node string) { labKubelet(t, to.Version, node) }
 	step(cp1, nextKubeboot, "upgrade", "apply", to.Version, "-y", "--config", upgradeConfig(t, cp1))
 	kubelet(cp1)
 	for _, cp := range []string{cp2, cp3} {
@@ -400,24 +385,8 @@ func TestUpgradeKubeadmCluster(t *testing.T) {
 		t.Fatalf("kubeboot upgrade plan on the kubeadm cluster: %v; want it to offer `upgrade apply %s`", err, to.Version)
 	}
 	start := time.Now()
-	run := func(node string, args ...string) string {
-		t.Helper()
-		stepStart := time.Now()
-		out, err := inNode(ctx, node, args...)
-		t.Logf("%s on %s (%s):\n%s", strings.Join(args[1:3], " "), node, time.Since(stepStart).Round(10*time.Millisecond), out)
-		if err != nil {
-			t.Fatalf("%s %s on %s: %v", filepath.Base(args[0]), strings.Join(args[1:], " "), node, err)
-		}
-		return out
-	}
-	kubelet := func(node string) {
-		t.Helper()
-		out, err := lab(ctx, "kubelet", "--kubernetes-version", to.Version, node)
-		t.Logf("%s", strings.TrimSpace(out))
-		if err != nil {
-			t.Fatalf("lab kubelet %s: %v", node, err)
-		}
-	}
+	run := func(node string, args ...string) string { return upgradeStep(t, node, args...) }
+	kubelet := func(node string) { labKubelet(t, to.Version, node) }
 	out = run(cp, nextKubeboot, "upgrade", "apply", to.Version, "-y", "--config", upgradeConfig(t, cp))
 	if !strings.Contains(out, `[upgrade] SUCCESS! A control plane node of your cluster was upgraded to "`+to.Version+`"`) {
 		t.Fatalf("kubeboot upgrade apply on the kubeadm cluster did not end with kubeadm's SUCCESS line")
@@ -449,4 +418,27 @@ func TestUpgradeKubeadmCluster(t *testing.T) {
 		}
 	})
 	t.Run("CoreDNS answers a Pod on the worker", func(t *testing.T) { checkDNSAndServiceIPAt(t, worker, to.Version) })
+}
+
+// upgradeStep runs an upgrade command (args: the tool and its arguments) in node, logs its output with the time it
+// took, fails the test if it fails, and returns its output.
+func upgradeStep(t *testing.T, node string, args ...string) string {
+	t.Helper()
+	start := time.Now()
+	out, err := inNode(t.Context(), node, args...)
+	t.Logf("%s on %s (%s):\n%s", strings.Join(args[1:3], " "), node, time.Since(start).Round(10*time.Millisecond), out)
+	if err != nil {
+		t.Fatalf("%s %s on %s: %v", filepath.Base(args[0]), strings.Join(args[1:], " "), node, err)
+	}
+	return out
+}
+
+// labKubelet replaces node's kubelet by the one of version and restarts it (`lab kubelet`), as a package upgrade.
+func labKubelet(t *testing.T, version, node string) {
+	t.Helper()
+	out, err := lab(t.Context(), "kubelet", "--kubernetes-version", version, node)
+	t.Logf("%s", strings.TrimSpace(out))
+	if err != nil {
+		t.Fatalf("lab kubelet %s: %v", node, err)
+	}
 }
