@@ -49,6 +49,7 @@ const (
 	labState = "/var/lib/kubeboot-lab"
 	cpNode   = "kblab-cp1"
 	cp2Node  = "kblab-cp2"
+	cp3Node  = "kblab-cp3"
 	wNode    = "kblab-w1"
 	cpIP     = "10.77.0.11"
 	wIP      = "10.77.0.21"

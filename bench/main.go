@@ -2,6 +2,9 @@
 //
 //	go run ./bench render [-n 5]   certs + kubeconfig + etcd + control-plane phases into a scratch root
 //	go run ./bench lab [-n 3]      init and join, kubeboot next to upstream kubeadm on the same lab nodes (root)
+//	go run ./bench upgrade [-n 2]  upgrade apply on one control plane, kubeboot next to upstream kubeadm (root)
+//	go run ./bench ha [-n 2]       nothing to 3 Ready control planes, kubeboot next to upstream kubeadm (root)
+//	go run ./bench upgrade-ha [-n 1]  failed writes during an HA upgrade, each tool on a cluster it made (root)
 package main
 
 import (
@@ -27,7 +30,7 @@ func main() {
 
 func run(ctx context.Context, args []string) error {
 	if len(args) == 0 {
-		return fmt.Errorf("usage: bench render [-n N] | bench lab [-n N] [-joiners N] | bench upgrade [-n N] | bench ha [-n N]")
+		return fmt.Errorf("usage: bench render [-n N] | bench lab [-n N] [-joiners N] | bench upgrade [-n N] | bench ha [-n N] | bench upgrade-ha [-n N]")
 	}
 	switch args[0] {
 	case "render":
@@ -38,8 +41,10 @@ func run(ctx context.Context, args []string) error {
 		return benchUpgrade(ctx, args[1:])
 	case "ha":
 		return benchHA(ctx, args[1:])
+	case "upgrade-ha":
+		return benchUpgradeHA(ctx, args[1:])
 	default:
-		return fmt.Errorf("unknown benchmark %q: known are render, lab, upgrade, ha", args[0])
+		return fmt.Errorf("unknown benchmark %q: known are render, lab, upgrade, ha, upgrade-ha", args[0])
 	}
 }
 

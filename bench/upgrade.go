@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"kubeboot.dev/kubeboot/internal/release"
+	"kubeboot.dev/kubeboot/lab/bootstrap"
 )
 
 // benchUpgrade times `upgrade apply` on a single control plane, kubeboot against upstream kubeadm, on the same
@@ -47,17 +48,11 @@ func benchUpgrade(ctx context.Context, args []string) error {
 	if out, err := b.run(ctx, "images", "--kubernetes-version", to.Version, cpNode); err != nil {
 		return fmt.Errorf("lab images: %v\n%s", err, out)
 	}
-	// The lab's init configuration of cp1, and an UpgradeConfiguration that never pulls (the lab's images are
-	// imported) and keeps the lab's patches, as the e2e's.
+	// The lab's init configuration of cp1, and the lab's UpgradeConfiguration (the e2e's too).
 	nodeDir := filepath.Join(labState, "nodes", cpNode)
 	initCfg := filepath.Join(nodeDir, "kubeboot-init.yaml")
 	upgradeCfg := filepath.Join(nodeDir, "bench-upgrade.yaml")
-	if err := os.WriteFile(upgradeCfg, []byte(fmt.Sprintf(`apiVersion: kubeadm.k8s.io/v1beta4
-kind: UpgradeConfiguration
-apply:
-  imagePullPolicy: Never
-  patches: {directory: %s}
-`, filepath.Join(nodeDir, "patches"))), 0o600); err != nil {
+	if err := os.WriteFile(upgradeCfg, bootstrap.UpgradeConfig(filepath.Join(nodeDir, "patches")), 0o600); err != nil {
 		return err
 	}
 	// The cluster of the first run is the one lab up made; later runs make it again the same way.
@@ -78,7 +73,7 @@ apply:
 				}
 			}
 			fresh = false
-			if err := waitSettled(ctx, b); err != nil {
+			if err := waitSettled(ctx, b, 1); err != nil {
 				return err
 			}
 			args := []string{b.tool[tool], "upgrade", "apply", to.Version, "-y", "--config", upgradeCfg}
@@ -119,18 +114,19 @@ apply:
 	return nil
 }
 
-// waitSettled waits until the control plane answers and its four static Pods are Ready: the state both tools'
-// upgrades start from.
-func waitSettled(ctx context.Context, b *labBench) error {
+// waitSettled waits until the control plane answers and the four static Pods of each of its controlPlanes are
+// Ready: the state both tools' upgrades start from, and the one they must leave.
+func waitSettled(ctx context.Context, b *labBench, controlPlanes int) error {
+	want := 4 * controlPlanes
 	deadline := time.Now().Add(5 * time.Minute)
 	for {
 		out, err := b.run(ctx, "kubectl", "get", "pods", "-n", "kube-system", "-l", "tier=control-plane",
 			"-o", `jsonpath={range .items[*]}{.metadata.name} {.status.conditions[?(@.type=="Ready")].status}{"\n"}{end}`)
-		if err == nil && strings.Count(out, " True") == 4 {
+		if err == nil && strings.Count(out, " True") == want {
 			return nil
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("the control plane's static Pods not all Ready after 5 minutes: %v\n%s", err, out)
+			return fmt.Errorf("the control plane's %d static Pods not all Ready after 5 minutes: %v\n%s", want, err, out)
 		}
 		select {
 		case <-ctx.Done():

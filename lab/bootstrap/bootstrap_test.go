@@ -25,6 +25,7 @@ import (
 
 	"sigs.k8s.io/yaml"
 
+	"kubeboot.dev/kubeboot/internal/config"
 	"kubeboot.dev/kubeboot/lab/node"
 )
 
@@ -375,5 +376,25 @@ func TestInitConfigCertificateValidity(t *testing.T) {
 	}
 	if b, _ := InitConfig(testCluster, testCP); strings.Contains(string(b), "certificateValidityPeriod") {
 		t.Errorf("certificateValidityPeriod set without being asked for:\n%s", b)
+	}
+}
+
+// The UpgradeConfiguration decodes strictly as kubeboot reads it, with both commands' pull policy and patches.
+func TestUpgradeConfig(t *testing.T) {
+	docs, err := config.Load(UpgradeConfig("/var/lib/kubeboot-lab/nodes/kblab-cp1/patches"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := docs.Upgrade
+	if u == nil {
+		t.Fatal("no UpgradeConfiguration decoded")
+	}
+	for what, got := range map[string]struct {
+		pull    string
+		patches *config.Patches
+	}{"apply": {string(u.Apply.ImagePullPolicy), u.Apply.Patches}, "node": {string(u.Node.ImagePullPolicy), u.Node.Patches}} {
+		if got.pull != "Never" || got.patches == nil || got.patches.Directory != "/var/lib/kubeboot-lab/nodes/kblab-cp1/patches" {
+			t.Errorf("%s: imagePullPolicy %q, patches %+v; want Never and the node's patches directory", what, got.pull, got.patches)
+		}
 	}
 }

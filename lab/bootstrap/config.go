@@ -229,3 +229,19 @@ func documents(docs ...any) ([]byte, error) {
 	}
 	return out.Bytes(), nil
 }
+
+// UpgradeConfig is the UpgradeConfiguration for `upgrade apply` and `upgrade node` on a lab node whose patches are in
+// patchesDir (PatchesDir): the lab's images are imported, never pulled, and the node's kubelet configuration patch
+// (its cgroupRoot) must survive the kubelet-config phase. kubeadm keeps neither in the cluster, so an upgrade, by
+// kubeboot or by kubeadm, needs them again from here.
+func UpgradeConfig(patchesDir string) []byte {
+	return fmt.Appendf(nil, `apiVersion: %[1]s
+kind: UpgradeConfiguration
+apply:
+  imagePullPolicy: Never
+  patches: {directory: %[2]s}
+node:
+  imagePullPolicy: Never
+  patches: {directory: %[2]s}
+`, kubeadmAPI, patchesDir)
+}

@@ -738,25 +738,15 @@ func renewOnEachControlPlane(t *testing.T, kubeconfig string) {
 		}
 	}
 	c := stopWrites()
-	c.report(t, "certs renew all --restart on 3 control planes in turn")
-	if len(c.failed) > 0 {
-		t.Errorf("%d writes through the endpoint failed while the control planes restarted, want none but etcd's own during a leader change", len(c.failed))
+	reportWrites(t, c, "certs renew all --restart on 3 control planes in turn")
+	if len(c.Failed) > 0 {
+		t.Errorf("%d writes through the endpoint failed while the control planes restarted, want none but etcd's own during a leader change", len(c.Failed))
 	}
 	// Every etcd member restarts once, and the leader hands its leadership over first: at most one leader change
 	// per control plane, and etcd fails at most the write in flight in each.
-	if len(c.leaderChange) > len(haControlPlanes) {
-		t.Errorf("%d writes failed by etcd while its leadership moved, want at most one per control plane (%d)", len(c.leaderChange), len(haControlPlanes))
+	if len(c.LeaderChange) > len(haControlPlanes) {
+		t.Errorf("%d writes failed by etcd while its leadership moved, want at most one per control plane (%d)", len(c.LeaderChange), len(haControlPlanes))
 	}
-}
-
-// etcdLeaderChange: etcd failed the write because its leader changed while the write was proposed (the proposal
-// forwarded to a leader handing over its leadership is dropped, and etcd answers once its request timeout
-// passes). This bound is etcd's: a restart of the leader moves the leadership, by hand-over or by election, and
-// the API server does not retry a write etcd failed.
-func etcdLeaderChange(err error) bool {
-	msg := err.Error()
-	return strings.Contains(msg, "etcdserver: request timed out, possibly due to previous leader failure") ||
-		strings.Contains(msg, "etcdserver: leader changed")
 }
 
 // waitControlPlaneReady waits until every control-plane mirror Pod (etcd, API server, controller-manager,

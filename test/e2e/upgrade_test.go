@@ -14,25 +14,14 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	"kubeboot.dev/kubeboot/internal/release"
+	"kubeboot.dev/kubeboot/lab/bootstrap"
 )
 
-// upgradeConfig writes a node's UpgradeConfiguration: the lab's images are imported, never pulled, and the
-// node's kubelet configuration patch (its cgroupRoot) must survive the kubelet-config phase. kubeadm keeps
-// neither in the cluster, so `upgrade` needs them again, from kubeadm's UpgradeConfiguration.
+// upgradeConfig writes a node's UpgradeConfiguration (the lab's, bootstrap.UpgradeConfig) and returns its path.
 func upgradeConfig(t *testing.T, node string) string {
 	t.Helper()
-	patches := filepath.Join(nodeDir(node), "patches")
-	cfg := fmt.Sprintf(`apiVersion: kubeadm.k8s.io/v1beta4
-kind: UpgradeConfiguration
-apply:
-  imagePullPolicy: Never
-  patches: {directory: %[1]s}
-node:
-  imagePullPolicy: Never
-  patches: {directory: %[1]s}
-`, patches)
 	file := filepath.Join(nodeDir(node), "e2e-upgrade.yaml")
-	if err := os.WriteFile(file, []byte(cfg), 0o600); err != nil {
+	if err := os.WriteFile(file, bootstrap.UpgradeConfig(filepath.Join(nodeDir(node), "patches")), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	return file
@@ -261,7 +250,7 @@ func TestUpgrade(t *testing.T) {
 	waitControlPlaneReady(t)
 	upgradeTook := time.Since(start)
 	c := stopWrites()
-	c.report(t, fmt.Sprintf("the upgrade of 3 control planes and a worker from %s to %s", from.Version, to.Version))
+	reportWrites(t, c, fmt.Sprintf("the upgrade of 3 control planes and a worker from %s to %s", from.Version, to.Version))
 	t.Logf("FIGURE upgrade %s to %s of 3 control planes and a worker, kubelets included, to every Node and control-plane Pod Ready: %s",
 		from.Version, to.Version, upgradeTook.Round(100*time.Millisecond))
 	// A stacked API server talks to its local etcd only: while the kubelet replaces that etcd, the writes the
@@ -269,8 +258,8 @@ func TestUpgrade(t *testing.T) {
 	// API server itself is replaced) before the endpoint's health checks drain it. Measured: 4 of 3406 writes, two
 	// around the etcd replacement on cp1 and two around cp3's, none on cp2. More than two per control plane is a
 	// regression.
-	if len(c.failed) > 2*len(haControlPlanes) {
-		t.Errorf("%d writes through the endpoint failed during the upgrade, want at most 2 per control plane (%d)", len(c.failed), 2*len(haControlPlanes))
+	if len(c.Failed) > 2*len(haControlPlanes) {
+		t.Errorf("%d writes through the endpoint failed during the upgrade, want at most 2 per control plane (%d)", len(c.Failed), 2*len(haControlPlanes))
 	}
 
 	t.Run("every kubelet at "+to.Version, func(t *testing.T) { checkKubeletVersions(t, to.Version) })
