@@ -312,9 +312,10 @@ func TestObjectReturnsPermanentErrorsAtOnce(t *testing.T) {
 func TestObjectStopsAtContextDeadline(t *testing.T) {
 	c := fake.NewClientset()
 	calls := failFirst(c, "create", "configmaps", 1<<30, apierrors.NewServiceUnavailable("apiserver is starting"))
+	// The clock starts before the deadline is set, so that the deadline cannot pass before the clock starts.
+	start := time.Now()
 	ctx, cancel := context.WithTimeout(t.Context(), 400*time.Millisecond)
 	defer cancel()
-	start := time.Now()
 	err := Object(ctx, c, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: "kube-system", Name: "kubeadm-config"}})
 	elapsed := time.Since(start)
 	if err == nil {

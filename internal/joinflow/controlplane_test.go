@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"os"
 	"net/http/httptest"
 	"slices"
 	"strconv"
@@ -214,6 +215,7 @@ func newCPHarness(t *testing.T, c cpCluster, joinKey string) *cpHarness {
 			Annotations: map[string]string{staticpod.EtcdAdvertiseClientURLsAnnotation: firstEtcd}}})
 	}
 	h.client = fake.NewClientset(objects...)
+	signCSRs(t, h.client)
 	if c.upload != "" {
 		if err := copycerts.Upload(ctx, h.client, first, certDir, c.upload, cc.Etcd.External); err != nil {
 			t.Fatal(err)
@@ -418,13 +420,30 @@ func TestJoinControlPlane(t *testing.T) {
 		t.Errorf("kube-apiserver.yaml: %q", cmd)
 	}
 
-	// The kubelet bootstraps against this node's API server and is not told to taint itself.
+	// kubeboot did the kubelet's TLS bootstrap through the discovered API server: the kubelet starts with
+	// kubelet.conf for this node's API server and its certificate, never with bootstrap-kubelet.conf; and it is not
+	// told to taint itself.
 	_, boot, _, err := h.kubelet.state()
+	if err != nil || boot != nil {
+		t.Errorf("the kubelet found bootstrap-kubelet.conf (%v, %v); want kubelet.conf only", boot, err)
+	}
+	kc, err := clientcmd.LoadFromFile(h.data.FS.Path(config.KubeletKubeconfigFile))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c, _, err := currentUser(boot); err != nil || c.Server != local {
-		t.Errorf("bootstrap-kubelet.conf server %v, want %s", c, local)
+	c, user, err := currentUser(kc)
+	if err != nil || c.Server != local || user.ClientCertificate != "/var/lib/kubelet/pki/kubelet-client-current.pem" {
+		t.Errorf("kubelet.conf: cluster %+v, user %+v (%v); want server %s and kubelet-client-current.pem", c, user, err, local)
+	}
+	pair, err := os.ReadFile(h.data.FS.Path("/var/lib/kubelet/pki/kubelet-client-current.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if certs, err := certutil.ParseCertsPEM(pair); err != nil || certs[0].Subject.CommonName != "system:node:"+cpName {
+		t.Errorf("kubelet-client-current.pem: %v; want the certificate of system:node:%s", err, cpName)
+	}
+	if !strings.Contains(h.out.String(), "/etc/kubernetes/kubelet.conf is in place (kubelet-start did the TLS bootstrap)") {
+		t.Errorf("kubelet-wait-bootstrap does not say the bootstrap was done:\n%s", h.out.String())
 	}
 	if got := h.read(t, config.KubeletFlagsEnvFile); strings.Contains(got, "register-with-taints") {
 		t.Errorf("kubeadm-flags.env registers taints: %s", got)

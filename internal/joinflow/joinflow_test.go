@@ -213,6 +213,10 @@ func (k *fakeKubelet) run() {
 	time.Sleep(30 * time.Millisecond)
 	k.mu.Lock()
 	defer k.mu.Unlock()
+	if k.fs.Exists(config.KubeletKubeconfigFile) {
+		// As the kubelet: valid credentials already, no bootstrap (kubeboot did it for a control plane).
+		return
+	}
 	kc, err := clientcmd.LoadFromFile(k.fs.Path(config.BootstrapKubeletConf))
 	if err != nil {
 		k.err = err

@@ -67,26 +67,26 @@ func runKubeletStart(ctx context.Context, d *Data) error {
 			return err
 		}
 	}
-	bootstrap := cl.Bootstrap
+	// A control plane's kubelet talks to its own API server, as kubeadm's does, so that it does not depend on the
+	// load balancer in front of controlPlaneEndpoint. That API server cannot serve the kubelet's TLS bootstrap: it
+	// only runs once this kubelet has started etcd and it, and the kubelet's certificate requests back off
+	// meanwhile. So kubeboot does the bootstrap itself with the API server discovery found, before the kubelet
+	// starts, and writes kubelet.conf for the local API server: no bootstrap-kubelet.conf.
+	selfServer := ""
 	if d.ControlPlane() && local == nil {
-		// As kubeadm: the kubelet of a control-plane node talks to its own API server, so it does not depend on
-		// the load balancer in front of controlPlaneEndpoint.
 		cp, err := d.controlPlaneJoin(ctx)
 		if err != nil {
 			return err
 		}
-		local, err := kubeconfig.LocalURL(cp.node)
-		if err != nil {
+		if selfServer, err = kubeconfig.LocalURL(cp.node); err != nil {
 			return err
 		}
-		bootstrap = bootstrap.DeepCopy()
-		for _, c := range bootstrap.Clusters {
-			c.Server = local
-		}
 	}
-	boot, err := clientcmd.Write(*bootstrap)
-	if err != nil {
-		return fmt.Errorf("serialize %s: %w", config.BootstrapKubeletConf, err)
+	var boot []byte
+	if local == nil && selfServer == "" {
+		if boot, err = clientcmd.Write(*cl.Bootstrap); err != nil {
+			return fmt.Errorf("serialize %s: %w", config.BootstrapKubeletConf, err)
+		}
 	}
 	kubeletFiles, err := kubelet.RenderJoin(kubelet.JoinInput{
 		NodeRegistration: jc.NodeRegistration,
@@ -109,7 +109,7 @@ func runKubeletStart(ctx context.Context, d *Data) error {
 	} else {
 		files = append(files, file{jc.CACertPath, cl.CAPEM, caCertMode})
 	}
-	if local == nil {
+	if boot != nil {
 		files = append(files, file{config.BootstrapKubeletConf, boot, kubeconfig.FileMode})
 	}
 	for _, f := range files {
@@ -125,6 +125,11 @@ func runKubeletStart(ctx context.Context, d *Data) error {
 		fmt.Fprintln(d.Out, "  "+p.Line())
 	}
 	fmt.Fprintf(d.Out, "  wrote %s and %s\n", config.KubeletFlagsEnvFile, config.KubeletConfigFile)
+	if selfServer != "" {
+		if err := d.bootstrapKubelet(ctx, cl, name, selfServer); err != nil {
+			return err
+		}
+	}
 	if local != nil {
 		if err := d.startLocalEndpoint(ctx, cl, name, local); err != nil {
 			return err
@@ -158,6 +163,33 @@ func checkNodeName(ctx context.Context, d *Data, cl *Cluster, name string) error
 	}
 	fmt.Fprintf(d.Out, "  a Node named %s exists but is not Ready: this machine takes it over\n", name)
 	return nil
+}
+
+// bootstrapKubelet does the kubelet's client TLS bootstrap before the kubelet starts (kubelet.TLSBootstrap), with
+// the join's credentials and the API server discovery found, and writes kubelet.conf for server. It writes nothing
+// when no certificate is issued, and the error says why.
+func (d *Data) bootstrapKubelet(ctx context.Context, cl *Cluster, name, server string) error {
+	if d.DryRun {
+		fmt.Fprintf(d.Out, "  dry run: would request the kubelet's client certificate for %s and write %s (server %s)\n",
+			name, config.KubeletKubeconfigFile, server)
+		return nil
+	}
+	_, err := kubelet.TLSBootstrap(ctx, d.FS, kubelet.TLSBootstrapInput{
+		Client: cl.Client, NodeName: name, CertDir: kubeletCertDir(&d.Cfg.Join), Kubeconfig: config.KubeletKubeconfigFile,
+		Server: server, CAPEM: cl.CAPEM, Timeout: d.Cfg.Join.Timeouts.TLSBootstrap.Duration, Source: d.Source, Out: d.Out,
+	})
+	return err
+}
+
+// kubeletCertDir is where the kubelet keeps its certificates: its --cert-dir (kubeletExtraArgs), else the default.
+func kubeletCertDir(jc *config.JoinConfiguration) string {
+	certDir := kubelet.CertDir
+	for _, a := range jc.NodeRegistration.KubeletExtraArgs {
+		if a.Name == "cert-dir" {
+			certDir = a.Value
+		}
+	}
+	return certDir
 }
 
 func restartKubelet(ctx context.Context, d *Data) error {
@@ -195,6 +227,19 @@ func waitBootstrap(ctx context.Context, d *Data, cl *Cluster) error {
 		// kubelet-start did the TLS bootstrap: what is left is the kubelet running and registering its Node.
 		if err := waitLocalBootstrap(ctx, d, cl, addr, port, endpointPort); err != nil {
 			return err
+		}
+		d.bootstrapped = true
+		return nil
+	}
+	if !d.FS.Exists(config.BootstrapKubeletConf) && kubeletConfUsable(d) == nil {
+		// kubelet-start did the TLS bootstrap (a control plane's): what is left is the kubelet running.
+		fmt.Fprintf(d.Out, "  %s is in place (kubelet-start did the TLS bootstrap): waiting for the kubelet (healthz up to %s)\n",
+			config.KubeletKubeconfigFile, to.KubeletHealthCheck.Duration)
+		w := &waiter.Waiter{Interval: d.interval(), Out: d.Out}
+		if err := w.Wait(ctx, to.KubeletHealthCheck.Duration, waiter.Kubelet(addr, port)); err != nil {
+			return hint.With(fmt.Errorf("the kubelet did not become healthy: %w", err),
+				fmt.Sprintf("check the kubelet's log: it must run with --kubeconfig=%s --config=%s and the flags of %s",
+					config.KubeletKubeconfigFile, config.KubeletConfigFile, config.KubeletFlagsEnvFile))
 		}
 		d.bootstrapped = true
 		return nil

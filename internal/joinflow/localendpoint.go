@@ -56,9 +56,8 @@ func readKubeboot(ctx context.Context, cl *Cluster, who string) (*config.Kubeboo
 
 // localEndpointPlan is what kubelet-start writes for the node-local API endpoint, rendered before any write.
 type localEndpointPlan struct {
-	port    int32
-	pod     *corev1.Pod
-	certDir string
+	port int32
+	pod  *corev1.Pod
 }
 
 // planLocalEndpoint renders the endpoint's static Pod, seeded with every API server the cluster lists.
@@ -73,13 +72,7 @@ func (d *Data) planLocalEndpoint(ctx context.Context, cl *Cluster, port int32) (
 	if err != nil {
 		return nil, err
 	}
-	certDir := kubelet.CertDir
-	for _, a := range d.Cfg.Join.NodeRegistration.KubeletExtraArgs {
-		if a.Name == "cert-dir" {
-			certDir = a.Value
-		}
-	}
-	return &localEndpointPlan{port: port, pod: pod, certDir: certDir}, nil
+	return &localEndpointPlan{port: port, pod: pod}, nil
 }
 
 // seedBackends are the API servers the endpoint starts with: those of the EndpointSlice default/kubernetes, read
@@ -128,16 +121,8 @@ func (d *Data) seedBackends(ctx context.Context, cl *Cluster) []string {
 // serve the bootstrap: it runs as a Pod of this kubelet), installs kubeboot and writes the endpoint's static Pod.
 func (d *Data) startLocalEndpoint(ctx context.Context, cl *Cluster, name string, plan *localEndpointPlan) error {
 	server := localendpoint.LocalServer(plan.port)
-	if d.DryRun {
-		fmt.Fprintf(d.Out, "  dry run: would request the kubelet's client certificate for %s and write %s (server %s)\n",
-			name, config.KubeletKubeconfigFile, server)
-	} else {
-		if _, err := kubelet.TLSBootstrap(ctx, d.FS, kubelet.TLSBootstrapInput{
-			Client: cl.Client, NodeName: name, CertDir: plan.certDir, Kubeconfig: config.KubeletKubeconfigFile,
-			Server: server, CAPEM: cl.CAPEM, Timeout: d.Cfg.Join.Timeouts.TLSBootstrap.Duration, Source: d.Source, Out: d.Out,
-		}); err != nil {
-			return err
-		}
+	if err := d.bootstrapKubelet(ctx, cl, name, server); err != nil {
+		return err
 	}
 	src, err := d.executable()
 	if err != nil {
