@@ -15,10 +15,12 @@
 //   - stopping the Pod's sandbox restarts the container too, but recreates the sandbox for nothing;
 //   - signalling the process directly bypasses the runtime, which kubeboot otherwise asks for everything.
 //
-// A static Pod's restartPolicy is Always (kubeadm sets none), so the kubelet starts the stopped container again;
-// it does so at once, at its next relist (about a second), unless that container already exited within the last
-// few minutes: then the kubelet's crash-loop back-off (kuberuntime's doBackOff, 10 s doubling up to 5 min) delays
-// it, which the restart timeout must cover.
+// A static Pod's restartPolicy is Always (kubeadm sets none), so the kubelet starts the stopped container again at
+// its next sync of the Pod. It holds back a container it finds exited, though, by its crash-loop back-off
+// (kuberuntime's doBackOff: 10 s, doubling with every exit up to 5 min, forgotten after 10 min without one), so a
+// component that restarted a few times lately (an upgrade, an earlier renewal) would wait minutes. The stopped
+// container is therefore removed too when the runtime can (cri.Recycle): with no exited container to look at, the
+// kubelet starts the next one at once.
 package restart
 
 import (
@@ -29,6 +31,9 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"kubeboot.dev/kubeboot/internal/cri"
 	"kubeboot.dev/kubeboot/internal/etcd"
@@ -285,7 +290,9 @@ func (r *Restarter) restartEtcdBehindAPIServer(ctx context.Context, done, left [
 	wctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	start := r.now()
-	oldAPI, err := r.stop(wctx, staticpod.APIServerName)
+	// Only stopped, not removed: the kubelet may start it again at once, before etcd restarts, and it would then
+	// take requests it cannot finish. Its exited container is removed once etcd is back (below).
+	oldAPI, err := r.stop(wctx, staticpod.APIServerName, false)
 	if err != nil {
 		return hint.With(stopFailed(ctx, staticpod.APIServerName, err), lookAt(staticpod.APIServerName)+progress(done, append(both, left...)))
 	}
@@ -302,9 +309,15 @@ func (r *Restarter) restartEtcdBehindAPIServer(ctx context.Context, done, left [
 	if err := r.healthy(ctx, staticpod.EtcdName, restarted, "", etcdStart, append(done, staticpod.EtcdName), append([]string{staticpod.APIServerName}, left...)); err != nil {
 		return err
 	}
-	// The kubelet has been starting the API server again meanwhile: it turns healthy once it reaches etcd.
+	// The kubelet has been starting the API server again meanwhile: it turns healthy once it reaches etcd. An API
+	// server it holds back by its crash-loop back-off starts at once without an exited container.
 	wctx, cancel = context.WithTimeout(ctx, timeout)
 	defer cancel()
+	if rm, ok := r.Runtime.(cri.ContainerRemover); ok {
+		if _, err := cri.RemoveExitedInKubeSystem(wctx, r.Runtime, rm, staticpod.APIServerName); err != nil {
+			fmt.Fprintf(r.Out, "[restart] kube-apiserver: WARNING: remove its exited containers: %v; the kubelet starts it after its crash-loop back-off\n", err)
+		}
+	}
 	started, err := r.waitBack(ctx, wctx, staticpod.APIServerName, oldAPI, timeout)
 	if err != nil {
 		return hint.With(err, lookAt(staticpod.APIServerName)+progress(append(done, staticpod.EtcdName), left))
@@ -431,7 +444,7 @@ func (r *Restarter) restartOne(ctx context.Context, component string) (restarted
 	timeout := cmpOr(r.Timeout, DefaultTimeout)
 	wctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	old, err := r.stop(wctx, component)
+	old, err := r.stop(wctx, component, true)
 	if err != nil {
 		return false, "", stopFailed(ctx, component, err)
 	}
@@ -439,15 +452,23 @@ func (r *Restarter) restartOne(ctx context.Context, component string) (restarted
 	return len(old) > 0, started, err
 }
 
-// stop stops the running containers of component, returning their IDs.
-func (r *Restarter) stop(wctx context.Context, component string) ([]string, error) {
+// stop stops the running containers of component, returning their IDs; with remove, it removes each once stopped
+// too, when the runtime can (as cri.Recycle; one the kubelet collected already counts as removed), so that the kubelet starts the next without its crash-loop back-off.
+func (r *Restarter) stop(wctx context.Context, component string, remove bool) ([]string, error) {
 	old, err := r.running(wctx, component)
 	if err != nil {
 		return nil, err
 	}
+	grace := cmpOr(r.Grace, DefaultGrace)
+	rm, canRemove := r.Runtime.(cri.ContainerRemover)
 	for _, id := range old {
-		if err := r.Runtime.StopContainer(wctx, id, cmpOr(r.Grace, DefaultGrace)); err != nil {
+		if err := r.Runtime.StopContainer(wctx, id, grace); err != nil {
 			return nil, fmt.Errorf("stop its container %s: %w", shortID(id), err)
+		}
+		if remove && canRemove {
+			if err := rm.RemoveContainer(wctx, id); err != nil && status.Code(err) != codes.NotFound {
+				return nil, fmt.Errorf("remove its stopped container %s: %w", shortID(id), err)
+			}
 		}
 	}
 	return old, nil

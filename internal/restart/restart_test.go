@@ -629,3 +629,40 @@ func TestRestartHandsTheEtcdLeadershipOver(t *testing.T) {
 		})
 	}
 }
+
+// removingRuntime is a fakeRuntime that can also remove containers, as the CRI client can.
+type removingRuntime struct{ *fakeRuntime }
+
+func (r removingRuntime) RemoveContainer(_ context.Context, id string) error {
+	r.ev.add("remove %s", id)
+	return nil
+}
+
+// With a runtime that removes containers, each component's stopped container is removed, so that the kubelet's
+// crash-loop back-off has no exited container to hold the next one back; the API server, stopped before etcd so
+// that it drains, is only stopped, and its exited containers are removed once etcd is back.
+func TestRestartRemovesTheStoppedContainers(t *testing.T) {
+	ev := &events{}
+	rt := newFakeRuntime(ev, Order...)
+	rt.startAfter = 2
+	probe := &fakeProber{ev: ev, rt: rt}
+	cluster := &fakeCluster{ev: ev, members: [][]etcd.MemberStatus{healthyMembers}, servers: [][]APIServer{readyServers}}
+	var out bytes.Buffer
+	r := newTestRestarter(rt, probe, cluster, &out)
+	r.Runtime = removingRuntime{rt}
+	if err := r.Restart(t.Context(), Order); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{
+		"check etcd", "check API servers",
+		"stop api-0 (grace 30s)",
+		"stop etcd-0 (grace 30s)", "remove etcd-0", "kubelet started etcd-1", "etcd healthy, running etcd-1",
+		"remove exited-kube-apiserver",
+		"kubelet started api-1", "kube-apiserver healthy, running api-1", "check API servers",
+		"stop kcm-0 (grace 30s)", "remove kcm-0", "kubelet started kcm-1", "kube-controller-manager healthy, running kcm-1",
+		"stop sched-0 (grace 30s)", "remove sched-0", "kubelet started sched-1", "kube-scheduler healthy, running sched-1",
+	}
+	if d := cmp.Diff(want, ev.get()); d != "" {
+		t.Errorf("events (-want +got):\n%s", d)
+	}
+}
