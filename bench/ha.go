@@ -2,9 +2,7 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
-	"os"
 	"regexp"
 	"sort"
 	"strings"
@@ -18,29 +16,28 @@ import (
 // to every Node Ready; the steps before it (network, containerd, the first node's image import) are the same
 // for both tools and are left out.
 func benchHA(ctx context.Context, args []string) error {
-	fs := flag.NewFlagSet("ha", flag.ContinueOnError)
-	n := fs.Int("n", 2, "runs per tool")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	work, err := os.MkdirTemp("", "kubeboot-bench-")
+	n, err := runsFlag("ha", args, 2)
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(work)
+	work, done, err := scratch()
+	if err != nil {
+		return err
+	}
+	defer done()
 	b, err := newLabBench(ctx, work, nil)
 	if err != nil {
 		return err
 	}
 	totals := map[string][]time.Duration{}
 	steps := map[string]map[string][]time.Duration{"kubeboot": {}, "kubeadm": {}}
-	for i := 0; i < *n; i++ {
+	for i := 0; i < n; i++ {
 		for _, tool := range []string{"kubeboot", "kubeadm"} {
 			up := []string{"up", "--control-planes", "3", "--workers", "0", "--bootstrapper", tool}
 			if tool == "kubeboot" {
 				up = append(up, "--concurrent-joins")
 			}
-			fmt.Fprintf(b.out, "run %d/%d %s: lab %s ...\n", i+1, *n, tool, strings.Join(up, " "))
+			fmt.Fprintf(b.out, "run %d/%d %s: lab %s ...\n", i+1, n, tool, strings.Join(up, " "))
 			out, err := b.run(ctx, up...)
 			if derr := b.down(ctx); derr != nil && err == nil {
 				err = derr
@@ -66,7 +63,7 @@ func benchHA(ctx context.Context, args []string) error {
 		}
 	}
 	kb, ka := totals["kubeboot"], totals["kubeadm"]
-	fmt.Fprintf(b.out, "\nnothing to 3 Ready control planes behind the lab's load balancer, from init on %s to every Node Ready; %d runs each, alternating; median [min-max]\n", cpNode, *n)
+	fmt.Fprintf(b.out, "\nnothing to 3 Ready control planes behind the lab's load balancer, from init on %s to every Node Ready; %d runs each, alternating; median [min-max]\n", cpNode, n)
 	fmt.Fprintf(b.out, "%-42s %-24s %-24s %s\n", "metric", "kubeboot (concurrent)", "kubeadm (serial)", "kubeboot/kubeadm")
 	fmt.Fprintf(b.out, "%-42s %-24s %-24s %.2f (goal <= 0.5)\n", "7  three control planes Ready", stat(kb), stat(ka), float64(median(kb))/float64(median(ka)))
 	for _, tool := range []string{"kubeboot", "kubeadm"} {
@@ -74,7 +71,7 @@ func benchHA(ctx context.Context, args []string) error {
 		if tool == "kubeboot" {
 			overlap = "; its control-plane joins overlap"
 		}
-		fmt.Fprintf(b.out, "\n%s, the lab's steps (median of %d%s):\n", tool, *n, overlap)
+		fmt.Fprintf(b.out, "\n%s, the lab's steps (median of %d%s):\n", tool, n, overlap)
 		var names []string
 		for k := range steps[tool] {
 			names = append(names, k)

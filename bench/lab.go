@@ -272,6 +272,25 @@ func benchLab(ctx context.Context, args []string) error {
 	return b.concurrentJoins(ctx, *joiners)
 }
 
+// runsFlag parses a lab bench's only flag, -n: the runs per tool.
+func runsFlag(name string, args []string, def int) (int, error) {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	n := fs.Int("n", def, "runs per tool")
+	if err := fs.Parse(args); err != nil {
+		return 0, err
+	}
+	return *n, nil
+}
+
+// scratch makes a bench's scratch directory; done removes it.
+func scratch() (dir string, done func(), err error) {
+	dir, err = os.MkdirTemp("", "kubeboot-bench-")
+	if err != nil {
+		return "", nil, err
+	}
+	return dir, func() { os.RemoveAll(dir) }, nil
+}
+
 // newLabBench builds the lab binary into work, refusing when a lab is up already: the bench brings up its own.
 func newLabBench(ctx context.Context, work string, tool map[string]string) (*labBench, error) {
 	b := &labBench{lab: filepath.Join(work, "lab"), out: os.Stdout, tool: tool}

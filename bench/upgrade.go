@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -21,20 +20,19 @@ import (
 // deploys, with the next release's images imported; then one tool's `upgrade apply` to the default release is timed,
 // the tools alternating run by run. The kubelet stays at the old release, as before a package upgrade.
 func benchUpgrade(ctx context.Context, args []string) error {
-	fs := flag.NewFlagSet("upgrade", flag.ContinueOnError)
-	n := fs.Int("n", 2, "runs per tool")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	from, to := release.Oldest(), release.Default()
-	if from == to {
-		return errors.New("the release table has one release: nothing to upgrade to")
-	}
-	work, err := os.MkdirTemp("", "kubeboot-bench-")
+	n, err := runsFlag("upgrade", args, 2)
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(work)
+	from, to, err := upgradeReleases()
+	if err != nil {
+		return err
+	}
+	work, done, err := scratch()
+	if err != nil {
+		return err
+	}
+	defer done()
 	// kubeboot is one binary for every release (lab up builds it into the release's directory); kubeadm is the
 	// target release's, as its package would install it.
 	kubeboot := filepath.Join(labState, "bin", from.Version, "kubeboot")
@@ -59,7 +57,7 @@ func benchUpgrade(ctx context.Context, args []string) error {
 	fresh := true
 	walls := map[string][]time.Duration{}
 	phases := map[string][]time.Duration{}
-	for i := 0; i < *n; i++ {
+	for i := 0; i < n; i++ {
 		for _, tool := range []string{"kubeboot", "kubeadm"} {
 			if !fresh {
 				if out, err := b.inNode(ctx, cpNode, b.tool["kubeboot"], "reset", "-f"); err != nil {
@@ -81,7 +79,7 @@ func benchUpgrade(ctx context.Context, args []string) error {
 				// kubeadm's SystemVerification fails on the lab's cgroup v1, as at init.
 				args = append(args, "--ignore-preflight-errors=SystemVerification")
 			}
-			fmt.Fprintf(b.out, "run %d/%d %s: upgrade apply %s ...\n", i+1, *n, tool, to.Version)
+			fmt.Fprintf(b.out, "run %d/%d %s: upgrade apply %s ...\n", i+1, n, tool, to.Version)
 			start := time.Now()
 			out, err := b.inNode(ctx, cpNode, args...)
 			wall := time.Since(start)
@@ -99,10 +97,10 @@ func benchUpgrade(ctx context.Context, args []string) error {
 	}
 	kb, ka := walls["kubeboot"], walls["kubeadm"]
 	fmt.Fprintf(b.out, "\nupgrade apply %s -> %s on one control plane (%s), same cluster state, %d runs each, alternating; median [min-max]\n",
-		from.Version, to.Version, cpNode, *n)
+		from.Version, to.Version, cpNode, n)
 	fmt.Fprintf(b.out, "%-42s %-24s %-24s %s\n", "metric", "kubeboot", "kubeadm", "kubeboot/kubeadm")
 	fmt.Fprintf(b.out, "%-42s %-24s %-24s %.2f (goal <= 0.75)\n", "6  upgrade apply wall time", stat(kb), stat(ka), float64(median(kb))/float64(median(ka)))
-	fmt.Fprintf(b.out, "\nkubeboot upgrade apply, per component (median of %d):\n", *n)
+	fmt.Fprintf(b.out, "\nkubeboot upgrade apply, per component (median of %d):\n", n)
 	var names []string
 	for k := range phases {
 		names = append(names, k)
@@ -112,6 +110,15 @@ func benchUpgrade(ctx context.Context, args []string) error {
 		fmt.Fprintf(b.out, "  %-45s %s\n", k, ms(median(phases[k])))
 	}
 	return nil
+}
+
+// upgradeReleases are the releases the upgrade benches go from and to: the oldest kubeboot deploys and the default.
+func upgradeReleases() (from, to *release.Release, err error) {
+	from, to = release.Oldest(), release.Default()
+	if from == to {
+		return nil, nil, errors.New("the release table has one release: nothing to upgrade to")
+	}
+	return from, to, nil
 }
 
 // waitSettled waits until the control plane answers and the four static Pods of each of its controlPlanes are

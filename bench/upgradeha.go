@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
-	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -13,7 +11,6 @@ import (
 
 	"kubeboot.dev/kubeboot/internal/config"
 	"kubeboot.dev/kubeboot/internal/kubeclient"
-	"kubeboot.dev/kubeboot/internal/release"
 	"kubeboot.dev/kubeboot/lab/bootstrap"
 	"kubeboot.dev/kubeboot/lab/traffic"
 )
@@ -24,20 +21,19 @@ import (
 // on the first control plane, then `upgrade node` on the others and on the worker, each node's kubelet replaced
 // after its upgrade (`lab kubelet`, as a package upgrade), one node at a time.
 func benchUpgradeHA(ctx context.Context, args []string) error {
-	fs := flag.NewFlagSet("upgrade-ha", flag.ContinueOnError)
-	n := fs.Int("n", 1, "runs per tool")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	from, to := release.Oldest(), release.Default()
-	if from == to {
-		return errors.New("the release table has one release: nothing to upgrade to")
-	}
-	work, err := os.MkdirTemp("", "kubeboot-bench-")
+	n, err := runsFlag("upgrade-ha", args, 1)
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(work)
+	from, to, err := upgradeReleases()
+	if err != nil {
+		return err
+	}
+	work, done, err := scratch()
+	if err != nil {
+		return err
+	}
+	defer done()
 	next := filepath.Join(labState, "bin", to.Version)
 	b, err := newLabBench(ctx, work, map[string]string{"kubeboot": filepath.Join(next, "kubeboot"), "kubeadm": filepath.Join(next, "kubeadm")})
 	if err != nil {
@@ -48,9 +44,9 @@ func benchUpgradeHA(ctx context.Context, args []string) error {
 		took   time.Duration
 	}
 	results := map[string][]result{}
-	for i := 0; i < *n; i++ {
+	for i := 0; i < n; i++ {
 		for _, tool := range []string{"kubeboot", "kubeadm"} {
-			fmt.Fprintf(b.out, "run %d/%d %s: 3 control planes and a worker at %s, upgraded to %s ...\n", i+1, *n, tool, from.Version, to.Version)
+			fmt.Fprintf(b.out, "run %d/%d %s: 3 control planes and a worker at %s, upgraded to %s ...\n", i+1, n, tool, from.Version, to.Version)
 			c, took, err := b.upgradeHA(ctx, tool, from.Version, to.Version)
 			if derr := b.down(ctx); derr != nil && err == nil {
 				err = derr
@@ -66,7 +62,7 @@ func benchUpgradeHA(ctx context.Context, args []string) error {
 		}
 	}
 	fmt.Fprintf(b.out, "\nHA upgrade %s -> %s of 3 control planes and a worker, each tool on a cluster it made, writes every %s through the load balancer; %d runs each\n",
-		from.Version, to.Version, traffic.Interval, *n)
+		from.Version, to.Version, traffic.Interval, n)
 	fmt.Fprintf(b.out, "%-34s %-30s %-30s\n", "metric", "kubeboot", "kubeadm")
 	row := func(name string, f func(result) string) {
 		cells := map[string][]string{}
