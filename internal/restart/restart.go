@@ -19,8 +19,8 @@
 // its next sync of the Pod. It holds back a container it finds exited, though, by its crash-loop back-off
 // (kuberuntime's doBackOff: 10 s, doubling with every exit up to 5 min, forgotten after 10 min without one), so a
 // component that restarted a few times lately (an upgrade, an earlier renewal) would wait minutes. The stopped
-// container is therefore removed too when the runtime can (cri.Recycle): with no exited container to look at, the
-// kubelet starts the next one at once.
+// container is therefore removed too when the runtime can, as cri.Recycle does: with no exited container to look
+// at, the kubelet starts the next one at once.
 package restart
 
 import (
@@ -453,7 +453,8 @@ func (r *Restarter) restartOne(ctx context.Context, component string) (restarted
 }
 
 // stop stops the running containers of component, returning their IDs; with remove, it removes each once stopped
-// too, when the runtime can (as cri.Recycle; one the kubelet collected already counts as removed), so that the kubelet starts the next without its crash-loop back-off.
+// too, when the runtime can (one the kubelet collected already counts as removed), so that the kubelet starts the
+// next without its crash-loop back-off.
 func (r *Restarter) stop(wctx context.Context, component string, remove bool) ([]string, error) {
 	old, err := r.running(wctx, component)
 	if err != nil {
