@@ -124,22 +124,19 @@ func resetWorker(t *testing.T, tool, node string) {
 			}
 		}
 	}
-	if files := filesOf(t, node); files != "" && tool == kubeadm {
+	if tool == kubeadm {
 		// Upstream kubeadm's reset stops the kubelet through systemd, which the lab does not have; with the
 		// kubelet still running, kubeadm 1.37's clean-up of /var/lib/kubelet stops at the first entry it cannot
-		// remove and leaves the rest. What this test checks comes after (a join onto a clean node), so the
-		// leftovers are removed as a user following kubeadm's reset output would.
-		t.Logf("upstream kubeadm reset left files on %s while its kubelet ran; removing them:\n%s", node, files)
-		if out, err := inNode(ctx, node, append([]string{"rm", "-f"}, strings.Fields(files)...)...); err != nil {
-			t.Fatalf("remove what kubeadm reset left on %s: %v\n%s", node, err, out)
-		}
-		// The kubelet runs until the supervisor sees its config gone, and may write its state files again
-		// meanwhile (CI once saw one between the removal and the check below): wait for it, then remove those too.
+		// remove and leaves the rest, and the kubelet rewrites its Pods' volumes until the supervisor sees its
+		// config gone and stops it (CI once found none left right after reset, then the kubelet's rewrite). What
+		// this test checks comes after (a join onto a clean node): once the kubelet has stopped, the leftovers are
+		// removed as a user following kubeadm's reset output would.
 		waitKubeletStopped(t, node)
 		if files := filesOf(t, node); files != "" {
-			t.Logf("written by the kubelet before it stopped, removed:\n%s", files)
+			t.Logf("upstream kubeadm reset, and its kubelet until it stopped, left files on %s; removing them:\n%s",
+				node, files)
 			if out, err := inNode(ctx, node, append([]string{"rm", "-f"}, strings.Fields(files)...)...); err != nil {
-				t.Fatalf("remove them: %v\n%s", err, out)
+				t.Fatalf("remove what kubeadm reset left on %s: %v\n%s", node, err, out)
 			}
 		}
 	}
