@@ -245,6 +245,9 @@ func (e *Engine) Upgrade(ctx context.Context, t Target, opts Options) (*Result, 
 				return fail(fmt.Errorf("list the containers of %s: %w", c, err), false)
 			}
 		}
+		if c == staticpod.EtcdName && len(oldContainers) > 0 {
+			e.drainAPIServer(ctx)
+		}
 		if err := e.FS.WriteFile(staticpod.Path(c), r.YAML, 0o600); err != nil {
 			return fail(fmt.Errorf("write the new manifest of %s: %w", c, err), false)
 		}
@@ -256,7 +259,9 @@ func (e *Engine) Upgrade(ctx context.Context, t Target, opts Options) (*Result, 
 			return res, e.fail(ctx, t, res, done[:len(done)-1], ch, err, c == staticpod.EtcdName)
 		}
 		if c == staticpod.EtcdName && apiServerStopped && !apiServerChanges {
-			// No new API server follows to wait for: the kubelet's restart of this one is waited for here.
+			// No new API server follows to wait for: the kubelet's restart of this one is waited for here, without
+			// the crash-loop back-off the stops above would cost it (no exited container left to hold it back).
+			e.removeExitedAPIServers(ctx)
 			if err := e.waitHealthy(ctx, staticpod.APIServerName); err != nil {
 				return res, err
 			}
@@ -348,6 +353,46 @@ func (e *Engine) waitHealthy(ctx context.Context, component string) error {
 	}
 	return hint.With(fmt.Errorf("%s, stopped for etcd's upgrade, did not answer again within %s: %w", component, e.timeout(), err),
 		"etcd is upgraded and healthy; look at the API server with `crictl ps -a --name kube-apiserver` and `crictl logs CONTAINER`")
+}
+
+// drainAPIServer stops this node's kube-apiserver (cri.APIServerStopGrace) before its etcd is replaced. A stacked
+// API server reads only this node's etcd: while that etcd is replaced it holds every request sent to it until the
+// request times out, and then it is stopped itself, cutting the rest; a client's HTTP/2 connection, which a TCP
+// load balancer cannot move, stays pinned to it all along (TestUpgrade and `bench upgrade-ha` saw each failed write
+// that way, for kubeadm too). Stopped first, it fails /readyz, sends its clients away (GOAWAY) and finishes its
+// requests while its etcd still serves them; they reconnect through the endpoint to another API server. The kubelet
+// starts it again from the same manifest, and hurry stops it once more when the old etcd has stopped. This is
+// certs renew --restart's order for the same reason (internal/restart). Nothing here fails the upgrade.
+func (e *Engine) drainAPIServer(ctx context.Context) {
+	if e.Containers == nil {
+		return
+	}
+	start := e.now()
+	ids, err := cri.RunningInKubeSystem(ctx, e.Containers, staticpod.APIServerName)
+	if err != nil {
+		fmt.Fprintf(e.Out, "[upgrade/staticpods] WARNING: could not list the kube-apiserver's containers: %v; its clients may wait on it while etcd is replaced\n", err)
+		return
+	}
+	for _, id := range ids {
+		if err := e.Containers.StopContainer(ctx, id, cri.APIServerStopGrace); err != nil {
+			fmt.Fprintf(e.Out, "[upgrade/staticpods] WARNING: could not stop the kube-apiserver's container %.13s: %v; its clients may wait on it while etcd is replaced\n", id, err)
+			continue
+		}
+		fmt.Fprintf(e.Out, "[upgrade/staticpods] Stopped this node's kube-apiserver (container %.13s, %s grace period) before its etcd is replaced, so that its clients move to another API server while its etcd still serves them (%s)\n",
+			id, cri.APIServerStopGrace, e.now().Sub(start).Round(100*time.Millisecond))
+	}
+}
+
+// removeExitedAPIServers removes this node's exited kube-apiserver containers, when the runtime can, so that the
+// kubelet's crash-loop back-off does not hold the next one (cri.RemoveExitedInKubeSystem).
+func (e *Engine) removeExitedAPIServers(ctx context.Context) {
+	rm, ok := e.Containers.(cri.ContainerRemover)
+	if !ok {
+		return
+	}
+	if _, err := cri.RemoveExitedInKubeSystem(ctx, e.Containers, rm, staticpod.APIServerName); err != nil {
+		fmt.Fprintf(e.Out, "[upgrade/staticpods] WARNING: could not remove the kube-apiserver's exited containers: %v; the kubelet starts it after its crash-loop back-off\n", err)
+	}
 }
 
 // oldStopBound bounds the wait for the kubelet to begin stopping an old static Pod (see hurry).

@@ -84,7 +84,17 @@ type oldAPIServer struct {
 	kubeletStops map[string]bool
 	mu           sync.Mutex
 	running      bool
+	restarts     int // of the old kube-apiserver's container by the kubelet, after a stop before its new manifest
 	stops        []string
+}
+
+// apiID is the running old kube-apiserver container's name: "old", then "restarted-N" once the kubelet has started
+// it again N times.
+func (o *oldAPIServer) apiID() string {
+	if o.restarts == 0 {
+		return "old"
+	}
+	return fmt.Sprintf("restarted-%d", o.restarts)
 }
 
 func (o *oldAPIServer) ListContainers(_ context.Context, labels map[string]string) ([]cri.Container, error) {
@@ -93,7 +103,7 @@ func (o *oldAPIServer) ListContainers(_ context.Context, labels map[string]strin
 	switch labels[cri.LabelContainerName] {
 	case "kube-apiserver":
 		if o.running {
-			return []cri.Container{ctr("kube-apiserver", "old", cri.ContainerRunning, 1)}, nil
+			return []cri.Container{ctr("kube-apiserver", o.apiID(), cri.ContainerRunning, 1)}, nil
 		}
 	case "etcd":
 		if !o.kubeletStops["etcd"] || !o.replaced("etcd") {
@@ -113,7 +123,11 @@ func (o *oldAPIServer) StopContainer(_ context.Context, id string, grace time.Du
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	o.stops = append(o.stops, fmt.Sprintf("%s %s", id, grace))
-	o.running = false
+	if o.replaced("kube-apiserver") {
+		o.running = false // the kubelet runs the new Pod instead
+	} else {
+		o.restarts++ // the kubelet starts the same Pod's container again
+	}
 	return nil
 }
 
@@ -127,7 +141,11 @@ func (o *oldAPIServer) Probe(ctx context.Context, c string) error {
 	return o.fakeKubelet.Probe(ctx, c)
 }
 
+// Before etcd is replaced, this node's API server is stopped (drained) while etcd still serves it, and the kubelet
+// starts it again; then hurry stops the old one once the kubelet has begun to replace it, or, once the old etcd has
+// stopped, the one that would hold the kubelet.
 func TestUpgradeStopsTheOldAPIServerOnceTheKubeletBegins(t *testing.T) {
+	drained := "[upgrade/staticpods] Stopped this node's kube-apiserver (container kube-apiserve, 5s grace period) before its etcd is replaced, so that its clients move to another API server while its etcd still serves them"
 	etcdLeft := "[upgrade/staticpods] The kubelet has not begun to stop the old etcd within 100ms (the old etcd still runs: the kubelet has not begun to stop it); leaving it to the kubelet"
 	for _, tc := range []struct {
 		name         string
@@ -136,12 +154,12 @@ func TestUpgradeStopsTheOldAPIServerOnceTheKubeletBegins(t *testing.T) {
 		wantLines    []string
 	}{
 		{"the kubelet begins to stop the old kube-apiserver: stopped with the short grace", map[string]bool{"kube-apiserver": true},
-			[]string{"kube-apiserver-old 5s"}, []string{etcdLeft,
+			[]string{"kube-apiserver-old 5s", "kube-apiserver-restarted-1 5s"}, []string{drained, etcdLeft,
 				"[upgrade/staticpods] The kubelet is stopping the old kube-apiserver: stopped the kube-apiserver's container kube-apiserve with a 5s grace period"}},
 		{"the old etcd has stopped: the API server that would hold the kubelet is stopped", map[string]bool{"etcd": true},
-			[]string{"kube-apiserver-old 5s"}, []string{
+			[]string{"kube-apiserver-old 5s", "kube-apiserver-restarted-1 5s"}, []string{drained,
 				"[upgrade/staticpods] The old etcd has stopped; this node's kube-apiserver would hold the kubelet's start of the new one until its requests time out: stopped the kube-apiserver's container kube-apiserve with a 5s grace period"}},
-		{"the old ones keep running: left to the kubelet", nil, nil, []string{etcdLeft,
+		{"the old ones keep running: left to the kubelet", nil, []string{"kube-apiserver-old 5s"}, []string{drained, etcdLeft,
 			"[upgrade/staticpods] The kubelet has not begun to stop the old kube-apiserver within 100ms (the old kube-apiserver still runs: the kubelet has not begun to stop it); leaving it to the kubelet"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -160,6 +178,9 @@ func TestUpgradeStopsTheOldAPIServerOnceTheKubeletBegins(t *testing.T) {
 				if !strings.Contains(out.String(), l) {
 					t.Errorf("output lacks %q:\n%s", l, out.String())
 				}
+			}
+			if i, j := strings.Index(out.String(), drained), strings.Index(out.String(), "manifests/etcd.yaml\""); i < 0 || j < 0 || i > j {
+				t.Errorf("the API server was not stopped before etcd's new manifest was written:\n%s", out.String())
 			}
 		})
 	}
