@@ -515,6 +515,16 @@ func RemoveExitedInKubeSystem(ctx context.Context, l ContainerLister, r Containe
 	return ids, nil
 }
 
+// RemoveExitedInKubeSystemIfAble is RemoveExitedInKubeSystem when r can remove containers (a ContainerRemover,
+// as *Client is); otherwise it removes nothing.
+func RemoveExitedInKubeSystemIfAble(ctx context.Context, r ContainerLister, name string) ([]string, error) {
+	rm, ok := r.(ContainerRemover)
+	if !ok {
+		return nil, nil
+	}
+	return RemoveExitedInKubeSystem(ctx, r, rm, name)
+}
+
 // RunningInKubeSystem returns the IDs of the running containers named name in kube-system's Pods: the kubelet labels
 // each container with its Pod's namespace and its own name, which for a static Pod of the control plane is the
 // component's (etcd, kube-apiserver, ...).

@@ -435,3 +435,17 @@ func (b blockingServer) Version(context.Context, *runtimeapi.VersionRequest) (*r
 	<-b.release
 	return nil, status.Error(codes.Aborted, "released")
 }
+
+// listOnly lists one exited container and cannot remove any.
+type listOnly struct{}
+
+func (listOnly) ListContainers(context.Context, map[string]string) ([]Container, error) {
+	return []Container{{ID: "etcd-1", Name: "etcd", State: ContainerExited}}, nil
+}
+
+// A runtime that cannot remove leaves its exited containers to the kubelet: nothing removed, no error.
+func TestRemoveExitedInKubeSystemIfAbleWithoutARemover(t *testing.T) {
+	if ids, err := RemoveExitedInKubeSystemIfAble(t.Context(), listOnly{}, "etcd"); ids != nil || err != nil {
+		t.Errorf("RemoveExitedInKubeSystemIfAble = %v, %v; want nothing removed and no error", ids, err)
+	}
+}

@@ -313,10 +313,8 @@ func (r *Restarter) restartEtcdBehindAPIServer(ctx context.Context, done, left [
 	// server it holds back by its crash-loop back-off starts at once without an exited container.
 	wctx, cancel = context.WithTimeout(ctx, timeout)
 	defer cancel()
-	if rm, ok := r.Runtime.(cri.ContainerRemover); ok {
-		if _, err := cri.RemoveExitedInKubeSystem(wctx, r.Runtime, rm, staticpod.APIServerName); err != nil {
-			fmt.Fprintf(r.Out, "[restart] kube-apiserver: WARNING: remove its exited containers: %v; the kubelet starts it after its crash-loop back-off\n", err)
-		}
+	if _, err := cri.RemoveExitedInKubeSystemIfAble(wctx, r.Runtime, staticpod.APIServerName); err != nil {
+		fmt.Fprintf(r.Out, "[restart] kube-apiserver: WARNING: remove its exited containers: %v; the kubelet starts it after its crash-loop back-off\n", err)
 	}
 	started, err := r.waitBack(ctx, wctx, staticpod.APIServerName, oldAPI, timeout)
 	if err != nil {

@@ -362,11 +362,7 @@ func restoreNewDataDir(ctx context.Context, d *restoreRun) error {
 // holds the new one back by its crash-loop back-off, which after a few restarts of etcd on this node is over a
 // minute (seen in TestHA: 1m9s for a restore, 27-54 s for a rejoin).
 func removeExitedEtcd(ctx context.Context, c Containers, say func(string, ...any)) error {
-	r, ok := c.(cri.ContainerRemover)
-	if !ok {
-		return nil
-	}
-	ids, err := cri.RemoveExitedInKubeSystem(ctx, c, r, staticpod.EtcdName)
+	ids, err := cri.RemoveExitedInKubeSystemIfAble(ctx, c, staticpod.EtcdName)
 	if err != nil {
 		return fmt.Errorf("remove the stopped member's containers: %w", err)
 	}
@@ -415,10 +411,8 @@ func restoreWaitAPIServer(ctx context.Context, d *restoreRun) error {
 			d.say("%s the API server's container %.13s, which served the cluster before the restore; the kubelet starts a new one", what, id)
 		}
 		// One that had exited while etcd was away would hold the next back the same way.
-		if r, ok := s.(cri.ContainerRemover); ok {
-			if _, err := cri.RemoveExitedInKubeSystem(ctx, d.Containers, r, staticpod.APIServerName); err != nil {
-				return hint.With(fmt.Errorf("restart the API server: remove its exited containers: %w", err), "etcd is restored and healthy; remove them with `crictl rm CONTAINER`")
-			}
+		if _, err := cri.RemoveExitedInKubeSystemIfAble(ctx, d.Containers, staticpod.APIServerName); err != nil {
+			return hint.With(fmt.Errorf("restart the API server: remove its exited containers: %w", err), "etcd is restored and healthy; remove them with `crictl rm CONTAINER`")
 		}
 	}
 	if err := d.waitHealthy(ctx, staticpod.APIServerName); err != nil {

@@ -386,11 +386,10 @@ func (e *Engine) drainAPIServer(ctx context.Context) {
 // removeExitedAPIServers removes this node's exited kube-apiserver containers, when the runtime can, so that the
 // kubelet's crash-loop back-off does not hold the next one (cri.RemoveExitedInKubeSystem).
 func (e *Engine) removeExitedAPIServers(ctx context.Context) {
-	rm, ok := e.Containers.(cri.ContainerRemover)
-	if !ok {
+	if e.Containers == nil {
 		return
 	}
-	if _, err := cri.RemoveExitedInKubeSystem(ctx, e.Containers, rm, staticpod.APIServerName); err != nil {
+	if _, err := cri.RemoveExitedInKubeSystemIfAble(ctx, e.Containers, staticpod.APIServerName); err != nil {
 		fmt.Fprintf(e.Out, "[upgrade/staticpods] WARNING: could not remove the kube-apiserver's exited containers: %v; the kubelet starts it after its crash-loop back-off\n", err)
 	}
 }
