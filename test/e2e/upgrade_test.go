@@ -254,12 +254,13 @@ func TestUpgrade(t *testing.T) {
 	t.Logf("FIGURE upgrade %s to %s of 3 control planes and a worker, kubelets included, to every Node and control-plane Pod Ready: %s",
 		from.Version, to.Version, upgradeTook.Round(100*time.Millisecond))
 	// A stacked API server talks to its local etcd only: while the kubelet replaces that etcd, the writes the
-	// endpoint sends to this node's API server wait for etcd and may fail (a timeout, then the connection cut when the
-	// API server itself is replaced) before the endpoint's health checks drain it. Measured: 4 of 3406 writes, two
-	// around the etcd replacement on cp1 and two around cp3's, none on cp2. More than two per control plane is a
-	// regression.
-	if len(c.Failed) > 2*len(haControlPlanes) {
-		t.Errorf("%d writes through the endpoint failed during the upgrade, want at most 2 per control plane (%d)", len(c.Failed), 2*len(haControlPlanes))
+	// endpoint sends to this node's API server wait for etcd and fail (a timeout, then the connection cut). Before
+	// the upgrade drained the API server ahead of etcd's replacement, writes failed in pairs on a node whose etcd
+	// was replaced under a client's pinned connection (4 of 3406, 2 of 1253, 2 of 1530; upstream kubeadm 4 of
+	// 2655); with the drain, 0 of 1460 here and 0 of 1934 in `bench upgrade-ha`. One write is allowed, so that a
+	// single request in flight at the drain's instant does not fail the run; a pair, as before the drain, does.
+	if len(c.Failed) > 1 {
+		t.Errorf("%d writes through the endpoint failed during the upgrade, want at most 1 (this node's API server is drained before its etcd is replaced)", len(c.Failed))
 	}
 
 	t.Run("every kubelet at "+to.Version, func(t *testing.T) { checkKubeletVersions(t, to.Version) })
