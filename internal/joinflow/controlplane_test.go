@@ -28,6 +28,7 @@ import (
 
 	"kubeboot.dev/kubeboot/internal/config"
 	"kubeboot.dev/kubeboot/internal/copycerts"
+	"kubeboot.dev/kubeboot/internal/cri"
 	"kubeboot.dev/kubeboot/internal/etcd"
 	"kubeboot.dev/kubeboot/internal/markcontrolplane"
 	"kubeboot.dev/kubeboot/internal/nodeenv"
@@ -60,6 +61,9 @@ type fakeEtcd struct {
 	notRunning  int
 	statusCalls int
 	promoted    bool
+	// lostPublish keeps the learner unpublished, as etcd does after losing its first publish, until its container
+	// is removed (restarted is set then).
+	lostPublish, restarted bool
 }
 
 func (f *fakeEtcd) connect(opts etcd.Options) (EtcdCluster, error) {
@@ -96,7 +100,7 @@ func (f *fakeEtcd) Status(context.Context) ([]etcd.MemberStatus, error) {
 	defer f.mu.Unlock()
 	f.statusCalls++
 	learner := etcd.MemberStatus{Member: etcd.Member{ID: learnerID, PeerURLs: []string{"https://127.0.0.1:2380"}, IsLearner: !f.promoted}}
-	if f.statusCalls <= f.notRunning {
+	if f.statusCalls <= f.notRunning || (f.lostPublish && !f.restarted) {
 		learner.Problem = "not started: it has no client URL yet"
 		f.record("status: learner not started (%s)", f.manifest())
 	} else {
@@ -245,6 +249,8 @@ func newCPHarness(t *testing.T, c cpCluster, joinKey string) *cpHarness {
 		Hostname:     cpName,
 		PollInterval: 10 * time.Millisecond,
 		NewEtcd:      fe.connect,
+		// No snapshot seen: the learner's publish is never taken for lost (TestJoinRestartsALearnerWhosePublishWasLost).
+		LearnerSnapshots: func(context.Context) (int, error) { return 0, nil },
 		NewClient: func(kc *clientcmdapi.Config) (kubernetes.Interface, error) {
 			_, user, err := currentUser(kc)
 			switch {
@@ -637,5 +643,82 @@ func TestLearnerOfAFailedJoinIsRemoved(t *testing.T) {
 	lease, err := h.client.CoordinationV1().Leases("kube-system").Get(t.Context(), etcd.TurnLease, metav1.GetOptions{})
 	if err != nil || lease.Spec.HolderIdentity != nil || lease.Annotations[etcd.LearnerAnnotation] != "" {
 		t.Errorf("the turn was not given back: %v %+v", err, lease)
+	}
+}
+
+// learnerRuntime is the joining node's runtime running its etcd learner's container; removing that container is
+// the restart (the kubelet starts another).
+type learnerRuntime struct {
+	fakeRuntime
+	etcd  *fakeEtcd
+	mu    sync.Mutex
+	calls []string
+}
+
+func (r *learnerRuntime) ListContainers(_ context.Context, labels map[string]string) ([]cri.Container, error) {
+	if labels[cri.LabelContainerName] != staticpod.EtcdName {
+		return nil, nil
+	}
+	return []cri.Container{{ID: "etcd-learner-container", Name: staticpod.EtcdName, State: cri.ContainerRunning}}, nil
+}
+
+func (r *learnerRuntime) StopContainer(_ context.Context, id string, grace time.Duration) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.calls = append(r.calls, fmt.Sprintf("stop %s %s", id, grace))
+	return nil
+}
+
+func (r *learnerRuntime) RemoveContainer(_ context.Context, id string) error {
+	r.mu.Lock()
+	r.calls = append(r.calls, "remove "+id)
+	r.mu.Unlock()
+	r.etcd.mu.Lock()
+	defer r.etcd.mu.Unlock()
+	r.etcd.restarted = true
+	return nil
+}
+
+// A learner that has the leader's snapshot and stays unpublished past publishGrace is restarted once, and the join
+// goes on as soon as it has published; one without the snapshot is left alone.
+func TestJoinRestartsALearnerWhosePublishWasLost(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		snapshots int
+		lost      bool
+		wantCalls []string
+	}{
+		{"the snapshot installed, no publish: restarted", 1, true, []string{"stop etcd-learner-container 5s", "remove etcd-learner-container"}},
+		{"no snapshot yet: left to start", 0, false, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newCPHarness(t, cpCluster{endpoint: "cp.lab:6443", upload: certKey}, certKey)
+			h.etcd.lostPublish = tc.lost
+			h.etcd.notRunning = 5
+			rt := &learnerRuntime{etcd: h.etcd}
+			h.data.DialRuntime = func(context.Context, string) (cri.Runtime, error) { return rt, nil }
+			asked := 0
+			h.data.LearnerSnapshots = func(context.Context) (int, error) { asked++; return tc.snapshots, nil }
+			start := time.Now()
+			if err := h.run(t, workflow.Options{}); err != nil {
+				t.Fatalf("%v\n%s", err, h.out.String())
+			}
+			if !slices.Equal(rt.calls, tc.wantCalls) {
+				t.Errorf("runtime calls %q, want %q\n%s", rt.calls, tc.wantCalls, h.out.String())
+			}
+			restartLine := "restarted its container etcd-learner-"
+			if got := strings.Contains(h.out.String(), restartLine); got != tc.lost {
+				t.Errorf("output has %q: %v, want %v\n%s", restartLine, got, tc.lost, h.out.String())
+			}
+			if tc.lost && time.Since(start) < publishGrace {
+				t.Errorf("restarted after %s, before the publish grace %s", time.Since(start), publishGrace)
+			}
+			if asked == 0 {
+				t.Error("the learner's snapshots were never read while it was unpublished")
+			}
+			if events := h.etcdEvents(); !slices.ContainsFunc(events, func(e string) bool { return strings.HasPrefix(e, "promote") }) {
+				t.Errorf("the learner was not promoted: %q", events)
+			}
+		})
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 
 	"kubeboot.dev/kubeboot/internal/config"
+	"kubeboot.dev/kubeboot/internal/cri"
 	"kubeboot.dev/kubeboot/internal/etcd"
 	"kubeboot.dev/kubeboot/internal/initflow"
 	"kubeboot.dev/kubeboot/internal/manifests"
@@ -186,7 +187,7 @@ func joinEtcd(ctx context.Context, d *Data) error {
 
 	start := time.Now()
 	startTimeout := node.Timeouts.ControlPlaneComponentHealthCheck.Duration
-	if err := waitMemberRunning(ctx, d, ec, id, startTimeout); err != nil {
+	if err := waitMemberRunning(ctx, d, ec, id, node.Registration.CRISocket, startTimeout); err != nil {
 		return err
 	}
 	fmt.Fprintf(d.Out, "  the etcd learner %s runs and follows the leader after %s\n", hexID, time.Since(start).Round(10*time.Millisecond))
@@ -295,13 +296,15 @@ func WriteEtcdManifest(fsys nodefs.FS, out io.Writer, cluster *config.Cluster, n
 }
 
 // waitMemberRunning polls the member list and the members' status until the member id has started (it has
-// published its name and client URL) and answers with a leader it follows: only then can it be promoted.
-func waitMemberRunning(ctx context.Context, d *Data, ec EtcdCluster, id uint64, timeout time.Duration) error {
+// published its name and client URL) and answers with a leader it follows: only then can it be promoted. A learner
+// whose first publish was lost is restarted once (see publishWatch).
+func waitMemberRunning(ctx context.Context, d *Data, ec EtcdCluster, id uint64, criSocket string, timeout time.Duration) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	t := time.NewTicker(d.interval())
 	defer t.Stop()
 	last := "not asked yet"
+	pw := publishWatch{d: d, id: id, criSocket: criSocket}
 	for {
 		statuses, err := ec.Status(ctx)
 		switch i := slices.IndexFunc(statuses, func(s etcd.MemberStatus) bool { return s.ID == id }); {
@@ -313,6 +316,9 @@ func waitMemberRunning(ctx context.Context, d *Data, ec EtcdCluster, id uint64, 
 			return nil
 		default:
 			last = statuses[i].Problem
+			if !statuses[i].Started() {
+				pw.check(ctx)
+			}
 		}
 		select {
 		case <-ctx.Done():
@@ -326,3 +332,76 @@ func waitMemberRunning(ctx context.Context, d *Data, ec EtcdCluster, id uint64, 
 		}
 	}
 }
+
+// publishGrace is how long a new member that has installed its leader's snapshot may take to publish its name and
+// client URLs before its publish counts as lost: it normally follows the snapshot within tens of milliseconds.
+const publishGrace = time.Second
+
+// publishWatch finds a learner whose first publish was lost, and restarts it. A new member of etcd 3.6 or later
+// always installs its leader's snapshot (the leader's raft log no longer starts at its first entry after its first
+// hundred). It proposes its publish (name and client URLs) as soon as it knows the leader, and applying the
+// snapshot resets its connections to its peers: a proposal forwarded just before is lost, and etcd proposes it
+// again only after its request timeout (7 s with kubeadm's flags), serving no client and holding the next
+// control plane's turn until then. Seen in the lab on about one learner in two. A restarted member has the
+// snapshot on disk and publishes at once; the kubelet starts its container again without back-off once it is
+// removed. Once per join; anything that does not work here leaves the member to etcd's own retry.
+type publishWatch struct {
+	d         *Data
+	id        uint64
+	criSocket string
+
+	snapshotSeen time.Time // when the member was first seen with the leader's snapshot installed
+	done         bool
+}
+
+func (w *publishWatch) check(ctx context.Context) {
+	if w.done {
+		return
+	}
+	snapshots := w.d.LearnerSnapshots
+	if snapshots == nil {
+		snapshots = func(ctx context.Context) (int, error) {
+			return etcd.SnapshotsReceived(ctx, staticpod.EtcdMetricsURL("127.0.0.1"))
+		}
+	}
+	if n, err := snapshots(ctx); err != nil || n == 0 {
+		return // not started yet, or still waiting for the snapshot
+	}
+	now := time.Now()
+	if w.snapshotSeen.IsZero() {
+		w.snapshotSeen = now
+	}
+	if now.Sub(w.snapshotSeen) < publishGrace {
+		return
+	}
+	w.done = true
+	if w.d.DialRuntime == nil {
+		return
+	}
+	rt, err := w.d.DialRuntime(ctx, w.criSocket)
+	if err != nil {
+		fmt.Fprintf(w.d.Out, "  WARNING: the etcd learner %x has the leader's snapshot but has not published itself after %s, "+
+			"and the container runtime cannot be reached to restart it (%v): etcd tries again after its request timeout\n", w.id, publishGrace, err)
+		return
+	}
+	defer rt.Close()
+	stopper, ok := rt.(cri.ContainerStopper)
+	if !ok {
+		return
+	}
+	ids, err := cri.RunningInKubeSystem(ctx, rt, staticpod.EtcdName)
+	if err != nil || len(ids) != 1 {
+		fmt.Fprintf(w.d.Out, "  WARNING: the etcd learner %x has the leader's snapshot but has not published itself after %s, "+
+			"and its container was not found to restart it (%d running, %v): etcd tries again after its request timeout\n", w.id, publishGrace, len(ids), err)
+		return
+	}
+	if _, err := cri.Recycle(ctx, stopper, ids[0], etcdStopGrace); err != nil {
+		fmt.Fprintf(w.d.Out, "  WARNING: restart the etcd learner %x (container %.13s): %v: etcd tries again after its request timeout\n", w.id, ids[0], err)
+		return
+	}
+	fmt.Fprintf(w.d.Out, "  the etcd learner %x installed the leader's snapshot but its publish was lost with it (etcd tries again only "+
+		"after its request timeout): restarted its container %.13s, which publishes at once\n", w.id, ids[0])
+}
+
+// etcdStopGrace is what a learner being restarted gets to exit: it holds no client and is not a voter.
+const etcdStopGrace = 5 * time.Second

@@ -48,6 +48,9 @@ type Data struct {
 	PollInterval time.Duration
 	// NewEtcd connects to the cluster's etcd; nil means internal/etcd over the network.
 	NewEtcd func(opts etcd.Options) (EtcdCluster, error)
+	// LearnerSnapshots reads how many raft snapshots this node's new etcd member has received (its metrics on
+	// loopback); nil means etcd.SnapshotsReceived.
+	LearnerSnapshots func(ctx context.Context) (int, error)
 	// Executable is the running kubeboot, which kubelet-start installs for the node-local API endpoint; nil:
 	// os.Executable.
 	Executable func() (string, error)
