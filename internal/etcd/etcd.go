@@ -283,6 +283,9 @@ type MemberStatus struct {
 	Member
 	// Endpoint is the client URL asked; empty for a member that has not started.
 	Endpoint string
+	// Serving: the member completes a TLS handshake on its client URL. etcd serves clients only once the member
+	// has applied its own publish, which may come after the member list shows its name and client URLs.
+	Serving bool
 	// Healthy: the member answered, knows a leader and reports no alarm.
 	Healthy bool
 	// Problem says why the member is not healthy.
@@ -328,6 +331,7 @@ func (c *Client) memberStatus(ctx context.Context, s *MemberStatus) {
 		s.Problem = err.Error()
 		return
 	}
+	s.Serving = true
 	ctx, cancel := context.WithTimeout(ctx, statusTimeout)
 	defer cancel()
 	resp, err := c.cli.Status(ctx, s.Endpoint)

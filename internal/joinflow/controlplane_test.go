@@ -61,8 +61,8 @@ type fakeEtcd struct {
 	notRunning  int
 	statusCalls int
 	promoted    bool
-	// lostPublish keeps the learner unpublished, as etcd does after losing its first publish, until its container
-	// is removed (restarted is set then).
+	// lostPublish keeps the learner from serving clients, as etcd does while it waits on its own publish that
+	// came to it through the leader's snapshot, until its container is removed (restarted is set then).
 	lostPublish, restarted bool
 }
 
@@ -100,11 +100,17 @@ func (f *fakeEtcd) Status(context.Context) ([]etcd.MemberStatus, error) {
 	defer f.mu.Unlock()
 	f.statusCalls++
 	learner := etcd.MemberStatus{Member: etcd.Member{ID: learnerID, PeerURLs: []string{"https://127.0.0.1:2380"}, IsLearner: !f.promoted}}
-	if f.statusCalls <= f.notRunning || (f.lostPublish && !f.restarted) {
+	switch {
+	case f.statusCalls <= f.notRunning:
 		learner.Problem = "not started: it has no client URL yet"
 		f.record("status: learner not started (%s)", f.manifest())
-	} else {
-		learner.Name, learner.ClientURLs, learner.Healthy = cpName, []string{"https://127.0.0.1:2379"}, true
+	case f.lostPublish && !f.restarted:
+		// Published as the cluster sees it (through the snapshot), but not serving: it waits on its own publish.
+		learner.Name, learner.ClientURLs = cpName, []string{"https://127.0.0.1:2379"}
+		learner.Problem = "unreachable: context deadline exceeded"
+		f.record("status: learner unreachable (%s)", f.manifest())
+	default:
+		learner.Name, learner.ClientURLs, learner.Serving, learner.Healthy = cpName, []string{"https://127.0.0.1:2379"}, true, true
 		f.record("status: learner healthy")
 	}
 	return []etcd.MemberStatus{{Member: f.first(), Healthy: true, IsLeader: true}, learner}, nil
@@ -679,8 +685,8 @@ func (r *learnerRuntime) RemoveContainer(_ context.Context, id string) error {
 	return nil
 }
 
-// A learner that has the leader's snapshot and stays unpublished past publishGrace is restarted once, and the join
-// goes on as soon as it has published; one without the snapshot is left alone.
+// A learner that has the leader's snapshot and serves no client past publishGrace is restarted once, and the join
+// goes on as soon as it serves; one without the snapshot is left alone.
 func TestJoinRestartsALearnerWhosePublishWasLost(t *testing.T) {
 	for _, tc := range []struct {
 		name      string
@@ -688,7 +694,7 @@ func TestJoinRestartsALearnerWhosePublishWasLost(t *testing.T) {
 		lost      bool
 		wantCalls []string
 	}{
-		{"the snapshot installed, no publish: restarted", 1, true, []string{"stop etcd-learner-container 5s", "remove etcd-learner-container"}},
+		{"the snapshot installed, no publish: restarted", 1, true, []string{"stop etcd-learner-container 0s", "remove etcd-learner-container"}},
 		{"no snapshot yet: left to start", 0, false, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
