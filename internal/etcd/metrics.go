@@ -24,7 +24,7 @@ func SnapshotsReceived(ctx context.Context, metricsURL string) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	resp, err := (&http.Client{Timeout: statusTimeout, Transport: &http.Transport{Proxy: nil, DisableKeepAlives: true}}).Do(req)
+	resp, err := (&http.Client{Transport: &http.Transport{Proxy: nil, DisableKeepAlives: true}}).Do(req) // bounded by ctx
 	if err != nil {
 		return 0, fmt.Errorf("etcd metrics at %s: %w", metricsURL, err)
 	}

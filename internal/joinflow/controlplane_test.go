@@ -255,7 +255,7 @@ func newCPHarness(t *testing.T, c cpCluster, joinKey string) *cpHarness {
 		Hostname:     cpName,
 		PollInterval: 10 * time.Millisecond,
 		NewEtcd:      fe.connect,
-		// No snapshot seen: the learner's publish is never taken for lost (TestJoinRestartsALearnerWhosePublishWasLost).
+		// No snapshot seen: the learner is never taken for waiting on its own publish (TestJoinRestartsALearnerWaitingOnItsOwnPublish).
 		LearnerSnapshots: func(context.Context) (int, error) { return 0, nil },
 		NewClient: func(kc *clientcmdapi.Config) (kubernetes.Interface, error) {
 			_, user, err := currentUser(kc)
@@ -687,7 +687,7 @@ func (r *learnerRuntime) RemoveContainer(_ context.Context, id string) error {
 
 // A learner that has the leader's snapshot and serves no client past publishGrace is restarted once, and the join
 // goes on as soon as it serves; one without the snapshot is left alone.
-func TestJoinRestartsALearnerWhosePublishWasLost(t *testing.T) {
+func TestJoinRestartsALearnerWaitingOnItsOwnPublish(t *testing.T) {
 	for _, tc := range []struct {
 		name      string
 		snapshots int
