@@ -271,12 +271,23 @@ func keepLogs(stateDir string) error {
 		return fmt.Errorf("keep logs: %w", err)
 	}
 	for _, e := range entries {
-		logs := filepath.Join(NodesDir(stateDir), e.Name(), "logs")
-		if _, err := os.Stat(logs); err != nil {
+		nodeDir := filepath.Join(NodesDir(stateDir), e.Name())
+		kept := filepath.Join(last, e.Name())
+		if _, err := os.Stat(filepath.Join(nodeDir, "logs")); err == nil {
+			if err := os.Rename(filepath.Join(nodeDir, "logs"), kept); err != nil {
+				return fmt.Errorf("keep logs: %w", err)
+			}
+		}
+		// The Pods' own logs (etcd's, the API server's) are what a failed e2e row needs most.
+		pods := filepath.Join(nodeDir, "root", "var", "log", "pods")
+		if _, err := os.Stat(pods); err != nil {
 			continue
 		}
-		if err := os.Rename(logs, filepath.Join(last, e.Name())); err != nil {
+		if err := os.MkdirAll(kept, 0o755); err != nil {
 			return fmt.Errorf("keep logs: %w", err)
+		}
+		if err := os.Rename(pods, filepath.Join(kept, "pods")); err != nil {
+			return fmt.Errorf("keep the Pods' logs: %w", err)
 		}
 	}
 	return nil
