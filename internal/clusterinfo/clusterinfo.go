@@ -1,6 +1,7 @@
 // Package clusterinfo publishes kube-public/cluster-info, the ConfigMap a joining node reads anonymously to
-// learn the API server's address and CA. The controller-manager's bootstrapsigner later adds one
-// jws-kubeconfig-<token-id> signature per signing token; this package writes only the kubeconfig.
+// learn the API server's address and CA, signed with one jws-kubeconfig-<token-id> detached JWS per signing token.
+// The controller-manager's bootstrapsigner keeps those signatures up to date; init writes the first ones itself
+// (the same bytes the bootstrapsigner computes), so that a node can join the moment init returns.
 package clusterinfo
 
 import (
@@ -19,8 +20,10 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 	bootstrapapi "k8s.io/cluster-bootstrap/token/api"
+	"k8s.io/cluster-bootstrap/token/jws"
 
 	"kubeboot.dev/kubeboot/internal/apply"
+	"kubeboot.dev/kubeboot/internal/token"
 )
 
 // RBACName names the Role and RoleBinding that let anonymous users read cluster-info (kubeadm's name).
@@ -77,16 +80,26 @@ func checkCA(caPEM []byte) error {
 	return nil
 }
 
-// Objects are everything cluster-info needs: the ConfigMap, and the Role and RoleBinding that let
-// system:anonymous get that one ConfigMap.
-func Objects(serverURL string, caPEM []byte) ([]runtime.Object, error) {
+// Objects are everything cluster-info needs: the ConfigMap, signed with signers (the bootstrap tokens whose usages
+// include signing), and the Role and RoleBinding that let system:anonymous get that one ConfigMap.
+func Objects(serverURL string, caPEM []byte, signers []token.Token) ([]runtime.Object, error) {
 	kubeconfig, err := Kubeconfig(serverURL, caPEM)
 	if err != nil {
 		return nil, err
 	}
+	data := map[string]string{bootstrapapi.KubeConfigKey: string(kubeconfig)}
+	for _, t := range signers {
+		// HS256 over the kubeconfig with the token's secret, exactly as the bootstrapsigner computes it: it finds
+		// the signature it would write and leaves the ConfigMap alone.
+		sig, err := jws.ComputeDetachedSignature(string(kubeconfig), t.ID, t.Secret)
+		if err != nil {
+			return nil, fmt.Errorf("cluster-info: sign with bootstrap token %q: %w", t.ID, err)
+		}
+		data[bootstrapapi.JWSSignatureKeyPrefix+t.ID] = sig
+	}
 	cm := &corev1.ConfigMap{
 		ObjectMeta: metav1.ObjectMeta{Namespace: metav1.NamespacePublic, Name: bootstrapapi.ConfigMapClusterInfo},
-		Data:       map[string]string{bootstrapapi.KubeConfigKey: string(kubeconfig)},
+		Data:       data,
 	}
 	return append([]runtime.Object{cm}, RBAC()...), nil
 }
@@ -111,10 +124,10 @@ func RBAC() []runtime.Object {
 	return []runtime.Object{role, binding}
 }
 
-// Publish writes cluster-info and its RBAC. Rerunning it replaces the ConfigMap whole and so drops the
-// jws-kubeconfig-* signatures for a moment; the bootstrapsigner watches the ConfigMap and adds them back.
-func Publish(ctx context.Context, c kubernetes.Interface, serverURL string, caPEM []byte) error {
-	objs, err := Objects(serverURL, caPEM)
+// Publish writes cluster-info, signed with signers, and its RBAC. Rerunning it replaces the ConfigMap whole and so
+// drops the signatures of other tokens for a moment; the bootstrapsigner watches the ConfigMap and adds them back.
+func Publish(ctx context.Context, c kubernetes.Interface, serverURL string, caPEM []byte, signers []token.Token) error {
+	objs, err := Objects(serverURL, caPEM, signers)
 	if err != nil {
 		return err
 	}

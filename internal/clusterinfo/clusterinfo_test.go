@@ -22,6 +22,9 @@ import (
 	"k8s.io/client-go/kubernetes/fake"
 	k8stesting "k8s.io/client-go/testing"
 	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/cluster-bootstrap/token/jws"
+
+	"kubeboot.dev/kubeboot/internal/token"
 )
 
 func testCA(t *testing.T) []byte {
@@ -99,7 +102,7 @@ func TestKubeconfigRejectsBadInput(t *testing.T) {
 func TestPublish(t *testing.T) {
 	ca := testCA(t)
 	c := fake.NewClientset()
-	if err := Publish(t.Context(), c, "https://10.0.0.10:6443", ca); err != nil {
+	if err := Publish(t.Context(), c, "https://10.0.0.10:6443", ca, nil); err != nil {
 		t.Fatal(err)
 	}
 
@@ -140,7 +143,7 @@ func TestPublishAgainReplacesServer(t *testing.T) {
 		ObjectMeta: metav1.ObjectMeta{Namespace: "kube-public", Name: "cluster-info", ResourceVersion: "5"},
 		Data:       map[string]string{"kubeconfig": "old", "jws-kubeconfig-abcdef": "sig"},
 	})
-	if err := Publish(t.Context(), c, "https://lb.internal:6443", ca); err != nil {
+	if err := Publish(t.Context(), c, "https://lb.internal:6443", ca, nil); err != nil {
 		t.Fatal(err)
 	}
 	cm, err := c.CoreV1().ConfigMaps("kube-public").Get(t.Context(), "cluster-info", metav1.GetOptions{})
@@ -158,9 +161,44 @@ func TestPublishForbidden(t *testing.T) {
 	c.PrependReactor("create", "rolebindings", func(k8stesting.Action) (bool, runtime.Object, error) {
 		return true, nil, apierrors.NewForbidden(schema.GroupResource{Group: "rbac.authorization.k8s.io", Resource: "rolebindings"}, "kubeadm:bootstrap-signer-clusterinfo", errors.New("no"))
 	})
-	err := Publish(t.Context(), c, "https://10.0.0.10:6443", testCA(t))
+	err := Publish(t.Context(), c, "https://10.0.0.10:6443", testCA(t), nil)
 	want := `apply RoleBinding kube-public/kubeadm:bootstrap-signer-clusterinfo: create: rolebindings.rbac.authorization.k8s.io "kubeadm:bootstrap-signer-clusterinfo" is forbidden: no`
 	if err == nil || err.Error() != want {
 		t.Fatalf("error = %v\nwant    %s", err, want)
+	}
+}
+
+func TestPublishSignsWithEachSigningToken(t *testing.T) {
+	ca := testCA(t)
+	c := fake.NewClientset()
+	a, err := token.Parse("abcdef.0123456789abcdef")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := token.Parse("zyxwvu.fedcba9876543210")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := Publish(t.Context(), c, "https://10.0.0.10:6443", ca, []token.Token{a, b}); err != nil {
+		t.Fatal(err)
+	}
+	cm, err := c.CoreV1().ConfigMaps("kube-public").Get(t.Context(), "cluster-info", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cm.Data) != 3 {
+		t.Fatalf("cluster-info data keys = %v, want kubeconfig and two signatures", cm.Data)
+	}
+	content := cm.Data["kubeconfig"]
+	for _, tok := range []token.Token{a, b} {
+		sig := cm.Data["jws-kubeconfig-"+tok.ID]
+		// What a joining node checks (kubeadm's discovery and ours): the detached JWS over the kubeconfig, keyed by
+		// the token's secret.
+		if !jws.DetachedTokenIsValid(sig, content, tok.ID, tok.Secret) {
+			t.Errorf("jws-kubeconfig-%s = %q does not verify with the token", tok.ID, sig)
+		}
+	}
+	if jws.DetachedTokenIsValid(cm.Data["jws-kubeconfig-"+a.ID], content, a.ID, b.Secret) {
+		t.Error("token abcdef's signature verifies with another token's secret")
 	}
 }

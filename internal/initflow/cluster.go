@@ -19,6 +19,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes"
 	certutil "k8s.io/client-go/util/cert"
+	bootstrapapi "k8s.io/cluster-bootstrap/token/api"
 
 	"kubeboot.dev/kubeboot/internal/addons"
 	"kubeboot.dev/kubeboot/internal/clusterinfo"
@@ -299,7 +300,14 @@ func runBootstrapToken(ctx context.Context, d *Data) error {
 	if err != nil {
 		return err
 	}
-	return clusterinfo.Publish(ctx, admin, server, caPEM)
+	// Signed now with the tokens just created, as the controller-manager's bootstrapsigner would sign it once it
+	// runs: a node may join the moment init returns.
+	signers := token.Signing(d.Cfg.Init.BootstrapTokens, time.Now())
+	if err := clusterinfo.Publish(ctx, admin, server, caPEM, signers); err != nil {
+		return err
+	}
+	fmt.Fprintf(d.Out, "  published %s/%s, signed for %d bootstrap token(s)\n", metav1.NamespacePublic, bootstrapapi.ConfigMapClusterInfo, len(signers))
+	return nil
 }
 
 func runKubeletFinalize(ctx context.Context, d *Data) error {

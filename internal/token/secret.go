@@ -25,6 +25,9 @@ const (
 // usageAuthentication is the usage a token needs before extra groups mean anything.
 const usageAuthentication = "authentication"
 
+// usageSigning is the usage of a token that signs cluster-info.
+const usageSigning = "signing"
+
 // DefaultUsages are the usages of a token that names none: signing (of cluster-info) and authentication.
 func DefaultUsages() []string { return slices.Clone(bootstrapapi.KnownTokenUsages) }
 
@@ -70,6 +73,27 @@ func Validate(bt config.BootstrapToken) error {
 		return fmt.Errorf("bootstrap token %q: %w", t.ID, err)
 	}
 	return nil
+}
+
+// Signing are the tokens of bts the controller-manager's bootstrapsigner signs cluster-info with at now: those whose
+// usages include signing (as the default usages do) and that have not expired. Tokens that do not parse are left
+// out (Validate reports them).
+func Signing(bts []config.BootstrapToken, now time.Time) []Token {
+	var out []Token
+	for _, bt := range bts {
+		t, err := Parse(bt.Token)
+		if err != nil {
+			continue
+		}
+		if len(bt.Usages) > 0 && !slices.Contains(bt.Usages, usageSigning) {
+			continue
+		}
+		if bt.Expires != nil && !bt.Expires.After(now) {
+			continue
+		}
+		out = append(out, t)
+	}
+	return out
 }
 
 // Secret renders tok as kubeadm stores it: kube-system/bootstrap-token-<id>. Defaults as in kubeadm: usages

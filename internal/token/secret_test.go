@@ -236,3 +236,26 @@ func TestFromSecretRejectsMalformed(t *testing.T) {
 		})
 	}
 }
+
+func TestSigningTokens(t *testing.T) {
+	past := &metav1.Time{Time: now.Add(-time.Minute)}
+	future := &metav1.Time{Time: now.Add(time.Hour)}
+	bts := []config.BootstrapToken{
+		{Token: "aaaaaa.0123456789abcdef"},                                           // default usages: signing and authentication
+		{Token: "bbbbbb.0123456789abcdef", Usages: []string{"authentication"}},       // does not sign
+		{Token: "cccccc.0123456789abcdef", Usages: []string{"signing"}, TTL: dur(0)}, // never expires
+		{Token: "dddddd.0123456789abcdef", Expires: past},                            // expired: the bootstrapsigner drops it
+		{Token: "eeeeee.0123456789abcdef", Expires: future},
+		{Token: "not-a-token"},
+	}
+	var ids []string
+	for _, tok := range Signing(bts, now) {
+		ids = append(ids, tok.ID)
+		if tok.Secret != "0123456789abcdef" {
+			t.Errorf("token %s: secret not carried", tok.ID)
+		}
+	}
+	if want := []string{"aaaaaa", "cccccc", "eeeeee"}; !reflect.DeepEqual(ids, want) {
+		t.Errorf("signing tokens = %v, want %v", ids, want)
+	}
+}

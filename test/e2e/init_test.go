@@ -18,6 +18,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/cluster-bootstrap/token/jws"
 
 	"kubeboot.dev/kubeboot/internal/release"
 )
@@ -53,11 +54,11 @@ func TestKubebootInit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := regexp.MustCompile(`token: "?([a-z0-9]{6})\.[a-z0-9]{16}`).FindStringSubmatch(string(b))
+	m := regexp.MustCompile(`token: "?(([a-z0-9]{6})\.([a-z0-9]{16}))`).FindStringSubmatch(string(b))
 	if m == nil {
 		t.Fatalf("no bootstrap token in %s", initConfig)
 	}
-	tokenID := m[1]
+	tokenID, tokenSecret := m[2], m[3]
 
 	t.Run("nodes Ready", func(t *testing.T) { checkNodesReady(t, cp1, "kblab-w1") })
 	t.Run("kube-system Pods Running", func(t *testing.T) { checkKubeSystem(t, 1, 2) })
@@ -102,13 +103,24 @@ func TestKubebootInit(t *testing.T) {
 		}
 	})
 
-	t.Run("controller-manager signed cluster-info for the token", func(t *testing.T) {
+	// init signs cluster-info for its token itself, so that a node can join the moment init returns; the
+	// controller-manager's bootstrapsigner must find the same signature and keep it (checked below, after it has
+	// signed a second token).
+	var initSig string
+	t.Run("init signed cluster-info for the token", func(t *testing.T) {
 		var cm corev1.ConfigMap
-		ok := poll(ctx, time.Minute, func() bool {
-			return kubectl(ctx, &cm, "-n", "kube-public", "get", "configmap", "cluster-info", "-o", "json") == nil && cm.Data["jws-kubeconfig-"+tokenID] != ""
-		})
-		if !ok {
-			t.Fatalf("cluster-info has no jws-kubeconfig-%s: keys %v", tokenID, keys(cm.Data))
+		if err := kubectl(ctx, &cm, "-n", "kube-public", "get", "configmap", "cluster-info", "-o", "json"); err != nil {
+			t.Fatal(err)
+		}
+		initSig = cm.Data["jws-kubeconfig-"+tokenID]
+		if !jws.DetachedTokenIsValid(initSig, cm.Data["kubeconfig"], tokenID, tokenSecret) {
+			t.Fatalf("cluster-info's jws-kubeconfig-%s = %q does not verify with the token (keys %v)", tokenID, initSig, keys(cm.Data))
+		}
+		// The bootstrapsigner writes only when its signatures differ from the ConfigMap's.
+		for _, f := range cm.ManagedFields {
+			if strings.Contains(f.Manager, "controller-manager") {
+				t.Errorf("the controller-manager rewrote cluster-info after init (%s at %v): it disagrees with init's signature", f.Operation, f.Time)
+			}
 		}
 	})
 
@@ -135,6 +147,9 @@ func TestKubebootInit(t *testing.T) {
 			return kubectl(ctx, &cm, "-n", "kube-public", "get", "configmap", "cluster-info", "-o", "json") == nil && cm.Data["jws-kubeconfig-"+tok[:6]] != ""
 		}) {
 			t.Fatalf("the controller-manager did not sign cluster-info for the new token %s: keys %v", tok[:6], keys(cm.Data))
+		}
+		if got := cm.Data["jws-kubeconfig-"+tokenID]; initSig == "" || got != initSig {
+			t.Errorf("the bootstrapsigner changed init's signature for %s: %q, init wrote %q", tokenID, got, initSig)
 		}
 		if out, err := inNode(ctx, cp1, kubeboot, "token", "delete", tok[:6], "--kubeconfig", "/etc/kubernetes/admin.conf"); err != nil {
 			t.Fatalf("token delete: %v\n%s", err, out)
