@@ -197,6 +197,7 @@ func up(ctx context.Context, fs *flag.FlagSet, stateDir *string, args []string, 
 	fs.DurationVar(&o.ReadyTimeout, "ready-timeout", 5*time.Minute, "how long to wait for every Node to be Ready")
 	fs.DurationVar(&o.CertificateValidityPeriod, "certificate-validity", 0, "the lifetime of the cluster's leaf certificates (certificateValidityPeriod; default: the bootstrapper's, a year)")
 	fs.BoolVar(&o.NodeLocalEndpoint, "node-local-endpoint", false, "no load balancer: kubeboot's node-local API endpoint (127.0.0.1:7445) on every node (kubeboot only)")
+	fs.BoolVar(&o.ImagesFirst, "images-first", false, "import every node's images before init rather than while the first control plane inits (the benches: on this machine an import takes CPU from the init)")
 	fs.BoolVar(&o.ConcurrentJoins, "concurrent-joins", false, "start every control-plane join at once (kubeboot takes turns for the etcd members; kubeadm's concurrent joins are flaky)")
 	fs.StringVar(&o.KubernetesVersion, "kubernetes-version", release.DefaultVersion(), "the Kubernetes release to build and run (kubeboot's release table gives etcd, CoreDNS and pause)")
 	if err := fs.Parse(args); err != nil {
