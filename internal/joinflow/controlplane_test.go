@@ -728,3 +728,51 @@ func TestJoinRestartsALearnerWaitingOnItsOwnPublish(t *testing.T) {
 		})
 	}
 }
+
+// apiServerRuntime runs one kube-apiserver container, and records what is done to it with the etcd events seen then.
+type apiServerRuntime struct {
+	fakeRuntime
+	h     *cpHarness
+	mu    sync.Mutex
+	calls []string
+}
+
+func (r *apiServerRuntime) ListContainers(_ context.Context, labels map[string]string) ([]cri.Container, error) {
+	if labels[cri.LabelContainerName] != staticpod.APIServerName {
+		return nil, nil
+	}
+	return []cri.Container{{ID: "apiserver-waiting", Name: staticpod.APIServerName, State: cri.ContainerRunning}}, nil
+}
+
+func (r *apiServerRuntime) StopContainer(_ context.Context, id string, grace time.Duration) error {
+	promoted := slices.ContainsFunc(r.h.etcdEvents(), func(e string) bool { return strings.HasPrefix(e, "promote") })
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.calls = append(r.calls, fmt.Sprintf("stop %s %s promoted=%v", id, grace, promoted))
+	return nil
+}
+
+func (r *apiServerRuntime) RemoveContainer(_ context.Context, id string) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.calls = append(r.calls, "remove "+id)
+	return nil
+}
+
+// The API server that control-plane-prepare started before this node's etcd member existed is replaced once the
+// member is a voter (not before: a learner serves it nothing), killed and removed so the kubelet starts the next at once.
+func TestJoinRestartsTheAPIServerOnceItsEtcdMemberVotes(t *testing.T) {
+	h := newCPHarness(t, cpCluster{endpoint: "cp.lab:6443", upload: certKey}, certKey)
+	rt := &apiServerRuntime{h: h}
+	h.data.DialRuntime = func(context.Context, string) (cri.Runtime, error) { return rt, nil }
+	if err := h.run(t, workflow.Options{}); err != nil {
+		t.Fatalf("%v\n%s", err, h.out.String())
+	}
+	want := []string{"stop apiserver-waiting 0s promoted=true", "remove apiserver-waiting"}
+	if !slices.Equal(rt.calls, want) {
+		t.Errorf("runtime calls %q, want %q\n%s", rt.calls, want, h.out.String())
+	}
+	if !strings.Contains(h.out.String(), "restarted this node's kube-apiserver (container apiserver-wai)") {
+		t.Errorf("the restart is not reported:\n%s", h.out.String())
+	}
+}
