@@ -200,43 +200,7 @@ func joinEtcd(ctx context.Context, d *Data) error {
 	}
 	promoted = true
 	fmt.Fprintf(d.Out, "  promoted etcd member %s to a voting member after %s\n", hexID, time.Since(start).Round(10*time.Millisecond))
-	restartWaitingAPIServer(ctx, d, node.Registration.CRISocket)
 	return nil
-}
-
-// restartWaitingAPIServer replaces this node's kube-apiserver container once its etcd member is a voter. That API
-// server was started by control-plane-prepare, before the member existed, and reads only its local etcd, which
-// refused it until now (a learner serves it nothing either): its etcd client has been backing off since, by gRPC's
-// reconnect back-off (1 s, growing by 1.6 each time up to 2 minutes: about 10 s between attempts after 15 s of
-// refusals), and the node's kubelet cannot register its Node through it until it serves. A new one connects at
-// once. It serves no request yet, so it is killed; removed too, so that the kubelet starts the next one at once. Left
-// alone (etcd's member is fine either way) when the runtime cannot do it.
-func restartWaitingAPIServer(ctx context.Context, d *Data, criSocket string) {
-	if d.DialRuntime == nil {
-		return
-	}
-	rt, err := d.DialRuntime(ctx, criSocket)
-	if err != nil {
-		return
-	}
-	defer rt.Close()
-	stopper, ok := rt.(cri.ContainerStopper)
-	if !ok {
-		return
-	}
-	ids, err := cri.RunningInKubeSystem(ctx, rt, staticpod.APIServerName)
-	if err != nil {
-		fmt.Fprintf(d.Out, "  WARNING: list this node's kube-apiserver containers to restart it: %v\n", err)
-		return
-	}
-	for _, id := range ids {
-		if _, err := cri.Recycle(ctx, stopper, id, 0); err != nil {
-			fmt.Fprintf(d.Out, "  WARNING: restart this node's kube-apiserver (container %.13s): %v; it connects to etcd at its next retry\n", id, err)
-			return
-		}
-		fmt.Fprintf(d.Out, "  restarted this node's kube-apiserver (container %.13s), which started before its etcd member and "+
-			"was backing off its connection: the next one connects at once\n", id)
-	}
 }
 
 // addLearnerInTurn adds the learner; while etcd refuses because another learner is there (a join that does not
