@@ -116,12 +116,28 @@ type joinConfiguration struct {
 // kubeletConfiguration holds what every lab kubelet needs: no systemd, so the cgroupfs driver; the
 // machine may have swap; the machine runs cgroup v1, which kubelets from v1.35 on refuse unless
 // failCgroupV1 is false. Its cgroupRoot differs per node and so comes from the node's patch.
+//
+// Every node's files sit on the machine's one disk, beside the Go caches and the components' builds,
+// and the free share of that disk is the machine's, not the node's: seen here from 32% down to 0.1%.
+// The kubelet's default thresholds are shares of it (DiskPressure, and so a NoSchedule taint and
+// evictions, below 10% free for nodefs and 15% for imagefs; image garbage collection above 85% used,
+// which deletes the imported images no Pod runs yet, and there is no registry to pull them again).
+// So the lab's kubelets take absolute thresholds instead, every signal named (an evictionHard that
+// names some sets the others to 0), and no image garbage collection (100 turns it off).
 var kubeletConfiguration = map[string]any{
 	"apiVersion":   "kubelet.config.k8s.io/v1beta1",
 	"kind":         "KubeletConfiguration",
 	"cgroupDriver": "cgroupfs",
 	"failSwapOn":   false,
 	"failCgroupV1": false,
+	"evictionHard": map[string]string{
+		"memory.available":   "100Mi",
+		"nodefs.available":   "1Gi",
+		"nodefs.inodesFree":  "5%",
+		"imagefs.available":  "1Gi",
+		"imagefs.inodesFree": "5%",
+	},
+	"imageGCHighThresholdPercent": 100,
 }
 
 // kubeProxyConfiguration: nf_conntrack_max is a machine-wide sysctl a namespace node may not set,
