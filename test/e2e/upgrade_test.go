@@ -293,6 +293,33 @@ func checkKubeletVersions(t *testing.T, version string) {
 	}
 }
 
+// mirrorPodResync is how long a kubelet may take to re-create a mirror Pod it failed to create: its static Pods'
+// resync interval is 1 to 1.5 minutes, with some margin.
+const mirrorPodResync = 2 * time.Minute
+
+// logMirrorPodLines logs what each control plane's kubelet said about mirror Pods, to tell a failed creation from a
+// missing attempt.
+func logMirrorPodLines(t *testing.T) {
+	t.Helper()
+	for _, cp := range haControlPlanes {
+		b, err := os.ReadFile(filepath.Join(nodeDir(cp.name), "logs", "kubelet.log"))
+		if err != nil {
+			t.Logf("%s: %v", cp.name, err)
+			continue
+		}
+		var lines []string
+		for _, l := range strings.Split(string(b), "\n") {
+			if strings.Contains(l, "mirror pod") || strings.Contains(l, "Mirror pod") {
+				lines = append(lines, l)
+			}
+		}
+		if len(lines) > 20 {
+			lines = lines[len(lines)-20:]
+		}
+		t.Logf("%s's kubelet on mirror Pods (last %d lines):\n%s", cp.name, len(lines), strings.Join(lines, "\n"))
+	}
+}
+
 // checkReleaseImages checks that the control planes' static Pods (controlPlanes of each), CoreDNS and kube-proxy
 // run the images of release r.
 func checkReleaseImages(t *testing.T, r *release.Release, controlPlanes int) {
@@ -304,9 +331,12 @@ func checkReleaseImages(t *testing.T, r *release.Release, controlPlanes int) {
 		"component=kube-scheduler":          "registry.k8s.io/kube-scheduler:" + r.Version,
 	}
 	for selector, image := range want {
-		// A mirror Pod may be missing or stale for a moment while the kubelet re-creates it (after its restarts).
+		// A mirror Pod may be missing or stale for a while after the kubelet's restart: when its first attempt to
+		// create it fails, the kubelet tries again only at the static Pod's next resync, every 1 to 1.5 minutes
+		// (kubelet.go, fastStaticPodsRegistration's comment). CI once saw etcd-kblab-cp3 still missing 61 s after
+		// the upgrade replaced cp3's kubelet, so the wait covers a whole resync.
 		var pods corev1.PodList
-		ok := poll(t.Context(), time.Minute, func() bool {
+		ok := poll(t.Context(), mirrorPodResync, func() bool {
 			pods = corev1.PodList{}
 			if kubectl(t.Context(), &pods, "-n", "kube-system", "get", "pods", "-l", selector, "-o", "json") != nil || len(pods.Items) != controlPlanes {
 				return false
@@ -323,7 +353,8 @@ func checkReleaseImages(t *testing.T, r *release.Release, controlPlanes int) {
 			for _, p := range pods.Items {
 				got = append(got, p.Name+"="+p.Spec.Containers[0].Image)
 			}
-			t.Errorf("%s: want %d Pods running %s, have %v", selector, controlPlanes, image, got)
+			t.Errorf("%s: want %d Pods running %s after %s, have %v", selector, controlPlanes, image, mirrorPodResync, got)
+			logMirrorPodLines(t)
 		}
 	}
 	var dns appsv1.Deployment
