@@ -70,6 +70,7 @@ func benchLab(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("lab", flag.ContinueOnError)
 	n := fs.Int("n", 3, "runs per tool")
 	joiners := fs.Int("joiners", 20, "concurrent discovery + TLS bootstrap clients")
+	alg := fs.String("encryption-algorithm", "", "ClusterConfiguration.encryptionAlgorithm for both tools' inits (default: the lab config's, kubeadm's RSA-2048)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -103,6 +104,14 @@ func benchLab(ctx context.Context, args []string) error {
 	single := regexp.MustCompile(`(?m)^\s*(controlPlaneEndpoint|certificateKey):.*\n`).ReplaceAll(cfgBytes, nil)
 	if bytes.Equal(single, cfgBytes) {
 		return fmt.Errorf("%s has no controlPlaneEndpoint: is it the lab's HA config?", haInitCfg)
+	}
+	if *alg != "" {
+		kind := []byte("kind: ClusterConfiguration\n")
+		if bytes.Count(single, kind) != 1 || bytes.Contains(single, []byte("encryptionAlgorithm:")) {
+			return fmt.Errorf("-encryption-algorithm: %s has no single ClusterConfiguration without encryptionAlgorithm to add it to", haInitCfg)
+		}
+		single = bytes.Replace(single, kind, append(kind, []byte("encryptionAlgorithm: "+*alg+"\n")...), 1)
+		fmt.Fprintf(b.out, "bench lab: both tools' inits with encryptionAlgorithm: %s\n", *alg)
 	}
 	if err := os.WriteFile(initCfg, single, 0o600); err != nil {
 		return err
@@ -182,12 +191,15 @@ func benchLab(ctx context.Context, args []string) error {
 			record(tool, "2b join to Node Ready, right after init", wReady)
 			// DNS from the worker, measured from the start of init: CoreDNS Ready, and a Pod on the worker that
 			// resolves a Service name through it (kube-proxy on the worker must have programmed kube-dns).
-			dnsReady, resolved, err := waitDNS(ctx, client, wNode, start)
+			dns, err := b.waitDNS(ctx, client, wNode, start)
 			if err != nil {
 				return fmt.Errorf("%s: %w", tool, err)
 			}
-			record(tool, "5a init start to CoreDNS Ready", dnsReady)
-			record(tool, "5b init start to a worker Pod resolving", resolved)
+			record(tool, "5a init start to CoreDNS Ready", dns.ready)
+			record(tool, "5a1 init start to CoreDNS /ready answering", dns.serving)
+			record(tool, "5b init start to a worker Pod resolving", dns.resolved)
+			record(tool, "5b1 init start to kube-dns programmed on the worker", dns.programmed)
+			record(tool, "5b2 init start to the worker Pod running", dns.probeRunning)
 
 			// The same join on a settled cluster: cluster-info is signed by now.
 			if err := b.resetWorker(ctx, tool, client); err != nil {
@@ -663,16 +675,31 @@ spec:
     command: [sh, -c, 'i=0; until nslookup kubernetes.default.svc.cluster.local >/dev/null 2>&1; do i=$((i+1)); [ $i -lt 600 ] || exit 1; sleep 0.1; done']
 `
 
-// waitDNS creates dnsProbe on node and returns, counted from since, when CoreDNS's Deployment first had all its
-// replicas available and when the probe Pod succeeded (both polled every 100 ms). The Pod is deleted afterwards.
-func waitDNS(ctx context.Context, c kubernetes.Interface, node string, since time.Time) (dnsReady, resolved time.Duration, err error) {
+// kubeDNSEndpointRule is kube-proxy's DNAT to a ready endpoint of kube-dns's UDP port, in iptables-save's output.
+var kubeDNSEndpointRule = regexp.MustCompile(`(?m)^-A KUBE-SEP-\S+ .*--comment "?kube-system/kube-dns:dns"? .*-j DNAT`)
+
+// dnsTimes are the steps to DNS working from a worker Pod, each counted from the start of init.
+type dnsTimes struct {
+	// serving: a CoreDNS Pod's /ready (its readiness probe's target) first answers 200, asked through the API
+	// server's Pod proxy; ready: the Deployment has all its replicas available, which waits for the kubelet to run
+	// that probe (kubeadm's manifest gives it the default period, 10 s).
+	serving, ready time.Duration
+	// programmed: the worker's kube-proxy has a kube-dns endpoint in its NAT rules; probeRunning: the probe Pod's
+	// container runs; resolved: the probe Pod succeeded.
+	programmed, probeRunning, resolved time.Duration
+}
+
+// waitDNS creates dnsProbe on node and returns the steps to it resolving a Service name (dnsTimes), each polled
+// every 100 ms. The Pod is deleted afterwards.
+func (b *labBench) waitDNS(ctx context.Context, c kubernetes.Interface, node string, since time.Time) (dnsTimes, error) {
+	var t dnsTimes
 	var pod corev1.Pod
 	if err := yaml.UnmarshalStrict([]byte(strings.ReplaceAll(dnsProbe, "NODE", node)), &pod); err != nil {
-		return 0, 0, err
+		return t, err
 	}
 	pods := c.CoreV1().Pods(pod.Namespace)
 	if _, err := pods.Create(ctx, &pod, metav1.CreateOptions{}); err != nil {
-		return 0, 0, fmt.Errorf("create the DNS probe Pod: %w", err)
+		return t, fmt.Errorf("create the DNS probe Pod: %w", err)
 	}
 	defer func() {
 		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
@@ -686,33 +713,100 @@ func waitDNS(ctx context.Context, c kubernetes.Interface, node string, since tim
 			time.Sleep(100 * time.Millisecond)
 		}
 	}()
+	// Each step is polled in its own loop, so that a slow check (a request through the Pod proxy, an exec in the
+	// node) does not delay the others.
 	deadline := time.Now().Add(3 * time.Minute)
-	for dnsReady == 0 || resolved == 0 {
-		if dnsReady == 0 {
-			d, err := c.AppsV1().Deployments(metav1.NamespaceSystem).Get(ctx, "coredns", metav1.GetOptions{})
-			if err == nil && d.Spec.Replicas != nil && d.Status.AvailableReplicas == *d.Spec.Replicas {
-				dnsReady = time.Since(since)
+	poll := func(step *time.Duration, done func(ctx context.Context) (bool, error)) func() error {
+		return func() error {
+			for {
+				ok, err := done(ctx)
+				if err != nil {
+					return err
+				}
+				if ok {
+					*step = time.Since(since)
+					return nil
+				}
+				if time.Now().After(deadline) {
+					return errors.New("not done 3 minutes after init started")
+				}
+				select {
+				case <-ctx.Done():
+					return ctx.Err()
+				case <-time.After(100 * time.Millisecond):
+				}
 			}
 		}
-		if resolved == 0 {
+	}
+	steps := map[string]func() error{
+		"CoreDNS /ready": poll(&t.serving, func(ctx context.Context) (bool, error) {
+			list, err := c.CoreV1().Pods(metav1.NamespaceSystem).List(ctx, metav1.ListOptions{LabelSelector: "k8s-app=kube-dns"})
+			if err != nil {
+				return false, nil
+			}
+			for _, p := range list.Items {
+				if p.Status.PodIP == "" {
+					continue
+				}
+				rctx, cancel := context.WithTimeout(ctx, time.Second)
+				body, err := c.CoreV1().Pods(p.Namespace).ProxyGet("http", p.Name, "8181", "ready", nil).DoRaw(rctx)
+				cancel()
+				if err == nil && strings.TrimSpace(string(body)) == "OK" {
+					return true, nil
+				}
+			}
+			return false, nil
+		}),
+		"CoreDNS Ready": poll(&t.ready, func(ctx context.Context) (bool, error) {
+			d, err := c.AppsV1().Deployments(metav1.NamespaceSystem).Get(ctx, "coredns", metav1.GetOptions{})
+			return err == nil && d.Spec.Replicas != nil && d.Status.AvailableReplicas == *d.Spec.Replicas, nil
+		}),
+		"kube-dns in the worker's NAT rules": poll(&t.programmed, func(ctx context.Context) (bool, error) {
+			// kube-proxy (iptables mode) jumps from a Service's chain to one KUBE-SEP chain per ready endpoint,
+			// commented with the Service port's name.
+			out, err := b.inNode(ctx, node, "iptables-save", "-t", "nat")
+			return err == nil && kubeDNSEndpointRule.MatchString(out), nil
+		}),
+		"probe Pod running": poll(&t.probeRunning, func(ctx context.Context) (bool, error) {
+			p, err := pods.Get(ctx, pod.Name, metav1.GetOptions{})
+			if err != nil {
+				return false, nil
+			}
+			if p.Status.Phase == corev1.PodSucceeded {
+				return true, nil
+			}
+			for _, cs := range p.Status.ContainerStatuses {
+				if cs.State.Running != nil || cs.State.Terminated != nil {
+					return true, nil
+				}
+			}
+			return false, nil
+		}),
+		"probe Pod resolving": poll(&t.resolved, func(ctx context.Context) (bool, error) {
 			p, err := pods.Get(ctx, pod.Name, metav1.GetOptions{})
 			switch {
 			case err == nil && p.Status.Phase == corev1.PodSucceeded:
-				resolved = time.Since(since)
+				return true, nil
 			case err == nil && p.Status.Phase == corev1.PodFailed:
-				return 0, 0, fmt.Errorf("the DNS probe on %s gave up after a minute of failed lookups", node)
+				return false, fmt.Errorf("the DNS probe on %s gave up after a minute of failed lookups", node)
 			}
-		}
-		if time.Now().After(deadline) {
-			return 0, 0, fmt.Errorf("DNS on %s not working 3 minutes after init started (CoreDNS Ready after %s)", node, dnsReady)
-		}
-		select {
-		case <-ctx.Done():
-			return 0, 0, ctx.Err()
-		case <-time.After(100 * time.Millisecond):
-		}
+			return false, nil
+		}),
 	}
-	return dnsReady, resolved, nil
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var errs []error
+	for name, run := range steps {
+		wg.Go(func() {
+			if err := run(); err != nil {
+				mu.Lock()
+				errs = append(errs, fmt.Errorf("DNS on %s, %s: %w", node, name, err))
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	return t, errors.Join(errs...)
 }
 
 // waitReady polls the Node every 50 ms and returns the time from since until it is Ready.
