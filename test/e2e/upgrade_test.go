@@ -309,7 +309,7 @@ func logMirrorPodLines(t *testing.T) {
 		}
 		var lines []string
 		for _, l := range strings.Split(string(b), "\n") {
-			if strings.Contains(l, "mirror pod") || strings.Contains(l, "Mirror pod") {
+			if strings.Contains(strings.ToLower(l), "mirror pod") {
 				lines = append(lines, l)
 			}
 		}
