@@ -330,6 +330,7 @@ func checkReleaseImages(t *testing.T, r *release.Release, controlPlanes int) {
 		"component=kube-controller-manager": "registry.k8s.io/kube-controller-manager:" + r.Version,
 		"component=kube-scheduler":          "registry.k8s.io/kube-scheduler:" + r.Version,
 	}
+	missing := false
 	for selector, image := range want {
 		// A mirror Pod may be missing or stale for a while after the kubelet's restart: when its first attempt to
 		// create it fails, the kubelet tries again only at the static Pod's next resync, every 1 to 1.5 minutes
@@ -354,8 +355,11 @@ func checkReleaseImages(t *testing.T, r *release.Release, controlPlanes int) {
 				got = append(got, p.Name+"="+p.Spec.Containers[0].Image)
 			}
 			t.Errorf("%s: want %d Pods running %s after %s, have %v", selector, controlPlanes, image, mirrorPodResync, got)
-			logMirrorPodLines(t)
+			missing = true
 		}
+	}
+	if missing {
+		logMirrorPodLines(t)
 	}
 	var dns appsv1.Deployment
 	kubectlJSON(t, &dns, "-n", "kube-system", "get", "deployment", "coredns", "-o", "json")
