@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 
@@ -16,6 +17,8 @@ import (
 
 // fakeMachine is a healthy control-plane machine; tests break one thing at a time.
 type fakeMachine struct {
+	// mu guards what the Env's functions record: Run calls them from concurrent checks.
+	mu        sync.Mutex
 	root      string
 	uid       int
 	cpus      int
@@ -88,6 +91,8 @@ func (m *fakeMachine) Env() Env {
 	return Env{
 		FS: m.fs(),
 		Listen: func(network, address string) (net.Listener, error) {
+			m.mu.Lock()
+			defer m.mu.Unlock()
 			m.listened = append(m.listened, address)
 			if err, ok := m.busy[address]; ok {
 				return nil, &net.OpError{Op: "listen", Net: network, Err: err}
@@ -102,6 +107,8 @@ func (m *fakeMachine) Env() Env {
 		},
 		Output: func(_ context.Context, name string, args ...string) ([]byte, error) {
 			cmd := strings.Join(append([]string{name}, args...), " ")
+			m.mu.Lock()
+			defer m.mu.Unlock()
 			m.ran = append(m.ran, cmd)
 			o, ok := m.outputs[cmd]
 			if !ok {
@@ -110,6 +117,8 @@ func (m *fakeMachine) Env() Env {
 			return []byte(o.out), o.err
 		},
 		DialRuntime: func(_ context.Context, socket string) (cri.Runtime, error) {
+			m.mu.Lock()
+			defer m.mu.Unlock()
 			m.dialCount++
 			if m.dialErr != nil {
 				return nil, m.dialErr
@@ -138,6 +147,7 @@ func (fakeListener) Addr() net.Addr            { return &net.TCPAddr{} }
 
 // fakeRuntime is a healthy containerd 1.6 (no RuntimeConfig) holding the images in present.
 type fakeRuntime struct {
+	mu         sync.Mutex // guards queried and closed, which concurrent checks record
 	socket     string
 	status     cri.Status
 	statusErr  error
@@ -168,6 +178,8 @@ func (r *fakeRuntime) RuntimeConfig(context.Context) (cri.RuntimeConfig, error) 
 	return cri.RuntimeConfig{CgroupDriver: "cgroupfs"}, nil
 }
 func (r *fakeRuntime) ImageStatus(_ context.Context, ref string) (cri.Image, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	r.queried = append(r.queried, ref)
 	if err := r.imageErr[ref]; err != nil {
 		return cri.Image{}, err
@@ -189,7 +201,12 @@ func (r *fakeRuntime) StopPodSandbox(context.Context, string) error {
 func (r *fakeRuntime) RemovePodSandbox(context.Context, string) error {
 	return errors.New("not used by preflight")
 }
-func (r *fakeRuntime) Close() error { r.closed++; return nil }
+func (r *fakeRuntime) Close() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.closed++
+	return nil
+}
 
 // strs renders errors for exact comparison.
 func strs(errs []error) []string {

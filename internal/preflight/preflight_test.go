@@ -6,7 +6,9 @@ import (
 	"errors"
 	"net"
 	"strconv"
+	"sync"
 	"testing"
+	"time"
 )
 
 // staticCheck returns fixed results.
@@ -115,7 +117,7 @@ func TestRunStopsWhenCancelled(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
 	err := Run(ctx, []Check{staticCheck{name: "NumCPU", ran: &ran}}, nil, &bytes.Buffer{})
-	if want := "preflight checks interrupted before NumCPU: context canceled"; err == nil || err.Error() != want || !errors.Is(err, context.Canceled) {
+	if want := "preflight checks interrupted before they ran: context canceled"; err == nil || err.Error() != want || !errors.Is(err, context.Canceled) {
 		t.Fatalf("Run error = %v, want %q", err, want)
 	}
 	if ran != 0 {
@@ -159,4 +161,46 @@ func TestPortCheckRealListener(t *testing.T) {
 			t.Fatalf("Port-%d on a free port: warnings %v, errors %v; want none", p, warnings, errs)
 		}
 	})
+}
+
+// barrierCheck finishes only once every check sharing its WaitGroup has started: Run deadlocks (and the test
+// times out) unless it runs the checks at once.
+type barrierCheck struct {
+	name    string
+	started *sync.WaitGroup
+	warn    error
+}
+
+func (c barrierCheck) Name() string { return c.name }
+
+func (c barrierCheck) Check(ctx context.Context) ([]error, []error) {
+	c.started.Done()
+	done := make(chan struct{})
+	go func() { c.started.Wait(); close(done) }()
+	select {
+	case <-done:
+		return []error{c.warn}, nil
+	case <-ctx.Done():
+		return nil, []error{ctx.Err()}
+	}
+}
+
+func TestRunRunsChecksAtOnceAndReportsInOrder(t *testing.T) {
+	var started sync.WaitGroup
+	started.Add(3)
+	checks := []Check{
+		barrierCheck{name: "First", started: &started, warn: errors.New("one")},
+		barrierCheck{name: "Second", started: &started, warn: errors.New("two")},
+		barrierCheck{name: "Third", started: &started, warn: errors.New("three")},
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	var w bytes.Buffer
+	if err := Run(ctx, checks, nil, &w); err != nil {
+		t.Fatalf("Run: %v (a check waited for the others: were they run one after another?)", err)
+	}
+	want := "\t[WARNING First]: one\n\t[WARNING Second]: two\n\t[WARNING Third]: three\n"
+	if w.String() != want {
+		t.Errorf("warnings:\n%q\nwant, in the checks' order:\n%q", w.String(), want)
+	}
 }
