@@ -98,7 +98,7 @@ func resetEmptiesCP1(t *testing.T, what string) {
 func checkInitEtcdFails(t *testing.T, initConfig []byte) {
 	t.Helper()
 	ctx := t.Context()
-	const timeout = "40s"
+	const timeout = "20s"
 	m := regexp.MustCompile(`(?m)^  directory: (\S+)$`).FindSubmatch(initConfig)
 	if m == nil || !bytes.Contains(initConfig, []byte("kind: InitConfiguration\n")) {
 		t.Fatalf("no patches directory or InitConfiguration in the init configuration:\n%s", initConfig)

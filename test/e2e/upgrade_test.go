@@ -118,7 +118,7 @@ func checkUpgradeRollback(t *testing.T, cp string) {
 		[]byte(`[{"op": "add", "path": "/spec/containers/0/command/-", "value": "`+badFlag+`"}]`), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	const timeout = time.Minute
+	const timeout = 30 * time.Second
 	cfg := filepath.Join(nodeDir(cp), "e2e-rollback-upgrade.yaml")
 	if err := os.WriteFile(cfg, []byte(fmt.Sprintf(`apiVersion: kubeadm.k8s.io/v1beta4
 kind: UpgradeConfiguration
