@@ -254,6 +254,8 @@ func newCPHarness(t *testing.T, c cpCluster, joinKey string) *cpHarness {
 		Cfg:          cfg,
 		Hostname:     cpName,
 		PollInterval: 10 * time.Millisecond,
+		// The refused join whose cluster shows no etcd Pod would otherwise wait the kubelet's sync period.
+		MirrorPodLag: 100 * time.Millisecond,
 		NewEtcd:      fe.connect,
 		// No snapshot seen: the learner is never taken for waiting on its own publish (TestJoinRestartsALearnerWaitingOnItsOwnPublish).
 		LearnerSnapshots: func(context.Context) (int, error) { return 0, nil },

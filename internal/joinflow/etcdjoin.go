@@ -42,8 +42,8 @@ func newEtcdClient(opts etcd.Options) (EtcdCluster, error) {
 	return c, nil
 }
 
-// mirrorPodLag is the kubelet's default syncFrequency.
-const mirrorPodLag = time.Minute
+// defaultMirrorPodLag is the kubelet's default syncFrequency.
+const defaultMirrorPodLag = time.Minute
 
 // etcdCluster connects to the cluster's etcd as the control-plane node whose files are in fsys: the members'
 // client URLs come from the annotations of the etcd Pods (read with admin.conf), the client certificate is
@@ -58,7 +58,11 @@ func (d *Data) etcdCluster(ctx context.Context, fsys nodefs.FS, cp *controlPlane
 	// (seen in the lab: a join right after init waited a minute). So the wait is one such period longer than an
 	// API call's.
 	timeouts := cp.node.Timeouts
-	actx, cancel := context.WithTimeout(ctx, timeouts.KubernetesAPICall.Duration+mirrorPodLag)
+	lag := d.MirrorPodLag
+	if lag <= 0 {
+		lag = defaultMirrorPodLag
+	}
+	actx, cancel := context.WithTimeout(ctx, timeouts.KubernetesAPICall.Duration+lag)
 	defer cancel()
 	endpoints, err := etcd.EndpointsFromPods(actx, admin)
 	if err != nil {

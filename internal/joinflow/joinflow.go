@@ -46,6 +46,9 @@ type Data struct {
 	NewClient func(kc *clientcmdapi.Config) (kubernetes.Interface, error)
 	// PollInterval is how often the kubelet's and etcd's progress is checked; 0 means 100ms.
 	PollInterval time.Duration
+	// MirrorPodLag is how much longer than an API call a control-plane join waits for the etcd Pods to appear in
+	// the API; 0 means the kubelet's default syncFrequency, a minute (see etcdCluster).
+	MirrorPodLag time.Duration
 	// NewEtcd connects to the cluster's etcd; nil means internal/etcd over the network.
 	NewEtcd func(opts etcd.Options) (EtcdCluster, error)
 	// LearnerSnapshots reads how many raft snapshots this node's new etcd member has received (its metrics on
