@@ -249,3 +249,27 @@ func TestPlanRefusesAnUnsupportedRelease(t *testing.T) {
 		t.Errorf("plan(v1.34.4) = %v, want a release.UnsupportedError", err)
 	}
 }
+
+// A worker gets the images it runs (pause, kube-proxy, CoreDNS, the tests' busybox), a control plane every one.
+func TestImagesFor(t *testing.T) {
+	all := []Image{
+		{Ref: "registry.k8s.io/kube-apiserver:v1.37.2"}, {Ref: "registry.k8s.io/kube-controller-manager:v1.37.2"},
+		{Ref: "registry.k8s.io/kube-scheduler:v1.37.2"}, {Ref: "registry.k8s.io/kube-proxy:v1.37.2"},
+		{Ref: "registry.k8s.io/etcd:3.7.0-0"}, {Ref: "registry.k8s.io/coredns/coredns:v1.14.6"},
+		{Ref: "registry.k8s.io/pause:3.10.2"}, {Ref: "kubeboot.lab/busybox:1"},
+	}
+	refs := func(images []Image) []string {
+		var out []string
+		for _, img := range images {
+			out = append(out, img.Ref)
+		}
+		return out
+	}
+	if got := imagesFor(node.ControlPlane, all); !slices.Equal(refs(got), refs(all)) {
+		t.Errorf("control plane: %v, want every image", refs(got))
+	}
+	want := []string{"registry.k8s.io/kube-proxy:v1.37.2", "registry.k8s.io/coredns/coredns:v1.14.6", "registry.k8s.io/pause:3.10.2", "kubeboot.lab/busybox:1"}
+	if got := imagesFor(node.Worker, all); !slices.Equal(refs(got), want) {
+		t.Errorf("worker: %v, want %v", refs(got), want)
+	}
+}

@@ -10,17 +10,18 @@ import (
 	"kubeboot.dev/kubeboot/lab/node"
 )
 
-// ImportImages imports images (another release's, ahead of an upgrade) into a running node's containerd.
-func ImportImages(ctx context.Context, st *State, name string, images []Image) error {
+// ImportImages imports images (another release's, ahead of an upgrade) into a running node's containerd, those its
+// role runs (a worker: no control-plane images), and returns how many it imported.
+func ImportImages(ctx context.Context, st *State, name string, images []Image) (int, error) {
 	n, err := st.nodeRef(name)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	if n.Role == node.LoadBalancer {
-		return fmt.Errorf("%s is the load balancer: it runs no containers", n.Name)
+		return 0, fmt.Errorf("%s is the load balancer: it runs no containers", n.Name)
 	}
 	if !Running(*n) {
-		return fmt.Errorf("node %s is down: `lab start %s` brings it back", n.Name, n.Name)
+		return 0, fmt.Errorf("node %s is down: `lab start %s` brings it back", n.Name, n.Name)
 	}
 	return importImages(ctx, st, *n, images)
 }

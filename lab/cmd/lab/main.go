@@ -285,10 +285,11 @@ func installRelease(ctx context.Context, what, stateDir, version string, nodes [
 	for _, name := range nodes {
 		start := time.Now()
 		if what == "images" {
-			if err := cluster.ImportImages(ctx, st, name, images); err != nil {
+			count, err := cluster.ImportImages(ctx, st, name, images)
+			if err != nil {
 				return err
 			}
-			fmt.Fprintf(stdout, "lab: images %s: %d images of %s imported (%s)\n", name, len(images), version, time.Since(start).Round(time.Millisecond))
+			fmt.Fprintf(stdout, "lab: images %s: %d images of %s imported (%s)\n", name, count, version, time.Since(start).Round(time.Millisecond))
 			continue
 		}
 		pid, err := cluster.UseKubelet(ctx, st, name, bundle.BinDir)
