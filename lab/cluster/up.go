@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"kubeboot.dev/kubeboot/internal/release"
+	"kubeboot.dev/kubeboot/internal/staticpod"
 	"kubeboot.dev/kubeboot/lab/bootstrap"
 	"kubeboot.dev/kubeboot/lab/build"
 	"kubeboot.dev/kubeboot/lab/network"
@@ -391,12 +392,10 @@ func createMountPoints(st *State) error {
 	return nil
 }
 
-// controlPlaneOnly are the images only a control-plane node runs: its static Pods.
-var controlPlaneOnly = []string{"kube-apiserver", "kube-controller-manager", "kube-scheduler", "etcd"}
-
-// imagesFor returns the images a node of role runs: a worker gets no control-plane images, which are two thirds
-// of a release's bytes (an import of all of them took a worker 7 s alone, and 19 s on average beside an init in
-// the e2e runs, competing with it for the disk and the CPU).
+// imagesFor returns the images a node of role runs: a worker gets no control-plane images (those of the static
+// Pods, named as their components: staticpod.Names), which are two thirds of a release's bytes (an import of all
+// of them took a worker 7 s alone, and 19 s on average beside an init in the e2e runs, competing with it for the
+// disk and the CPU).
 func imagesFor(role node.Role, images []Image) []Image {
 	if role != node.Worker {
 		return images
@@ -404,7 +403,7 @@ func imagesFor(role node.Role, images []Image) []Image {
 	var out []Image
 	for _, img := range images {
 		repo, _, _ := strings.Cut(img.Ref[strings.LastIndex(img.Ref, "/")+1:], ":")
-		if !slices.Contains(controlPlaneOnly, repo) {
+		if !slices.Contains(staticpod.Names(), repo) {
 			out = append(out, img)
 		}
 	}
