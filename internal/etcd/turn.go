@@ -205,23 +205,42 @@ func (t *Turn) renew() {
 	}
 }
 
-// update renews the Lease with change applied, as long as this node still holds it.
+// update renews the Lease with change applied, as long as this node still holds it. An update that the API
+// server applied but whose answer was lost (its context ended first) leaves this copy one version behind: on a
+// conflict the Lease is read again, and the change applied to it if this node is still its holder.
 func (t *Turn) update(ctx context.Context, change func(*coordinationv1.Lease)) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	l := t.lease.DeepCopy()
-	change(l)
-	now := metav1.NewMicroTime(t.opts.Now())
-	l.Spec.RenewTime = &now
-	updated, err := t.opts.Client.CoordinationV1().Leases(metav1.NamespaceSystem).Update(ctx, l, metav1.UpdateOptions{})
-	if apierrors.IsConflict(err) {
-		return fmt.Errorf("the Lease kube-system/%s changed under its holder %s: %w", TurnLease, t.opts.Holder, err)
+	leases := t.opts.Client.CoordinationV1().Leases(metav1.NamespaceSystem)
+	for reread := false; ; reread = true {
+		l := t.lease.DeepCopy()
+		change(l)
+		now := metav1.NewMicroTime(t.opts.Now())
+		l.Spec.RenewTime = &now
+		updated, err := leases.Update(ctx, l, metav1.UpdateOptions{})
+		if err == nil {
+			t.lease = updated
+			return nil
+		}
+		if !apierrors.IsConflict(err) {
+			return err
+		}
+		current, gerr := leases.Get(ctx, TurnLease, metav1.GetOptions{})
+		if gerr != nil {
+			return fmt.Errorf("the Lease kube-system/%s changed under its holder %s, and reading it again failed: %w", TurnLease, t.opts.Holder, gerr)
+		}
+		if holder := current.Spec.HolderIdentity; reread || holder == nil || *holder != t.opts.Holder {
+			return fmt.Errorf("the Lease kube-system/%s changed under its holder %s (it names %q now): %w", TurnLease, t.opts.Holder, ptrOr(holder), err)
+		}
+		t.lease = current
 	}
-	if err != nil {
-		return err
+}
+
+func ptrOr(s *string) string {
+	if s == nil {
+		return ""
 	}
-	t.lease = updated
-	return nil
+	return *s
 }
 
 // Release gives the turn back: the Lease stays, with no holder.

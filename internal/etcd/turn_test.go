@@ -3,13 +3,19 @@ package etcd
 import (
 	"bytes"
 	"context"
+	"errors"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	coordinationv1 "k8s.io/api/coordination/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes/fake"
+	k8stesting "k8s.io/client-go/testing"
 )
 
 // clock is a time that tests move.
@@ -145,5 +151,80 @@ func TestTurnHolderDies(t *testing.T) {
 	}
 	if err := next.Release(t.Context()); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// conflicting makes the fake clientset's Lease updates check resourceVersion as the API server does, and can lose
+// the answer to one update that it applied: a request whose context ended after the server took it.
+type conflicting struct {
+	mu         sync.Mutex
+	loseAnswer bool
+}
+
+func (c *conflicting) install(cs *fake.Clientset) {
+	cs.PrependReactor("update", "leases", func(action k8stesting.Action) (bool, runtime.Object, error) {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		l := action.(k8stesting.UpdateAction).GetObject().(*coordinationv1.Lease).DeepCopy()
+		obj, err := cs.Tracker().Get(coordinationv1.SchemeGroupVersion.WithResource("leases"), l.Namespace, l.Name)
+		if err != nil {
+			return true, nil, err
+		}
+		current := obj.(*coordinationv1.Lease)
+		if current.ResourceVersion != l.ResourceVersion {
+			return true, nil, apierrors.NewConflict(coordinationv1.Resource("leases"), l.Name, errors.New("the object has been modified"))
+		}
+		rv, _ := strconv.Atoi(current.ResourceVersion)
+		l.ResourceVersion = strconv.Itoa(rv + 1)
+		if err := cs.Tracker().Update(coordinationv1.SchemeGroupVersion.WithResource("leases"), l, l.Namespace); err != nil {
+			return true, nil, err
+		}
+		if c.loseAnswer {
+			c.loseAnswer = false
+			return true, nil, context.Canceled
+		}
+		return true, l, nil
+	})
+}
+
+// The holder's note of its learner reached the API server but its answer was lost (the join was interrupted): the
+// turn is still given back, its note removed. Another node's change to the Lease is still refused.
+func TestTurnReleaseAfterLostAnswer(t *testing.T) {
+	cs := fake.NewClientset()
+	c := &conflicting{}
+	c.install(cs)
+	clk := &clock{now: time.Date(2026, 12, 7, 5, 0, 0, 0, time.UTC)}
+	turn, err := TakeTurn(t.Context(), TurnOptions{Client: cs, Holder: "cp3", Now: clk.Now, Interval: time.Millisecond, Lease: 30 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.mu.Lock()
+	c.loseAnswer = true
+	c.mu.Unlock()
+	if err := turn.Record(t.Context(), "https://10.0.0.13:2380"); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Record whose answer is lost: %v", err)
+	}
+	if err := turn.Release(t.Context()); err != nil {
+		t.Fatalf("Release after a lost answer: %v", err)
+	}
+	l, err := cs.CoordinationV1().Leases("kube-system").Get(t.Context(), TurnLease, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l.Spec.HolderIdentity != nil || l.Annotations[LearnerAnnotation] != "" {
+		t.Fatalf("after Release the Lease names holder %v, learner %q", ptrOr(l.Spec.HolderIdentity), l.Annotations[LearnerAnnotation])
+	}
+
+	// A Lease that another node took since: this holder's change is refused, naming it.
+	other, err := TakeTurn(t.Context(), TurnOptions{Client: cs, Holder: "cp4", Now: clk.Now, Interval: time.Millisecond, Lease: 30 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Release(context.Background())
+	if err := turn.update(t.Context(), func(*coordinationv1.Lease) {}); err == nil || !strings.Contains(err.Error(), `it names "cp4" now`) {
+		t.Fatalf("cp3 changing the Lease cp4 holds: %v", err)
+	}
+	if holderOf(t, cs) != "cp4" {
+		t.Fatalf("holder %q, want cp4", holderOf(t, cs))
 	}
 }
