@@ -7,13 +7,18 @@ LAB := bin/lab
 LAB_UP_FLAGS ?=
 # How long `make fuzz` runs each fuzz target (hack/fuzz.sh).
 FUZZTIME ?= 1m
+# Everything here but the race-detector runs builds without cgo: kubeboot must be static (below), and the Go build
+# cache keys every package on CGO_ENABLED, so the lab's own binaries, kubeboot and the e2e test binary built alike
+# compile their shared dependencies (client-go and the rest) once. go vet runs with -race for the same reason: it
+# then reuses what the race-detector tests compile instead of compiling everything once more.
+export CGO_ENABLED := 0
 
 .PHONY: build lab lab-build lab-build-all lab-up lab-down lab-status test unit fuzz e2e
 
 # kubeboot is linked statically: the node-local API endpoint runs it inside the pause image, which has no C
 # library (internal/localendpoint refuses a dynamically linked binary).
 build:
-	CGO_ENABLED=0 $(GO) build -o bin/kubeboot ./cmd/kubeboot
+	$(GO) build -o bin/kubeboot ./cmd/kubeboot
 
 lab:
 	$(GO) build -o $(LAB) ./lab/cmd/lab
@@ -45,9 +50,9 @@ test: lab-build-all unit e2e
 # CI 7.4 minutes, 6 of them building the instrumented test binaries. The component modules under lab/components
 # are separate modules and not part of ./...
 unit:
-	$(GO) vet ./...
-	$(GO) vet -tags e2e ./test/e2e
-	KUBEBOOT_LAB_BIN=$$($(GO) run ./lab/cmd/labbuild -print-bin-dir) $(GO) test -race -count=1 ./...
+	CGO_ENABLED=1 $(GO) vet -race ./...
+	CGO_ENABLED=1 $(GO) vet -race -tags e2e ./test/e2e
+	KUBEBOOT_LAB_BIN=$$($(GO) run ./lab/cmd/labbuild -print-bin-dir) CGO_ENABLED=1 $(GO) test -race -count=1 ./...
 
 # Every fuzz target for FUZZTIME, one after another (docs/RELIABILITY.md lists them). A crash leaves its input
 # in the package's testdata/fuzz/FuzzXxx/, where it stays as a regression case.

@@ -215,9 +215,10 @@ func buildKubeboot(ctx context.Context, g *goTool, repoRoot, binDir string, log 
 	}
 	out := filepath.Join(binDir, "kubeboot")
 	// Static, as `make build` links it: the node-local API endpoint runs kubeboot inside the pause image, which
-	// has no C library.
+	// has no C library. With `make build`'s flags (no -trimpath) it shares its compiled dependencies with the
+	// lab's binaries and the e2e test binary, which the Makefile builds with CGO_ENABLED=0 too.
 	env := []string{"CGO_ENABLED=0"}
-	if _, err := g.run(ctx, repoRoot, env, "build", "-trimpath", "-buildvcs=false", "-o", out, "./cmd/kubeboot"); err != nil {
+	if _, err := g.run(ctx, repoRoot, env, "build", "-buildvcs=false", "-o", out, "./cmd/kubeboot"); err != nil {
 		return fmt.Errorf("build kubeboot: %w", err)
 	}
 	log.step("build kubeboot", start, "built")
