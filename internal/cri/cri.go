@@ -457,6 +457,11 @@ type ContainerLister interface {
 	ListContainers(ctx context.Context, labels map[string]string) ([]Container, error)
 }
 
+// SandboxLister lists Pod sandboxes by label (*Client is one).
+type SandboxLister interface {
+	ListPodSandboxes(ctx context.Context, labels map[string]string) ([]PodSandbox, error)
+}
+
 // ContainerStopper stops one container, giving it grace to exit after SIGTERM (*Client is one). A static Pod's
 // container stopped this way is started again by the kubelet from the same manifest, if the manifest is still there.
 type ContainerStopper interface {

@@ -88,10 +88,11 @@ type Engine struct {
 	DryRun bool
 }
 
-// Containers lists and stops containers (*cri.Client).
+// Containers lists and stops containers, and lists sandboxes (*cri.Client).
 type Containers interface {
 	cri.ContainerLister
 	cri.ContainerStopper
+	cri.SandboxLister
 }
 
 // Options of one upgrade.
@@ -248,6 +249,7 @@ func (e *Engine) Upgrade(ctx context.Context, t Target, opts Options) (*Result, 
 		if c == staticpod.EtcdName && len(oldContainers) > 0 {
 			e.drainAPIServer(ctx)
 		}
+		e.stopOldFirst(ctx, c, hash, oldContainers)
 		if err := e.FS.WriteFile(staticpod.Path(c), r.YAML, 0o600); err != nil {
 			return fail(fmt.Errorf("write the new manifest of %s: %w", c, err), false)
 		}
@@ -392,6 +394,45 @@ func (e *Engine) removeExitedAPIServers(ctx context.Context) {
 	if _, err := cri.RemoveExitedInKubeSystemIfAble(ctx, e.Containers, staticpod.APIServerName); err != nil {
 		fmt.Fprintf(e.Out, "[upgrade/staticpods] WARNING: could not remove the kube-apiserver's exited containers: %v; the kubelet starts it after its crash-loop back-off\n", err)
 	}
+}
+
+// stopOldFirst lets the kubelet stop the old static Pod of the controller-manager or the scheduler before their new
+// manifest is written: it removes the manifest (its backup is written) and waits, up to oldStopBound, until the old
+// Pod's sandbox has stopped. A static Pod whose manifest changes gets a new UID (its config hash), and the kubelet
+// starts it only once the old one has finished terminating; its first attempt comes while the old one still runs,
+// and the next one 10-15 s later (the pod workers' back-off period, jittered). Written after the old Pod stopped,
+// the new one starts at once. The other components keep their order: etcd and the API server serve the node's
+// other clients, and their replacement has its own steps (hurry). Nothing here fails the upgrade: whatever the
+// wait finds, and even if the upgrade is interrupted during it, the caller writes the new manifest next.
+func (e *Engine) stopOldFirst(ctx context.Context, component, oldHash string, old []string) {
+	if e.Containers == nil || len(old) == 0 || oldHash == "" ||
+		(component != staticpod.ControllerManagerName && component != staticpod.SchedulerName) {
+		return
+	}
+	start := e.now()
+	if err := e.FS.Remove(staticpod.Path(component)); err != nil {
+		fmt.Fprintf(e.Out, "[upgrade/staticpods] WARNING: could not remove the old manifest of %s first: %v; the kubelet replaces its Pod at its own pace\n", component, err)
+		return
+	}
+	wctx, cancel := context.WithTimeout(ctx, min(oldStopBound, e.timeout()))
+	defer cancel()
+	err := e.poll(ctx, wctx, func() error {
+		sandboxes, err := e.Containers.ListPodSandboxes(wctx, map[string]string{cri.LabelPodNamespace: "kube-system", cri.LabelPodUID: oldHash})
+		if err != nil {
+			return err
+		}
+		if slices.ContainsFunc(sandboxes, func(s cri.PodSandbox) bool { return s.Ready }) {
+			return fmt.Errorf("the old Pod of %s still runs", component)
+		}
+		return nil
+	})
+	if err != nil {
+		fmt.Fprintf(e.Out, "[upgrade/staticpods] The old Pod of %s did not stop within %s of its manifest's removal (%v); writing the new one anyway\n",
+			component, min(oldStopBound, e.timeout()), err)
+		return
+	}
+	fmt.Fprintf(e.Out, "[upgrade/staticpods] The kubelet stopped the old %s before its new manifest, so that it starts the new one at once (%s)\n",
+		component, e.now().Sub(start).Round(100*time.Millisecond))
 }
 
 // oldStopBound bounds the wait for the kubelet to begin stopping an old static Pod (see hurry).

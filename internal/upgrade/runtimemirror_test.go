@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -181,6 +182,88 @@ func TestUpgradeStopsTheOldAPIServerOnceTheKubeletBegins(t *testing.T) {
 			}
 			if i, j := strings.Index(out.String(), drained), strings.Index(out.String(), "manifests/etcd.yaml\""); i < 0 || j < 0 || i > j {
 				t.Errorf("the API server was not stopped before etcd's new manifest was written:\n%s", out.String())
+			}
+		})
+	}
+}
+
+func (o *oldAPIServer) ListPodSandboxes(context.Context, map[string]string) ([]cri.PodSandbox, error) {
+	return nil, nil
+}
+
+// stoppingKubelet is the runtime of a node whose kubelet stops the old controller-manager's Pod once its manifest is
+// gone (unless stuck), and records what each look at the old Pod's sandbox saw.
+type stoppingKubelet struct {
+	*fakeKubelet
+	stuck   bool
+	mu      sync.Mutex
+	oldHash string
+	looks   []string
+}
+
+func (s *stoppingKubelet) ListContainers(_ context.Context, labels map[string]string) ([]cri.Container, error) {
+	if labels[cri.LabelContainerName] == "kube-controller-manager" {
+		return []cri.Container{ctr("kube-controller-manager", "old", cri.ContainerRunning, 1)}, nil
+	}
+	return nil, nil
+}
+
+func (s *stoppingKubelet) StopContainer(context.Context, string, time.Duration) error { return nil }
+
+func (s *stoppingKubelet) ListPodSandboxes(_ context.Context, labels map[string]string) ([]cri.PodSandbox, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if labels[cri.LabelPodUID] != s.oldHash || labels[cri.LabelPodNamespace] != "kube-system" {
+		return nil, nil
+	}
+	_, err := s.fs.ReadFile(staticpod.Path("kube-controller-manager"))
+	ready := err == nil || s.stuck
+	s.looks = append(s.looks, fmt.Sprintf("manifest present %v, sandbox ready %v", err == nil, ready))
+	return []cri.PodSandbox{{ID: "sb-old", UID: s.oldHash, Namespace: "kube-system", Ready: ready}}, nil
+}
+
+// The controller-manager's old Pod is stopped before its new manifest is written (the kubelet would otherwise start
+// the new one 10-15 s late); a Pod that does not stop only delays the new manifest by the bound.
+func TestUpgradeStopsTheOldControllerManagerFirst(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		stuck     bool
+		wantLine  string
+		wantLooks []string
+	}{
+		{"the kubelet stops it", false, "[upgrade/staticpods] The kubelet stopped the old kube-controller-manager before its new manifest, so that it starts the new one at once",
+			[]string{"manifest present false, sandbox ready false"}},
+		{"it does not stop", true, "[upgrade/staticpods] The old Pod of kube-controller-manager did not stop within 100ms of its manifest's removal (the old Pod of kube-controller-manager still runs); writing the new one anyway",
+			nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			fsys := node(t)
+			k := &fakeKubelet{fs: fsys}
+			oldHash, _, _ := k.State(t.Context(), "kube-controller-manager")
+			s := &stoppingKubelet{fakeKubelet: k, stuck: tc.stuck, oldHash: oldHash}
+			var out bytes.Buffer
+			e := engine(fsys, k, &renewer{}, &out)
+			e.Containers = s
+			if _, err := e.Upgrade(t.Context(), targetOf(testInit(t, "v1.37.2")), Options{EtcdUpgrade: true}); err != nil {
+				t.Fatalf("Upgrade: %v\n%s", err, out.String())
+			}
+			if !strings.Contains(out.String(), tc.wantLine) {
+				t.Errorf("output lacks %q:\n%s", tc.wantLine, out.String())
+			}
+			if len(s.looks) == 0 || slices.Contains(s.looks, "manifest present true, sandbox ready true") {
+				t.Errorf("the old Pod was looked at with its manifest still there, or never: %q", s.looks)
+			}
+			if tc.wantLooks != nil {
+				if d := cmp.Diff(tc.wantLooks, s.looks); d != "" {
+					t.Errorf("looks at the old Pod (-want +got):\n%s", d)
+				}
+			}
+			b, err := fsys.ReadFile(staticpod.Path("kube-controller-manager"))
+			if err != nil || !bytes.Contains(b, []byte("v1.37.2")) {
+				t.Errorf("the controller-manager's manifest after the upgrade (%v) is not the new one", err)
+			}
+			if strings.Contains(out.String(), "the old kube-scheduler") {
+				t.Errorf("the scheduler, which runs no container here, was waited for:\n%s", out.String())
 			}
 		})
 	}
