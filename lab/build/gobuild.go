@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -46,8 +47,11 @@ func (g *goTool) run(ctx context.Context, dir string, env []string, args ...stri
 	var stdout, stderr bytes.Buffer
 	cmd := exec.CommandContext(ctx, g.bin, args...)
 	cmd.Dir = dir
-	// GOWORK=off: a go.work somewhere above must not pull the component modules together.
-	cmd.Env = append(append(os.Environ(), "GOWORK=off"), env...)
+	// GOWORK=off: a go.work somewhere above must not pull the component modules together. The caller's
+	// CGO_ENABLED is left out: the Makefile turns cgo off for kubeboot's own builds, and the components are built
+	// the same whoever runs the lab (static where goBuild.static says so), their stamps unchanged.
+	inherited := slices.DeleteFunc(os.Environ(), func(kv string) bool { return strings.HasPrefix(kv, "CGO_ENABLED=") })
+	cmd.Env = append(append(inherited, "GOWORK=off"), env...)
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
