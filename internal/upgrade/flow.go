@@ -571,7 +571,12 @@ func runBootstrapToken(ctx context.Context, d *Data) error {
 }
 
 // addonsAllowed says whether the addons may be upgraded from this control-plane node: once every kube-apiserver
-// Pod of the cluster runs this node's image (kubeadm's rule); it says why not otherwise.
+// Pod of the cluster runs this node's image (kubeadm's rule); it says why not otherwise. This node's own Pod is not
+// looked at: its image is the one read from its manifest, and the control-plane phase saw it run through the
+// container runtime. Its mirror Pod may still show the old image for a while: while this node's API server is
+// replaced the kubelet cannot update it through a single control plane's API, and it retries only at its next sync
+// of the Pod, once the new API server's startup probe passes (10 s and more). kubeadm waits for the mirror Pod in its
+// control-plane phase, so its own is never behind here.
 func addonsAllowed(ctx context.Context, d *Data) (bool, error) {
 	m, err := staticpod.Read(d.FS, staticpod.APIServerName)
 	if err != nil {
@@ -587,6 +592,9 @@ func addonsAllowed(ctx context.Context, d *Data) (bool, error) {
 	}
 	var behind []string
 	for _, p := range pods.Items {
+		if p.Spec.NodeName == d.node.Registration.Name {
+			continue
+		}
 		if len(p.Spec.Containers) > 0 && p.Spec.Containers[0].Image != mine {
 			behind = append(behind, p.Name)
 		}

@@ -138,6 +138,30 @@ func TestApplySingleControlPlane(t *testing.T) {
 	}
 }
 
+// This node's mirror Pod still shows the old kube-apiserver (the kubelet updates it at its next sync of the Pod): the
+// addons are upgraded all the same, since this node's manifest, which the control-plane phase saw run, is the new one.
+func TestApplySingleControlPlaneStaleOwnMirrorPod(t *testing.T) {
+	c := threeNodes()
+	c.controlPlanes = []string{"cp-1"}
+	var out bytes.Buffer
+	d, client := flowData(t, c, "v1.37.2", &out)
+	d.Engine.Mirror = d.Engine.Probe.(*fakeKubelet) // runs the new manifests, never updates the mirror Pods
+	if err := run(t, ApplyPhases(), d); err != nil {
+		t.Fatalf("upgrade apply: %v\n%s", err, out.String())
+	}
+	p, err := client.CoreV1().Pods("kube-system").Get(t.Context(), "kube-apiserver-cp-1", metav1.GetOptions{})
+	if err != nil || p.Spec.Containers[0].Image != "registry.k8s.io/kube-apiserver:v1.36.3" {
+		t.Fatalf("the fake's mirror Pod was updated (%v): the test needs a stale one", err)
+	}
+	ds, _ := client.AppsV1().DaemonSets("kube-system").Get(t.Context(), "kube-proxy", metav1.GetOptions{})
+	if got := ds.Spec.Template.Spec.Containers[0].Image; got != "registry.k8s.io/kube-proxy:v1.37.2" {
+		t.Errorf("kube-proxy %s, want v1.37.2:\n%s", got, out.String())
+	}
+	if strings.Contains(out.String(), "Skipping upgrade of addons") {
+		t.Errorf("the addons were skipped for this node's own mirror Pod:\n%s", out.String())
+	}
+}
+
 func TestApplyHASkipsAddons(t *testing.T) {
 	var out bytes.Buffer
 	d, client := flowData(t, threeNodes(), "v1.37.2", &out)
