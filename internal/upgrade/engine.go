@@ -154,9 +154,10 @@ type change struct {
 // Upgrade replaces the static Pods of t's node: etcd (when local and opts.EtcdUpgrade), kube-apiserver,
 // kube-controller-manager and kube-scheduler, in that order. For each it renders the new manifest; an equal one is
 // left alone. Otherwise it renews the component's certificates, keeps the old manifest in the backup directory
-// (etcd's data in its own), writes the new one in place (atomically), and waits for the kubelet to run it (the
-// static Pod's config hash changes and it runs) and for the component's health endpoint to answer,
-// with no fixed waits. A component that is not up within the timeout is diagnosed through the CRI, and every
+// (etcd's data in its own), writes the new one in place (atomically; the controller-manager's and the scheduler's
+// once their old Pod has stopped, see stopOldFirst), and waits for the kubelet to run it (the static Pod's config
+// hash changes and it runs) and for the component's health endpoint to answer, with no fixed waits but
+// stopOldFirst's oldPodSettle. A component that is not up within the timeout is diagnosed through the CRI, and every
 // manifest replaced in this run is put back (etcd's data too when etcd failed) and waited for.
 func (e *Engine) Upgrade(ctx context.Context, t Target, opts Options) (*Result, error) {
 	components := e.components(t, opts)
@@ -397,10 +398,10 @@ func (e *Engine) removeExitedAPIServers(ctx context.Context) {
 }
 
 // stopOldFirst lets the kubelet stop the old static Pod of the controller-manager or the scheduler before their new
-// manifest is written: it removes the manifest (its backup is written) and waits, up to oldStopBound, until the old
-// Pod's sandbox has stopped, and then oldPodSettle. A static Pod whose manifest changes gets a new UID (its config hash), and the kubelet
-// starts it only once the old one has finished terminating; its first attempt comes while the old one still runs,
-// and the next one 10-15 s later (the pod workers' back-off period, jittered). Written after the old Pod stopped,
+// manifest is written: it removes the manifest (its backup is written), waits, up to oldStopBound, until the old
+// Pod's sandbox has stopped, and then waits oldPodSettle. A static Pod whose manifest changes gets a new UID (its
+// config hash), and the kubelet starts it only once the old one has finished terminating; its first attempt comes
+// while the old one still runs, and the next one 10-15 s later (the pod workers' back-off period, jittered). Written after the old Pod stopped,
 // the new one starts at once. The other components keep their order: etcd and the API server serve the node's
 // other clients, and their replacement has its own steps (hurry). Nothing here fails the upgrade: whatever the
 // wait finds, and even if the upgrade is interrupted during it, the caller writes the new manifest next.
