@@ -12,6 +12,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/utils/ptr"
 
 	"kubeboot.dev/kubeboot/internal/hint"
 )
@@ -230,17 +231,10 @@ func (t *Turn) update(ctx context.Context, change func(*coordinationv1.Lease)) e
 			return fmt.Errorf("the Lease kube-system/%s changed under its holder %s, and reading it again failed: %w", TurnLease, t.opts.Holder, gerr)
 		}
 		if holder := current.Spec.HolderIdentity; reread || holder == nil || *holder != t.opts.Holder {
-			return fmt.Errorf("the Lease kube-system/%s changed under its holder %s (it names %q now): %w", TurnLease, t.opts.Holder, ptrOr(holder), err)
+			return fmt.Errorf("the Lease kube-system/%s changed under its holder %s (it names %q now): %w", TurnLease, t.opts.Holder, ptr.Deref(holder, ""), err)
 		}
 		t.lease = current
 	}
-}
-
-func ptrOr(s *string) string {
-	if s == nil {
-		return ""
-	}
-	return *s
 }
 
 // Release gives the turn back: the Lease stays, with no holder.

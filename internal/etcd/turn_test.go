@@ -16,6 +16,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes/fake"
 	k8stesting "k8s.io/client-go/testing"
+	"k8s.io/utils/ptr"
 )
 
 // clock is a time that tests move.
@@ -212,7 +213,7 @@ func TestTurnReleaseAfterLostAnswer(t *testing.T) {
 		t.Fatal(err)
 	}
 	if l.Spec.HolderIdentity != nil || l.Annotations[LearnerAnnotation] != "" {
-		t.Fatalf("after Release the Lease names holder %v, learner %q", ptrOr(l.Spec.HolderIdentity), l.Annotations[LearnerAnnotation])
+		t.Fatalf("after Release the Lease names holder %v, learner %q", ptr.Deref(l.Spec.HolderIdentity, ""), l.Annotations[LearnerAnnotation])
 	}
 
 	// A Lease that another node took since: this holder's change is refused, naming it.
