@@ -166,8 +166,10 @@ func runJoin(cmd *cobra.Command, o *joinOptions, stdout io.Writer, only string, 
 		return err
 	}
 	runner := workflow.Runner[*joinflow.Data]{Phases: joinflow.Phases(), Out: stdout}
+	opts := workflow.Options{Skip: d.Cfg.Join.SkipPhases, Only: only, Hold: holdNode(d.FS, cmd, d.DryRun)}
+	d.Select(opts)
 	start := time.Now()
-	if err := runner.Run(cmd.Context(), d, workflow.Options{Skip: d.Cfg.Join.SkipPhases, Only: only, Hold: holdNode(d.FS, cmd, d.DryRun)}); err != nil {
+	if err := runner.Run(cmd.Context(), d, opts); err != nil {
 		return interrupted(cmd, err)
 	}
 	if d.DryRun {

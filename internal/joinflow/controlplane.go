@@ -259,17 +259,45 @@ func runControlPlaneManifests(ctx context.Context, d *Data) error {
 		return err
 	}
 	host := manifests.DetectHost(d.FS, cp.cluster.CertificatesDir, os.Environ())
-	for _, write := range []func(context.Context, nodefs.FS, *config.Cluster, *config.Node, manifests.Host) ([]patches.Patch, error){
+	writes := []func(context.Context, nodefs.FS, *config.Cluster, *config.Node, manifests.Host) ([]patches.Patch, error){
 		manifests.WriteAPIServer, manifests.WriteControllerManager, manifests.WriteScheduler,
-	} {
+	}
+	later := d.apiServerAfterEtcd(cp)
+	if later {
+		writes = writes[1:]
+	}
+	for _, write := range writes {
 		applied, err := write(ctx, d.FS, cp.cluster, cp.node, host)
 		initflow.ReportPatches(d.Out, applied)
 		if err != nil {
 			return err
 		}
 	}
+	if later {
+		fmt.Fprintf(d.Out, "  wrote the static Pods of %s and %s in %s; etcd-join writes %s's with this node's etcd member, so that it does not start before its etcd\n",
+			staticpod.ControllerManagerName, staticpod.SchedulerName, staticpod.Dir, staticpod.APIServerName)
+		return nil
+	}
 	fmt.Fprintf(d.Out, "  wrote the static Pods of %s, %s and %s in %s\n", staticpod.APIServerName, staticpod.ControllerManagerName,
 		staticpod.SchedulerName, staticpod.Dir)
+	return nil
+}
+
+// apiServerAfterEtcd says whether etcd-join, not the control-plane phase, writes the kube-apiserver manifest: when
+// this run has both phases (Select), the API server's etcd is this node's own stacked member, and the run is real
+// (a dry run shows the files in the control-plane phase's order).
+func (d *Data) apiServerAfterEtcd(cp *controlPlaneJoin) bool {
+	return d.apiServerWithEtcd && cp.cluster.Etcd.External == nil && !d.DryRun
+}
+
+// writeAPIServer writes this node's kube-apiserver manifest, for etcd-join.
+func writeAPIServer(ctx context.Context, d *Data, cp *controlPlaneJoin) error {
+	applied, err := manifests.WriteAPIServer(ctx, d.FS, cp.cluster, cp.node, manifests.DetectHost(d.FS, cp.cluster.CertificatesDir, os.Environ()))
+	initflow.ReportPatches(d.Out, applied)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(d.Out, "  wrote %s\n", staticpod.Path(staticpod.APIServerName))
 	return nil
 }
 

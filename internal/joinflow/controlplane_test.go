@@ -356,6 +356,12 @@ func TestJoinControlPlane(t *testing.T) {
 			t.Errorf("a secret was printed: %s", secret)
 		}
 	}
+	// The API server's manifest comes with the etcd member's, not before the kubelet starts (Data.Select).
+	if etcdAt, apiAt := strings.Index(out, "  wrote /etc/kubernetes/manifests/etcd.yaml"),
+		strings.Index(out, "  wrote /etc/kubernetes/manifests/kube-apiserver.yaml\n"); etcdAt < 0 || apiAt < etcdAt ||
+		!strings.Contains(out, "  wrote the static Pods of kube-controller-manager and kube-scheduler in /etc/kubernetes/manifests; etcd-join writes kube-apiserver's") {
+		t.Errorf("kube-apiserver.yaml not written right after etcd.yaml by etcd-join:\n%s", out)
+	}
 
 	// The order of the etcd work: checked twice (before writing, and check-etcd), the learner added before
 	// etcd.yaml exists, promoted only once it runs.
@@ -728,5 +734,22 @@ func TestJoinRestartsALearnerWaitingOnItsOwnPublish(t *testing.T) {
 				t.Errorf("the learner was not promoted: %q", events)
 			}
 		})
+	}
+}
+
+// A run without etcd-join (`kubeboot join phase control-plane-prepare`) writes every control-plane manifest in the
+// control-plane phase, the API server's included.
+func TestControlPlanePhaseAloneWritesTheAPIServer(t *testing.T) {
+	h := newCPHarness(t, cpCluster{endpoint: "cp.lab:6443", upload: certKey}, certKey)
+	if err := h.run(t, workflow.Options{Only: "control-plane-prepare"}); err != nil {
+		t.Fatalf("%v\n%s", err, h.out.String())
+	}
+	for _, name := range []string{staticpod.APIServerName, staticpod.ControllerManagerName, staticpod.SchedulerName} {
+		if _, err := h.data.FS.ReadFile(staticpod.Path(name)); err != nil {
+			t.Errorf("control-plane-prepare alone: %v\n%s", err, h.out.String())
+		}
+	}
+	if _, err := h.data.FS.ReadFile(staticpod.Path(staticpod.EtcdName)); err == nil {
+		t.Errorf("control-plane-prepare alone wrote the etcd manifest")
 	}
 }

@@ -188,6 +188,11 @@ func joinEtcd(ctx context.Context, d *Data) error {
 		return err
 	}
 	fmt.Fprintf(d.Out, "  wrote %s: member %s of %d, initial-cluster-state=existing\n", staticpod.Path(staticpod.EtcdName), name, len(initial))
+	if d.apiServerAfterEtcd(cp) {
+		if err := writeAPIServer(ctx, d, cp); err != nil {
+			return err
+		}
+	}
 
 	start := time.Now()
 	startTimeout := node.Timeouts.ControlPlaneComponentHealthCheck.Duration

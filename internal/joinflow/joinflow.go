@@ -61,6 +61,20 @@ type Data struct {
 	cluster      *Cluster
 	cpJoin       *controlPlaneJoin
 	bootstrapped bool
+	// apiServerWithEtcd: the control-plane phase leaves the kube-apiserver manifest to etcd-join (see Select).
+	apiServerWithEtcd bool
+}
+
+// Select tells d which phases the run with opts runs, before it starts. When it runs both control-plane-prepare's
+// control-plane phase and etcd-join, the kube-apiserver manifest is written by etcd-join, right after this node's
+// etcd manifest, instead of with the controller-manager's and the scheduler's. Written earlier, the API server
+// starts with the kubelet and finds no etcd until this join has had its turn to add a member: its etcd client's
+// reconnect back-off then grows, and it served 10.7 s after its etcd was ready in a join that had waited 13 s for
+// the turn. The files a join leaves are the same.
+func (d *Data) Select(opts workflow.Options) {
+	phases := Phases()
+	d.apiServerWithEtcd = workflow.Selected(phases, opts, "control-plane-prepare/control-plane") &&
+		workflow.Selected(phases, opts, "etcd-join")
 }
 
 // Bootstrapped reports whether this run saw the kubelet finish its TLS bootstrap.

@@ -363,6 +363,7 @@ func currentUser(kc *clientcmdapi.Config) (*clientcmdapi.Cluster, *clientcmdapi.
 func (h *harness) run(t *testing.T, opts workflow.Options) error {
 	t.Helper()
 	r := workflow.Runner[*Data]{Phases: Phases(), Out: &h.out}
+	h.data.Select(opts) // as the CLI does
 	return r.Run(t.Context(), h.data, opts)
 }
 

@@ -138,12 +138,7 @@ func (r *Runner[D]) Run(ctx context.Context, d D, opts Options) error {
 			return err
 		}
 	}
-	skip := map[string]bool{}
-	for _, s := range opts.Skip {
-		skip[normalize(s)] = true
-	}
-	var tasks []*task[D]
-	plan(&tasks, nil, "", r.Phases, skip, normalize(opts.Only))
+	tasks := planned(r.Phases, opts)
 	if err := link(tasks); err != nil {
 		return err
 	}
@@ -155,6 +150,30 @@ func (r *Runner[D]) Run(ctx context.Context, d D, opts Options) error {
 		defer release()
 	}
 	return r.execute(ctx, d, tasks)
+}
+
+// Selected reports whether a run with opts runs the phase at path, unless its RunIf says no when it comes to it:
+// Only selects it, and neither it nor a parent is in Skip. A flow uses it to hand a step from one phase to a later
+// one only when both run.
+func Selected[D any](phases []Phase[D], opts Options, path string) bool {
+	path = normalize(path)
+	for _, t := range planned(phases, opts) {
+		if t.path == path {
+			return t.selected && !t.skipped
+		}
+	}
+	return false
+}
+
+// planned is the tasks of a run with opts, unlinked.
+func planned[D any](phases []Phase[D], opts Options) []*task[D] {
+	skip := map[string]bool{}
+	for _, s := range opts.Skip {
+		skip[normalize(s)] = true
+	}
+	var tasks []*task[D]
+	plan(&tasks, nil, "", phases, skip, normalize(opts.Only))
+	return tasks
 }
 
 // task is one selected phase of a run, with the tasks it waits for.

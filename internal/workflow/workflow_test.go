@@ -58,7 +58,22 @@ func TestRunSelection(t *testing.T) {
 			if strings.Join(r.ran, ",") != strings.Join(tt.want, ",") {
 				t.Fatalf("ran %v, want %v", r.ran, tt.want)
 			}
+			// Selected answers, before a run, what the run then did: every leaf's name is unique in tree().
+			for _, path := range Paths(tree()) {
+				name := path[strings.LastIndex(path, "/")+1:]
+				if !slices.Contains([]string{"certs", "kubeconfig"}, name) {
+					if got, want := Selected(tree(), tt.opts, path), slices.Contains(r.ran, name); got != want {
+						t.Errorf("Selected(%q) = %v, but the run ran it: %v", path, got, want)
+					}
+				}
+			}
 		})
+	}
+	if Selected(tree(), Options{}, "certs/nope") {
+		t.Error("Selected says yes to a phase that does not exist")
+	}
+	if Selected(tree(), Options{Only: "certs/sa"}, "certs") {
+		t.Error("Selected says yes to a parent that is only on the way to the phase Only selects")
 	}
 }
 
