@@ -136,7 +136,10 @@ const (
 	// seconds usually, more when the kubelet waits out a crash-loop back-off.
 	DefaultTimeout = 2 * time.Minute
 	// DefaultGrace is what the kubelet gives a Pod that sets no terminationGracePeriodSeconds (kubeadm's set
-	// none): the API server finishes its requests in flight, etcd hands over its leadership.
+	// none): etcd hands over its leadership, the controller-manager and the scheduler their leases. The API server
+	// gets cri.APIServerStopGrace instead, as in an upgrade: its requests in flight end within it, and its
+	// watches would hold it for the whole 30 s (certs renew --restart's "stopped first" took 30.3-30.4 s on each
+	// of TestHA's control planes).
 	DefaultGrace    = 30 * time.Second
 	defaultInterval = 500 * time.Millisecond
 )
@@ -154,7 +157,8 @@ type Restarter struct {
 	Timeout time.Duration
 	// Interval is between two looks at the container or the health; 0: 500 ms.
 	Interval time.Duration
-	// Grace is how long a stopped container's process has to exit before it is killed; 0: DefaultGrace.
+	// Grace is how long a stopped container's process has to exit before it is killed; 0: DefaultGrace, and
+	// cri.APIServerStopGrace for the API server.
 	Grace time.Duration
 }
 
@@ -458,7 +462,14 @@ func (r *Restarter) stop(wctx context.Context, component string, remove bool) ([
 	if err != nil {
 		return nil, err
 	}
-	grace := cmpOr(r.Grace, DefaultGrace)
+	grace := r.Grace
+	switch {
+	case grace != 0:
+	case component == staticpod.APIServerName:
+		grace = cri.APIServerStopGrace
+	default:
+		grace = DefaultGrace
+	}
 	rm, canRemove := r.Runtime.(cri.ContainerRemover)
 	for _, id := range old {
 		if err := r.Runtime.StopContainer(wctx, id, grace); err != nil {

@@ -277,6 +277,31 @@ func TestRestartOneAtATimeInOrder(t *testing.T) {
 	}
 }
 
+// Without a Grace set, the API server gets the upgrade's short grace (its watches would hold it for 30 s); the
+// others get the kubelet's default.
+func TestRestartDefaultGraces(t *testing.T) {
+	ev := &events{}
+	rt := newFakeRuntime(ev, Order...)
+	probe := &fakeProber{ev: ev, rt: rt}
+	cluster := &fakeCluster{ev: ev, members: [][]etcd.MemberStatus{healthyMembers}, servers: [][]APIServer{readyServers}}
+	var out bytes.Buffer
+	r := newTestRestarter(rt, probe, cluster, &out)
+	r.Grace = 0
+	if err := r.Restart(t.Context(), Order); err != nil {
+		t.Fatal(err)
+	}
+	var stops []string
+	for _, e := range ev.get() {
+		if strings.HasPrefix(e, "stop ") {
+			stops = append(stops, e)
+		}
+	}
+	want := []string{"stop api-0 (grace 5s)", "stop etcd-0 (grace 30s)", "stop kcm-0 (grace 30s)", "stop sched-0 (grace 30s)"}
+	if d := cmp.Diff(want, stops); d != "" {
+		t.Errorf("stops (-want +got):\n%s", d)
+	}
+}
+
 func TestRestartOnlyTheChangedComponents(t *testing.T) {
 	ev := &events{}
 	rt := newFakeRuntime(ev, Order...)
