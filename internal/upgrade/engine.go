@@ -250,14 +250,18 @@ func (e *Engine) Upgrade(ctx context.Context, t Target, opts Options) (*Result, 
 		if c == staticpod.EtcdName && len(oldContainers) > 0 {
 			e.drainAPIServer(ctx)
 		}
-		e.stopOldFirst(ctx, c, hash, oldContainers)
+		stoppedFirst := e.stopOldFirst(ctx, c, hash, oldContainers)
 		if err := e.FS.WriteFile(staticpod.Path(c), r.YAML, 0o600); err != nil {
 			return fail(fmt.Errorf("write the new manifest of %s: %w", c, err), false)
 		}
 		done = append(done, ch)
 		fmt.Fprintf(e.Out, "[upgrade/staticpods] Moved new manifest to %q and backed up old manifest to %q\n",
 			e.FS.Path(staticpod.Path(c)), e.FS.Path(path.Join(res.BackupDir, c+".yaml")))
-		apiServerStopped := e.hurry(ctx, c, oldContainers)
+		apiServerStopped := false
+		if !stoppedFirst {
+			// Once the old Pod has stopped, the containers running are the new Pod's: hurry must not stop them.
+			apiServerStopped = e.hurry(ctx, c, oldContainers, "after the new manifest")
+		}
 		if err := e.waitRunning(ctx, c, hash, true); err != nil {
 			return res, e.fail(ctx, t, res, done[:len(done)-1], ch, err, c == staticpod.EtcdName)
 		}
@@ -397,32 +401,45 @@ func (e *Engine) removeExitedAPIServers(ctx context.Context) {
 	}
 }
 
-// stopOldFirst lets the kubelet stop the old static Pod of the controller-manager or the scheduler before their new
-// manifest is written: it removes the manifest (its backup is written), waits, up to oldStopBound, until the old
-// Pod's sandbox has stopped, and then waits oldPodSettle. A static Pod whose manifest changes gets a new UID (its
-// config hash), and the kubelet starts it only once the old one has finished terminating; its first attempt comes
-// while the old one still runs, and the next one 10-15 s later (the pod workers' back-off period, jittered). Written after the old Pod stopped,
-// the new one starts at once. The other components keep their order: etcd and the API server serve the node's
-// other clients, and their replacement has its own steps (hurry). Nothing here fails the upgrade: whatever the
-// wait finds, and even if the upgrade is interrupted during it, the caller writes the new manifest next.
-func (e *Engine) stopOldFirst(ctx context.Context, component, oldHash string, old []string) {
-	if e.Containers == nil || len(old) == 0 || oldHash == "" ||
-		(component != staticpod.ControllerManagerName && component != staticpod.SchedulerName) {
-		return
+// stopOldFirst lets the kubelet stop the old static Pod of the API server, the controller-manager or the
+// scheduler before their new manifest is written, and reports whether it did: when the old Pod's sandbox is ready,
+// it removes the manifest (its backup is written), shortens the API server's stop (hurry), waits, up to
+// oldStopBound, until the sandbox has stopped, and then waits oldPodSettle. A static Pod whose manifest changes
+// gets a new UID (its config hash), and the kubelet starts it only once the old one has finished terminating; its
+// first attempt comes while the old one still runs, and the next one 10-15 s later (the pod workers' back-off
+// period, jittered). Written after the old Pod stopped, the new one starts at once. The old API server is stopped
+// as the kubelet stops it anyway on a new manifest, only without the wait; it may even be down already, held by
+// the crash-loop back-off after etcd's replacement stopped it (TestUpgrade: its replacement then took 15-20 s).
+// etcd keeps its order (its replacement has its own steps, see hurry). Nothing here fails the upgrade: whatever
+// the wait finds, and even if the upgrade is interrupted during it, the caller writes the new manifest next.
+func (e *Engine) stopOldFirst(ctx context.Context, component, oldHash string, old []string) bool {
+	if e.Containers == nil || oldHash == "" || component == staticpod.EtcdName {
+		return false
+	}
+	sandboxReady := func(ctx context.Context) (bool, error) {
+		sandboxes, err := e.Containers.ListPodSandboxes(ctx, map[string]string{cri.LabelPodNamespace: "kube-system", cri.LabelPodUID: oldHash})
+		if err != nil {
+			return false, err
+		}
+		return slices.ContainsFunc(sandboxes, func(s cri.PodSandbox) bool { return s.Ready }), nil
+	}
+	if ready, err := sandboxReady(ctx); err != nil || !ready {
+		return false // nothing for the kubelet to stop first, or the runtime cannot tell: the kubelet's own pace
 	}
 	start := e.now()
 	if err := e.FS.Remove(staticpod.Path(component)); err != nil {
 		fmt.Fprintf(e.Out, "[upgrade/staticpods] WARNING: could not remove the old manifest of %s first: %v; the kubelet replaces its Pod at its own pace\n", component, err)
-		return
+		return false
 	}
+	e.hurry(ctx, component, old, "after its manifest's removal")
 	wctx, cancel := context.WithTimeout(ctx, min(oldStopBound, e.timeout()))
 	defer cancel()
 	err := e.poll(ctx, wctx, func() error {
-		sandboxes, err := e.Containers.ListPodSandboxes(wctx, map[string]string{cri.LabelPodNamespace: "kube-system", cri.LabelPodUID: oldHash})
+		ready, err := sandboxReady(wctx)
 		if err != nil {
 			return err
 		}
-		if slices.ContainsFunc(sandboxes, func(s cri.PodSandbox) bool { return s.Ready }) {
+		if ready {
 			return fmt.Errorf("the old Pod of %s still runs", component)
 		}
 		return nil
@@ -430,7 +447,7 @@ func (e *Engine) stopOldFirst(ctx context.Context, component, oldHash string, ol
 	if err != nil {
 		fmt.Fprintf(e.Out, "[upgrade/staticpods] The old Pod of %s did not stop within %s of its manifest's removal (%v); writing the new one anyway\n",
 			component, min(oldStopBound, e.timeout()), err)
-		return
+		return true
 	}
 	// The kubelet's termination of the old Pod goes on after its sandbox stopped: it unmounts its volumes and
 	// removes its cgroup, and only then lets the new Pod start.
@@ -440,6 +457,7 @@ func (e *Engine) stopOldFirst(ctx context.Context, component, oldHash string, ol
 	}
 	fmt.Fprintf(e.Out, "[upgrade/staticpods] The kubelet stopped the old %s before its new manifest, so that it starts the new one at once (%s)\n",
 		component, e.now().Sub(start).Round(100*time.Millisecond))
+	return true
 }
 
 // oldPodSettle is how long stopOldFirst gives the kubelet to finish an old Pod's termination once its sandbox has
@@ -465,7 +483,7 @@ const oldStopBound = 15 * time.Second
 // Stopping anything before the kubelet acts would make it restart the old Pod, hence the wait. hurry reports
 // whether it stopped this node's API server. Nothing here fails the upgrade: a stop that does not happen leaves
 // the kubelet's own pace, and waitRunning follows either.
-func (e *Engine) hurry(ctx context.Context, component string, old []string) bool {
+func (e *Engine) hurry(ctx context.Context, component string, old []string, since string) bool {
 	if e.Containers == nil || len(old) == 0 || (component != staticpod.APIServerName && component != staticpod.EtcdName) {
 		return false
 	}
@@ -506,8 +524,8 @@ func (e *Engine) hurry(ctx context.Context, component string, old []string) bool
 			continue
 		}
 		stopped = true
-		fmt.Fprintf(e.Out, "[upgrade/staticpods] %s: stopped the kube-apiserver's container %.13s with a %s grace period (%s after the new manifest)\n",
-			why, id, cri.APIServerStopGrace, e.now().Sub(start).Round(100*time.Millisecond))
+		fmt.Fprintf(e.Out, "[upgrade/staticpods] %s: stopped the kube-apiserver's container %.13s with a %s grace period (%s %s)\n",
+			why, id, cri.APIServerStopGrace, e.now().Sub(start).Round(100*time.Millisecond), since)
 	}
 	return stopped
 }

@@ -83,10 +83,18 @@ func TestRuntimeMirrorState(t *testing.T) {
 type oldAPIServer struct {
 	*fakeKubelet
 	kubeletStops map[string]bool
-	mu           sync.Mutex
-	running      bool
-	restarts     int // of the old kube-apiserver's container by the kubelet, after a stop before its new manifest
-	stops        []string
+	// sandboxHash, when set, is the old kube-apiserver Pod's UID: its sandbox is listed, ready until the kubelet
+	// has stopped it (its manifest gone and its container stopped). Unset, the runtime lists no sandbox.
+	sandboxHash string
+	mu          sync.Mutex
+	running     bool
+	restarts    int // of the old kube-apiserver's container by the kubelet, after a stop before its new manifest
+	stops       []string
+}
+
+// gone reports whether c's old Pod is on its way out: its manifest is the new release's, or removed.
+func (o *oldAPIServer) gone(c string) bool {
+	return o.replaced(c) || !o.fs.Exists(staticpod.Path(c))
 }
 
 // apiID is the running old kube-apiserver container's name: "old", then "restarted-N" once the kubelet has started
@@ -124,8 +132,8 @@ func (o *oldAPIServer) StopContainer(_ context.Context, id string, grace time.Du
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	o.stops = append(o.stops, fmt.Sprintf("%s %s", id, grace))
-	if o.replaced("kube-apiserver") {
-		o.running = false // the kubelet runs the new Pod instead
+	if o.gone("kube-apiserver") {
+		o.running = false // the kubelet runs the new Pod instead, or none
 	} else {
 		o.restarts++ // the kubelet starts the same Pod's container again
 	}
@@ -136,7 +144,7 @@ func (o *oldAPIServer) Probe(ctx context.Context, c string) error {
 	o.mu.Lock()
 	shuttingDown := c == "kube-apiserver" && o.kubeletStops[c] && o.running
 	o.mu.Unlock()
-	if shuttingDown && o.replaced(c) {
+	if shuttingDown && o.gone(c) {
 		return errors.New("GET https://127.0.0.1:6443/readyz: 500: [-]shutdown failed")
 	}
 	return o.fakeKubelet.Probe(ctx, c)
@@ -187,8 +195,43 @@ func TestUpgradeStopsTheOldAPIServerOnceTheKubeletBegins(t *testing.T) {
 	}
 }
 
-func (o *oldAPIServer) ListPodSandboxes(context.Context, map[string]string) ([]cri.PodSandbox, error) {
-	return nil, nil
+func (o *oldAPIServer) ListPodSandboxes(_ context.Context, labels map[string]string) ([]cri.PodSandbox, error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.sandboxHash == "" || labels[cri.LabelPodUID] != o.sandboxHash {
+		return nil, nil
+	}
+	ready := o.running || !o.gone("kube-apiserver")
+	return []cri.PodSandbox{{ID: "sb-api", UID: o.sandboxHash, Namespace: "kube-system", Ready: ready}}, nil
+}
+
+// The old API server's Pod is stopped before its new manifest is written, as the controller-manager's is: the
+// manifest is removed, the old container stopped with the short grace once the kubelet has begun (it fails
+// /readyz), and the new manifest written once the sandbox has stopped; the new Pod's container is not stopped.
+func TestUpgradeStopsTheOldAPIServerFirst(t *testing.T) {
+	fsys := node(t)
+	k := &fakeKubelet{fs: fsys}
+	oldHash, _, _ := k.State(t.Context(), "kube-apiserver")
+	o := &oldAPIServer{fakeKubelet: k, kubeletStops: map[string]bool{"kube-apiserver": true}, running: true, sandboxHash: oldHash}
+	var out bytes.Buffer
+	e := engine(fsys, k, &renewer{}, &out)
+	e.Probe, e.Containers = o, o
+	if _, err := e.Upgrade(t.Context(), targetOf(testInit(t, "v1.37.2")), Options{}); err != nil {
+		t.Fatalf("Upgrade: %v\n%s", err, out.String())
+	}
+	if d := cmp.Diff([]string{"kube-apiserver-old 5s"}, o.stops); d != "" {
+		t.Errorf("stops (-want +got):\n%s", d)
+	}
+	got := out.String()
+	stopped := strings.Index(got, "[upgrade/staticpods] The kubelet is stopping the old kube-apiserver: stopped the kube-apiserver's container kube-apiserve with a 5s grace period (")
+	first := strings.Index(got, "[upgrade/staticpods] The kubelet stopped the old kube-apiserver before its new manifest, so that it starts the new one at once")
+	written := strings.Index(got, "manifests/kube-apiserver.yaml\" and backed up old manifest")
+	if stopped < 0 || first < stopped || written < first || !strings.Contains(got, "after its manifest's removal)") {
+		t.Errorf("the old API server was not stopped, after its manifest's removal, before the new manifest was written:\n%s", got)
+	}
+	if !o.replaced("kube-apiserver") {
+		t.Errorf("the API server's manifest after the upgrade is not the new one")
+	}
 }
 
 // stoppingKubelet is the runtime of a node whose kubelet stops the old controller-manager's Pod once its manifest is
@@ -232,7 +275,7 @@ func TestUpgradeStopsTheOldControllerManagerFirst(t *testing.T) {
 		wantLooks []string
 	}{
 		{"the kubelet stops it", false, "[upgrade/staticpods] The kubelet stopped the old kube-controller-manager before its new manifest, so that it starts the new one at once",
-			[]string{"manifest present false, sandbox ready false"}},
+			[]string{"manifest present true, sandbox ready true", "manifest present false, sandbox ready false"}},
 		{"it does not stop", true, "[upgrade/staticpods] The old Pod of kube-controller-manager did not stop within 100ms of its manifest's removal (the old Pod of kube-controller-manager still runs); writing the new one anyway",
 			nil},
 	} {
@@ -250,8 +293,10 @@ func TestUpgradeStopsTheOldControllerManagerFirst(t *testing.T) {
 			if !strings.Contains(out.String(), tc.wantLine) {
 				t.Errorf("output lacks %q:\n%s", tc.wantLine, out.String())
 			}
-			if len(s.looks) == 0 || slices.Contains(s.looks, "manifest present true, sandbox ready true") {
-				t.Errorf("the old Pod was looked at with its manifest still there, or never: %q", s.looks)
+			// The first look finds a Pod to stop; every later one waits for it with its manifest removed.
+			if len(s.looks) < 2 || s.looks[0] != "manifest present true, sandbox ready true" ||
+				slices.Contains(s.looks[1:], "manifest present true, sandbox ready true") {
+				t.Errorf("the old Pod was not looked at first, or waited for with its manifest still there: %q", s.looks)
 			}
 			if tc.wantLooks != nil {
 				if d := cmp.Diff(tc.wantLooks, s.looks); d != "" {
