@@ -250,14 +250,13 @@ func (e *Engine) Upgrade(ctx context.Context, t Target, opts Options) (*Result, 
 		if c == staticpod.EtcdName && len(oldContainers) > 0 {
 			e.drainAPIServer(ctx)
 		}
-		stoppedFirst := e.stopOldFirst(ctx, c, hash, oldContainers)
+		stoppedFirst, apiServerStopped := e.stopOldFirst(ctx, c, hash, oldContainers)
 		if err := e.FS.WriteFile(staticpod.Path(c), r.YAML, 0o600); err != nil {
 			return fail(fmt.Errorf("write the new manifest of %s: %w", c, err), false)
 		}
 		done = append(done, ch)
 		fmt.Fprintf(e.Out, "[upgrade/staticpods] Moved new manifest to %q and backed up old manifest to %q\n",
 			e.FS.Path(staticpod.Path(c)), e.FS.Path(path.Join(res.BackupDir, c+".yaml")))
-		apiServerStopped := false
 		if !stoppedFirst {
 			// Once the old Pod has stopped, the containers running are the new Pod's: hurry must not stop them.
 			apiServerStopped = e.hurry(ctx, c, oldContainers, "after the new manifest")
@@ -401,20 +400,20 @@ func (e *Engine) removeExitedAPIServers(ctx context.Context) {
 	}
 }
 
-// stopOldFirst lets the kubelet stop the old static Pod of the API server, the controller-manager or the
-// scheduler before their new manifest is written, and reports whether it did: when the old Pod's sandbox is ready,
-// it removes the manifest (its backup is written), shortens the API server's stop (hurry), waits, up to
+// stopOldFirst lets the kubelet stop the old static Pod of a component before its new manifest is written, and
+// reports whether it did, and whether it stopped this node's API server for etcd (see hurry): when the old Pod's
+// sandbox is ready, it removes the manifest (its backup is written), shortens the stop as hurry does, waits, up to
 // oldStopBound, until the sandbox has stopped, and then waits oldPodSettle. A static Pod whose manifest changes
 // gets a new UID (its config hash), and the kubelet starts it only once the old one has finished terminating; its
 // first attempt comes while the old one still runs, and the next one 10-15 s later (the pod workers' back-off
-// period, jittered). Written after the old Pod stopped, the new one starts at once. The old API server is stopped
-// as the kubelet stops it anyway on a new manifest, only without the wait; it may even be down already, held by
-// the crash-loop back-off after etcd's replacement stopped it (TestUpgrade: its replacement then took 15-20 s).
-// etcd keeps its order (its replacement has its own steps, see hurry). Nothing here fails the upgrade: whatever
-// the wait finds, and even if the upgrade is interrupted during it, the caller writes the new manifest next.
-func (e *Engine) stopOldFirst(ctx context.Context, component, oldHash string, old []string) bool {
-	if e.Containers == nil || oldHash == "" || component == staticpod.EtcdName {
-		return false
+// period, jittered). Written after the old Pod stopped, the new one starts at once. The kubelet stops the old Pod
+// on a new manifest anyway; removed first, it is stopped the same way, without the wait. The old API server may
+// even be down already, held by the crash-loop back-off after etcd's replacement stopped it (TestUpgrade: its
+// replacement then took 15-20 s, etcd's 21-28 s). Nothing here fails the upgrade: whatever the wait finds, and
+// even if the upgrade is interrupted during it, the caller writes the new manifest next.
+func (e *Engine) stopOldFirst(ctx context.Context, component, oldHash string, old []string) (stoppedFirst, apiServerStopped bool) {
+	if e.Containers == nil || oldHash == "" {
+		return false, false
 	}
 	sandboxReady := func(ctx context.Context) (bool, error) {
 		sandboxes, err := e.Containers.ListPodSandboxes(ctx, map[string]string{cri.LabelPodNamespace: "kube-system", cri.LabelPodUID: oldHash})
@@ -424,14 +423,14 @@ func (e *Engine) stopOldFirst(ctx context.Context, component, oldHash string, ol
 		return slices.ContainsFunc(sandboxes, func(s cri.PodSandbox) bool { return s.Ready }), nil
 	}
 	if ready, err := sandboxReady(ctx); err != nil || !ready {
-		return false // nothing for the kubelet to stop first, or the runtime cannot tell: the kubelet's own pace
+		return false, false // nothing for the kubelet to stop first, or the runtime cannot tell: the kubelet's own pace
 	}
 	start := e.now()
 	if err := e.FS.Remove(staticpod.Path(component)); err != nil {
 		fmt.Fprintf(e.Out, "[upgrade/staticpods] WARNING: could not remove the old manifest of %s first: %v; the kubelet replaces its Pod at its own pace\n", component, err)
-		return false
+		return false, false
 	}
-	e.hurry(ctx, component, old, "after its manifest's removal")
+	apiServerStopped = e.hurry(ctx, component, old, "after its manifest's removal")
 	wctx, cancel := context.WithTimeout(ctx, min(oldStopBound, e.timeout()))
 	defer cancel()
 	err := e.poll(ctx, wctx, func() error {
@@ -447,7 +446,7 @@ func (e *Engine) stopOldFirst(ctx context.Context, component, oldHash string, ol
 	if err != nil {
 		fmt.Fprintf(e.Out, "[upgrade/staticpods] The old Pod of %s did not stop within %s of its manifest's removal (%v); writing the new one anyway\n",
 			component, min(oldStopBound, e.timeout()), err)
-		return true
+		return true, apiServerStopped
 	}
 	// The kubelet's termination of the old Pod goes on after its sandbox stopped: it unmounts its volumes and
 	// removes its cgroup, and only then lets the new Pod start.
@@ -457,7 +456,7 @@ func (e *Engine) stopOldFirst(ctx context.Context, component, oldHash string, ol
 	}
 	fmt.Fprintf(e.Out, "[upgrade/staticpods] The kubelet stopped the old %s before its new manifest, so that it starts the new one at once (%s)\n",
 		component, e.now().Sub(start).Round(100*time.Millisecond))
-	return true
+	return true, apiServerStopped
 }
 
 // oldPodSettle is how long stopOldFirst gives the kubelet to finish an old Pod's termination once its sandbox has
@@ -470,13 +469,14 @@ const oldPodSettle = time.Second
 const oldStopBound = 15 * time.Second
 
 // hurry shortens two waits of the kubelet's that a static Pod's replacement runs into, once the kubelet has begun
-// to stop component's old containers (old, listed before its new manifest was written):
+// to stop component's old containers (old, listed before its manifest was replaced or removed, see stopOldFirst):
 //   - kube-apiserver: its watches would hold the old one for the kubelet's whole grace period (30 s), and the
 //     kubelet starts the new Pod only once the old one has stopped, retrying that every 10-15 s. Once the old one
 //     fails /readyz (it does at once on SIGTERM) or has stopped, its containers are stopped with
 //     cri.APIServerStopGrace.
-//   - etcd: before it starts the new etcd Pod, the kubelet deletes the old mirror Pod through this node's API
-//     server, which cannot answer without etcd and holds the request until it times out (34 s in the lab). Once
+//   - etcd: before it starts the new etcd Pod, or once the old one's manifest is removed, the kubelet deletes the
+//     old mirror Pod through this node's API server, which cannot answer without etcd and holds the request until
+//     it times out (34 s in the lab). Once
 //     the old etcd has stopped, this node's API server is stopped (cri.APIServerStopGrace): the request fails at
 //     once and the kubelet starts etcd; it starts the API server again too.
 //

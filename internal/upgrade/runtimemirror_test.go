@@ -83,9 +83,10 @@ func TestRuntimeMirrorState(t *testing.T) {
 type oldAPIServer struct {
 	*fakeKubelet
 	kubeletStops map[string]bool
-	// sandboxHash, when set, is the old kube-apiserver Pod's UID: its sandbox is listed, ready until the kubelet
-	// has stopped it (its manifest gone and its container stopped). Unset, the runtime lists no sandbox.
-	sandboxHash string
+	// sandboxHash, when set, holds the old Pods' UIDs by component (kube-apiserver, etcd): their sandboxes are
+	// listed, ready until the kubelet has stopped them (the manifest gone and the container stopped). Unset, the
+	// runtime lists no sandbox.
+	sandboxHash map[string]string
 	mu          sync.Mutex
 	running     bool
 	restarts    int // of the old kube-apiserver's container by the kubelet, after a stop before its new manifest
@@ -115,7 +116,7 @@ func (o *oldAPIServer) ListContainers(_ context.Context, labels map[string]strin
 			return []cri.Container{ctr("kube-apiserver", o.apiID(), cri.ContainerRunning, 1)}, nil
 		}
 	case "etcd":
-		if !o.kubeletStops["etcd"] || !o.replaced("etcd") {
+		if !o.kubeletStops["etcd"] || !o.gone("etcd") {
 			return []cri.Container{ctr("etcd", "old", cri.ContainerRunning, 1)}, nil
 		}
 	}
@@ -198,11 +199,17 @@ func TestUpgradeStopsTheOldAPIServerOnceTheKubeletBegins(t *testing.T) {
 func (o *oldAPIServer) ListPodSandboxes(_ context.Context, labels map[string]string) ([]cri.PodSandbox, error) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	if o.sandboxHash == "" || labels[cri.LabelPodUID] != o.sandboxHash {
-		return nil, nil
+	uid := labels[cri.LabelPodUID]
+	switch uid {
+	case "":
+	case o.sandboxHash["kube-apiserver"]:
+		ready := o.running || !o.gone("kube-apiserver")
+		return []cri.PodSandbox{{ID: "sb-api", UID: uid, Namespace: "kube-system", Ready: ready}}, nil
+	case o.sandboxHash["etcd"]:
+		ready := !o.kubeletStops["etcd"] || !o.gone("etcd")
+		return []cri.PodSandbox{{ID: "sb-etcd", UID: uid, Namespace: "kube-system", Ready: ready}}, nil
 	}
-	ready := o.running || !o.gone("kube-apiserver")
-	return []cri.PodSandbox{{ID: "sb-api", UID: o.sandboxHash, Namespace: "kube-system", Ready: ready}}, nil
+	return nil, nil
 }
 
 // The old API server's Pod is stopped before its new manifest is written, as the controller-manager's is: the
@@ -212,7 +219,8 @@ func TestUpgradeStopsTheOldAPIServerFirst(t *testing.T) {
 	fsys := node(t)
 	k := &fakeKubelet{fs: fsys}
 	oldHash, _, _ := k.State(t.Context(), "kube-apiserver")
-	o := &oldAPIServer{fakeKubelet: k, kubeletStops: map[string]bool{"kube-apiserver": true}, running: true, sandboxHash: oldHash}
+	o := &oldAPIServer{fakeKubelet: k, kubeletStops: map[string]bool{"kube-apiserver": true}, running: true,
+		sandboxHash: map[string]string{"kube-apiserver": oldHash}}
 	var out bytes.Buffer
 	e := engine(fsys, k, &renewer{}, &out)
 	e.Probe, e.Containers = o, o
@@ -231,6 +239,37 @@ func TestUpgradeStopsTheOldAPIServerFirst(t *testing.T) {
 	}
 	if !o.replaced("kube-apiserver") {
 		t.Errorf("the API server's manifest after the upgrade is not the new one")
+	}
+}
+
+// etcd's old Pod is stopped before its new manifest is written too: after the drain, its manifest is removed, this
+// node's API server stopped once the old etcd has stopped (hurry), and the new manifest written once the old
+// sandbox has stopped.
+func TestUpgradeStopsTheOldEtcdFirst(t *testing.T) {
+	fsys := node(t)
+	k := &fakeKubelet{fs: fsys}
+	etcdHash, _, _ := k.State(t.Context(), "etcd")
+	o := &oldAPIServer{fakeKubelet: k, kubeletStops: map[string]bool{"etcd": true}, running: true,
+		sandboxHash: map[string]string{"etcd": etcdHash}}
+	var out bytes.Buffer
+	e := engine(fsys, k, &renewer{}, &out)
+	e.Probe, e.Containers = o, o
+	if _, err := e.Upgrade(t.Context(), targetOf(testInit(t, "v1.37.2")), Options{EtcdUpgrade: true}); err != nil {
+		t.Fatalf("Upgrade: %v\n%s", err, out.String())
+	}
+	got := out.String()
+	drained := strings.Index(got, "[upgrade/staticpods] Stopped this node's kube-apiserver (container kube-apiserve, 5s grace period) before its etcd is replaced")
+	hurried := strings.Index(got, "[upgrade/staticpods] The old etcd has stopped; this node's kube-apiserver would hold the kubelet's start of the new one until its requests time out: stopped the kube-apiserver's container kube-apiserve with a 5s grace period (")
+	first := strings.Index(got, "[upgrade/staticpods] The kubelet stopped the old etcd before its new manifest, so that it starts the new one at once")
+	written := strings.Index(got, "manifests/etcd.yaml\" and backed up old manifest")
+	if drained < 0 || hurried < drained || first < hurried || written < first || !strings.Contains(got, "after its manifest's removal)") {
+		t.Errorf("etcd's old Pod was not stopped, after the drain and its manifest's removal, before its new manifest was written:\n%s", got)
+	}
+	if d := cmp.Diff([]string{"kube-apiserver-old 5s", "kube-apiserver-restarted-1 5s"}, o.stops); d != "" {
+		t.Errorf("stops (-want +got):\n%s", d)
+	}
+	if !o.replaced("etcd") {
+		t.Errorf("etcd's manifest after the upgrade is not the new one")
 	}
 }
 
