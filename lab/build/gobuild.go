@@ -74,6 +74,10 @@ func lastLines(s string, n int) string {
 	return strings.Join(lines, "\n")
 }
 
+// componentGCFlags compiles the components without DWARF. Every component links with -s -w, so no binary ever
+// carried it: only the compiler's time did (a cold etcd build: 90 s with it, 77 s without, on two cores).
+const componentGCFlags = "all=-dwarf=false"
+
 // goBuild is one build group: a component module and the binaries it produces in one go build.
 type goBuild struct {
 	name    string   // stamp and log name
@@ -92,6 +96,7 @@ func (b goBuild) stamp(g *goTool) (string, error) {
 	s.addString("tags", b.tags)
 	s.addString("outputs", strings.Join(b.outputs, ","))
 	s.addString("ldflags", b.ldflags)
+	s.addString("gcflags", componentGCFlags)
 	s.addString("static", fmt.Sprint(b.static))
 	s.addString("go", g.env)
 	for _, f := range []string{"go.mod", "go.sum"} {
@@ -143,7 +148,7 @@ func (b goBuild) ensure(ctx context.Context, g *goTool, binDir, stampDir string,
 	if b.static {
 		env = append(env, "CGO_ENABLED=0")
 	}
-	args := []string{"build", "-trimpath", "-buildvcs=false", "-ldflags", b.ldflags}
+	args := []string{"build", "-trimpath", "-buildvcs=false", "-gcflags", componentGCFlags, "-ldflags", b.ldflags}
 	if b.tags != "" {
 		args = append(args, "-tags", b.tags)
 	}

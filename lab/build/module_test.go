@@ -1,8 +1,10 @@
 package build
 
 import (
+	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -75,4 +77,28 @@ func mustRead(t *testing.T, p string) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+// TestComponentBuildsLinkWithoutDebugInfo: componentGCFlags leaves DWARF out of the compile, which is only
+// honest while every component's link strips it (-s -w) anyway: a component that kept its DWARF would lose it.
+func TestComponentBuildsLinkWithoutDebugInfo(t *testing.T) {
+	rel := release.Default()
+	ldflags, err := versionLDFlags(rel.Version)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The default release builds from the checked-in modules: no go command, no work directory.
+	builds, err := componentBuilds(t.Context(), nil, filepath.Join("..", "components"), t.TempDir(), rel.Version, rel, ldflags, &progress{w: io.Discard})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(builds) < 6 {
+		t.Fatalf("componentBuilds returned %d builds, want the 6 components", len(builds))
+	}
+	for _, b := range builds {
+		f := strings.Fields(b.ldflags)
+		if !slices.Contains(f, "-s") || !slices.Contains(f, "-w") {
+			t.Errorf("component %s links with -ldflags %q: without -s -w it would ship without the DWARF that componentGCFlags (%s) leaves out", b.name, b.ldflags, componentGCFlags)
+		}
+	}
 }
