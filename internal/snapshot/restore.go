@@ -416,10 +416,31 @@ func restoreWaitAPIServer(ctx context.Context, d *restoreRun) error {
 		}
 	}
 	if err := d.waitHealthy(ctx, staticpod.APIServerName); err != nil {
-		return hint.With(err, "etcd is restored and healthy; look at the API server with `crictl ps -a --name kube-apiserver` and `crictl logs CONTAINER`")
+		return apiServerNotReady(ctx, d, err)
 	}
 	d.say("the API server is ready")
 	return nil
+}
+
+// apiServerNotReady reports an API server that did not turn ready after the restore, with etcd's state now: an API
+// server that waits on its etcd is a symptom (TestHA once saw one fail its post-start hooks on "etcdserver: no
+// leader" minutes after the restored etcd had answered healthy), and the hint must not call etcd healthy then.
+func apiServerNotReady(ctx context.Context, d *restoreRun, err error) error {
+	if ctx.Err() != nil {
+		return err
+	}
+	etcdErr := d.Probe.Probe(ctx, staticpod.EtcdName)
+	if etcdErr == nil {
+		return hint.With(err, "etcd is restored and healthy; look at the API server with `crictl ps -a --name kube-apiserver` and `crictl logs CONTAINER`")
+	}
+	detail := ""
+	if d.Diagnose != nil {
+		if s := d.Diagnose.Diagnose(ctx, staticpod.EtcdName); s != "" {
+			detail = "\n" + s
+		}
+	}
+	return hint.With(fmt.Errorf("%w\netcd, healthy after its start, is not any more: %v%s", err, etcdErr, detail),
+		"the restored etcd stopped answering: look at it with `crictl ps -a --name etcd` and `crictl logs CONTAINER`, then run the restore again")
 }
 
 // refused marks a refusal: nothing was changed.

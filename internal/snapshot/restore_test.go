@@ -480,6 +480,54 @@ func TestRestoreDiagnosesAnAPIServerThatStaysDown(t *testing.T) {
 	}
 }
 
+// etcdLostAfterStart: etcd answers healthy when the restore starts it, then no more, and the API server never turns
+// ready (TestHA once saw "etcdserver: no leader" in the API server's log minutes after the restored etcd answered).
+type etcdLostAfterStart struct {
+	*effects
+	etcdProbes int
+}
+
+func (e *etcdLostAfterStart) Probe(ctx context.Context, component string) error {
+	switch component {
+	case staticpod.APIServerName:
+		return errors.New("GET https://10.0.0.1:6443/readyz: connection refused")
+	case staticpod.EtcdName:
+		e.etcdProbes++
+		if e.etcdProbes > 1 {
+			return errors.New("etcdserver: no leader")
+		}
+	}
+	return e.effects.Probe(ctx, component)
+}
+
+// An API server that does not turn ready because the restored etcd stopped answering says so: the hint does not
+// call etcd healthy, and etcd's container is explained.
+func TestRestoreNamesAnEtcdLostAfterItsStart(t *testing.T) {
+	n := newRestoreNode(t)
+	var out bytes.Buffer
+	r := n.restorer(&out)
+	r.Probe = &etcdLostAfterStart{effects: n.fx}
+	d := &diagnosis{}
+	r.Diagnose = d
+	_, err := r.Restore(t.Context(), n.archive)
+	if err == nil {
+		t.Fatalf("restore succeeded with an API server that never answers:\n%s", out.String())
+	}
+	msg := err.Error() + "\n" + hint.Of(err)
+	for _, want := range []string{"kube-apiserver is not healthy within 1s", "etcd, healthy after its start, is not any more: etcdserver: no leader",
+		"container etcd (3 attempts): running", "crictl ps -a --name etcd"} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("error and hint %q do not say %q", msg, want)
+		}
+	}
+	if strings.Contains(msg, "etcd is restored and healthy") {
+		t.Errorf("error and hint %q call etcd healthy", msg)
+	}
+	if !slices.Equal(d.asked, []string{staticpod.APIServerName, staticpod.EtcdName}) {
+		t.Errorf("diagnosed %v, want the API server, then etcd", d.asked)
+	}
+}
+
 // diskAt records where free space was asked for.
 type diskAt struct {
 	free  uint64
