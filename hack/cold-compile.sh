@@ -4,7 +4,8 @@
 # upstream components (make lab-build-all) are not in it. Usage: hack/cold-compile.sh [cache dir]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-export GOFLAGS=${GOFLAGS:--buildvcs=false}
+# The Makefile adds -gcflags=all=-dwarf=false to GOFLAGS; COLD_COMPILE_GOFLAGS replaces that (empty: with DWARF).
+export GOFLAGS="${GOFLAGS:--buildvcs=false} ${COLD_COMPILE_GOFLAGS--gcflags=all=-dwarf=false}"
 export GOCACHE=${1:-/tmp/kubeboot-cold-compile}
 rm -rf "$GOCACHE"
 trap 'rm -rf "$GOCACHE"' EXIT
