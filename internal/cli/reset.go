@@ -13,6 +13,7 @@ import (
 	"golang.org/x/term"
 
 	"kubeboot.dev/kubeboot/internal/config"
+	"kubeboot.dev/kubeboot/internal/etcd"
 	"kubeboot.dev/kubeboot/internal/hint"
 	"kubeboot.dev/kubeboot/internal/kubelet"
 	"kubeboot.dev/kubeboot/internal/nodeenv"
@@ -54,7 +55,7 @@ type resetDeps struct {
 	// node is the machine with its files under fsys.
 	node        func(fsys nodefs.FS, out io.Writer) nodeenv.Env
 	mounts      reset.Mounter
-	etcdMembers func(ctx context.Context, fsys nodefs.FS, m *reset.EtcdMember) (int, error)
+	etcdMembers func(ctx context.Context, fsys nodefs.FS, m *reset.EtcdMember) ([]etcd.Member, error)
 	etcd        func(ctx context.Context, fsys nodefs.FS, m *reset.EtcdMember, endpoints []string, callTimeout time.Duration) (reset.EtcdMembership, error)
 }
 
@@ -70,7 +71,7 @@ func hostResetDeps() resetDeps {
 			return env
 		},
 		mounts:      reset.HostMounts{},
-		etcdMembers: reset.CountEtcdMembers,
+		etcdMembers: reset.LocalEtcdMembers,
 		etcd:        reset.OpenEtcd,
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"kubeboot.dev/kubeboot/internal/cri"
+	"kubeboot.dev/kubeboot/internal/etcd"
 	"kubeboot.dev/kubeboot/internal/hint"
 	"kubeboot.dev/kubeboot/internal/kubelet"
 	"kubeboot.dev/kubeboot/internal/nodeenv"
@@ -52,9 +53,9 @@ func (f *resetFixture) deps() resetDeps {
 			}
 		},
 		mounts: noMounts{},
-		etcdMembers: func(context.Context, nodefs.FS, *reset.EtcdMember) (int, error) {
+		etcdMembers: func(context.Context, nodefs.FS, *reset.EtcdMember) ([]etcd.Member, error) {
 			f.counted++
-			return 3, nil
+			return make([]etcd.Member, 3), nil
 		},
 		etcd: func(_ context.Context, _ nodefs.FS, _ *reset.EtcdMember, endpoints []string, _ time.Duration) (reset.EtcdMembership, error) {
 			f.etcdAt = append(f.etcdAt, endpoints...)

@@ -123,10 +123,10 @@ func etcdCertDir(m *EtcdMember) (string, error) {
 	return path.Dir(path.Dir(m.TrustedCAFile)), nil
 }
 
-// CountEtcdMembers asks the local etcd member, on a loopback client URL of its manifest, how many members the
-// cluster has, with the etcd client certificate kubeadm issues beside its CA (see etcdCertDir). The read is
+// LocalEtcdMembers asks the local etcd member, on a loopback client URL of its manifest, for the members of its
+// cluster, with the etcd client certificate kubeadm issues beside its CA (see etcdCertDir). The read is
 // serializable: it is answered by the local member alone, so it works without quorum.
-func CountEtcdMembers(ctx context.Context, fsys nodefs.FS, m *EtcdMember) (int, error) {
+func LocalEtcdMembers(ctx context.Context, fsys nodefs.FS, m *EtcdMember) ([]etcd.Member, error) {
 	var endpoints []string
 	for _, u := range m.ClientURLs {
 		if isLoopbackURL(u) {
@@ -134,24 +134,20 @@ func CountEtcdMembers(ctx context.Context, fsys nodefs.FS, m *EtcdMember) (int, 
 		}
 	}
 	if len(endpoints) == 0 {
-		return 0, fmt.Errorf("%s: no loopback address in --listen-client-urls %s", EtcdManifest, strings.Join(m.ClientURLs, ","))
+		return nil, fmt.Errorf("%s: no loopback address in --listen-client-urls %s", EtcdManifest, strings.Join(m.ClientURLs, ","))
 	}
 	certDir, err := etcdCertDir(m)
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
 	c, err := etcd.Connect(fsys, certDir, etcd.Options{Endpoints: endpoints})
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
 	defer c.Close()
 	// A member that is down is common at reset (the kubelet may have stopped it already): LocalMemberList finds
 	// that out at once, with a TLS handshake, and bounds its request.
-	members, err := c.LocalMemberList(ctx)
-	if err != nil {
-		return 0, err
-	}
-	return len(members), nil
+	return c.LocalMemberList(ctx)
 }
 
 func isLoopbackURL(raw string) bool {

@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"kubeboot.dev/kubeboot/internal/etcd"
 	"kubeboot.dev/kubeboot/internal/nodefs"
 	"kubeboot.dev/kubeboot/internal/testutil/labbin"
 )
@@ -54,18 +55,18 @@ func TestReadEtcdManifest(t *testing.T) {
 	}
 }
 
-func TestCountEtcdMembersRefusesNonLoopback(t *testing.T) {
+func TestLocalEtcdMembersRefusesNonLoopback(t *testing.T) {
 	m := &EtcdMember{ClientURLs: []string{"https://10.77.0.10:2379"}, TrustedCAFile: "/etc/kubernetes/pki/etcd/ca.crt"}
-	_, err := CountEtcdMembers(t.Context(), nodefs.FS{Root: t.TempDir()}, m)
+	_, err := LocalEtcdMembers(t.Context(), nodefs.FS{Root: t.TempDir()}, m)
 	if want := "/etc/kubernetes/manifests/etcd.yaml: no loopback address in --listen-client-urls https://10.77.0.10:2379"; err == nil || err.Error() != want {
 		t.Errorf("error = %v\nwant    %s", err, want)
 	}
 }
 
-// TestCountEtcdMembersRealEtcd runs a two-member etcd cluster on loopback (TLS for clients, client certificates
+// TestLocalEtcdMembersRealEtcd runs a two-member etcd cluster on loopback (TLS for clients, client certificates
 // required, as kubeadm configures it) and asks one member for the member list the way reset does. It needs the
 // lab's etcd binary.
-func TestCountEtcdMembersRealEtcd(t *testing.T) {
+func TestLocalEtcdMembersRealEtcd(t *testing.T) {
 	bin := labbin.Require(t, "", "etcd")
 	root := t.TempDir()
 	fsys := nodefs.FS{Root: root}
@@ -122,11 +123,11 @@ func TestCountEtcdMembersRealEtcd(t *testing.T) {
 		ClientURLs:     []string{fmt.Sprintf("https://127.0.0.1:%d", ports[0]), "https://10.77.0.10:2379"},
 		TrustedCAFile:  "/etc/kubernetes/pki/etcd/ca.crt",
 	}
-	var n int
+	var list []etcd.Member
 	var err error
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
-		if n, err = CountEtcdMembers(t.Context(), fsys, m); err == nil {
+		if list, err = LocalEtcdMembers(t.Context(), fsys, m); err == nil {
 			break
 		}
 		time.Sleep(200 * time.Millisecond)
@@ -135,15 +136,15 @@ func TestCountEtcdMembersRealEtcd(t *testing.T) {
 		log, _ := os.ReadFile(filepath.Join(root, "m0.log"))
 		t.Fatalf("%v\netcd log tail:\n%s", err, tail(string(log), 20))
 	}
-	if n != 2 {
-		t.Errorf("counted %d members, want 2", n)
+	if len(list) != 2 {
+		t.Errorf("listed %d members, want 2: %v", len(list), list)
 	}
 
 	// Nothing listening: a bounded error, not a hang.
 	down := fmt.Sprintf("127.0.0.1:%d", freePorts(t, 1)[0])
 	m.ClientURLs = []string{"https://" + down}
 	start := time.Now()
-	_, err = CountEtcdMembers(t.Context(), fsys, m)
+	_, err = LocalEtcdMembers(t.Context(), fsys, m)
 	want := "etcd is not reachable at https://" + down + ": dial tcp " + down + ": connect: connection refused"
 	if err == nil || err.Error() != want {
 		t.Errorf("error = %v\nwant    %s", err, want)
@@ -153,11 +154,11 @@ func TestCountEtcdMembersRealEtcd(t *testing.T) {
 	}
 }
 
-// TestCountEtcdMembersProbesWithATLSHandshake: reset probes its member as the etcd package does (a469118), with
+// TestLocalEtcdMembersProbesWithATLSHandshake: reset probes its member as the etcd package does (a469118), with
 // a TLS handshake, not a bare TCP connect. A listener that accepts connections but is not etcd's TLS endpoint is
 // not reachable (a TCP connect alone passed it, and the etcd client then waited out its request timeout); etcd's
 // endpoint sees a complete handshake, so it logs no "rejected connection on client endpoint".
-func TestCountEtcdMembersProbesWithATLSHandshake(t *testing.T) {
+func TestLocalEtcdMembersProbesWithATLSHandshake(t *testing.T) {
 	fsys := nodefs.FS{Root: t.TempDir()}
 	pki := newTestPKI(t)
 	writeTree(t, fsys, map[string]string{
@@ -192,7 +193,7 @@ func TestCountEtcdMembersProbesWithATLSHandshake(t *testing.T) {
 		}
 		serve(t, l, func(conn net.Conn) { _, _ = conn.Write([]byte("HTTP/1.1 400 Bad Request\r\n\r\n")) })
 		start := time.Now()
-		_, err = CountEtcdMembers(t.Context(), fsys, member(l))
+		_, err = LocalEtcdMembers(t.Context(), fsys, member(l))
 		want := "etcd is not reachable at https://" + l.Addr().String() + ": tls: first record does not look like a TLS handshake"
 		if err == nil || err.Error() != want {
 			t.Errorf("error = %v\nwant    %s", err, want)
@@ -226,7 +227,7 @@ func TestCountEtcdMembersProbesWithATLSHandshake(t *testing.T) {
 		// Not an etcd server beyond the handshake: the member list itself is not answered.
 		ctx, cancel := context.WithTimeout(t.Context(), time.Second)
 		defer cancel()
-		_, err = CountEtcdMembers(ctx, fsys, member(l))
+		_, err = LocalEtcdMembers(ctx, fsys, member(l))
 		if want := "list the etcd members at https://" + l.Addr().String() + ": "; err == nil || !strings.HasPrefix(err.Error(), want) {
 			t.Errorf("error = %v\nwant    %s...", err, want)
 		}

@@ -41,9 +41,9 @@ type Data struct {
 	// EtcdRemoteNode says FS is another node's root (--rootfs): its member is reached on its advertised client
 	// URLs, not on this machine's loopback.
 	EtcdRemoteNode bool
-	// EtcdMembers counts the members as the local etcd member alone knows them (no quorum needed), for when the
-	// member list cannot be read; nil trusts the manifest alone.
-	EtcdMembers func(ctx context.Context, fsys nodefs.FS, m *EtcdMember) (int, error)
+	// EtcdMembers lists the members as the local etcd member alone knows them (no quorum needed, LocalEtcdMembers),
+	// for when the member list cannot be read through it; nil trusts the manifest alone.
+	EtcdMembers func(ctx context.Context, fsys nodefs.FS, m *EtcdMember) ([]etcd.Member, error)
 
 	// left collects what reset could not clean, for NotCleaned.
 	left []string
@@ -133,11 +133,15 @@ func runRemoveEtcdMember(ctx context.Context, d *Data) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, d.Cfg.Timeouts.EtcdAPICall.Duration)
 	defer cancel()
+	peer := m.PeerURLs[0]
 	members, err := d.etcdMembers(ctx, m)
 	if err != nil {
-		return d.etcdUnreachable(ctx, m, err)
+		var viaOthers error
+		if members, viaOthers = d.etcdMembersThroughOthers(ctx, m, peer); viaOthers != nil {
+			return d.etcdUnreachable(ctx, m, err)
+		}
+		fmt.Fprintf(d.Out, "  this node's etcd member did not answer the member list (%v): asked the other members it knows\n", err)
 	}
-	peer := m.PeerURLs[0]
 	i := slices.IndexFunc(members, func(x etcd.Member) bool { return slices.Contains(x.PeerURLs, peer) })
 	switch {
 	case i < 0:
@@ -212,6 +216,34 @@ func (d *Data) etcdMembers(ctx context.Context, m *EtcdMember) ([]etcd.Member, e
 	return mc.MemberList(ctx)
 }
 
+// etcdMembersThroughOthers reads the member list through the other members the local one knows of (its own
+// member list, which needs no quorum): a member that has just started, or that has not yet applied its own publish,
+// may answer that but not a linearizable read, and the others can remove it all the same.
+func (d *Data) etcdMembersThroughOthers(ctx context.Context, m *EtcdMember, peer string) ([]etcd.Member, error) {
+	if d.EtcdMembers == nil || d.Etcd == nil {
+		return nil, errors.New("no other way to reach the etcd cluster is configured")
+	}
+	local, err := d.EtcdMembers(ctx, d.FS, m)
+	if err != nil {
+		return nil, err
+	}
+	var others []string
+	for _, x := range local {
+		if !slices.Contains(x.PeerURLs, peer) {
+			others = append(others, x.ClientURLs...)
+		}
+	}
+	if len(others) == 0 {
+		return nil, errors.New("the local etcd member knows of no other member with a client URL")
+	}
+	mc, err := d.Etcd(ctx, d.FS, m, others, d.Cfg.Timeouts.EtcdAPICall.Duration)
+	if err != nil {
+		return nil, err
+	}
+	defer mc.Close()
+	return mc.MemberList(ctx)
+}
+
 // localEtcdURLs are where this node's etcd member answers: its loopback client URLs, or under --rootfs (whose
 // loopback is not this machine's) its advertised ones.
 func (d *Data) localEtcdURLs(m *EtcdMember) []string {
@@ -234,7 +266,7 @@ func (d *Data) etcdUnreachable(ctx context.Context, m *EtcdMember, cause error) 
 	if d.EtcdMembers != nil {
 		// Answered by the local member alone: it works without quorum.
 		if live, err := d.EtcdMembers(ctx, d.FS, m); err == nil {
-			n, source = live, "the local etcd member's own member list"
+			n, source = len(live), "the local etcd member's own member list"
 		}
 	}
 	fmt.Fprintf(d.Out, "  could not read the etcd member list (%v); relying on %s\n", cause, source)

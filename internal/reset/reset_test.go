@@ -145,8 +145,11 @@ func (f *stoppingInitSystem) Stop(_ context.Context, s string) error {
 
 // fakeEtcd is an etcd cluster as reset sees it. A nil *fakeEtcd cannot be reached.
 type fakeEtcd struct {
-	members   []etcd.Member
-	listErr   error
+	members []etcd.Member
+	listErr error
+	// silentAt makes the member list fail through a connection to any of these endpoints (a member that takes
+	// connections but answers no linearizable read), while the other endpoints answer.
+	silentAt  []string
 	quorumErr error
 	removeErr error
 	opened    [][]string // the endpoints of each connection
@@ -160,12 +163,23 @@ func (f *fakeEtcd) open(_ context.Context, _ nodefs.FS, _ *EtcdMember, endpoints
 		return nil, errors.New("dial tcp 127.0.0.1:2379: connect: connection refused")
 	}
 	f.opened = append(f.opened, endpoints)
-	return f, nil
+	return &fakeEtcdConn{fakeEtcd: f, endpoints: endpoints}, nil
 }
 
-func (f *fakeEtcd) MemberList(context.Context) ([]etcd.Member, error) {
-	f.calls = append(f.calls, "list")
-	return slices.Clone(f.members), f.listErr
+// fakeEtcdConn is a connection to fakeEtcd at some of its members' endpoints.
+type fakeEtcdConn struct {
+	*fakeEtcd
+	endpoints []string
+}
+
+func (c *fakeEtcdConn) MemberList(context.Context) ([]etcd.Member, error) {
+	c.calls = append(c.calls, "list")
+	for _, ep := range c.endpoints {
+		if slices.Contains(c.silentAt, ep) {
+			return nil, fmt.Errorf("list the etcd members: no member reachable at %s: unreachable: context deadline exceeded", strings.Join(c.endpoints, ","))
+		}
+	}
+	return slices.Clone(c.members), c.listErr
 }
 
 func (f *fakeEtcd) CheckQuorumSafeToRemove(_ context.Context, id uint64) error {
@@ -313,7 +327,7 @@ type env struct {
 	euid  int
 	stdin string
 	tty   bool
-	count func(ctx context.Context, fsys nodefs.FS, m *EtcdMember) (int, error)
+	count func(ctx context.Context, fsys nodefs.FS, m *EtcdMember) ([]etcd.Member, error)
 	etcd  *fakeEtcd
 }
 
@@ -610,8 +624,9 @@ func TestRemoveEtcdMember(t *testing.T) {
 		manifest  string
 		cfg       config.ResetConfiguration
 		etcd      *fakeEtcd
-		count     func(ctx context.Context, fsys nodefs.FS, m *EtcdMember) (int, error)
+		count     func(ctx context.Context, fsys nodefs.FS, m *EtcdMember) ([]etcd.Member, error)
 		wantErr   string
+		wantOpen  [][]string
 		wantIs    error
 		wantHint  string
 		wantLine  string
@@ -659,11 +674,27 @@ func TestRemoveEtcdMember(t *testing.T) {
 			wantLine: "  " + refused + "the --initial-cluster of /etc/kubernetes/manifests/etcd.yaml\n" +
 				`  etcd member "cp1" is the only member (per the --initial-cluster of /etc/kubernetes/manifests/etcd.yaml): nothing to remove; cleanup-node deletes /var/lib/etcd` + "\n"},
 		{name: "quorum lost: the local member's own list tells", manifest: etcdManifest("cp1", one, "/var/lib/etcd"),
-			etcd:  &fakeEtcd{listErr: errors.New("list the etcd members at https://127.0.0.1:2379: context deadline exceeded")},
-			count: func(context.Context, nodefs.FS, *EtcdMember) (int, error) { return 2, nil },
+			etcd: &fakeEtcd{listErr: errors.New("list the etcd members at https://127.0.0.1:2379: context deadline exceeded")},
+			count: func(context.Context, nodefs.FS, *EtcdMember) ([]etcd.Member, error) {
+				return members("cp0", "cp1"), nil
+			},
 			wantErr: `phase remove-etcd-member: cannot remove etcd member "cp1" from its 2-member cluster (per the local etcd member's own member list): ` +
 				"list the etcd members at https://127.0.0.1:2379: context deadline exceeded",
-			wantHint: unreachableHint, wantCalls: []string{"list"}},
+			// The other member is asked too, and does not answer either.
+			wantHint: unreachableHint, wantCalls: []string{"list", "list"},
+			wantOpen: [][]string{{"https://127.0.0.1:2379"}, {"https://10.77.0.9:2379"}}},
+		// The local member takes connections but answers no linearizable read (seen in the lab right after `etcd
+		// snapshot rejoin`, a member not yet serving its own publish): the others it knows remove it.
+		{name: "the local member does not answer the member list, the others do", manifest: etcdManifest("cp1", three, "/var/lib/etcd"),
+			etcd: &fakeEtcd{members: members("cp0", "cp1", "cp2"), silentAt: []string{"https://127.0.0.1:2379"}},
+			count: func(context.Context, nodefs.FS, *EtcdMember) ([]etcd.Member, error) {
+				return members("cp0", "cp1", "cp2"), nil
+			},
+			wantLine: "  this node's etcd member did not answer the member list (list the etcd members: no member reachable at https://127.0.0.1:2379: " +
+				"unreachable: context deadline exceeded): asked the other members it knows\n" +
+				`  removed etcd member "cp1" (ID b, peer URL https://10.77.0.10:2380) from the etcd cluster: 2 members remain` + "\n",
+			wantCalls: []string{"list", "list", "check b", "remove b"},
+			wantOpen:  [][]string{{"https://127.0.0.1:2379"}, {"https://10.77.0.9:2379", "https://10.77.0.11:2379"}, {"https://10.77.0.9:2379", "https://10.77.0.11:2379"}}},
 		{name: "etcd down, member of three", manifest: etcdManifest("cp1", three, "/var/lib/etcd"),
 			wantErr: `phase remove-etcd-member: cannot remove etcd member "cp1" from its 3-member cluster (per the --initial-cluster of ` +
 				"/etc/kubernetes/manifests/etcd.yaml): dial tcp 127.0.0.1:2379: connect: connection refused",
@@ -696,6 +727,9 @@ func TestRemoveEtcdMember(t *testing.T) {
 			err := (&workflow.Runner[*Data]{Phases: Phases(), Out: &e.out}).Run(t.Context(), d, workflow.Options{Only: "remove-etcd-member"})
 			if c.etcd != nil && !slices.Equal(c.etcd.calls, c.wantCalls) {
 				t.Errorf("etcd calls %q, want %q", c.etcd.calls, c.wantCalls)
+			}
+			if c.wantOpen != nil && !slices.EqualFunc(c.etcd.opened, c.wantOpen, slices.Equal) {
+				t.Errorf("etcd connections at %q, want %q", c.etcd.opened, c.wantOpen)
 			}
 			if c.wantErr != "" {
 				if err == nil || err.Error() != c.wantErr {
