@@ -84,6 +84,7 @@ func startLab(t *testing.T, args ...string) string {
 		t.Fatalf("a lab is already up (%s/lab.json): run `lab down` first; this test will not take down a lab it did not start", stateDir)
 	}
 	before := snapshotMachine(t)
+	start := time.Now()
 	t.Cleanup(func() {
 		// Namespaces of the lab's nodes, to look for survivors after down.
 		nss := labNamespaces(t)
@@ -94,15 +95,33 @@ func startLab(t *testing.T, args ...string) string {
 		if err != nil {
 			t.Errorf("lab down: %v", err)
 		}
+		if t.Failed() {
+			keepFailedLogs(t, start)
+		}
 		checkNothingLeft(t, before, nss)
 	})
-	start := time.Now()
 	out, err := lab(t.Context(), append([]string{"up"}, args...)...)
 	t.Logf("lab up %s (%s):\n%s", strings.Join(args, " "), time.Since(start).Round(time.Millisecond), out)
 	if err != nil {
 		t.Fatalf("lab up: %v", err)
 	}
 	return out
+}
+
+// keepFailedLogs moves the logs `lab down` kept of a failed test's lab (the nodes' and their Pods', in last-logs)
+// to failed-logs/TEST-HHMMSS under the lab's state directory, where the next test's `lab down` does not replace them.
+func keepFailedLogs(t *testing.T, labStart time.Time) {
+	name := strings.NewReplacer("/", "_", " ", "_").Replace(t.Name()) + "-" + labStart.Format("150405")
+	dst := filepath.Join(stateDir, "failed-logs", name)
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		t.Logf("keep the failed lab's logs: %v", err)
+		return
+	}
+	if err := os.Rename(filepath.Join(stateDir, "last-logs"), dst); err != nil {
+		t.Logf("keep the failed lab's logs: %v", err)
+		return
+	}
+	t.Logf("the failed lab's logs (nodes' and Pods'): %s", dst)
 }
 
 func TestLabKubeadm(t *testing.T) {
