@@ -6,6 +6,7 @@ import (
 	"os"
 	"path"
 	"syscall"
+	"time"
 
 	"go.etcd.io/etcd/etcdutl/v3/snapshot"
 	"go.uber.org/zap"
@@ -22,13 +23,28 @@ const DefaultClusterToken = "etcd-cluster"
 // while a compacted one makes every watch fail with "too old resource version" and list again.
 const RevisionBump = 1_000_000_000
 
+// RestoredClusterToken is the cluster token a restore at a given time uses: the manifest's --initial-cluster-token
+// (or etcd's default) with "-restored-" and the time (UTC, timeFormat) after it. etcd derives the new cluster's ID
+// and its member's ID from the token; with the old one, the restored member would have its old ID in a cluster of
+// the old cluster's ID, and a member of the old cluster that still runs would take it back: seen in TestHA, where
+// cp3's etcd, not yet stopped by its kubelet, asked the restored member on cp1 for its vote, won it (a term past
+// the restored member's), and sent it the old cluster's snapshot, so cp1 was left in the old three-member cluster
+// with no leader. With a new token the old members' messages are refused (cluster ID mismatch). The manifest keeps
+// kubeadm's flags: etcd reads --initial-cluster-token only when it makes a new data directory, not on restart.
+func RestoredClusterToken(manifestToken string, at time.Time) string {
+	if manifestToken == "" {
+		manifestToken = DefaultClusterToken
+	}
+	return manifestToken + "-restored-" + at.UTC().Format(timeFormat)
+}
+
 // DataDir is a new etcd data directory to restore a snapshot into.
 type DataDir struct {
 	// Path is where the data directory goes, on the machine; it must not exist or be empty.
 	Path string
 	// Name and PeerURL are the one member's: its --name and --initial-advertise-peer-urls.
 	Name, PeerURL string
-	// ClusterToken is --initial-cluster-token; "": DefaultClusterToken.
+	// ClusterToken is the new cluster's token (RestoredClusterToken); "": DefaultClusterToken.
 	ClusterToken string
 }
 

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"testing"
+	"time"
 
 	"kubeboot.dev/kubeboot/internal/nodefs"
 )
@@ -101,5 +102,17 @@ func TestRestoreIntoAnEmptyDirectory(t *testing.T) {
 	}
 	if err := restoreInto(fsys, restore, "db", DataDir{Path: "/var/lib/etcd"}, "X"); err != nil || into != fsys.Path("/var/lib/etcd") {
 		t.Fatalf("empty: restored into %q: %v", into, err)
+	}
+}
+
+func TestRestoredClusterToken(t *testing.T) {
+	at := time.Date(2026, 12, 7, 16, 39, 2, 0, time.FixedZone("CET", 3600))
+	for manifest, want := range map[string]string{
+		"":      "etcd-cluster-restored-20261207T153902Z", // kubeadm's manifests set none: etcd's default
+		"prod1": "prod1-restored-20261207T153902Z",
+	} {
+		if got := RestoredClusterToken(manifest, at); got != want {
+			t.Errorf("RestoredClusterToken(%q) = %q, want %q", manifest, got, want)
+		}
 	}
 }

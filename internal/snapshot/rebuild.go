@@ -213,7 +213,8 @@ func rebuildDataDir(_ context.Context, d *rebuildRun) error {
 	peerURL := d.m.PeerURLs[0]
 	// Preflight found the data directory absent or empty; etcd's restore takes either, and an empty one may be
 	// a mount point, which cannot be removed.
-	if err := restoreDir(d.staged, DataDir{Path: d.Node.Path(d.m.DataDir), Name: d.m.Name, PeerURL: peerURL, ClusterToken: d.m.ClusterToken}); err != nil {
+	if err := restoreDir(d.staged, DataDir{Path: d.Node.Path(d.m.DataDir), Name: d.m.Name, PeerURL: peerURL,
+		ClusterToken: RestoredClusterToken(d.m.ClusterToken, d.now())}); err != nil {
 		return hint.With(err, undoRebuild)
 	}
 	d.say("restored the snapshot into %s as a one-member cluster: %s at %s", d.m.DataDir, d.m.Name, peerURL)

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -139,15 +140,16 @@ func TestRebuildWritesAControlPlaneOfTheArchive(t *testing.T) {
 			t.Errorf("%s: %v", leaf, err)
 		}
 	}
-	wantRestore := `restore into /var/lib/etcd as cp1=https://10.77.0.10:2380 token ""`
+	// A new cluster token, so that no member of the old cluster can take the rebuilt one back (RestoredClusterToken).
+	wantRestore := regexp.MustCompile(`^restore into /var/lib/etcd as cp1=https://10.77.0.10:2380 token "etcd-cluster-restored-\d{8}T\d{6}Z"$`)
 	var restores []string
 	for _, l := range m.fx.log {
 		if strings.HasPrefix(l, "restore into") {
 			restores = append(restores, l)
 		}
 	}
-	if len(restores) != 1 || restores[0] != wantRestore {
-		t.Errorf("restores = %q, want [%q]", restores, wantRestore)
+	if len(restores) != 1 || !wantRestore.MatchString(restores[0]) {
+		t.Errorf("restores = %q, want one matching %s", restores, wantRestore)
 	}
 	member, _, err := LocalMember(m.fsys)
 	if err != nil || member.Name != "cp1" || member.DataDir != "/var/lib/etcd" || member.PeerURLs[0] != cp1Peer {

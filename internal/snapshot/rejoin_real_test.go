@@ -152,6 +152,7 @@ func restoreAndRejoin(t *testing.T, binary string) {
 		t.Fatal(err)
 	}
 	put(t, kv1, 500, "/registry/configmaps/default/cm-")
+	oldIDs := etcdIDs(t, kv1)
 
 	archive := filepath.Join(n1.dir, "backup.tar.gz")
 	saved, err := (&Saver{Node: n1.fsys, CertDir: testCertDir, Files: nodefs.Host, Etcd: c1}).Save(ctx, archive, 0)
@@ -188,6 +189,11 @@ func restoreAndRejoin(t *testing.T, binary string) {
 		t.Errorf("restored = %+v", restored)
 	}
 	kv1 = m1.kv(t, n1)
+	// A new cluster and member ID (RestoredClusterToken): etcd refuses the raft messages of a member of the old
+	// cluster that still runs, which would otherwise win the restored member's vote and send it the old data.
+	if ids := etcdIDs(t, kv1); ids.cluster == oldIDs.cluster || ids.member == oldIDs.member {
+		t.Errorf("after the restore: cluster ID %x and member ID %x; before: %x and %x; want both new", ids.cluster, ids.member, oldIDs.cluster, oldIDs.member)
+	}
 	if got := count(t, kv1, "/registry/configmaps/"); got != 500 {
 		t.Errorf("restored cluster has %d configmaps, want 500", got)
 	}
@@ -250,4 +256,15 @@ func restoreAndRejoin(t *testing.T, binary string) {
 	if err != nil || !again.Already || !strings.Contains(out.String(), "is a voting member of the cluster at "+m1.clientURL+" already: nothing to do") {
 		t.Errorf("second rejoin = %+v, %v\n%s", again, err, out.String())
 	}
+}
+
+// etcdIDs are the cluster ID and the ID of the member that answered, from a response header.
+func etcdIDs(t *testing.T, c *clientv3.Client) (ids struct{ cluster, member uint64 }) {
+	t.Helper()
+	resp, err := c.Get(t.Context(), "health")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids.cluster, ids.member = resp.Header.ClusterId, resp.Header.MemberId
+	return ids
 }

@@ -325,7 +325,8 @@ func restoreStopEtcd(ctx context.Context, d *restoreRun) error {
 func restoreNewDataDir(ctx context.Context, d *restoreRun) error {
 	dataDir := d.m.DataDir
 	d.restored = &Restored{Metadata: d.contents.Metadata}
-	stamp := d.now().UTC().Format(timeFormat)
+	at := d.now()
+	stamp := at.UTC().Format(timeFormat)
 	old, err := moveAside(d.Node, dataDir, "before-restore-"+stamp)
 	if err != nil {
 		return hint.With(err, d.undo)
@@ -344,7 +345,8 @@ func restoreNewDataDir(ctx context.Context, d *restoreRun) error {
 		restoreDir = RestoreDataDir
 	}
 	peerURL := d.m.PeerURLs[0]
-	if err := restoreInto(d.Node, restoreDir, d.staged, DataDir{Path: dataDir, Name: d.m.Name, PeerURL: peerURL, ClusterToken: d.m.ClusterToken}, stamp); err != nil {
+	if err := restoreInto(d.Node, restoreDir, d.staged, DataDir{Path: dataDir, Name: d.m.Name, PeerURL: peerURL,
+		ClusterToken: RestoredClusterToken(d.m.ClusterToken, at)}, stamp); err != nil {
 		return hint.With(err, d.undo)
 	}
 	d.say("restored the snapshot into %s as a one-member cluster: %s at %s", dataDir, d.m.Name, peerURL)

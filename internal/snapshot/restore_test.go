@@ -191,7 +191,8 @@ func TestRestoreOrderOfEffects(t *testing.T) {
 		"reach https://10.77.0.11:2379 https://10.77.0.12:2379",
 		"free /var/lib/etcd", // the data directory exists: its own filesystem, which a mount point (etcd on its own disk) restores into
 		"list containers kube-system/etcd",
-		`restore into /var/lib/etcd as cp1=https://10.77.0.10:2380 token ""`,
+		// A new cluster token (RestoredClusterToken), from the restore's time.
+		`restore into /var/lib/etcd as cp1=https://10.77.0.10:2380 token "etcd-cluster-restored-20261203T200009Z"`,
 		"probe etcd",
 		"probe kube-apiserver",
 	}
