@@ -28,7 +28,7 @@ build:
 lab:
 	$(GO) build -o $(LAB) ./lab/cmd/lab
 
-# Builds the upstream components and the image bundle of the default release (cached; cold: about 22 minutes on 2 cores);
+# Builds the upstream components and the image bundle of the default release (cached; cold: 9 to 22 minutes on 2 cores, by machine);
 # go run ./lab/cmd/labbuild -version v1.36.3 builds another release next to it.
 lab-build:
 	$(GO) run ./lab/cmd/labbuild
