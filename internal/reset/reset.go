@@ -154,12 +154,7 @@ func runRemoveEtcdMember(ctx context.Context, d *Data) error {
 	self := members[i]
 	// Through the other members: the local one stops as soon as it learns it was removed, and a client retrying
 	// on it alone would wait out its whole timeout.
-	var others []string
-	for _, x := range members {
-		if x.ID != self.ID {
-			others = append(others, x.ClientURLs...)
-		}
-	}
+	others := othersClientURLs(members, peer)
 	if len(others) == 0 {
 		others = d.localEtcdURLs(m) // the other members never started: only this one can take the request
 	}
@@ -227,12 +222,7 @@ func (d *Data) etcdMembersThroughOthers(ctx context.Context, m *EtcdMember, peer
 	if err != nil {
 		return nil, err
 	}
-	var others []string
-	for _, x := range local {
-		if !slices.Contains(x.PeerURLs, peer) {
-			others = append(others, x.ClientURLs...)
-		}
-	}
+	others := othersClientURLs(local, peer)
 	if len(others) == 0 {
 		return nil, errors.New("the local etcd member knows of no other member with a client URL")
 	}
@@ -242,6 +232,17 @@ func (d *Data) etcdMembersThroughOthers(ctx context.Context, m *EtcdMember, peer
 	}
 	defer mc.Close()
 	return mc.MemberList(ctx)
+}
+
+// othersClientURLs are the client URLs of the members other than the one at peer.
+func othersClientURLs(members []etcd.Member, peer string) []string {
+	var out []string
+	for _, x := range members {
+		if !slices.Contains(x.PeerURLs, peer) {
+			out = append(out, x.ClientURLs...)
+		}
+	}
+	return out
 }
 
 // localEtcdURLs are where this node's etcd member answers: its loopback client URLs, or under --rootfs (whose
