@@ -24,6 +24,7 @@ import (
 
 	"kubeboot.dev/kubeboot/internal/controlleraccounts"
 	"kubeboot.dev/kubeboot/internal/release"
+	"kubeboot.dev/kubeboot/lab/cluster"
 )
 
 const stateDir = "/var/lib/kubeboot-lab"
@@ -117,7 +118,7 @@ func keepFailedLogs(t *testing.T, labStart time.Time) {
 		t.Logf("keep the failed lab's logs: %v", err)
 		return
 	}
-	if err := os.Rename(filepath.Join(stateDir, "last-logs"), dst); err != nil {
+	if err := os.Rename(cluster.LastLogsDir(stateDir), dst); err != nil {
 		t.Logf("keep the failed lab's logs: %v", err)
 		return
 	}
