@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -265,6 +266,39 @@ func TestEndpointsFromPods(t *testing.T) {
 	defer cancel()
 	_, err = EndpointsFromPods(ctx, fake.NewClientset(etcdPod("etcd-cp-1", "")))
 	want := "no etcd Pod in kube-system carries the annotation kubeadm.kubernetes.io/etcd.advertise-client-urls: the cluster's etcd is external (set etcd.external), or its control-plane nodes were not made by kubeadm or kubeboot"
+	if err == nil || err.Error() != want {
+		t.Fatalf("error = %v\nwant    %s", err, want)
+	}
+}
+
+func apiServerSlice(ready map[string]bool) *discoveryv1.EndpointSlice {
+	port, name := int32(6443), "https"
+	s := &discoveryv1.EndpointSlice{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "kubernetes"},
+		AddressType: discoveryv1.AddressTypeIPv4, Ports: []discoveryv1.EndpointPort{{Name: &name, Port: &port}}}
+	for addr, r := range ready {
+		s.Endpoints = append(s.Endpoints, discoveryv1.Endpoint{Addresses: []string{addr}, Conditions: discoveryv1.EndpointConditions{Ready: &r}})
+	}
+	return s
+}
+
+func TestMemberEndpoints(t *testing.T) {
+	slice := apiServerSlice(map[string]bool{"10.0.0.2": true, "10.0.0.1": true, "10.0.0.3": false})
+	// The etcd Pods' annotation wins (a member may advertise another address than its API server).
+	got, fromAPI, err := MemberEndpoints(t.Context(), fake.NewClientset(etcdPod("etcd-cp-1", "https://192.168.0.1:2379"), slice))
+	if err != nil || fromAPI || !slices.Equal(got, []string{"https://192.168.0.1:2379"}) {
+		t.Fatalf("with an etcd Pod: %v, from API servers %v, %v", got, fromAPI, err)
+	}
+	// None yet: the ready API servers' addresses at etcd's client port.
+	got, fromAPI, err = MemberEndpoints(t.Context(), fake.NewClientset(etcdPod("etcd-cp-1", ""), slice))
+	if want := []string{"https://10.0.0.1:2379", "https://10.0.0.2:2379"}; err != nil || !fromAPI || !slices.Equal(got, want) {
+		t.Fatalf("without an annotated etcd Pod: %v, from API servers %v, %v; want %v", got, fromAPI, err, want)
+	}
+	// Neither: waited for until the context ends.
+	ctx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
+	defer cancel()
+	_, _, err = MemberEndpoints(ctx, fake.NewClientset(apiServerSlice(map[string]bool{"10.0.0.3": false})))
+	want := "no etcd Pod in kube-system carries the annotation kubeadm.kubernetes.io/etcd.advertise-client-urls, and the EndpointSlice " +
+		"default/kubernetes lists no ready API server: the cluster's etcd is external (set etcd.external), or its control-plane nodes were not made by kubeadm or kubeboot"
 	if err == nil || err.Error() != want {
 		t.Fatalf("error = %v\nwant    %s", err, want)
 	}

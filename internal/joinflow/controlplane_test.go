@@ -18,6 +18,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/fake"
@@ -155,6 +156,9 @@ type cpCluster struct {
 	external bool
 	upload   string // the key kubeadm-certs is uploaded with; "" uploads nothing
 	noPods   bool   // no etcd Pod announces its client URL
+	// apiServers: with noPods, the EndpointSlice default/kubernetes lists these API server addresses (port 6443),
+	// as right after init, before the first kubelet has created its etcd mirror Pod.
+	apiServers []string
 }
 
 // cpHarness is one control-plane join: the first control-plane node's certificates (uploaded to a fake API server
@@ -223,6 +227,16 @@ func newCPHarness(t *testing.T, c cpCluster, joinKey string) *cpHarness {
 		objects = append(objects, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "etcd-cp-1", Namespace: "kube-system",
 			Labels:      map[string]string{"component": "etcd", "tier": "control-plane"},
 			Annotations: map[string]string{staticpod.EtcdAdvertiseClientURLsAnnotation: firstEtcd}}})
+	}
+	if len(c.apiServers) > 0 {
+		ready, port := true, int32(6443)
+		name := "https"
+		slice := &discoveryv1.EndpointSlice{ObjectMeta: metav1.ObjectMeta{Name: "kubernetes", Namespace: "default"},
+			AddressType: discoveryv1.AddressTypeIPv4, Ports: []discoveryv1.EndpointPort{{Name: &name, Port: &port}}}
+		for _, a := range c.apiServers {
+			slice.Endpoints = append(slice.Endpoints, discoveryv1.Endpoint{Addresses: []string{a}, Conditions: discoveryv1.EndpointConditions{Ready: &ready}})
+		}
+		objects = append(objects, slice)
 	}
 	h.client = fake.NewClientset(objects...)
 	signCSRs(t, h.client)
@@ -481,6 +495,30 @@ func TestJoinControlPlane(t *testing.T) {
 
 // A ClusterConfiguration that still names a gate kubeadm removed (ControlPlaneKubeletLocalMode went GA in 1.35 and
 // was removed in 1.36) is refused by a control-plane join, which renders from it, as kubeadm's validation does.
+// Right after init the first kubelet may not have created its etcd mirror Pod yet (in the lab it missed the
+// PriorityClass and tried again 9 s later): the join reaches etcd at the API servers' addresses instead of waiting.
+func TestJoinControlPlaneBeforeTheEtcdMirrorPod(t *testing.T) {
+	h := newCPHarness(t, cpCluster{endpoint: "cp.lab:6443", upload: certKey, noPods: true, apiServers: []string{"10.0.0.11", "10.0.0.12"}}, certKey)
+	// A join that waited for the mirror Pod would fail after timeouts.kubernetesAPICall and this.
+	h.data.MirrorPodLag = time.Millisecond
+	if err := h.run(t, workflow.Options{}); err != nil {
+		t.Fatalf("%v\n%s", err, h.out.String())
+	}
+	want := []string{"https://10.0.0.11:2379", "https://10.0.0.12:2379"}
+	if len(h.etcd.opts) == 0 {
+		t.Fatal("etcd was never connected to")
+	}
+	for i, o := range h.etcd.opts {
+		if !slices.Equal(o.Endpoints, want) {
+			t.Errorf("etcd connection %d: endpoints %q, want %q", i, o.Endpoints, want)
+		}
+	}
+	line := "  no etcd Pod is in the API yet (the kubelet creates its mirror Pod after its Node registers): reaching the stacked etcd members at the API servers' addresses, https://10.0.0.11:2379,https://10.0.0.12:2379\n"
+	if !strings.Contains(h.out.String(), line) {
+		t.Errorf("output lacks %q:\n%s", line, h.out.String())
+	}
+}
+
 func TestJoinControlPlaneRefusesRemovedGate(t *testing.T) {
 	h := newCPHarness(t, cpCluster{endpoint: "cp.lab:6443", upload: certKey, gates: map[string]bool{"ControlPlaneKubeletLocalMode": false}}, certKey)
 	err := h.run(t, workflow.Options{})
@@ -593,8 +631,8 @@ func TestRefusedControlPlaneJoinWritesNothing(t *testing.T) {
 		},
 		{
 			name: "no etcd Pod announces its member", cluster: cpCluster{endpoint: "cp.lab:6443", upload: certKey, noPods: true}, key: certKey,
-			wantMsg: "phase preflight: no etcd Pod in kube-system carries the annotation kubeadm.kubernetes.io/etcd.advertise-client-urls: the " +
-				"cluster's etcd is external (set etcd.external), or its control-plane nodes were not made by kubeadm or kubeboot",
+			wantMsg: "phase preflight: no etcd Pod in kube-system carries the annotation kubeadm.kubernetes.io/etcd.advertise-client-urls, and " +
+				"the EndpointSlice default/kubernetes lists no ready API server: the cluster's etcd is external (set etcd.external), or its control-plane nodes were not made by kubeadm or kubeboot",
 		},
 	}
 	for _, tt := range tests {

@@ -53,10 +53,11 @@ func (d *Data) etcdCluster(ctx context.Context, fsys nodefs.FS, cp *controlPlane
 	if err != nil {
 		return nil, err
 	}
-	// The etcd mirror Pods may lag the first control plane's init by up to the kubelet's syncFrequency: a kubelet
-	// whose static Pods run steadily creates their mirror Pods at its next periodic sync after its Node registers
-	// (seen in the lab: a join right after init waited a minute). So the wait is one such period longer than an
-	// API call's.
+	// The etcd mirror Pods may lag the first control plane's init by up to the kubelet's syncFrequency (a kubelet
+	// whose static Pods run steadily creates their mirror Pods at its next periodic sync after its Node registers;
+	// seen in the lab: a join right after init waited a minute). Until they are there the API servers' addresses
+	// stand in for them (etcd.MemberEndpoints), so this waits only when neither is: one such period longer than an
+	// API call.
 	timeouts := cp.node.Timeouts
 	lag := d.MirrorPodLag
 	if lag <= 0 {
@@ -64,9 +65,13 @@ func (d *Data) etcdCluster(ctx context.Context, fsys nodefs.FS, cp *controlPlane
 	}
 	actx, cancel := context.WithTimeout(ctx, timeouts.KubernetesAPICall.Duration+lag)
 	defer cancel()
-	endpoints, err := etcd.EndpointsFromPods(actx, admin)
+	endpoints, fromAPIServers, err := etcd.MemberEndpoints(actx, admin)
 	if err != nil {
 		return nil, err
+	}
+	if fromAPIServers {
+		fmt.Fprintf(d.Out, "  no etcd Pod is in the API yet (the kubelet creates its mirror Pod after its Node registers): reaching the stacked etcd members at the API servers' addresses, %s\n",
+			strings.Join(endpoints, ","))
 	}
 	opts, err := etcd.Options{Endpoints: endpoints, CallTimeout: timeouts.EtcdAPICall.Duration}.WithClientTLS(fsys, cp.cluster.CertificatesDir)
 	if err != nil {

@@ -118,13 +118,11 @@ func runKubeletStart(ctx context.Context, d *Data) error {
 		}
 		fmt.Fprintf(d.Out, "  wrote %s\n", f.path)
 	}
-	if err := kubelet.WriteJoin(d.FS, kubeletFiles); err != nil {
-		return err
-	}
-	for _, p := range kubeletFiles.Applied {
-		fmt.Fprintln(d.Out, "  "+p.Line())
-	}
-	fmt.Fprintf(d.Out, "  wrote %s and %s\n", config.KubeletFlagsEnvFile, config.KubeletConfigFile)
+	// kubelet.conf before the kubelet's flags and config: an init system that starts the kubelet once those are
+	// written (the lab's does, and a crash-looping systemd kubelet comes back on its own) finds everything it
+	// needs at once. The other way round the kubelet started without kubelet.conf, failed on the missing
+	// bootstrap-kubelet.conf, and came back only after its restart delay (1.2 s in the lab), holding up etcd-join,
+	// whose member it runs. A certificate request that fails so leaves no kubelet config behind either.
 	if selfServer != "" {
 		if err := d.bootstrapKubelet(ctx, cl, name, selfServer); err != nil {
 			return err
@@ -135,6 +133,13 @@ func runKubeletStart(ctx context.Context, d *Data) error {
 			return err
 		}
 	}
+	if err := kubelet.WriteJoin(d.FS, kubeletFiles); err != nil {
+		return err
+	}
+	for _, p := range kubeletFiles.Applied {
+		fmt.Fprintln(d.Out, "  "+p.Line())
+	}
+	fmt.Fprintf(d.Out, "  wrote %s and %s\n", config.KubeletFlagsEnvFile, config.KubeletConfigFile)
 	// kubelet-wait-bootstrap waits, as in kubeadm.
 	return restartKubelet(ctx, d)
 }
