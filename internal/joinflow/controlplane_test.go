@@ -777,6 +777,38 @@ func TestJoinRestartsALearnerWaitingOnItsOwnPublish(t *testing.T) {
 
 // A run without etcd-join (`kubeboot join phase control-plane-prepare`) writes every control-plane manifest in the
 // control-plane phase, the API server's included.
+// A control plane's kubelet starts in etcd-join once the member is added (Data.Select); kubelet-start run on its own
+// still writes the kubelet's files and starts it.
+func TestControlPlaneKubeletStartsWithItsEtcdMember(t *testing.T) {
+	h := newCPHarness(t, cpCluster{endpoint: "cp.lab:6443", upload: certKey}, certKey)
+	if err := h.run(t, workflow.Options{}); err != nil {
+		t.Fatalf("%v\n%s", err, h.out.String())
+	}
+	out := h.out.String()
+	kubeletStart, etcdJoin := strings.Index(out, "[kubelet-start] done"), strings.Index(out, "[etcd-join] done")
+	added := strings.Index(out, "  added etcd member cp-2")
+	wrote := strings.Index(out, "  wrote /var/lib/kubelet/kubeadm-flags.env and /var/lib/kubelet/config.yaml\n")
+	manifest := strings.Index(out, "  wrote /etc/kubernetes/manifests/etcd.yaml")
+	if kubeletStart < 0 || added < kubeletStart || wrote < added || manifest < wrote || etcdJoin < manifest ||
+		!strings.Contains(out[:kubeletStart], "  etcd-join writes /var/lib/kubelet/kubeadm-flags.env and /var/lib/kubelet/config.yaml and starts the kubelet once") {
+		t.Errorf("the kubelet's files not written in etcd-join between the member's addition and its manifest:\n%s", out)
+	}
+	if restarts, _, _, _ := h.kubelet.state(); restarts != 1 {
+		t.Errorf("kubelet restarted %d times, want 1", restarts)
+	}
+
+	h = newCPHarness(t, cpCluster{endpoint: "cp.lab:6443", upload: certKey}, certKey)
+	if err := h.run(t, workflow.Options{Skip: []string{"etcd-join", "kubelet-wait-bootstrap", "control-plane-join", "wait-control-plane"}}); err != nil {
+		t.Fatalf("%v\n%s", err, h.out.String())
+	}
+	if !h.data.FS.Exists(config.KubeletConfigFile) || !h.data.FS.Exists(config.KubeletFlagsEnvFile) {
+		t.Errorf("kubelet-start without etcd-join did not write the kubelet's files:\n%s", h.out.String())
+	}
+	if restarts, _, _, _ := h.kubelet.state(); restarts != 1 {
+		t.Errorf("kubelet-start without etcd-join: kubelet restarted %d times, want 1", restarts)
+	}
+}
+
 func TestControlPlanePhaseAloneWritesTheAPIServer(t *testing.T) {
 	h := newCPHarness(t, cpCluster{endpoint: "cp.lab:6443", upload: certKey}, certKey)
 	if err := h.run(t, workflow.Options{Only: "control-plane-prepare"}); err != nil {

@@ -189,6 +189,13 @@ func joinEtcd(ctx context.Context, d *Data) error {
 	if err := d.FS.MkdirAll(cluster.Etcd.Local.DataDir, 0o700); err != nil {
 		return fmt.Errorf("create the etcd data directory: %w", err)
 	}
+	if files := d.pendingKubelet; files != nil {
+		// kubelet-start left the kubelet's start to here (Select).
+		d.pendingKubelet = nil
+		if err := startKubelet(ctx, d, *files); err != nil {
+			return err
+		}
+	}
 	if err := writeEtcdManifest(d, cp, initial); err != nil {
 		return err
 	}

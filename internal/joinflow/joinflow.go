@@ -22,6 +22,7 @@ import (
 	"kubeboot.dev/kubeboot/internal/config"
 	"kubeboot.dev/kubeboot/internal/copycerts"
 	"kubeboot.dev/kubeboot/internal/etcd"
+	"kubeboot.dev/kubeboot/internal/kubelet"
 	"kubeboot.dev/kubeboot/internal/nodeenv"
 	"kubeboot.dev/kubeboot/internal/preflight"
 	"kubeboot.dev/kubeboot/internal/workflow"
@@ -63,6 +64,10 @@ type Data struct {
 	bootstrapped bool
 	// apiServerWithEtcd: the control-plane phase leaves the kube-apiserver manifest to etcd-join (see Select).
 	apiServerWithEtcd bool
+	// kubeletWithEtcd: kubelet-start leaves the kubelet's flags and config, and its start, to etcd-join (see
+	// Select); pendingKubelet is what kubelet-start rendered for it.
+	kubeletWithEtcd bool
+	pendingKubelet  *kubelet.JoinFiles
 }
 
 // Select tells d which phases the run with opts runs, before it starts. When it runs both control-plane-prepare's
@@ -71,10 +76,19 @@ type Data struct {
 // starts with the kubelet and finds no etcd until this join has had its turn to add a member: its etcd client's
 // reconnect back-off then grows, and it served 10.7 s after its etcd was ready in a join that had waited 13 s for
 // the turn. The files a join leaves are the same.
+//
+// Likewise, when it runs both kubelet-start and etcd-join, a control plane's kubelet starts in etcd-join, once this
+// node's etcd member is added, rather than in kubelet-start. The kubelet registers its Node with this node's own API
+// server, which serves only once the member is promoted, and it retries with a growing back-off (0.1 s doubling to
+// 7 s). Started before a join that waits its turn for etcd (8 s, then etcd's 5 s health interval after the previous
+// member's promotion), the kubelet registered 5 s after its API server served, which held up mark-control-plane
+// and the Node's readiness; started when the member is added, its retries are still short when the API server
+// serves.
 func (d *Data) Select(opts workflow.Options) {
 	phases := Phases()
 	d.apiServerWithEtcd = workflow.Selected(phases, opts, "control-plane-prepare/control-plane") &&
 		workflow.Selected(phases, opts, "etcd-join")
+	d.kubeletWithEtcd = workflow.Selected(phases, opts, "kubelet-start") && workflow.Selected(phases, opts, "etcd-join")
 }
 
 // Bootstrapped reports whether this run saw the kubelet finish its TLS bootstrap.

@@ -133,6 +133,24 @@ func runKubeletStart(ctx context.Context, d *Data) error {
 			return err
 		}
 	}
+	if d.kubeletAfterEtcdAdd(cl) {
+		d.pendingKubelet = &kubeletFiles
+		fmt.Fprintf(d.Out, "  etcd-join writes %s and %s and starts the kubelet once this node's etcd member is added, so that the kubelet "+
+			"registers its Node as soon as this node's API server serves\n", config.KubeletFlagsEnvFile, config.KubeletConfigFile)
+		return nil
+	}
+	// kubelet-wait-bootstrap waits, as in kubeadm.
+	return startKubelet(ctx, d, kubeletFiles)
+}
+
+// kubeletAfterEtcdAdd says whether etcd-join, not kubelet-start, writes the kubelet's flags and config and starts it:
+// when this run has both phases (Select) and this control plane runs a stacked etcd member, and the run is real.
+func (d *Data) kubeletAfterEtcdAdd(cl *Cluster) bool {
+	return d.kubeletWithEtcd && d.ControlPlane() && cl.Config.Etcd.External == nil && !d.DryRun
+}
+
+// startKubelet writes the kubelet's flags and config and (re)starts it.
+func startKubelet(ctx context.Context, d *Data, kubeletFiles kubelet.JoinFiles) error {
 	if err := kubelet.WriteJoin(d.FS, kubeletFiles); err != nil {
 		return err
 	}
@@ -140,10 +158,8 @@ func runKubeletStart(ctx context.Context, d *Data) error {
 		fmt.Fprintln(d.Out, "  "+p.Line())
 	}
 	fmt.Fprintf(d.Out, "  wrote %s and %s\n", config.KubeletFlagsEnvFile, config.KubeletConfigFile)
-	// kubelet-wait-bootstrap waits, as in kubeadm.
 	return restartKubelet(ctx, d)
 }
-
 // checkNodeName refuses a name a Ready Node already has. A Node that exists but is not Ready may be this
 // machine joining again after a reset; kubeadm lets it join, and so does kubeboot.
 func checkNodeName(ctx context.Context, d *Data, cl *Cluster, name string) error {
