@@ -3,6 +3,7 @@ package joinflow
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
 	"crypto/x509"
 	"errors"
 	"fmt"
@@ -14,14 +15,17 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/fake"
+	k8stesting "k8s.io/client-go/testing"
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 	certutil "k8s.io/client-go/util/cert"
@@ -58,6 +62,8 @@ type fakeEtcd struct {
 	opts      []etcd.Options
 	events    []string
 	quorumErr error
+	// onCheck, when set, is called with the number of quorum checks so far at each one.
+	onCheck func(n int)
 	// notRunning is how many Status calls see the learner before it has started.
 	notRunning  int
 	statusCalls int
@@ -119,8 +125,17 @@ func (f *fakeEtcd) Status(context.Context) ([]etcd.MemberStatus, error) {
 
 func (f *fakeEtcd) CheckQuorumSafeToAdd(context.Context) error {
 	f.mu.Lock()
-	defer f.mu.Unlock()
 	f.record("check quorum")
+	checks, hook := 0, f.onCheck
+	for _, e := range f.events {
+		if e == "check quorum" {
+			checks++
+		}
+	}
+	f.mu.Unlock()
+	if hook != nil {
+		hook(checks)
+	}
 	return f.quorumErr
 }
 
@@ -806,6 +821,48 @@ func TestControlPlaneKubeletStartsWithItsEtcdMember(t *testing.T) {
 	}
 	if restarts, _, _, _ := h.kubelet.state(); restarts != 1 {
 		t.Errorf("kubelet-start without etcd-join: kubelet restarted %d times, want 1", restarts)
+	}
+}
+
+// A control plane that has the cluster CA's key signs its kubelet's client certificate with it, as init does for its
+// own node: no CertificateSigningRequest, so no wait for the controller-manager's approver and signer.
+func TestControlPlaneSignsItsKubeletCertificate(t *testing.T) {
+	h := newCPHarness(t, cpCluster{endpoint: "cp.lab:6443", upload: certKey}, certKey)
+	var csrs atomic.Int32
+	h.client.PrependReactor("create", "certificatesigningrequests", func(k8stesting.Action) (bool, runtime.Object, error) {
+		csrs.Add(1)
+		return false, nil, nil
+	})
+	if err := h.run(t, workflow.Options{}); err != nil {
+		t.Fatalf("%v\n%s", err, h.out.String())
+	}
+	out := h.out.String()
+	if n := csrs.Load(); n != 0 {
+		t.Errorf("%d CertificateSigningRequests created", n)
+	}
+	if !strings.Contains(out, "  signed the kubelet's client certificate for system:node:cp-2 with the cluster CA, valid until ") {
+		t.Errorf("output lacks the signing:\n%s", out)
+	}
+	pemBytes := h.read(t, "/var/lib/kubelet/pki/kubelet-client-current.pem")
+	certs, err := certutil.ParseCertsPEM([]byte(pemBytes))
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf := certs[0]
+	caPEM, _ := h.first.ReadFile("/etc/kubernetes/pki/ca.crt")
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(caPEM)
+	if _, err := leaf.Verify(x509.VerifyOptions{Roots: roots, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}); err != nil {
+		t.Errorf("the kubelet's certificate does not verify as a client of the cluster CA: %v", err)
+	}
+	if leaf.Subject.CommonName != "system:node:cp-2" || !slices.Equal(leaf.Subject.Organization, []string{"system:nodes"}) {
+		t.Errorf("subject %v", leaf.Subject)
+	}
+	if _, ok := leaf.PublicKey.(*ecdsa.PublicKey); !ok {
+		t.Errorf("key %T, want the kubelet's ECDSA", leaf.PublicKey)
+	}
+	if kc := h.read(t, "/etc/kubernetes/kubelet.conf"); !strings.Contains(kc, "client-certificate: /var/lib/kubelet/pki/kubelet-client-current.pem") {
+		t.Errorf("kubelet.conf does not use the rotating certificate:\n%s", kc)
 	}
 }
 

@@ -20,6 +20,7 @@ import (
 	"kubeboot.dev/kubeboot/internal/kubelet"
 	"kubeboot.dev/kubeboot/internal/nodebootstrap"
 	"kubeboot.dev/kubeboot/internal/patches"
+	"kubeboot.dev/kubeboot/internal/pki"
 	"kubeboot.dev/kubeboot/internal/waiter"
 	"kubeboot.dev/kubeboot/internal/workflow"
 )
@@ -71,7 +72,8 @@ func runKubeletStart(ctx context.Context, d *Data) error {
 	// load balancer in front of controlPlaneEndpoint. That API server cannot serve the kubelet's TLS bootstrap: it
 	// only runs once this kubelet has started etcd and it, and the kubelet's certificate requests back off
 	// meanwhile. So kubeboot does the bootstrap itself with the API server discovery found, before the kubelet
-	// starts, and writes kubelet.conf for the local API server: no bootstrap-kubelet.conf.
+	// starts (or, with the cluster CA's key at hand, signs the certificate itself: signingCA), and writes
+	// kubelet.conf for the local API server: no bootstrap-kubelet.conf.
 	selfServer := ""
 	if d.ControlPlane() && local == nil {
 		cp, err := d.controlPlaneJoin(ctx)
@@ -160,6 +162,7 @@ func startKubelet(ctx context.Context, d *Data, kubeletFiles kubelet.JoinFiles) 
 	fmt.Fprintf(d.Out, "  wrote %s and %s\n", config.KubeletFlagsEnvFile, config.KubeletConfigFile)
 	return restartKubelet(ctx, d)
 }
+
 // checkNodeName refuses a name a Ready Node already has. A Node that exists but is not Ready may be this
 // machine joining again after a reset; kubeadm lets it join, and so does kubeboot.
 func checkNodeName(ctx context.Context, d *Data, cl *Cluster, name string) error {
@@ -187,7 +190,8 @@ func checkNodeName(ctx context.Context, d *Data, cl *Cluster, name string) error
 }
 
 // bootstrapKubelet does the kubelet's client TLS bootstrap before the kubelet starts (kubelet.TLSBootstrap), with
-// the join's credentials and the API server discovery found, and writes kubelet.conf for server. It writes nothing
+// the join's credentials and the API server discovery found, or on a control plane that has the cluster CA's key
+// signs the certificate with it (kubelet.SignClientCert), and writes kubelet.conf for server. It writes nothing
 // when no certificate is issued, and the error says why.
 func (d *Data) bootstrapKubelet(ctx context.Context, cl *Cluster, name, server string) error {
 	if d.DryRun {
@@ -195,11 +199,41 @@ func (d *Data) bootstrapKubelet(ctx context.Context, cl *Cluster, name, server s
 			name, config.KubeletKubeconfigFile, server)
 		return nil
 	}
-	_, err := kubelet.TLSBootstrap(ctx, d.FS, kubelet.TLSBootstrapInput{
+	in := kubelet.TLSBootstrapInput{
 		Client: cl.Client, NodeName: name, CertDir: kubeletCertDir(&d.Cfg.Join), Kubeconfig: config.KubeletKubeconfigFile,
 		Server: server, CAPEM: cl.CAPEM, Timeout: d.Cfg.Join.Timeouts.TLSBootstrap.Duration, Source: d.Source, Out: d.Out,
-	})
+	}
+	if cluster, ca, ok := d.signingCA(ctx); ok {
+		c, err := kubelet.SignClientCert(d.FS, in, cluster, ca)
+		if err != nil {
+			return err
+		}
+		_, err = kubelet.StoreClientCert(d.FS, c, d.Out)
+		return err
+	}
+	_, err := kubelet.TLSBootstrap(ctx, d.FS, in)
 	return err
+}
+
+// signingCA is the cluster CA with its key when this node is a control plane that has it (control-plane-prepare
+// put it here): its kubelet's client certificate is then signed here (kubelet.SignClientCert).
+func (d *Data) signingCA(ctx context.Context) (*config.Cluster, pki.CA, bool) {
+	if !d.ControlPlane() {
+		return nil, pki.CA{}, false
+	}
+	cp, err := d.controlPlaneJoin(ctx)
+	if err != nil {
+		return nil, pki.CA{}, false
+	}
+	now := time.Now()
+	if d.Source.Now != nil {
+		now = d.Source.Now()
+	}
+	ca, err := pki.LoadCA(d.FS, cp.cluster, pki.CAPhase, now)
+	if err != nil || ca.Key == nil {
+		return nil, pki.CA{}, false
+	}
+	return cp.cluster, ca, true
 }
 
 // kubeletCertDir is where the kubelet keeps its certificates: its --cert-dir (kubeletExtraArgs), else the default.
