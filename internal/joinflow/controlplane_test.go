@@ -591,7 +591,8 @@ func TestControlPlaneDryRun(t *testing.T) {
 		t.Error("a dry run marked the Node")
 	}
 	for _, want := range []string{"  dry run: would add cp-2 as an etcd learner at https://127.0.0.1:2380 through " + firstEtcd + ", wait for it to run, and promote it\n",
-		"  dry run: would label and taint Node cp-2 as a control-plane node\n", "[wait-control-plane] not needed, skipped\n"} {
+		"  dry run: would label and taint Node cp-2 as a control-plane node\n", "[wait-control-plane] not needed, skipped\n",
+		"  dry run: would sign the kubelet's client certificate with the cluster CA for cp-2 and write /etc/kubernetes/kubelet.conf (server https://127.0.0.1:"} {
 		if !strings.Contains(h.out.String(), want) {
 			t.Errorf("output lacks %q:\n%s", want, h.out.String())
 		}

@@ -195,8 +195,11 @@ func checkNodeName(ctx context.Context, d *Data, cl *Cluster, name string) error
 // when no certificate is issued, and the error says why.
 func (d *Data) bootstrapKubelet(ctx context.Context, cl *Cluster, name, server string) error {
 	if d.DryRun {
-		fmt.Fprintf(d.Out, "  dry run: would request the kubelet's client certificate for %s and write %s (server %s)\n",
-			name, config.KubeletKubeconfigFile, server)
+		how := "request the kubelet's client certificate"
+		if _, _, ok := d.signingCA(ctx); ok {
+			how = "sign the kubelet's client certificate with the cluster CA"
+		}
+		fmt.Fprintf(d.Out, "  dry run: would %s for %s and write %s (server %s)\n", how, name, config.KubeletKubeconfigFile, server)
 		return nil
 	}
 	in := kubelet.TLSBootstrapInput{
