@@ -207,11 +207,7 @@ func (d *Data) bootstrapKubelet(ctx context.Context, cl *Cluster, name, server s
 		Server: server, CAPEM: cl.CAPEM, Timeout: d.Cfg.Join.Timeouts.TLSBootstrap.Duration, Source: d.Source, Out: d.Out,
 	}
 	if cluster, ca, ok := d.signingCA(ctx); ok {
-		c, err := kubelet.SignClientCert(d.FS, in, cluster, ca)
-		if err != nil {
-			return err
-		}
-		_, err = kubelet.StoreClientCert(d.FS, c, d.Out)
+		_, err := kubelet.SignClientCert(d.FS, in, cluster, ca)
 		return err
 	}
 	_, err := kubelet.TLSBootstrap(ctx, d.FS, in)

@@ -106,54 +106,44 @@ func TLSBootstrap(ctx context.Context, fsys nodefs.FS, in TLSBootstrapInput) (TL
 	return storeIssued(fsys, in, store, issued)
 }
 
-// ClientCert is a kubelet client certificate obtained (SignClientCert), with its key, not written anywhere yet.
-type ClientCert struct {
-	in      TLSBootstrapInput
-	csr     string
+// clientCert is a kubelet client certificate obtained, with its key, not written anywhere yet.
+type clientCert struct {
+	csr     string // the CertificateSigningRequest it came from; "" when signed here
 	certPEM []byte
 	keyPEM  []byte
 	certs   []*x509.Certificate
 }
 
-// SignClientCert issues the kubelet's client certificate with the cluster CA, as init does for its own node's
-// kubelet.conf: a control plane that joins has the CA's key, and needs neither a CertificateSigningRequest nor the
+// SignClientCert is TLSBootstrap for a node that has the cluster CA's key: it issues the kubelet's client
+// certificate with the CA itself, as init does for its own node's kubelet.conf, and stores it as TLSBootstrap does.
+// A control plane that joins has the key, and so needs neither a CertificateSigningRequest nor the
 // controller-manager's approver and signer (which, right after init, start only once the controller-manager has
 // won its leader election: the request waited 1.5 to 2.9 s for them in the lab). The certificate is the one the
 // TLS bootstrap would get (system:node:<NodeName> in system:nodes, client auth, the kubelet's ECDSA P-256 key), valid
-// for the cluster's certificateValidityPeriod like init's. StoreClientCert stores it.
-func SignClientCert(fsys nodefs.FS, in TLSBootstrapInput, cluster *config.Cluster, ca pki.CA) (*ClientCert, error) {
+// for the cluster's certificateValidityPeriod like init's. in.Client and in.Timeout are not used.
+func SignClientCert(fsys nodefs.FS, in TLSBootstrapInput, cluster *config.Cluster, ca pki.CA) (TLSBootstrapResult, error) {
 	if err := in.validate(fsys); err != nil {
-		return nil, err
+		return TLSBootstrapResult{}, err
+	}
+	store, err := openClientStore(fsys, in.CertDir)
+	if err != nil {
+		return TLSBootstrapResult{}, err
 	}
 	user := kubeconfig.NodeUserPrefix + in.NodeName
 	req := pki.ClientRequest(cluster, ca, user, []string{kubeconfig.NodesGroup})
 	req.Algorithm = config.EncryptionAlgorithmECDSAP256
 	kp, err := pki.NewSignedCert(in.Source, ca, req)
 	if err != nil {
-		return nil, fmt.Errorf("the kubelet's client certificate: %w", err)
+		return TLSBootstrapResult{}, fmt.Errorf("the kubelet's client certificate: %w", err)
 	}
 	certs, err := certutil.ParseCertsPEM(kp.Cert)
 	if err != nil {
-		return nil, fmt.Errorf("the kubelet's client certificate: %w", err)
+		return TLSBootstrapResult{}, fmt.Errorf("the kubelet's client certificate: %w", err)
 	}
-	out := in.Out
-	if out == nil {
-		out = io.Discard
+	if in.Out != nil {
+		fmt.Fprintf(in.Out, "  signed the kubelet's client certificate for %s with the cluster CA, valid until %s\n", user, certs[0].NotAfter.UTC().Format(time.RFC3339))
 	}
-	fmt.Fprintf(out, "  signed the kubelet's client certificate for %s with the cluster CA, valid until %s\n", user, certs[0].NotAfter.UTC().Format(time.RFC3339))
-	return &ClientCert{in: in, certPEM: kp.Cert, keyPEM: kp.Key, certs: certs}, nil
-}
-
-// StoreClientCert stores what RequestClientCert obtained as TLSBootstrap does, and writes Kubeconfig; its progress
-// goes to out.
-func StoreClientCert(fsys nodefs.FS, c *ClientCert, out io.Writer) (TLSBootstrapResult, error) {
-	in := c.in
-	in.Out = out
-	store, err := openClientStore(fsys, in.CertDir)
-	if err != nil {
-		return TLSBootstrapResult{}, err
-	}
-	return storeIssued(fsys, in, store, c)
+	return storeIssued(fsys, in, store, &clientCert{certPEM: kp.Cert, keyPEM: kp.Key, certs: certs})
 }
 
 func openClientStore(fsys nodefs.FS, certDir string) (certificate.FileStore, error) {
@@ -168,7 +158,7 @@ func openClientStore(fsys nodefs.FS, certDir string) (certificate.FileStore, err
 	return store, nil
 }
 
-func requestClientCert(ctx context.Context, in TLSBootstrapInput) (*ClientCert, error) {
+func requestClientCert(ctx context.Context, in TLSBootstrapInput) (*clientCert, error) {
 	out := in.Out
 	if out == nil {
 		out = io.Discard
@@ -229,10 +219,10 @@ func requestClientCert(ctx context.Context, in TLSBootstrapInput) (*ClientCert, 
 		return nil, fmt.Errorf("CertificateSigningRequest %s: %w", reqName, err)
 	}
 	fmt.Fprintf(out, "  CertificateSigningRequest %s was signed after %s\n", reqName, time.Since(start).Round(10*time.Millisecond))
-	return &ClientCert{in: in, csr: reqName, certPEM: certPEM, keyPEM: keyPEM, certs: certs}, nil
+	return &clientCert{csr: reqName, certPEM: certPEM, keyPEM: keyPEM, certs: certs}, nil
 }
 
-func storeIssued(fsys nodefs.FS, in TLSBootstrapInput, store certificate.FileStore, c *ClientCert) (TLSBootstrapResult, error) {
+func storeIssued(fsys nodefs.FS, in TLSBootstrapInput, store certificate.FileStore, c *clientCert) (TLSBootstrapResult, error) {
 	out := in.Out
 	if out == nil {
 		out = io.Discard
