@@ -20,8 +20,14 @@ import (
 	"testing"
 	"time"
 
+	certificatesv1 "k8s.io/api/certificates/v1"
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
 	"sigs.k8s.io/yaml"
+
+	"kubeboot.dev/kubeboot/internal/nodebootstrap"
 )
 
 // checkInitInterrupted is a row of issue 19's fault table: kubeboot init on cp1 (reset and empty) is sent sig once a
@@ -319,19 +325,36 @@ func checkJoinKubeletKilled(t *testing.T, p joinParams) {
 	if err := os.WriteFile(file, []byte(joinConfig(p)), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	// The kubelet's certificate request stays pending while the binding that lets the controller-manager approve
+	// bootstrap tokens' requests is away: a settled cluster signs it within a second, too soon to kill the kubelet
+	// during its bootstrap every time (seen: kubelet.conf there 0.3 s after the join started).
+	cs := clientFor(t, nodeHostPath(cp1, "/etc/kubernetes/admin.conf"))
+	restore := holdNodeCSRApproval(t, cs)
 	start := time.Now()
 	run := startInNode(t, p.node, kubeboot, "join", "--config", file)
+	defer stopJoin(t, run, p.node) // before the test's context ends: the reset needs it
 	run.waitFor(t, "waiting for the kubelet's TLS bootstrap")
 	pidFile := filepath.Join(nodeDir(p.node), "kubelet.pid")
 	pid := 0
 	if !poll(ctx, 30*time.Second, func() bool { pid = readPIDFile(pidFile); return pid > 0 }) {
 		t.Fatalf("no kubelet started on %s within 30 s of the join's kubelet-start:\n%s", p.node, run.output())
 	}
-	if _, err := os.Stat(nodeHostPath(p.node, "/etc/kubernetes/kubelet.conf")); !os.IsNotExist(err) {
-		t.Fatalf("the kubelet already has its kubelet.conf (%v): too late to kill it during its TLS bootstrap", err)
+	var pending []string
+	if !poll(ctx, 30*time.Second, func() bool { pending = pendingNodeCSRs(t, cs, start); return len(pending) > 0 }) {
+		t.Fatalf("the kubelet on %s made no certificate request within 30 s:\n%s", p.node, run.output())
+	}
+	// Not kubelet.conf: the kubelet writes it, naming kubelet-client-current.pem, before it asks for the certificate.
+	if _, err := os.Stat(nodeHostPath(p.node, "/var/lib/kubelet/pki/kubelet-client-current.pem")); !os.IsNotExist(err) {
+		t.Fatalf("the kubelet already has its client certificate (%v) while its request %v is pending", err, pending)
 	}
 	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
 		t.Fatalf("kill the kubelet (pid %d): %v", pid, err)
+	}
+	// The restarted kubelet asks again with the key it kept, which names the same request: approve what is
+	// pending, as the controller-manager would have, and let it approve what comes next.
+	restore()
+	for _, name := range pending {
+		approveCSR(t, cs, name)
 	}
 	killed := time.Since(start)
 	if !poll(ctx, 10*time.Second, func() bool { return syscall.Kill(pid, 0) != nil }) {
@@ -360,6 +383,89 @@ func checkJoinKubeletKilled(t *testing.T, p joinParams) {
 	}
 	t.Logf("FIGURE a worker join whose kubelet was killed during its TLS bootstrap: Node Ready %s after the join started", time.Since(start).Round(100*time.Millisecond))
 	resetWorker(t, kubeboot, p.node)
+}
+
+// holdNodeCSRApproval deletes the ClusterRoleBinding that lets the controller-manager approve the certificate
+// requests of bootstrap tokens, and returns what puts it back (also run at the test's end, once).
+func holdNodeCSRApproval(t *testing.T, cs kubernetes.Interface) func() {
+	t.Helper()
+	ctx := t.Context()
+	b, err := cs.RbacV1().ClusterRoleBindings().Get(ctx, nodebootstrap.NodeAutoApproveBootstrap, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cs.RbacV1().ClusterRoleBindings().Delete(ctx, b.Name, metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	var once sync.Once
+	restore := func() {
+		once.Do(func() {
+			back := &rbacv1.ClusterRoleBinding{ObjectMeta: metav1.ObjectMeta{Name: b.Name, Labels: b.Labels, Annotations: b.Annotations},
+				RoleRef: b.RoleRef, Subjects: b.Subjects}
+			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+			defer cancel()
+			if _, err := cs.RbacV1().ClusterRoleBindings().Create(rctx, back, metav1.CreateOptions{}); err != nil {
+				t.Errorf("put back the ClusterRoleBinding %s: %v", b.Name, err)
+			}
+		})
+	}
+	t.Cleanup(restore)
+	return restore
+}
+
+// pendingNodeCSRs names the kubelet client certificate requests made since start that nobody approved or denied.
+func pendingNodeCSRs(t *testing.T, cs kubernetes.Interface, start time.Time) []string {
+	t.Helper()
+	list, err := cs.CertificatesV1().CertificateSigningRequests().List(t.Context(), metav1.ListOptions{})
+	if err != nil {
+		t.Logf("list CertificateSigningRequests: %v", err)
+		return nil
+	}
+	var out []string
+	for _, c := range list.Items {
+		if c.Spec.SignerName == certificatesv1.KubeAPIServerClientKubeletSignerName && len(c.Status.Conditions) == 0 &&
+			!c.CreationTimestamp.Time.Before(start.Add(-time.Second)) {
+			out = append(out, c.Name)
+		}
+	}
+	return out
+}
+
+// approveCSR approves the request name, as `kubectl certificate approve` does.
+func approveCSR(t *testing.T, cs kubernetes.Interface, name string) {
+	t.Helper()
+	ctx := t.Context()
+	c, err := cs.CertificatesV1().CertificateSigningRequests().Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Status.Conditions = append(c.Status.Conditions, certificatesv1.CertificateSigningRequestCondition{Type: certificatesv1.CertificateApproved,
+		Status: corev1.ConditionTrue, Reason: "E2EApprove", Message: "approved by the e2e test after the kubelet was killed"})
+	if _, err := cs.CertificatesV1().CertificateSigningRequests().UpdateApproval(ctx, name, c, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// stopJoin ends a join the test started that still runs (the row failed before it ended), by the PID its node lock
+// names, and resets the node for the next row. Deferred, not a Cleanup: the reset needs the test's context.
+func stopJoin(t *testing.T, run *inNodeRun, node string) {
+	select {
+	case <-run.scanned:
+		return
+	default:
+	}
+	b, _ := os.ReadFile(nodeHostPath(node, "/var/lib/kubeboot/node.lock"))
+	var pid int
+	if _, err := fmt.Sscanf(string(b), "pid %d,", &pid); err == nil && pid > 0 {
+		_ = syscall.Kill(pid, syscall.SIGKILL)
+	}
+	select {
+	case <-run.exited:
+	case <-time.After(30 * time.Second):
+		t.Errorf("the join on %s (pid %d) still runs 30 s after SIGKILL", node, pid)
+		return
+	}
+	resetWorker(t, kubeboot, node)
 }
 
 // etcdLeader is the name of the etcd leader, as `kubeboot etcd status -o json` on node reports it.
