@@ -58,26 +58,30 @@ type Data struct {
 
 // Phases is the init phase tree, in kubeadm's order and with kubeadm's names.
 //
-// In a whole init the phases that write files run as soon as what they use exists (see Needs), and the kubelet
-// goes first: it needs only the CA and kubelet.conf, so kubelet-start runs as soon as those two are written, and
-// the other certificates, kubeconfig files and static Pods are made while the kubelet starts (it picks the
-// manifests up as they appear). They wait for kubelet-start although they do not use what it writes: generating
-// their keys takes the CPU, and on a small machine running them alongside would delay the kubelet, which is what
-// the control plane waits for.
+// In a whole init the phases that write files run as soon as what they use exists (see Needs), in the order
+// that brings the API server up soonest. The kubelet goes first: it needs only the CA and kubelet.conf, so
+// kubelet-start runs as soon as those two are written, and the rest is made while the kubelet starts (it picks
+// the manifests up as they appear). Next come the certificates etcd and the API server read, and each of their
+// manifests as soon as its own files exist (podReads). The keys nothing on that path reads (admin.conf,
+// super-admin.conf, the controller-manager's and the scheduler's kubeconfig files, etcd's health-check client)
+// are made after those two manifests: generating a key takes the CPU, and on a small machine making them
+// alongside would delay the kubelet and the API server, which is what init waits for. The controller-manager and
+// the scheduler are not on that path: they wait for the API server anyway.
 func Phases() []workflow.Phase[*Data] {
 	return append([]workflow.Phase[*Data]{
 		{Name: "preflight", Short: "Run pre-flight checks", Run: runPreflight},
 		{Name: "certs", Short: "Certificate generation", Phases: certPhases(), Needs: []string{"preflight"}},
 		{Name: "kubeconfig", Short: "Generate all kubeconfig files necessary to establish the control plane and the admin kubeconfig file",
 			Phases: kubeconfigPhases(), Needs: []string{"preflight", "certs/" + pki.CAPhase}},
-		{Name: "etcd", Short: "Generate static Pod manifest file for local etcd", Needs: []string{"preflight", "certs"}, Phases: []workflow.Phase[*Data]{
-			{Name: "local", Short: "Generate the static Pod manifest file for a local, single-node local etcd instance", Run: func(ctx context.Context, d *Data) error {
+		{Name: "etcd", Short: "Generate static Pod manifest file for local etcd", Needs: []string{"preflight"}, Phases: []workflow.Phase[*Data]{
+			{Name: "local", Short: "Generate the static Pod manifest file for a local, single-node local etcd instance", Needs: podReads["etcd/local"], Run: func(ctx context.Context, d *Data) error {
 				applied, err := manifests.WriteLocalEtcd(ctx, d.FS, d.Cfg.ClusterPart(), d.Cfg.NodePart())
 				ReportPatches(d.Out, applied)
 				return err
 			}, RunIf: func(d *Data) bool { return d.Cfg.Cluster.Etcd.External == nil }},
 		}},
-		{Name: "control-plane", Short: "Generate all static Pod manifest files necessary to establish the control plane", Phases: controlPlanePhases()},
+		{Name: "control-plane", Short: "Generate all static Pod manifest files necessary to establish the control plane", Needs: []string{"preflight"},
+			Phases: controlPlanePhases()},
 		// kubeboot's own (KubebootConfiguration.nodeLocalAPIEndpoint): kubelet.conf points at the endpoint, so the
 		// kubelet finds its static Pod with the control plane's. The kubelet does not wait for it: its Pods start
 		// without an API server.
@@ -89,8 +93,35 @@ func Phases() []workflow.Phase[*Data] {
 	}, clusterPhases()...)
 }
 
+// podReads lists, by the path of the phase that writes a static Pod's manifest, the phases that write what the
+// Pod reads when it starts: in a whole init the manifest is written as soon as they are done, and no sooner (a Pod
+// started without its files crash-loops into the kubelet's back-off).
+var podReads = map[string][]string{
+	"etcd/local": {"certs/etcd-ca", "certs/etcd-server", "certs/etcd-peer"},
+	"control-plane/apiserver": {"certs/" + pki.CAPhase, "certs/apiserver", "certs/apiserver-kubelet-client", "certs/front-proxy-ca",
+		"certs/front-proxy-client", "certs/etcd-ca", "certs/apiserver-etcd-client", "certs/" + pki.SAPhase},
+	"control-plane/controller-manager": {"certs/" + pki.CAPhase, "certs/front-proxy-ca", "certs/" + pki.SAPhase, "kubeconfig/controller-manager"},
+	"control-plane/scheduler":          {"kubeconfig/scheduler"},
+}
+
+// afterTheAPIServer are the key-making phases that etcd and the API server do not read: in a whole init they wait
+// for those two manifests (see Phases).
+var afterTheAPIServer = map[string]bool{
+	"certs/etcd-healthcheck-client": true, "kubeconfig/admin": true, "kubeconfig/super-admin": true,
+	"kubeconfig/controller-manager": true, "kubeconfig/scheduler": true,
+}
+
+// deferred returns the Needs that hold the phase at path until the etcd and API server manifests are written,
+// when it is one of afterTheAPIServer.
+func deferred(path string) []string {
+	if afterTheAPIServer[path] {
+		return []string{"etcd/local", "control-plane/apiserver"}
+	}
+	return nil
+}
+
 // certPhases are the certificate phases; each waits only for its CA (and, but for the cluster CA, for
-// kubelet-start: see Phases), so they run at once.
+// kubelet-start; some for the API server's manifest: see Phases), so they run at once.
 func certPhases() []workflow.Phase[*Data] {
 	var out []workflow.Phase[*Data]
 	for _, p := range pki.Phases() {
@@ -101,6 +132,7 @@ func certPhases() []workflow.Phase[*Data] {
 		if s, ok := pki.SpecByName(p.Name); ok && s.CAName != "" {
 			needs = append(needs, "certs/"+s.CAName)
 		}
+		needs = append(needs, deferred("certs/"+p.Name)...)
 		out = append(out, workflow.Phase[*Data]{Name: p.Name, Short: p.Short, Needs: needs, Run: func(ctx context.Context, d *Data) error {
 			res, err := pki.Ensure(ctx, d.FS, d.Cfg.ClusterPart(), d.Cfg.NodePart(), p.Name, d.Source)
 			if err != nil {
@@ -114,7 +146,7 @@ func certPhases() []workflow.Phase[*Data] {
 }
 
 // kubeconfigPhases are the kubeconfig phases; they need only the CA (through their parent), and but for
-// kubelet.conf wait for kubelet-start (see Phases), so they run at once.
+// kubelet.conf wait for kubelet-start and the API server's manifest (see Phases).
 func kubeconfigPhases() []workflow.Phase[*Data] {
 	var out []workflow.Phase[*Data]
 	for _, p := range kubeconfig.Phases() {
@@ -122,6 +154,7 @@ func kubeconfigPhases() []workflow.Phase[*Data] {
 		if p.Name != kubeconfig.KubeletPhase {
 			needs = append(needs, "kubelet-start")
 		}
+		needs = append(needs, deferred("kubeconfig/"+p.Name)...)
 		out = append(out, workflow.Phase[*Data]{Name: p.Name, Short: p.Short, Needs: needs, Run: func(ctx context.Context, d *Data) error {
 			dir := d.KubeconfigDir
 			if dir == "" {
@@ -148,9 +181,12 @@ func controlPlanePhases() []workflow.Phase[*Data] {
 		}
 	}
 	return []workflow.Phase[*Data]{
-		{Name: "apiserver", Short: "Generate the kube-apiserver static Pod manifest", Run: write(manifests.WriteAPIServer)},
-		{Name: "controller-manager", Short: "Generate the kube-controller-manager static Pod manifest", Run: write(manifests.WriteControllerManager)},
-		{Name: "scheduler", Short: "Generate the kube-scheduler static Pod manifest", Run: write(manifests.WriteScheduler)},
+		{Name: "apiserver", Short: "Generate the kube-apiserver static Pod manifest", Run: write(manifests.WriteAPIServer),
+			Needs: podReads["control-plane/apiserver"]},
+		{Name: "controller-manager", Short: "Generate the kube-controller-manager static Pod manifest", Run: write(manifests.WriteControllerManager),
+			Needs: podReads["control-plane/controller-manager"]},
+		{Name: "scheduler", Short: "Generate the kube-scheduler static Pod manifest", Run: write(manifests.WriteScheduler),
+			Needs: podReads["control-plane/scheduler"]},
 	}
 }
 

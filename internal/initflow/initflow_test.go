@@ -6,10 +6,14 @@ import (
 	"errors"
 	"net"
 	"os"
+	"regexp"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"kubeboot.dev/kubeboot/internal/config"
+	"kubeboot.dev/kubeboot/internal/kubeconfig"
 	"kubeboot.dev/kubeboot/internal/kubelet"
 	"kubeboot.dev/kubeboot/internal/nodeenv"
 	"kubeboot.dev/kubeboot/internal/nodefs"
@@ -189,5 +193,117 @@ func TestKubeletStartWithoutInitSystemSaysWhatToDo(t *testing.T) {
 	d.InitSystem = &fakeInitSystem{err: boom}
 	if err := runKubeletStart(t.Context(), d); !errors.Is(err, boom) || err.Error() != "restart the kubelet through fake: unit kubelet.service not found" {
 		t.Fatalf("got %v", err)
+	}
+}
+
+// In a whole init each static Pod's manifest is written only once every file its Pod reads exists, and the keys
+// neither etcd nor the API server reads are made after their two manifests, so that those two start soonest. The
+// files each Pod reads are taken from the manifests themselves (the paths under /etc/kubernetes in its command).
+func TestManifestsWaitForWhatTheirPodsReadAndNoMore(t *testing.T) {
+	cfg := testConfig(t, config.EncryptionAlgorithmRSA2048)
+	keep := map[string]bool{"certs": true, "kubeconfig": true, "etcd": true, "control-plane": true, "kubelet-start": true}
+	var skip []string
+	for _, p := range Phases() {
+		if !keep[p.Name] {
+			skip = append(skip, p.Name)
+		}
+	}
+	run := func(fsys nodefs.FS, phases []workflow.Phase[*Data]) {
+		t.Helper()
+		var out bytes.Buffer
+		w := workflow.Locked(&out)
+		d := &Data{Env: nodeenv.Env{FS: fsys, Out: w, Source: pki.SystemSource(), InitSystem: &fakeInitSystem{}}, Cfg: cfg, Hostname: "cp-1"}
+		r := workflow.Runner[*Data]{Phases: phases, Out: w}
+		if err := r.Run(t.Context(), d, workflow.Options{Skip: skip}); err != nil {
+			t.Fatalf("%v\n%s", err, out.String())
+		}
+	}
+	// A first init, to learn from its manifests which files each Pod reads.
+	ref := nodefs.FS{Root: t.TempDir()}
+	run(ref, Phases())
+	manifestOf := map[string]string{
+		"etcd/local": "etcd.yaml", "control-plane/apiserver": "kube-apiserver.yaml",
+		"control-plane/controller-manager": "kube-controller-manager.yaml", "control-plane/scheduler": "kube-scheduler.yaml",
+	}
+	fileRef := regexp.MustCompile(`=(/etc/kubernetes/[^\s",]+\.(?:crt|key|pub|conf))`)
+	reads := map[string][]string{}
+	for phase, name := range manifestOf {
+		b, err := ref.ReadFile(staticpod.Dir + "/" + name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range fileRef.FindAllStringSubmatch(string(b), -1) {
+			reads[phase] = append(reads[phase], m[1])
+		}
+		if len(reads[phase]) == 0 {
+			t.Fatalf("%s names no file under /etc/kubernetes: the test's pattern is wrong", name)
+		}
+	}
+
+	// Each file a Pod reads is made by a phase its manifest's phase needs directly (podReads), so the order holds
+	// whatever the timing.
+	producer := map[string]string{
+		cfg.Cluster.CertificatesDir + "/" + pki.ServiceAccountKeyName: "certs/" + pki.SAPhase,
+		cfg.Cluster.CertificatesDir + "/" + pki.ServiceAccountPubName: "certs/" + pki.SAPhase,
+	}
+	for _, s := range pki.Specs() {
+		producer[s.CertPath(cfg.Cluster.CertificatesDir)] = "certs/" + s.Name
+		producer[s.KeyPath(cfg.Cluster.CertificatesDir)] = "certs/" + s.Name
+	}
+	kcs, err := kubeconfig.Specs(cfg.ClusterPart(), cfg.NodePart())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range kcs {
+		producer[k.File] = "kubeconfig/" + k.Name
+	}
+	for phase, files := range reads {
+		for _, f := range files {
+			if p, ok := producer[f]; !ok || !slices.Contains(podReads[phase], p) {
+				t.Errorf("%s's Pod reads %s, made by phase %q, which is not in podReads[%q] %v", phase, f, p, phase, podReads[phase])
+			}
+		}
+	}
+
+	for i := range 3 { // the phases race: look at several runs
+		fsys := nodefs.FS{Root: t.TempDir()}
+		var mu sync.Mutex
+		var problems []string
+		check := func(phase string, paths ...string) {
+			mu.Lock()
+			defer mu.Unlock()
+			for _, p := range paths {
+				if !fsys.Exists(p) {
+					problems = append(problems, phase+" ran before "+p+" existed")
+				}
+			}
+		}
+		var wrap func(prefix string, ps []workflow.Phase[*Data]) []workflow.Phase[*Data]
+		wrap = func(prefix string, ps []workflow.Phase[*Data]) []workflow.Phase[*Data] {
+			out := slices.Clone(ps)
+			for j := range out {
+				path := prefix + out[j].Name
+				out[j].Phases = wrap(path+"/", out[j].Phases)
+				orig := out[j].Run
+				if orig == nil {
+					continue
+				}
+				switch {
+				case reads[path] != nil:
+					out[j].Run = func(ctx context.Context, d *Data) error { check(path, reads[path]...); return orig(ctx, d) }
+				case path == "certs/etcd-healthcheck-client" || path == "kubeconfig/admin" || path == "kubeconfig/super-admin" ||
+					path == "kubeconfig/controller-manager" || path == "kubeconfig/scheduler":
+					out[j].Run = func(ctx context.Context, d *Data) error {
+						check(path, staticpod.Dir+"/etcd.yaml", staticpod.Dir+"/kube-apiserver.yaml")
+						return orig(ctx, d)
+					}
+				}
+			}
+			return out
+		}
+		run(fsys, wrap("", Phases()))
+		if len(problems) > 0 {
+			t.Fatalf("run %d:\n%s", i, strings.Join(problems, "\n"))
+		}
 	}
 }
