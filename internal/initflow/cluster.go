@@ -89,13 +89,18 @@ func (c *FileClients) get(i int, file, path string) (kubernetes.Interface, error
 }
 
 // clusterPhases are the phases after the static Pods are written: they need a running control plane.
+//
+// Once it runs, they do not depend on each other (each writes its own objects, or kubelet.conf), so they run at
+// once, each as soon as the wait is over, rather than one after the other in kubeadm's order; show-join-command
+// comes last. The cluster left is the same.
 func clusterPhases() []workflow.Phase[*Data] {
 	notDry := func(d *Data) bool { return !d.DryRun }
+	afterWait := []string{"wait-control-plane"}
 	return []workflow.Phase[*Data]{
 		{Name: "wait-control-plane", Short: "Wait for the kubelet and the control plane to be healthy", Run: runWaitControlPlane, RunIf: notDry},
 		{Name: "controller-accounts", Short: "Create the ServiceAccounts of the controller-manager's controllers before it starts them",
 			RunIf: notDry, Run: withAPI(runControllerAccounts)},
-		{Name: "upload-config", Short: "Upload the kubeadm and kubelet configuration to ConfigMaps", RunIf: notDry, Phases: []workflow.Phase[*Data]{
+		{Name: "upload-config", Short: "Upload the kubeadm and kubelet configuration to ConfigMaps", RunIf: notDry, Needs: afterWait, Phases: []workflow.Phase[*Data]{
 			{Name: "kubeadm", Short: "Upload the kubeadm ClusterConfiguration to the kubeadm-config ConfigMap", Run: withAPI(func(ctx context.Context, d *Data, c kubernetes.Interface) error {
 				return uploadconfig.UploadKubeadmConfig(ctx, c, d.Cfg.Cluster)
 			}), RunIf: notDry},
@@ -106,12 +111,13 @@ func clusterPhases() []workflow.Phase[*Data] {
 				Run: withAPI(runUploadKubeboot), RunIf: func(d *Data) bool { _, ok := d.localEndpoint(); return ok && !d.DryRun }},
 		}},
 		{Name: "upload-certs", Short: "Upload the certificates control-plane nodes share to the " + copycerts.SecretName + " Secret",
-			RunIf: func(d *Data) bool { return d.UploadCerts }, Run: runUploadCerts},
-		{Name: "mark-control-plane", Short: "Label and taint this node as a control-plane node", RunIf: notDry, Run: withAPI(func(ctx context.Context, d *Data, c kubernetes.Interface) error {
+			RunIf: func(d *Data) bool { return d.UploadCerts }, Run: runUploadCerts, Needs: afterWait},
+		{Name: "mark-control-plane", Short: "Label and taint this node as a control-plane node", RunIf: notDry, Needs: afterWait, Run: withAPI(func(ctx context.Context, d *Data, c kubernetes.Interface) error {
 			return markcontrolplane.Mark(ctx, c, d.Cfg.Init.NodeRegistration.Name, d.Cfg.Init.NodeRegistration.Taints)
 		})},
-		{Name: "bootstrap-token", Short: "Create bootstrap tokens, the RBAC rules that let nodes join with them, and the cluster-info ConfigMap", RunIf: notDry, Run: runBootstrapToken},
-		{Name: "kubelet-finalize", Short: "Point kubelet.conf at the kubelet's rotating client certificate", RunIf: notDry, Phases: []workflow.Phase[*Data]{
+		{Name: "bootstrap-token", Short: "Create bootstrap tokens, the RBAC rules that let nodes join with them, and the cluster-info ConfigMap", RunIf: notDry, Run: runBootstrapToken,
+			Needs: afterWait},
+		{Name: "kubelet-finalize", Short: "Point kubelet.conf at the kubelet's rotating client certificate", RunIf: notDry, Needs: afterWait, Phases: []workflow.Phase[*Data]{
 			{Name: "enable-client-cert-rotation", Short: "Enable kubelet client certificate rotation", Run: runKubeletFinalize},
 		}},
 		// The addons go as soon as the API answers, alongside the phases before them in kubeadm's order (which

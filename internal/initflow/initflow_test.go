@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"kubeboot.dev/kubeboot/internal/config"
 	"kubeboot.dev/kubeboot/internal/kubeconfig"
@@ -278,32 +279,88 @@ func TestManifestsWaitForWhatTheirPodsReadAndNoMore(t *testing.T) {
 				}
 			}
 		}
-		var wrap func(prefix string, ps []workflow.Phase[*Data]) []workflow.Phase[*Data]
-		wrap = func(prefix string, ps []workflow.Phase[*Data]) []workflow.Phase[*Data] {
-			out := slices.Clone(ps)
-			for j := range out {
-				path := prefix + out[j].Name
-				out[j].Phases = wrap(path+"/", out[j].Phases)
-				orig := out[j].Run
-				if orig == nil {
-					continue
-				}
-				switch {
-				case reads[path] != nil:
-					out[j].Run = func(ctx context.Context, d *Data) error { check(path, reads[path]...); return orig(ctx, d) }
-				case path == "certs/etcd-healthcheck-client" || path == "kubeconfig/admin" || path == "kubeconfig/super-admin" ||
-					path == "kubeconfig/controller-manager" || path == "kubeconfig/scheduler":
-					out[j].Run = func(ctx context.Context, d *Data) error {
-						check(path, staticpod.Dir+"/etcd.yaml", staticpod.Dir+"/kube-apiserver.yaml")
-						return orig(ctx, d)
-					}
+		phases := wrapRuns(Phases(), func(path string, orig func(context.Context, *Data) error) func(context.Context, *Data) error {
+			switch {
+			case reads[path] != nil:
+				return func(ctx context.Context, d *Data) error { check(path, reads[path]...); return orig(ctx, d) }
+			case afterTheAPIServer[path]:
+				return func(ctx context.Context, d *Data) error {
+					check(path, staticpod.Dir+"/etcd.yaml", staticpod.Dir+"/kube-apiserver.yaml")
+					return orig(ctx, d)
 				}
 			}
-			return out
-		}
-		run(fsys, wrap("", Phases()))
+			return orig
+		})
+		run(fsys, phases)
 		if len(problems) > 0 {
 			t.Fatalf("run %d:\n%s", i, strings.Join(problems, "\n"))
 		}
+	}
+}
+
+// wrapRuns returns a copy of phases whose Run functions are replaced by wrap(path, Run).
+func wrapRuns(phases []workflow.Phase[*Data], wrap func(path string, run func(context.Context, *Data) error) func(context.Context, *Data) error) []workflow.Phase[*Data] {
+	var walk func(prefix string, ps []workflow.Phase[*Data]) []workflow.Phase[*Data]
+	walk = func(prefix string, ps []workflow.Phase[*Data]) []workflow.Phase[*Data] {
+		out := slices.Clone(ps)
+		for i := range out {
+			path := prefix + out[i].Name
+			out[i].Phases = walk(path+"/", out[i].Phases)
+			if out[i].Run != nil {
+				out[i].Run = wrap(path, out[i].Run)
+			}
+		}
+		return out
+	}
+	return walk("", phases)
+}
+
+// Once the control plane is up, init's API phases run at once: each of them waits here until all have started,
+// which they could not if they ran one after the other.
+func TestClusterPhasesRunAtOnce(t *testing.T) {
+	together := []string{"upload-config/kubeadm", "mark-control-plane", "bootstrap-token",
+		"kubelet-finalize/enable-client-cert-rotation"}
+	var started sync.WaitGroup
+	started.Add(len(together))
+	all := make(chan struct{})
+	go func() { started.Wait(); close(all) }()
+	var mu sync.Mutex
+	var ranLast []string
+	phases := wrapRuns(Phases(), func(path string, _ func(context.Context, *Data) error) func(context.Context, *Data) error {
+		if path == "show-join-command" {
+			return func(context.Context, *Data) error {
+				mu.Lock()
+				defer mu.Unlock()
+				ranLast = append(ranLast, path)
+				select {
+				case <-all:
+					return nil
+				default:
+					return errors.New("show-join-command ran before the API phases were all done")
+				}
+			}
+		}
+		if !slices.Contains(together, path) {
+			return func(context.Context, *Data) error { return nil }
+		}
+		return func(ctx context.Context, _ *Data) error {
+			started.Done()
+			select {
+			case <-all:
+				return nil
+			case <-time.After(10 * time.Second):
+				return errors.New("the other API phases did not start alongside this one")
+			}
+		}
+	})
+	var out bytes.Buffer
+	w := workflow.Locked(&out)
+	d := &Data{Env: nodeenv.Env{FS: nodefs.FS{Root: t.TempDir()}, Out: w}, Cfg: testConfig(t, config.EncryptionAlgorithmECDSAP256)}
+	r := workflow.Runner[*Data]{Phases: phases, Out: w}
+	if err := r.Run(t.Context(), d, workflow.Options{}); err != nil {
+		t.Fatalf("%v\n%s", err, out.String())
+	}
+	if len(ranLast) != 1 {
+		t.Fatalf("show-join-command ran %d times", len(ranLast))
 	}
 }
