@@ -178,7 +178,8 @@ func newInitCmd(stdout io.Writer) *cobra.Command {
 		Long: `Make this machine the first control-plane node of a new cluster.
 
 Runs these phases (each is also 'kubeboot init phase <name>' and can be left out with --skip-phases); the file
-phases run concurrently where they are independent, and the kubelet starts once the CA and kubelet.conf exist:
+phases run concurrently where they are independent: the kubelet starts once the CA and kubelet.conf exist, etcd
+and the API server as soon as the files they read do, and the phases after wait-control-plane run at once:
 ` + phaseList(initflow.Phases()),
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
