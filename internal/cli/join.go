@@ -135,8 +135,10 @@ func newJoinCmd(stdout io.Writer) *cobra.Command {
 
 The cluster is discovered and authenticated before anything is written: with a bootstrap token, cluster-info must
 be signed with it and its CA must match --discovery-token-ca-cert-hash; with --discovery-file, the kubeconfig given
-is trusted. Then the kubelet is configured from the cluster's kubelet-config, started with bootstrap-kubelet.conf,
-and waited for until it has its own client certificate.
+is trusted. Then kubeboot requests the kubelet's client certificate with the bootstrap token (a
+CertificateSigningRequest, which the cluster approves and signs as it would the kubelet's own), writes kubelet.conf
+with it and the kubelet's configuration from the cluster's kubelet-config, starts the kubelet and waits until it is
+healthy. The kubelet so registers its Node at once, and the token is never written to disk.
 
 With --control-plane (the cluster must have a controlPlaneEndpoint), the certificates control-plane nodes share
 are decrypted from kube-system/kubeadm-certs with --certificate-key before anything is written, and the etcd cluster
@@ -207,7 +209,7 @@ Run 'kubectl get nodes' to see this node join the cluster.
 	}
 	fmt.Fprintf(stdout, `
 This node has joined the cluster (in %s):
-* The kubelet sent a certificate signing request to the API server and received its client certificate.
+* A certificate signing request was sent to the API server and the kubelet's client certificate received.
 * The kubelet talks to the API server with it now (%s).
 
 Run 'kubectl get nodes' on a control-plane node to see this node join the cluster.

@@ -41,6 +41,13 @@ var ErrSharedCertificatesMissing = errors.New("the certificates that must be sha
 // notReadyPrefix is kubeadm's introduction to both refusals above.
 const notReadyPrefix = "one or more conditions for hosting a new control plane instance is not satisfied"
 
+// file is one file a control-plane join writes.
+type file struct {
+	path string
+	data []byte
+	mode os.FileMode
+}
+
 // controlPlaneJoin is what a control-plane join learns, and checks, before it writes anything.
 type controlPlaneJoin struct {
 	// cluster is the cluster's configuration as kube-system/kubeadm-config and kubelet-config hold it; node is this

@@ -1,6 +1,7 @@
 // Package joinflow is the phase tree of `kubeboot join`, with kubeadm's phase names: preflight (machine
-// checks, then discovery of the cluster and its configuration), kubelet-start (the kubelet's files and a
-// restart) and kubelet-wait-bootstrap (the kubelet's TLS bootstrap) for every node; and for a control-plane node
+// checks, then discovery of the cluster and its configuration), kubelet-start (the kubelet's client certificate,
+// which kubeboot requests or signs in the kubelet's place, its files and a restart) and kubelet-wait-bootstrap
+// (the kubelet running with them) for every node; and for a control-plane node
 // (--control-plane) control-plane-prepare (the shared certificates from kube-system/kubeadm-certs, this node's
 // own certificates, kubeconfig files and static Pods), etcd-join or control-plane-join/etcd (a new etcd member,
 // added as a learner and promoted once it runs), control-plane-join/mark-control-plane and wait-control-plane.

@@ -20,11 +20,13 @@ import (
 	"testing"
 	"time"
 
+	certificatesv1 "k8s.io/api/certificates/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/fake"
 	k8stesting "k8s.io/client-go/testing"
@@ -39,6 +41,7 @@ import (
 	"kubeboot.dev/kubeboot/internal/cri"
 	"kubeboot.dev/kubeboot/internal/discovery"
 	"kubeboot.dev/kubeboot/internal/hint"
+	"kubeboot.dev/kubeboot/internal/kubeconfig"
 	"kubeboot.dev/kubeboot/internal/kubelet"
 	"kubeboot.dev/kubeboot/internal/nodeenv"
 	"kubeboot.dev/kubeboot/internal/nodefs"
@@ -334,6 +337,7 @@ func newHarness(t *testing.T, hashes []string, objects ...runtime.Object) *harne
 	cfg.Join.Timeouts.Discovery.Duration = 2 * time.Second
 	cfg.Join.Timeouts.KubernetesAPICall.Duration = 2 * time.Second
 	h.client = fake.NewClientset(objects...)
+	signCSRs(t, h.client)
 	fsys := nodefs.FS{Root: h.root}
 	h.kubelet = &fakeKubelet{fs: fsys, bootstraps: true}
 	h.data = &Data{
@@ -409,10 +413,12 @@ func TestJoinWorker(t *testing.T) {
 				"[preflight] done in",
 				"  trusting the cluster at " + h.cp.url + " (CA " + h.cp.caHash + ")\n",
 				`  read kube-system/kubeadm-config and kube-system/kubelet-config: cluster "lab", Kubernetes v1.37.2` + "\n",
-				"  wrote /etc/kubernetes/pki/ca.crt\n  wrote /etc/kubernetes/bootstrap-kubelet.conf\n",
+				"  requested the kubelet's client certificate for system:node:worker-1: CertificateSigningRequest node-csr-",
+				"  wrote /etc/kubernetes/kubelet.conf (server " + h.cp.url + ") with the client certificate /var/lib/kubelet/pki/kubelet-client-current.pem\n" +
+					"  wrote /etc/kubernetes/pki/ca.crt\n",
 				"  restarted the kubelet through fake\n",
 				"  kubelet healthy after",
-				"  the kubelet wrote /etc/kubernetes/kubelet.conf after",
+				"  /etc/kubernetes/kubelet.conf is in place (kubelet-start did the TLS bootstrap)",
 			}, tt.wantOut...) {
 				if !strings.Contains(out, want) {
 					t.Errorf("output lacks %q:\n%s", want, out)
@@ -425,19 +431,31 @@ func TestJoinWorker(t *testing.T) {
 			if !h.data.Bootstrapped() {
 				t.Error("Bootstrapped() is false after a join that waited for the kubelet")
 			}
-			restarts, boot, bootMode, err := h.kubelet.state()
+			restarts, boot, _, err := h.kubelet.state()
 			if err != nil || restarts != 1 {
 				t.Fatalf("kubelet restarted %d times, %v", restarts, err)
 			}
-			// bootstrap-kubelet.conf as the kubelet read it: the discovered server and CA, the token, kubeadm's names.
-			cluster, user, err := currentUser(boot)
-			if err != nil || boot.CurrentContext != "tls-bootstrap-token-user@kubernetes" || boot.Contexts[boot.CurrentContext].Cluster != "lab" ||
-				cluster.Server != h.cp.url || !bytes.Equal(cluster.CertificateAuthorityData, h.cp.caPEM) || user.Token != testToken || bootMode != 0o600 {
-				t.Fatalf("bootstrap-kubelet.conf (mode %v): %+v", bootMode, boot)
+			// kubeboot did the TLS bootstrap: the kubelet started with kubelet.conf and its certificate, and the
+			// token never reached the disk.
+			if boot != nil || h.data.FS.Exists(config.BootstrapKubeletConf) {
+				t.Errorf("bootstrap-kubelet.conf was written (the kubelet saw it: %v)", boot != nil)
 			}
-			// Removed once the kubelet has its own credentials.
-			if h.data.FS.Exists(config.BootstrapKubeletConf) {
-				t.Error("bootstrap-kubelet.conf left behind")
+			csrs, err := h.client.CertificatesV1().CertificateSigningRequests().List(t.Context(), metav1.ListOptions{})
+			if err != nil || len(csrs.Items) != 1 || csrs.Items[0].Spec.SignerName != certificatesv1.KubeAPIServerClientKubeletSignerName {
+				t.Fatalf("CertificateSigningRequests: %v, %+v; want one for the kubelet's signer", err, csrs)
+			}
+			kconf, err := kubeconfig.Read(h.data.FS, config.KubeletKubeconfigFile)
+			if err != nil {
+				t.Fatal(err)
+			}
+			cluster, user, err := kubeconfig.Current(kconf)
+			current := kubelet.CertDir + "/" + kubelet.ClientCertCurrent
+			if err != nil || cluster.Server != h.cp.url || !bytes.Equal(cluster.CertificateAuthorityData, h.cp.caPEM) ||
+				user.ClientCertificate != current || user.ClientKey != current || mode(t, h.data.FS, config.KubeletKubeconfigFile) != 0o600 {
+				t.Fatalf("kubelet.conf: %v, %+v, %+v; want the discovered server and CA, the certificate store's current file, mode 0600", err, cluster, user)
+			}
+			if !h.data.FS.Exists(current) {
+				t.Errorf("no %s", current)
 			}
 			if got := h.read(t, config.DefaultCACertPath); got != string(h.cp.caPEM) || mode(t, h.data.FS, config.DefaultCACertPath) != 0o644 {
 				t.Error("ca.crt is not the discovered CA, mode 0644")
@@ -622,11 +640,63 @@ func TestRefusedJoinWritesNothing(t *testing.T) {
 
 func TestWaitBootstrap(t *testing.T) {
 	port := kubeletHealthz(t)
-	t.Run("the kubelet never gets its certificate", func(t *testing.T) {
+	t.Run("the certificate is never issued: nothing is written", func(t *testing.T) {
 		h := newHarness(t, nil, clusterObjects(t, port, nil)...)
-		h.kubelet.bootstraps = false
+		// The request is created and stays pending: no approver runs.
+		h.client.PrependReactor("create", "certificatesigningrequests", func(a k8stesting.Action) (bool, runtime.Object, error) {
+			obj := a.(k8stesting.CreateAction).GetObject().(*certificatesv1.CertificateSigningRequest).DeepCopy()
+			obj.UID = types.UID("uid-" + obj.Name)
+			return true, obj, h.client.Tracker().Create(certificatesv1.SchemeGroupVersion.WithResource("certificatesigningrequests"), obj, "")
+		})
 		h.data.Cfg.Join.Timeouts.TLSBootstrap.Duration = 300 * time.Millisecond
+		before := snapshot(t, h.root)
 		err := h.run(t, workflow.Options{})
+		var notIssued *kubelet.CSRNotIssuedError
+		if !errors.As(err, &notIssued) || !strings.HasPrefix(err.Error(), "phase kubelet-start: ") ||
+			!strings.Contains(hint.Of(err), "kubectl certificate approve node-csr-") {
+			t.Fatalf("got %v\n     hint: %s\nwant phase kubelet-start's CSRNotIssuedError, with a hint to approve the request", err, hint.Of(err))
+		}
+		if after := snapshot(t, h.root); fmt.Sprint(before) != fmt.Sprint(after) {
+			for p := range after {
+				if _, ok := before[p]; !ok {
+					t.Errorf("written: %s", p)
+				}
+			}
+		}
+		if restarts, _, _, _ := h.kubelet.state(); restarts != 0 {
+			t.Error("the kubelet was restarted")
+		}
+	})
+	// A kubelet that bootstraps itself from a bootstrap-kubelet.conf that kubeboot's kubelet-start did not write
+	// (kubeadm's kubelet-start did): kubelet-wait-bootstrap waits for its kubelet.conf, then removes the token's file.
+	selfBootstrap := func(t *testing.T, bootstraps bool) (*harness, error) {
+		h := newHarness(t, nil, clusterObjects(t, port, nil)...)
+		h.kubelet.bootstraps = bootstraps
+		h.data.Cfg.Join.Timeouts.TLSBootstrap.Duration = 300 * time.Millisecond
+		cl, err := h.data.Cluster(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := kubeconfig.Write(h.data.FS, config.BootstrapKubeletConf, cl.Bootstrap); err != nil {
+			t.Fatal(err)
+		}
+		go h.kubelet.run()
+		return h, h.run(t, workflow.Options{Only: "kubelet-wait-bootstrap"})
+	}
+	t.Run("a kubelet bootstrapping itself", func(t *testing.T) {
+		h, err := selfBootstrap(t, true)
+		if err != nil {
+			t.Fatalf("%v\n%s", err, h.out.String())
+		}
+		if !strings.Contains(h.out.String(), "  the kubelet wrote /etc/kubernetes/kubelet.conf after") || !h.data.Bootstrapped() {
+			t.Errorf("the wait did not see the kubelet's kubelet.conf:\n%s", h.out.String())
+		}
+		if h.data.FS.Exists(config.BootstrapKubeletConf) {
+			t.Fatal("bootstrap-kubelet.conf, which holds the token, was left behind")
+		}
+	})
+	t.Run("a kubelet bootstrapping itself never gets its certificate", func(t *testing.T) {
+		h, err := selfBootstrap(t, false)
 		want := "phase kubelet-wait-bootstrap: the kubelet did not finish its TLS bootstrap: /etc/kubernetes/kubelet.conf not usable " +
 			"after 300ms: read kubeconfig: open " + h.data.FS.Path(config.KubeletKubeconfigFile) + ": no such file or directory"
 		wantHint := "check the kubelet's log: it must run with --bootstrap-kubeconfig=/etc/kubernetes/bootstrap-kubelet.conf " +
@@ -641,31 +711,20 @@ func TestWaitBootstrap(t *testing.T) {
 	t.Run("no init system: the supervisor restarts the kubelet", func(t *testing.T) {
 		h := newHarness(t, nil, clusterObjects(t, port, nil)...)
 		h.data.InitSystem = kubelet.None{}
-		// The supervisor notices the new files by itself.
-		done := make(chan struct{})
-		go func() {
-			defer close(done)
-			for !h.data.FS.Exists(config.KubeletFlagsEnvFile) {
-				time.Sleep(5 * time.Millisecond)
-			}
-			h.kubelet.run()
-		}()
 		if err := h.run(t, workflow.Options{}); err != nil {
 			t.Fatalf("%v\n%s", err, h.out.String())
 		}
-		<-done
 		if want := "  no init system found: restart the kubelet yourself so it reads /var/lib/kubelet/config.yaml\n"; !strings.Contains(h.out.String(), want) {
 			t.Fatalf("output lacks %q:\n%s", want, h.out.String())
 		}
 	})
 	t.Run("the kubelet does not come up", func(t *testing.T) {
 		h := newHarness(t, nil, clusterObjects(t, 1, nil)...) // nothing answers on port 1
-		h.kubelet.bootstraps = false
 		h.data.Cfg.Join.Timeouts.KubeletHealthCheck.Duration = 200 * time.Millisecond
 		err := h.run(t, workflow.Options{})
 		var ue *waiter.UnhealthyError
-		if err == nil || !errors.As(err, &ue) || !strings.Contains(err.Error(), "kubelet (http://127.0.0.1:1/healthz)") ||
-			!strings.Contains(err.Error(), "/etc/kubernetes/kubelet.conf not usable yet") {
+		if err == nil || !errors.As(err, &ue) || !strings.Contains(err.Error(), "the kubelet did not become healthy") ||
+			!strings.Contains(err.Error(), "kubelet (http://127.0.0.1:1/healthz)") {
 			t.Fatalf("got %v", err)
 		}
 	})
@@ -681,13 +740,16 @@ func TestDryRunChangesNothingOutsideItsScratchRoot(t *testing.T) {
 	if restarts, _, _, _ := h.kubelet.state(); restarts != 0 || h.data.Bootstrapped() {
 		t.Fatal("a dry run restarted the kubelet or claims it bootstrapped")
 	}
-	for _, want := range []string{"  dry run: would restart the kubelet\n", "  dry run: would wait for the kubelet's TLS bootstrap\n"} {
+	for _, want := range []string{
+		"  dry run: would request the kubelet's client certificate for worker-1 and write /etc/kubernetes/kubelet.conf (server " + h.cp.url + ")\n",
+		"  dry run: would restart the kubelet\n", "  dry run: would wait for the kubelet's TLS bootstrap\n",
+	} {
 		if !strings.Contains(h.out.String(), want) {
 			t.Errorf("output lacks %q", want)
 		}
 	}
 	// What a dry run prints: the files a join would write.
-	for _, p := range []string{config.BootstrapKubeletConf, config.KubeletConfigFile, config.KubeletFlagsEnvFile, config.DefaultCACertPath} {
+	for _, p := range []string{config.KubeletConfigFile, config.KubeletFlagsEnvFile, config.DefaultCACertPath} {
 		if !h.data.FS.Exists(p) {
 			t.Errorf("%s not rendered", p)
 		}

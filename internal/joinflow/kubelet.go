@@ -4,14 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/tools/clientcmd"
 
 	"kubeboot.dev/kubeboot/internal/apply"
 	"kubeboot.dev/kubeboot/internal/config"
@@ -37,13 +35,6 @@ func (e *NodeReadyError) Error() string {
 	return fmt.Sprintf("a Node named %s is already Ready in the cluster: run kubeboot reset on it or choose --node-name", e.Name)
 }
 
-// file is one file kubelet-start writes.
-type file struct {
-	path string
-	data []byte
-	mode os.FileMode
-}
-
 func runKubeletStart(ctx context.Context, d *Data) error {
 	cl, err := d.Cluster(ctx)
 	if err != nil {
@@ -60,34 +51,33 @@ func runKubeletStart(ctx context.Context, d *Data) error {
 	if err != nil {
 		return err
 	}
-	// With the node-local API endpoint, kubeboot does the kubelet's TLS bootstrap itself, with the discovered API
-	// server, and the kubelet gets a kubelet.conf for the endpoint: no bootstrap-kubelet.conf.
+	// The node-local API endpoint, when the cluster's nodes run it.
 	var local *localEndpointPlan
 	if port, ok := d.localEndpoint(cl); ok {
 		if local, err = d.planLocalEndpoint(ctx, cl, port); err != nil {
 			return err
 		}
 	}
-	// A control plane's kubelet talks to its own API server, as kubeadm's does, so that it does not depend on the
-	// load balancer in front of controlPlaneEndpoint. That API server cannot serve the kubelet's TLS bootstrap: it
-	// only runs once this kubelet has started etcd and it, and the kubelet's certificate requests back off
-	// meanwhile. So kubeboot does the bootstrap itself with the API server discovery found, before the kubelet
-	// starts (or, with the cluster CA's key at hand, signs the certificate itself: signingCA), and writes
-	// kubelet.conf for the local API server: no bootstrap-kubelet.conf.
-	selfServer := ""
+	// kubeboot does the kubelet's TLS bootstrap itself, before the kubelet starts, with the API server discovery
+	// found (or, on a control plane with the cluster CA's key at hand, signs the certificate itself: signingCA), and
+	// writes kubelet.conf: no bootstrap-kubelet.conf, so the token never reaches the disk.
+	//   - A worker's kubelet talks to the API server of cluster-info, as the kubelet would after bootstrapping
+	//     itself. A kubelet that bootstraps itself runs as system:anonymous until its certificate comes, and its Node
+	//     registration is refused and retried after 0.2, 0.4, 0.8, 1.6, 3.2 and 6.4 s; right after init the
+	//     certificate waits seconds for the controller-manager's approver, and the Node then waits for the next
+	//     retry. Started with its certificate, the kubelet registers at once. A settled cluster signs in about 30 ms.
+	//   - A control plane's kubelet talks to its own API server, as kubeadm's does, so that it does not depend on
+	//     the load balancer in front of controlPlaneEndpoint. That API server cannot serve the bootstrap: it only
+	//     runs once this kubelet has started etcd and it.
+	//   - With the node-local API endpoint, startLocalEndpoint does it, for the endpoint.
+	kubeletServer := cl.Server
 	if d.ControlPlane() && local == nil {
 		cp, err := d.controlPlaneJoin(ctx)
 		if err != nil {
 			return err
 		}
-		if selfServer, err = kubeconfig.LocalURL(cp.node); err != nil {
+		if kubeletServer, err = kubeconfig.LocalURL(cp.node); err != nil {
 			return err
-		}
-	}
-	var boot []byte
-	if local == nil && selfServer == "" {
-		if boot, err = clientcmd.Write(*cl.Bootstrap); err != nil {
-			return fmt.Errorf("serialize %s: %w", config.BootstrapKubeletConf, err)
 		}
 	}
 	kubeletFiles, err := kubelet.RenderJoin(kubelet.JoinInput{
@@ -102,33 +92,25 @@ func runKubeletStart(ctx context.Context, d *Data) error {
 	if err != nil {
 		return err
 	}
-	var files []file
+	// The certificate first: a request that is not issued leaves nothing behind.
+	// kubelet.conf before the kubelet's flags and config: an init system that starts the kubelet once those are
+	// written (the lab's does, and a crash-looping systemd kubelet comes back on its own) finds everything it
+	// needs at once.
+	if local == nil {
+		if err := d.bootstrapKubelet(ctx, cl, name, kubeletServer); err != nil {
+			return err
+		}
+	}
 	// kubeadm keeps an existing CA file (preflight has already complained about it).
 	if existing, err := d.FS.ReadFile(jc.CACertPath); err == nil {
 		if string(existing) != string(cl.CAPEM) {
 			fmt.Fprintf(d.Out, "  WARNING: keeping the existing %s, which is not the CA of the cluster being joined\n", jc.CACertPath)
 		}
 	} else {
-		files = append(files, file{jc.CACertPath, cl.CAPEM, caCertMode})
-	}
-	if boot != nil {
-		files = append(files, file{config.BootstrapKubeletConf, boot, kubeconfig.FileMode})
-	}
-	for _, f := range files {
-		if err := d.FS.WriteFile(f.path, f.data, f.mode); err != nil {
+		if err := d.FS.WriteFile(jc.CACertPath, cl.CAPEM, caCertMode); err != nil {
 			return err // names the file already
 		}
-		fmt.Fprintf(d.Out, "  wrote %s\n", f.path)
-	}
-	// kubelet.conf before the kubelet's flags and config: an init system that starts the kubelet once those are
-	// written (the lab's does, and a crash-looping systemd kubelet comes back on its own) finds everything it
-	// needs at once. The other way round the kubelet started without kubelet.conf, failed on the missing
-	// bootstrap-kubelet.conf, and came back only after its restart delay (1.2 s in the lab), holding up etcd-join,
-	// whose member it runs. A certificate request that fails so leaves no kubelet config behind either.
-	if selfServer != "" {
-		if err := d.bootstrapKubelet(ctx, cl, name, selfServer); err != nil {
-			return err
-		}
+		fmt.Fprintf(d.Out, "  wrote %s\n", jc.CACertPath)
 	}
 	if local != nil {
 		if err := d.startLocalEndpoint(ctx, cl, name, local); err != nil {

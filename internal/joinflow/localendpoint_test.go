@@ -138,7 +138,6 @@ func TestJoinWorkerLocalEndpoint(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h := newHarness(t, nil, append(clusterObjects(t, healthz, nil), append(tc.objects, kubebootConfigMap(t, 7446))...)...)
-			signCSRs(t, h.client)
 			k := &registeringKubelet{client: h.client, h: h}
 			h.data.InitSystem = k
 			bin := staticelf.Write(t)
@@ -200,7 +199,7 @@ func TestJoinWorkerLocalEndpoint(t *testing.T) {
 }
 
 // TestJoinOwnKubebootConfigOverrides: a KubebootConfiguration in the join's own --config wins over the cluster's;
-// with the endpoint off there, the join is kubeadm's (bootstrap-kubelet.conf, the kubelet's own bootstrap).
+// with the endpoint off there, the kubelet talks to cluster-info's API server.
 func TestJoinOwnKubebootConfigOverrides(t *testing.T) {
 	healthz := kubeletHealthz(t)
 	h := newHarness(t, nil, append(clusterObjects(t, healthz, nil), kubebootConfigMap(t, 7446))...)
@@ -209,8 +208,8 @@ func TestJoinOwnKubebootConfigOverrides(t *testing.T) {
 		t.Fatalf("%v\n%s", err, h.out.String())
 	}
 	out := h.out.String()
-	if !strings.Contains(out, "  wrote /etc/kubernetes/pki/ca.crt\n  wrote /etc/kubernetes/bootstrap-kubelet.conf\n") {
-		t.Errorf("no bootstrap-kubelet.conf written:\n%s", out)
+	if want := "  wrote /etc/kubernetes/kubelet.conf (server " + h.cp.url + ")"; !strings.Contains(out, want) {
+		t.Errorf("output lacks %q:\n%s", want, out)
 	}
 	if h.data.FS.Exists(staticpod.Path(localendpoint.Name)) || h.data.FS.Exists(localendpoint.HostBinaryPath) {
 		t.Error("the node-local API endpoint was installed although the join's own configuration turns it off")
@@ -224,7 +223,6 @@ func TestJoinControlPlaneLocalEndpoint(t *testing.T) {
 	if err := h.client.Tracker().Add(kubebootConfigMap(t, 7446)); err != nil {
 		t.Fatal(err)
 	}
-	signCSRs(t, h.client)
 	k := &registeringKubelet{client: h.client, h: h.harness, node: cpName}
 	h.data.InitSystem = k
 	bin := staticelf.Write(t)

@@ -314,10 +314,12 @@ func (r *inNodeRun) waitFor(t *testing.T, marker string) {
 	}
 }
 
-// checkJoinKubeletKilled is a row of issue 19's fault table: a worker's kubeboot join (p, on a reset node) whose
-// kubelet is killed (SIGKILL) as soon as it runs, while the join waits for its TLS bootstrap, before it has its
-// client certificate. The supervisor starts the kubelet again, as systemd's Restart=always does, and the join must
-// then complete and the Node turn Ready; the node is reset afterwards.
+// checkJoinKubeletKilled is a row of issue 19's fault table: a worker's kubeboot join (p, on a reset node) while
+// its TLS bootstrap waits, then its kubelet killed (SIGKILL) as soon as it runs. kubeboot requests the kubelet's
+// client certificate itself, before the kubelet starts: while the request is pending the join has written nothing
+// and started no kubelet. Once the request is approved the join writes kubelet.conf and the kubelet's files and
+// starts it; the test kills it as soon as it sees its PID. The supervisor starts the kubelet again, as systemd's
+// Restart=always does, and the join must then complete and the Node turn Ready; the node is reset afterwards.
 func checkJoinKubeletKilled(t *testing.T, p joinParams) {
 	t.Helper()
 	ctx := t.Context()
@@ -325,36 +327,39 @@ func checkJoinKubeletKilled(t *testing.T, p joinParams) {
 	if err := os.WriteFile(file, []byte(joinConfig(p)), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	// The kubelet's certificate request stays pending while the binding that lets the controller-manager approve
-	// bootstrap tokens' requests is away: a settled cluster signs it within a second, too soon to kill the kubelet
-	// during its bootstrap every time (seen: kubelet.conf there 0.3 s after the join started).
+	// The certificate request stays pending while the binding that lets the controller-manager approve bootstrap
+	// tokens' requests is away: a settled cluster signs it in about 30 ms.
 	cs := clientFor(t, nodeHostPath(cp1, "/etc/kubernetes/admin.conf"))
 	restore := holdNodeCSRApproval(t, cs)
 	start := time.Now()
 	run := startInNode(t, p.node, kubeboot, "join", "--config", file)
 	defer stopJoin(t, run, p.node) // before the test's context ends: the reset needs it
-	run.waitFor(t, "waiting for the kubelet's TLS bootstrap")
-	pidFile := filepath.Join(nodeDir(p.node), "kubelet.pid")
-	pid := 0
-	if !poll(ctx, 30*time.Second, func() bool { pid = readPIDFile(pidFile); return pid > 0 }) {
-		t.Fatalf("no kubelet started on %s within 30 s of the join's kubelet-start:\n%s", p.node, run.output())
-	}
+	run.waitFor(t, "requested the kubelet's client certificate")
 	var pending []string
 	if !poll(ctx, 30*time.Second, func() bool { pending = pendingNodeCSRs(t, cs, start); return len(pending) > 0 }) {
-		t.Fatalf("the kubelet on %s made no certificate request within 30 s:\n%s", p.node, run.output())
+		t.Fatalf("the join on %s made no certificate request within 30 s:\n%s", p.node, run.output())
 	}
-	// Not kubelet.conf: the kubelet writes it, naming kubelet-client-current.pem, before it asks for the certificate.
-	if _, err := os.Stat(nodeHostPath(p.node, "/var/lib/kubelet/pki/kubelet-client-current.pem")); !os.IsNotExist(err) {
-		t.Fatalf("the kubelet already has its client certificate (%v) while its request %v is pending", err, pending)
+	// Held 1 s: the join must still wait, with no kubelet and none of its files.
+	time.Sleep(time.Second)
+	pidFile := filepath.Join(nodeDir(p.node), "kubelet.pid")
+	for _, f := range []string{"/etc/kubernetes/kubelet.conf", "/var/lib/kubelet/config.yaml", "/var/lib/kubelet/pki/kubelet-client-current.pem", "/etc/kubernetes/bootstrap-kubelet.conf"} {
+		if _, err := os.Stat(nodeHostPath(p.node, f)); !os.IsNotExist(err) {
+			t.Errorf("%s exists (%v) while the certificate request %v is pending", f, err, pending)
+		}
 	}
-	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
-		t.Fatalf("kill the kubelet (pid %d): %v", pid, err)
+	if pid := readPIDFile(pidFile); pid > 0 {
+		t.Fatalf("a kubelet (pid %d) runs while the certificate request %v is pending", pid, pending)
 	}
-	// The restarted kubelet asks again with the key it kept, which names the same request: approve what is
-	// pending, as the controller-manager would have, and let it approve what comes next.
 	restore()
 	for _, name := range pending {
 		approveCSR(t, cs, name)
+	}
+	pid := 0
+	if !poll(ctx, 30*time.Second, func() bool { pid = readPIDFile(pidFile); return pid > 0 }) {
+		t.Fatalf("no kubelet started on %s within 30 s of its certificate's approval:\n%s", p.node, run.output())
+	}
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatalf("kill the kubelet (pid %d): %v", pid, err)
 	}
 	killed := time.Since(start)
 	if !poll(ctx, 10*time.Second, func() bool { return syscall.Kill(pid, 0) != nil }) {
@@ -367,7 +372,7 @@ func checkJoinKubeletKilled(t *testing.T, p joinParams) {
 		t.Fatalf("the join still runs 5 minutes after its kubelet was killed:\n%s", run.output())
 	}
 	<-run.scanned
-	t.Logf("kubeboot join, its kubelet (pid %d) killed %s after the join started, before it had its certificate; join ended after %s (%v):\n%s",
+	t.Logf("kubeboot join, its certificate request held, then its kubelet (pid %d) killed %s after the join started; join ended after %s (%v):\n%s",
 		pid, killed.Round(time.Millisecond), time.Since(start).Round(100*time.Millisecond), err, run.output())
 	if err != nil {
 		t.Fatalf("the join failed after its kubelet was killed and started again: %v", err)
@@ -381,7 +386,7 @@ func checkJoinKubeletKilled(t *testing.T, p joinParams) {
 	if s := kubeconfigServer(t, nodeHostPath(p.node, "/etc/kubernetes/kubelet.conf")); s == "" {
 		t.Errorf("%s's kubelet.conf names no server", p.node)
 	}
-	t.Logf("FIGURE a worker join whose kubelet was killed during its TLS bootstrap: Node Ready %s after the join started", time.Since(start).Round(100*time.Millisecond))
+	t.Logf("FIGURE a worker join whose certificate request was held 1 s and whose kubelet was then killed as it started: Node Ready %s after the join started", time.Since(start).Round(100*time.Millisecond))
 	resetWorker(t, kubeboot, p.node)
 }
 

@@ -289,7 +289,7 @@ func TestKubebootJoin(t *testing.T) {
 	}
 
 	// Issue 19's fault table.
-	t.Run("the kubelet killed during the join's TLS bootstrap: the join completes and the Node turns Ready", func(t *testing.T) {
+	t.Run("the join's certificate request held, then its kubelet killed as it starts: the join completes and the Node turns Ready", func(t *testing.T) {
 		checkJoinKubeletKilled(t, good)
 	})
 	t.Run("join wall time to Node Ready next to upstream kubeadm, same node", func(t *testing.T) {

@@ -211,7 +211,8 @@ func checkDryRunsWriteNoKeys(t *testing.T, p joinParams) {
 			"[dryrun]   -rw------- /etc/kubernetes/admin.conf (",
 		}},
 		{"join", []string{"join", "--dry-run", "--config", joinFile}, []string{
-			"[dryrun]   -rw------- /etc/kubernetes/bootstrap-kubelet.conf (",
+			"  dry run: would request the kubelet's client certificate for " + node,
+			" /var/lib/kubelet/config.yaml (",
 		}},
 	} {
 		before := filesOf(t, node)
