@@ -28,7 +28,8 @@ import (
 
 // Cluster is what a joining node learns before it writes anything.
 type Cluster struct {
-	// Bootstrap is bootstrap-kubelet.conf: the discovered API server and CA with the TLS bootstrap credentials.
+	// Bootstrap is the discovered API server and CA with the TLS bootstrap credentials (what kubeadm writes as
+	// bootstrap-kubelet.conf; kubeboot only builds Client from it).
 	Bootstrap *clientcmdapi.Config
 	// Server is the API server the kubelet will use (cluster-info's, not necessarily the endpoint joined through).
 	Server string

@@ -346,7 +346,7 @@ func newHarness(t *testing.T, hashes []string, objects ...runtime.Object) *harne
 		Hostname:     nodeName,
 		PollInterval: 10 * time.Millisecond,
 		NewClient: func(kc *clientcmdapi.Config) (kubernetes.Interface, error) {
-			// The client must be built from exactly what bootstrap-kubelet.conf will hold.
+			// The client must be built from the discovered kubeconfig with the token.
 			if _, user, err := currentUser(kc); err != nil || user.Token != testToken {
 				return nil, fmt.Errorf("bootstrap kubeconfig without the token: %v", err)
 			}

@@ -240,10 +240,11 @@ func runKubeletWaitBootstrap(ctx context.Context, d *Data) error {
 	return waitBootstrap(ctx, d, cl)
 }
 
-// waitBootstrap waits for the kubelet to answer on its healthz port (within timeouts.kubeletHealthCheck) and to
-// have written kubelet.conf with its new client certificate (within timeouts.tlsBootstrap), both polled quickly.
-// bootstrap-kubelet.conf is removed afterwards, also when the wait fails, as kubeadm does: its token must not
-// stay on the node.
+// waitBootstrap waits for the kubelet to answer on its healthz port (within timeouts.kubeletHealthCheck). When
+// kubelet-start did the TLS bootstrap (kubeboot's always does), that is all. A kubelet that bootstraps itself from
+// a bootstrap-kubelet.conf another tool's kubelet-start wrote must also have written kubelet.conf with its new
+// client certificate (within timeouts.tlsBootstrap), both polled quickly; bootstrap-kubelet.conf is then removed,
+// also when the wait fails, as kubeadm does: its token must not stay on the node.
 func waitBootstrap(ctx context.Context, d *Data, cl *Cluster) error {
 	if d.DryRun {
 		fmt.Fprintln(d.Out, "  dry run: would wait for the kubelet's TLS bootstrap")
@@ -268,7 +269,7 @@ func waitBootstrap(ctx context.Context, d *Data, cl *Cluster) error {
 		return nil
 	}
 	if !d.FS.Exists(config.BootstrapKubeletConf) && kubeletConfUsable(d) == nil {
-		// kubelet-start did the TLS bootstrap (a control plane's): what is left is the kubelet running.
+		// kubelet-start did the TLS bootstrap: what is left is the kubelet running.
 		fmt.Fprintf(d.Out, "  %s is in place (kubelet-start did the TLS bootstrap): waiting for the kubelet (healthz up to %s)\n",
 			config.KubeletKubeconfigFile, to.KubeletHealthCheck.Duration)
 		w := &waiter.Waiter{Interval: d.interval(), Out: d.Out}
