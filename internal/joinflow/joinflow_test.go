@@ -662,6 +662,7 @@ func TestWaitBootstrap(t *testing.T) {
 					t.Errorf("written: %s", p)
 				}
 			}
+			t.Fatal("the join whose certificate was never issued changed the node's root")
 		}
 		if restarts, _, _, _ := h.kubelet.state(); restarts != 0 {
 			t.Error("the kubelet was restarted")
