@@ -654,9 +654,7 @@ func TestRefusedControlPlaneJoinWritesNothing(t *testing.T) {
 			if err == nil || err.Error() != tt.wantMsg {
 				t.Fatalf("error\n got %v\nwant %s", err, tt.wantMsg)
 			}
-			if fmt.Sprint(before) != fmt.Sprint(snapshot(t, h.root)) {
-				t.Fatal("the refused join changed the node's root")
-			}
+			requireUnchanged(t, h.root, before, "the refused control-plane join")
 			if restarts, _, _, _ := h.kubelet.state(); restarts != 0 {
 				t.Fatal("the kubelet was restarted")
 			}

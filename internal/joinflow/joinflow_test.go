@@ -504,6 +504,29 @@ func TestJoinAppliesKubeletPatches(t *testing.T) {
 	}
 }
 
+// requireUnchanged fails the test when root differs from before (a snapshot), naming each path what added,
+// changed or removed.
+func requireUnchanged(t *testing.T, root string, before map[string]string, what string) {
+	t.Helper()
+	after := snapshot(t, root)
+	if fmt.Sprint(before) == fmt.Sprint(after) {
+		return
+	}
+	for p, a := range after {
+		if b, ok := before[p]; !ok {
+			t.Errorf("written: %s", p)
+		} else if a != b {
+			t.Errorf("changed: %s", p)
+		}
+	}
+	for p := range before {
+		if _, ok := after[p]; !ok {
+			t.Errorf("removed: %s", p)
+		}
+	}
+	t.Fatalf("%s changed the node's root", what)
+}
+
 // snapshot lists every file and directory under root with its mode and content.
 func snapshot(t *testing.T, root string) map[string]string {
 	t.Helper()
@@ -610,15 +633,7 @@ func TestRefusedJoinWritesNothing(t *testing.T) {
 			if err == nil || err.Error() != want {
 				t.Fatalf("error\n got %v\nwant %s", err, want)
 			}
-			after := snapshot(t, h.root)
-			if fmt.Sprint(before) != fmt.Sprint(after) {
-				for p := range after {
-					if _, ok := before[p]; !ok {
-						t.Errorf("written: %s", p)
-					}
-				}
-				t.Fatal("the refused join changed the node's root")
-			}
+			requireUnchanged(t, h.root, before, "the refused join")
 			if restarts, _, _, _ := h.kubelet.state(); restarts != 0 {
 				t.Fatal("the kubelet was restarted")
 			}
@@ -632,9 +647,7 @@ func TestRefusedJoinWritesNothing(t *testing.T) {
 		if !errors.As(err, &nre) || nre.Name != nodeName {
 			t.Fatalf("got %v", err)
 		}
-		if fmt.Sprint(before) != fmt.Sprint(snapshot(t, h.root)) {
-			t.Fatal("kubelet-start wrote files before refusing")
-		}
+		requireUnchanged(t, h.root, before, "kubelet-start, refusing,")
 	})
 }
 
@@ -656,14 +669,7 @@ func TestWaitBootstrap(t *testing.T) {
 			!strings.Contains(hint.Of(err), "kubectl certificate approve node-csr-") {
 			t.Fatalf("got %v\n     hint: %s\nwant phase kubelet-start's CSRNotIssuedError, with a hint to approve the request", err, hint.Of(err))
 		}
-		if after := snapshot(t, h.root); fmt.Sprint(before) != fmt.Sprint(after) {
-			for p := range after {
-				if _, ok := before[p]; !ok {
-					t.Errorf("written: %s", p)
-				}
-			}
-			t.Fatal("the join whose certificate was never issued changed the node's root")
-		}
+		requireUnchanged(t, h.root, before, "the join whose certificate was never issued")
 		if restarts, _, _, _ := h.kubelet.state(); restarts != 0 {
 			t.Error("the kubelet was restarted")
 		}
