@@ -179,7 +179,10 @@ func newInitCmd(stdout io.Writer) *cobra.Command {
 
 Runs these phases (each is also 'kubeboot init phase <name>' and can be left out with --skip-phases); the file
 phases run concurrently where they are independent: the kubelet starts once the CA and kubelet.conf exist, etcd
-and the API server as soon as the files they read do, and the phases after wait-control-plane run at once:
+and the API server as soon as the files they read do. The phases that write API objects (controller-accounts,
+upload-config, upload-certs, mark-control-plane, bootstrap-token, addon) then start at once, alongside
+wait-control-plane: each waits for the API server to let admin.conf in. kubelet-finalize follows the wait, and
+show-join-command comes last, once the control plane is healthy:
 ` + phaseList(initflow.Phases()),
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {

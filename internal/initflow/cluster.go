@@ -90,17 +90,22 @@ func (c *FileClients) get(i int, file, path string) (kubernetes.Interface, error
 
 // clusterPhases are the phases after the static Pods are written: they need a running control plane.
 //
-// Once it runs, they do not depend on each other (each writes its own objects, or kubelet.conf), so they run at
-// once, each as soon as the wait is over, rather than one after the other in kubeadm's order; show-join-command
-// comes last. The cluster left is the same.
+// They do not depend on each other (each writes its own objects, or kubelet.conf), so they run at once rather
+// than one after the other in kubeadm's order. The phases that write API objects do not wait for
+// wait-control-plane either: they start once the node's files are written, and their first request waits until
+// the API server lets admin.conf in (see Data.admin), which it does before it reports itself healthy (its RBAC
+// bootstrap has made cluster-admin by then). So their requests overlap the end of the wait instead of following
+// it. kubelet-finalize still follows the wait, and show-join-command comes last, after all of them: init ends, as
+// kubeadm's does, only once the control plane is healthy. The cluster left is the same.
 func clusterPhases() []workflow.Phase[*Data] {
 	notDry := func(d *Data) bool { return !d.DryRun }
 	afterWait := []string{"wait-control-plane"}
+	afterFiles := []string{"preflight", "certs", "kubeconfig", "etcd", "control-plane", "local-endpoint", "kubelet-start"}
 	return []workflow.Phase[*Data]{
 		{Name: "wait-control-plane", Short: "Wait for the kubelet and the control plane to be healthy", Run: runWaitControlPlane, RunIf: notDry},
 		{Name: "controller-accounts", Short: "Create the ServiceAccounts of the controller-manager's controllers before it starts them",
-			RunIf: notDry, Run: withAPI(runControllerAccounts)},
-		{Name: "upload-config", Short: "Upload the kubeadm and kubelet configuration to ConfigMaps", RunIf: notDry, Needs: afterWait, Phases: []workflow.Phase[*Data]{
+			RunIf: notDry, Run: withAPI(runControllerAccounts), Needs: afterFiles},
+		{Name: "upload-config", Short: "Upload the kubeadm and kubelet configuration to ConfigMaps", RunIf: notDry, Needs: afterFiles, Phases: []workflow.Phase[*Data]{
 			{Name: "kubeadm", Short: "Upload the kubeadm ClusterConfiguration to the kubeadm-config ConfigMap", Run: withAPI(func(ctx context.Context, d *Data, c kubernetes.Interface) error {
 				return uploadconfig.UploadKubeadmConfig(ctx, c, d.Cfg.Cluster)
 			}), RunIf: notDry},
@@ -111,19 +116,19 @@ func clusterPhases() []workflow.Phase[*Data] {
 				Run: withAPI(runUploadKubeboot), RunIf: func(d *Data) bool { _, ok := d.localEndpoint(); return ok && !d.DryRun }},
 		}},
 		{Name: "upload-certs", Short: "Upload the certificates control-plane nodes share to the " + copycerts.SecretName + " Secret",
-			RunIf: func(d *Data) bool { return d.UploadCerts }, Run: runUploadCerts, Needs: afterWait},
-		{Name: "mark-control-plane", Short: "Label and taint this node as a control-plane node", RunIf: notDry, Needs: afterWait, Run: withAPI(func(ctx context.Context, d *Data, c kubernetes.Interface) error {
+			RunIf: func(d *Data) bool { return d.UploadCerts }, Run: runUploadCerts, Needs: afterFiles},
+		{Name: "mark-control-plane", Short: "Label and taint this node as a control-plane node", RunIf: notDry, Needs: afterFiles, Run: withAPI(func(ctx context.Context, d *Data, c kubernetes.Interface) error {
 			return markcontrolplane.Mark(ctx, c, d.Cfg.Init.NodeRegistration.Name, d.Cfg.Init.NodeRegistration.Taints)
 		})},
-		{Name: "bootstrap-token", Short: "Create bootstrap tokens, the RBAC rules that let nodes join with them, and the cluster-info ConfigMap", RunIf: notDry, Run: runBootstrapToken,
-			Needs: afterWait},
+		{Name: "bootstrap-token", Short: "Create bootstrap tokens, the RBAC rules that let nodes join with them, and the cluster-info ConfigMap", RunIf: notDry, Run: withAPI(runBootstrapToken),
+			Needs: afterFiles},
 		{Name: "kubelet-finalize", Short: "Point kubelet.conf at the kubelet's rotating client certificate", RunIf: notDry, Needs: afterWait, Phases: []workflow.Phase[*Data]{
 			{Name: "enable-client-cert-rotation", Short: "Enable kubelet client certificate rotation", Run: runKubeletFinalize},
 		}},
-		// The addons go as soon as the API answers, alongside the phases before them in kubeadm's order (which
-		// they do not depend on): CoreDNS turns Ready only at a readiness probe after it has synced, every 10s,
-		// so the seconds it starts earlier are the seconds DNS works earlier. The cluster left is the same.
-		{Name: "addon", Short: "Install the CoreDNS and kube-proxy addons", Needs: []string{"controller-accounts"},
+		// The addons go as soon as admin.conf is let in, alongside the phases before them in kubeadm's order (which
+		// they do not depend on), and alongside each other: CoreDNS turns Ready only at a readiness probe after it
+		// has synced, every 10s, so the seconds it starts earlier are the seconds DNS works earlier.
+		{Name: "addon", Short: "Install the CoreDNS and kube-proxy addons", Needs: afterFiles,
 			RunIf: func(d *Data) bool { return !d.DryRun || d.PrintManifest }, Phases: []workflow.Phase[*Data]{
 				{Name: "coredns", Short: "Install the CoreDNS addon", RunIf: func(d *Data) bool { return !addons.CoreDNSDisabled(d.Cfg.ClusterPart()) }, Run: func(ctx context.Context, d *Data) error {
 					set, err := patches.LoadConfigured(d.FS, d.Cfg.Init.Patches)
@@ -138,7 +143,7 @@ func clusterPhases() []workflow.Phase[*Data] {
 						return addons.EnsureCoreDNS(ctx, c, d.Cfg.ClusterPart(), opt)
 					})(ctx, d)
 				}},
-				{Name: "kube-proxy", Short: "Install the kube-proxy addon", RunIf: func(d *Data) bool { return !addons.KubeProxyDisabled(d.Cfg.ClusterPart()) }, Run: func(ctx context.Context, d *Data) error {
+				{Name: "kube-proxy", Short: "Install the kube-proxy addon", Needs: []string{}, RunIf: func(d *Data) bool { return !addons.KubeProxyDisabled(d.Cfg.ClusterPart()) }, Run: func(ctx context.Context, d *Data) error {
 					endpoint, err := kubeconfig.ControlPlaneURL(d.Cfg.ClusterPart(), d.Cfg.NodePart())
 					if err != nil {
 						return err
@@ -179,15 +184,16 @@ func printAddon(w io.Writer) func(objs []runtime.Object, err error) error {
 	}
 }
 
-// withAPI runs f with the admin client, bounded by timeouts.kubernetesAPICall.
+// withAPI runs f with the admin client once the API server lets it in (see Data.admin); f's requests are bounded
+// by timeouts.kubernetesAPICall.
 func withAPI(f func(ctx context.Context, d *Data, c kubernetes.Interface) error) func(context.Context, *Data) error {
 	return func(ctx context.Context, d *Data) error {
-		ctx, cancel := context.WithTimeout(ctx, d.Cfg.Init.Timeouts.KubernetesAPICall.Duration)
-		defer cancel()
 		c, err := d.admin(ctx)
 		if err != nil {
 			return err
 		}
+		ctx, cancel := context.WithTimeout(ctx, d.Cfg.Init.Timeouts.KubernetesAPICall.Duration)
+		defer cancel()
 		return f(ctx, d, c)
 	}
 }
@@ -195,12 +201,19 @@ func withAPI(f func(ctx context.Context, d *Data, c kubernetes.Interface) error)
 // admin returns the admin.conf client after making sure it has its rights: admin.conf's identity is in the group
 // kubeadm:cluster-admins, which is bound to cluster-admin only once the kubeadm:cluster-admins binding exists;
 // creating that binding may need super-admin.conf. Done once per run, before the first API phase.
+//
+// In a whole init the API phases call it while the control plane is still starting, so it waits for the API
+// server as long as wait-control-plane waits for the control plane, and a little longer (the API call timeout):
+// an API server that never starts is then reported by the wait, with its diagnosis, not here.
 func (d *Data) admin(ctx context.Context) (kubernetes.Interface, error) {
+	if d.Clients == nil {
+		return nil, errors.New("init's data has no API clients: this run cannot reach the cluster")
+	}
 	admin, err := d.Clients.Admin()
 	if err != nil {
 		return nil, err
 	}
-	// Phases that run alongside each other (the addons) share the answer.
+	// Phases that run alongside each other share the answer.
 	d.adminMu.Lock()
 	defer d.adminMu.Unlock()
 	if d.adminReady {
@@ -210,6 +223,9 @@ func (d *Data) admin(ctx context.Context) (kubernetes.Interface, error) {
 	if err != nil {
 		super = nil // a node without super-admin.conf relies on the binding existing already
 	}
+	t := d.Cfg.Init.Timeouts
+	ctx, cancel := context.WithTimeout(ctx, t.ControlPlaneComponentHealthCheck.Duration+t.KubernetesAPICall.Duration)
+	defer cancel()
 	if err := nodebootstrap.EnsureClusterAdmins(ctx, admin, super); err != nil {
 		return nil, err
 	}
@@ -282,13 +298,7 @@ func runControllerAccounts(ctx context.Context, d *Data, c kubernetes.Interface)
 	return nil
 }
 
-func runBootstrapToken(ctx context.Context, d *Data) error {
-	ctx, cancel := context.WithTimeout(ctx, d.Cfg.Init.Timeouts.KubernetesAPICall.Duration)
-	defer cancel()
-	admin, err := d.admin(ctx)
-	if err != nil {
-		return err
-	}
+func runBootstrapToken(ctx context.Context, d *Data, admin kubernetes.Interface) error {
 	for _, bt := range d.Cfg.Init.BootstrapTokens {
 		if err := token.Create(ctx, admin, bt); err != nil {
 			return err

@@ -318,28 +318,47 @@ func wrapRuns(phases []workflow.Phase[*Data], wrap func(path string, run func(co
 	return walk("", phases)
 }
 
-// Once the control plane is up, init's API phases run at once: each of them waits here until all have started,
-// which they could not if they ran one after the other.
+// TestClusterPhasesRunAtOnce checks the order after the static Pods: the phases that write API objects start
+// together, while wait-control-plane still runs (their first request waits for the API server itself);
+// kubelet-finalize waits for the wait; show-join-command comes after all of them.
 func TestClusterPhasesRunAtOnce(t *testing.T) {
-	together := []string{"upload-config/kubeadm", "mark-control-plane", "bootstrap-token",
-		"kubelet-finalize/enable-client-cert-rotation"}
+	api := []string{"controller-accounts", "upload-config/kubeadm", "upload-certs", "mark-control-plane", "bootstrap-token",
+		"addon/coredns", "addon/kube-proxy"}
 	var started sync.WaitGroup
-	started.Add(len(together))
+	started.Add(len(api))
 	all := make(chan struct{})
 	go func() { started.Wait(); close(all) }()
 	var finished atomic.Int32
-	var joinShown atomic.Bool
+	var waitDone, finalized, joinShown atomic.Bool
 	phases := wrapRuns(Phases(), func(path string, _ func(context.Context, *Data) error) func(context.Context, *Data) error {
 		switch {
+		case path == "wait-control-plane":
+			return func(context.Context, *Data) error {
+				select {
+				case <-all:
+					waitDone.Store(true)
+					return nil
+				case <-time.After(10 * time.Second):
+					return errors.New("the API phases did not all start while the control plane was being waited for")
+				}
+			}
+		case path == "kubelet-finalize/enable-client-cert-rotation":
+			return func(context.Context, *Data) error {
+				if !waitDone.Load() {
+					return errors.New("kubelet-finalize ran before wait-control-plane ended")
+				}
+				finalized.Store(true)
+				return nil
+			}
 		case path == "show-join-command":
 			return func(context.Context, *Data) error {
 				joinShown.Store(true)
-				if n := finished.Load(); n != int32(len(together)) {
-					return fmt.Errorf("show-join-command ran with %d of the %d API phases done", n, len(together))
+				if n := finished.Load(); n != int32(len(api)) || !finalized.Load() {
+					return fmt.Errorf("show-join-command ran with %d of the %d API phases done (kubelet-finalize done: %v)", n, len(api), finalized.Load())
 				}
 				return nil
 			}
-		case !slices.Contains(together, path):
+		case !slices.Contains(api, path):
 			return func(context.Context, *Data) error { return nil }
 		}
 		return func(ctx context.Context, _ *Data) error {
@@ -355,7 +374,7 @@ func TestClusterPhasesRunAtOnce(t *testing.T) {
 	})
 	var out bytes.Buffer
 	w := workflow.Locked(&out)
-	d := &Data{Env: nodeenv.Env{FS: nodefs.FS{Root: t.TempDir()}, Out: w}, Cfg: testConfig(t, config.EncryptionAlgorithmECDSAP256)}
+	d := &Data{Env: nodeenv.Env{FS: nodefs.FS{Root: t.TempDir()}, Out: w}, Cfg: testConfig(t, config.EncryptionAlgorithmECDSAP256), UploadCerts: true}
 	r := workflow.Runner[*Data]{Phases: phases, Out: w}
 	if err := r.Run(t.Context(), d, workflow.Options{}); err != nil {
 		t.Fatalf("%v\n%s", err, out.String())

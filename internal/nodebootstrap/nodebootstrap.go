@@ -6,6 +6,7 @@ package nodebootstrap
 import (
 	"context"
 	"fmt"
+	"time"
 
 	authorizationv1 "k8s.io/api/authorization/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
@@ -69,40 +70,106 @@ func Apply(ctx context.Context, c kubernetes.Interface) error {
 	return apply.Objects(ctx, c, Objects()...)
 }
 
-// EnsureClusterAdmins makes sure the kubeadm:cluster-admins binding exists. admin.conf cannot create it before
-// it exists (its group has no rights yet), so a Forbidden answer to admin is retried with superAdmin
-// (super-admin.conf, group system:masters), as kubeadm does. superAdmin may be nil on nodes without
-// super-admin.conf; the binding must then already exist.
+// AdminPoll is how often EnsureClusterAdmins asks again while the API server starts or its RBAC cache catches up:
+// a fixed short period rather than a back-off, because init's API phases start the moment admin.conf is let in.
+const AdminPoll = 50 * time.Millisecond
+
+// adminAttempt bounds one attempt of EnsureClusterAdmins, so that an API server that accepts a request and holds
+// it while it starts costs one attempt, not the whole wait. A variable for the tests.
+var adminAttempt = 2 * time.Second
+
+// EnsureClusterAdmins makes sure the kubeadm:cluster-admins binding exists and waits until the API server lets
+// admin.conf do everything. admin.conf cannot create the binding before it exists (its group has no rights yet),
+// so a Forbidden answer to admin is retried with superAdmin (super-admin.conf, group system:masters), as kubeadm
+// does. superAdmin may be nil on nodes without super-admin.conf; the binding must then already exist.
+//
+// It may start before the API server does: refused connections and other transient answers (apply.IsTransient)
+// are asked again every AdminPoll until ctx ends, and so is a review that is refused or does not yet allow
+// admin.conf everything (the API server's RBAC bootstrap creates system:basic-user and cluster-admin while it
+// starts, and it authorizes from a cache of the RBAC objects). Any other error is returned at once.
 func EnsureClusterAdmins(ctx context.Context, admin, superAdmin kubernetes.Interface) error {
-	err := apply.Object(ctx, admin, ClusterAdminsBinding())
-	if err == nil || !apierrors.IsForbidden(err) {
-		return err
-	}
-	if superAdmin == nil {
-		return fmt.Errorf("the ClusterRoleBinding %s is missing and admin.conf may not create it; it needs super-admin.conf, which this node does not have: %w",
-			ClusterAdmins, err)
-	}
-	if err := apply.Object(ctx, superAdmin, ClusterAdminsBinding()); err != nil {
-		return fmt.Errorf("creating the ClusterRoleBinding %s with super-admin.conf: %w", ClusterAdmins, err)
-	}
-	// The API server authorizes from a cache of the RBAC objects: right after the binding is created admin.conf
-	// may still be refused for a moment. Wait until the API server says admin.conf may do everything.
-	err = apply.Retry(ctx, func(ctx context.Context) error {
-		r, err := admin.AuthorizationV1().SelfSubjectAccessReviews().Create(ctx, &authorizationv1.SelfSubjectAccessReview{
-			Spec: authorizationv1.SelfSubjectAccessReviewSpec{ResourceAttributes: &authorizationv1.ResourceAttributes{Verb: "*", Group: "*", Resource: "*"}},
-		}, metav1.CreateOptions{})
-		switch {
-		case err != nil:
-			return err
-		case !r.Status.Allowed:
-			return fmt.Errorf("%w: admin.conf is not yet allowed everything (%s)", apply.ErrNotYet, r.Status.Reason)
+	bound := false
+	var last error
+	for {
+		done, err := ensureClusterAdminsOnce(ctx, admin, superAdmin, &bound)
+		if done {
+			return nil
 		}
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("the ClusterRoleBinding %s exists, but the API server does not yet let admin.conf do everything: %w", ClusterAdmins, err)
+		if err != nil && !apply.IsTransient(err) && ctx.Err() == nil {
+			return err
+		}
+		if err != nil && (ctx.Err() == nil || last == nil) {
+			last = err
+		}
+		t := time.NewTimer(AdminPoll)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			if bound {
+				return fmt.Errorf("the ClusterRoleBinding %s exists, but the API server does not yet let admin.conf do everything: %w; last answer: %w", ClusterAdmins, ctx.Err(), last)
+			}
+			return fmt.Errorf("the API server did not let admin.conf or super-admin.conf create the ClusterRoleBinding %s: %w; last answer: %w", ClusterAdmins, ctx.Err(), last)
+		case <-t.C:
+		}
 	}
-	return nil
+}
+
+// ensureClusterAdminsOnce makes one attempt, bounded by adminAttempt: it creates the binding unless *bound says it
+// exists, then asks the API server whether admin.conf may do everything. done is true once it may. An attempt cut
+// short by its own bound is not yet an answer: while the API server starts it holds requests until its storage
+// is ready.
+func ensureClusterAdminsOnce(parent context.Context, admin, superAdmin kubernetes.Interface, bound *bool) (done bool, err error) {
+	ctx, cancel := context.WithTimeout(parent, adminAttempt)
+	defer cancel()
+	done, err = clusterAdminsAttempt(ctx, admin, superAdmin, bound)
+	if err != nil && ctx.Err() != nil && parent.Err() == nil {
+		err = fmt.Errorf("%w: the API server did not answer within %s: %w", apply.ErrNotYet, adminAttempt, err)
+	}
+	return done, err
+}
+
+func clusterAdminsAttempt(ctx context.Context, admin, superAdmin kubernetes.Interface, bound *bool) (done bool, err error) {
+	if !*bound {
+		err := createClusterAdmins(ctx, admin)
+		switch {
+		case err == nil:
+			return true, nil // admin.conf could create it: it has the rights it needs
+		case !apierrors.IsForbidden(err):
+			return false, err
+		case superAdmin == nil:
+			return false, fmt.Errorf("the ClusterRoleBinding %s is missing and admin.conf may not create it; it needs super-admin.conf, which this node does not have: %w",
+				ClusterAdmins, err)
+		}
+		if err := createClusterAdmins(ctx, superAdmin); err != nil {
+			if apply.IsTransient(err) {
+				return false, err
+			}
+			return false, fmt.Errorf("creating the ClusterRoleBinding %s with super-admin.conf: %w", ClusterAdmins, err)
+		}
+		*bound = true
+	}
+	r, err := admin.AuthorizationV1().SelfSubjectAccessReviews().Create(ctx, &authorizationv1.SelfSubjectAccessReview{
+		Spec: authorizationv1.SelfSubjectAccessReviewSpec{ResourceAttributes: &authorizationv1.ResourceAttributes{Verb: "*", Group: "*", Resource: "*"}},
+	}, metav1.CreateOptions{})
+	switch {
+	case apierrors.IsForbidden(err):
+		// Until the API server's RBAC bootstrap has made system:basic-user, nobody but system:masters may ask.
+		return false, fmt.Errorf("%w: admin.conf may not yet ask what it may do: %w", apply.ErrNotYet, err)
+	case err != nil:
+		return false, fmt.Errorf("review of admin.conf's rights: %w", err)
+	case !r.Status.Allowed:
+		return false, fmt.Errorf("%w: admin.conf is not yet allowed everything (%s)", apply.ErrNotYet, r.Status.Reason)
+	}
+	return true, nil
+}
+
+// createClusterAdmins creates the kubeadm:cluster-admins binding with c, once; one that exists counts as created.
+func createClusterAdmins(ctx context.Context, c kubernetes.Interface) error {
+	_, err := c.RbacV1().ClusterRoleBindings().Create(ctx, ClusterAdminsBinding(), metav1.CreateOptions{})
+	if err == nil || apierrors.IsAlreadyExists(err) {
+		return nil
+	}
+	return fmt.Errorf("create ClusterRoleBinding %s: %w", ClusterAdmins, err)
 }
 
 func groupBinding(name, clusterRole, group string) *rbacv1.ClusterRoleBinding {

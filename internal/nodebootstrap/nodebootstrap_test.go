@@ -3,8 +3,11 @@ package nodebootstrap
 import (
 	"context"
 	"errors"
+	"net"
+	"os"
 	"reflect"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -173,7 +176,7 @@ func TestEnsureClusterAdmins(t *testing.T) {
 		forbidCreate(admin)
 		err := EnsureClusterAdmins(t.Context(), admin, nil)
 		want := `the ClusterRoleBinding kubeadm:cluster-admins is missing and admin.conf may not create it; it needs super-admin.conf, which this node does not have: ` +
-			`apply ClusterRoleBinding kubeadm:cluster-admins: create: clusterrolebindings.rbac.authorization.k8s.io "kubeadm:cluster-admins" is forbidden: User "kubernetes-admin" cannot create resource "clusterrolebindings"`
+			`create ClusterRoleBinding kubeadm:cluster-admins: clusterrolebindings.rbac.authorization.k8s.io "kubeadm:cluster-admins" is forbidden: User "kubernetes-admin" cannot create resource "clusterrolebindings"`
 		if err == nil || err.Error() != want {
 			t.Fatalf("error = %v\nwant    %s", err, want)
 		}
@@ -184,9 +187,83 @@ func TestEnsureClusterAdmins(t *testing.T) {
 		forbidCreate(super)
 		err := EnsureClusterAdmins(t.Context(), admin, super)
 		want := `creating the ClusterRoleBinding kubeadm:cluster-admins with super-admin.conf: ` +
-			`apply ClusterRoleBinding kubeadm:cluster-admins: create: clusterrolebindings.rbac.authorization.k8s.io "kubeadm:cluster-admins" is forbidden: User "kubernetes-admin" cannot create resource "clusterrolebindings"`
+			`create ClusterRoleBinding kubeadm:cluster-admins: clusterrolebindings.rbac.authorization.k8s.io "kubeadm:cluster-admins" is forbidden: User "kubernetes-admin" cannot create resource "clusterrolebindings"`
 		if err == nil || err.Error() != want {
 			t.Fatalf("error = %v\nwant    %s", err, want)
+		}
+	})
+	t.Run("the API server starts: refused, then admin forbidden, then the review catches up", func(t *testing.T) {
+		admin, super := fake.NewClientset(), fake.NewClientset()
+		// 20 refused connections: asked again every AdminPoll, this takes about a second; with a back-off
+		// doubling up to a second it would take over 15.
+		refused := 0
+		for _, c := range []*fake.Clientset{admin, super} {
+			c.PrependReactor("*", "*", func(k8stesting.Action) (bool, runtime.Object, error) {
+				if refused < 20 {
+					refused++
+					return true, nil, &net.OpError{Op: "dial", Net: "tcp", Err: &os.SyscallError{Syscall: "connect", Err: syscall.ECONNREFUSED}}
+				}
+				return false, nil, nil
+			})
+		}
+		forbidCreate(admin)
+		reviews := 0
+		admin.PrependReactor("create", "selfsubjectaccessreviews", func(a k8stesting.Action) (bool, runtime.Object, error) {
+			reviews++
+			if reviews == 1 {
+				// Before the RBAC bootstrap has made system:basic-user, the review itself is refused.
+				return true, nil, apierrors.NewForbidden(schema.GroupResource{Group: "authorization.k8s.io", Resource: "selfsubjectaccessreviews"}, "",
+					errors.New(`User "kubernetes-admin" cannot create resource "selfsubjectaccessreviews"`))
+			}
+			r := a.(k8stesting.CreateAction).GetObject().(*authorizationv1.SelfSubjectAccessReview).DeepCopy()
+			r.Status.Allowed = reviews > 3
+			return true, r, nil
+		})
+		ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+		defer cancel()
+		if err := EnsureClusterAdmins(ctx, admin, super); err != nil {
+			t.Fatal(err)
+		}
+		if refused != 20 || reviews != 4 {
+			t.Errorf("%d refused attempts and %d reviews, want 20 and 4", refused, reviews)
+		}
+		if _, err := super.RbacV1().ClusterRoleBindings().Get(t.Context(), "kubeadm:cluster-admins", metav1.GetOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	})
+	t.Run("an attempt the starting API server holds past its bound is tried again", func(t *testing.T) {
+		defer func(d time.Duration) { adminAttempt = d }(adminAttempt)
+		adminAttempt = 50 * time.Millisecond
+		admin, super := fake.NewClientset(), fake.NewClientset()
+		forbidCreate(admin)
+		held := 0
+		super.PrependReactor("create", "clusterrolebindings", func(k8stesting.Action) (bool, runtime.Object, error) {
+			if held < 2 {
+				held++
+				time.Sleep(2 * adminAttempt) // the fake ignores the request's context: answer as client-go would
+				return true, nil, context.DeadlineExceeded
+			}
+			return false, nil, nil
+		})
+		admin.PrependReactor("create", "selfsubjectaccessreviews", func(a k8stesting.Action) (bool, runtime.Object, error) {
+			r := a.(k8stesting.CreateAction).GetObject().(*authorizationv1.SelfSubjectAccessReview).DeepCopy()
+			r.Status.Allowed = true
+			return true, r, nil
+		})
+		if err := EnsureClusterAdmins(t.Context(), admin, super); err != nil {
+			t.Fatal(err)
+		}
+		if held != 2 {
+			t.Errorf("%d held attempts, want 2", held)
+		}
+		if _, err := super.RbacV1().ClusterRoleBindings().Get(t.Context(), "kubeadm:cluster-admins", metav1.GetOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	})
+	t.Run("the binding exists: admin.conf's AlreadyExists is enough", func(t *testing.T) {
+		admin := fake.NewClientset(ClusterAdminsBinding())
+		if err := EnsureClusterAdmins(t.Context(), admin, nil); err != nil {
+			t.Fatal(err)
 		}
 	})
 	t.Run("API never answers", func(t *testing.T) {

@@ -81,7 +81,7 @@ func (m *rebuildMachine) init(out *bytes.Buffer) InitFunc {
 		env2.DialRuntime = func(context.Context, string) (cri.Runtime, error) {
 			return nil, errors.New("no container runtime in this test")
 		}
-		return &initflow.Data{Env: env2, Cfg: cfg, Hostname: "cp1"}, nil
+		return &initflow.Data{Env: env2, Cfg: cfg, Clients: &initflow.FileClients{FS: m.fsys}, Hostname: "cp1"}, nil
 	}
 }
 
