@@ -313,8 +313,17 @@ func minKubeletVersion() *version.Version {
 	return version.MajorMinor(1, uint(release.Default().MinKubeletMinor))
 }
 
-// installedKubelet runs `kubelet --version` and parses what it prints.
+// installedKubelet runs `kubelet --version` and parses what it prints, once for all the checks that share env's
+// probe (see Env.shareKubelet).
 func installedKubelet(ctx context.Context, env Env) (*version.Version, error) {
+	if p := env.kubelet; p != nil {
+		p.once.Do(func() { p.version, p.err = runKubeletVersion(ctx, env) })
+		return p.version, p.err
+	}
+	return runKubeletVersion(ctx, env)
+}
+
+func runKubeletVersion(ctx context.Context, env Env) (*version.Version, error) {
 	ctx, cancel := context.WithTimeout(ctx, execTimeout)
 	defer cancel()
 	out, err := env.Output(ctx, "kubelet", "--version")

@@ -21,6 +21,7 @@ const allAddresses = "0.0.0.0"
 
 // InitChecks are the checks of `kubeboot init` for the configuration cfg.
 func InitChecks(cfg config.Init, env Env) []Check {
+	env = env.shareKubelet()
 	nr := cfg.Init.NodeRegistration
 	cluster := cfg.Cluster
 	ep := cfg.Init.LocalAPIEndpoint
@@ -62,6 +63,7 @@ func InitChecks(cfg config.Init, env Env) []Check {
 // kubeadm's defaults give: a stacked etcd in /var/lib/etcd, components on their default ports and addresses.
 // Images are not checked here: which ones are needed depends on the cluster's configuration.
 func JoinChecks(cfg config.Join, env Env, controlPlane bool) []Check {
+	env = env.shareKubelet()
 	nr := cfg.Join.NodeRegistration
 	checks := []Check{
 		IsPrivilegedUser(env),

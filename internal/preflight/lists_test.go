@@ -2,6 +2,7 @@ package preflight
 
 import (
 	"bytes"
+	"io"
 	"reflect"
 	"testing"
 
@@ -161,6 +162,36 @@ func TestPortAddresses(t *testing.T) {
 			t.Fatalf("listened on %q, want %q", m.listened, want)
 		}
 	})
+}
+
+// Three checks need the kubelet's version (KubeletVersion, SystemVerification on cgroup v1, and the runtime's
+// version with containerd 1.x); a list runs `kubelet --version` once for all of them.
+func TestChecksRunKubeletVersionOnce(t *testing.T) {
+	for _, tt := range []struct {
+		name   string
+		checks func(m *fakeMachine) []Check
+	}{
+		{"init", func(m *fakeMachine) []Check { return InitChecks(initConfig(), m.Env()) }},
+		{"join", func(m *fakeMachine) []Check { return JoinChecks(config.Join{}, m.Env(), false) }},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			m := newFakeMachine(t)
+			m.remove(t, "/sys/fs/cgroup/cgroup.controllers")
+			m.runtime.version.RuntimeVersion = "v1.7.0"
+			if err := Run(t.Context(), tt.checks(m), nil, io.Discard); err == nil {
+				t.Fatal("cgroup v1 and containerd 1.7 with kubelet 1.37 passed preflight")
+			}
+			n := 0
+			for _, cmd := range m.ran {
+				if cmd == "kubelet --version" {
+					n++
+				}
+			}
+			if n != 1 {
+				t.Fatalf("ran `kubelet --version` %d times, want once (all ran: %q)", n, m.ran)
+			}
+		})
+	}
 }
 
 // A whole init preflight on a fake machine: a healthy one passes with the warnings this lab's machine gets, a
