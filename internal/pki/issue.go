@@ -17,6 +17,7 @@ import (
 	"math"
 	"math/big"
 	"net"
+	"sync"
 	"time"
 
 	certutil "k8s.io/client-go/util/cert"
@@ -64,6 +65,47 @@ func (s Source) newKey(alg config.EncryptionAlgorithmType) (crypto.Signer, error
 func (s Source) Freeze() Source {
 	t := s.now()
 	s.Now = func() time.Time { return t }
+	return s
+}
+
+// WithSpareKey returns s with one key made ahead: its first NewKey call also starts making a second key of the
+// same algorithm alongside (on another CPU), which the next call takes, waiting for it if need be. Later calls, and
+// a next call for another algorithm, make their own. Init uses it for the two keys the kubelet's start waits for,
+// the CA's and then kubelet.conf's, which would otherwise be made one after the other.
+func (s Source) WithSpareKey() Source {
+	type made struct {
+		key crypto.Signer
+		err error
+	}
+	base := s.newKey // s as it is now: the returned Source's NewKey must not call itself
+	var (
+		mu       sync.Mutex
+		started  bool
+		spare    chan made
+		spareAlg config.EncryptionAlgorithmType
+	)
+	s.NewKey = func(alg config.EncryptionAlgorithmType) (crypto.Signer, error) {
+		mu.Lock()
+		if !started {
+			started, spareAlg = true, alg
+			ch := make(chan made, 1)
+			spare = ch
+			go func() {
+				k, err := base(alg)
+				ch <- made{k, err}
+			}()
+			mu.Unlock()
+			return base(alg)
+		}
+		ch := spare
+		spare = nil
+		mu.Unlock()
+		if ch != nil && alg == spareAlg {
+			m := <-ch
+			return m.key, m.err
+		}
+		return base(alg)
+	}
 	return s
 }
 

@@ -8,6 +8,7 @@ import (
 	"encoding/asn1"
 	"encoding/hex"
 	"os/exec"
+	"sync"
 	"testing"
 	"time"
 
@@ -196,4 +197,71 @@ func TestDiscoveryHash(t *testing.T) {
 			}
 		})
 	}
+}
+
+// The first key of a WithSpareKey source is made alongside a spare of the same algorithm; the second call takes
+// the spare; after that, and for another algorithm, keys are made as they are asked for.
+func TestWithSpareKey(t *testing.T) {
+	type call struct{ alg config.EncryptionAlgorithmType }
+	newSource := func() (Source, *sync.Mutex, *[]call, *int) {
+		var mu sync.Mutex
+		var calls []call
+		inFlight, most := 0, 0
+		src := Source{NewKey: func(alg config.EncryptionAlgorithmType) (crypto.Signer, error) {
+			mu.Lock()
+			calls = append(calls, call{alg})
+			inFlight++
+			most = max(most, inFlight)
+			mu.Unlock()
+			time.Sleep(50 * time.Millisecond) // long enough for a spare started alongside to overlap
+			k, err := NewPrivateKey(config.EncryptionAlgorithmECDSAP256)
+			mu.Lock()
+			inFlight--
+			mu.Unlock()
+			return k, err
+		}}
+		return src.WithSpareKey(), &mu, &calls, &most
+	}
+	t.Run("the second key is the spare, made alongside the first", func(t *testing.T) {
+		src, mu, calls, most := newSource()
+		first, err := src.newKey(config.EncryptionAlgorithmRSA2048)
+		if err != nil {
+			t.Fatal(err)
+		}
+		second, err := src.newKey(config.EncryptionAlgorithmRSA2048)
+		if err != nil {
+			t.Fatal(err)
+		}
+		mu.Lock()
+		n, m := len(*calls), *most
+		mu.Unlock()
+		if n != 2 || m != 2 {
+			t.Fatalf("%d keys made, at most %d at once; want 2 made, both at once", n, m)
+		}
+		if first.Public().(interface{ Equal(crypto.PublicKey) bool }).Equal(second.Public()) {
+			t.Fatal("the spare is the first key")
+		}
+		if _, err := src.newKey(config.EncryptionAlgorithmRSA2048); err != nil {
+			t.Fatal(err)
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if len(*calls) != 3 {
+			t.Fatalf("%d keys made after a third call, want 3 (one spare only)", len(*calls))
+		}
+	})
+	t.Run("a second call for another algorithm does not get the spare", func(t *testing.T) {
+		src, mu, calls, _ := newSource()
+		if _, err := src.newKey(config.EncryptionAlgorithmRSA2048); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := src.newKey(config.EncryptionAlgorithmECDSAP256); err != nil {
+			t.Fatal(err)
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if len(*calls) != 3 || (*calls)[2].alg != config.EncryptionAlgorithmECDSAP256 {
+			t.Fatalf("calls %v, want the two RSA-2048 (first and spare) and then ECDSA-P256", *calls)
+		}
+	})
 }
