@@ -131,6 +131,7 @@ func benchLab(ctx context.Context, args []string) error {
 	phaseTimes := map[string][]time.Duration{}
 	cpJoinPhases := map[string][]time.Duration{}
 	var floors []time.Duration
+	var owns []ownInit
 	for i := 0; i < *n; i++ {
 		for _, tool := range []string{"kubeboot", "kubeadm"} {
 			if err := b.resetAll(ctx); err != nil {
@@ -142,7 +143,7 @@ func benchLab(ctx context.Context, args []string) error {
 				return err
 			}
 			start := time.Now()
-			out, err := b.inNode(ctx, cpNode, b.tool[tool], "init", "--config", initCfg)
+			out, lines, err := b.inNodeStamped(ctx, start, cpNode, b.tool[tool], "init", "--config", initCfg)
 			initWall := time.Since(start)
 			if err != nil {
 				return fmt.Errorf("%s init: %v\n%s", tool, err, out)
@@ -152,6 +153,15 @@ func benchLab(ctx context.Context, args []string) error {
 				for name, d := range parsePhases(out) {
 					phaseTimes[name] = append(phaseTimes[name], d)
 				}
+				syncLoop, err := kubeletSyncLoop(cpNode, start)
+				if err != nil {
+					return err
+				}
+				o, err := ownInitTime(lines, initWall, syncLoop)
+				if err != nil {
+					return fmt.Errorf("%w\n%s", err, out)
+				}
+				owns = append(owns, o)
 			}
 			client, err := adminClient()
 			if err != nil {
@@ -261,6 +271,7 @@ func benchLab(ctx context.Context, args []string) error {
 		fmt.Fprintf(b.out, "   kubeboot init above the floor: %s (median init %s - median floor %s)\n",
 			ms(median(samples["1a init wall time"]["kubeboot"])-median(floors)), ms(median(samples["1a init wall time"]["kubeboot"])), ms(median(floors)))
 	}
+	printOwn(b.out, owns)
 	fmt.Fprintf(b.out, "\nkubeboot init phases (median of %d):\n", *n)
 	var names []string
 	for k := range phaseTimes {
