@@ -5,6 +5,7 @@ package nodebootstrap
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -105,6 +106,10 @@ func EnsureClusterAdmins(ctx context.Context, admin, superAdmin kubernetes.Inter
 		select {
 		case <-ctx.Done():
 			t.Stop()
+			if !errors.Is(ctx.Err(), context.DeadlineExceeded) {
+				// Stopped from outside (a signal, another phase's failure): say so, not what the API server said last.
+				return fmt.Errorf("stopped while waiting for the API server to let admin.conf in: %w", ctx.Err())
+			}
 			if bound {
 				return fmt.Errorf("the ClusterRoleBinding %s exists, but the API server does not yet let admin.conf do everything: %w; last answer: %w", ClusterAdmins, ctx.Err(), last)
 			}

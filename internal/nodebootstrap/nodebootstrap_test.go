@@ -266,6 +266,19 @@ func TestEnsureClusterAdmins(t *testing.T) {
 			t.Fatal(err)
 		}
 	})
+	t.Run("stopped from outside while the API server starts: says so", func(t *testing.T) {
+		admin := fake.NewClientset()
+		admin.PrependReactor("create", "clusterrolebindings", func(k8stesting.Action) (bool, runtime.Object, error) {
+			return true, nil, &net.OpError{Op: "dial", Net: "tcp", Err: &os.SyscallError{Syscall: "connect", Err: syscall.ECONNREFUSED}}
+		})
+		ctx, cancel := context.WithCancel(t.Context())
+		time.AfterFunc(120*time.Millisecond, cancel)
+		err := EnsureClusterAdmins(ctx, admin, fake.NewClientset())
+		want := "stopped while waiting for the API server to let admin.conf in: context canceled"
+		if err == nil || err.Error() != want || !errors.Is(err, context.Canceled) {
+			t.Fatalf("error = %v\nwant    %s", err, want)
+		}
+	})
 	t.Run("API never answers", func(t *testing.T) {
 		admin := fake.NewClientset()
 		admin.PrependReactor("create", "clusterrolebindings", func(k8stesting.Action) (bool, runtime.Object, error) {
