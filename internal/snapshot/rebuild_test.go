@@ -13,9 +13,14 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/kubernetes/fake"
+	k8stesting "k8s.io/client-go/testing"
 	certutil "k8s.io/client-go/util/cert"
 
 	"kubeboot.dev/kubeboot/internal/config"
@@ -81,8 +86,23 @@ func (m *rebuildMachine) init(out *bytes.Buffer) InitFunc {
 		env2.DialRuntime = func(context.Context, string) (cri.Runtime, error) {
 			return nil, errors.New("no container runtime in this test")
 		}
-		return &initflow.Data{Env: env2, Cfg: cfg, Clients: &initflow.FileClients{FS: m.fsys}, Hostname: "cp1"}, nil
+		return &initflow.Data{Env: env2, Cfg: cfg, Clients: noAPIServer{}, Hostname: "cp1"}, nil
 	}
+}
+
+// noAPIServer are API clients whose every request is refused, as no API server runs in these tests (and none may
+// be reached from them): a rebuild's mark-control-plane asks until wait-control-plane gives up.
+type noAPIServer struct{}
+
+func (noAPIServer) Admin() (kubernetes.Interface, error)      { return refusingClientset(), nil }
+func (noAPIServer) SuperAdmin() (kubernetes.Interface, error) { return refusingClientset(), nil }
+
+func refusingClientset() *fake.Clientset {
+	c := fake.NewClientset()
+	c.PrependReactor("*", "*", func(k8stesting.Action) (bool, runtime.Object, error) {
+		return true, nil, &net.OpError{Op: "dial", Net: "tcp", Err: &os.SyscallError{Syscall: "connect", Err: syscall.ECONNREFUSED}}
+	})
+	return c
 }
 
 func (m *rebuildMachine) restorer(out *bytes.Buffer) *Restorer {
