@@ -61,15 +61,18 @@ func (b *labBench) inNodeStamped(ctx context.Context, start time.Time, node stri
 	return s.all.String(), s.lines, err
 }
 
-// phasesDoneAt returns when each phase's "[phase] done in ..." line arrived.
-func phasesDoneAt(lines []stampedLine) map[string]time.Duration {
-	at := map[string]time.Duration{}
+// phaseDone is when a phase's "[phase] done in ..." line arrived, and the duration it gives.
+type phaseDone struct{ at, took time.Duration }
+
+func phasesDone(lines []stampedLine) map[string]phaseDone {
+	done := map[string]phaseDone{}
 	for _, l := range lines {
 		if m := phaseLine.FindStringSubmatch(strings.TrimSpace(l.text)); m != nil {
-			at[m[1]] = l.at
+			took, _ := time.ParseDuration(m[2])
+			done[m[1]] = phaseDone{l.at, took}
 		}
 	}
-	return at
+	return done
 }
 
 // ownInit is kubeboot's own time in one init: its wall time less its waits on components.
@@ -93,31 +96,22 @@ func (o ownInit) total() time.Duration { return o.beforeKubelet + o.lateManifest
 // ownInitTime computes ownInit from init's stamped output, its wall time and the moment (counted from init's
 // start) the kubelet's main sync loop started.
 func ownInitTime(lines []stampedLine, wall, syncLoop time.Duration) (ownInit, error) {
-	at := phasesDoneAt(lines)
+	done := phasesDone(lines)
 	var missing []string
 	for _, p := range []string{"kubelet-start", "control-plane/apiserver", "wait-control-plane"} {
-		if _, ok := at[p]; !ok {
+		if _, ok := done[p]; !ok {
 			missing = append(missing, p)
 		}
 	}
 	if len(missing) > 0 {
 		return ownInit{}, fmt.Errorf("init's output has no done line for %s", strings.Join(missing, ", "))
 	}
-	waited := parsePhases(linesText(lines))["wait-control-plane"]
-	o := ownInit{beforeKubelet: at["kubelet-start"], afterWait: wall - at["wait-control-plane"], busyBeforeWait: wall - waited}
-	if late := at["control-plane/apiserver"] - syncLoop; late > 0 {
+	wait := done["wait-control-plane"]
+	o := ownInit{beforeKubelet: done["kubelet-start"].at, afterWait: wall - wait.at, busyBeforeWait: wall - wait.took}
+	if late := done["control-plane/apiserver"].at - syncLoop; late > 0 {
 		o.lateManifest = late
 	}
 	return o, nil
-}
-
-func linesText(lines []stampedLine) string {
-	var b strings.Builder
-	for _, l := range lines {
-		b.WriteString(l.text)
-		b.WriteByte('\n')
-	}
-	return b.String()
 }
 
 // syncLoopLine is the kubelet's log line when its main sync loop starts: from then on it starts Pods.
