@@ -71,9 +71,9 @@ func Apply(ctx context.Context, c kubernetes.Interface) error {
 	return apply.Objects(ctx, c, Objects()...)
 }
 
-// AdminPoll is how often EnsureClusterAdmins asks again while the API server starts or its RBAC cache catches up:
+// adminPoll is how often EnsureClusterAdmins asks again while the API server starts or its RBAC cache catches up:
 // a fixed short period rather than a back-off, because init's API phases start the moment admin.conf is let in.
-const AdminPoll = 50 * time.Millisecond
+const adminPoll = 50 * time.Millisecond
 
 // adminAttempt bounds one attempt of EnsureClusterAdmins, so that an API server that accepts a request and holds
 // it while it starts costs one attempt, not the whole wait. A variable for the tests.
@@ -85,7 +85,7 @@ var adminAttempt = 2 * time.Second
 // does. superAdmin may be nil on nodes without super-admin.conf; the binding must then already exist.
 //
 // It may start before the API server does: refused connections and other transient answers (apply.IsTransient)
-// are asked again every AdminPoll until ctx ends, and so is a review that is refused or does not yet allow
+// are asked again every adminPoll until ctx ends, and so is a review that is refused or does not yet allow
 // admin.conf everything (the API server's RBAC bootstrap creates system:basic-user and cluster-admin while it
 // starts, and it authorizes from a cache of the RBAC objects). Any other error is returned at once.
 func EnsureClusterAdmins(ctx context.Context, admin, superAdmin kubernetes.Interface) error {
@@ -102,7 +102,7 @@ func EnsureClusterAdmins(ctx context.Context, admin, superAdmin kubernetes.Inter
 		if err != nil && (ctx.Err() == nil || last == nil) {
 			last = err
 		}
-		t := time.NewTimer(AdminPoll)
+		t := time.NewTimer(adminPoll)
 		select {
 		case <-ctx.Done():
 			t.Stop()
@@ -121,8 +121,8 @@ func EnsureClusterAdmins(ctx context.Context, admin, superAdmin kubernetes.Inter
 
 // ensureClusterAdminsOnce makes one attempt, bounded by adminAttempt: it creates the binding unless *bound says it
 // exists, then asks the API server whether admin.conf may do everything. done is true once it may. An attempt cut
-// short by its own bound is not yet an answer: while the API server starts it holds requests until its storage
-// is ready.
+// short by its own bound is not yet an answer: a starting API server accepts connections well before it serves
+// them, and a request sent then waits.
 func ensureClusterAdminsOnce(parent context.Context, admin, superAdmin kubernetes.Interface, bound *bool) (done bool, err error) {
 	ctx, cancel := context.WithTimeout(parent, adminAttempt)
 	defer cancel()

@@ -194,7 +194,7 @@ func TestEnsureClusterAdmins(t *testing.T) {
 	})
 	t.Run("the API server starts: refused, then admin forbidden, then the review catches up", func(t *testing.T) {
 		admin, super := fake.NewClientset(), fake.NewClientset()
-		// 20 refused connections: asked again every AdminPoll, this takes about a second; with a back-off
+		// 20 refused connections: asked again every adminPoll, this takes about a second; with a back-off
 		// doubling up to a second it would take over 15.
 		refused := 0
 		for _, c := range []*fake.Clientset{admin, super} {
