@@ -138,10 +138,10 @@ func (e *Error) Error() string {
 
 // Run executes checks, all at once: they only inspect the machine, and the slow ones wait on other programs
 // (`kubelet --version`, run once for all the checks that need it, takes most of a preflight's time; the container
-// runtime), so a preflight takes about as long as its slowest check rather than the sum. What they report comes out in the checks' order. Warnings, and
-// the errors of ignored checks, are written to w as "\t[WARNING <Name>]: <message>" lines, as kubeadm prints them.
-// ignore holds check names compared case-insensitively; "all" ignores every check. If any error is left, Run
-// returns an *Error listing all of them.
+// runtime), so a preflight takes about as long as its slowest check rather than the sum. What they report comes
+// out in the checks' order. Warnings, and the errors of ignored checks, are written to w as
+// "\t[WARNING <Name>]: <message>" lines, as kubeadm prints them. ignore holds check names compared
+// case-insensitively; "all" ignores every check. If any error is left, Run returns an *Error listing all of them.
 func Run(ctx context.Context, checks []Check, ignore []string, w io.Writer) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("preflight checks interrupted before they ran: %w", err)
